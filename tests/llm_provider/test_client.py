@@ -1,0 +1,403 @@
+from __future__ import annotations
+
+import dataclasses
+import socket
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import pytest
+
+from llm_provider import client as client_module
+from llm_provider.client import (
+    ChatClient,
+    LLMConfig,
+    ModelInfo,
+    StreamDelta,
+    StreamDone,
+    get_client,
+    max_tokens_param,
+    parse_go_duration,
+    sse_data,
+)
+from llm_provider.exceptions import (
+    LLMAuthFailed,
+    LLMBadGateway,
+    LLMContextTooLong,
+    LLMError,
+    LLMModelUnavailable,
+    LLMNotConfigured,
+    LLMRateLimited,
+    LLMRequestRejected,
+    LLMStreamError,
+    LLMTimeout,
+    LLMUnavailable,
+)
+from tests.fake_groq import FakeGroq
+
+MakeClient = Callable[..., ChatClient]
+HELLO = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "hello there"}]
+
+
+class RedirectTransport(httpx.HTTPTransport):
+    """Sends requests meant for another host to the fake, so a real Groq URL can be used offline."""
+
+    def __init__(self, target: str) -> None:
+        super().__init__()
+        self.target = httpx.URL(target)
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        request.url = request.url.copy_with(scheme="http", host=self.target.host, port=self.target.port)
+        return super().handle_request(request)
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float = 2.0) -> bool:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return predicate()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_it_completes(client: ChatClient, fake: FakeGroq) -> None:
+    completion = client.complete(HELLO)
+
+    assert completion.content == "Echo: hello there"
+    assert completion.model == "openai/gpt-oss-20b"
+    assert completion.finish_reason == "stop"
+    assert completion.usage.total_tokens == completion.usage.prompt_tokens + completion.usage.completion_tokens > 0
+
+
+def test_it_sends_groq_body_and_key(client: ChatClient, fake: FakeGroq) -> None:
+    client.complete(HELLO, model="openai/gpt-oss-120b", temperature=0.7, max_tokens=42)
+
+    [sent] = fake.chat_requests()
+    assert sent["headers"]["authorization"] == "Bearer test-key"
+    assert sent["json"] == {"model": "openai/gpt-oss-120b", "messages": HELLO, "temperature": 0.7, "max_tokens": 42}
+
+
+def test_it_uses_max_completion_tokens_for_groq(make_client: MakeClient, fake: FakeGroq) -> None:
+    client = make_client(base_url="https://api.groq.com/openai/v1", transport=RedirectTransport(fake.url))
+
+    client.complete(HELLO)
+
+    [sent] = fake.chat_requests()
+    assert sent["json"]["max_completion_tokens"] == 256
+    assert "max_tokens" not in sent["json"]
+
+
+def test_config_repr_hides_the_key(config: LLMConfig) -> None:
+    assert "test-key" not in repr(config)
+
+
+def test_max_tokens_param_can_be_forced(config: LLMConfig) -> None:
+    assert max_tokens_param(config) == "max_tokens"
+    assert max_tokens_param(dataclasses.replace(config, max_tokens_param="max_completion_tokens")) == (
+        "max_completion_tokens"
+    )
+
+
+def test_it_works_under_another_base_path(make_client: MakeClient) -> None:
+    with FakeGroq(base_path="/v1") as other:
+        client = make_client(base_url=other.url)
+
+        assert other.url.endswith("/v1")
+        assert client.complete(HELLO).content == "Echo: hello there"
+        assert [r["path"] for r in other.requests] == ["/v1/chat/completions"]
+
+
+def test_it_lists_models(client: ChatClient) -> None:
+    models = client.list_models()
+
+    assert ModelInfo("openai/gpt-oss-20b", "OpenAI", 131_072, True) in models
+
+
+def test_it_refuses_without_key_before_any_request(make_client: MakeClient, fake: FakeGroq) -> None:
+    client = make_client(api_key="")
+
+    with pytest.raises(LLMNotConfigured) as caught:
+        client.complete(HELLO)
+    with pytest.raises(LLMNotConfigured):
+        next(client.stream(HELLO))
+    with pytest.raises(LLMNotConfigured):
+        client.list_models()
+
+    assert caught.value.status_code == 503
+    assert fake.requests == []
+
+
+@pytest.mark.parametrize(
+    ("fault", "error_type", "status", "code"),
+    [
+        ({"kind": "status", "status": 403}, LLMAuthFailed, 502, "upstream_auth_failed"),
+        ({"kind": "status", "status": 413}, LLMContextTooLong, 400, "context_length_exceeded"),
+        ({"kind": "status", "status": 422}, LLMRequestRejected, 502, "upstream_rejected_request"),
+        ({"kind": "status", "status": 429, "retry_after": 3}, LLMRateLimited, 429, "upstream_rate_limited"),
+        ({"kind": "status", "status": 498}, LLMUnavailable, 503, "upstream_unavailable"),
+        ({"kind": "status", "status": 500}, LLMBadGateway, 502, "upstream_error"),
+        ({"kind": "status", "status": 502}, LLMBadGateway, 502, "upstream_error"),
+        ({"kind": "status", "status": 503}, LLMUnavailable, 503, "upstream_unavailable"),
+        ({"kind": "malformed"}, LLMBadGateway, 502, "upstream_error"),
+        ({"kind": "truncated"}, LLMBadGateway, 502, "upstream_error"),
+    ],
+)
+def test_it_maps_upstream_failures(
+    make_client: MakeClient, fake: FakeGroq, fault: dict[str, Any], error_type: type[LLMError], status: int, code: str
+) -> None:
+    client = make_client(max_retries=0)
+    fake.add_faults(fault)
+
+    with pytest.raises(error_type) as caught:
+        client.complete(HELLO)
+
+    assert (caught.value.status_code, caught.value.code) == (status, code)
+    assert "Rate limit reached" not in caught.value.detail
+    assert len(fake.chat_requests()) == 1
+
+
+def test_it_reports_rate_limit_wait(make_client: MakeClient, fake: FakeGroq) -> None:
+    fake.add_faults({"kind": "status", "status": 429, "retry_after": 3})
+
+    with pytest.raises(LLMRateLimited) as caught:
+        make_client(max_retries=0).complete(HELLO)
+
+    assert caught.value.retry_after == 3
+
+
+def test_it_rejects_a_wrong_key(make_client: MakeClient) -> None:
+    with pytest.raises(LLMAuthFailed) as caught:
+        make_client(api_key="wrong").complete(HELLO)
+
+    assert "GROQ_API_KEY" in caught.value.detail
+
+
+def test_it_names_a_decommissioned_configured_model(make_client: MakeClient) -> None:
+    with pytest.raises(LLMModelUnavailable) as caught:
+        make_client(model="llama3-8b-8192").complete(HELLO)
+
+    assert caught.value.status_code == 503
+    assert "llama3-8b-8192" in caught.value.detail and "GROQ_MODEL_NAME" in caught.value.detail
+
+
+def test_it_blames_the_request_for_an_unknown_requested_model(client: ChatClient) -> None:
+    with pytest.raises(LLMModelUnavailable) as caught:
+        client.complete(HELLO, model="no-such-model", model_from_request=True)
+
+    assert (caught.value.status_code, caught.value.code) == (400, "model_unavailable")
+    assert "no-such-model" in caught.value.detail
+
+
+def test_it_reports_context_overflow(client: ChatClient, fake: FakeGroq) -> None:
+    fake.configure(context_window=5)
+
+    with pytest.raises(LLMContextTooLong) as caught:
+        client.complete([{"role": "user", "content": "x" * 100}])
+
+    assert "HISTORY_MAX_MESSAGES" in caught.value.detail
+    assert len(fake.chat_requests()) == 1
+
+
+def test_it_reports_an_unreachable_upstream(make_client: MakeClient) -> None:
+    client = make_client(base_url=f"http://127.0.0.1:{free_port()}/openai/v1", max_retries=1)
+
+    with pytest.raises(LLMUnavailable):
+        client.complete(HELLO)
+
+
+def test_it_honours_retry_after_header(client: ChatClient, fake: FakeGroq) -> None:
+    fake.add_faults({"kind": "status", "status": 429, "retry_after": 0.2})
+    started = time.monotonic()
+
+    assert client.complete(HELLO).content == "Echo: hello there"
+
+    assert time.monotonic() - started >= 0.2
+    assert len(fake.chat_requests()) == 2
+
+
+def test_it_honours_try_again_in_message(client: ChatClient, fake: FakeGroq) -> None:
+    message = "Rate limit reached for model `openai/gpt-oss-20b`. Please try again in 0.25s."
+    fake.add_faults({"kind": "status", "status": 429, "message": message})
+    started = time.monotonic()
+
+    client.complete(HELLO)
+
+    assert time.monotonic() - started >= 0.25
+    [first, second] = fake.chat_requests()
+    assert second["time"] - first["time"] >= 0.25
+
+
+def test_it_parses_go_durations() -> None:
+    assert parse_go_duration("5.289s") == pytest.approx(5.289)
+    assert parse_go_duration("1m2.5s") == pytest.approx(62.5)
+    assert parse_go_duration("1h0m0s") == pytest.approx(3600)
+    assert parse_go_duration("250ms") == pytest.approx(0.25)
+    assert parse_go_duration("soon") is None
+
+
+def test_it_retries_server_errors_then_succeeds(client: ChatClient, fake: FakeGroq) -> None:
+    fake.add_faults({"kind": "status", "status": 500}, {"kind": "status", "status": 502})
+
+    assert client.complete(HELLO).content == "Echo: hello there"
+    assert len(fake.chat_requests()) == 3
+
+
+def test_it_gives_up_after_max_retries(client: ChatClient, fake: FakeGroq) -> None:
+    fake.add_faults(*[{"kind": "status", "status": 503}] * 3)
+
+    with pytest.raises(LLMUnavailable):
+        client.complete(HELLO)
+
+    assert len(fake.chat_requests()) == 3
+
+
+def test_it_does_not_retry_a_bad_request(client: ChatClient, fake: FakeGroq) -> None:
+    fake.add_faults({"kind": "status", "status": 400})
+
+    with pytest.raises(LLMRequestRejected):
+        client.complete(HELLO)
+
+    assert len(fake.chat_requests()) == 1
+
+
+def test_it_stops_at_the_deadline_when_hanging(make_client: MakeClient, fake: FakeGroq) -> None:
+    client = make_client(timeout_seconds=0.5)
+    fake.add_faults({"kind": "hang"})
+    started = time.monotonic()
+
+    with pytest.raises(LLMTimeout) as caught:
+        client.complete(HELLO)
+
+    assert 0.45 <= time.monotonic() - started < 1.0
+    assert caught.value.status_code == 504
+    assert len(fake.chat_requests()) == 1
+    assert wait_for(lambda: fake.disconnects == 1)
+
+
+def test_it_does_not_sleep_past_the_deadline(make_client: MakeClient, fake: FakeGroq) -> None:
+    client = make_client(timeout_seconds=1.0)
+    fake.add_faults(*[{"kind": "status", "status": 503, "retry_after": 5}] * 3)
+    started = time.monotonic()
+
+    with pytest.raises(LLMUnavailable) as caught:
+        client.complete(HELLO)
+
+    assert time.monotonic() - started < 0.5
+    assert caught.value.retry_after == 5
+    assert len(fake.chat_requests()) == 1
+
+
+def test_it_streams_deltas_then_done(client: ChatClient, fake: FakeGroq) -> None:
+    events = list(client.stream(HELLO))
+
+    deltas = [e.text for e in events if isinstance(e, StreamDelta)]
+    done = events[-1]
+    assert isinstance(done, StreamDone)
+    assert len(deltas) >= 3
+    assert "".join(deltas) == done.completion.content == "Echo: hello there"
+    assert done.completion.finish_reason == "stop"
+    assert done.completion.usage.total_tokens > 0
+    [sent] = fake.chat_requests()
+    assert sent["json"]["stream"] is True
+    assert sent["json"]["stream_options"] == {"include_usage": True}
+
+
+def test_it_streams_before_the_answer_is_finished(client: ChatClient, fake: FakeGroq) -> None:
+    fake.configure(chunk_delay=0.1, reply="one two three four five six")
+    started = time.monotonic()
+    first_delta_at = None
+
+    for event in client.stream(HELLO):
+        if first_delta_at is None and isinstance(event, StreamDelta):
+            first_delta_at = time.monotonic() - started
+    total = time.monotonic() - started
+
+    assert first_delta_at is not None
+    assert total >= 0.6
+    assert first_delta_at < total / 3
+
+
+def test_closing_a_stream_closes_the_upstream_request(client: ChatClient, fake: FakeGroq) -> None:
+    fake.configure(chunk_delay=0.1, reply="one two three four five six seven eight")
+    events = client.stream(HELLO)
+
+    assert isinstance(next(events), StreamDelta)
+    events.close()
+
+    assert wait_for(lambda: fake.disconnects == 1, timeout=1.0)
+
+
+def test_it_retries_a_stream_that_was_refused_before_starting(client: ChatClient, fake: FakeGroq) -> None:
+    fake.add_faults({"kind": "status", "status": 429, "retry_after": 0.05})
+
+    events = list(client.stream(HELLO))
+
+    assert isinstance(events[-1], StreamDone)
+    assert events[-1].completion.content == "Echo: hello there"
+    assert len(fake.chat_requests()) == 2
+
+
+def test_it_raises_on_an_error_inside_a_stream(client: ChatClient, fake: FakeGroq) -> None:
+    fake.configure(reply="one two three four five")
+    fake.add_faults({"kind": "stream_error", "after_chunks": 2, "message": "secret upstream detail"})
+    received: list[str] = []
+
+    with pytest.raises(LLMStreamError) as caught:
+        for event in client.stream(HELLO):
+            if isinstance(event, StreamDelta):
+                received.append(event.text)
+
+    assert received == ["one ", "two "]
+    assert "secret" not in caught.value.detail
+    assert len(fake.chat_requests()) == 1
+
+
+@pytest.mark.parametrize("kind", ["truncated", "malformed"])
+def test_it_rejects_a_broken_stream(client: ChatClient, fake: FakeGroq, kind: str) -> None:
+    fake.add_faults({"kind": kind})
+
+    with pytest.raises(LLMBadGateway):
+        list(client.stream(HELLO))
+
+    assert len(fake.chat_requests()) == 1
+
+
+def test_a_hanging_stream_times_out_at_the_deadline(make_client: MakeClient, fake: FakeGroq) -> None:
+    fake.add_faults({"kind": "hang"})
+    started = time.monotonic()
+
+    with pytest.raises(LLMTimeout):
+        list(make_client(timeout_seconds=0.4).stream(HELLO))
+
+    assert time.monotonic() - started < 0.9
+
+
+def test_it_reuses_connections_after_a_finished_stream(client: ChatClient, fake: FakeGroq) -> None:
+    list(client.stream(HELLO))
+    list(client.stream(HELLO))
+
+    assert fake.disconnects == 0
+
+
+def test_sse_parsing_skips_comments_and_joins_lines() -> None:
+    lines = [": keep-alive", "", 'data: {"a":', "data: 1}", "", "event: ping", "", "data: [DONE]", ""]
+
+    assert list(sse_data(lines)) == ['{"a":\n1}', "[DONE]"]
+
+
+def test_get_client_shares_one_client_per_process_and_config(
+    config: LLMConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = get_client(config)
+    assert get_client(config) is first
+    assert get_client(dataclasses.replace(config, model="openai/gpt-oss-120b")) is not first
+
+    monkeypatch.setattr(client_module.os, "getpid", lambda: -1)
+    assert get_client(config) is not first
