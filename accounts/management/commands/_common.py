@@ -1,0 +1,43 @@
+"""What the admin management commands share: reading a password and finding an admin."""
+
+from __future__ import annotations
+
+import getpass
+import os
+import sys
+
+from django.core.management.base import CommandError, CommandParser
+
+from accounts.models import AdminUser
+from accounts.passwords import password_problem
+from accounts.services import admin_get_by_username
+
+PASSWORD_ENV = "ADMIN_PASSWORD"
+
+
+def add_password_arguments(parser: CommandParser) -> None:
+    parser.add_argument(
+        "--password",
+        help=f"The password. Without it, {PASSWORD_ENV} is read from the environment, else you are prompted.",
+    )
+
+
+def read_password(given: str | None) -> str:
+    password = given or os.environ.get(PASSWORD_ENV)
+    if not password:
+        if not sys.stdin.isatty():
+            raise CommandError(f"No password: pass --password, set {PASSWORD_ENV}, or run in a terminal.")
+        password = getpass.getpass("Password: ")
+        if password != getpass.getpass("Password (again): "):
+            raise CommandError("The passwords do not match.")
+    problem = password_problem(password)
+    if problem:
+        raise CommandError(problem)
+    return password
+
+
+def find_admin(username: str) -> AdminUser:
+    admin = admin_get_by_username(username)
+    if admin is None:
+        raise CommandError(f"No admin named {username!r}.")
+    return admin

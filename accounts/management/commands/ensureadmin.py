@@ -1,0 +1,19 @@
+from django.core.management.base import BaseCommand, CommandError
+
+from accounts.exceptions import WeakDefaultPassword
+from accounts.services import admin_ensure_default
+from chatbot_project.startup import redis_unreachable_message
+
+
+class Command(BaseCommand):
+    help = "Check Redis and create the default admin when none exists (what the server does at start)."
+
+    def handle(self, *args: object, **options: object) -> None:
+        problem = redis_unreachable_message()
+        if problem:
+            raise CommandError(problem)
+        try:
+            admin = admin_ensure_default()
+        except WeakDefaultPassword as exc:
+            raise CommandError(exc.detail) from None
+        self.stdout.write(f"Created the default admin {admin.username!r}." if admin else "Admins exist already.")

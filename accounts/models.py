@@ -1,0 +1,46 @@
+"""The admin user. Admins are stored in Redis, never in a database: this model only gives Django's auth
+machinery (sessions for the browsable API, `get_user_model()`) the shape it expects."""
+
+from __future__ import annotations
+
+from django.db import models
+from django.utils.crypto import salted_hmac
+
+
+class AdminUser(models.Model):
+    id = models.CharField(primary_key=True, max_length=32)
+    username = models.CharField(max_length=150, unique=True)
+
+    USERNAME_FIELD = "username"
+    REQUIRED_FIELDS: list[str] = []
+    EMAIL_FIELD = "username"
+
+    is_active = True
+    is_staff = False
+    is_superuser = False
+    is_anonymous = False
+    is_authenticated = True
+
+    # Filled in from Redis; not database fields.
+    password_hash: str = ""
+    created_at: str = ""
+    last_updated: str = ""
+    auth_epoch: str = "0"
+
+    class Meta:
+        managed = False
+
+    def __str__(self) -> str:
+        return self.username
+
+    def get_username(self) -> str:
+        return self.username
+
+    def get_session_auth_hash(self) -> str:
+        """Browser sessions end when the password changes or the admin's tokens are revoked."""
+        return salted_hmac(
+            "accounts.AdminUser.session", f"{self.password_hash}:{self.auth_epoch}", algorithm="sha256"
+        ).hexdigest()
+
+    def get_session_auth_fallback_hash(self):
+        return iter(())

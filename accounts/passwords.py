@@ -1,0 +1,44 @@
+"""bcrypt hashing with its 72-byte limit checked up front, and a constant-cost check for unknown users."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import bcrypt
+from django.conf import settings
+
+BCRYPT_MAX_BYTES = 72
+MIN_PASSWORD_CHARS = 8
+
+
+def password_problem(password: str) -> str | None:
+    """Why `password` cannot be stored, or None when it can."""
+    if len(password) < MIN_PASSWORD_CHARS:
+        return f"Password must be at least {MIN_PASSWORD_CHARS} characters long."
+    if len(password.encode()) > BCRYPT_MAX_BYTES:
+        return f"Password must be at most {BCRYPT_MAX_BYTES} bytes long (UTF-8)."
+    return None
+
+
+def password_hash(password: str) -> str:
+    return bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=settings.BCRYPT_ROUNDS)).decode()
+
+
+def password_matches(password: str, hashed: str | None) -> bool:
+    """Checks `password` against `hashed`; with no hash it still spends one bcrypt check, so a missing
+    username takes as long to refuse as a wrong password."""
+    encoded = password.encode()
+    if len(encoded) > BCRYPT_MAX_BYTES:
+        return False
+    if not hashed:
+        bcrypt.checkpw(encoded, _dummy_hash(settings.BCRYPT_ROUNDS))
+        return False
+    try:
+        return bcrypt.checkpw(encoded, hashed.encode())
+    except ValueError:
+        return False
+
+
+@lru_cache(maxsize=4)
+def _dummy_hash(rounds: int) -> bytes:
+    return bcrypt.hashpw(b"no such admin", bcrypt.gensalt(rounds=rounds))

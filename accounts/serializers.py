@@ -1,0 +1,126 @@
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import serializers
+from rest_framework.exceptions import AuthenticationFailed
+from rest_framework_simplejwt.serializers import PasswordField, TokenObtainSerializer
+
+from accounts.passwords import BCRYPT_MAX_BYTES, password_problem
+from accounts.services import username_problem
+from accounts.tokens import tokens_issue
+
+
+def _password_within_bcrypt_limit(value: str) -> str:
+    if len(value.encode()) > BCRYPT_MAX_BYTES:
+        raise serializers.ValidationError(f"Password must be at most {BCRYPT_MAX_BYTES} bytes long (UTF-8).")
+    return value
+
+
+class LoginSerializer(TokenObtainSerializer):
+    """SimpleJWT's obtain-pair flow through our Redis backend, answering in the seed's shape."""
+
+    default_error_messages = {"no_active_account": "Invalid username or password."}
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["username"] = serializers.CharField(max_length=150, write_only=True)
+        self.fields["password"] = PasswordField(validators=[_password_within_bcrypt_limit])
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        try:
+            super().validate(attrs)
+        except AuthenticationFailed:
+            raise AuthenticationFailed(self.error_messages["no_active_account"], "invalid_credentials") from None
+        issued = tokens_issue(self.user)
+        return {
+            "access_token": issued.access_token,
+            "token_type": "bearer",
+            "expires_in": issued.expires_in,
+            "username": self.user.username,
+            "refresh_token": issued.refresh_token,
+            "refresh_expires_in": issued.refresh_expires_in,
+        }
+
+
+class LoginRequestSerializer(serializers.Serializer):
+    username = serializers.CharField(max_length=150)
+    password = serializers.CharField(max_length=BCRYPT_MAX_BYTES)
+
+
+class LoginResponseSerializer(serializers.Serializer):
+    access_token = serializers.CharField()
+    token_type = serializers.CharField()
+    expires_in = serializers.IntegerField(help_text="Seconds until the access token expires.")
+    username = serializers.CharField()
+    refresh_token = serializers.CharField()
+    refresh_expires_in = serializers.IntegerField(help_text="Seconds until the refresh token expires.")
+
+
+class RefreshRequestSerializer(serializers.Serializer):
+    refresh_token = serializers.CharField(max_length=4096)
+
+
+class RefreshResponseSerializer(serializers.Serializer):
+    access_token = serializers.CharField()
+    token_type = serializers.CharField()
+    expires_in = serializers.IntegerField()
+
+
+class LogoutRequestSerializer(serializers.Serializer):
+    refresh_token = serializers.CharField(
+        max_length=4096, required=False, help_text="Also revoke this refresh token (if it is from another login)."
+    )
+
+
+class MessageSerializer(serializers.Serializer):
+    message = serializers.CharField()
+
+
+class AdminInfoSerializer(serializers.Serializer):
+    id = serializers.CharField()
+    username = serializers.CharField()
+    created_at = serializers.CharField()
+    last_updated = serializers.CharField()
+    active_sessions = serializers.IntegerField(help_text="Live logins (unrevoked, unexpired).")
+
+
+class ChangeCredentialsSerializer(serializers.Serializer):
+    current_password = serializers.CharField(max_length=BCRYPT_MAX_BYTES, style={"input_type": "password"})
+    new_username = serializers.CharField(max_length=150, required=False)
+    new_password = serializers.CharField(max_length=256, required=False, style={"input_type": "password"})
+
+    def validate_new_username(self, value: str) -> str:
+        problem = username_problem(value)
+        if problem:
+            raise serializers.ValidationError(problem)
+        return value
+
+    def validate_new_password(self, value: str) -> str:
+        problem = password_problem(value)
+        if problem:
+            raise serializers.ValidationError(problem)
+        return value
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if "new_username" not in attrs and "new_password" not in attrs:
+            raise serializers.ValidationError("Give new_username, new_password or both.")
+        return attrs
+
+
+class ChangeCredentialsResponseSerializer(serializers.Serializer):
+    message = serializers.CharField()
+    username = serializers.CharField()
+
+
+class LoginSessionSerializer(serializers.Serializer):
+    id = serializers.CharField()
+    created_at = serializers.CharField()
+    expires_at = serializers.CharField()
+    last_activity = serializers.CharField()
+    current = serializers.BooleanField(help_text="True for the login making this request.")
+
+
+class LoginSessionListSerializer(serializers.Serializer):
+    count = serializers.IntegerField()
+    sessions = LoginSessionSerializer(many=True)

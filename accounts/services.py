@@ -1,0 +1,193 @@
+"""Admin accounts in Redis.
+
+Keys (all under REDIS_KEY_PREFIX):
+  admin:<id>   hash  id, username, password (bcrypt), created_at, last_updated, auth_epoch
+  admins       hash  username -> id (the index that keeps usernames unique)
+An admin's id never changes, so renaming keeps its conversations.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+from datetime import UTC, datetime
+
+from django.conf import settings
+
+from accounts import login_sessions
+from accounts.exceptions import (
+    AdminNotFound,
+    InvalidCredentialInput,
+    UsernameTaken,
+    WeakDefaultPassword,
+    WrongPassword,
+)
+from accounts.models import AdminUser
+from accounts.passwords import password_hash, password_matches, password_problem
+from chatbot_project.redis_store import redis_client, redis_key
+
+logger = logging.getLogger(__name__)
+
+USERNAME_PATTERN = re.compile(r"^[A-Za-z0-9_.@+-]{1,150}$")
+WEAK_PASSWORDS = {"admin123", "password", "changeme", "12345678", "admin"}
+
+
+def utcnow_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _index_key() -> str:
+    return redis_key("admins")
+
+
+def _admin_key(admin_id: str) -> str:
+    return redis_key("admin", admin_id)
+
+
+def username_problem(username: str) -> str | None:
+    if not USERNAME_PATTERN.match(username):
+        return "Username must be 1-150 characters: letters, digits and _ . @ + -"
+    return None
+
+
+def _check_new_credentials(username: str | None, password: str | None) -> None:
+    problem = (username is not None and username_problem(username)) or (
+        password is not None and password_problem(password)
+    )
+    if problem:
+        raise InvalidCredentialInput(problem)
+
+
+def _admin_from_record(record: dict[str, str]) -> AdminUser:
+    admin = AdminUser(id=record["id"], username=record["username"])
+    admin.password_hash = record.get("password", "")
+    admin.created_at = record.get("created_at", "")
+    admin.last_updated = record.get("last_updated", "")
+    admin.auth_epoch = record.get("auth_epoch", "0")
+    return admin
+
+
+def admin_get(admin_id: str) -> AdminUser | None:
+    record = redis_client().hgetall(_admin_key(admin_id))
+    return _admin_from_record(_decode(record)) if record else None
+
+
+def admin_get_by_username(username: str) -> AdminUser | None:
+    admin_id = redis_client().hget(_index_key(), username)
+    return admin_get(admin_id.decode()) if admin_id else None
+
+
+def admin_list() -> list[AdminUser]:
+    admins = (admin_get(admin_id.decode()) for admin_id in redis_client().hvals(_index_key()))
+    return sorted((a for a in admins if a is not None), key=lambda a: a.username)
+
+
+def admin_count() -> int:
+    return int(redis_client().hlen(_index_key()))
+
+
+def admin_create(*, username: str, password: str, check_password: bool = True) -> AdminUser:
+    _check_new_credentials(username, password if check_password else None)
+    client = redis_client()
+    admin_id = secrets.token_hex(8)
+    if not client.hsetnx(_index_key(), username, admin_id):
+        raise UsernameTaken(f"An admin named {username!r} already exists.")
+    now = utcnow_iso()
+    record = {
+        "id": admin_id,
+        "username": username,
+        "password": password_hash(password),
+        "created_at": now,
+        "last_updated": now,
+        "auth_epoch": "0",
+    }
+    client.hset(_admin_key(admin_id), mapping=record)
+    logger.info("admin created: id=%s username=%s", admin_id, username)
+    return _admin_from_record(record)
+
+
+def admin_authenticate(*, username: str, password: str) -> AdminUser | None:
+    admin = admin_get_by_username(username)
+    if not password_matches(password, admin.password_hash if admin else None):
+        return None
+    return admin
+
+
+def admin_change_credentials(
+    *, admin_id: str, current_password: str, new_username: str | None, new_password: str | None
+) -> AdminUser:
+    """What an admin does for itself: proves the current password, then updates (see below)."""
+    admin = admin_get(admin_id)
+    if admin is None:
+        raise AdminNotFound("This admin no longer exists.")
+    if not password_matches(current_password, admin.password_hash):
+        raise WrongPassword("current_password is not correct.")
+    return admin_update_credentials(admin=admin, new_username=new_username, new_password=new_password)
+
+
+def admin_update_credentials(
+    *, admin: AdminUser, new_username: str | None = None, new_password: str | None = None
+) -> AdminUser:
+    """Renames and/or re-passwords `admin`, then revokes every token and browser session it holds."""
+    _check_new_credentials(new_username, new_password)
+    client = redis_client()
+    if not client.exists(_admin_key(admin.id)):
+        raise AdminNotFound("This admin no longer exists.")
+    changes = {"last_updated": utcnow_iso()}
+    if new_username is not None and new_username != admin.username:
+        if not client.hsetnx(_index_key(), new_username, admin.id):
+            raise UsernameTaken(f"An admin named {new_username!r} already exists.")
+        client.hdel(_index_key(), admin.username)
+        changes["username"] = new_username
+    if new_password is not None:
+        changes["password"] = password_hash(new_password)
+    client.hset(_admin_key(admin.id), mapping=changes)
+    login_sessions.login_session_revoke_all(admin.id)
+    logger.info("admin credentials changed: id=%s fields=%s", admin.id, ",".join(sorted(changes)))
+    updated = admin_get(admin.id)
+    assert updated is not None
+    return updated
+
+
+def admin_delete(admin: AdminUser) -> None:
+    login_sessions.login_session_revoke_all(admin.id)
+    client = redis_client()
+    pipe = client.pipeline()
+    pipe.hdel(_index_key(), admin.username)
+    pipe.delete(_admin_key(admin.id))
+    pipe.execute()
+    logger.info("admin deleted: id=%s username=%s", admin.id, admin.username)
+
+
+def admin_ensure_default() -> AdminUser | None:
+    """Creates the default admin when Redis holds none. Returns it, or None when admins already exist.
+
+    With DEBUG off a missing or weak DEFAULT_ADMIN_PASSWORD is refused: production never runs on `admin123`.
+    """
+    if admin_count() > 0:
+        return None
+    username, password = settings.DEFAULT_ADMIN_USERNAME, settings.DEFAULT_ADMIN_PASSWORD
+    weak = not password or password.lower() in WEAK_PASSWORDS or len(password) < 12
+    if weak and not settings.DEBUG:
+        raise WeakDefaultPassword(
+            "No admin exists and DEFAULT_ADMIN_PASSWORD is missing or weak (use 12+ characters, not a known "
+            "default). Set it, or create an admin with: python manage.py createadmin USERNAME"
+        )
+    try:
+        admin = admin_create(username=username, password=password, check_password=False)
+    except UsernameTaken:
+        return None  # another worker created it first
+    if weak:
+        logger.warning(
+            "!!! Created the default admin %r with a WEAK password. This is accepted only because DEBUG is on. "
+            "Change it with POST /admin/change-credentials or `manage.py changeadminpassword`. !!!",
+            username,
+        )
+    else:
+        logger.info("created the default admin %r", username)
+    return admin
+
+
+def _decode(record: dict[bytes, bytes]) -> dict[str, str]:
+    return {key.decode(): value.decode() for key, value in record.items()}

@@ -1,0 +1,79 @@
+"""Issuing and refreshing JWTs. Every token carries `sid`, the login session that keeps it valid."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rest_framework.exceptions import AuthenticationFailed
+from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
+from rest_framework_simplejwt.settings import api_settings
+from rest_framework_simplejwt.tokens import RefreshToken, Token
+
+from accounts.login_sessions import login_session_create, login_session_revoke, login_session_touch
+from accounts.models import AdminUser
+
+SESSION_CLAIM = "sid"
+
+
+@dataclass(frozen=True)
+class IssuedTokens:
+    access_token: str
+    refresh_token: str
+    expires_in: int
+    refresh_expires_in: int
+    session_id: str
+
+
+class TokenRevoked(AuthenticationFailed):
+    default_detail = "Token has been revoked."
+    default_code = "token_revoked"
+
+
+def access_lifetime_seconds() -> int:
+    return int(api_settings.ACCESS_TOKEN_LIFETIME.total_seconds())
+
+
+def tokens_issue(admin: AdminUser) -> IssuedTokens:
+    lifetime = api_settings.REFRESH_TOKEN_LIFETIME
+    sid = login_session_create(admin_id=admin.id, username=admin.username, lifetime=lifetime)
+    refresh = RefreshToken.for_user(admin)
+    refresh[SESSION_CLAIM] = sid
+    return IssuedTokens(
+        access_token=str(refresh.access_token),
+        refresh_token=str(refresh),
+        expires_in=access_lifetime_seconds(),
+        refresh_expires_in=int(lifetime.total_seconds()),
+        session_id=sid,
+    )
+
+
+def live_session_of(token: Token) -> dict[str, str]:
+    """The login session behind a validated token; raises TokenRevoked once it is gone."""
+    sid, subject = token.get(SESSION_CLAIM), token.get(api_settings.USER_ID_CLAIM)
+    if not sid or not subject:
+        raise InvalidToken("Token is missing required claims.")
+    session = login_session_touch(str(sid))
+    if session is None or session.get("admin_id") != str(subject):
+        raise TokenRevoked()
+    return session
+
+
+def refresh_token_decode(raw: str) -> RefreshToken:
+    try:
+        return RefreshToken(raw)  # type: ignore[arg-type]
+    except TokenError as exc:
+        raise InvalidToken(str(exc)) from None
+
+
+def tokens_refresh(raw_refresh: str) -> tuple[str, int]:
+    refresh = refresh_token_decode(raw_refresh)
+    live_session_of(refresh)
+    return str(refresh.access_token), access_lifetime_seconds()
+
+
+def tokens_revoke_refresh(*, admin_id: str, raw_refresh: str) -> None:
+    """Revokes the login behind a refresh token, if it belongs to `admin_id`."""
+    refresh = refresh_token_decode(raw_refresh)
+    if str(refresh.get(api_settings.USER_ID_CLAIM)) != admin_id:
+        raise InvalidToken("This refresh token belongs to another admin.")
+    login_session_revoke(admin_id=admin_id, sid=str(refresh.get(SESSION_CLAIM, "")))

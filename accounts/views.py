@@ -1,0 +1,142 @@
+from __future__ import annotations
+
+from drf_spectacular.utils import OpenApiExample, extend_schema
+from rest_framework.exceptions import NotFound
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+from rest_framework_simplejwt.views import TokenObtainPairView
+
+from accounts import serializers
+from accounts.login_sessions import login_session_list, login_session_revoke
+from accounts.services import admin_change_credentials, admin_get
+from accounts.tokens import tokens_refresh, tokens_revoke_refresh
+from chatbot_project.schema import error_responses
+
+TAG = "admin"
+
+
+@extend_schema(
+    tags=[TAG],
+    summary="Log in and receive a JWT",
+    request=serializers.LoginRequestSerializer,
+    responses={200: serializers.LoginResponseSerializer, **error_responses(400, 401, 429, 503)},
+    examples=[OpenApiExample("Default admin", value={"username": "admin", "password": "admin123"}, request_only=True)],
+)
+class LoginView(TokenObtainPairView):
+    serializer_class = serializers.LoginSerializer
+
+
+@extend_schema(
+    tags=[TAG],
+    summary="Get a new access token with a refresh token",
+    request=serializers.RefreshRequestSerializer,
+    responses={200: serializers.RefreshResponseSerializer, **error_responses(400, 401, 503)},
+)
+class RefreshView(APIView):
+    authentication_classes = ()
+    permission_classes = ()
+
+    def get_authenticate_header(self, request: Request) -> str:
+        return 'Bearer realm="api"'
+
+    def post(self, request: Request) -> Response:
+        body = serializers.RefreshRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        access_token, expires_in = tokens_refresh(body.validated_data["refresh_token"])
+        return Response({"access_token": access_token, "token_type": "bearer", "expires_in": expires_in})
+
+
+@extend_schema(
+    tags=[TAG],
+    summary="Log out: revoke this token (and a refresh token, if sent)",
+    request=serializers.LogoutRequestSerializer,
+    responses={200: serializers.MessageSerializer, **error_responses(400, 401, 503)},
+)
+class LogoutView(APIView):
+    def post(self, request: Request) -> Response:
+        body = serializers.LogoutRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        if "refresh_token" in body.validated_data:
+            tokens_revoke_refresh(admin_id=request.user.id, raw_refresh=body.validated_data["refresh_token"])
+        sid = getattr(request.user, "login_session_id", None)
+        if sid:
+            login_session_revoke(admin_id=request.user.id, sid=sid)
+        return Response({"message": "Logged out."})
+
+
+@extend_schema(
+    tags=[TAG],
+    summary="This admin's account information",
+    responses={200: serializers.AdminInfoSerializer, **error_responses(401, 503)},
+)
+class AdminInfoView(APIView):
+    def get(self, request: Request) -> Response:
+        admin = admin_get(request.user.id)
+        if admin is None:
+            raise NotFound("This admin no longer exists.")
+        return Response(
+            {
+                "id": admin.id,
+                "username": admin.username,
+                "created_at": admin.created_at,
+                "last_updated": admin.last_updated,
+                "active_sessions": len(login_session_list(admin.id)),
+            }
+        )
+
+
+@extend_schema(
+    tags=[TAG],
+    summary="Change username and/or password (revokes every token of this admin)",
+    request=serializers.ChangeCredentialsSerializer,
+    responses={200: serializers.ChangeCredentialsResponseSerializer, **error_responses(400, 401, 409, 503)},
+    examples=[
+        OpenApiExample(
+            "Rename and re-password",
+            value={"new_username": "newadmin", "new_password": "newsecurepass", "current_password": "admin123"},
+            request_only=True,
+        )
+    ],
+)
+class ChangeCredentialsView(APIView):
+    def post(self, request: Request) -> Response:
+        body = serializers.ChangeCredentialsSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        admin = admin_change_credentials(
+            admin_id=request.user.id,
+            current_password=body.validated_data["current_password"],
+            new_username=body.validated_data.get("new_username"),
+            new_password=body.validated_data.get("new_password"),
+        )
+        return Response(
+            {
+                "message": "Credentials updated. Every token of this admin was revoked; log in again.",
+                "username": admin.username,
+            }
+        )
+
+
+@extend_schema(
+    tags=[TAG],
+    summary="This admin's live login sessions",
+    responses={200: serializers.LoginSessionListSerializer, **error_responses(401, 503)},
+)
+class LoginSessionListView(APIView):
+    def get(self, request: Request) -> Response:
+        current = getattr(request.user, "login_session_id", None)
+        sessions = [{**session, "current": session["id"] == current} for session in login_session_list(request.user.id)]
+        fields = ("id", "created_at", "expires_at", "last_activity", "current")
+        return Response({"count": len(sessions), "sessions": [{f: s[f] for f in fields} for s in sessions]})
+
+
+@extend_schema(
+    tags=[TAG],
+    summary="Revoke one login session",
+    responses={204: None, **error_responses(401, 404, 503)},
+)
+class LoginSessionDetailView(APIView):
+    def delete(self, request: Request, session_id: str) -> Response:
+        if not login_session_revoke(admin_id=request.user.id, sid=session_id):
+            raise NotFound("No such login session.")
+        return Response(status=204)

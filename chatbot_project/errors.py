@@ -1,0 +1,103 @@
+"""One place that turns every error into the same JSON shape: `{"detail": str, "code": str}` (+ `errors` for
+validation). Views contain no try/except ladders; they raise, and this answers."""
+
+from __future__ import annotations
+
+import logging
+import math
+import sys
+from typing import Any
+
+import redis
+from django.http import HttpRequest, JsonResponse
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from chatbot_project.exceptions import ServiceError
+
+logger = logging.getLogger(__name__)
+
+REDIS_RETRY_AFTER_SECONDS = 5
+REDIS_DOWN = {"detail": "Redis is unavailable; try again shortly.", "code": "redis_unavailable"}
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    if isinstance(exc, ServiceError):
+        return _service_error_response(exc)
+    if isinstance(exc, redis.RedisError):
+        logger.error("redis error: %s", type(exc).__name__)
+        return Response(REDIS_DOWN, status=503, headers={"Retry-After": str(REDIS_RETRY_AFTER_SECONDS)})
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        return None
+    response.data = _error_body(exc, response.data)
+    return response
+
+
+def _service_error_response(exc: ServiceError) -> Response:
+    headers = {}
+    if exc.retry_after is not None:
+        headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
+    return Response({"detail": exc.detail, "code": exc.code}, status=exc.status_code, headers=headers)
+
+
+def _error_body(exc: Exception, data: Any) -> dict[str, Any]:
+    if isinstance(exc, exceptions.ValidationError):
+        return {"detail": _first_message(data) or "Invalid input.", "code": "invalid", "errors": data}
+    if isinstance(data, dict) and "detail" in data:
+        # SimpleJWT puts the code beside the detail and adds a `messages` list we do not repeat.
+        code = data.get("code") or _code_of(exc)
+        return {"detail": str(data["detail"]), "code": str(code)}
+    return {"detail": str(data), "code": _code_of(exc)}
+
+
+def _code_of(exc: Exception) -> str:
+    if isinstance(exc, exceptions.APIException):
+        codes = exc.get_codes()
+        if isinstance(codes, str):
+            return codes
+    return "error"
+
+
+def _first_message(data: Any) -> str | None:
+    """The first human-readable message in a nested validation error, prefixed with its field."""
+    if isinstance(data, dict):
+        for field, value in data.items():
+            message = _first_message(value)
+            if message:
+                return message if field == "non_field_errors" else f"{field}: {message}"
+    elif isinstance(data, list):
+        for value in data:
+            message = _first_message(value)
+            if message:
+                return message
+    elif data:
+        return str(data)
+    return None
+
+
+def json_not_found(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
+    return JsonResponse({"detail": "Not found.", "code": "not_found"}, status=status.HTTP_404_NOT_FOUND)
+
+
+def json_server_error(request: HttpRequest) -> JsonResponse:
+    """Django's last resort. A Redis outage outside a DRF view (the session middleware) is still a 503."""
+    exc = sys.exc_info()[1]
+    if isinstance(exc, redis.RedisError):
+        response = JsonResponse(REDIS_DOWN, status=503)
+        response["Retry-After"] = str(REDIS_RETRY_AFTER_SECONDS)
+        return response
+    return JsonResponse({"detail": "Internal server error.", "code": "server_error"}, status=500)
+
+
+def json_bad_request(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
+    return JsonResponse({"detail": "Bad request.", "code": "bad_request"}, status=400)
+
+
+def json_permission_denied(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
+    return JsonResponse({"detail": "Permission denied.", "code": "permission_denied"}, status=403)
+
+
+def json_csrf_failure(request: HttpRequest, reason: str = "") -> JsonResponse:
+    return JsonResponse({"detail": "CSRF verification failed.", "code": "csrf_failed"}, status=403)

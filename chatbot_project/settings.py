@@ -1,0 +1,238 @@
+"""All configuration comes from environment variables (and a local `.env`), read here and nowhere else."""
+
+from __future__ import annotations
+
+import logging
+import os
+from datetime import timedelta
+from pathlib import Path
+
+from django.core.exceptions import ImproperlyConfigured
+from dotenv import load_dotenv
+
+from chatbot_project.env import env_bool, env_choice, env_float, env_int, env_list, env_str
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VERSION = "2.1.0"
+
+# A local `.env` fills in what the real environment leaves unset; ENV_FILE= (empty) turns it off.
+_env_file = os.environ.get("ENV_FILE", str(BASE_DIR / ".env"))
+if _env_file:
+    load_dotenv(_env_file, override=False)
+
+DEBUG = env_bool("DEBUG", False)
+
+_DEV_SECRET_KEY = "insecure-development-key-do-not-use-in-production-0123456789"
+SECRET_KEY = env_str("SECRET_KEY")
+if not SECRET_KEY and DEBUG:
+    SECRET_KEY = _DEV_SECRET_KEY
+if not DEBUG and (len(SECRET_KEY) < 32 or SECRET_KEY == _DEV_SECRET_KEY):
+    raise ImproperlyConfigured(
+        "SECRET_KEY must be set to a random string of at least 32 characters when DEBUG is off "
+        "(generate one with: python -c 'import secrets; print(secrets.token_urlsafe(48))')"
+    )
+
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+CSRF_FAILURE_VIEW = "chatbot_project.errors.json_csrf_failure"
+
+INSTALLED_APPS = [
+    "django.contrib.contenttypes",
+    "django.contrib.auth",
+    "django.contrib.staticfiles",
+    "corsheaders",
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "accounts",
+    "conversations",
+    "llm_provider",
+]
+
+MIDDLEWARE = [
+    "chatbot_project.middleware.RequestLogMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "corsheaders.middleware.CorsMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "chatbot_project.urls"
+WSGI_APPLICATION = "chatbot_project.wsgi.application"
+APPEND_SLASH = False
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+            ]
+        },
+    }
+]
+
+# Admins live in Redis; no relational database is used.
+DATABASES: dict[str, dict[str, str]] = {}
+
+# --- Redis ----------------------------------------------------------------------------------------
+REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
+REDIS_KEY_PREFIX = env_str("REDIS_KEY_PREFIX", "chatbot")
+REDIS_TIMEOUT_SECONDS = env_float("REDIS_TIMEOUT_SECONDS", 0.5, minimum=0.05, maximum=30)
+
+_redis_options = {
+    "SOCKET_CONNECT_TIMEOUT": REDIS_TIMEOUT_SECONDS,
+    "SOCKET_TIMEOUT": REDIS_TIMEOUT_SECONDS,
+    "CONNECTION_POOL_KWARGS": {"health_check_interval": 30},
+}
+
+# --- Conversation memory --------------------------------------------------------------------------
+MEMORY_TTL_SECONDS = env_int("MEMORY_TTL_SECONDS", 3600, minimum=1)
+MAX_CACHE_SIZE = env_int("MAX_CACHE_SIZE", 1000, minimum=1)
+HISTORY_BACKEND = env_choice("HISTORY_BACKEND", "locmem", ("locmem", "redis"))
+HISTORY_MAX_MESSAGES = env_int("HISTORY_MAX_MESSAGES", 40, minimum=0)
+HISTORY_MAX_TOKENS = env_int("HISTORY_MAX_TOKENS", 8000, minimum=0)
+MAX_MESSAGE_CHARS = env_int("MAX_MESSAGE_CHARS", 4000, minimum=1)
+SYSTEM_PROMPT = env_str("SYSTEM_PROMPT")
+
+_history_cache: dict[str, object]
+if HISTORY_BACKEND == "redis":
+    _history_cache = {
+        "BACKEND": "django_redis.cache.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": f"{REDIS_KEY_PREFIX}:history",
+        "TIMEOUT": MEMORY_TTL_SECONDS,
+        "OPTIONS": {"CLIENT_CLASS": "django_redis.client.DefaultClient", **_redis_options},
+    }
+else:
+    _history_cache = {
+        "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+        "LOCATION": "chat-history",
+        "TIMEOUT": MEMORY_TTL_SECONDS,
+        "OPTIONS": {"MAX_ENTRIES": MAX_CACHE_SIZE, "CULL_FREQUENCY": 10},
+    }
+
+CACHES = {
+    "default": {
+        "BACKEND": "django_redis.cache.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": REDIS_KEY_PREFIX,
+        "OPTIONS": {"CLIENT_CLASS": "django_redis.client.DefaultClient", **_redis_options},
+    },
+    "history": _history_cache,
+}
+
+# Browser logins for the browsable API keep their session in Redis too.
+SESSION_ENGINE = "django.contrib.sessions.backends.cache"
+SESSION_CACHE_ALIAS = "default"
+
+# --- Admin authentication -------------------------------------------------------------------------
+AUTH_USER_MODEL = "accounts.AdminUser"
+AUTHENTICATION_BACKENDS = ["accounts.backends.RedisAdminBackend"]
+DEFAULT_ADMIN_USERNAME = env_str("DEFAULT_ADMIN_USERNAME", "admin")
+DEFAULT_ADMIN_PASSWORD = env_str("DEFAULT_ADMIN_PASSWORD", "admin123" if DEBUG else "")
+BCRYPT_ROUNDS = env_int("BCRYPT_ROUNDS", 12, minimum=4, maximum=16)
+ACCESS_TOKEN_EXPIRE_MINUTES = env_int("ACCESS_TOKEN_EXPIRE_MINUTES", 60, minimum=1)
+REFRESH_TOKEN_EXPIRE_MINUTES = env_int("REFRESH_TOKEN_EXPIRE_MINUTES", 24 * 60, minimum=1)
+JWT_SIGNING_KEY = env_str("JWT_SIGNING_KEY", SECRET_KEY)
+if not DEBUG and len(JWT_SIGNING_KEY) < 32:
+    raise ImproperlyConfigured("JWT_SIGNING_KEY must be at least 32 characters long")
+
+SIMPLE_JWT = {
+    "ACCESS_TOKEN_LIFETIME": timedelta(minutes=ACCESS_TOKEN_EXPIRE_MINUTES),
+    "REFRESH_TOKEN_LIFETIME": timedelta(minutes=max(REFRESH_TOKEN_EXPIRE_MINUTES, ACCESS_TOKEN_EXPIRE_MINUTES)),
+    "ALGORITHM": "HS256",
+    "SIGNING_KEY": JWT_SIGNING_KEY,
+    "ISSUER": env_str("JWT_ISSUER", "chatbot-api"),
+    "AUDIENCE": env_str("JWT_AUDIENCE", "chatbot-api"),
+    "USER_ID_FIELD": "id",
+    "USER_ID_CLAIM": "sub",
+    "UPDATE_LAST_LOGIN": False,
+}
+
+# --- LLM provider ---------------------------------------------------------------------------------
+LLM_PROVIDER = env_choice("LLM_PROVIDER", "chatgroq", ("chatgroq",))
+GROQ_API_KEY = env_str("GROQ_API_KEY")
+GROQ_BASE_URL = env_str("GROQ_BASE_URL", "https://api.groq.com/openai/v1").rstrip("/")
+GROQ_MODEL_NAME = env_str("GROQ_MODEL_NAME", "openai/gpt-oss-20b")
+TEMPERATURE = env_float("TEMPERATURE", 0.7, minimum=0.0, maximum=2.0)
+MAX_TOKENS = env_int("MAX_TOKENS", 1024, minimum=1, maximum=131072)
+LLM_TIMEOUT_SECONDS = env_float("LLM_TIMEOUT_SECONDS", 60.0, minimum=1.0, maximum=600.0)
+LLM_CONNECT_TIMEOUT_SECONDS = env_float("LLM_CONNECT_TIMEOUT_SECONDS", 5.0, minimum=0.1, maximum=60.0)
+LLM_MAX_RETRIES = env_int("LLM_MAX_RETRIES", 2, minimum=0, maximum=10)
+LLM_MAX_TOKENS_PARAM = env_choice("LLM_MAX_TOKENS_PARAM", "auto", ("auto", "max_completion_tokens", "max_tokens"))
+LLM_HEALTH_CACHE_SECONDS = env_int("LLM_HEALTH_CACHE_SECONDS", 30, minimum=0)
+LLM_MAX_CONNECTIONS = env_int("LLM_MAX_CONNECTIONS", 256, minimum=1)
+
+# --- HTTP, CORS, docs -----------------------------------------------------------------------------
+_cors_origins = env_list("CORS_ALLOWED_ORIGINS", [])
+# "*" allows any origin, and then never with credentials: the API authenticates with a header anyway.
+CORS_ALLOW_ALL_ORIGINS = _cors_origins == ["*"]
+CORS_ALLOWED_ORIGINS = [] if CORS_ALLOW_ALL_ORIGINS else _cors_origins
+CORS_ALLOW_CREDENTIALS = False
+CORS_EXPOSE_HEADERS = ["Retry-After", "X-Request-ID"]
+
+STATIC_URL = "static/"
+# WhiteNoise serves the docs UI and browsable API assets straight from the installed packages:
+# no collectstatic step, no CDN.
+WHITENOISE_USE_FINDERS = True
+
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
+SECURE_REFERRER_POLICY = "same-origin"
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "accounts.authentication.RedisJWTAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "chatbot_project.errors.exception_handler",
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "ChatGroq Conversational Chatbot API",
+    "DESCRIPTION": (
+        "A conversational chatbot API in front of Groq's OpenAI-compatible chat API. "
+        "Log in with `POST /admin/login`, then press **Authorize** and paste the `access_token`."
+    ),
+    "VERSION": VERSION,
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SWAGGER_UI_SETTINGS": {"persistAuthorization": True},
+    "PREPROCESSING_HOOKS": ["chatbot_project.schema.document_paths_without_optional_slash"],
+}
+
+# --- Logging --------------------------------------------------------------------------------------
+LOG_LEVEL = env_choice("LOG_LEVEL", "info", ("debug", "info", "warning", "error")).upper()
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        # Our own request log replaces Django's, which would log 4xx/5xx a second time.
+        "django.request": {"level": "ERROR"},
+        "django.server": {"level": "WARNING"},
+    },
+}
+logging.captureWarnings(True)
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = False
+USE_TZ = True
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

@@ -1,0 +1,122 @@
+from __future__ import annotations
+
+from http import HTTPStatus
+
+import pytest
+from rest_framework.test import APIClient
+
+from accounts.services import admin_get, admin_get_by_username
+from tests.conftest import ALICE_PASSWORD, login
+
+
+def test_info_describes_the_admin(alice, alice_client):
+    response = alice_client.get("/admin/info")
+
+    assert response.status_code == HTTPStatus.OK
+    body = response.json()
+    assert body["id"] == alice.id
+    assert body["username"] == "alice"
+    assert body["created_at"] and body["last_updated"]
+    assert body["active_sessions"] == 1
+
+
+def test_change_credentials_works_as_the_seed_example(api, alice, alice_client, alice_tokens):
+    response = alice_client.post(
+        "/admin/change-credentials",
+        {"new_username": "newadmin", "new_password": "newsecurepass", "current_password": ALICE_PASSWORD},
+        format="json",
+    )
+
+    assert response.status_code == HTTPStatus.OK
+    assert response.json()["username"] == "newadmin"
+    # Every old token is revoked; the new credentials work and keep the same admin id.
+    assert alice_client.get("/admin/info").status_code == HTTPStatus.UNAUTHORIZED
+    refresh = api.post("/admin/refresh", {"refresh_token": alice_tokens["refresh_token"]}, format="json")
+    assert refresh.status_code == HTTPStatus.UNAUTHORIZED
+    assert api.post("/admin/login", {"username": "alice", "password": ALICE_PASSWORD}, format="json").status_code == 401
+    tokens = login(api, "newadmin", "newsecurepass")
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {tokens['access_token']}")
+    assert api.get("/admin/info").json()["id"] == alice.id
+
+
+def test_change_credentials_needs_the_current_password(alice, alice_client):
+    response = alice_client.post(
+        "/admin/change-credentials", {"new_password": "another-password", "current_password": "wrong"}, format="json"
+    )
+
+    assert response.status_code == HTTPStatus.BAD_REQUEST
+    assert response.json()["code"] == "wrong_password"
+    assert alice_client.get("/admin/info").status_code == HTTPStatus.OK
+    assert admin_get(alice.id).last_updated == alice.last_updated
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"new_password": "another-password"},
+        {"current_password": ALICE_PASSWORD},
+        {"current_password": ALICE_PASSWORD, "new_password": "short"},
+        {"current_password": ALICE_PASSWORD, "new_password": "é" * 40},
+        {"current_password": ALICE_PASSWORD, "new_username": "has space"},
+        {"current_password": ALICE_PASSWORD, "new_username": ""},
+    ],
+)
+def test_change_credentials_rejects_bad_input_and_changes_nothing(alice, alice_client, body):
+    response = alice_client.post("/admin/change-credentials", body, format="json")
+
+    assert response.status_code == HTTPStatus.BAD_REQUEST
+    assert admin_get(alice.id).username == "alice"
+    assert alice_client.get("/admin/info").status_code == HTTPStatus.OK
+
+
+def test_change_credentials_refuses_a_taken_username(alice, bob, alice_client):
+    response = alice_client.post(
+        "/admin/change-credentials", {"new_username": "bob", "current_password": ALICE_PASSWORD}, format="json"
+    )
+
+    assert response.status_code == HTTPStatus.CONFLICT
+    assert admin_get_by_username("bob").id == bob.id
+    assert admin_get_by_username("alice").id == alice.id
+
+
+def test_sessions_lists_live_logins_and_revokes_one(api, alice, alice_client):
+    other = login(APIClient(), "alice", ALICE_PASSWORD)
+
+    listing = alice_client.get("/admin/sessions").json()
+
+    assert listing["count"] == 2
+    current = [s for s in listing["sessions"] if s["current"]]
+    others = [s for s in listing["sessions"] if not s["current"]]
+    assert len(current) == len(others) == 1
+    assert set(current[0]) == {"id", "created_at", "expires_at", "last_activity", "current"}
+
+    assert alice_client.delete(f"/admin/sessions/{others[0]['id']}").status_code == HTTPStatus.NO_CONTENT
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {other['access_token']}")
+    assert api.get("/admin/info").status_code == HTTPStatus.UNAUTHORIZED
+    assert alice_client.get("/admin/sessions/").json()["count"] == 1
+
+
+def test_sessions_cannot_revoke_another_admins_login(alice_client, bob):
+    bob_tokens = login(APIClient(), "bob", "bob-password-22")
+    bob_client = APIClient()
+    bob_client.credentials(HTTP_AUTHORIZATION=f"Bearer {bob_tokens['access_token']}")
+    bob_sid = bob_client.get("/admin/sessions").json()["sessions"][0]["id"]
+
+    assert alice_client.delete(f"/admin/sessions/{bob_sid}").status_code == HTTPStatus.NOT_FOUND
+    assert bob_client.get("/admin/info").status_code == HTTPStatus.OK
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("post", "/admin/logout"),
+        ("get", "/admin/info"),
+        ("post", "/admin/change-credentials"),
+        ("get", "/admin/sessions"),
+        ("delete", "/admin/sessions/abc"),
+    ],
+)
+def test_admin_endpoints_need_a_token(api, method, path):
+    response = getattr(api, method)(path)
+    assert response.status_code == HTTPStatus.UNAUTHORIZED
+    assert "WWW-Authenticate" in response

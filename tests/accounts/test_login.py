@@ -1,0 +1,96 @@
+from __future__ import annotations
+
+import statistics
+import time
+from http import HTTPStatus
+
+import jwt
+import pytest
+from django.conf import settings
+
+from tests.conftest import ALICE_PASSWORD
+
+
+def test_it_logs_in_with_the_seed_shape(api, alice):
+    response = api.post("/admin/login", {"username": "alice", "password": ALICE_PASSWORD}, format="json")
+
+    assert response.status_code == HTTPStatus.OK
+    body = response.json()
+    assert body["token_type"] == "bearer"
+    assert body["expires_in"] == 3600
+    assert body["username"] == "alice"
+    assert body["refresh_expires_in"] == 86400
+    claims = jwt.decode(body["access_token"], options={"verify_signature": False})
+    assert claims["sub"] == alice.id
+    assert claims["iss"] == claims["aud"] == "chatbot-api"
+    assert claims["exp"] - claims["iat"] == 3600
+
+
+def test_it_answers_with_a_trailing_slash_too(api, alice):
+    response = api.post("/admin/login/", {"username": "alice", "password": ALICE_PASSWORD}, format="json")
+    assert response.status_code == HTTPStatus.OK
+
+
+@pytest.mark.parametrize("username", ["alice", "mallory"])
+def test_it_rejects_bad_credentials_with_one_answer(api, alice, username):
+    response = api.post("/admin/login", {"username": username, "password": "wrong-password"}, format="json")
+
+    assert response.status_code == HTTPStatus.UNAUTHORIZED
+    assert response.json() == {"detail": "Invalid username or password.", "code": "invalid_credentials"}
+    assert response["WWW-Authenticate"].startswith("Bearer")
+
+
+def test_unknown_and_known_usernames_take_similar_time(api, alice, settings):
+    settings.BCRYPT_ROUNDS = 4  # the hash of alice was made with 4 rounds; the dummy check must cost the same
+
+    def median_seconds(username: str) -> float:
+        samples = []
+        for _ in range(7):
+            started = time.perf_counter()
+            api.post("/admin/login", {"username": username, "password": "wrong-password"}, format="json")
+            samples.append(time.perf_counter() - started)
+        return statistics.median(samples)
+
+    median_seconds("mallory")  # warm the dummy hash
+    known, unknown = median_seconds("alice"), median_seconds("mallory")
+    assert 0.5 < unknown / known < 2.0
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {},
+        {"username": "alice"},
+        {"password": "x"},
+        {"username": "", "password": "x"},
+        {"username": ["alice"], "password": "x"},
+        {"username": "a" * 151, "password": "x"},
+        {"username": "alice", "password": "é" * 37},  # 74 bytes: over bcrypt's limit
+    ],
+)
+def test_it_rejects_malformed_bodies_with_400(api, alice, body):
+    response = api.post("/admin/login", body, format="json")
+
+    assert response.status_code == HTTPStatus.BAD_REQUEST
+    assert response.json()["code"] == "invalid"
+
+
+def test_it_rejects_a_body_that_is_not_json(api, alice):
+    response = api.post("/admin/login", "{not json", content_type="application/json")
+
+    assert response.status_code == HTTPStatus.BAD_REQUEST
+    assert set(response.json()) >= {"detail", "code"}
+
+
+def test_it_answers_503_when_redis_is_down(api, redis_down):
+    response = api.post("/admin/login", {"username": "alice", "password": ALICE_PASSWORD}, format="json")
+
+    assert response.status_code == HTTPStatus.SERVICE_UNAVAILABLE
+    assert response.json()["code"] == "redis_unavailable"
+    assert response["Retry-After"] == "5"
+
+
+def test_the_access_token_expires_after_the_configured_minutes(api, alice):
+    body = api.post("/admin/login", {"username": "alice", "password": ALICE_PASSWORD}, format="json").json()
+    claims = jwt.decode(body["access_token"], options={"verify_signature": False})
+    assert claims["exp"] - claims["iat"] == settings.ACCESS_TOKEN_EXPIRE_MINUTES * 60

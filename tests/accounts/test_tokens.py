@@ -1,0 +1,142 @@
+from __future__ import annotations
+
+import time
+from http import HTTPStatus
+
+import jwt
+import pytest
+from django.conf import settings
+from rest_framework.test import APIClient
+
+from accounts.services import admin_delete, admin_get
+
+PROTECTED = "/admin/info"
+
+
+def claims_of(token: str) -> dict:
+    return jwt.decode(token, options={"verify_signature": False})
+
+
+def sign(claims: dict, key: str | None = None, algorithm: str = "HS256") -> str:
+    return jwt.encode(claims, key or settings.SIMPLE_JWT["SIGNING_KEY"], algorithm=algorithm)
+
+
+def get_with(token: str):
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+    return client.get(PROTECTED)
+
+
+def assert_refused(response) -> None:
+    assert response.status_code == HTTPStatus.UNAUTHORIZED
+    assert response["WWW-Authenticate"].startswith("Bearer")
+    assert set(response.json()) == {"detail", "code"}
+
+
+def test_a_valid_token_is_accepted(alice_tokens):
+    assert get_with(alice_tokens["access_token"]).status_code == HTTPStatus.OK
+
+
+def test_it_rejects_a_missing_token(api):
+    assert_refused(api.get(PROTECTED))
+
+
+@pytest.mark.parametrize("header", ["Bearer", "Bearer garbage", "Bearer a.b.c", "Basic YWRtaW46YWRtaW4xMjM="])
+def test_it_rejects_garbage(api, alice, header):
+    api.credentials(HTTP_AUTHORIZATION=header)
+    assert_refused(api.get(PROTECTED))
+
+
+def test_it_rejects_alg_none(alice_tokens):
+    forged = jwt.encode(claims_of(alice_tokens["access_token"]), None, algorithm="none")
+    assert_refused(get_with(forged))
+
+
+def test_it_rejects_a_token_signed_with_a_public_string(alice_tokens):
+    forged = sign(claims_of(alice_tokens["access_token"]), key="your-super-secret-key-min-32-characters-long")
+    assert_refused(get_with(forged))
+
+
+def test_it_rejects_a_token_without_exp(alice_tokens):
+    claims = claims_of(alice_tokens["access_token"])
+    del claims["exp"]
+    assert_refused(get_with(sign(claims)))
+
+
+def test_it_rejects_an_expired_token(alice_tokens):
+    claims = claims_of(alice_tokens["access_token"]) | {"exp": int(time.time()) - 5}
+    assert_refused(get_with(sign(claims)))
+
+
+@pytest.mark.parametrize("claim", ["iss", "aud"])
+def test_it_rejects_a_token_for_another_issuer_or_audience(alice_tokens, claim):
+    claims = claims_of(alice_tokens["access_token"]) | {claim: "someone-else"}
+    assert_refused(get_with(sign(claims)))
+
+
+def test_it_rejects_a_refresh_token_used_as_an_access_token(alice_tokens):
+    assert_refused(get_with(alice_tokens["refresh_token"]))
+
+
+def test_it_rejects_a_token_whose_session_claim_was_swapped(alice_tokens, bob, api):
+    bob_tokens = api.post("/admin/login", {"username": "bob", "password": "bob-password-22"}, format="json").json()
+    claims = claims_of(alice_tokens["access_token"]) | {"sid": claims_of(bob_tokens["access_token"])["sid"]}
+    assert_refused(get_with(sign(claims)))
+
+
+def test_it_rejects_the_token_of_a_deleted_admin(alice, alice_tokens):
+    admin_delete(admin_get(alice.id))
+    assert_refused(get_with(alice_tokens["access_token"]))
+
+
+def test_logout_revokes_the_access_token(alice_client, alice_tokens):
+    response = alice_client.post("/admin/logout")
+
+    assert response.status_code == HTTPStatus.OK
+    assert_refused(get_with(alice_tokens["access_token"]))
+    refreshed = APIClient().post("/admin/refresh", {"refresh_token": alice_tokens["refresh_token"]}, format="json")
+    assert refreshed.status_code == HTTPStatus.UNAUTHORIZED
+
+
+def test_logout_also_revokes_a_refresh_token_from_another_login(api, alice_client, alice_tokens):
+    other = api.post("/admin/login", {"username": "alice", "password": "alice-password-1"}, format="json").json()
+
+    alice_client.post("/admin/logout", {"refresh_token": other["refresh_token"]}, format="json")
+
+    assert_refused(get_with(other["access_token"]))
+
+
+def test_logout_refuses_another_admins_refresh_token(api, alice_client, bob):
+    other = api.post("/admin/login", {"username": "bob", "password": "bob-password-22"}, format="json").json()
+
+    response = alice_client.post("/admin/logout", {"refresh_token": other["refresh_token"]}, format="json")
+
+    assert response.status_code == HTTPStatus.UNAUTHORIZED
+    assert get_with(other["access_token"]).status_code == HTTPStatus.OK
+
+
+def test_refresh_gives_a_working_access_token(api, alice_tokens):
+    response = api.post("/admin/refresh/", {"refresh_token": alice_tokens["refresh_token"]}, format="json")
+
+    assert response.status_code == HTTPStatus.OK
+    body = response.json()
+    assert body["token_type"] == "bearer" and body["expires_in"] == 3600
+    assert get_with(body["access_token"]).status_code == HTTPStatus.OK
+    assert claims_of(body["access_token"])["sid"] == claims_of(alice_tokens["access_token"])["sid"]
+
+
+@pytest.mark.parametrize("body", [{}, {"refresh_token": "garbage"}])
+def test_refresh_rejects_bad_input(api, body):
+    response = api.post("/admin/refresh", body, format="json")
+    assert response.status_code in (HTTPStatus.BAD_REQUEST, HTTPStatus.UNAUTHORIZED)
+
+
+def test_refresh_rejects_an_access_token(api, alice_tokens):
+    response = api.post("/admin/refresh", {"refresh_token": alice_tokens["access_token"]}, format="json")
+    assert response.status_code == HTTPStatus.UNAUTHORIZED
+
+
+def test_authenticated_requests_answer_503_when_redis_is_down(alice_tokens, redis_down):
+    response = get_with(alice_tokens["access_token"])
+    assert response.status_code == HTTPStatus.SERVICE_UNAVAILABLE
+    assert response.json()["code"] == "redis_unavailable"

@@ -1,0 +1,70 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from django.conf import settings
+from django.core.cache import caches
+from rest_framework.test import APIClient
+
+from accounts.models import AdminUser
+from accounts.services import admin_create
+from chatbot_project.redis_store import redis_client
+
+ALICE_PASSWORD = "alice-password-1"
+BOB_PASSWORD = "bob-password-22"
+
+
+def delete_test_keys() -> None:
+    client = redis_client()
+    keys = list(client.scan_iter(match=f"{settings.REDIS_KEY_PREFIX}:*", count=1000))
+    if keys:
+        client.delete(*keys)
+
+
+@pytest.fixture(autouse=True)
+def _clean_state() -> Iterator[None]:
+    yield
+    delete_test_keys()
+    if settings.HISTORY_BACKEND == "locmem":
+        caches["history"].clear()
+
+
+@pytest.fixture
+def redis_down(settings) -> None:
+    """Points the service at a port where no Redis listens: connections are refused at once."""
+    dead = {**settings.CACHES["default"], "LOCATION": "redis://127.0.0.1:1/0"}
+    settings.CACHES = {**settings.CACHES, "default": dead}
+
+
+@pytest.fixture
+def alice() -> AdminUser:
+    return admin_create(username="alice", password=ALICE_PASSWORD)
+
+
+@pytest.fixture
+def bob() -> AdminUser:
+    return admin_create(username="bob", password=BOB_PASSWORD)
+
+
+@pytest.fixture
+def api() -> APIClient:
+    return APIClient()
+
+
+def login(client: APIClient, username: str, password: str) -> dict[str, str]:
+    response = client.post("/admin/login", {"username": username, "password": password}, format="json")
+    assert response.status_code == 200, response.content
+    return response.json()
+
+
+@pytest.fixture
+def alice_tokens(api: APIClient, alice: AdminUser) -> dict[str, str]:
+    return login(api, "alice", ALICE_PASSWORD)
+
+
+@pytest.fixture
+def alice_client(alice_tokens: dict[str, str]) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {alice_tokens['access_token']}")
+    return client

@@ -1,0 +1,60 @@
+"""Starts the service under gunicorn with the production config, as `make run` does, for tests that need a
+second process."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def server_command(port: int) -> list[str]:
+    gunicorn = Path(sys.executable).with_name("gunicorn")
+    return [str(gunicorn), "-c", "gunicorn.conf.py", "--bind", f"127.0.0.1:{port}", "chatbot_project.wsgi"]
+
+
+def server_env(**overrides: str) -> dict[str, str]:
+    return {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings", **overrides}
+
+
+@contextmanager
+def running_server(**env: str) -> Iterator[str]:
+    port = free_port()
+    process = subprocess.Popen(
+        server_command(port), cwd=ROOT, env=server_env(**env), stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"server exited: {process.stdout.read().decode()}")
+            try:
+                httpx.get(f"{url}/health/live", timeout=1)
+                break
+            except httpx.TransportError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()

@@ -1,0 +1,18 @@
+"""Test settings: the real settings module, fed a test environment. Tests use their own Redis database
+(TEST_REDIS_URL) and a key prefix of their own, and delete only keys under that prefix."""
+
+import os
+import uuid
+
+os.environ["ENV_FILE"] = ""
+os.environ["REDIS_URL"] = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+# Subprocesses started by tests inherit the same prefix, so they see the same admins and tokens.
+os.environ.setdefault("TEST_REDIS_KEY_PREFIX", f"test-{uuid.uuid4().hex[:10]}")
+os.environ["REDIS_KEY_PREFIX"] = os.environ["TEST_REDIS_KEY_PREFIX"]
+os.environ.setdefault("DEBUG", "false")
+os.environ.setdefault("SECRET_KEY", "test-secret-key-that-is-long-enough-0123456789")
+os.environ.setdefault("DEFAULT_ADMIN_PASSWORD", "a-strong-default-password")
+os.environ.setdefault("BCRYPT_ROUNDS", "4")
+os.environ.setdefault("GROQ_API_KEY", "test-key")
+
+from chatbot_project.settings import *  # noqa: F403

@@ -1,0 +1,69 @@
+"""The service as `make run` starts it: gunicorn with gunicorn.conf.py, in a process of its own."""
+
+from __future__ import annotations
+
+import subprocess
+import uuid
+from http import HTTPStatus
+
+import httpx
+import pytest
+
+from tests.conftest import ALICE_PASSWORD, login
+from tests.server import ROOT, free_port, running_server, server_command, server_env
+
+
+@pytest.fixture(scope="module")
+def server_url():
+    with running_server() as url:
+        yield url
+
+
+def test_a_logout_in_one_process_is_seen_by_another(server_url, api, alice):
+    tokens = login(api, "alice", ALICE_PASSWORD)
+    headers = {"Authorization": f"Bearer {tokens['access_token']}"}
+    first = httpx.get(f"{server_url}/admin/info", headers=headers)
+    assert first.status_code == HTTPStatus.OK, first.text
+
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {tokens['access_token']}")
+    api.post("/admin/logout")
+
+    response = httpx.get(f"{server_url}/admin/info", headers=headers)
+    assert response.status_code == HTTPStatus.UNAUTHORIZED
+    assert response.json()["code"] == "token_revoked"
+
+
+def test_the_server_logs_in_and_serves_docs(server_url, alice):
+    response = httpx.post(f"{server_url}/admin/login", json={"username": "alice", "password": ALICE_PASSWORD})
+    assert response.status_code == HTTPStatus.OK
+    assert httpx.get(f"{server_url}/docs").status_code == HTTPStatus.OK
+
+
+def start_and_wait(**env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        server_command(free_port()), cwd=ROOT, env=server_env(**env), capture_output=True, text=True, timeout=30
+    )
+
+
+def test_the_server_refuses_to_start_without_redis():
+    result = start_and_wait(TEST_REDIS_URL="redis://:secret-pw@127.0.0.1:1/0")
+
+    assert result.returncode != 0
+    assert "Redis is not reachable" in result.stderr
+    assert "secret-pw" not in result.stderr
+    assert "redis-server" in result.stderr
+
+
+def test_the_server_refuses_a_weak_default_password_in_production():
+    prefix = f"test-empty-{uuid.uuid4().hex[:8]}"  # no admin exists under this prefix
+    result = start_and_wait(TEST_REDIS_KEY_PREFIX=prefix, DEBUG="false", DEFAULT_ADMIN_PASSWORD="admin123")
+
+    assert result.returncode != 0
+    assert "DEFAULT_ADMIN_PASSWORD" in result.stderr
+
+
+def test_the_server_stops_on_a_bad_setting():
+    result = start_and_wait(TEMPERATURE="abc")
+
+    assert result.returncode != 0
+    assert "TEMPERATURE" in result.stderr

@@ -1,0 +1,80 @@
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+
+from django.conf import settings
+
+
+def test_health_reports_the_seed_fields(api):
+    response = api.get("/health")
+
+    assert response.status_code == HTTPStatus.OK
+    body = response.json()
+    assert set(body) >= {"status", "service", "version", "llm_provider", "llm_healthy", "redis_healthy"}
+    assert body["service"] == "chatbot-api"
+    assert body["llm_provider"] == "chatgroq"
+    assert body["redis_healthy"] is True
+
+
+def test_health_is_503_when_redis_is_down(api, redis_down):
+    response = api.get("/health/")
+
+    assert response.status_code == HTTPStatus.SERVICE_UNAVAILABLE
+    assert response.json()["redis_healthy"] is False
+    assert response.json()["status"] == "unhealthy"
+
+
+def test_liveness_does_no_io(api, redis_down):
+    response = api.get("/health/live")
+    assert response.status_code == HTTPStatus.OK
+
+
+def test_info_names_the_docs_provider_and_model(api):
+    body = api.get("/info").json()
+
+    assert body["version"] == settings.VERSION
+    assert body["model"] == settings.GROQ_MODEL_NAME
+    assert body["docs"] == {"swagger": "/docs", "redoc": "/redoc", "openapi": "/openapi.json"}
+
+
+def test_unknown_paths_answer_json_404(api):
+    response = api.get("/no/such/path")
+
+    assert response.status_code == HTTPStatus.NOT_FOUND
+    assert response.json() == {"detail": "Not found.", "code": "not_found"}
+
+
+def test_a_wrong_method_answers_in_the_error_shape(api):
+    response = api.get("/admin/login")
+
+    assert response.status_code == HTTPStatus.METHOD_NOT_ALLOWED
+    assert set(response.json()) == {"detail", "code"}
+
+
+def test_each_request_is_logged_once_with_its_request_id(api, caplog):
+    with caplog.at_level(logging.INFO, logger="chatbot.requests"):
+        response = api.get("/health/live", HTTP_X_REQUEST_ID="abc-123")
+
+    assert response["X-Request-ID"] == "abc-123"
+    lines = [r.getMessage() for r in caplog.records if r.name == "chatbot.requests"]
+    assert len(lines) == 1
+    assert "request_id=abc-123 method=GET path=/health/live status=200 duration_ms=" in lines[0]
+
+
+def test_an_unsafe_request_id_is_replaced(api):
+    response = api.get("/health/live", HTTP_X_REQUEST_ID="bad\nid")
+    assert response["X-Request-ID"] != "bad\nid" and len(response["X-Request-ID"]) == 32
+
+
+def test_cors_allows_only_configured_origins(api, settings):
+    settings.CORS_ALLOWED_ORIGINS = ["https://app.example.com"]
+
+    allowed = api.options(
+        "/admin/login", HTTP_ORIGIN="https://app.example.com", HTTP_ACCESS_CONTROL_REQUEST_METHOD="POST"
+    )
+    refused = api.options("/admin/login", HTTP_ORIGIN="https://evil.example", HTTP_ACCESS_CONTROL_REQUEST_METHOD="POST")
+
+    assert allowed["Access-Control-Allow-Origin"] == "https://app.example.com"
+    assert "Access-Control-Allow-Credentials" not in allowed
+    assert "Access-Control-Allow-Origin" not in refused
