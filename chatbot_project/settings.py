@@ -101,23 +101,8 @@ HISTORY_MAX_MESSAGES = env_int("HISTORY_MAX_MESSAGES", 40, minimum=0)
 HISTORY_MAX_TOKENS = env_int("HISTORY_MAX_TOKENS", 8000, minimum=0)
 MAX_MESSAGE_CHARS = env_int("MAX_MESSAGE_CHARS", 4000, minimum=1)
 SYSTEM_PROMPT = env_str("SYSTEM_PROMPT")
-
-_history_cache: dict[str, object]
-if HISTORY_BACKEND == "redis":
-    _history_cache = {
-        "BACKEND": "django_redis.cache.RedisCache",
-        "LOCATION": REDIS_URL,
-        "KEY_PREFIX": f"{REDIS_KEY_PREFIX}:history",
-        "TIMEOUT": MEMORY_TTL_SECONDS,
-        "OPTIONS": {"CLIENT_CLASS": "django_redis.client.DefaultClient", **_redis_options},
-    }
-else:
-    _history_cache = {
-        "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
-        "LOCATION": "chat-history",
-        "TIMEOUT": MEMORY_TTL_SECONDS,
-        "OPTIONS": {"MAX_ENTRIES": MAX_CACHE_SIZE, "CULL_FREQUENCY": 10},
-    }
+CHAT_SESSION_WAIT_SECONDS = env_float("CHAT_SESSION_WAIT_SECONDS", 30.0, minimum=0.0, maximum=600.0)
+STREAM_KEEPALIVE_SECONDS = env_float("STREAM_KEEPALIVE_SECONDS", 15.0, minimum=0.1, maximum=300.0)
 
 CACHES = {
     "default": {
@@ -126,7 +111,13 @@ CACHES = {
         "KEY_PREFIX": REDIS_KEY_PREFIX,
         "OPTIONS": {"CLIENT_CLASS": "django_redis.client.DefaultClient", **_redis_options},
     },
-    "history": _history_cache,
+    # Conversation history with HISTORY_BACKEND=locmem; the redis backend keeps it in REDIS_URL instead.
+    "history": {
+        "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+        "LOCATION": "chat-history",
+        "TIMEOUT": MEMORY_TTL_SECONDS,
+        "OPTIONS": {"MAX_ENTRIES": MAX_CACHE_SIZE, "CULL_FREQUENCY": 10},
+    },
 }
 
 # Browser logins for the browsable API keep their session in Redis too.
@@ -162,6 +153,8 @@ LLM_PROVIDER = env_choice("LLM_PROVIDER", "chatgroq", ("chatgroq",))
 GROQ_API_KEY = env_str("GROQ_API_KEY")
 GROQ_BASE_URL = env_str("GROQ_BASE_URL", "https://api.groq.com/openai/v1").rstrip("/")
 GROQ_MODEL_NAME = env_str("GROQ_MODEL_NAME", "openai/gpt-oss-20b")
+# Models a chat request may pick with `model`; the configured one always.
+CHAT_ALLOWED_MODELS = sorted({GROQ_MODEL_NAME, *env_list("CHAT_ALLOWED_MODELS", [])})
 TEMPERATURE = env_float("TEMPERATURE", 0.7, minimum=0.0, maximum=2.0)
 MAX_TOKENS = env_int("MAX_TOKENS", 1024, minimum=1, maximum=131072)
 LLM_TIMEOUT_SECONDS = env_float("LLM_TIMEOUT_SECONDS", 60.0, minimum=1.0, maximum=600.0)

@@ -12,7 +12,10 @@ urlpatterns = [
     re_path(r"^docs/?$", SpectacularSwaggerView.as_view(url_name="openapi"), name="docs"),
     re_path(r"^redoc/?$", SpectacularRedocView.as_view(url_name="openapi"), name="redoc"),
     path("api-auth/", include("rest_framework.urls")),
+    re_path(r"^admin/status/?$", views.admin_status, name="admin-status"),
     path("", include("accounts.urls")),
+    path("", include("llm_provider.urls")),
+    path("", include("conversations.urls")),
     # Unknown paths answer JSON even with DEBUG on (Django's debug page would ignore handler404).
     re_path(r"^", json_not_found),
 ]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from django.conf import settings
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
@@ -10,8 +12,13 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from chatbot_project.redis_store import redis_ping
+from chatbot_project.schema import error_responses
+from conversations.history import history_store
+from conversations.usage import usage_totals
+from llm_provider.services import llm_health
 
 SERVICE_NAME = "chatbot-api"
+STARTED_AT = time.monotonic()
 
 HealthSerializer = inline_serializer(
     "Health",
@@ -32,8 +39,9 @@ HealthSerializer = inline_serializer(
 @permission_classes([])
 def health(request: Request) -> Response:
     redis_healthy = redis_ping()
-    llm_healthy = None
-    status = "healthy" if redis_healthy else "unhealthy"
+    llm_healthy = llm_health().healthy
+    # Without Redis nobody can log in: unhealthy. Without the LLM, sessions and admin still work: degraded.
+    status = "unhealthy" if not redis_healthy else "healthy" if llm_healthy else "degraded"
     body = {
         "status": status,
         "service": SERVICE_NAME,
@@ -86,5 +94,56 @@ def info(request: Request) -> Response:
             "llm_provider": settings.LLM_PROVIDER,
             "model": settings.GROQ_MODEL_NAME,
             "docs": {"swagger": "/docs", "redoc": "/redoc", "openapi": "/openapi.json"},
+        }
+    )
+
+
+def format_uptime(seconds: int) -> str:
+    """`42s`, `3m 5s`, `1h 0m`, `2d 3h`: the two largest units."""
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days}d {hours}h"
+    if hours:
+        return f"{hours}h {minutes}m"
+    if minutes:
+        return f"{minutes}m {secs}s"
+    return f"{secs}s"
+
+
+@extend_schema(
+    tags=["admin"],
+    summary="System health and status",
+    responses={
+        200: inline_serializer(
+            "Status",
+            {
+                "redis_connected": serializers.BooleanField(),
+                "chatgroq_healthy": serializers.BooleanField(),
+                "active_sessions_count": serializers.IntegerField(help_text="Chat sessions in memory."),
+                "uptime_seconds": serializers.IntegerField(),
+                "uptime_formatted": serializers.CharField(),
+                "history_backend": serializers.CharField(),
+                "model": serializers.CharField(),
+                "usage": serializers.DictField(child=serializers.IntegerField(), help_text="This admin's totals."),
+            },
+        ),
+        **error_responses(401, 503),
+    },
+)
+@api_view(["GET"])
+def admin_status(request: Request) -> Response:
+    uptime = int(time.monotonic() - STARTED_AT)
+    return Response(
+        {
+            "redis_connected": redis_ping(),
+            "chatgroq_healthy": llm_health().healthy,
+            "active_sessions_count": history_store().count(),
+            "uptime_seconds": uptime,
+            "uptime_formatted": format_uptime(uptime),
+            "history_backend": settings.HISTORY_BACKEND,
+            "model": settings.GROQ_MODEL_NAME,
+            "usage": usage_totals(request.user.id),
         }
     )

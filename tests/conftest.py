@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
@@ -10,6 +11,8 @@ from rest_framework.test import APIClient
 from accounts.models import AdminUser
 from accounts.services import admin_create
 from chatbot_project.redis_store import redis_client
+from llm_provider.services import llm_health_forget
+from tests.fake_groq import FakeGroq
 
 ALICE_PASSWORD = "alice-password-1"
 BOB_PASSWORD = "bob-password-22"
@@ -22,9 +25,24 @@ def delete_test_keys() -> None:
         client.delete(*keys)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def fake_groq_server() -> Iterator[FakeGroq]:
+    """The upstream every test (and every server a test starts) talks to, on the port tests/settings.py chose."""
+    with FakeGroq(port=int(os.environ["TEST_FAKE_GROQ_PORT"])) as fake:
+        yield fake
+
+
+@pytest.fixture
+def fake_groq(fake_groq_server: FakeGroq) -> FakeGroq:
+    return fake_groq_server
+
+
 @pytest.fixture(autouse=True)
-def _clean_state() -> Iterator[None]:
+def _clean_state(fake_groq_server: FakeGroq) -> Iterator[None]:
     yield
+    fake_groq_server.wait_idle()
+    fake_groq_server.reset()
+    llm_health_forget()
     delete_test_keys()
     if settings.HISTORY_BACKEND == "locmem":
         caches["history"].clear()

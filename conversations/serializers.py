@@ -1,0 +1,90 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core.validators import MaxLengthValidator, MaxValueValidator, RegexValidator
+from rest_framework import serializers
+
+SESSION_ID_PATTERN = r"^[a-zA-Z0-9_-]+$"
+session_id_validator = RegexValidator(SESSION_ID_PATTERN, "Use 1-100 letters, digits, '_' or '-'.")
+
+
+class ChatRequestSerializer(serializers.Serializer):
+    session_id = serializers.CharField(
+        required=False,
+        min_length=1,
+        max_length=100,
+        validators=[session_id_validator],
+        help_text="1-100 characters of [A-Za-z0-9_-]. Omit it to start a new session; the answer names it.",
+    )
+    message = serializers.CharField(help_text="The message, 1 to MAX_MESSAGE_CHARS characters.")
+    stream = serializers.BooleanField(
+        default=False, help_text="Answer with Server-Sent Events (as does `Accept: text/event-stream`)."
+    )
+    model = serializers.CharField(required=False, max_length=200, help_text="One of CHAT_ALLOWED_MODELS.")
+    temperature = serializers.FloatField(required=False, min_value=0.0, max_value=2.0)
+    max_tokens = serializers.IntegerField(required=False, min_value=1, help_text="At most MAX_TOKENS.")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["message"].max_length = settings.MAX_MESSAGE_CHARS
+        self.fields["message"].validators.append(MaxLengthValidator(settings.MAX_MESSAGE_CHARS))
+        self.fields["max_tokens"].max_value = settings.MAX_TOKENS
+        self.fields["max_tokens"].validators.append(MaxValueValidator(settings.MAX_TOKENS))
+
+    def validate_model(self, value: str) -> str:
+        if value not in settings.CHAT_ALLOWED_MODELS:
+            raise serializers.ValidationError(f"Choose one of: {', '.join(settings.CHAT_ALLOWED_MODELS)}.")
+        return value
+
+
+class UsageSerializer(serializers.Serializer):
+    prompt_tokens = serializers.IntegerField()
+    completion_tokens = serializers.IntegerField()
+    total_tokens = serializers.IntegerField()
+
+
+class ChatResponseSerializer(serializers.Serializer):
+    response = serializers.CharField()
+    session_id = serializers.CharField()
+    llm_provider = serializers.CharField()
+    model = serializers.CharField()
+    user_id = serializers.CharField(help_text="The admin's username.")
+    usage = UsageSerializer()
+
+
+class UsageTotalsSerializer(UsageSerializer):
+    requests = serializers.IntegerField()
+
+
+class StoredMessageSerializer(serializers.Serializer):
+    role = serializers.ChoiceField(choices=["user", "assistant"])
+    content = serializers.CharField()
+    at = serializers.CharField()
+
+
+class SessionSummarySerializer(serializers.Serializer):
+    session_id = serializers.CharField()
+    message_count = serializers.IntegerField()
+    created_at = serializers.CharField()
+    last_activity = serializers.CharField()
+
+
+class SessionListSerializer(serializers.Serializer):
+    count = serializers.IntegerField()
+    sessions = SessionSummarySerializer(many=True)
+
+
+class SessionDetailSerializer(SessionSummarySerializer):
+    usage = UsageTotalsSerializer()
+    messages = StoredMessageSerializer(many=True)
+
+
+class MemoryStatsSerializer(serializers.Serializer):
+    backend = serializers.CharField()
+    sessions_stored = serializers.IntegerField(help_text="Live sessions of every admin.")
+    max_sessions = serializers.IntegerField(help_text="MAX_CACHE_SIZE")
+    ttl_seconds = serializers.IntegerField(help_text="MEMORY_TTL_SECONDS, counted from the last activity.")
+    your_sessions = serializers.IntegerField()
+    usage = UsageTotalsSerializer(help_text="This admin's token usage since it was created.")

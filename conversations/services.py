@@ -1,0 +1,108 @@
+"""A chat turn: add the session's history, ask the model, store the turn, answer (at once or as a stream).
+
+The session lock is held for the whole turn, so two messages to one session are answered one after the
+other and neither is lost. A failed call stores nothing."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+
+from django.conf import settings
+
+from accounts.models import AdminUser
+from conversations.history import HistoryStore, history_store, message
+from conversations.trimming import upstream_messages
+from conversations.usage import usage_record
+from llm_provider.client import Completion, StreamDelta, StreamDone
+from llm_provider.services import PROVIDER, llm_client
+
+
+@dataclass(frozen=True)
+class ChatOptions:
+    model: str | None = None
+    temperature: float | None = None
+    max_tokens: int | None = None
+
+
+@dataclass(frozen=True)
+class ChatReply:
+    response: str
+    session_id: str
+    llm_provider: str
+    model: str
+    user_id: str
+    usage: dict[str, int]
+
+
+def new_session_id() -> str:
+    return secrets.token_urlsafe(12)
+
+
+def _messages_for(store: HistoryStore, admin: AdminUser, session_id: str, text: str) -> list[dict[str, str]]:
+    conversation = store.get(admin.id, session_id)
+    return upstream_messages(
+        conversation.messages if conversation else [],
+        text,
+        system_prompt=settings.SYSTEM_PROMPT,
+        max_messages=settings.HISTORY_MAX_MESSAGES,
+        max_tokens=settings.HISTORY_MAX_TOKENS,
+    )
+
+
+def _llm_kwargs(options: ChatOptions) -> dict[str, object]:
+    return {
+        "model": options.model,
+        "temperature": options.temperature,
+        "max_tokens": options.max_tokens,
+        "model_from_request": options.model is not None,
+    }
+
+
+def _store_turn(store: HistoryStore, admin: AdminUser, session_id: str, text: str, completion: Completion) -> ChatReply:
+    usage = {**asdict(completion.usage), "requests": 1}
+    store.append(admin.id, session_id, [message("user", text), message("assistant", completion.content)], usage)
+    usage_record(admin.id, usage)
+    return ChatReply(
+        response=completion.content,
+        session_id=session_id,
+        llm_provider=PROVIDER,
+        model=completion.model,
+        user_id=admin.username,
+        usage={k: v for k, v in usage.items() if k != "requests"},
+    )
+
+
+def chat_send(*, admin: AdminUser, session_id: str | None, text: str, options: ChatOptions) -> ChatReply:
+    session_id = session_id or new_session_id()
+    store = history_store()
+    with store.session_lock(admin.id, session_id):
+        messages = _messages_for(store, admin, session_id, text)
+        completion = llm_client().complete(messages, **_llm_kwargs(options))
+        return _store_turn(store, admin, session_id, text, completion)
+
+
+def chat_stream(
+    *, admin: AdminUser, session_id: str | None, text: str, options: ChatOptions
+) -> Iterator[StreamDelta | ChatReply]:
+    """Yields the reply's pieces as they arrive, then the ChatReply once the turn is stored.
+
+    Failures before the first piece are raised from the first next(), so the caller can still answer with
+    an error status. Closing the generator early closes the upstream request and stores nothing."""
+    session_id = session_id or new_session_id()
+    store = history_store()
+    with store.session_lock(admin.id, session_id):
+        messages = _messages_for(store, admin, session_id, text)
+        upstream = llm_client().stream(messages, **_llm_kwargs(options))
+        completion = None
+        try:
+            for event in upstream:
+                if isinstance(event, StreamDone):
+                    completion = event.completion
+                else:
+                    yield event
+        finally:
+            upstream.close()
+        assert completion is not None  # the client always ends a stream with StreamDone or an error
+        yield _store_turn(store, admin, session_id, text, completion)

@@ -1,0 +1,85 @@
+"""Server-Sent Events for streamed chat replies."""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import threading
+from collections.abc import Iterator
+from dataclasses import asdict
+from typing import TypeVar
+
+import redis
+
+from chatbot_project.exceptions import ServiceError
+from conversations.services import ChatReply
+from llm_provider.client import StreamDelta
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+KEEPALIVE = b": keep-alive\n\n"
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+def sse_event(event: str, data: dict[str, object]) -> bytes:
+    return f"event: {event}\ndata: {json.dumps(data)}\n\n".encode()
+
+
+def with_keepalive(events: Iterator[T], interval: float) -> Iterator[T | None]:
+    """Yields the items of `events`, and None whenever `interval` seconds pass without one.
+
+    `events` runs in a helper thread so that silence can be noticed. Closing this generator (a client that
+    went away) makes the helper close `events` at its next item, which closes the upstream request."""
+    items: queue.Queue[tuple[str, object]] = queue.Queue()
+    stop = threading.Event()
+
+    def pump() -> None:
+        try:
+            for item in events:
+                items.put(("item", item))
+                if stop.is_set():
+                    break
+            items.put(("end", None))
+        except BaseException as exc:  # handed to the consumer, which raises it
+            items.put(("error", exc))
+        finally:
+            events.close()  # type: ignore[attr-defined]
+
+    threading.Thread(target=pump, name="sse-pump", daemon=True).start()
+    try:
+        while True:
+            try:
+                kind, value = items.get(timeout=interval)
+            except queue.Empty:
+                yield None
+                continue
+            if kind == "end":
+                return
+            if kind == "error":
+                raise value  # type: ignore[misc]
+            yield value  # type: ignore[misc]
+    finally:
+        stop.set()
+
+
+def sse_stream(
+    first: StreamDelta | ChatReply, rest: Iterator[StreamDelta | ChatReply], interval: float
+) -> Iterator[bytes]:
+    """The event stream: `delta` events, then `done` with the whole reply, or `error` if the upstream fails."""
+    yield _event_for(first)
+    try:
+        for item in with_keepalive(rest, interval):
+            yield KEEPALIVE if item is None else _event_for(item)
+    except ServiceError as exc:
+        yield sse_event("error", {"detail": exc.detail, "code": exc.code, "status": exc.status_code})
+    except redis.RedisError:
+        logger.error("redis failed while storing a streamed turn")
+        yield sse_event("error", {"detail": "Redis is unavailable.", "code": "redis_unavailable", "status": 503})
+
+
+def _event_for(item: StreamDelta | ChatReply) -> bytes:
+    if isinstance(item, StreamDelta):
+        return sse_event("delta", {"content": item.text})
+    return sse_event("done", asdict(item))

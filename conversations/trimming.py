@@ -1,0 +1,41 @@
+"""What goes upstream: the system prompt, the newest history that fits, then the new message.
+
+Token counts are estimates (about four characters a token, plus a few per message): close enough to keep a
+conversation inside the model's context, and nothing has to download a tokenizer."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+PER_MESSAGE_TOKENS = 4
+
+
+def estimate_tokens(text: str) -> int:
+    return (len(text) + 3) // 4 + PER_MESSAGE_TOKENS
+
+
+def trim_history(history: Sequence[dict[str, str]], *, max_messages: int, max_tokens: int) -> list[dict[str, str]]:
+    """The longest suffix of `history` within both limits that starts with a user message."""
+    kept: list[dict[str, str]] = []
+    budget = max_tokens
+    for message in reversed(history[-max_messages:] if max_messages else []):
+        cost = estimate_tokens(message["content"])
+        if cost > budget:
+            break
+        budget -= cost
+        kept.append(message)
+    kept.reverse()
+    # A reply without the question that prompted it only confuses the model.
+    while kept and kept[0]["role"] != "user":
+        kept.pop(0)
+    return kept
+
+
+def upstream_messages(
+    history: Sequence[dict[str, str]], message: str, *, system_prompt: str, max_messages: int, max_tokens: int
+) -> list[dict[str, str]]:
+    messages = [{"role": "system", "content": system_prompt}] if system_prompt else []
+    trimmed = trim_history(history, max_messages=max_messages, max_tokens=max_tokens)
+    messages.extend({"role": m["role"], "content": m["content"]} for m in trimmed)
+    messages.append({"role": "user", "content": message})
+    return messages

@@ -1,0 +1,145 @@
+from __future__ import annotations
+
+from dataclasses import asdict
+
+from django.conf import settings
+from django.http import StreamingHttpResponse
+from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema, extend_schema_view
+from rest_framework import renderers, viewsets
+from rest_framework.exceptions import NotFound
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from chatbot_project.schema import error_responses
+from conversations import serializers
+from conversations.history import conversation_payload, history_store
+from conversations.services import ChatOptions, chat_send, chat_stream
+from conversations.streaming import SSE_HEADERS, sse_event, sse_stream
+from conversations.usage import usage_totals
+
+TAG = "chat"
+EVENT_STREAM = "text/event-stream"
+
+
+class EventStreamRenderer(renderers.BaseRenderer):
+    """Lets clients ask for `Accept: text/event-stream`; errors raised before the stream starts arrive as
+    one `error` event with the HTTP status of the error."""
+
+    media_type = EVENT_STREAM
+    format = "sse"
+
+    def render(self, data: object, accepted_media_type: str | None = None, renderer_context: dict | None = None):
+        return sse_event("error", data) if isinstance(data, dict) else b""
+
+
+STREAM_DESCRIPTION = (
+    "With `stream: true` or `Accept: text/event-stream` the answer is a stream of Server-Sent Events: "
+    "`delta` events `{content}` as the model writes, then one `done` event with the fields of the JSON answer, "
+    "or an `error` event `{detail, code, status}` if the upstream fails midway. Comment lines keep quiet "
+    "streams alive."
+)
+
+
+@extend_schema(
+    tags=[TAG],
+    summary="Send a message to the chatbot",
+    description=STREAM_DESCRIPTION,
+    request=serializers.ChatRequestSerializer,
+    responses={
+        200: OpenApiResponse(serializers.ChatResponseSerializer, description="The reply (or an event stream)."),
+        **error_responses(400, 401, 409, 429, 502, 503, 504),
+    },
+    examples=[
+        OpenApiExample(
+            "A message", value={"session_id": "chat123", "message": "Hello! How are you today?"}, request_only=True
+        ),
+        OpenApiExample(
+            "Reply",
+            value={
+                "response": "Hello! I'm doing well.",
+                "session_id": "chat123",
+                "llm_provider": "chatgroq",
+                "model": "openai/gpt-oss-20b",
+                "user_id": "admin",
+                "usage": {"prompt_tokens": 12, "completion_tokens": 9, "total_tokens": 21},
+            },
+            response_only=True,
+        ),
+    ],
+)
+class ChatView(APIView):
+    renderer_classes = [*APIView.renderer_classes, EventStreamRenderer]
+
+    def post(self, request: Request) -> Response | StreamingHttpResponse:
+        body = serializers.ChatRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        arguments = {
+            "admin": request.user,
+            "session_id": data.get("session_id"),
+            "text": data["message"],
+            "options": ChatOptions(data.get("model"), data.get("temperature"), data.get("max_tokens")),
+        }
+        if data["stream"] or request.accepted_media_type == EVENT_STREAM:
+            events = chat_stream(**arguments)
+            first = next(events)  # errors before the first piece still get their own HTTP status
+            stream = sse_stream(first, events, settings.STREAM_KEEPALIVE_SECONDS)
+            response = StreamingHttpResponse(stream, content_type=EVENT_STREAM, headers=SSE_HEADERS)
+            return response
+        return Response(asdict(chat_send(**arguments)))
+
+
+@extend_schema_view(
+    list=extend_schema(
+        tags=[TAG],
+        summary="This admin's chat sessions",
+        responses={200: serializers.SessionListSerializer, **error_responses(401, 503)},
+    ),
+    retrieve=extend_schema(
+        tags=[TAG],
+        summary="One chat session with its messages",
+        responses={200: serializers.SessionDetailSerializer, **error_responses(401, 404, 503)},
+    ),
+    destroy=extend_schema(
+        tags=[TAG], summary="Clear a chat session", responses={204: None, **error_responses(401, 404, 503)}
+    ),
+)
+class ChatSessionViewSet(viewsets.ViewSet):
+    lookup_field = "session_id"
+    lookup_value_regex = "[a-zA-Z0-9_-]{1,100}"
+
+    def list(self, request: Request) -> Response:
+        sessions = [asdict(s) for s in history_store().list(request.user.id)]
+        return Response({"count": len(sessions), "sessions": sessions})
+
+    def retrieve(self, request: Request, session_id: str) -> Response:
+        conversation = history_store().get(request.user.id, session_id)
+        if conversation is None:
+            raise NotFound("No such session.")
+        return Response(conversation_payload(conversation))
+
+    def destroy(self, request: Request, session_id: str) -> Response:
+        if not history_store().delete(request.user.id, session_id):
+            raise NotFound("No such session.")
+        return Response(status=204)
+
+
+@extend_schema(
+    tags=[TAG],
+    summary="Conversation memory statistics",
+    responses={200: serializers.MemoryStatsSerializer, **error_responses(401, 503)},
+)
+class MemoryStatsView(APIView):
+    def get(self, request: Request) -> Response:
+        store = history_store()
+        return Response(
+            {
+                "backend": store.backend,
+                "sessions_stored": store.count(),
+                "max_sessions": settings.MAX_CACHE_SIZE,
+                "ttl_seconds": settings.MEMORY_TTL_SECONDS,
+                "your_sessions": len(store.list(request.user.id)),
+                "usage": usage_totals(request.user.id),
+            }
+        )

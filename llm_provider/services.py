@@ -1,0 +1,96 @@
+"""The configured LLM provider: its client, its description, and a cached health check."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, replace
+
+from django.conf import settings
+
+from llm_provider.client import ChatClient, LLMConfig, ModelInfo, get_client
+from llm_provider.exceptions import LLMError
+
+PROVIDER = "chatgroq"
+# A health probe must answer quickly even when the upstream hangs.
+HEALTH_TIMEOUT_SECONDS = 5.0
+
+
+def llm_config() -> LLMConfig:
+    return LLMConfig(
+        base_url=settings.GROQ_BASE_URL,
+        api_key=settings.GROQ_API_KEY or None,
+        model=settings.GROQ_MODEL_NAME,
+        temperature=settings.TEMPERATURE,
+        max_tokens=settings.MAX_TOKENS,
+        timeout_seconds=settings.LLM_TIMEOUT_SECONDS,
+        connect_timeout=settings.LLM_CONNECT_TIMEOUT_SECONDS,
+        max_retries=settings.LLM_MAX_RETRIES,
+        max_connections=settings.LLM_MAX_CONNECTIONS,
+        max_tokens_param=settings.LLM_MAX_TOKENS_PARAM,
+    )
+
+
+def llm_client() -> ChatClient:
+    return get_client(llm_config())
+
+
+def provider_description() -> dict[str, object]:
+    return {
+        "provider": PROVIDER,
+        "model": settings.GROQ_MODEL_NAME,
+        "base_url": settings.GROQ_BASE_URL,
+        "temperature": settings.TEMPERATURE,
+        "max_tokens": settings.MAX_TOKENS,
+        "type": "cloud",
+        "description": "ChatGroq cloud-based LLM inference",
+    }
+
+
+@dataclass(frozen=True)
+class LLMHealth:
+    healthy: bool
+    model: str
+    model_available: bool | None
+    models: tuple[str, ...]
+    error: str | None
+    error_code: str | None
+    checked_at: float
+
+    @property
+    def age_seconds(self) -> float:
+        return time.time() - self.checked_at
+
+
+_health_lock = threading.Lock()
+_health: dict[tuple[str, str], LLMHealth] = {}
+
+
+def llm_health() -> LLMHealth:
+    """Asks the upstream for its models at most once per LLM_HEALTH_CACHE_SECONDS per process: probes from a
+    load balancer must not turn into upstream traffic."""
+    key = (settings.GROQ_BASE_URL, settings.GROQ_MODEL_NAME)
+    with _health_lock:
+        cached = _health.get(key)
+        if cached is not None and cached.age_seconds < settings.LLM_HEALTH_CACHE_SECONDS:
+            return cached
+        _health[key] = result = _check_health()
+        return result
+
+
+def _check_health() -> LLMHealth:
+    model = settings.GROQ_MODEL_NAME
+    try:
+        config = replace(llm_config(), timeout_seconds=HEALTH_TIMEOUT_SECONDS, max_retries=0)
+        models: list[ModelInfo] = get_client(config).list_models()
+    except LLMError as exc:
+        return LLMHealth(False, model, None, (), exc.detail, exc.code, time.time())
+    ids = tuple(sorted(m.id for m in models))
+    available = model in ids
+    error = None if available else f"The configured model '{model}' is not listed upstream; set GROQ_MODEL_NAME."
+    return LLMHealth(available, model, available, ids, error, None if available else "model_unavailable", time.time())
+
+
+def llm_health_forget() -> None:
+    with _health_lock:
+        _health.clear()
