@@ -13,7 +13,7 @@ import json
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -210,10 +210,9 @@ class RedisHistoryStore:
         try:
             yield
         finally:
-            try:
+            # LockError: it expired, the turn outlived the lock's safety timeout.
+            with suppress(LockError):
                 lock.release()
-            except LockError:
-                pass  # it expired: the turn outlived the lock's safety timeout
 
     def get(self, admin_id: str, session_id: str) -> Conversation | None:
         messages_key, meta_key = self._keys(admin_id, session_id)

@@ -28,4 +28,4 @@ os.environ["GROQ_BASE_URL"] = f"http://127.0.0.1:{os.environ['TEST_FAKE_GROQ_POR
 os.environ.setdefault("LLM_MAX_RETRIES", "1")
 os.environ.setdefault("LLM_TIMEOUT_SECONDS", "5")
 
-from chatbot_project.settings import *  # noqa: F403
+from chatbot_project.settings import *  # noqa: E402,F403
