@@ -204,6 +204,8 @@ class RedisHistoryStore:
             timeout=settings.LLM_TIMEOUT_SECONDS + 30,
             blocking_timeout=settings.CHAT_SESSION_WAIT_SECONDS,
             sleep=0.02,
+            # A streamed turn takes the lock in the request thread and releases it in the stream's thread.
+            thread_local=False,
         )
         if not lock.acquire():
             raise SessionBusy("Another message to this session is still being answered; retry shortly.")

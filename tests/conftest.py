@@ -86,3 +86,10 @@ def alice_client(alice_tokens: dict[str, str]) -> APIClient:
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {alice_tokens['access_token']}")
     return client
+
+
+@pytest.fixture
+def bob_client(bob) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {login(APIClient(), 'bob', BOB_PASSWORD)['access_token']}")
+    return client

@@ -3,21 +3,12 @@ from __future__ import annotations
 import pytest
 from rest_framework.test import APIClient
 
-from tests.conftest import BOB_PASSWORD, login
-
 
 @pytest.fixture(params=["locmem", "redis"])
 def history_backend(request, settings) -> str:
     """Runs a test once with each history store."""
     settings.HISTORY_BACKEND = request.param
     return request.param
-
-
-@pytest.fixture
-def bob_client(bob) -> APIClient:
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {login(APIClient(), 'bob', BOB_PASSWORD)['access_token']}")
-    return client
 
 
 def chat(client: APIClient, message: str, session_id: str | None = "s1", **extra):
