@@ -5,17 +5,27 @@ from django.http import HttpRequest
 
 from accounts.models import AdminUser
 from accounts.services import admin_authenticate, admin_get
+from accounts.throttling import client_ip, login_failure_record, login_success_record, login_throttle_check
 
 
 class RedisAdminBackend(BaseBackend):
-    """Checks an admin's username and password against Redis; used by the login endpoint and browser login."""
+    """Checks an admin's username and password against Redis, for the login endpoint and the browser login.
+
+    Throttled attempts raise LoginThrottled (429) before bcrypt runs."""
 
     def authenticate(
         self, request: HttpRequest | None, username: str | None = None, password: str | None = None, **kwargs: object
     ) -> AdminUser | None:
         if username is None or password is None:
             return None
-        return admin_authenticate(username=username, password=password)
+        ip = client_ip(request) if request is not None else "local"
+        login_throttle_check(username=username, ip=ip)
+        admin = admin_authenticate(username=username, password=password)
+        if admin is None:
+            login_failure_record(username=username, ip=ip)
+        else:
+            login_success_record(username=username)
+        return admin
 
     def get_user(self, user_id: str) -> AdminUser | None:
         return admin_get(str(user_id))

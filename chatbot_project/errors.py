@@ -82,8 +82,14 @@ def json_not_found(request: HttpRequest, exception: Exception | None = None) -> 
 
 
 def json_server_error(request: HttpRequest) -> JsonResponse:
-    """Django's last resort. A Redis outage outside a DRF view (the session middleware) is still a 503."""
+    """Django's last resort, for errors raised outside DRF views (the browser login form, the session
+    middleware): our own errors keep their status, and a Redis outage is still a 503."""
     exc = sys.exc_info()[1]
+    if isinstance(exc, ServiceError):
+        response = JsonResponse({"detail": exc.detail, "code": exc.code}, status=exc.status_code)
+        if exc.retry_after is not None:
+            response["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
+        return response
     if isinstance(exc, redis.RedisError):
         response = JsonResponse(REDIS_DOWN, status=503)
         response["Retry-After"] = str(REDIS_RETRY_AFTER_SECONDS)

@@ -9,6 +9,9 @@ from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 from dotenv import load_dotenv
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.retry import Retry
 
 from chatbot_project.env import env_bool, env_choice, env_float, env_int, env_list, env_str
 
@@ -90,7 +93,12 @@ REDIS_TIMEOUT_SECONDS = env_float("REDIS_TIMEOUT_SECONDS", 0.5, minimum=0.05, ma
 _redis_options = {
     "SOCKET_CONNECT_TIMEOUT": REDIS_TIMEOUT_SECONDS,
     "SOCKET_TIMEOUT": REDIS_TIMEOUT_SECONDS,
-    "CONNECTION_POOL_KWARGS": {"health_check_interval": 30},
+    "CONNECTION_POOL_KWARGS": {
+        "health_check_interval": 30,
+        # One quick reconnect for a pooled connection that died (Redis restarted), but no retry after a
+        # timeout: redis-py's default (10 retries with backoff) turns a hung Redis into a 10-second hang.
+        "retry": Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
+    },
 }
 
 # --- Conversation memory --------------------------------------------------------------------------
@@ -148,6 +156,20 @@ SIMPLE_JWT = {
     "UPDATE_LAST_LOGIN": False,
 }
 
+# --- Limits ---------------------------------------------------------------------------------------
+# Failed logins allowed per window, per username and per client address, before logins answer 429.
+LOGIN_MAX_FAILURES_PER_USERNAME = env_int("LOGIN_MAX_FAILURES_PER_USERNAME", 5, minimum=1)
+LOGIN_MAX_FAILURES_PER_IP = env_int("LOGIN_MAX_FAILURES_PER_IP", 20, minimum=1)
+LOGIN_FAILURE_WINDOW_SECONDS = env_int("LOGIN_FAILURE_WINDOW_SECONDS", 300, minimum=1)
+# The header a trusted reverse proxy sets to the client's address (e.g. X-Forwarded-For, X-Real-IP).
+# Unset: the socket's peer address. Never set it without a proxy that overwrites the header.
+CLIENT_IP_HEADER = env_str("CLIENT_IP_HEADER")
+# Per admin; 0 turns a limit off.
+CHAT_REQUESTS_PER_MINUTE = env_int("CHAT_REQUESTS_PER_MINUTE", 600, minimum=0)
+CHAT_MAX_CONCURRENT = env_int("CHAT_MAX_CONCURRENT", 64, minimum=0)
+MAX_REQUEST_BYTES = env_int("MAX_REQUEST_BYTES", 1024 * 1024, minimum=1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_BYTES
+
 # --- LLM provider ---------------------------------------------------------------------------------
 LLM_PROVIDER = env_choice("LLM_PROVIDER", "chatgroq", ("chatgroq",))
 GROQ_API_KEY = env_str("GROQ_API_KEY")
@@ -180,6 +202,17 @@ WHITENOISE_USE_FINDERS = True
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+# Behind a TLS-terminating proxy, SECURE_PROXY_SSL_HEADER=true trusts its X-Forwarded-Proto header.
+if env_bool("SECURE_PROXY_SSL_HEADER", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
+SECURE_REDIRECT_EXEMPT = [r"^health"]
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0 if DEBUG else 31536000, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env_bool("SECURE_COOKIES", not DEBUG)
+SESSION_COOKIE_HTTPONLY = True
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
