@@ -9,7 +9,8 @@ import time
 import uuid
 from collections.abc import Callable
 
-from django.http import HttpRequest, HttpResponse
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, JsonResponse
 
 logger = logging.getLogger("chatbot.requests")
 
@@ -38,3 +39,21 @@ class RequestLogMiddleware:
             duration_ms,
         )
         return response
+
+
+class RequestSizeLimitMiddleware:
+    """Refuses a body over MAX_REQUEST_BYTES with 413 before anything reads it."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        declared = request.META.get("CONTENT_LENGTH") or "0"
+        if not declared.isdigit():
+            return JsonResponse({"detail": "Invalid Content-Length.", "code": "bad_request"}, status=400)
+        if int(declared) > settings.MAX_REQUEST_BYTES:
+            return JsonResponse(
+                {"detail": f"Request body over {settings.MAX_REQUEST_BYTES} bytes.", "code": "request_too_large"},
+                status=413,
+            )
+        return self.get_response(request)

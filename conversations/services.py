@@ -1,7 +1,7 @@
 """A chat turn: add the session's history, ask the model, store the turn, answer (at once or as a stream).
 
-The session lock is held for the whole turn, so two messages to one session are answered one after the
-other and neither is lost. A failed call stores nothing."""
+A turn holds one of the admin's chat slots (per-admin limits) and the session lock, so two messages to one
+session are answered one after the other and neither is lost. A failed call stores nothing."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from django.conf import settings
 
 from accounts.models import AdminUser
 from conversations.history import HistoryStore, history_store, message
+from conversations.limits import chat_slot
 from conversations.trimming import upstream_messages
 from conversations.usage import usage_record
 from llm_provider.client import Completion, StreamDelta, StreamDone
@@ -77,7 +78,7 @@ def _store_turn(store: HistoryStore, admin: AdminUser, session_id: str, text: st
 def chat_send(*, admin: AdminUser, session_id: str | None, text: str, options: ChatOptions) -> ChatReply:
     session_id = session_id or new_session_id()
     store = history_store()
-    with store.session_lock(admin.id, session_id):
+    with chat_slot(admin.id), store.session_lock(admin.id, session_id):
         messages = _messages_for(store, admin, session_id, text)
         completion = llm_client().complete(messages, **_llm_kwargs(options))
         return _store_turn(store, admin, session_id, text, completion)
@@ -92,7 +93,7 @@ def chat_stream(
     an error status. Closing the generator early closes the upstream request and stores nothing."""
     session_id = session_id or new_session_id()
     store = history_store()
-    with store.session_lock(admin.id, session_id):
+    with chat_slot(admin.id), store.session_lock(admin.id, session_id):
         messages = _messages_for(store, admin, session_id, text)
         upstream = llm_client().stream(messages, **_llm_kwargs(options))
         completion = None

@@ -1,0 +1,54 @@
+"""Per-admin chat limits: requests per minute and chats in flight, counted in Redis so that every worker
+and instance shares them."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from django.conf import settings
+
+from chatbot_project.exceptions import ServiceError
+from chatbot_project.redis_store import redis_client, redis_key
+
+
+class ChatLimited(ServiceError):
+    status_code = 429
+    code = "chat_limit_exceeded"
+
+
+@contextmanager
+def chat_slot(admin_id: str) -> Iterator[None]:
+    """Holds one of the admin's chat slots for the duration of a turn; raises ChatLimited when the admin is
+    over CHAT_REQUESTS_PER_MINUTE or CHAT_MAX_CONCURRENT."""
+    per_minute, concurrent = settings.CHAT_REQUESTS_PER_MINUTE, settings.CHAT_MAX_CONCURRENT
+    if not per_minute and not concurrent:
+        yield
+        return
+    now = time.time()
+    rate_key = redis_key("limit", "chat-rate", admin_id, str(int(now // 60)))
+    active_key = redis_key("limit", "chat-active", admin_id)
+    slot = secrets.token_hex(8)
+    # A slot older than any turn can last belongs to a process that died mid-turn: it no longer counts.
+    stale_before = now - settings.LLM_TIMEOUT_SECONDS - 60
+    client = redis_client()
+    pipe = client.pipeline(transaction=False)
+    pipe.incr(rate_key)
+    pipe.expire(rate_key, 61)
+    pipe.zremrangebyscore(active_key, "-inf", stale_before)
+    pipe.zadd(active_key, {slot: now})
+    pipe.zcard(active_key)
+    pipe.expire(active_key, int(settings.LLM_TIMEOUT_SECONDS) + 60)
+    requests_this_minute, _, _, _, active, _ = pipe.execute()
+    try:
+        if per_minute and requests_this_minute > per_minute:
+            raise ChatLimited(
+                f"Over CHAT_REQUESTS_PER_MINUTE ({per_minute}) for this admin.", retry_after=60 - now % 60
+            )
+        if concurrent and active > concurrent:
+            raise ChatLimited(f"Over CHAT_MAX_CONCURRENT ({concurrent}) chats in flight for this admin.", retry_after=1)
+        yield
+    finally:
+        client.zrem(active_key, slot)

@@ -1,0 +1,75 @@
+from __future__ import annotations
+
+import threading
+import time
+from http import HTTPStatus
+
+from rest_framework.test import APIClient
+
+from tests.conversations.conftest import chat
+
+
+def test_an_admin_over_its_requests_per_minute_gets_429(alice_client, bob_client, settings):
+    settings.CHAT_REQUESTS_PER_MINUTE = 3
+    for _ in range(3):
+        assert chat(alice_client, "hi").status_code == HTTPStatus.OK
+
+    response = chat(alice_client, "hi")
+
+    assert response.status_code == HTTPStatus.TOO_MANY_REQUESTS
+    assert response.json()["code"] == "chat_limit_exceeded"
+    assert "CHAT_REQUESTS_PER_MINUTE" in response.json()["detail"]
+    assert 1 <= int(response["Retry-After"]) <= 60
+    assert chat(bob_client, "hi").status_code == HTTPStatus.OK  # the limit is per admin
+    assert alice_client.get("/chat/sessions/s1").json()["message_count"] == 6
+
+
+def test_an_admin_over_its_concurrent_chats_gets_429(alice_client, alice_tokens, fake_groq, settings):
+    settings.CHAT_MAX_CONCURRENT = 2
+    fake_groq.configure(latency=0.5)
+    results = []
+
+    def send(session: str) -> None:
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {alice_tokens['access_token']}")
+        results.append(chat(client, "hi", session_id=session).status_code)
+
+    threads = [threading.Thread(target=send, args=(f"s{i}",)) for i in range(2)]
+    for thread in threads:
+        thread.start()
+    time.sleep(0.2)
+    third = chat(alice_client, "hi", session_id="s3")
+    for thread in threads:
+        thread.join()
+
+    assert third.status_code == HTTPStatus.TOO_MANY_REQUESTS
+    assert third["Retry-After"] == "1"
+    assert results == [200, 200]
+    # Slots are given back when the turns end.
+    fake_groq.configure(latency=0)
+    assert chat(alice_client, "hi", session_id="s3").status_code == HTTPStatus.OK
+
+
+def test_a_stream_holds_its_slot_until_it_ends(alice_client, fake_groq, settings):
+    settings.CHAT_MAX_CONCURRENT = 1
+    fake_groq.configure(chunk_delay=0.1)
+    response = alice_client.post(
+        "/chat/", {"session_id": "a", "message": "one two three", "stream": True}, format="json"
+    )
+    chunks = iter(response.streaming_content)
+    next(chunks)
+
+    assert chat(alice_client, "hi", session_id="b").status_code == HTTPStatus.TOO_MANY_REQUESTS
+
+    b"".join(chunks)
+    assert chat(alice_client, "hi", session_id="b").status_code == HTTPStatus.OK
+
+
+def test_a_body_over_the_limit_is_413(alice_client, settings):
+    settings.MAX_REQUEST_BYTES = 2048
+
+    response = alice_client.post("/chat/", {"session_id": "a", "message": "x" * 3000}, format="json")
+
+    assert response.status_code == HTTPStatus.REQUEST_ENTITY_TOO_LARGE
+    assert response.json()["code"] == "request_too_large"
+    assert alice_client.get("/chat/sessions").json()["count"] == 0
