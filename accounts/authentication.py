@@ -1,9 +1,14 @@
 from __future__ import annotations
 
+from rest_framework.authentication import BaseAuthentication, get_authorization_header
+from rest_framework.exceptions import AuthenticationFailed
+from rest_framework.request import Request
 from rest_framework_simplejwt.authentication import JWTAuthentication
 from rest_framework_simplejwt.tokens import Token
 
+from accounts.api_keys import ApiKey, api_key_authenticate, looks_like_api_key
 from accounts.models import AdminUser
+from accounts.services import admin_get
 from accounts.tokens import live_session_of
 
 
@@ -11,8 +16,41 @@ class RedisJWTAuthentication(JWTAuthentication):
     """SimpleJWT's checks (signature, algorithm, `exp`, `iss`, `aud`, token type), then one Redis round trip
     to see that the token's login session is still live. No database lookup."""
 
+    def get_raw_token(self, header: bytes) -> bytes | None:
+        raw = super().get_raw_token(header)
+        # An API key is no JWT: leave it to ApiKeyAuthentication instead of refusing it as a malformed token.
+        if raw is not None and looks_like_api_key(raw.decode(errors="replace")):
+            return None
+        return raw
+
     def get_user(self, validated_token: Token) -> AdminUser:
         session = live_session_of(validated_token)
         admin = AdminUser(id=session["admin_id"], username=session["username"])
         admin.login_session_id = session["id"]  # type: ignore[attr-defined]
         return admin
+
+
+class InvalidApiKey(AuthenticationFailed):
+    default_detail = "Invalid or revoked API key."
+    default_code = "invalid_api_key"
+
+
+class ApiKeyAuthentication(BaseAuthentication):
+    """`Authorization: Bearer cgk_...`, the form OpenAI's SDKs send their `api_key` in."""
+
+    def authenticate(self, request: Request) -> tuple[AdminUser, ApiKey] | None:
+        parts = get_authorization_header(request).split()
+        if len(parts) != 2 or parts[0].lower() != b"bearer":
+            return None
+        raw = parts[1].decode(errors="replace")
+        if not looks_like_api_key(raw):
+            return None
+        key = api_key_authenticate(raw)
+        # The admin is read afresh: a renamed admin keeps its keys, a deleted one loses them.
+        admin = admin_get(key.admin_id) if key else None
+        if key is None or admin is None:
+            raise InvalidApiKey()
+        return admin, key
+
+    def authenticate_header(self, request: Request) -> str:
+        return 'Bearer realm="api"'

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from django.conf import settings
 
 from accounts import login_sessions
+from accounts.api_keys import api_key_revoke_all
 from accounts.exceptions import (
     AdminNotFound,
     InvalidCredentialInput,
@@ -152,6 +153,7 @@ def admin_update_credentials(
 
 def admin_delete(admin: AdminUser) -> None:
     login_sessions.login_session_revoke_all(admin.id)
+    api_key_revoke_all(admin.id)
     client = redis_client()
     pipe = client.pipeline()
     pipe.hdel(_index_key(), admin.username)

@@ -1,6 +1,6 @@
 from django.urls import re_path
 
-from accounts import views
+from accounts import api_key_views, views
 
 # Seed paths, each also answering with a trailing slash.
 urlpatterns = [
@@ -14,5 +14,11 @@ urlpatterns = [
         r"^admin/sessions/(?P<session_id>[A-Za-z0-9_-]{1,64})/?$",
         views.LoginSessionDetailView.as_view(),
         name="admin-session-detail",
+    ),
+    re_path(r"^admin/api-keys/?$", api_key_views.ApiKeyListView.as_view(), name="admin-api-keys"),
+    re_path(
+        r"^admin/api-keys/(?P<key_id>[a-f0-9]{16})/?$",
+        api_key_views.ApiKeyDetailView.as_view(),
+        name="admin-api-key-detail",
     ),
 ]

@@ -1,0 +1,156 @@
+"""API keys: long-lived credentials of an admin for programs (OpenAI SDKs, scripts), sent as `Bearer cgk_...`.
+
+A key is shown once, at creation; Redis keeps only its SHA-256, so a leaked dump of Redis holds no usable key.
+A key high in entropy needs no salt or slow hash: nobody can guess one to test against the digest.
+Keys (under REDIS_KEY_PREFIX):
+  apikey:<sha256>        hash  id, admin_id, name, prefix, created_at, last_used
+  apikeys                hash  key id -> sha256 (to revoke by id)
+  admin:<id>:apikeys     set   the ids of that admin's keys
+Revoking an admin's tokens leaves its keys alone; deleting the admin revokes them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import redis
+
+from chatbot_project.redis_store import redis_client, redis_key
+
+KEY_PREFIX = "cgk_"
+# What a listing shows of a key, so its owner can tell keys apart: "cgk_" and four more characters.
+SHOWN_CHARS = 8
+
+# Marks the key as used and returns it in one round trip; a revoked key stays absent.
+_TOUCH_SCRIPT = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return nil end
+redis.call('HSET', KEYS[1], 'last_used', ARGV[1])
+return redis.call('HGETALL', KEYS[1])
+"""
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    id: str
+    admin_id: str
+    name: str
+    prefix: str
+    created_at: str
+    last_used: str | None
+
+
+def _digest(raw_key: str) -> str:
+    return hashlib.sha256(raw_key.encode()).hexdigest()
+
+
+def _record_key(digest: str) -> str:
+    return redis_key("apikey", digest)
+
+
+def _ids_key() -> str:
+    return redis_key("apikeys")
+
+
+def _admin_keys_key(admin_id: str) -> str:
+    return redis_key("admin", admin_id, "apikeys")
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _from_record(record: dict[str, str]) -> ApiKey:
+    return ApiKey(
+        id=record["id"],
+        admin_id=record["admin_id"],
+        name=record.get("name", ""),
+        prefix=record.get("prefix", KEY_PREFIX),
+        created_at=record.get("created_at", ""),
+        last_used=record.get("last_used") or None,
+    )
+
+
+def looks_like_api_key(raw: str) -> bool:
+    return raw.startswith(KEY_PREFIX)
+
+
+def api_key_create(*, admin_id: str, name: str = "") -> tuple[ApiKey, str]:
+    """Creates a key for `admin_id`; returns it with the raw key, which is never available again."""
+    raw = KEY_PREFIX + secrets.token_urlsafe(32)
+    digest = _digest(raw)
+    record = {
+        "id": secrets.token_hex(8),
+        "admin_id": admin_id,
+        "name": name,
+        "prefix": raw[:SHOWN_CHARS],
+        "created_at": _now(),
+        "last_used": "",
+    }
+    pipe = redis_client().pipeline()
+    pipe.hset(_record_key(digest), mapping=record)
+    pipe.hset(_ids_key(), record["id"], digest)
+    pipe.sadd(_admin_keys_key(admin_id), record["id"])
+    pipe.execute()
+    return _from_record(record), raw
+
+
+def api_key_authenticate(raw_key: str) -> ApiKey | None:
+    """The live key `raw_key`, marked as used now; None when it is unknown or revoked."""
+    if not looks_like_api_key(raw_key):
+        return None
+    flat = redis_client().eval(_TOUCH_SCRIPT, 1, _record_key(_digest(raw_key)), _now())
+    if not flat:
+        return None
+    values = [item.decode() for item in flat]
+    return _from_record(dict(zip(values[::2], values[1::2], strict=True)))
+
+
+def _records(client: redis.Redis, key_ids: list[str]) -> list[ApiKey]:
+    digests = client.hmget(_ids_key(), key_ids) if key_ids else []
+    pipe = client.pipeline(transaction=False)
+    for digest in digests:
+        pipe.hgetall(_record_key(digest.decode() if digest else "-"))
+    found = [{k.decode(): v.decode() for k, v in record.items()} for record in pipe.execute() if record]
+    return sorted((_from_record(r) for r in found), key=lambda key: (key.created_at, key.id))
+
+
+def api_key_list(admin_id: str) -> list[ApiKey]:
+    client = redis_client()
+    return _records(client, sorted(member.decode() for member in client.smembers(_admin_keys_key(admin_id))))
+
+
+def api_key_list_all() -> list[ApiKey]:
+    client = redis_client()
+    return _records(client, sorted(key_id.decode() for key_id in client.hkeys(_ids_key())))
+
+
+def api_key_get(key_id: str) -> ApiKey | None:
+    keys = _records(redis_client(), [key_id])
+    return keys[0] if keys else None
+
+
+def api_key_revoke(*, key_id: str, admin_id: str | None = None) -> bool:
+    """Revokes the key `key_id` (only if it is `admin_id`'s, when given); False when there is no such key."""
+    key = api_key_get(key_id)
+    if key is None or (admin_id is not None and key.admin_id != admin_id):
+        return False
+    client = redis_client()
+    digest = client.hget(_ids_key(), key_id)
+    pipe = client.pipeline()
+    if digest:
+        pipe.delete(_record_key(digest.decode()))
+    pipe.hdel(_ids_key(), key_id)
+    pipe.srem(_admin_keys_key(key.admin_id), key_id)
+    pipe.execute()
+    return True
+
+
+def api_key_revoke_all(admin_id: str) -> int:
+    keys = api_key_list(admin_id)
+    for key in keys:
+        api_key_revoke(key_id=key.id)
+    redis_client().delete(_admin_keys_key(admin_id))
+    return len(keys)

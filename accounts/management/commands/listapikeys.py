@@ -1,0 +1,26 @@
+from django.core.management.base import BaseCommand, CommandParser
+
+from accounts.api_keys import api_key_list, api_key_list_all
+from accounts.management.commands._common import find_admin
+from accounts.services import admin_list
+
+
+class Command(BaseCommand):
+    help = "List the API keys of one admin (USERNAME) or of every admin. Keys themselves are never shown."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("username", nargs="?")
+
+    def handle(self, *args: object, username: str | None, **options: object) -> None:
+        keys = api_key_list(find_admin(username).id) if username else api_key_list_all()
+        if not keys:
+            self.stdout.write("No API keys.")
+            return
+        names = {admin.id: admin.username for admin in admin_list()}
+        self.stdout.write(f"{'ID':<18} {'ADMIN':<20} {'PREFIX':<10} {'CREATED':<27} {'LAST USED':<27} NAME")
+        for key in keys:
+            admin = names.get(key.admin_id, key.admin_id)
+            last_used = key.last_used or "never"
+            self.stdout.write(
+                f"{key.id:<18} {admin:<20} {key.prefix:<10} {key.created_at:<27} {last_used:<27} {key.name}"
+            )

@@ -1,0 +1,15 @@
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from accounts.api_keys import api_key_revoke
+
+
+class Command(BaseCommand):
+    help = "Revoke an API key by its id (see listapikeys)."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("key_id")
+
+    def handle(self, *args: object, key_id: str, **options: object) -> None:
+        if not api_key_revoke(key_id=key_id):
+            raise CommandError(f"No API key with id {key_id!r}.")
+        self.stdout.write(self.style.SUCCESS(f"Revoked API key {key_id}."))

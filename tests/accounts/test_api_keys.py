@@ -1,0 +1,179 @@
+"""API keys: created once, stored hashed, attributable to their admin, revocable; accepted as a Bearer token."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from http import HTTPStatus
+
+import pytest
+from django.conf import settings
+from django.core.management import CommandError, call_command
+from rest_framework.test import APIClient
+
+from accounts.api_keys import api_key_create, api_key_list
+from accounts.login_sessions import login_session_revoke_all
+from accounts.services import admin_delete, admin_update_credentials
+from chatbot_project.redis_store import redis_client
+
+
+def key_client(raw: str) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
+    return client
+
+
+def run(*args: str) -> tuple[str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    call_command(*args, stdout=out, stderr=err)
+    return out.getvalue(), err.getvalue()
+
+
+def test_an_admin_creates_a_key_and_uses_it(alice_client):
+    response = alice_client.post("/admin/api-keys", {"name": "script"}, format="json")
+
+    assert response.status_code == HTTPStatus.CREATED
+    created = response.json()
+    assert created["key"].startswith("cgk_") and len(created["key"]) > 40
+    assert created["prefix"] == created["key"][:8]
+    assert created["name"] == "script" and created["last_used"] is None
+    info = key_client(created["key"]).get("/admin/info")
+    assert info.status_code == HTTPStatus.OK
+    assert info.json()["username"] == "alice"
+
+
+def test_the_key_is_shown_once_and_stored_only_as_a_digest(alice_client):
+    created = alice_client.post("/admin/api-keys", {}, format="json").json()
+
+    listing = alice_client.get("/admin/api-keys").json()
+
+    assert listing["count"] == 1
+    assert "key" not in listing["keys"][0]
+    assert listing["keys"][0]["id"] == created["id"]
+    client = redis_client()
+    stored = b" ".join(client.dump(name) or b"" for name in client.scan_iter(f"{settings.REDIS_KEY_PREFIX}:*"))
+    assert created["key"].encode() not in stored
+    assert hashlib.sha256(created["key"].encode()).hexdigest().encode() in stored
+
+
+def test_using_a_key_records_when_it_was_last_used(alice, alice_client):
+    _, raw = api_key_create(admin_id=alice.id, name="")
+
+    key_client(raw).get("/admin/info")
+
+    (listed,) = alice_client.get("/admin/api-keys").json()["keys"]
+    assert listed["last_used"] is not None
+
+
+def test_it_rejects_an_unknown_key(alice):
+    response = key_client("cgk_not-a-real-key").get("/admin/info")
+
+    assert response.status_code == HTTPStatus.UNAUTHORIZED
+    assert response.json()["code"] == "invalid_api_key"
+    assert response["WWW-Authenticate"].startswith("Bearer")
+
+
+def test_a_revoked_key_stops_working(alice_client):
+    created = alice_client.post("/admin/api-keys", {}, format="json").json()
+
+    assert alice_client.delete(f"/admin/api-keys/{created['id']}").status_code == HTTPStatus.NO_CONTENT
+
+    assert key_client(created["key"]).get("/admin/info").status_code == HTTPStatus.UNAUTHORIZED
+    assert alice_client.get("/admin/api-keys").json()["count"] == 0
+
+
+def test_an_admin_cannot_see_or_revoke_anothers_keys(alice, bob_client):
+    key, raw = api_key_create(admin_id=alice.id)
+
+    assert bob_client.get("/admin/api-keys").json()["count"] == 0
+    assert bob_client.delete(f"/admin/api-keys/{key.id}").status_code == HTTPStatus.NOT_FOUND
+    assert key_client(raw).get("/admin/info").status_code == HTTPStatus.OK
+
+
+def test_a_key_cannot_manage_keys(alice):
+    _, raw = api_key_create(admin_id=alice.id)
+
+    response = key_client(raw).post("/admin/api-keys", {}, format="json")
+
+    assert response.status_code == HTTPStatus.FORBIDDEN
+    assert key_client(raw).get("/admin/api-keys").status_code == HTTPStatus.FORBIDDEN
+
+
+def test_revoking_tokens_keeps_keys_but_deleting_the_admin_revokes_them(alice, bob):
+    _, raw = api_key_create(admin_id=alice.id)
+
+    login_session_revoke_all(alice.id)
+    assert key_client(raw).get("/admin/info").status_code == HTTPStatus.OK
+
+    admin_delete(alice)
+    assert key_client(raw).get("/admin/info").status_code == HTTPStatus.UNAUTHORIZED
+    assert api_key_list(alice.id) == []
+
+
+def test_a_renamed_admin_keeps_its_keys_under_its_new_name(alice):
+    _, raw = api_key_create(admin_id=alice.id)
+
+    admin_update_credentials(admin=alice, new_username="alicia")
+
+    assert key_client(raw).get("/admin/info").json()["username"] == "alicia"
+
+
+def test_a_jwt_still_works_beside_keys(alice_client):
+    assert alice_client.get("/admin/info").status_code == HTTPStatus.OK
+
+
+def test_api_keys_need_authentication(api):
+    assert api.get("/admin/api-keys").status_code == HTTPStatus.UNAUTHORIZED
+    assert api.post("/admin/api-keys", {}, format="json").status_code == HTTPStatus.UNAUTHORIZED
+
+
+def test_a_key_name_is_at_most_100_characters(alice_client):
+    response = alice_client.post("/admin/api-keys", {"name": "x" * 101}, format="json")
+    assert response.status_code == HTTPStatus.BAD_REQUEST
+
+
+def test_createapikey_prints_a_working_key(alice):
+    out, err = run("createapikey", "alice", "--name", "cron")
+
+    raw = out.strip()
+    assert raw.startswith("cgk_")
+    assert "not shown again" in err
+    assert key_client(raw).get("/admin/info").json()["username"] == "alice"
+    assert api_key_list(alice.id)[0].name == "cron"
+
+
+def test_listapikeys_shows_ids_and_owners_but_no_keys(alice, bob):
+    alice_key, alice_raw = api_key_create(admin_id=alice.id, name="a-key")
+    bob_key, _ = api_key_create(admin_id=bob.id, name="b-key")
+
+    everyone, _ = run("listapikeys")
+    alices, _ = run("listapikeys", "alice")
+
+    assert alice_key.id in everyone and bob_key.id in everyone and "bob" in everyone
+    assert alice_key.id in alices and bob_key.id not in alices
+    assert alice_raw not in everyone
+    assert "never" in alices
+
+
+def test_revokeapikey_revokes_by_id(alice):
+    key, raw = api_key_create(admin_id=alice.id)
+
+    out, _ = run("revokeapikey", key.id)
+
+    assert "Revoked" in out
+    assert key_client(raw).get("/admin/info").status_code == HTTPStatus.UNAUTHORIZED
+    with pytest.raises(CommandError, match="No API key"):
+        run("revokeapikey", key.id)
+
+
+def test_deleteadmin_revokes_the_admins_keys(alice, bob):
+    _, raw = api_key_create(admin_id=alice.id)
+
+    run("deleteadmin", "alice")
+
+    assert key_client(raw).get("/admin/info").status_code == HTTPStatus.UNAUTHORIZED
+
+
+def test_the_schema_documents_the_api_key_scheme(api):
+    schemes = api.get("/openapi.json").json()["components"]["securitySchemes"]
+    assert schemes["apiKeyAuth"]["scheme"] == "bearer"
