@@ -7,6 +7,8 @@ from rest_framework import serializers
 
 
 class ErrorSerializer(serializers.Serializer):
+    """Every error: `{"detail", "code"}`, plus `errors` per field for validation errors."""
+
     detail = serializers.CharField()
     code = serializers.CharField()
     errors = serializers.DictField(required=False, help_text="Per-field messages, for validation errors.")
@@ -16,8 +18,10 @@ _DESCRIPTIONS = {
     400: "Invalid input; nothing was changed.",
     401: "Missing, invalid, expired or revoked token.",
     404: "Not found.",
+    406: "The Accept header asks for a format this operation cannot produce.",
     409: "Conflict.",
     413: "Request body too large.",
+    415: "Unsupported Content-Type.",
     429: "Too many requests; see Retry-After.",
     502: "The upstream LLM answered with an error or a malformed body.",
     503: "A dependency (Redis or the upstream LLM) is unavailable; see Retry-After.",
@@ -36,3 +40,27 @@ def document_paths_without_optional_slash(endpoints: list[tuple]) -> list[tuple]
         (path.rstrip("/") if regex.endswith("/?$") else path, regex, method, callback)
         for path, regex, method, callback in endpoints
     ]
+
+
+def _error_response(status: int) -> dict[str, object]:
+    return {
+        "description": _DESCRIPTIONS[status],
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+    }
+
+
+def add_common_error_responses(result: dict, generator: object, request: object, public: bool) -> dict:
+    """Documents the errors any operation can answer with, so each view lists only its own: 400/413/415 for
+    a body, 401 where a token is needed, 406 for an Accept we cannot serve, 503 when Redis is down."""
+    for path, operations in result.get("paths", {}).items():
+        for operation in operations.values():
+            statuses = {406}
+            if "requestBody" in operation:
+                statuses |= {400, 413, 415}
+            if {} not in operation.get("security", [{}]):
+                statuses |= {401}
+            if path != "/health/live":
+                statuses |= {503}
+            for status in statuses:
+                operation["responses"].setdefault(str(status), _error_response(status))
+    return result

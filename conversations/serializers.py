@@ -54,6 +54,16 @@ class ChatResponseSerializer(serializers.Serializer):
     usage = UsageSerializer()
 
 
+class ChatStreamEventSerializer(serializers.Serializer):
+    """One Server-Sent Event of a streamed reply."""
+
+    event = serializers.ChoiceField(choices=["delta", "done", "error"])
+    data = serializers.CharField(
+        help_text="JSON: `{content}` for `delta`; the fields of the JSON reply for `done`; "
+        "`{detail, code, status}` for `error`."
+    )
+
+
 class UsageTotalsSerializer(UsageSerializer):
     requests = serializers.IntegerField()
 

@@ -4,6 +4,7 @@ from dataclasses import asdict
 
 from django.conf import settings
 from django.http import StreamingHttpResponse
+from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import renderers, viewsets
 from rest_framework.exceptions import NotFound
@@ -20,6 +21,13 @@ from conversations.usage import usage_totals
 
 TAG = "chat"
 EVENT_STREAM = "text/event-stream"
+
+
+class ObjectResponseSchema(AutoSchema):
+    """Our `list` answers one object ({count, sessions}), not the bare array drf-spectacular assumes."""
+
+    def _is_list_view(self, serializer: object = None) -> bool:
+        return False
 
 
 class EventStreamRenderer(renderers.BaseRenderer):
@@ -47,7 +55,10 @@ STREAM_DESCRIPTION = (
     description=STREAM_DESCRIPTION,
     request=serializers.ChatRequestSerializer,
     responses={
-        200: OpenApiResponse(serializers.ChatResponseSerializer, description="The reply (or an event stream)."),
+        (200, "application/json"): OpenApiResponse(serializers.ChatResponseSerializer, description="The reply."),
+        (200, EVENT_STREAM): OpenApiResponse(
+            serializers.ChatStreamEventSerializer, description="The data of each event of the stream."
+        ),
         **error_responses(400, 401, 409, 429, 502, 503, 504),
     },
     examples=[
@@ -94,6 +105,7 @@ class ChatView(APIView):
     list=extend_schema(
         tags=[TAG],
         summary="This admin's chat sessions",
+        operation_id="chat_sessions_list",
         responses={200: serializers.SessionListSerializer, **error_responses(401, 503)},
     ),
     retrieve=extend_schema(
@@ -106,6 +118,7 @@ class ChatView(APIView):
     ),
 )
 class ChatSessionViewSet(viewsets.ViewSet):
+    schema = ObjectResponseSchema()
     lookup_field = "session_id"
     lookup_value_regex = "[a-zA-Z0-9_-]{1,100}"
 
