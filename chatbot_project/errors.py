@@ -35,11 +35,14 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     return response
 
 
+def _retry_after_headers(exc: ServiceError) -> dict[str, str]:
+    if exc.retry_after is None:
+        return {}
+    return {"Retry-After": str(max(1, math.ceil(exc.retry_after)))}
+
+
 def _service_error_response(exc: ServiceError) -> Response:
-    headers = {}
-    if exc.retry_after is not None:
-        headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
-    return Response({"detail": exc.detail, "code": exc.code}, status=exc.status_code, headers=headers)
+    return Response({"detail": exc.detail, "code": exc.code}, status=exc.status_code, headers=_retry_after_headers(exc))
 
 
 def _error_body(exc: Exception, data: Any) -> dict[str, Any]:
@@ -86,14 +89,10 @@ def json_server_error(request: HttpRequest) -> JsonResponse:
     middleware): our own errors keep their status, and a Redis outage is still a 503."""
     exc = sys.exc_info()[1]
     if isinstance(exc, ServiceError):
-        response = JsonResponse({"detail": exc.detail, "code": exc.code}, status=exc.status_code)
-        if exc.retry_after is not None:
-            response["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
-        return response
+        body = {"detail": exc.detail, "code": exc.code}
+        return JsonResponse(body, status=exc.status_code, headers=_retry_after_headers(exc))
     if isinstance(exc, redis.RedisError):
-        response = JsonResponse(REDIS_DOWN, status=503)
-        response["Retry-After"] = str(REDIS_RETRY_AFTER_SECONDS)
-        return response
+        return JsonResponse(REDIS_DOWN, status=503, headers={"Retry-After": str(REDIS_RETRY_AFTER_SECONDS)})
     return JsonResponse({"detail": "Internal server error.", "code": "server_error"}, status=500)
 
 
