@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
-from drf_spectacular.utils import OpenApiExample, extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.exceptions import NotFound
 from rest_framework.permissions import BasePermission, IsAuthenticated
@@ -13,9 +13,10 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.api_keys import ApiKey, api_key_create, api_key_list, api_key_revoke
-from chatbot_project.schema import error_responses
+from chatbot_project.schema import ErrorSerializer, error_responses
 
 TAG = "admin"
+BY_API_KEY = {403: OpenApiResponse(ErrorSerializer, description="Sent with an API key: keys cannot manage keys.")}
 
 
 class ApiKeyCreateRequestSerializer(serializers.Serializer):
@@ -58,7 +59,10 @@ def key_info(key: ApiKey) -> dict[str, object]:
 class ApiKeyListView(APIView):
     permission_classes = [IsAuthenticated, NotByApiKey]
 
-    @extend_schema(summary="This admin's API keys", responses={200: ApiKeyListSerializer, **error_responses(401, 503)})
+    @extend_schema(
+        summary="This admin's API keys",
+        responses={200: ApiKeyListSerializer, **error_responses(401, 503), **BY_API_KEY},
+    )
     def get(self, request: Request) -> Response:
         keys = [key_info(key) for key in api_key_list(request.user.id)]
         return Response({"count": len(keys), "keys": keys})
@@ -66,7 +70,7 @@ class ApiKeyListView(APIView):
     @extend_schema(
         summary="Create an API key (shown once)",
         request=ApiKeyCreateRequestSerializer,
-        responses={201: ApiKeyCreatedSerializer, **error_responses(400, 401, 503)},
+        responses={201: ApiKeyCreatedSerializer, **error_responses(400, 401, 503), **BY_API_KEY},
         examples=[OpenApiExample("A key for a script", value={"name": "nightly report"}, request_only=True)],
     )
     def post(self, request: Request) -> Response:
@@ -76,7 +80,9 @@ class ApiKeyListView(APIView):
         return Response({**key_info(key), "key": raw}, status=201)
 
 
-@extend_schema(tags=[TAG], summary="Revoke an API key", responses={204: None, **error_responses(401, 404, 503)})
+@extend_schema(
+    tags=[TAG], summary="Revoke an API key", responses={204: None, **error_responses(401, 404, 503), **BY_API_KEY}
+)
 class ApiKeyDetailView(APIView):
     permission_classes = [IsAuthenticated, NotByApiKey]
 

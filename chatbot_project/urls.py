@@ -17,6 +17,7 @@ urlpatterns = [
     path("", include("accounts.urls")),
     path("", include("llm_provider.urls")),
     path("", include("conversations.urls")),
+    path("", include("conversations.openai_urls")),
     # Unknown paths answer JSON even with DEBUG on (Django's debug page would ignore handler404).
     re_path(r"^", csrf_exempt(json_not_found)),
 ]

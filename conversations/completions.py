@@ -1,0 +1,107 @@
+"""OpenAI-style chat completions (`/v1/chat/completions`): the client sends a whole `messages` list.
+
+Without a session the messages go upstream exactly as given, and nothing is stored. With a session (the
+`X-Session-Id` header) the call joins the same conversation store as `/chat/`: upstream go the client's leading
+system messages, then the session's stored history (trimmed as for `/chat/`), then the rest of the client's
+messages; the last user message and the reply are stored as the turn. Either way the usage counts for the
+admin, and a turn holds one of the admin's chat slots, as `/chat/` does."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import ExitStack
+from dataclasses import asdict
+
+from django.conf import settings
+
+from accounts.models import AdminUser
+from conversations.history import HistoryStore, history_store, message
+from conversations.limits import chat_slot
+from conversations.services import ChatOptions
+from conversations.trimming import trim_history
+from conversations.usage import usage_record
+from llm_provider.client import Completion, StreamDelta, StreamDone
+from llm_provider.services import llm_client
+
+
+def last_user_text(messages: list[dict[str, str]]) -> str | None:
+    return next((m["content"] for m in reversed(messages) if m["role"] == "user"), None)
+
+
+def with_session_history(
+    store: HistoryStore, admin: AdminUser, session_id: str, messages: list[dict[str, str]]
+) -> list[dict[str, str]]:
+    conversation = store.get(admin.id, session_id)
+    history = trim_history(
+        conversation.messages if conversation else [],
+        max_messages=settings.HISTORY_MAX_MESSAGES,
+        max_tokens=settings.HISTORY_MAX_TOKENS,
+    )
+    leading_system = 0
+    while leading_system < len(messages) and messages[leading_system]["role"] == "system":
+        leading_system += 1
+    stored = [{"role": m["role"], "content": m["content"]} for m in history]
+    return messages[:leading_system] + stored + messages[leading_system:]
+
+
+def _llm_kwargs(options: ChatOptions) -> dict[str, object]:
+    return {
+        "model": options.model,
+        "temperature": options.temperature,
+        "max_tokens": options.max_tokens,
+        "model_from_request": options.model is not None,
+    }
+
+
+def _record(admin: AdminUser, session: tuple[HistoryStore, str] | None, text: str, completion: Completion) -> None:
+    usage = {**asdict(completion.usage), "requests": 1}
+    if session is not None:
+        store, session_id = session
+        store.append(admin.id, session_id, [message("user", text), message("assistant", completion.content)], usage)
+    usage_record(admin.id, usage)
+
+
+def _enter_turn(
+    stack: ExitStack, admin: AdminUser, session_id: str | None, messages: list[dict[str, str]]
+) -> tuple[tuple[HistoryStore, str] | None, list[dict[str, str]]]:
+    """Takes the admin's chat slot (and the session's lock); returns the session and what goes upstream."""
+    stack.enter_context(chat_slot(admin.id))
+    if session_id is None:
+        return None, messages
+    store = history_store()
+    stack.enter_context(store.session_lock(admin.id, session_id))
+    return (store, session_id), with_session_history(store, admin, session_id, messages)
+
+
+def completion_send(
+    *, admin: AdminUser, session_id: str | None, messages: list[dict[str, str]], options: ChatOptions
+) -> Completion:
+    with ExitStack() as stack:
+        session, upstream = _enter_turn(stack, admin, session_id, messages)
+        completion = llm_client().complete(upstream, **_llm_kwargs(options))
+        _record(admin, session, last_user_text(messages) or "", completion)
+        return completion
+
+
+def completion_stream(
+    *, admin: AdminUser, session_id: str | None, messages: list[dict[str, str]], options: ChatOptions
+) -> Iterator[StreamDelta | StreamDone]:
+    """Yields the reply's pieces, then StreamDone once the usage (and the turn) is stored.
+
+    As with chat_stream, failures before the first piece are raised from the first next(), and closing the
+    generator early closes the upstream request and stores nothing."""
+    with ExitStack() as stack:
+        session, upstream_messages = _enter_turn(stack, admin, session_id, messages)
+        upstream = llm_client().stream(upstream_messages, **_llm_kwargs(options))
+        done = None
+        try:
+            for event in upstream:
+                if isinstance(event, StreamDone):
+                    done = event
+                else:
+                    yield event
+        finally:
+            upstream.close()
+        assert done is not None  # the client always ends a stream with StreamDone or an error
+        _record(admin, session, last_user_text(messages) or "", done.completion)
+        yield done

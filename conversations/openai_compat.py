@@ -1,0 +1,333 @@
+"""OpenAI-compatible endpoints, so that OpenAI's and Groq's SDKs (and tools built on them) can use this service
+with only a base URL and a key: `POST /v1/chat/completions` and `GET /v1/models`.
+
+Responses, stream chunks and errors take OpenAI's shapes, errors as `{"error": {message, type, code, param}}`,
+which is what lets the SDKs raise their typed errors (401 AuthenticationError, 429 RateLimitError, ...)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+import uuid
+from collections.abc import Iterator
+from itertools import chain
+from typing import Any
+
+import redis
+from django.conf import settings
+from django.http import HttpRequest, JsonResponse, StreamingHttpResponse
+from django.views.decorators.csrf import csrf_exempt
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework.exceptions import ValidationError
+from rest_framework.negotiation import BaseContentNegotiation
+from rest_framework.parsers import JSONParser
+from rest_framework.renderers import BaseRenderer, JSONRenderer
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from chatbot_project.errors import exception_handler
+from chatbot_project.exceptions import ServiceError
+from conversations import openai_serializers
+from conversations.completions import completion_send, completion_stream, last_user_text
+from conversations.serializers import SESSION_ID_PATTERN
+from conversations.services import ChatOptions
+from conversations.streaming import KEEPALIVE, SSE_HEADERS, with_keepalive
+from llm_provider.client import Completion, StreamDelta, StreamDone
+
+logger = logging.getLogger(__name__)
+
+TAG = "openai-compatible"
+SESSION_HEADER = "X-Session-Id"
+DONE = b"data: [DONE]\n\n"
+
+
+class ModelNotFound(ServiceError):
+    status_code = 404
+    code = "model_not_found"
+    param = "model"
+
+
+def error_type(status: int) -> str:
+    if status == 401:
+        return "authentication_error"
+    if status == 403:
+        return "permission_error"
+    if status == 429:
+        return "rate_limit_error"
+    return "server_error" if status >= 500 else "invalid_request_error"
+
+
+def openai_error(message: str, *, status: int, code: str | None, param: str | None = None) -> dict[str, Any]:
+    return {"error": {"message": message, "type": error_type(status), "code": code, "param": param}}
+
+
+def _error_param(errors: Any, path: str = "") -> str | None:
+    """`messages[1].role` for DRF's `{"messages": {1: {"role": [...]}}}`: where the first problem is."""
+    if isinstance(errors, list) and any(isinstance(item, dict | list) for item in errors):
+        errors = dict(enumerate(errors))
+    if not isinstance(errors, dict):
+        return path or None
+    for name, value in errors.items():
+        if not value:
+            continue
+        if name == "non_field_errors":
+            return path or None
+        index = isinstance(name, int) or str(name).isdigit()
+        return _error_param(value, f"{path}[{name}]" if index else f"{path}.{name}" if path else str(name))
+    return path or None
+
+
+def openai_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    """The project's handler decides status and headers (Retry-After too); only the body takes OpenAI's shape."""
+    response = exception_handler(exc, context)
+    if response is None:
+        return None
+    data = response.data if isinstance(response.data, dict) else {}
+    param = getattr(exc, "param", None) or _error_param(data.get("errors"))
+    response.data = openai_error(
+        str(data.get("detail", "Error.")), status=response.status_code, code=data.get("code"), param=param
+    )
+    return response
+
+
+class JsonOnly(BaseContentNegotiation):
+    """SDKs send `Accept: text/event-stream` or `application/json`; the answer is JSON or a stream either way."""
+
+    def select_parser(self, request: Request, parsers: list) -> object:
+        return parsers[0]
+
+    def select_renderer(self, request: Request, renderers: list[BaseRenderer], format_suffix: str | None = None):
+        return renderers[0], renderers[0].media_type
+
+
+class OpenAIView(APIView):
+    parser_classes = [JSONParser]
+    renderer_classes = [JSONRenderer]
+    content_negotiation_class = JsonOnly
+
+    def get_exception_handler(self):
+        return openai_exception_handler
+
+
+def completion_id() -> str:
+    return f"chatcmpl-{uuid.uuid4().hex}"
+
+
+def completion_body(completion: Completion, *, id: str, created: int) -> dict[str, Any]:
+    usage = completion.usage
+    return {
+        "id": id,
+        "object": "chat.completion",
+        "created": created,
+        "model": completion.model,
+        "system_fingerprint": None,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": completion.content},
+                "logprobs": None,
+                "finish_reason": completion.finish_reason or "stop",
+            }
+        ],
+        "usage": {
+            "prompt_tokens": usage.prompt_tokens,
+            "completion_tokens": usage.completion_tokens,
+            "total_tokens": usage.total_tokens,
+        },
+    }
+
+
+def _data(payload: dict[str, Any]) -> bytes:
+    return f"data: {json.dumps(payload)}\n\n".encode()
+
+
+def completion_chunks(
+    first: StreamDelta | StreamDone,
+    rest: Iterator[StreamDelta | StreamDone],
+    *,
+    id: str,
+    created: int,
+    model: str,
+    include_usage: bool,
+) -> Iterator[bytes]:
+    """OpenAI's `chat.completion.chunk` events: the role first, then content, then the finish reason, then (with
+    `stream_options.include_usage`) a chunk with no choices and the usage, then `[DONE]`. A failure midway is one
+    `{"error": ...}` event, which the SDKs raise as an APIError; the stream then ends without `[DONE]`."""
+    envelope = {"id": id, "object": "chat.completion.chunk", "created": created, "model": model}
+    envelope["system_fingerprint"] = None
+    if include_usage:
+        envelope["usage"] = None
+
+    def chunk(delta: dict[str, str], finish_reason: str | None = None) -> bytes:
+        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
+        return _data({**envelope, "choices": [choice]})
+
+    yield chunk({"role": "assistant", "content": ""})
+    try:
+        for item in chain([first], with_keepalive(rest, settings.STREAM_KEEPALIVE_SECONDS)):
+            if item is None:
+                yield KEEPALIVE
+            elif isinstance(item, StreamDelta):
+                yield chunk({"content": item.text})
+            else:
+                completion = item.completion
+                yield chunk({}, completion.finish_reason or "stop")
+                if include_usage:
+                    usage = completion.usage
+                    counts = {
+                        "prompt_tokens": usage.prompt_tokens,
+                        "completion_tokens": usage.completion_tokens,
+                        "total_tokens": usage.total_tokens,
+                    }
+                    yield _data({**envelope, "choices": [], "usage": counts})
+    except ServiceError as exc:
+        yield _data(openai_error(exc.detail, status=exc.status_code, code=exc.code))
+        return
+    except redis.RedisError:
+        logger.error("redis failed while storing a streamed completion")
+        yield _data(openai_error("Redis is unavailable.", status=503, code="redis_unavailable"))
+        return
+    yield DONE
+
+
+def session_id_of(request: Request) -> str | None:
+    session_id = request.headers.get(SESSION_HEADER)
+    if session_id is None:
+        return None
+    if len(session_id) > 100 or not re.match(SESSION_ID_PATTERN, session_id):
+        error = ValidationError({SESSION_HEADER: ["Use 1-100 letters, digits, '_' or '-'."]})
+        error.param = SESSION_HEADER  # type: ignore[attr-defined]
+        raise error
+    return session_id
+
+
+_ERRORS = {
+    400: "Invalid request (`param` names the field).",
+    401: "Missing, invalid or revoked token or API key.",
+    404: "Unknown model.",
+    415: "The body is not JSON.",
+    409: "Another message to this session is still being answered.",
+    429: "Rate limited (this admin's limits, or the upstream's); see Retry-After.",
+    502: "The upstream LLM failed.",
+    503: "A dependency is unavailable; see Retry-After.",
+    504: "The upstream LLM did not answer in time.",
+}
+
+
+def openai_errors(*statuses: int) -> dict[int, OpenApiResponse]:
+    return {s: OpenApiResponse(openai_serializers.OpenAIErrorSerializer, description=_ERRORS[s]) for s in statuses}
+
+
+COMPLETIONS_DESCRIPTION = (
+    "OpenAI's chat completions API: point an OpenAI or Groq SDK at `<this service>/v1` with an API key "
+    "(or an access token) as its `api_key`.\n\n"
+    "Without `X-Session-Id` the call is stateless: `messages` go upstream as given. With `X-Session-Id` the "
+    "service keeps that session's history, as `/chat/` does (same sessions, same per-admin isolation): upstream "
+    "go your leading system messages, then the stored history, then the rest of your messages; your last user "
+    "message and the reply are stored as the turn. So send only the new message each time.\n\n"
+    "With `stream: true` the answer is Server-Sent Events of `chat.completion.chunk` objects ending with "
+    "`data: [DONE]`; `stream_options.include_usage` adds a last chunk with the usage. Supported parameters: "
+    "`model`, `messages` (text only), `temperature`, `max_tokens`/`max_completion_tokens`, `stream`, "
+    "`stream_options`, `n` (1), `user` (ignored); others are refused with a 400 naming them."
+)
+
+
+class ChatCompletionsView(OpenAIView):
+    @extend_schema(
+        tags=[TAG],
+        summary="Create a chat completion (OpenAI-compatible)",
+        operation_id="v1_chat_completions_create",
+        description=COMPLETIONS_DESCRIPTION,
+        request=openai_serializers.ChatCompletionRequestSerializer,
+        parameters=[
+            OpenApiParameter(
+                SESSION_HEADER,
+                OpenApiTypes.STR,
+                OpenApiParameter.HEADER,
+                required=False,
+                description="Keep and use this session's history (1-100 of [A-Za-z0-9_-]). Omit for a stateless call.",
+            )
+        ],
+        responses={
+            200: OpenApiResponse(
+                openai_serializers.ChatCompletionSerializer, description="The completion (or an event stream)."
+            ),
+            **openai_errors(400, 401, 404, 409, 415, 429, 502, 503, 504),
+        },
+        examples=[
+            OpenApiExample(
+                "A question",
+                value={"model": "openai/gpt-oss-20b", "messages": [{"role": "user", "content": "Hello!"}]},
+                request_only=True,
+            )
+        ],
+    )
+    def post(self, request: Request) -> Response | StreamingHttpResponse:
+        body = openai_serializers.ChatCompletionRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        if data["model"] not in settings.CHAT_ALLOWED_MODELS:
+            raise ModelNotFound(f"The model '{data['model']}' does not exist here; see GET /v1/models.")
+        session_id = session_id_of(request)
+        messages = [{"role": m["role"], "content": m["content"]} for m in data["messages"]]
+        if session_id and last_user_text(messages) is None:
+            raise ValidationError({"messages": ["With X-Session-Id, send at least one user message."]})
+        max_tokens = data.get("max_completion_tokens") or data.get("max_tokens")
+        arguments = {
+            "admin": request.user,
+            "session_id": session_id,
+            "messages": messages,
+            "options": ChatOptions(data["model"], data.get("temperature"), max_tokens),
+        }
+        headers = {SESSION_HEADER: session_id} if session_id else {}
+        id, created = completion_id(), int(time.time())
+        if data["stream"]:
+            events = completion_stream(**arguments)
+            first = next(events)  # errors before the first piece still get their own HTTP status
+            include_usage = bool((data.get("stream_options") or {}).get("include_usage"))
+            chunks = completion_chunks(
+                first, events, id=id, created=created, model=data["model"], include_usage=include_usage
+            )
+            return StreamingHttpResponse(chunks, content_type="text/event-stream", headers={**SSE_HEADERS, **headers})
+        return Response(completion_body(completion_send(**arguments), id=id, created=created), headers=headers)
+
+
+def model_card(model: str) -> dict[str, Any]:
+    return {"id": model, "object": "model", "created": 0, "owned_by": settings.LLM_PROVIDER}
+
+
+class ModelListView(OpenAIView):
+    @extend_schema(
+        tags=[TAG],
+        summary="The models a completion may use (OpenAI-compatible): CHAT_ALLOWED_MODELS",
+        operation_id="v1_models_list",
+        responses={
+            200: openai_serializers.OpenAIModelListSerializer,
+            **openai_errors(401, 503),
+        },
+    )
+    def get(self, request: Request) -> Response:
+        return Response({"object": "list", "data": [model_card(m) for m in settings.CHAT_ALLOWED_MODELS]})
+
+
+class ModelDetailView(OpenAIView):
+    @extend_schema(
+        tags=[TAG],
+        summary="One model (OpenAI-compatible)",
+        operation_id="v1_models_retrieve",
+        responses={200: openai_serializers.OpenAIModelSerializer, **openai_errors(401, 404, 503)},
+    )
+    def get(self, request: Request, model: str) -> Response:
+        if model not in settings.CHAT_ALLOWED_MODELS:
+            raise ModelNotFound(f"The model '{model}' does not exist here; see GET /v1/models.")
+        return Response(model_card(model))
+
+
+@csrf_exempt
+def openai_not_found(request: HttpRequest) -> JsonResponse:
+    body = openai_error(f"Unknown path {request.path}.", status=404, code="unknown_url")
+    return JsonResponse(body, status=404)

@@ -1,0 +1,19 @@
+from django.urls import re_path
+
+from conversations import openai_compat
+
+
+def undocumented(view: type) -> type:
+    return type(view.__name__, (view,), {"schema": None})
+
+
+urlpatterns = [
+    re_path(r"^v1/chat/completions/?$", openai_compat.ChatCompletionsView.as_view(), name="openai-chat-completions"),
+    re_path(r"^v1/models/?$", openai_compat.ModelListView.as_view(), name="openai-models"),
+    re_path(r"^v1/models/(?P<model>\S{1,200})$", openai_compat.ModelDetailView.as_view(), name="openai-model"),
+    # Groq's SDK adds `/openai/v1/...` to its base URL: the same endpoints there let it use the service's root.
+    re_path(r"^openai/v1/chat/completions/?$", undocumented(openai_compat.ChatCompletionsView).as_view()),
+    re_path(r"^openai/v1/models/?$", undocumented(openai_compat.ModelListView).as_view()),
+    re_path(r"^openai/v1/models/(?P<model>\S{1,200})$", undocumented(openai_compat.ModelDetailView).as_view()),
+    re_path(r"^(?:openai/)?v1/", openai_compat.openai_not_found),
+]

@@ -1,0 +1,127 @@
+"""OpenAI's and Groq's official SDKs, pointed at the service as `make run` starts it, with an admin's API key."""
+
+from __future__ import annotations
+
+import groq
+import openai
+import pytest
+
+from accounts.api_keys import api_key_create
+from tests.server import running_server
+
+MODEL = "openai/gpt-oss-20b"
+
+
+@pytest.fixture(scope="module")
+def server_url():
+    # No retries upstream, so that one injected 429 reaches the client.
+    with running_server(LLM_MAX_RETRIES="0") as url:
+        yield url
+
+
+@pytest.fixture
+def api_key(alice) -> str:
+    return api_key_create(admin_id=alice.id, name="sdk")[1]
+
+
+def error_of(exc) -> dict:
+    # OpenAI's SDK keeps the `error` object as the body, Groq's the whole answer.
+    return exc.body.get("error", exc.body)
+
+
+def openai_client(server_url: str, key: str) -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"{server_url}/v1", api_key=key, max_retries=0)
+
+
+def groq_client(server_url: str, key: str) -> groq.Groq:
+    return groq.Groq(base_url=server_url, api_key=key, max_retries=0)
+
+
+@pytest.fixture(params=["openai", "groq"])
+def sdk(request, server_url, api_key):
+    make = openai_client if request.param == "openai" else groq_client
+    return request.param, make(server_url, api_key)
+
+
+def test_a_chat(sdk):
+    _, client = sdk
+
+    completion = client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "Hello!"}])
+
+    assert completion.choices[0].message.content == "Echo: Hello!"
+    assert completion.choices[0].finish_reason == "stop"
+    assert completion.usage.total_tokens > 0
+
+
+def test_a_streamed_chat(sdk):
+    _, client = sdk
+
+    stream = client.chat.completions.create(
+        model=MODEL, messages=[{"role": "user", "content": "tell me a story"}], stream=True
+    )
+    chunks = list(stream)
+
+    assert len(chunks) > 2
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "Echo: tell me a story"
+    assert chunks[-1].choices[0].finish_reason == "stop"
+
+
+def test_a_streamed_chat_with_usage(server_url, api_key):
+    stream = openai_client(server_url, api_key).chat.completions.create(
+        model=MODEL, messages=[{"role": "user", "content": "hi"}], stream=True, stream_options={"include_usage": True}
+    )
+    *_, last = list(stream)
+
+    assert last.choices == []
+    assert last.usage.total_tokens > 0
+
+
+def test_a_session_remembers_the_conversation(server_url, api_key, fake_groq):
+    client = openai_client(server_url, api_key)
+    for text in ("My name is Ada.", "What is my name?"):
+        client.chat.completions.create(
+            model=MODEL, messages=[{"role": "user", "content": text}], extra_headers={"X-Session-Id": "ada"}
+        )
+
+    assert [m["content"] for m in fake_groq.chat_requests()[-1]["json"]["messages"]] == [
+        "My name is Ada.",
+        "Echo: My name is Ada.",
+        "What is my name?",
+    ]
+
+
+def test_the_models_list(sdk):
+    _, client = sdk
+    assert MODEL in [model.id for model in client.models.list().data]
+
+
+def test_a_bad_key_is_an_authentication_error(sdk, server_url, alice):
+    name, _ = sdk
+    module, make = (openai, openai_client) if name == "openai" else (groq, groq_client)
+
+    with pytest.raises(module.AuthenticationError) as caught:
+        make(server_url, "cgk_not-a-key").chat.completions.create(
+            model=MODEL, messages=[{"role": "user", "content": "hi"}]
+        )
+
+    assert caught.value.status_code == 401
+    assert error_of(caught.value)["code"] == "invalid_api_key"
+
+
+def test_a_rate_limit_is_a_rate_limit_error(sdk, fake_groq):
+    name, client = sdk
+    module = openai if name == "openai" else groq
+    fake_groq.add_faults({"kind": "status", "status": 429, "retry_after": 3})
+
+    with pytest.raises(module.RateLimitError) as caught:
+        client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "hi"}])
+
+    assert caught.value.response.headers["retry-after"] == "3"
+    assert error_of(caught.value)["type"] == "rate_limit_error"
+
+
+def test_an_unknown_model_is_a_not_found_error(server_url, api_key):
+    with pytest.raises(openai.NotFoundError):
+        openai_client(server_url, api_key).chat.completions.create(
+            model="gpt-4o", messages=[{"role": "user", "content": "hi"}]
+        )
