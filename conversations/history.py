@@ -13,7 +13,7 @@ import json
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -66,7 +66,7 @@ USAGE_FIELDS = ("prompt_tokens", "completion_tokens", "total_tokens", "requests"
 class HistoryStore(Protocol):
     backend: str
 
-    def session_lock(self, admin_id: str, session_id: str) -> contextmanager[None]: ...
+    def session_lock(self, admin_id: str, session_id: str) -> AbstractContextManager[None]: ...
     def get(self, admin_id: str, session_id: str) -> Conversation | None: ...
     def append(self, admin_id: str, session_id: str, messages: list[dict[str, str]], usage: dict[str, int]) -> None: ...
     def delete(self, admin_id: str, session_id: str) -> bool: ...

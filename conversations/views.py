@@ -96,8 +96,7 @@ class ChatView(APIView):
             events = chat_stream(**arguments)
             first = next(events)  # errors before the first piece still get their own HTTP status
             stream = sse_stream(first, events, settings.STREAM_KEEPALIVE_SECONDS)
-            response = StreamingHttpResponse(stream, content_type=EVENT_STREAM, headers=SSE_HEADERS)
-            return response
+            return StreamingHttpResponse(stream, content_type=EVENT_STREAM, headers=SSE_HEADERS)
         return Response(asdict(chat_send(**arguments)))
 
 
