@@ -7,6 +7,10 @@ import sys
 
 import django
 
+from chatbot_project.metrics_multiprocess import metrics_dir_prepare, metrics_worker_exited
+
+# Before anything imports prometheus_client: the workers' metrics add up in one directory.
+metrics_dir_prepare()
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chatbot_project.settings")
 try:
     django.setup()
@@ -45,3 +49,7 @@ def on_starting(server: object) -> None:
         admin_ensure_default()
     except WeakDefaultPassword as exc:
         sys.exit(f"Configuration error: {exc.detail}")
+
+
+def child_exit(server: object, worker: object) -> None:
+    metrics_worker_exited(worker.pid)  # type: ignore[attr-defined]

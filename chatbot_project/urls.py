@@ -9,6 +9,7 @@ urlpatterns = [
     re_path(r"^health/?$", views.health, name="health"),
     re_path(r"^health/live/?$", views.liveness, name="liveness"),
     re_path(r"^info/?$", views.info, name="info"),
+    re_path(r"^metrics/?$", views.MetricsView.as_view(), name="metrics"),
     re_path(r"^openapi\.json$", SpectacularJSONAPIView.as_view(), name="openapi"),
     re_path(r"^docs/?$", SpectacularSwaggerView.as_view(url_name="openapi"), name="docs"),
     re_path(r"^redoc/?$", SpectacularRedocView.as_view(url_name="openapi"), name="redoc"),

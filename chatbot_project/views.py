@@ -5,14 +5,22 @@ from __future__ import annotations
 import time
 
 from django.conf import settings
-from drf_spectacular.utils import extend_schema, inline_serializer
+from django.http import HttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.decorators import api_view, authentication_classes, permission_classes
+from rest_framework.exceptions import PermissionDenied
+from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
+from accounts.throttling import client_ip
+from chatbot_project.metrics import METRICS_CONTENT_TYPE, metrics_allowed, metrics_text
+from chatbot_project.negotiation import IgnoreAccept
 from chatbot_project.redis_store import redis_ping
-from chatbot_project.schema import error_responses
+from chatbot_project.schema import ErrorSerializer, error_responses
 from conversations.history import history_store
 from conversations.usage import usage_totals
 from llm_provider.services import llm_health
@@ -147,3 +155,34 @@ def admin_status(request: Request) -> Response:
             "usage": usage_totals(request.user.id),
         }
     )
+
+
+class MetricsView(APIView):
+    authentication_classes = []
+    # Checked in get(), not as a permission class, so that other methods still answer 405.
+    permission_classes = []
+    renderer_classes = [JSONRenderer]  # for errors; metrics are always Prometheus text
+    content_negotiation_class = IgnoreAccept
+
+    @extend_schema(
+        tags=["system"],
+        summary="Prometheus metrics, for METRICS_ALLOWED_IPS or with METRICS_TOKEN",
+        description=(
+            "Requests and latency per route and status, upstream latency, errors and retries, tokens, logins "
+            "(succeeded, failed, throttled), sessions stored, Redis up; added up over every gunicorn worker. "
+            "Answered to a client address in METRICS_ALLOWED_IPS (default: loopback only), or to "
+            "`Authorization: Bearer <METRICS_TOKEN>` when METRICS_TOKEN is set."
+        ),
+        auth=[],
+        responses={
+            (200, "text/plain"): OpenApiResponse(OpenApiTypes.STR, description="Prometheus text exposition format."),
+            403: OpenApiResponse(ErrorSerializer, description="Not an allowed address, and no valid METRICS_TOKEN."),
+        },
+    )
+    def get(self, request: Request) -> HttpResponse:
+        if not metrics_allowed(client_ip(request), request.headers.get("Authorization", "")):
+            raise PermissionDenied(
+                "Metrics are served only to METRICS_ALLOWED_IPS, or with Authorization: Bearer <METRICS_TOKEN>.",
+                code="metrics_forbidden",
+            )
+        return HttpResponse(metrics_text(), content_type=METRICS_CONTENT_TYPE)

@@ -22,15 +22,15 @@ from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.exceptions import ValidationError
-from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.parsers import JSONParser
-from rest_framework.renderers import BaseRenderer, JSONRenderer
+from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from chatbot_project.errors import exception_handler
 from chatbot_project.exceptions import ServiceError
+from chatbot_project.negotiation import IgnoreAccept
 from conversations import openai_serializers
 from conversations.completions import completion_send, completion_stream, last_user_text
 from conversations.serializers import SESSION_ID_PATTERN
@@ -94,20 +94,10 @@ def openai_exception_handler(exc: Exception, context: dict[str, Any]) -> Respons
     return response
 
 
-class JsonOnly(BaseContentNegotiation):
-    """SDKs send `Accept: text/event-stream` or `application/json`; the answer is JSON or a stream either way."""
-
-    def select_parser(self, request: Request, parsers: list) -> object:
-        return parsers[0]
-
-    def select_renderer(self, request: Request, renderers: list[BaseRenderer], format_suffix: str | None = None):
-        return renderers[0], renderers[0].media_type
-
-
 class OpenAIView(APIView):
     parser_classes = [JSONParser]
     renderer_classes = [JSONRenderer]
-    content_negotiation_class = JsonOnly
+    content_negotiation_class = IgnoreAccept
 
     def get_exception_handler(self):
         return openai_exception_handler

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from chatbot_project import metrics
 from chatbot_project.redis_store import redis_client, redis_key
 from conversations.history import USAGE_FIELDS
 
 
 def usage_record(admin_id: str, usage: dict[str, int]) -> None:
+    metrics.tokens_record(usage)
     pipe = redis_client().pipeline(transaction=False)
     for name in USAGE_FIELDS:
         pipe.hincrby(redis_key("usage", admin_id), name, usage.get(name, 0))

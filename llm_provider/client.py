@@ -17,6 +17,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from chatbot_project import metrics
+
 from .exceptions import (
     LLMAuthFailed,
     LLMBadGateway,
@@ -151,7 +153,11 @@ class ChatClient:
         )
         # Leaving the with-block (also via generator.close()) closes the connection, which tells the upstream to stop.
         with closing(response):
-            yield from read_stream(response, default_model=body["model"], deadline=deadline)
+            try:
+                yield from read_stream(response, default_model=body["model"], deadline=deadline)
+            except LLMError as exc:
+                metrics.upstream_error(exc.code)
+                raise
 
     def list_models(self) -> list[ModelInfo]:
         self._require_key()
@@ -222,17 +228,23 @@ class ChatClient:
         timeout = httpx.Timeout(remaining, connect=min(self._config.connect_timeout, remaining))
         headers = {"Authorization": f"Bearer {self._require_key()}"}
         request = self._http.build_request(method, path, json=body, headers=headers, timeout=timeout)
+        operation = "models" if path == "/models" else "chat_stream" if (body or {}).get("stream") else "chat"
+        started = time.perf_counter()
         try:
             response = self._http.send(request, stream=True)
         except httpx.TimeoutException as exc:
+            metrics.upstream_attempt(operation, started, LLMTimeout.code)
             raise _Retryable(LLMTimeout()) from exc
         except httpx.TransportError as exc:
             logger.warning("Cannot reach the language model service: %s", type(exc).__name__)
+            metrics.upstream_attempt(operation, started, LLMUnavailable.code)
             raise _Retryable(LLMUnavailable()) from exc
         if response.status_code == 200:
+            metrics.upstream_attempt(operation, started, "ok")
             return response
         with closing(response):
             error = error_for_response(response, model=(body or {}).get("model", ""), from_request=from_request)
+        metrics.upstream_attempt(operation, started, error.code)
         raise _Retryable(error) if response.status_code in RETRYABLE_STATUSES else error
 
     def _with_retries(self, attempt: Callable[[], T], deadline: float) -> T:
@@ -242,12 +254,17 @@ class ChatClient:
                 return attempt()
             except _Retryable as retryable:
                 error, cause = retryable.error, retryable.__cause__
+            except LLMError as final:
+                metrics.upstream_error(final.code)
+                raise
+            metrics.upstream_error(error.code)
             if attempt_number >= self._config.max_retries:
                 raise error from cause
             delay = self._backoff(attempt_number, error.retry_after)
             if time.monotonic() + delay >= deadline:
                 raise error from cause
             logger.info("Retrying the language model call in %.2fs after %s", delay, error.code)
+            metrics.upstream_retry(error.code)
             time.sleep(delay)
             attempt_number += 1
 

@@ -1,0 +1,155 @@
+"""Prometheus metrics, served at `GET /metrics` to METRICS_ALLOWED_IPS or with METRICS_TOKEN.
+
+Counters and histograms are recorded where things happen (this module's middleware, the LLM client, the usage
+store, Django's login signals); gauges of shared state (sessions stored, Redis up) are read when scraped.
+Labels are route names and error codes, never paths or user input, so the number of series stays bounded."""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import os
+import time
+from collections.abc import Callable, Iterator
+
+import redis
+from django.conf import settings
+from django.contrib.auth.signals import user_logged_in, user_login_failed
+from django.dispatch import receiver
+from django.http import HttpRequest, HttpResponse
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from chatbot_project.metrics_multiprocess import ENV as MULTIPROC_ENV
+
+HTTP_REQUESTS = Counter(
+    "chatbot_http_requests", "HTTP requests answered, by route and status.", ["method", "endpoint", "status"]
+)
+HTTP_LATENCY = Histogram(
+    "chatbot_http_request_duration_seconds",
+    "Time to answer a request (for an event stream: to its first byte), by route and status.",
+    ["method", "endpoint", "status"],
+)
+UPSTREAM_LATENCY = Histogram(
+    "chatbot_upstream_request_duration_seconds",
+    "Time to the upstream LLM's response headers, per attempt, by operation and outcome (ok or an error code).",
+    ["operation", "outcome"],
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
+)
+UPSTREAM_ERRORS = Counter("chatbot_upstream_errors", "Failed upstream LLM attempts, by kind (error code).", ["kind"])
+UPSTREAM_RETRIES = Counter(
+    "chatbot_upstream_retries", "Upstream LLM calls retried, by the error that caused it.", ["kind"]
+)
+LOGINS = Counter("chatbot_logins", "Password logins (token or browser), by outcome.", ["outcome"])
+TOKENS = Counter("chatbot_llm_tokens", "Tokens used upstream, as the upstream reported them.", ["type"])
+
+METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
+LOGIN_ROUTES = {"admin-login", "login"}  # the token login and the browsable API's login form
+
+
+def upstream_attempt(operation: str, started: float, outcome: str) -> None:
+    UPSTREAM_LATENCY.labels(operation, outcome).observe(time.perf_counter() - started)
+
+
+def upstream_error(kind: str) -> None:
+    UPSTREAM_ERRORS.labels(kind).inc()
+
+
+def upstream_retry(kind: str) -> None:
+    UPSTREAM_RETRIES.labels(kind).inc()
+
+
+def tokens_record(usage: dict[str, int]) -> None:
+    for kind in ("prompt", "completion"):
+        if usage.get(f"{kind}_tokens"):
+            TOKENS.labels(kind).inc(usage[f"{kind}_tokens"])
+
+
+@receiver(user_login_failed)
+def _login_failed(sender: object, **kwargs: object) -> None:
+    LOGINS.labels("failed").inc()
+
+
+@receiver(user_logged_in)
+def _browser_login(sender: object, **kwargs: object) -> None:
+    LOGINS.labels("succeeded").inc()
+
+
+def endpoint_of(request: HttpRequest) -> str:
+    match = request.resolver_match
+    if match is None:
+        # Answered before URL routing: WhiteNoise's static files, or a middleware's refusal.
+        return "static" if request.path.startswith("/" + settings.STATIC_URL.lstrip("/")) else "unrouted"
+    return match.url_name or ("unmatched" if match.route == "^" else match.route)
+
+
+class MetricsMiddleware:
+    """Counts and times every request. First in MIDDLEWARE, so it sees every answer, refusals included."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        started = time.perf_counter()
+        response = self.get_response(request)
+        method = request.method if request.method in METHODS else "other"
+        endpoint, status = endpoint_of(request), str(response.status_code)
+        HTTP_REQUESTS.labels(method, endpoint, status).inc()
+        HTTP_LATENCY.labels(method, endpoint, status).observe(time.perf_counter() - started)
+        if endpoint in LOGIN_ROUTES and method == "POST":
+            # Failures are counted by Django's user_login_failed signal, browser logins by user_logged_in.
+            if response.status_code == 429:
+                LOGINS.labels("throttled").inc()
+            elif endpoint == "admin-login" and response.status_code == 200:
+                LOGINS.labels("succeeded").inc()
+        return response
+
+
+class SharedStateCollector(Collector):
+    """Gauges read from the shared stores at scrape time, the same whichever worker answers."""
+
+    def collect(self) -> Iterator[Metric]:
+        from chatbot_project.redis_store import redis_ping
+        from conversations.history import history_store
+
+        redis_up = redis_ping()
+        yield GaugeMetricFamily("chatbot_redis_up", "1 when Redis answers a PING.", value=int(redis_up))
+        try:
+            sessions = history_store().count()
+        except redis.RedisError:
+            return
+        yield GaugeMetricFamily("chatbot_sessions_stored", "Live chat sessions of every admin.", value=sessions)
+
+
+def metrics_text() -> bytes:
+    if os.environ.get(MULTIPROC_ENV):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+    else:
+        registry = REGISTRY
+    shared = CollectorRegistry(auto_describe=False)
+    shared.register(SharedStateCollector())
+    return generate_latest(registry) + generate_latest(shared)
+
+
+def metrics_allowed(address: str, authorization: str) -> bool:
+    token = settings.METRICS_TOKEN
+    if token and hmac.compare_digest(authorization.encode(), f"Bearer {token}".encode()):
+        return True
+    try:
+        client = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(client in network for network in settings.METRICS_ALLOWED_NETWORKS)
+
+
+METRICS_CONTENT_TYPE = CONTENT_TYPE_LATEST
