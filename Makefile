@@ -32,7 +32,16 @@ dev: $(VENV)/.runtime .env
 	$(PY) manage.py ensureadmin
 	$(PY) manage.py runserver 127.0.0.1:$(PORT)
 
-test: $(VENV)/.dev
+# The browser tests drive Debian's chromium with Playwright: no browser is downloaded. As root (as in CI) a
+# missing chromium is installed with apt-get; otherwise the tests skip and say what to install.
+.PHONY: chromium
+chromium:
+	@if [ ! -x /usr/bin/chromium ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "Installing chromium for the browser tests (apt-get)..."; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	fi
+
+test: $(VENV)/.dev chromium
 	$(PY) -m pytest
 
 lint: $(VENV)/.dev

@@ -285,3 +285,7 @@ except ValueError as exc:
 METRICS_TOKEN = env_str("METRICS_TOKEN")
 if METRICS_TOKEN and len(METRICS_TOKEN) < 16:
     raise ImproperlyConfigured("METRICS_TOKEN must be at least 16 characters long")
+
+# --- Docs offline ---------------------------------------------------------------------------------
+# chatbot_project/templates overrides drf-spectacular's ReDoc page, which would load Google Fonts.
+TEMPLATES[0]["DIRS"] = [BASE_DIR / "chatbot_project" / "templates"]
