@@ -50,6 +50,7 @@ class ConversationSummary:
     message_count: int
     created_at: str
     last_activity: str
+    usage: dict[str, int] = field(default_factory=dict)
 
 
 def now_iso() -> str:
@@ -68,7 +69,12 @@ class HistoryStore(Protocol):
 
     def session_lock(self, admin_id: str, session_id: str) -> AbstractContextManager[None]: ...
     def get(self, admin_id: str, session_id: str) -> Conversation | None: ...
-    def append(self, admin_id: str, session_id: str, messages: list[dict[str, str]], usage: dict[str, int]) -> None: ...
+    def append(
+        self, admin_id: str, session_id: str, messages: list[dict[str, str]], usage: dict[str, int]
+    ) -> dict[str, int]:
+        """Adds a turn and its usage; returns the session's usage totals, this turn included."""
+        ...
+
     def delete(self, admin_id: str, session_id: str) -> bool: ...
     def list(self, admin_id: str) -> list[ConversationSummary]: ...
     def count(self) -> int: ...
@@ -122,7 +128,9 @@ class CacheHistoryStore:
         data = self._cache.get(self._key(admin_id, session_id))
         return Conversation(**data) if data else None
 
-    def append(self, admin_id: str, session_id: str, messages: list[dict[str, str]], usage: dict[str, int]) -> None:
+    def append(
+        self, admin_id: str, session_id: str, messages: list[dict[str, str]], usage: dict[str, int]
+    ) -> dict[str, int]:
         # Callers hold the session lock, so this read-modify-write cannot lose a turn.
         conversation = self.get(admin_id, session_id) or Conversation(session_id=session_id, created_at=now_iso())
         conversation.messages = (conversation.messages + messages)[-MAX_STORED_MESSAGES:]
@@ -132,6 +140,7 @@ class CacheHistoryStore:
         self._cache.set(self._key(admin_id, session_id), conversation.__dict__, settings.MEMORY_TTL_SECONDS)
         with self._index_guard:
             self._index.setdefault(admin_id, {})[session_id] = time.time()
+        return dict(conversation.usage)
 
     def delete(self, admin_id: str, session_id: str) -> bool:
         with self._index_guard:
@@ -156,7 +165,7 @@ class CacheHistoryStore:
         return sum(len(self.list(admin_id)) for admin_id in admin_ids)
 
 
-_APPEND_SCRIPT = """
+_APPEND_SCRIPT = f"""
 for i = 5, #ARGV do redis.call('RPUSH', KEYS[1], ARGV[i]) end
 redis.call('LTRIM', KEYS[1], -tonumber(ARGV[3]), -1)
 redis.call('HSETNX', KEYS[2], 'created_at', ARGV[2])
@@ -165,7 +174,7 @@ local usage = cjson.decode(ARGV[4])
 for name, value in pairs(usage) do redis.call('HINCRBY', KEYS[2], name, value) end
 redis.call('EXPIRE', KEYS[1], ARGV[1])
 redis.call('EXPIRE', KEYS[2], ARGV[1])
-return redis.call('LLEN', KEYS[1])
+return redis.call('HMGET', KEYS[2], {", ".join(f"'{name}'" for name in USAGE_FIELDS)})
 """
 
 
@@ -233,9 +242,11 @@ class RedisHistoryStore:
             usage={name: int(meta.get(name, 0)) for name in USAGE_FIELDS},
         )
 
-    def append(self, admin_id: str, session_id: str, messages: list[dict[str, str]], usage: dict[str, int]) -> None:
+    def append(
+        self, admin_id: str, session_id: str, messages: list[dict[str, str]], usage: dict[str, int]
+    ) -> dict[str, int]:
         ttl = settings.MEMORY_TTL_SECONDS
-        self._append(
+        totals = self._append(
             keys=self._keys(admin_id, session_id),
             args=[ttl, now_iso(), MAX_STORED_MESSAGES, json.dumps(usage), *(json.dumps(m) for m in messages)],
         )
@@ -249,6 +260,7 @@ class RedisHistoryStore:
         *_, stored = pipe.execute()
         if stored > settings.MAX_CACHE_SIZE:
             self._evict(stored - settings.MAX_CACHE_SIZE)
+        return {name: int(value or 0) for name, value in zip(USAGE_FIELDS, totals, strict=True)}
 
     def _evict(self, how_many: int) -> None:
         """Drops the least recently used sessions, as locmem's MAX_ENTRIES does."""
@@ -280,7 +292,10 @@ class RedisHistoryStore:
         for session_id, count, meta in zip(session_ids, results[::2], results[1::2], strict=True):
             if meta:
                 meta = {k.decode(): v.decode() for k, v in meta.items()}
-                summaries.append(ConversationSummary(session_id, count, meta["created_at"], meta["last_activity"]))
+                usage = {name: int(meta.get(name, 0)) for name in USAGE_FIELDS}
+                summaries.append(
+                    ConversationSummary(session_id, count, meta["created_at"], meta["last_activity"], usage)
+                )
         return summaries
 
     def count(self) -> int:
@@ -292,7 +307,11 @@ class RedisHistoryStore:
 
 def _summary(conversation: Conversation) -> ConversationSummary:
     return ConversationSummary(
-        conversation.session_id, len(conversation.messages), conversation.created_at, conversation.last_activity
+        conversation.session_id,
+        len(conversation.messages),
+        conversation.created_at,
+        conversation.last_activity,
+        {name: conversation.usage.get(name, 0) for name in USAGE_FIELDS},
     )
 
 

@@ -45,13 +45,18 @@ class UsageSerializer(serializers.Serializer):
     total_tokens = serializers.IntegerField()
 
 
+class UsageTotalsSerializer(UsageSerializer):
+    requests = serializers.IntegerField()
+
+
 class ChatResponseSerializer(serializers.Serializer):
     response = serializers.CharField()
     session_id = serializers.CharField()
     llm_provider = serializers.CharField()
     model = serializers.CharField()
     user_id = serializers.CharField(help_text="The admin's username.")
-    usage = UsageSerializer()
+    usage = UsageSerializer(help_text="This turn's tokens.")
+    session_usage = UsageTotalsSerializer(help_text="The session's totals so far, this turn included.")
 
 
 class ChatStreamEventSerializer(serializers.Serializer):
@@ -62,10 +67,6 @@ class ChatStreamEventSerializer(serializers.Serializer):
         help_text="JSON: `{content}` for `delta`; the fields of the JSON reply for `done`; "
         "`{detail, code, status}` for `error`."
     )
-
-
-class UsageTotalsSerializer(UsageSerializer):
-    requests = serializers.IntegerField()
 
 
 class StoredMessageSerializer(serializers.Serializer):
@@ -79,6 +80,7 @@ class SessionSummarySerializer(serializers.Serializer):
     message_count = serializers.IntegerField()
     created_at = serializers.CharField()
     last_activity = serializers.CharField()
+    usage = UsageTotalsSerializer(help_text="The session's tokens and requests.")
 
 
 class SessionListSerializer(serializers.Serializer):

@@ -35,6 +35,7 @@ class ChatReply:
     model: str
     user_id: str
     usage: dict[str, int]
+    session_usage: dict[str, int]
 
 
 def new_session_id() -> str:
@@ -63,7 +64,9 @@ def _llm_kwargs(options: ChatOptions) -> dict[str, object]:
 
 def _store_turn(store: HistoryStore, admin: AdminUser, session_id: str, text: str, completion: Completion) -> ChatReply:
     usage = {**asdict(completion.usage), "requests": 1}
-    store.append(admin.id, session_id, [message("user", text), message("assistant", completion.content)], usage)
+    totals = store.append(
+        admin.id, session_id, [message("user", text), message("assistant", completion.content)], usage
+    )
     usage_record(admin.id, usage)
     return ChatReply(
         response=completion.content,
@@ -72,6 +75,7 @@ def _store_turn(store: HistoryStore, admin: AdminUser, session_id: str, text: st
         model=completion.model,
         user_id=admin.username,
         usage={k: v for k, v in usage.items() if k != "requests"},
+        session_usage=totals,
     )
 
 
