@@ -19,6 +19,10 @@ $(VENV)/.dev: requirements.txt requirements-dev.txt | $(VENV)/bin/python
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	touch $@ $(VENV)/.runtime
 
+$(VENV)/.bench: requirements.txt requirements-dev.txt requirements-bench.txt | $(VENV)/bin/python
+	$(PY) -m pip install --quiet -r requirements-bench.txt
+	touch $@ $(VENV)/.dev $(VENV)/.runtime
+
 # A local .env with a random SECRET_KEY and DEBUG on (so the default admin/admin123 works locally).
 .env: | $(VENV)/bin/python
 	@$(PY) -c "import secrets; print('# Local development settings (never commit this file).'); \
@@ -43,6 +47,13 @@ chromium:
 
 test: $(VENV)/.dev chromium
 	$(PY) -m pytest
+
+# The fake upstream, the service under gunicorn.conf.py and a load generator, all on this machine (about 7 minutes);
+# a local Redis is installed and started when none answers. BENCH_ARGS=--quick for a short try.
+bench: $(VENV)/.bench
+	@command -v redis-server >/dev/null || (apt-get update && apt-get install -y redis-server)
+	@redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 || redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no
+	$(PY) -m bench.run $(BENCH_ARGS)
 
 lint: $(VENV)/.dev
 	$(VENV)/bin/ruff check .

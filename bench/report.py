@@ -1,0 +1,201 @@
+"""The benchmark's table (Markdown) and chart (PNG) from its JSON results."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+TARGETS = {
+    "overhead": "p50 ≤ 2 ms at c1",
+    "cpu": "≥ 600/s (Redis, 2+ workers)",
+    "inflight128": "≥ 90%, 0 errors, p99 ≤ 450 ms",
+    "inflight256": "≥ 85%, 0 errors, p99 ≤ 450 ms",
+    "stream": "≤ 5 ms",
+    "memory": "≤ 10 MiB",
+    "burst": "≤ 2x normal",
+}
+
+
+def _get(data: dict[str, Any], *path: str) -> Any:
+    for key in path:
+        if not isinstance(data, dict) or key not in data:
+            return None
+        data = data[key]
+    return data
+
+
+def _overhead(results: dict[str, Any], backend: dict[str, Any], level: str) -> str:
+    direct, through = _get(results, "direct", level), _get(backend, "overhead", level)
+    if not direct or not through:
+        return "-"
+    return f"+{through['p50_ms'] - direct['p50_ms']:.2f} / +{through['p99_ms'] - direct['p99_ms']:.2f} ms"
+
+
+def _rate(backend: dict[str, Any], name: str) -> str:
+    row = _get(backend, "cpu_ceiling", name)
+    if not row:
+        return "-"
+    cores = row.get("cores_used", {})
+    return f"{row['rate']:.0f}/s (service {cores.get('service', 0):.2f} cores)"
+
+
+def _in_flight(backend: dict[str, Any], level: str) -> str:
+    row = _get(backend, "in_flight", level)
+    if not row:
+        return "-"
+    return f"{row['rate']:.0f}/s = {row['share_of_limit']:.0%}, p99 {row['p99_ms']:.0f} ms, {row['errors']} errors"
+
+
+def _stream(results: dict[str, Any], backend: dict[str, Any]) -> str:
+    direct, through = results.get("direct_streaming"), backend.get("streaming")
+    if not direct or not through:
+        return "-"
+    return f"+{through['p50_ms'] - direct['p50_ms']:.2f} ms (p50)"
+
+
+def _memory(backend: dict[str, Any]) -> str:
+    row = backend.get("memory")
+    if not row:
+        return "-"
+    if _get(backend, "settings", "HISTORY_BACKEND") == "redis":
+        return f"{row['redis_mib_per_1000']:.1f} MiB in Redis (+{row['service_rss_mib_per_1000']:.1f} service RSS)"
+    return f"{row['service_rss_mib_per_1000']:.1f} MiB service RSS"
+
+
+def _burst(backend: dict[str, Any]) -> str:
+    row = backend.get("login_burst")
+    if not row:
+        return "-"
+    statuses = ", ".join(f"{n}x{s}" for s, n in sorted(row["login_statuses"].items()))
+    return (
+        f"{row['normal']['p50_ms']:.1f} → {row['during_burst']['p50_ms']:.1f} ms = {row['p50_ratio']:.1f}x "
+        f"(logins: {statuses} in {row['burst_seconds']:.1f} s)"
+    )
+
+
+def _column_name(name: str, backend: dict[str, Any]) -> str:
+    workers = backend.get("workers_started") or _get(backend, "gunicorn", "workers")
+    threads = _get(backend, "gunicorn", "threads")
+    return f"{name} ({workers} worker{'s' if workers != 1 else ''} x {threads} threads)"
+
+
+def render_table(results: dict[str, Any]) -> str:
+    backends = results.get("backends", {})
+    names = list(backends)
+    header = ["", *(_column_name(n, backends[n]) for n in names), "target"]
+    delay_ms = int(results.get("upstream_delay_s", 0.3) * 1000)
+    direct = results.get("direct", {})
+    rows: list[list[str]] = []
+
+    def row(label: str, cell, target: str) -> None:
+        rows.append([label, *(cell(backends[n]) for n in names), target])
+
+    if direct:
+        c1, c16 = direct.get("c1", {}), direct.get("c16", {})
+        note = f"direct p50/p99: {c1.get('p50_ms', 0):.2f}/{c1.get('p99_ms', 0):.2f} ms"
+        row(f"1. overhead p50 / p99, c1 ({note})", lambda b: _overhead(results, b, "c1"), TARGETS["overhead"])
+        note = f"direct {c16.get('p50_ms', 0):.2f}/{c16.get('p99_ms', 0):.2f} ms"
+        row(f"1. overhead p50 / p99, c16 ({note})", lambda b: _overhead(results, b, "c16"), "")
+    row("2. CPU ceiling, new session per chat, c32", lambda b: _rate(b, "new_session"), TARGETS["cpu"])
+    row("2. CPU ceiling, 20-turn sessions, c32", lambda b: _rate(b, "session_20_turns"), TARGETS["cpu"])
+    row(f"3. in flight, {delay_ms} ms upstream, c128", lambda b: _in_flight(b, "c128"), TARGETS["inflight128"])
+    row(f"3. in flight, {delay_ms} ms upstream, c256", lambda b: _in_flight(b, "c256"), TARGETS["inflight256"])
+    streaming = results.get("direct_streaming") or {}
+    row(
+        f"4. streaming, first event (direct p50 {streaming.get('p50_ms', 0):.2f} ms)",
+        lambda b: _stream(results, b),
+        TARGETS["stream"],
+    )
+    row("5. memory per 1,000 sessions x 20 messages", _memory, TARGETS["memory"])
+    row(f"6. chat p50 (c8) alone → during {200} bad logins", _burst, TARGETS["burst"])
+
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines.extend("| " + " | ".join(r) + " |" for r in rows)
+    machine = results.get("machine", {})
+    lines.append("")
+    lines.append(
+        f"{machine.get('cores', '?')} cores ({machine.get('cpu', '?')}), shared by the service, the fake upstream, "
+        f"the load generator and Redis; Python {machine.get('python', '?')}, commit {machine.get('commit', '?')}, "
+        f"{machine.get('date', '')}. Latency differences are of medians (p50) and of 99th percentiles."
+    )
+    return "\n".join(lines)
+
+
+def write_chart(results: dict[str, Any], path: Path) -> bool:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("(matplotlib is not installed: no chart)")
+        return False
+    backends = results.get("backends", {})
+    names = list(backends)
+    colors = ["#4C72B0", "#DD8452", "#55A868"]
+    fig, axes = plt.subplots(2, 2, figsize=(11, 7.5))
+
+    ax = axes[0][0]
+    levels = ["c1", "c16"]
+    width = 0.8 / (len(names) + 1)
+    for i, series in enumerate(["direct", *names]):
+        source = results.get("direct", {}) if series == "direct" else backends[series].get("overhead", {})
+        values = [source.get(level, {}).get("p50_ms", 0) for level in levels]
+        ax.bar(
+            [x + i * width for x in range(len(levels))], values, width, label=series, color=(["#999999", *colors])[i]
+        )
+    ax.set_xticks([x + width * len(names) / 2 for x in range(len(levels))], ["concurrency 1", "concurrency 16"])
+    ax.set_ylabel("ms")
+    ax.set_title("Chat latency p50, upstream delay 0")
+    ax.legend()
+
+    ax = axes[0][1]
+    kinds = [("new_session", "new session"), ("session_20_turns", "20-turn session")]
+    width = 0.8 / max(len(names), 1)
+    for i, name in enumerate(names):
+        values = [_get(backends[name], "cpu_ceiling", k, "rate") or 0 for k, _ in kinds]
+        ax.bar([x + i * width for x in range(len(kinds))], values, width, label=name, color=colors[i])
+    ax.axhline(600, color="red", linestyle="--", linewidth=1, label="target 600/s")
+    ax.set_xticks([x + width * (len(names) - 1) / 2 for x in range(len(kinds))], [label for _, label in kinds])
+    ax.set_ylabel("chats per second")
+    ax.set_title("CPU ceiling, upstream delay 0")
+    ax.legend()
+
+    ax = axes[1][0]
+    levels = ["c128", "c256"]
+    for i, name in enumerate(names):
+        values = [100 * (_get(backends[name], "in_flight", level, "share_of_limit") or 0) for level in levels]
+        ax.bar([x + i * width for x in range(len(levels))], values, width, label=name, color=colors[i])
+    ax.axhline(90, color="red", linestyle="--", linewidth=1, label="targets 90% / 85%")
+    ax.axhline(85, color="red", linestyle=":", linewidth=1)
+    ax.set_ylim(0, 105)
+    ax.set_xticks([x + width * (len(names) - 1) / 2 for x in range(len(levels))], ["128 in flight", "256 in flight"])
+    ax.set_ylabel("% of concurrency ÷ 0.3 s")
+    ax.set_title("Chats in flight, upstream delay 300 ms")
+    ax.legend(loc="lower right")
+
+    ax = axes[1][1]
+    labels, values = [], []
+    for name in names:
+        memory = backends[name].get("memory")
+        if memory:
+            labels.append(name)
+            key = "redis_mib_per_1000" if name == "redis" else "service_rss_mib_per_1000"
+            values.append(memory[key])
+    ax.bar(labels, values, color=colors[: len(values)])
+    ax.axhline(10, color="red", linestyle="--", linewidth=1, label="target 10 MiB")
+    ax.set_ylabel("MiB per 1,000 sessions")
+    ax.set_title("Memory, sessions of 20 messages")
+    ax.legend()
+
+    machine = results.get("machine", {})
+    fig.suptitle(
+        f"ChatGroq API benchmark: {machine.get('cores', '?')} cores shared by service, fake upstream, load generator "
+        f"and Redis ({machine.get('date', '')[:10]}, {machine.get('commit', '')})",
+        fontsize=10,
+    )
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return True

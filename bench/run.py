@@ -1,0 +1,219 @@
+"""`make bench`: the fake upstream, the service under its production gunicorn config, and a load generator, all on
+this machine; prints one table and writes bench/results/latest.json and docs/bench.png.
+
+    python -m bench.run [--backends locmem,redis] [--quick] [--env NAME=VALUE ...] [--profile]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import secrets
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import redis
+
+from bench import scenarios
+from bench.processes import ROOT, fake_upstream, service, service_env, wait_for_quiet
+from bench.report import render_table, write_chart
+
+RESULTS = ROOT / "bench" / "results"
+UPSTREAM_DELAY = 0.3
+BAD_LOGINS = 200
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--backends", default="locmem,redis", help="history backends to measure")
+    parser.add_argument("--redis-url", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14"))
+    parser.add_argument("--quick", action="store_true", help="shorter runs, for trying things out")
+    parser.add_argument(
+        "--only", default="", help="comma-separated sections: overhead,cpu,inflight,stream,memory,burst"
+    )
+    parser.add_argument("--env", action="append", default=[], help="extra service setting NAME=VALUE")
+    parser.add_argument("--profile", action="store_true", help="py-spy record the service during the CPU ceiling")
+    parser.add_argument(
+        "--max-background", type=float, default=0.3, help="before each section, wait (up to 30 s) until at most this many cores are busy elsewhere"
+    )
+    parser.add_argument("--json", type=Path, default=RESULTS / "latest.json")
+    parser.add_argument("--chart", type=Path, default=ROOT / "docs" / "bench.png")
+    return parser.parse_args()
+
+
+def machine() -> dict[str, Any]:
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    return {
+        "cores": os.cpu_count(),
+        "cpu": cpu,
+        "python": platform.python_version(),
+        "kernel": platform.release(),
+        "commit": commit.stdout.strip(),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "note": "service, fake upstream, load generator and Redis all share these cores",
+    }
+
+
+def gunicorn_settings(env: dict[str, str]) -> dict[str, Any]:
+    """The values gunicorn.conf.py resolves to in `env`."""
+    code = (
+        "import json, runpy; c = runpy.run_path('gunicorn.conf.py'); "
+        "print(json.dumps({k: c[k] for k in ('worker_class', 'workers', 'threads', 'keepalive', "
+        "'max_requests', 'max_requests_jitter', 'backlog') if k in c}))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+async def measure_backend(backend: str, fake, args, sections: set[str], durations: dict[str, float]) -> dict[str, Any]:
+    client = redis.Redis.from_url(args.redis_url)
+    prefix = f"bench-{secrets.token_hex(4)}"
+    password = secrets.token_urlsafe(18)
+    extra = dict(item.split("=", 1) for item in args.env)
+    env = service_env(
+        fake=fake,
+        redis_url=args.redis_url,
+        key_prefix=prefix,
+        admin_password=password,
+        HISTORY_BACKEND=backend,
+        **extra,
+    )
+    out: dict[str, Any] = {"gunicorn": gunicorn_settings(env), "settings": {"HISTORY_BACKEND": backend, **extra}}
+    redis_pid = int(client.info("server").get("process_id", 0)) or None
+    background = out["background_cores_before"] = {}
+
+    def quiet(section: str) -> None:
+        background[section] = wait_for_quiet(args.max_background)
+        if background[section] > args.max_background:
+            print(f"  warning: {background[section]} cores busy elsewhere before {section}", flush=True)
+
+    log = RESULTS / f"service-{backend}.log"
+    log.unlink(missing_ok=True)
+    try:
+        with service(env, log) as svc:
+            out["workers_started"] = len(svc.workers())
+            token = await scenarios.login(svc.port, "admin", password)
+            target = scenarios.Target(svc.port, {"Authorization": f"Bearer {token}"})
+            fake.set_latency(0.0)
+            if "overhead" in sections:
+                quiet("overhead")
+                step = scenarios.chat_step(target, turns_per_session=None, tag=scenarios.tag())
+                out["overhead"] = await scenarios.overhead(target, step, seconds=durations["overhead"])
+                print(f"  {backend}: overhead done", flush=True)
+            if "cpu" in sections:
+                quiet("cpu")
+                profiler = start_profiler(svc, backend, durations["cpu"]) if args.profile else None
+                out["cpu_ceiling"] = await scenarios.cpu_ceiling(
+                    target, svc, fake, redis_pid, concurrency=32, seconds=durations["cpu"]
+                )
+                if profiler:
+                    profiler.wait(timeout=120)
+                print(f"  {backend}: CPU ceiling done", flush=True)
+            if "inflight" in sections:
+                quiet("inflight")
+                out["in_flight"] = await scenarios.in_flight(
+                    target, fake, delay=UPSTREAM_DELAY, seconds=durations["inflight"]
+                )
+                print(f"  {backend}: in flight done", flush=True)
+            if "stream" in sections:
+                quiet("stream")
+                out["streaming"] = await scenarios.streaming_service(target, count=int(durations["stream"]))
+                print(f"  {backend}: streaming done", flush=True)
+            if "burst" in sections:
+                quiet("burst")
+                out["login_burst"] = await scenarios.login_burst(
+                    target, "admin", bad_logins=BAD_LOGINS, concurrency=8, seconds=durations["burst"]
+                )
+                print(f"  {backend}: login burst done", flush=True)
+        if "memory" in sections:
+            # A fresh service and key prefix, so that neither what earlier rows stored nor the login burst's
+            # throttle counters count; room for every session.
+            memory_env = {**env, "MAX_CACHE_SIZE": "10000", "REDIS_KEY_PREFIX": f"{prefix}-memory"}
+            with service(memory_env, log) as svc:
+                quiet("memory")
+                token = await scenarios.login(svc.port, "admin", password)
+                target = scenarios.Target(svc.port, {"Authorization": f"Bearer {token}"})
+                out["memory"] = await scenarios.memory(
+                    target, svc, client, f"{prefix}-memory", sessions=int(durations["memory_sessions"])
+                )
+            print(f"  {backend}: memory done", flush=True)
+    finally:
+        keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+        for start in range(0, len(keys), 1000):
+            client.delete(*keys[start : start + 1000])
+        client.close()
+    return out
+
+
+def start_profiler(svc, backend: str, seconds: float) -> subprocess.Popen | None:
+    py_spy = Path(sys.executable).with_name("py-spy")
+    if not py_spy.exists():
+        print("  (py-spy is not installed: no profile)", flush=True)
+        return None
+    output = RESULTS / f"profile-{backend}.txt"
+    command = [
+        str(py_spy),
+        "record",
+        "--pid",
+        str(svc.process.pid),
+        "--subprocesses",
+        "--format",
+        "raw",
+        "--duration",
+        str(int(seconds) + 2),
+        "--rate",
+        "200",
+        "--output",
+        str(output),
+    ]
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+async def main() -> None:
+    args = parse_args()
+    sections = set(filter(None, args.only.split(","))) or {"overhead", "cpu", "inflight", "stream", "memory", "burst"}
+    durations = {"overhead": 6.0, "cpu": 10.0, "inflight": 12.0, "stream": 300, "burst": 8.0, "memory_sessions": 1000}
+    if args.quick:
+        durations = {"overhead": 2.0, "cpu": 3.0, "inflight": 4.0, "stream": 50, "burst": 3.0, "memory_sessions": 200}
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    results: dict[str, Any] = {"machine": machine(), "upstream_delay_s": UPSTREAM_DELAY, "backends": {}}
+    print(f"Benchmark on {results['machine']['cores']} cores ({results['machine']['cpu']}), shared by all processes.")
+    with fake_upstream() as fake:
+        results["background_cores_before"] = wait_for_quiet(args.max_background)
+        if "overhead" in sections:
+            target, step = scenarios.direct(fake)
+            results["direct"] = await scenarios.overhead(target, step, seconds=durations["overhead"])
+        if "stream" in sections:
+            results["direct_streaming"] = await scenarios.streaming_direct(fake, count=int(durations["stream"]))
+        print("  direct to the fake upstream: done", flush=True)
+        for backend in args.backends.split(","):
+            results["backends"][backend] = await measure_backend(backend, fake, args, sections, durations)
+    results["elapsed_s"] = round(time.monotonic() - started, 1)
+    table = render_table(results)
+    print()
+    print(table)
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(results, indent=2) + "\n")
+    (args.json.with_suffix(".md")).write_text(table + "\n")
+    written = write_chart(results, args.chart)
+    print(f"\nWrote {args.json}" + (f" and {args.chart}" if written else ""))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
