@@ -17,18 +17,38 @@ try:
 except Exception as exc:  # a bad setting: say which, without a traceback
     sys.exit(f"Configuration error: {exc}")
 
-from django.conf import settings
+from django.conf import settings  # noqa: E402  (after django.setup())
 
 bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
+# Defaults from `make bench` (bench/results/latest.json, docs/scaling.md) on a 2-core machine that the fake
+# upstream, the load generator and Redis share with the service. A chat costs about 6 ms of CPU here, so the
+# service is CPU-bound long before it runs out of threads; these values keep it there without queueing.
+#
+# gthread: a chat spends its time waiting on the upstream and Redis, which threads do without holding the GIL, and
+# bcrypt (Rust, releasing the GIL) runs beside them. gevent measured worse: 248 chats/s against gthread's 359/s at
+# the CPU ceiling, and at 256 in flight it fell to 45/s with errors; bcrypt would also stall its event loop.
 worker_class = "gthread"
-# locmem history lives inside one process, so it needs exactly one worker; Redis history can use several.
-workers = int(os.environ.get("WEB_CONCURRENCY", "1" if settings.HISTORY_BACKEND == "locmem" else "2"))
-threads = int(os.environ.get("GUNICORN_THREADS", "64"))
+# One worker per core with Redis history: 2 workers gave 359 chats/s, 3 gave 292/s and 4 gave 342/s on 2 cores.
+# locmem history lives inside one process, so it needs exactly one worker.
+_default_workers = 1 if settings.HISTORY_BACKEND == "locmem" else (os.cpu_count() or 2)
+workers = int(os.environ.get("WEB_CONCURRENCY", str(_default_workers)))
+# Threads bound the chats one worker holds in flight: 2 x 128 covers 256 chats waiting on a 300 ms upstream with
+# none queued in gunicorn. At 128 in flight, 64 threads gave 43% of the in-flight limit, 128 gave 52%; 256 threads
+# gained little more at 128 and lost at 256 in flight (GIL contention), so 128.
+threads = int(os.environ.get("GUNICORN_THREADS", "128"))
 # A chat may wait LLM_TIMEOUT_SECONDS on the upstream; the worker must outlive that.
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", str(int(settings.LLM_TIMEOUT_SECONDS) + 30)))
 graceful_timeout = 30
-keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", "5"))
-max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "20000"))
+# Longer than a load balancer's idle timeout (AWS ALB and nginx default to 60 s), so the balancer, not gunicorn,
+# closes an idle connection and never sends a request on one gunicorn is closing. An idle keep-alive connection
+# costs a gthread worker one poller entry: the benchmark holds 256 open without a reconnect.
+keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", "75"))
+# Recycling a worker bounds slow leaks and costs little (a worker forks from the loaded master: 0.05-0.2 s of CPU),
+# but locmem history lives in the worker, so with locmem a recycle would wipe every conversation: never recycle it.
+# With Redis, 50,000 requests is a recycle every 5-6 minutes per worker at the measured ceiling; the jitter keeps
+# the workers from restarting together.
+_default_max_requests = "0" if settings.HISTORY_BACKEND == "locmem" else "50000"
+max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", _default_max_requests))
 max_requests_jitter = max_requests // 10
 accesslog = None  # the service logs each request itself, with its request id
 errorlog = "-"
