@@ -127,25 +127,22 @@ def api_key_list_all() -> list[ApiKey]:
     return _records(client, sorted(key_id.decode() for key_id in client.hkeys(_ids_key())))
 
 
-def api_key_get(key_id: str) -> ApiKey | None:
-    keys = _records(redis_client(), [key_id])
-    return keys[0] if keys else None
-
-
 def api_key_revoke(*, key_id: str, admin_id: str | None = None) -> bool:
     """Revokes the key `key_id` (only if it is `admin_id`'s, when given); False when there is no such key."""
-    key = api_key_get(key_id)
-    if key is None or (admin_id is not None and key.admin_id != admin_id):
-        return False
     client = redis_client()
     digest = client.hget(_ids_key(), key_id)
+    if digest is None:
+        return False
+    owner = client.hget(_record_key(digest.decode()), "admin_id")
+    if owner is not None and admin_id is not None and owner.decode() != admin_id:
+        return False
     pipe = client.pipeline()
-    if digest:
-        pipe.delete(_record_key(digest.decode()))
+    pipe.delete(_record_key(digest.decode()))
     pipe.hdel(_ids_key(), key_id)
-    pipe.srem(_admin_keys_key(key.admin_id), key_id)
+    if owner is not None:
+        pipe.srem(_admin_keys_key(owner.decode()), key_id)
     pipe.execute()
-    return True
+    return owner is not None
 
 
 def api_key_revoke_all(admin_id: str) -> int:

@@ -11,7 +11,8 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import asdict
 from itertools import chain
 from typing import Any
 
@@ -33,7 +34,6 @@ from chatbot_project.exceptions import ServiceError
 from chatbot_project.negotiation import IgnoreAccept
 from conversations import openai_serializers
 from conversations.completions import completion_send, completion_stream, last_user_text
-from conversations.serializers import SESSION_ID_PATTERN
 from conversations.services import ChatOptions
 from conversations.streaming import KEEPALIVE, SSE_HEADERS, with_keepalive
 from llm_provider.client import Completion, StreamDelta, StreamDone
@@ -43,6 +43,7 @@ logger = logging.getLogger(__name__)
 TAG = "openai-compatible"
 SESSION_HEADER = "X-Session-Id"
 DONE = b"data: [DONE]\n\n"
+SESSION_ID = re.compile(r"[A-Za-z0-9_-]{1,100}")  # as /chat/'s session_id
 
 
 class ModelNotFound(ServiceError):
@@ -99,18 +100,17 @@ class OpenAIView(APIView):
     renderer_classes = [JSONRenderer]
     content_negotiation_class = IgnoreAccept
 
-    def get_exception_handler(self):
+    def get_exception_handler(self) -> Callable[[Exception, dict[str, Any]], Response | None]:
         return openai_exception_handler
 
 
-def completion_id() -> str:
+def new_completion_id() -> str:
     return f"chatcmpl-{uuid.uuid4().hex}"
 
 
-def completion_body(completion: Completion, *, id: str, created: int) -> dict[str, Any]:
-    usage = completion.usage
+def completion_body(completion: Completion, *, completion_id: str, created: int) -> dict[str, Any]:
     return {
-        "id": id,
+        "id": completion_id,
         "object": "chat.completion",
         "created": created,
         "model": completion.model,
@@ -123,11 +123,7 @@ def completion_body(completion: Completion, *, id: str, created: int) -> dict[st
                 "finish_reason": completion.finish_reason or "stop",
             }
         ],
-        "usage": {
-            "prompt_tokens": usage.prompt_tokens,
-            "completion_tokens": usage.completion_tokens,
-            "total_tokens": usage.total_tokens,
-        },
+        "usage": asdict(completion.usage),
     }
 
 
@@ -139,7 +135,7 @@ def completion_chunks(
     first: StreamDelta | StreamDone,
     rest: Iterator[StreamDelta | StreamDone],
     *,
-    id: str,
+    completion_id: str,
     created: int,
     model: str,
     include_usage: bool,
@@ -147,8 +143,13 @@ def completion_chunks(
     """OpenAI's `chat.completion.chunk` events: the role first, then content, then the finish reason, then (with
     `stream_options.include_usage`) a chunk with no choices and the usage, then `[DONE]`. A failure midway is one
     `{"error": ...}` event, which the SDKs raise as an APIError; the stream then ends without `[DONE]`."""
-    envelope = {"id": id, "object": "chat.completion.chunk", "created": created, "model": model}
-    envelope["system_fingerprint"] = None
+    envelope: dict[str, Any] = {
+        "id": completion_id,
+        "object": "chat.completion.chunk",
+        "created": created,
+        "model": model,
+        "system_fingerprint": None,
+    }
     if include_usage:
         envelope["usage"] = None
 
@@ -167,13 +168,7 @@ def completion_chunks(
                 completion = item.completion
                 yield chunk({}, completion.finish_reason or "stop")
                 if include_usage:
-                    usage = completion.usage
-                    counts = {
-                        "prompt_tokens": usage.prompt_tokens,
-                        "completion_tokens": usage.completion_tokens,
-                        "total_tokens": usage.total_tokens,
-                    }
-                    yield _data({**envelope, "choices": [], "usage": counts})
+                    yield _data({**envelope, "choices": [], "usage": asdict(completion.usage)})
     except ServiceError as exc:
         yield _data(openai_error(exc.detail, status=exc.status_code, code=exc.code))
         return
@@ -186,12 +181,8 @@ def completion_chunks(
 
 def session_id_of(request: Request) -> str | None:
     session_id = request.headers.get(SESSION_HEADER)
-    if session_id is None:
-        return None
-    if len(session_id) > 100 or not re.match(SESSION_ID_PATTERN, session_id):
-        error = ValidationError({SESSION_HEADER: ["Use 1-100 letters, digits, '_' or '-'."]})
-        error.param = SESSION_HEADER  # type: ignore[attr-defined]
-        raise error
+    if session_id is not None and not SESSION_ID.fullmatch(session_id):
+        raise ValidationError({SESSION_HEADER: ["Use 1-100 letters, digits, '_' or '-'."]})
     return session_id
 
 
@@ -199,8 +190,8 @@ _ERRORS = {
     400: "Invalid request (`param` names the field).",
     401: "Missing, invalid or revoked token or API key.",
     404: "Unknown model.",
-    415: "The body is not JSON.",
     409: "Another message to this session is still being answered.",
+    415: "The body is not JSON.",
     429: "Rate limited (this admin's limits, or the upstream's); see Retry-After.",
     502: "The upstream LLM failed.",
     503: "A dependency is unavailable; see Retry-After.",
@@ -274,16 +265,14 @@ class ChatCompletionsView(OpenAIView):
             "options": ChatOptions(data["model"], data.get("temperature"), max_tokens),
         }
         headers = {SESSION_HEADER: session_id} if session_id else {}
-        id, created = completion_id(), int(time.time())
+        ids = {"completion_id": new_completion_id(), "created": int(time.time())}
         if data["stream"]:
             events = completion_stream(**arguments)
             first = next(events)  # errors before the first piece still get their own HTTP status
             include_usage = bool((data.get("stream_options") or {}).get("include_usage"))
-            chunks = completion_chunks(
-                first, events, id=id, created=created, model=data["model"], include_usage=include_usage
-            )
+            chunks = completion_chunks(first, events, **ids, model=data["model"], include_usage=include_usage)
             return StreamingHttpResponse(chunks, content_type="text/event-stream", headers={**SSE_HEADERS, **headers})
-        return Response(completion_body(completion_send(**arguments), id=id, created=created), headers=headers)
+        return Response(completion_body(completion_send(**arguments), **ids), headers=headers)
 
 
 def model_card(model: str) -> dict[str, Any]:

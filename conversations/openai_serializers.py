@@ -77,7 +77,8 @@ class ChatCompletionRequestSerializer(serializers.Serializer):
     def to_internal_value(self, data: Any) -> dict[str, Any]:
         if isinstance(data, dict):
             for name, value in data.items():
-                if name not in SUPPORTED_FIELDS and value is not None and NEUTRAL_VALUES.get(name, ...) != value:
+                neutral = name in NEUTRAL_VALUES and NEUTRAL_VALUES[name] == value
+                if name not in SUPPORTED_FIELDS and value is not None and not neutral:
                     raise serializers.ValidationError({name: ["This parameter is not supported by this service."]})
         return super().to_internal_value(data)
 
