@@ -172,7 +172,7 @@ def write_chart(results: dict[str, Any], path: Path) -> bool:
     ax.set_xticks([x + width * (len(names) - 1) / 2 for x in range(len(levels))], ["128 in flight", "256 in flight"])
     ax.set_ylabel("% of concurrency ÷ 0.3 s")
     ax.set_title("Chats in flight, upstream delay 300 ms")
-    ax.legend(loc="lower right")
+    ax.legend(loc="upper right")
 
     ax = axes[1][1]
     labels, values = [], []

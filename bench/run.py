@@ -41,7 +41,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--env", action="append", default=[], help="extra service setting NAME=VALUE")
     parser.add_argument("--profile", action="store_true", help="py-spy record the service during the CPU ceiling")
     parser.add_argument(
-        "--max-background", type=float, default=0.3, help="before each section, wait (up to 30 s) until at most this many cores are busy elsewhere"
+        "--max-background",
+        type=float,
+        default=0.3,
+        help="before each section, wait (up to 30 s) until at most this many cores are busy elsewhere",
     )
     parser.add_argument("--json", type=Path, default=RESULTS / "latest.json")
     parser.add_argument("--chart", type=Path, default=ROOT / "docs" / "bench.png")
@@ -63,7 +66,7 @@ def machine() -> dict[str, Any]:
         "cpu": cpu,
         "python": platform.python_version(),
         "kernel": platform.release(),
-        "commit": commit.stdout.strip(),
+        "commit": commit.stdout.strip() or os.environ.get("BENCH_COMMIT", ""),
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "note": "service, fake upstream, load generator and Redis all share these cores",
     }
