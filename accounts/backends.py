@@ -5,7 +5,7 @@ from django.http import HttpRequest
 
 from accounts.models import AdminUser
 from accounts.services import admin_authenticate, admin_get
-from accounts.throttling import client_ip, login_failure_record, login_success_record, login_throttle_check
+from accounts.throttling import client_ip, login_attempt_start, login_attempt_succeeded
 
 
 class RedisAdminBackend(BaseBackend):
@@ -19,12 +19,10 @@ class RedisAdminBackend(BaseBackend):
         if username is None or password is None:
             return None
         ip = client_ip(request) if request is not None else "local"
-        login_throttle_check(username=username, ip=ip)
+        login_attempt_start(username=username, ip=ip)
         admin = admin_authenticate(username=username, password=password)
-        if admin is None:
-            login_failure_record(username=username, ip=ip)
-        else:
-            login_success_record(username=username)
+        if admin is not None:
+            login_attempt_succeeded(username=username, ip=ip)
         return admin
 
     def get_user(self, user_id: str) -> AdminUser | None:

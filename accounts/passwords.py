@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import lru_cache
 
 import bcrypt
@@ -20,8 +23,22 @@ def password_problem(password: str) -> str | None:
     return None
 
 
+@lru_cache(maxsize=1)
+def _bcrypt_slots(count: int) -> threading.BoundedSemaphore:
+    return threading.BoundedSemaphore(count)
+
+
+@contextmanager
+def _bcrypt_slot() -> Iterator[None]:
+    """bcrypt is meant to be slow; a burst of logins may use BCRYPT_MAX_CONCURRENT cores of a worker at most,
+    and leaves the rest to chats."""
+    with _bcrypt_slots(settings.BCRYPT_MAX_CONCURRENT):
+        yield
+
+
 def password_hash(password: str) -> str:
-    return bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=settings.BCRYPT_ROUNDS)).decode()
+    with _bcrypt_slot():
+        return bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=settings.BCRYPT_ROUNDS)).decode()
 
 
 def password_matches(password: str, hashed: str | None) -> bool:
@@ -30,13 +47,14 @@ def password_matches(password: str, hashed: str | None) -> bool:
     encoded = password.encode()
     if len(encoded) > BCRYPT_MAX_BYTES:
         return False
-    if not hashed:
-        bcrypt.checkpw(encoded, _dummy_hash(settings.BCRYPT_ROUNDS))
-        return False
-    try:
-        return bcrypt.checkpw(encoded, hashed.encode())
-    except ValueError:
-        return False
+    with _bcrypt_slot():
+        if not hashed:
+            bcrypt.checkpw(encoded, _dummy_hash(settings.BCRYPT_ROUNDS))
+            return False
+        try:
+            return bcrypt.checkpw(encoded, hashed.encode())
+        except ValueError:
+            return False
 
 
 @lru_cache(maxsize=4)

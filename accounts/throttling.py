@@ -1,4 +1,4 @@
-"""Login throttling: atomic Redis counters of failed logins per username and per client address, checked
+"""Login throttling: atomic Redis counters of failed logins per username and per client address, counted
 before bcrypt runs, so a flood of guesses costs almost nothing and cannot starve other requests."""
 
 from __future__ import annotations
@@ -36,32 +36,31 @@ def _keys(username: str, ip: str) -> tuple[str, str]:
     return redis_key("throttle", "login-user", user_digest), redis_key("throttle", "login-ip", ip)
 
 
-def login_throttle_check(*, username: str, ip: str) -> None:
-    """Raises LoginThrottled (with Retry-After) when either counter has reached its limit."""
+def login_attempt_start(*, username: str, ip: str) -> None:
+    """Counts this attempt as a failure before bcrypt runs, atomically, and raises LoginThrottled (with
+    Retry-After) once the username or the address is over its limit. Counting first means that simultaneous
+    guesses cannot all pass the check before any of them is counted."""
+    window = settings.LOGIN_FAILURE_WINDOW_SECONDS
     user_key, ip_key = _keys(username, ip)
     pipe = redis_client().pipeline(transaction=False)
-    pipe.get(user_key)
-    pipe.ttl(user_key)
-    pipe.get(ip_key)
-    pipe.ttl(ip_key)
-    user_failures, user_ttl, ip_failures, ip_ttl = pipe.execute()
+    for key in (user_key, ip_key):
+        pipe.incr(key)
+        pipe.expire(key, window, nx=True)
+        pipe.ttl(key)
+    user_count, _, user_ttl, ip_count, _, ip_ttl = pipe.execute()
     limits = [
-        (int(user_failures or 0), settings.LOGIN_MAX_FAILURES_PER_USERNAME, user_ttl),
-        (int(ip_failures or 0), settings.LOGIN_MAX_FAILURES_PER_IP, ip_ttl),
+        (user_count, settings.LOGIN_MAX_FAILURES_PER_USERNAME, user_ttl),
+        (ip_count, settings.LOGIN_MAX_FAILURES_PER_IP, ip_ttl),
     ]
-    waits = [max(ttl, 1) for failures, limit, ttl in limits if failures >= limit]
+    waits = [max(ttl, 1) for count, limit, ttl in limits if count > limit]
     if waits:
         raise LoginThrottled("Too many failed logins; try again later.", retry_after=max(waits))
 
 
-def login_failure_record(*, username: str, ip: str) -> None:
-    window = settings.LOGIN_FAILURE_WINDOW_SECONDS
+def login_attempt_succeeded(*, username: str, ip: str) -> None:
+    """The right password: the username's failures are forgotten and the address gets this attempt back."""
+    user_key, ip_key = _keys(username, ip)
     pipe = redis_client().pipeline(transaction=False)
-    for key in _keys(username, ip):
-        pipe.incr(key)
-        pipe.expire(key, window, nx=True)
+    pipe.delete(user_key)
+    pipe.decr(ip_key)
     pipe.execute()
-
-
-def login_success_record(*, username: str) -> None:
-    redis_client().delete(_keys(username, "")[0])

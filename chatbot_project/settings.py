@@ -141,6 +141,8 @@ AUTHENTICATION_BACKENDS = ["accounts.backends.RedisAdminBackend"]
 DEFAULT_ADMIN_USERNAME = env_str("DEFAULT_ADMIN_USERNAME", "admin")
 DEFAULT_ADMIN_PASSWORD = env_str("DEFAULT_ADMIN_PASSWORD", "admin123" if DEBUG else "")
 BCRYPT_ROUNDS = env_int("BCRYPT_ROUNDS", 12, minimum=4, maximum=16)
+# bcrypt hashes running at once in one process (each one keeps a core busy for its whole run).
+BCRYPT_MAX_CONCURRENT = env_int("BCRYPT_MAX_CONCURRENT", 1, minimum=1)
 ACCESS_TOKEN_EXPIRE_MINUTES = env_int("ACCESS_TOKEN_EXPIRE_MINUTES", 60, minimum=1)
 REFRESH_TOKEN_EXPIRE_MINUTES = env_int("REFRESH_TOKEN_EXPIRE_MINUTES", 24 * 60, minimum=1)
 JWT_SIGNING_KEY = env_str("JWT_SIGNING_KEY", SECRET_KEY)
@@ -263,6 +265,8 @@ LOGGING = {
         # Our own request log replaces Django's, which would log 4xx/5xx a second time.
         "django.request": {"level": "ERROR"},
         "django.server": {"level": "WARNING"},
+        # A line per upstream call would repeat what the request log says; failures are logged by the client.
+        "httpx": {"level": "WARNING"},
     },
 }
 logging.captureWarnings(True)

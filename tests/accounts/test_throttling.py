@@ -4,6 +4,7 @@ from http import HTTPStatus
 
 import pytest
 from django.test import Client
+from rest_framework.test import APIClient
 
 from tests.conftest import ALICE_PASSWORD
 
@@ -82,3 +83,29 @@ def test_the_browser_login_is_throttled_too(alice):
     response = browser.post("/api-auth/login/", {"username": "alice", "password": ALICE_PASSWORD})
 
     assert response.status_code == HTTPStatus.TOO_MANY_REQUESTS
+
+
+def test_simultaneous_guesses_cannot_slip_past_the_limit(alice, monkeypatch):
+    import threading
+
+    import bcrypt
+
+    checks = []
+    real_checkpw = bcrypt.checkpw
+    monkeypatch.setattr(bcrypt, "checkpw", lambda *a: checks.append(1) or real_checkpw(*a))
+    start = threading.Barrier(30)
+    statuses = []
+
+    def guess() -> None:
+        client = APIClient()
+        start.wait()
+        statuses.append(attempt(client, "alice", "wrong-password").status_code)
+
+    threads = [threading.Thread(target=guess) for _ in range(30)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert len(checks) == 3  # LOGIN_MAX_FAILURES_PER_USERNAME: the rest were refused before bcrypt
+    assert statuses.count(HTTPStatus.TOO_MANY_REQUESTS) == 27
