@@ -20,7 +20,7 @@ except Exception as exc:  # a bad setting: say which, without a traceback
 from django.conf import settings  # noqa: E402  (after django.setup())
 
 bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
-# Defaults from `make bench` (bench/results/latest.json, docs/scaling.md) on a 2-core machine that the fake
+# Defaults from `make bench` (bench/results/latest.json, README "Performance") on a 2-core machine that the fake
 # upstream, the load generator and Redis share with the service. A chat costs about 6 ms of CPU here, so the
 # service is CPU-bound long before it runs out of threads; these values keep it there without queueing.
 #
