@@ -44,15 +44,6 @@ def with_session_history(
     return messages[:leading_system] + stored + messages[leading_system:]
 
 
-def _llm_kwargs(options: ChatOptions) -> dict[str, object]:
-    return {
-        "model": options.model,
-        "temperature": options.temperature,
-        "max_tokens": options.max_tokens,
-        "model_from_request": options.model is not None,
-    }
-
-
 def _record(admin: AdminUser, session: tuple[HistoryStore, str] | None, text: str, completion: Completion) -> None:
     usage = {**asdict(completion.usage), "requests": 1}
     if session is not None:
@@ -78,7 +69,7 @@ def completion_send(
 ) -> Completion:
     with ExitStack() as stack:
         session, upstream = _enter_turn(stack, admin, session_id, messages)
-        completion = llm_client().complete(upstream, **_llm_kwargs(options))
+        completion = llm_client().complete(upstream, **options.llm_kwargs())
         _record(admin, session, last_user_text(messages) or "", completion)
         return completion
 
@@ -92,7 +83,7 @@ def completion_stream(
     generator early closes the upstream request and stores nothing."""
     with ExitStack() as stack:
         session, upstream_messages = _enter_turn(stack, admin, session_id, messages)
-        upstream = llm_client().stream(upstream_messages, **_llm_kwargs(options))
+        upstream = llm_client().stream(upstream_messages, **options.llm_kwargs())
         done = None
         try:
             for event in upstream:

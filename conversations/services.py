@@ -26,6 +26,15 @@ class ChatOptions:
     temperature: float | None = None
     max_tokens: int | None = None
 
+    def llm_kwargs(self) -> dict[str, object]:
+        """The client's keyword arguments; a model named by the request is the request's fault if it is gone."""
+        return {
+            "model": self.model,
+            "temperature": self.temperature,
+            "max_tokens": self.max_tokens,
+            "model_from_request": self.model is not None,
+        }
+
 
 @dataclass(frozen=True)
 class ChatReply:
@@ -53,15 +62,6 @@ def _messages_for(store: HistoryStore, admin: AdminUser, session_id: str, text: 
     )
 
 
-def _llm_kwargs(options: ChatOptions) -> dict[str, object]:
-    return {
-        "model": options.model,
-        "temperature": options.temperature,
-        "max_tokens": options.max_tokens,
-        "model_from_request": options.model is not None,
-    }
-
-
 def _store_turn(store: HistoryStore, admin: AdminUser, session_id: str, text: str, completion: Completion) -> ChatReply:
     usage = {**asdict(completion.usage), "requests": 1}
     totals = store.append(
@@ -84,7 +84,7 @@ def chat_send(*, admin: AdminUser, session_id: str | None, text: str, options: C
     store = history_store()
     with chat_slot(admin.id), store.session_lock(admin.id, session_id):
         messages = _messages_for(store, admin, session_id, text)
-        completion = llm_client().complete(messages, **_llm_kwargs(options))
+        completion = llm_client().complete(messages, **options.llm_kwargs())
         return _store_turn(store, admin, session_id, text, completion)
 
 
@@ -99,7 +99,7 @@ def chat_stream(
     store = history_store()
     with chat_slot(admin.id), store.session_lock(admin.id, session_id):
         messages = _messages_for(store, admin, session_id, text)
-        upstream = llm_client().stream(messages, **_llm_kwargs(options))
+        upstream = llm_client().stream(messages, **options.llm_kwargs())
         completion = None
         try:
             for event in upstream:
