@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -93,3 +94,11 @@ def bob_client(bob) -> APIClient:
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {login(APIClient(), 'bob', BOB_PASSWORD)['access_token']}")
     return client
+
+
+def wait_for(condition, timeout: float = 5.0) -> None:
+    """Waits until `condition()` holds: tests wait for a state, not for a guessed number of seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out waiting"
+        time.sleep(0.01)

@@ -7,6 +7,7 @@ from http import HTTPStatus
 import pytest
 from django.core.checks import run_checks
 
+from tests.conftest import wait_for
 from tests.conversations.conftest import chat, sent_messages
 from tests.fake_groq import FakeGroq
 
@@ -283,7 +284,7 @@ def test_a_session_busy_past_the_wait_is_a_409(alice_client, alice_tokens, fake_
     fake_groq.configure(latency=0.5)
     first = threading.Thread(target=chat, args=(alice_client, "slow"))
     first.start()
-    time.sleep(0.2)
+    wait_for(lambda: fake_groq.in_flight == 1)  # the first turn holds the session
     from rest_framework.test import APIClient
 
     other = APIClient()

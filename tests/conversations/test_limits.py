@@ -1,11 +1,11 @@
 from __future__ import annotations
 
 import threading
-import time
 from http import HTTPStatus
 
 from rest_framework.test import APIClient
 
+from tests.conftest import wait_for
 from tests.conversations.conftest import chat
 
 
@@ -37,7 +37,7 @@ def test_an_admin_over_its_concurrent_chats_gets_429(alice_client, alice_tokens,
     threads = [threading.Thread(target=send, args=(f"s{i}",)) for i in range(2)]
     for thread in threads:
         thread.start()
-    time.sleep(0.2)
+    wait_for(lambda: fake_groq.in_flight == 2)  # both slots taken
     third = chat(alice_client, "hi", session_id="s3")
     for thread in threads:
         thread.join()
