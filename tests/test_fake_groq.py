@@ -17,17 +17,9 @@ MODEL = "openai/gpt-oss-20b"
 HELLO = [{"role": "user", "content": "hello there"}]
 
 
-@pytest.fixture(scope="module")
-def fake_module() -> Iterator[FakeGroq]:
-    with FakeGroq() as fake:
-        yield fake
-
-
 @pytest.fixture
-def fake(fake_module: FakeGroq) -> Iterator[FakeGroq]:
-    fake_module.wait_idle()
-    fake_module.reset()
-    yield fake_module
+def fake(fake_groq: FakeGroq) -> FakeGroq:
+    return fake_groq
 
 
 @pytest.fixture

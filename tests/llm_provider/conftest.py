@@ -10,19 +10,10 @@ from llm_provider.client import ChatClient, LLMConfig
 from tests.fake_groq import FakeGroq
 
 
-@pytest.fixture(scope="session")
-def fake_server() -> Iterator[FakeGroq]:
-    with FakeGroq() as fake:
-        yield fake
-
-
 @pytest.fixture
-def fake(fake_server: FakeGroq) -> Iterator[FakeGroq]:
-    fake_server.wait_idle()
-    fake_server.reset()
-    yield fake_server
-    fake_server.wait_idle()
-    fake_server.reset()
+def fake(fake_groq: FakeGroq) -> FakeGroq:
+    """The suite's fake upstream (tests/conftest.py resets it after every test)."""
+    return fake_groq
 
 
 @pytest.fixture
