@@ -57,10 +57,14 @@ def login_attempt_start(*, username: str, ip: str) -> None:
         raise LoginThrottled("Too many failed logins; try again later.", retry_after=max(waits))
 
 
+# A counter whose window ended meanwhile must not come back as -1 without an expiry.
+_DECR_IF_EXISTS = "if redis.call('EXISTS', KEYS[1]) == 1 then return redis.call('DECR', KEYS[1]) end return 0"
+
+
 def login_attempt_succeeded(*, username: str, ip: str) -> None:
     """The right password: the username's failures are forgotten and the address gets this attempt back."""
     user_key, ip_key = _keys(username, ip)
     pipe = redis_client().pipeline(transaction=False)
     pipe.delete(user_key)
-    pipe.decr(ip_key)
+    pipe.eval(_DECR_IF_EXISTS, 1, ip_key)
     pipe.execute()

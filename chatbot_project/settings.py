@@ -8,6 +8,7 @@ import os
 from datetime import timedelta
 from pathlib import Path
 
+from corsheaders.defaults import default_headers as default_cors_headers
 from django.core.exceptions import ImproperlyConfigured
 from dotenv import load_dotenv
 from redis.backoff import NoBackoff
@@ -197,6 +198,7 @@ _cors_origins = env_list("CORS_ALLOWED_ORIGINS", [])
 CORS_ALLOW_ALL_ORIGINS = _cors_origins == ["*"]
 CORS_ALLOWED_ORIGINS = [] if CORS_ALLOW_ALL_ORIGINS else _cors_origins
 CORS_ALLOW_CREDENTIALS = False
+CORS_ALLOW_HEADERS = (*default_cors_headers, "x-session-id", "x-request-id")
 CORS_EXPOSE_HEADERS = ["Retry-After", "X-Request-ID"]
 
 STATIC_URL = "static/"

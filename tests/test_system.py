@@ -78,3 +78,16 @@ def test_cors_allows_only_configured_origins(api, settings):
     assert allowed["Access-Control-Allow-Origin"] == "https://app.example.com"
     assert "Access-Control-Allow-Credentials" not in allowed
     assert "Access-Control-Allow-Origin" not in refused
+
+
+def test_cors_lets_browsers_send_the_session_header(api, settings):
+    settings.CORS_ALLOWED_ORIGINS = ["https://app.example.com"]
+
+    response = api.options(
+        "/v1/chat/completions",
+        HTTP_ORIGIN="https://app.example.com",
+        HTTP_ACCESS_CONTROL_REQUEST_METHOD="POST",
+        HTTP_ACCESS_CONTROL_REQUEST_HEADERS="authorization, content-type, x-session-id",
+    )
+
+    assert "x-session-id" in response["Access-Control-Allow-Headers"]
