@@ -14,22 +14,14 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 import redis
 
-from chatbot_project.redis_store import redis_client, redis_key
+from chatbot_project.redis_store import decoded, hash_touch, redis_client, redis_key, utcnow_iso
 
 KEY_PREFIX = "cgk_"
 # What a listing shows of a key, so its owner can tell keys apart: "cgk_" and four more characters.
 SHOWN_CHARS = 8
-
-# Marks the key as used and returns it in one round trip; a revoked key stays absent.
-_TOUCH_SCRIPT = """
-if redis.call('EXISTS', KEYS[1]) == 0 then return nil end
-redis.call('HSET', KEYS[1], 'last_used', ARGV[1])
-return redis.call('HGETALL', KEYS[1])
-"""
 
 
 @dataclass(frozen=True)
@@ -58,10 +50,6 @@ def _admin_keys_key(admin_id: str) -> str:
     return redis_key("admin", admin_id, "apikeys")
 
 
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
-
-
 def _from_record(record: dict[str, str]) -> ApiKey:
     return ApiKey(
         id=record["id"],
@@ -86,7 +74,7 @@ def api_key_create(*, admin_id: str, name: str = "") -> tuple[ApiKey, str]:
         "admin_id": admin_id,
         "name": name,
         "prefix": raw[:SHOWN_CHARS],
-        "created_at": _now(),
+        "created_at": utcnow_iso(),
         "last_used": "",
     }
     pipe = redis_client().pipeline()
@@ -101,11 +89,8 @@ def api_key_authenticate(raw_key: str) -> ApiKey | None:
     """The live key `raw_key`, marked as used now; None when it is unknown or revoked."""
     if not looks_like_api_key(raw_key):
         return None
-    flat = redis_client().eval(_TOUCH_SCRIPT, 1, _record_key(_digest(raw_key)), _now())
-    if not flat:
-        return None
-    values = [item.decode() for item in flat]
-    return _from_record(dict(zip(values[::2], values[1::2], strict=True)))
+    record = hash_touch(_record_key(_digest(raw_key)), "last_used", utcnow_iso())
+    return _from_record(record) if record else None
 
 
 def _records(client: redis.Redis, key_ids: list[str]) -> list[ApiKey]:
@@ -113,7 +98,7 @@ def _records(client: redis.Redis, key_ids: list[str]) -> list[ApiKey]:
     pipe = client.pipeline(transaction=False)
     for digest in digests:
         pipe.hgetall(_record_key(digest.decode() if digest else "-"))
-    found = [{k.decode(): v.decode() for k, v in record.items()} for record in pipe.execute() if record]
+    found = [decoded(record) for record in pipe.execute() if record]
     return sorted((_from_record(r) for r in found), key=lambda key: (key.created_at, key.id))
 
 

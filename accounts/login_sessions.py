@@ -11,14 +11,7 @@ from __future__ import annotations
 import secrets
 from datetime import UTC, datetime, timedelta
 
-from chatbot_project.redis_store import redis_client, redis_key
-
-# Marks the session as used and returns it in one round trip; a revoked session stays absent.
-_TOUCH_SCRIPT = """
-if redis.call('EXISTS', KEYS[1]) == 0 then return nil end
-redis.call('HSET', KEYS[1], 'last_activity', ARGV[1])
-return redis.call('HGETALL', KEYS[1])
-"""
+from chatbot_project.redis_store import decoded, hash_touch, redis_client, redis_key, utcnow_iso
 
 
 def _login_key(sid: str) -> str:
@@ -57,12 +50,7 @@ def login_session_create(*, admin_id: str, username: str, lifetime: timedelta) -
 
 def login_session_touch(sid: str) -> dict[str, str] | None:
     """The live session `sid`, marked as used now; None once it is revoked or expired."""
-    client = redis_client()
-    flat = client.eval(_TOUCH_SCRIPT, 1, _login_key(sid), _iso(datetime.now(UTC)))
-    if not flat:
-        return None
-    values = [item.decode() for item in flat]
-    return dict(zip(values[::2], values[1::2], strict=True))
+    return hash_touch(_login_key(sid), "last_activity", utcnow_iso())
 
 
 def login_session_list(admin_id: str) -> list[dict[str, str]]:
@@ -74,7 +62,7 @@ def login_session_list(admin_id: str) -> list[dict[str, str]]:
     sessions, stale = [], []
     for sid, record in zip(sids, pipe.execute(), strict=True):
         if record:
-            sessions.append({k.decode(): v.decode() for k, v in record.items()})
+            sessions.append(decoded(record))
         else:
             stale.append(sid)
     if stale:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import re
 import secrets
-from datetime import UTC, datetime
 
 from django.conf import settings
 
@@ -26,16 +25,12 @@ from accounts.exceptions import (
 )
 from accounts.models import AdminUser
 from accounts.passwords import password_hash, password_matches, password_problem
-from chatbot_project.redis_store import redis_client, redis_key
+from chatbot_project.redis_store import decoded, redis_client, redis_key, utcnow_iso
 
 logger = logging.getLogger(__name__)
 
 USERNAME_PATTERN = re.compile(r"^[A-Za-z0-9_.@+-]{1,150}$")
 WEAK_PASSWORDS = {"admin123", "password", "changeme", "12345678", "admin"}
-
-
-def utcnow_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def _index_key() -> str:
@@ -71,7 +66,7 @@ def _admin_from_record(record: dict[str, str]) -> AdminUser:
 
 def admin_get(admin_id: str) -> AdminUser | None:
     record = redis_client().hgetall(_admin_key(admin_id))
-    return _admin_from_record(_decode(record)) if record else None
+    return _admin_from_record(decoded(record)) if record else None
 
 
 def admin_get_by_username(username: str) -> AdminUser | None:
@@ -189,7 +184,3 @@ def admin_ensure_default() -> AdminUser | None:
     else:
         logger.info("created the default admin %r", username)
     return admin
-
-
-def _decode(record: dict[bytes, bytes]) -> dict[str, str]:
-    return {key.decode(): value.decode() for key, value in record.items()}

@@ -1,6 +1,9 @@
-"""The one Redis connection pool (django-redis's) and the project's key naming."""
+"""The one Redis connection pool (django-redis's), the project's key naming, and small helpers for the hashes
+the service keeps records in."""
 
 from __future__ import annotations
+
+from datetime import UTC, datetime
 
 import redis
 from django.conf import settings
@@ -21,3 +24,30 @@ def redis_ping() -> bool:
         return bool(redis_client().ping())
     except redis.RedisError:
         return False
+
+
+# Sets one field of an existing hash and returns the whole hash in one round trip; a missing (revoked or
+# expired) record stays missing instead of being recreated with that one field.
+_TOUCH_SCRIPT = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return nil end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+return redis.call('HGETALL', KEYS[1])
+"""
+
+
+def hash_touch(key: str, field: str, value: str) -> dict[str, str] | None:
+    """The record at `key` with `field` set to `value`, or None when there is no such record."""
+    flat = redis_client().register_script(_TOUCH_SCRIPT)(keys=[key], args=[field, value])
+    if not flat:
+        return None
+    values = [item.decode() for item in flat]
+    return dict(zip(values[::2], values[1::2], strict=True))
+
+
+def decoded(record: dict[bytes, bytes]) -> dict[str, str]:
+    return {key.decode(): value.decode() for key, value in record.items()}
+
+
+def utcnow_iso() -> str:
+    """The timestamps stored in admin, login and API key records."""
+    return datetime.now(UTC).isoformat(timespec="seconds")

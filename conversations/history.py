@@ -25,6 +25,7 @@ from django_redis import get_redis_connection
 from redis.exceptions import LockError
 
 from chatbot_project.exceptions import ServiceError
+from chatbot_project.redis_store import decoded
 
 # A conversation keeps at most this many messages; older ones fall off (only the newest go upstream anyway).
 MAX_STORED_MESSAGES = 200
@@ -233,7 +234,7 @@ class RedisHistoryStore:
         raw_messages, meta = pipe.execute()
         if not meta:
             return None
-        meta = {k.decode(): v.decode() for k, v in meta.items()}
+        meta = decoded(meta)
         return Conversation(
             session_id=session_id,
             messages=[json.loads(m) for m in raw_messages],
@@ -291,7 +292,7 @@ class RedisHistoryStore:
         summaries = []
         for session_id, count, meta in zip(session_ids, results[::2], results[1::2], strict=True):
             if meta:
-                meta = {k.decode(): v.decode() for k, v in meta.items()}
+                meta = decoded(meta)
                 usage = {name: int(meta.get(name, 0)) for name in USAGE_FIELDS}
                 summaries.append(
                     ConversationSummary(session_id, count, meta["created_at"], meta["last_activity"], usage)
