@@ -14,20 +14,29 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from chatbot_project.exceptions import ServiceError
+from chatbot_project.exceptions import DependencyUnavailable, ServiceError
 
 logger = logging.getLogger(__name__)
 
 REDIS_RETRY_AFTER_SECONDS = 5
-REDIS_DOWN = {"detail": "Redis is unavailable; try again shortly.", "code": "redis_unavailable"}
+
+
+def as_service_error(exc: BaseException) -> ServiceError | None:
+    """Our own error, or a Redis failure as the 503 it answers with; None for anything else."""
+    if isinstance(exc, ServiceError):
+        return exc
+    if isinstance(exc, redis.RedisError):
+        logger.error("redis error: %s", type(exc).__name__)
+        return DependencyUnavailable(
+            "Redis is unavailable; try again shortly.", retry_after=REDIS_RETRY_AFTER_SECONDS, code="redis_unavailable"
+        )
+    return None
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
-    if isinstance(exc, ServiceError):
-        return _service_error_response(exc)
-    if isinstance(exc, redis.RedisError):
-        logger.error("redis error: %s", type(exc).__name__)
-        return Response(REDIS_DOWN, status=503, headers={"Retry-After": str(REDIS_RETRY_AFTER_SECONDS)})
+    error = as_service_error(exc)
+    if error is not None:
+        return _service_error_response(error)
     response = drf_exception_handler(exc, context)
     if response is None:
         return None
@@ -87,12 +96,10 @@ def json_not_found(request: HttpRequest, exception: Exception | None = None) -> 
 def json_server_error(request: HttpRequest) -> JsonResponse:
     """Django's last resort, for errors raised outside DRF views (the browser login form, the session
     middleware): our own errors keep their status, and a Redis outage is still a 503."""
-    exc = sys.exc_info()[1]
-    if isinstance(exc, ServiceError):
-        body = {"detail": exc.detail, "code": exc.code}
-        return JsonResponse(body, status=exc.status_code, headers=_retry_after_headers(exc))
-    if isinstance(exc, redis.RedisError):
-        return JsonResponse(REDIS_DOWN, status=503, headers={"Retry-After": str(REDIS_RETRY_AFTER_SECONDS)})
+    error = as_service_error(sys.exc_info()[1])
+    if error is not None:
+        body = {"detail": error.detail, "code": error.code}
+        return JsonResponse(body, status=error.status_code, headers=_retry_after_headers(error))
     return JsonResponse({"detail": "Internal server error.", "code": "server_error"}, status=500)
 
 

@@ -18,7 +18,6 @@ from django.contrib.auth.signals import user_logged_in, user_login_failed
 from django.dispatch import receiver
 from django.http import HttpRequest, HttpResponse
 from prometheus_client import (
-    CONTENT_TYPE_LATEST,
     REGISTRY,
     CollectorRegistry,
     Counter,
@@ -150,6 +149,3 @@ def metrics_allowed(address: str, authorization: str) -> bool:
     except ValueError:
         return False
     return any(client in network for network in settings.METRICS_ALLOWED_NETWORKS)
-
-
-METRICS_CONTENT_TYPE = CONTENT_TYPE_LATEST

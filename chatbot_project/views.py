@@ -8,6 +8,7 @@ from django.conf import settings
 from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from prometheus_client import CONTENT_TYPE_LATEST
 from rest_framework import serializers
 from rest_framework.decorators import api_view, authentication_classes, permission_classes
 from rest_framework.exceptions import PermissionDenied
@@ -17,7 +18,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.throttling import client_ip
-from chatbot_project.metrics import METRICS_CONTENT_TYPE, metrics_allowed, metrics_text
+from chatbot_project.metrics import metrics_allowed, metrics_text
 from chatbot_project.negotiation import IgnoreAccept
 from chatbot_project.redis_store import redis_ping
 from chatbot_project.schema import ErrorSerializer, error_responses
@@ -185,4 +186,4 @@ class MetricsView(APIView):
                 "Metrics are served only to METRICS_ALLOWED_IPS, or with Authorization: Bearer <METRICS_TOKEN>.",
                 code="metrics_forbidden",
             )
-        return HttpResponse(metrics_text(), content_type=METRICS_CONTENT_TYPE)
+        return HttpResponse(metrics_text(), content_type=CONTENT_TYPE_LATEST)

@@ -7,7 +7,6 @@ which is what lets the SDKs raise their typed errors (401 AuthenticationError, 4
 from __future__ import annotations
 
 import json
-import logging
 import re
 import time
 import uuid
@@ -29,7 +28,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from chatbot_project.errors import exception_handler
+from chatbot_project.errors import as_service_error, exception_handler
 from chatbot_project.exceptions import ServiceError
 from chatbot_project.negotiation import IgnoreAccept
 from conversations import openai_serializers
@@ -37,8 +36,6 @@ from conversations.completions import completion_send, completion_stream, last_u
 from conversations.services import ChatOptions
 from conversations.streaming import KEEPALIVE, SSE_HEADERS, with_keepalive
 from llm_provider.client import Completion, StreamDelta, StreamDone
-
-logger = logging.getLogger(__name__)
 
 TAG = "openai-compatible"
 SESSION_HEADER = "X-Session-Id"
@@ -169,12 +166,9 @@ def completion_chunks(
                 yield chunk({}, completion.finish_reason or "stop")
                 if include_usage:
                     yield _data({**envelope, "choices": [], "usage": asdict(completion.usage)})
-    except ServiceError as exc:
-        yield _data(openai_error(exc.detail, status=exc.status_code, code=exc.code))
-        return
-    except redis.RedisError:
-        logger.error("redis failed while storing a streamed completion")
-        yield _data(openai_error("Redis is unavailable.", status=503, code="redis_unavailable"))
+    except (ServiceError, redis.RedisError) as exc:
+        error = as_service_error(exc)
+        yield _data(openai_error(error.detail, status=error.status_code, code=error.code))
         return
     yield DONE
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import queue
 import threading
 from collections.abc import Iterator
@@ -12,11 +11,10 @@ from typing import TypeVar
 
 import redis
 
+from chatbot_project.errors import as_service_error
 from chatbot_project.exceptions import ServiceError
 from conversations.services import ChatReply
 from llm_provider.client import StreamDelta
-
-logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 KEEPALIVE = b": keep-alive\n\n"
@@ -72,11 +70,9 @@ def sse_stream(
     try:
         for item in with_keepalive(rest, interval):
             yield KEEPALIVE if item is None else _event_for(item)
-    except ServiceError as exc:
-        yield sse_event("error", {"detail": exc.detail, "code": exc.code, "status": exc.status_code})
-    except redis.RedisError:
-        logger.error("redis failed while storing a streamed turn")
-        yield sse_event("error", {"detail": "Redis is unavailable.", "code": "redis_unavailable", "status": 503})
+    except (ServiceError, redis.RedisError) as exc:
+        error = as_service_error(exc)
+        yield sse_event("error", {"detail": error.detail, "code": error.code, "status": error.status_code})
 
 
 def _event_for(item: StreamDelta | ChatReply) -> bytes:
