@@ -10,16 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import ExitStack
-from dataclasses import asdict
 
 from django.conf import settings
 
 from accounts.models import AdminUser
-from conversations.history import HistoryStore, history_store, message
+from conversations.history import HistoryStore, history_store
 from conversations.limits import chat_slot
-from conversations.services import ChatOptions
+from conversations.services import ChatOptions, relay_stream, turn_record
 from conversations.trimming import trim_history
-from conversations.usage import usage_record
 from llm_provider.client import Completion, StreamDelta, StreamDone
 from llm_provider.services import llm_client
 
@@ -44,14 +42,6 @@ def with_session_history(
     return messages[:leading_system] + stored + messages[leading_system:]
 
 
-def _record(admin: AdminUser, session: tuple[HistoryStore, str] | None, text: str, completion: Completion) -> None:
-    usage = {**asdict(completion.usage), "requests": 1}
-    if session is not None:
-        store, session_id = session
-        store.append(admin.id, session_id, [message("user", text), message("assistant", completion.content)], usage)
-    usage_record(admin.id, usage)
-
-
 def _enter_turn(
     stack: ExitStack, admin: AdminUser, session_id: str | None, messages: list[dict[str, str]]
 ) -> tuple[tuple[HistoryStore, str] | None, list[dict[str, str]]]:
@@ -70,7 +60,7 @@ def completion_send(
     with ExitStack() as stack:
         session, upstream = _enter_turn(stack, admin, session_id, messages)
         completion = llm_client().complete(upstream, **options.llm_kwargs())
-        _record(admin, session, last_user_text(messages) or "", completion)
+        turn_record(admin=admin, session=session, text=last_user_text(messages) or "", completion=completion)
         return completion
 
 
@@ -83,16 +73,6 @@ def completion_stream(
     generator early closes the upstream request and stores nothing."""
     with ExitStack() as stack:
         session, upstream_messages = _enter_turn(stack, admin, session_id, messages)
-        upstream = llm_client().stream(upstream_messages, **options.llm_kwargs())
-        done = None
-        try:
-            for event in upstream:
-                if isinstance(event, StreamDone):
-                    done = event
-                else:
-                    yield event
-        finally:
-            upstream.close()
-        assert done is not None  # the client always ends a stream with StreamDone or an error
-        _record(admin, session, last_user_text(messages) or "", done.completion)
-        yield done
+        completion = yield from relay_stream(llm_client().stream(upstream_messages, **options.llm_kwargs()))
+        turn_record(admin=admin, session=session, text=last_user_text(messages) or "", completion=completion)
+        yield StreamDone(completion)

@@ -6,7 +6,7 @@ session are answered one after the other and neither is lost. A failed call stor
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import asdict, dataclass
 
 from django.conf import settings
@@ -62,12 +62,39 @@ def _messages_for(store: HistoryStore, admin: AdminUser, session_id: str, text: 
     )
 
 
-def _store_turn(store: HistoryStore, admin: AdminUser, session_id: str, text: str, completion: Completion) -> ChatReply:
+def turn_record(
+    *, admin: AdminUser, session: tuple[HistoryStore, str] | None, text: str, completion: Completion
+) -> tuple[dict[str, int], dict[str, int] | None]:
+    """Stores the question and the reply in the session (if there is one) and counts the usage for the admin;
+    returns this turn's usage and the session's totals."""
     usage = {**asdict(completion.usage), "requests": 1}
-    totals = store.append(
-        admin.id, session_id, [message("user", text), message("assistant", completion.content)], usage
-    )
+    totals = None
+    if session is not None:
+        store, session_id = session
+        turn = [message("user", text), message("assistant", completion.content)]
+        totals = store.append(admin.id, session_id, turn, usage)
     usage_record(admin.id, usage)
+    return usage, totals
+
+
+def relay_stream(upstream: Iterator[StreamDelta | StreamDone]) -> Generator[StreamDelta, None, Completion]:
+    """Passes the reply's pieces on and returns the finished completion. Closing early closes the upstream."""
+    completion = None
+    try:
+        for event in upstream:
+            if isinstance(event, StreamDone):
+                completion = event.completion
+            else:
+                yield event
+    finally:
+        upstream.close()
+    assert completion is not None  # the client always ends a stream with StreamDone or an error
+    return completion
+
+
+def _store_turn(store: HistoryStore, admin: AdminUser, session_id: str, text: str, completion: Completion) -> ChatReply:
+    usage, totals = turn_record(admin=admin, session=(store, session_id), text=text, completion=completion)
+    assert totals is not None
     return ChatReply(
         response=completion.content,
         session_id=session_id,
@@ -99,15 +126,5 @@ def chat_stream(
     store = history_store()
     with chat_slot(admin.id), store.session_lock(admin.id, session_id):
         messages = _messages_for(store, admin, session_id, text)
-        upstream = llm_client().stream(messages, **options.llm_kwargs())
-        completion = None
-        try:
-            for event in upstream:
-                if isinstance(event, StreamDone):
-                    completion = event.completion
-                else:
-                    yield event
-        finally:
-            upstream.close()
-        assert completion is not None  # the client always ends a stream with StreamDone or an error
+        completion = yield from relay_stream(llm_client().stream(messages, **options.llm_kwargs()))
         yield _store_turn(store, admin, session_id, text, completion)
