@@ -112,6 +112,10 @@ HISTORY_BACKEND = env_choice("HISTORY_BACKEND", "locmem", ("locmem", "redis"))
 HISTORY_MAX_MESSAGES = env_int("HISTORY_MAX_MESSAGES", 40, minimum=0)
 HISTORY_MAX_TOKENS = env_int("HISTORY_MAX_TOKENS", 8000, minimum=0)
 MAX_MESSAGE_CHARS = env_int("MAX_MESSAGE_CHARS", 4000, minimum=1)
+# One /v1/chat/completions request (SYSTEM_PROMPT and stored history have limits of their own): a stateless client
+# resends its whole conversation, so the defaults leave room for what /chat/ sends upstream with its history.
+MAX_REQUEST_MESSAGES = env_int("MAX_REQUEST_MESSAGES", 100, minimum=1, maximum=10_000)
+MAX_REQUEST_CHARS = env_int("MAX_REQUEST_CHARS", max(64_000, MAX_MESSAGE_CHARS), minimum=MAX_MESSAGE_CHARS)
 SYSTEM_PROMPT = env_str("SYSTEM_PROMPT")
 CHAT_SESSION_WAIT_SECONDS = env_float("CHAT_SESSION_WAIT_SECONDS", 30.0, minimum=0.0, maximum=600.0)
 STREAM_KEEPALIVE_SECONDS = env_float("STREAM_KEEPALIVE_SECONDS", 15.0, minimum=0.1, maximum=300.0)

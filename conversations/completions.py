@@ -1,10 +1,11 @@
 """OpenAI-style chat completions (`/v1/chat/completions`): the client sends a whole `messages` list.
 
-Without a session the messages go upstream exactly as given, and nothing is stored. With a session (the
-`X-Session-Id` header) the call joins the same conversation store as `/chat/`: upstream go the client's leading
-system messages, then the session's stored history (trimmed as for `/chat/`), then the rest of the client's
-messages; the last user message and the reply are stored as the turn. Either way the usage counts for the
-admin, and a turn holds one of the admin's chat slots, as `/chat/` does."""
+SYSTEM_PROMPT, when set, always goes first, as on `/chat/`. Without a session the client's messages follow it as
+given, and nothing is stored. With a session (the `X-Session-Id` header) the call joins the same conversation
+store as `/chat/`: after SYSTEM_PROMPT go the client's leading system messages, then the session's stored history
+(trimmed as for `/chat/`), then the rest of the client's messages; the last user message and the reply are stored
+as the turn. Either way the usage counts for the admin, and a turn holds one of the admin's chat slots, as `/chat/`
+does."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from accounts.models import AdminUser
 from conversations.history import HistoryStore, history_store
 from conversations.limits import chat_slot
 from conversations.services import ChatOptions, relay_stream, turn_record
-from conversations.trimming import trim_history
+from conversations.trimming import trim_history, with_system_prompt
 from llm_provider.client import Completion, StreamDelta, StreamDone
 from llm_provider.services import llm_client
 
@@ -48,10 +49,11 @@ def _enter_turn(
     """Takes the admin's chat slot (and the session's lock); returns the session and what goes upstream."""
     stack.enter_context(chat_slot(admin.id))
     if session_id is None:
-        return None, messages
+        return None, with_system_prompt(messages, settings.SYSTEM_PROMPT)
     store = history_store()
     stack.enter_context(store.session_lock(admin.id, session_id))
-    return (store, session_id), with_session_history(store, admin, session_id, messages)
+    upstream = with_session_history(store, admin, session_id, messages)
+    return (store, session_id), with_system_prompt(upstream, settings.SYSTEM_PROMPT)
 
 
 def completion_send(

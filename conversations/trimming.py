@@ -31,11 +31,16 @@ def trim_history(history: Sequence[dict[str, str]], *, max_messages: int, max_to
     return kept
 
 
+def with_system_prompt(messages: Sequence[dict[str, str]], system_prompt: str) -> list[dict[str, str]]:
+    """The service's prompt before everything else, so that no caller's system message can precede it."""
+    prompt = [{"role": "system", "content": system_prompt}] if system_prompt else []
+    return [*prompt, *messages]
+
+
 def upstream_messages(
     history: Sequence[dict[str, str]], message: str, *, system_prompt: str, max_messages: int, max_tokens: int
 ) -> list[dict[str, str]]:
-    messages = [{"role": "system", "content": system_prompt}] if system_prompt else []
     trimmed = trim_history(history, max_messages=max_messages, max_tokens=max_tokens)
-    messages.extend({"role": m["role"], "content": m["content"]} for m in trimmed)
+    messages = [{"role": m["role"], "content": m["content"]} for m in trimmed]
     messages.append({"role": "user", "content": message})
-    return messages
+    return with_system_prompt(messages, system_prompt)

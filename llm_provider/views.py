@@ -1,8 +1,10 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from django.conf import settings
+from django.core.validators import MaxLengthValidator
 from drf_spectacular.utils import OpenApiExample, extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.decorators import api_view, authentication_classes, permission_classes
@@ -11,6 +13,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from chatbot_project.schema import error_responses
+from conversations.trimming import with_system_prompt
 from llm_provider.services import PROVIDER, llm_client, llm_health, provider_description
 
 TAG = "llm"
@@ -123,12 +126,17 @@ def health(request: Request) -> Response:
 
 
 class TestChatRequestSerializer(serializers.Serializer):
-    message = serializers.CharField(max_length=4000)
+    message = serializers.CharField(help_text="1 to MAX_MESSAGE_CHARS characters.")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["message"].max_length = settings.MAX_MESSAGE_CHARS
+        self.fields["message"].validators.append(MaxLengthValidator(settings.MAX_MESSAGE_CHARS))
 
 
 @extend_schema(
     tags=["admin"],
-    summary="Test the ChatGroq connection with a one-off message (no history)",
+    summary="Test the ChatGroq connection with a one-off message (SYSTEM_PROMPT, no history)",
     request=TestChatRequestSerializer,
     responses={
         200: inline_serializer(
@@ -150,7 +158,10 @@ class TestChatView(APIView):
         body = TestChatRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         started = time.perf_counter()
-        completion = llm_client().complete([{"role": "user", "content": body.validated_data["message"]}])
+        messages = with_system_prompt(
+            [{"role": "user", "content": body.validated_data["message"]}], settings.SYSTEM_PROMPT
+        )
+        completion = llm_client().complete(messages)
         return Response(
             {
                 "success": True,

@@ -41,6 +41,8 @@ def test_good_settings_pass():
         ("LLM_PROVIDER", "openai"),
         ("ACCESS_TOKEN_EXPIRE_MINUTES", "1.5"),
         ("REDIS_TIMEOUT_SECONDS", "nan"),
+        ("MAX_REQUEST_MESSAGES", "0"),
+        ("MAX_REQUEST_CHARS", "100"),  # below MAX_MESSAGE_CHARS
     ],
 )
 def test_a_bad_value_stops_startup_naming_the_variable(name, value):

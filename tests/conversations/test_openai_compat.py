@@ -48,8 +48,7 @@ def test_a_completion_in_openais_shape(alice_client):
     assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"] > 0
 
 
-def test_without_a_session_the_messages_go_upstream_as_given_and_nothing_is_stored(alice_client, fake_groq, settings):
-    settings.SYSTEM_PROMPT = "The service's own prompt, for /chat/ only."
+def test_without_a_session_the_messages_go_upstream_as_given_and_nothing_is_stored(alice_client, fake_groq):
     messages = [
         {"role": "system", "content": "Be brief."},
         user("one"),

@@ -113,6 +113,18 @@ def test_test_chat_sends_one_message_without_history(alice_client, fake_groq):
     assert fake_groq.chat_requests()[-1]["json"]["messages"] == [{"role": "user", "content": "Test message"}]
 
 
+def test_test_chat_sends_the_system_prompt_first_and_keeps_to_max_message_chars(alice_client, fake_groq, settings):
+    settings.SYSTEM_PROMPT, settings.MAX_MESSAGE_CHARS = "You are terse.", 20
+
+    assert alice_client.post("/admin/test-chat", {"message": "x" * 20}, format="json").status_code == HTTPStatus.OK
+    too_long = alice_client.post("/admin/test-chat", {"message": "x" * 21}, format="json")
+
+    assert too_long.status_code == HTTPStatus.BAD_REQUEST
+    assert [r["json"]["messages"] for r in fake_groq.chat_requests()] == [
+        [{"role": "system", "content": "You are terse."}, {"role": "user", "content": "x" * 20}]
+    ]
+
+
 def test_test_chat_answers_an_upstream_failure_with_its_status(alice_client, fake_groq, settings):
     settings.LLM_MAX_RETRIES = 0
     fake_groq.add_faults({"kind": "status", "status": 503})
