@@ -34,8 +34,9 @@ _default_workers = 1 if settings.HISTORY_BACKEND == "locmem" else (os.cpu_count(
 workers = int(os.environ.get("WEB_CONCURRENCY", str(_default_workers)))
 # Threads bound the chats one worker holds in flight: 2 x 128 covers 256 chats waiting on a 300 ms upstream with
 # none queued in gunicorn. At 128 in flight, 64 threads gave 43% of the in-flight limit, 128 gave 52%; 256 threads
-# gained little more at 128 and lost at 256 in flight (GIL contention), so 128.
-threads = int(os.environ.get("GUNICORN_THREADS", "128"))
+# gained little more at 128 and lost at 256 in flight (GIL contention), so 128. Settings read GUNICORN_THREADS, so
+# that MAX_CHATS_IN_FLIGHT is checked against the same number.
+threads = settings.SERVER_THREADS
 # A chat may wait LLM_TIMEOUT_SECONDS on the upstream; the worker must outlive that.
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", str(int(settings.LLM_TIMEOUT_SECONDS) + 30)))
 graceful_timeout = 30
@@ -57,16 +58,17 @@ forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
 
 
 def on_starting(server: object) -> None:
-    """Refuse to start without Redis, and create the default admin when none exists."""
+    """Refuse to start without Redis or with an admin on a known default password; create the default admin
+    when none exists."""
     from accounts.exceptions import WeakDefaultPassword
-    from accounts.services import admin_ensure_default
+    from accounts.services import admin_startup_check
     from chatbot_project.startup import redis_unreachable_message
 
     problem = redis_unreachable_message()
     if problem:
         sys.exit(problem)
     try:
-        admin_ensure_default()
+        admin_startup_check()
     except WeakDefaultPassword as exc:
         sys.exit(f"Configuration error: {exc.detail}")
 

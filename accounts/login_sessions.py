@@ -1,9 +1,13 @@
 """Login sessions: one Redis record per login, named by the `sid` claim of its access and refresh tokens.
 
-A token is valid only while its login session exists, so deleting the record revokes both tokens in
-every worker and process at once. Keys (under REDIS_KEY_PREFIX):
+A token is valid only while its login session exists and its admin does, so deleting the record revokes both
+tokens in every worker and process at once. Keys (under REDIS_KEY_PREFIX):
   login:<sid>            hash  admin_id, username, created_at, expires_at, last_activity; expires with the refresh token
   admin:<id>:logins      set   the sids of that admin's logins
+
+Creating a login and revoking them all are each one Lua script, and revoking bumps the admin's `auth_epoch`: a
+login whose password check began before a revocation (or a credential change, or the admin's deletion) finds
+another epoch, or no admin, when it tries to create its session, and gets none.
 """
 
 from __future__ import annotations
@@ -26,7 +30,36 @@ def _iso(moment: datetime) -> str:
     return moment.isoformat(timespec="seconds")
 
 
-def login_session_create(*, admin_id: str, username: str, lifetime: timedelta) -> str:
+def _admin_key(admin_id: str) -> str:
+    return redis_key("admin", admin_id)
+
+
+# KEYS: admin, login, admin's logins. ARGV: the epoch the password was checked in, seconds to live, the sid, then
+# the record's fields and values. Returns 1, or 0 when the admin is gone or its credentials changed meanwhile.
+_CREATE_SCRIPT = """
+if redis.call('EXISTS', KEYS[1]) == 0 or (redis.call('HGET', KEYS[1], 'auth_epoch') or '0') ~= ARGV[1] then
+  return 0
+end
+redis.call('HSET', KEYS[2], unpack(ARGV, 4))
+redis.call('EXPIRE', KEYS[2], ARGV[2])
+redis.call('SADD', KEYS[3], ARGV[3])
+if redis.call('TTL', KEYS[3]) < tonumber(ARGV[2]) then redis.call('EXPIRE', KEYS[3], ARGV[2]) end
+return 1
+"""
+
+# KEYS: admin, admin's logins. ARGV: the login key prefix. Returns how many logins were live.
+_REVOKE_ALL_SCRIPT = """
+if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HINCRBY', KEYS[1], 'auth_epoch', 1) end
+local live = 0
+for _, sid in ipairs(redis.call('SMEMBERS', KEYS[2])) do live = live + redis.call('DEL', ARGV[1] .. sid) end
+redis.call('DEL', KEYS[2])
+return live
+"""
+
+
+def login_session_create(*, admin_id: str, username: str, auth_epoch: str, lifetime: timedelta) -> str | None:
+    """A new login of `admin_id`, or None when the admin was deleted or its credentials changed (or its tokens
+    were revoked) since `auth_epoch` was read, the state its password was checked against."""
     sid = secrets.token_urlsafe(16)
     now = datetime.now(UTC)
     record = {
@@ -38,19 +71,18 @@ def login_session_create(*, admin_id: str, username: str, lifetime: timedelta) -
         "last_activity": _iso(now),
     }
     seconds = int(lifetime.total_seconds()) + 1
-    pipe = redis_client().pipeline()
-    pipe.hset(_login_key(sid), mapping=record)
-    pipe.expire(_login_key(sid), seconds)
-    pipe.sadd(_admin_logins_key(admin_id), sid)
-    pipe.expire(_admin_logins_key(admin_id), seconds, gt=True)
-    pipe.expire(_admin_logins_key(admin_id), seconds, nx=True)
-    pipe.execute()
-    return sid
+    fields = [item for pair in record.items() for item in pair]
+    create = redis_client().register_script(_CREATE_SCRIPT)
+    keys = [_admin_key(admin_id), _login_key(sid), _admin_logins_key(admin_id)]
+    created = create(keys=keys, args=[auth_epoch, seconds, sid, *fields])
+    return sid if created else None
 
 
-def login_session_touch(sid: str) -> dict[str, str] | None:
-    """The live session `sid`, marked as used now; None once it is revoked or expired."""
-    return hash_touch(_login_key(sid), "last_activity", utcnow_iso())
+def login_session_touch(*, sid: str, admin_id: str) -> dict[str, str] | None:
+    """The live session `sid` of `admin_id`, marked as used now; None once it is revoked or expired, or its
+    admin is deleted."""
+    session = hash_touch(_login_key(sid), "last_activity", utcnow_iso(), requires=_admin_key(admin_id))
+    return session if session is not None and session.get("admin_id") == admin_id else None
 
 
 def login_session_list(admin_id: str) -> list[dict[str, str]]:
@@ -84,16 +116,7 @@ def login_session_revoke(*, admin_id: str, sid: str) -> bool:
 
 
 def login_session_revoke_all(admin_id: str) -> int:
-    """Revokes every token and browser session of `admin_id`; returns how many logins were live."""
-    client = redis_client()
-    sids = [member.decode() for member in client.smembers(_admin_logins_key(admin_id))]
-    pipe = client.pipeline()
-    for sid in sids:
-        pipe.delete(_login_key(sid))
-    pipe.delete(_admin_logins_key(admin_id))
-    results = pipe.execute()
-    # Browser sessions check a hash that includes auth_epoch; bumping it ends them.
-    admin_key = redis_key("admin", admin_id)
-    if client.exists(admin_key):
-        client.hincrby(admin_key, "auth_epoch", 1)
-    return sum(results[: len(sids)])
+    """Revokes every token and browser session of `admin_id`, and any login still checking its password;
+    returns how many logins were live."""
+    revoke_all = redis_client().register_script(_REVOKE_ALL_SCRIPT)
+    return int(revoke_all(keys=[_admin_key(admin_id), _admin_logins_key(admin_id)], args=[_login_key("")]))

@@ -10,6 +10,8 @@ from functools import lru_cache
 import bcrypt
 from django.conf import settings
 
+from chatbot_project.weak_secrets import is_known_default_password
+
 BCRYPT_MAX_BYTES = 72
 MIN_PASSWORD_CHARS = 8
 
@@ -20,6 +22,8 @@ def password_problem(password: str) -> str | None:
         return f"Password must be at least {MIN_PASSWORD_CHARS} characters long."
     if len(password.encode()) > BCRYPT_MAX_BYTES:
         return f"Password must be at most {BCRYPT_MAX_BYTES} bytes long (UTF-8)."
+    if is_known_default_password(password):
+        return "Password is a well-known default or an example from the documentation; choose another."
     return None
 
 

@@ -1,9 +1,10 @@
 """Admin accounts in Redis.
 
 Keys (all under REDIS_KEY_PREFIX):
-  admin:<id>   hash  id, username, password (bcrypt), created_at, last_updated, auth_epoch
-  admins       hash  username -> id (the index that keeps usernames unique)
-An admin's id never changes, so renaming keeps its conversations.
+  admin:<id>   hash  id, username, password (bcrypt), created_at, last_updated, auth_epoch, known_default
+  admins       hash  username -> id (the index that keeps usernames unique, ignoring case)
+An admin's id never changes, so renaming keeps its conversations. `known_default` is "1" when the password is
+a well-known default (admin123), which production refuses to run with.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import logging
 import re
 import secrets
+import unicodedata
 
 from django.conf import settings
 
@@ -26,11 +28,25 @@ from accounts.exceptions import (
 from accounts.models import AdminUser
 from accounts.passwords import password_hash, password_matches, password_problem
 from chatbot_project.redis_store import decoded, redis_client, redis_key, utcnow_iso
+from chatbot_project.weak_secrets import is_known_default_password
 
 logger = logging.getLogger(__name__)
 
+# The defaults this service and its docs have shipped: what an admin from before `known_default` may still have.
+SHIPPED_DEFAULT_PASSWORDS = ("admin123", "change-me-too-12-chars")
 USERNAME_PATTERN = re.compile(r"^[A-Za-z0-9_.@+-]{1,150}$")
-WEAK_PASSWORDS = {"admin123", "password", "changeme", "12345678", "admin"}
+
+# Claims a username for an admin id unless another admin holds it in any letter case (usernames are ASCII, so
+# Lua's lower() is case folding). KEYS: the index. ARGV: username, admin id. Returns 1 when claimed.
+_CLAIM_USERNAME_SCRIPT = """
+local wanted = string.lower(ARGV[1])
+local index = redis.call('HGETALL', KEYS[1])
+for i = 1, #index, 2 do
+  if string.lower(index[i]) == wanted and index[i + 1] ~= ARGV[2] then return 0 end
+end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+return 1
+"""
 
 
 def _index_key() -> str:
@@ -39,6 +55,11 @@ def _index_key() -> str:
 
 def _admin_key(admin_id: str) -> str:
     return redis_key("admin", admin_id)
+
+
+def username_folded(username: str) -> str:
+    """The form two usernames are compared in: `Erin`, `ERIN` and `erin` are one name."""
+    return unicodedata.normalize("NFKC", username).casefold()
 
 
 def username_problem(username: str) -> str | None:
@@ -64,6 +85,16 @@ def _admin_from_record(record: dict[str, str]) -> AdminUser:
     return admin
 
 
+def _claim_username(username: str, admin_id: str) -> None:
+    claim = redis_client().register_script(_CLAIM_USERNAME_SCRIPT)
+    if not claim(keys=[_index_key()], args=[username, admin_id]):
+        raise UsernameTaken(f"An admin named {username!r} already exists (usernames ignore letter case).")
+
+
+def _password_fields(password: str) -> dict[str, str]:
+    return {"password": password_hash(password), "known_default": "1" if is_known_default_password(password) else "0"}
+
+
 def admin_get(admin_id: str) -> AdminUser | None:
     record = redis_client().hgetall(_admin_key(admin_id))
     return _admin_from_record(decoded(record)) if record else None
@@ -85,20 +116,18 @@ def admin_count() -> int:
 
 def admin_create(*, username: str, password: str, check_password: bool = True) -> AdminUser:
     _check_new_credentials(username, password if check_password else None)
-    client = redis_client()
     admin_id = secrets.token_hex(8)
-    if not client.hsetnx(_index_key(), username, admin_id):
-        raise UsernameTaken(f"An admin named {username!r} already exists.")
+    _claim_username(username, admin_id)
     now = utcnow_iso()
     record = {
         "id": admin_id,
         "username": username,
-        "password": password_hash(password),
+        **_password_fields(password),
         "created_at": now,
         "last_updated": now,
         "auth_epoch": "0",
     }
-    client.hset(_admin_key(admin_id), mapping=record)
+    redis_client().hset(_admin_key(admin_id), mapping=record)
     logger.info("admin created: id=%s username=%s", admin_id, username)
     return _admin_from_record(record)
 
@@ -132,13 +161,13 @@ def admin_update_credentials(
         raise AdminNotFound("This admin no longer exists.")
     changes = {"last_updated": utcnow_iso()}
     if new_username is not None and new_username != admin.username:
-        if not client.hsetnx(_index_key(), new_username, admin.id):
-            raise UsernameTaken(f"An admin named {new_username!r} already exists.")
+        _claim_username(new_username, admin.id)
         client.hdel(_index_key(), admin.username)
         changes["username"] = new_username
     if new_password is not None:
-        changes["password"] = password_hash(new_password)
+        changes.update(_password_fields(new_password))
     client.hset(_admin_key(admin.id), mapping=changes)
+    # Also ends any login that checked the old password and has not created its session yet.
     login_sessions.login_session_revoke_all(admin.id)
     logger.info("admin credentials changed: id=%s fields=%s", admin.id, ",".join(sorted(changes)))
     updated = admin_get(admin.id)
@@ -147,13 +176,13 @@ def admin_update_credentials(
 
 
 def admin_delete(admin: AdminUser) -> None:
-    login_sessions.login_session_revoke_all(admin.id)
-    api_key_revoke_all(admin.id)
-    client = redis_client()
-    pipe = client.pipeline()
+    # The record goes first: from then on no login can create a session for this admin (see login_sessions).
+    pipe = redis_client().pipeline()
     pipe.hdel(_index_key(), admin.username)
     pipe.delete(_admin_key(admin.id))
     pipe.execute()
+    login_sessions.login_session_revoke_all(admin.id)
+    api_key_revoke_all(admin.id)
     logger.info("admin deleted: id=%s username=%s", admin.id, admin.username)
 
 
@@ -165,7 +194,7 @@ def admin_ensure_default() -> AdminUser | None:
     if admin_count() > 0:
         return None
     username, password = settings.DEFAULT_ADMIN_USERNAME, settings.DEFAULT_ADMIN_PASSWORD
-    weak = not password or password.lower() in WEAK_PASSWORDS or len(password) < 12
+    weak = not password or is_known_default_password(password) or len(password) < 12
     if weak and not settings.DEBUG:
         raise WeakDefaultPassword(
             "No admin exists and DEFAULT_ADMIN_PASSWORD is missing or weak (use 12+ characters, not a known "
@@ -184,3 +213,37 @@ def admin_ensure_default() -> AdminUser | None:
     else:
         logger.info("created the default admin %r", username)
     return admin
+
+
+def admins_with_known_default_password() -> list[str]:
+    """The usernames whose password is a well-known default. Records from before `known_default` was kept are
+    checked with bcrypt once, and remembered."""
+    client = redis_client()
+    found = []
+    for admin in admin_list():
+        flag = client.hget(_admin_key(admin.id), "known_default")
+        if flag is None:
+            known = any(password_matches(candidate, admin.password_hash) for candidate in SHIPPED_DEFAULT_PASSWORDS)
+            flag = b"1" if known else b"0"
+            client.hset(_admin_key(admin.id), "known_default", flag)
+        if flag == b"1":
+            found.append(admin.username)
+    return found
+
+
+def admin_startup_check() -> AdminUser | None:
+    """What runs before the server serves: creates the default admin when none exists, and with DEBUG off refuses
+    (WeakDefaultPassword) to run while an admin's password is a well-known default, unless
+    ALLOW_KNOWN_ADMIN_PASSWORDS is set. Returns the admin it created, if any."""
+    created = admin_ensure_default()
+    if settings.DEBUG or settings.ALLOW_KNOWN_ADMIN_PASSWORDS:
+        return created
+    weak = admins_with_known_default_password()
+    if weak:
+        names = ", ".join(repr(name) for name in weak)
+        raise WeakDefaultPassword(
+            f"Admin(s) {names} still have a well-known default password (such as admin123), and DEBUG is off. "
+            "Change it with: python manage.py changeadminpassword USERNAME "
+            "(or set ALLOW_KNOWN_ADMIN_PASSWORDS=true to start anyway)."
+        )
+    return created

@@ -8,6 +8,7 @@ import hashlib
 from django.conf import settings
 from django.http import HttpRequest
 
+from accounts.services import username_folded
 from chatbot_project.exceptions import ServiceError
 from chatbot_project.redis_store import redis_client, redis_key
 
@@ -31,27 +32,40 @@ def client_ip(request: HttpRequest) -> str:
 
 
 def _keys(username: str, ip: str) -> tuple[str, str]:
-    # Hashed: a username is user input and may be long or odd; a key should be neither.
-    user_digest = hashlib.sha256(username.lower().encode()).hexdigest()[:32]
+    # The username is folded, so `ERIN` and `erin` share a counter, and hashed: it is user input and may be long
+    # or odd; a key should be neither. It is counted per address, so guesses from one address cannot lock the
+    # owner out from another.
+    user_digest = hashlib.sha256(f"{username_folded(username)}|{ip}".encode()).hexdigest()[:32]
     return redis_key("throttle", "login-user", user_digest), redis_key("throttle", "login-ip", ip)
+
+
+# KEYS: the address's counter, the username's counter at that address. ARGV: window, address limit.
+# Counts the address first; once the address is over its limit its attempts create no username counters, so a
+# throttled address spraying usernames adds no keys. Returns both counts and both TTLs.
+_COUNT_ATTEMPT_SCRIPT = """
+local function count(key)
+  local n = redis.call('INCR', key)
+  if n == 1 then redis.call('EXPIRE', key, ARGV[1]) end
+  return {n, redis.call('TTL', key)}
+end
+local ip = count(KEYS[1])
+if ip[1] > tonumber(ARGV[2]) then return {ip[1], ip[2], 0, 0} end
+local user = count(KEYS[2])
+return {ip[1], ip[2], user[1], user[2]}
+"""
 
 
 def login_attempt_start(*, username: str, ip: str) -> None:
     """Counts this attempt as a failure before bcrypt runs, atomically, and raises LoginThrottled (with
-    Retry-After) once the username or the address is over its limit. Counting first means that simultaneous
-    guesses cannot all pass the check before any of them is counted."""
-    window = settings.LOGIN_FAILURE_WINDOW_SECONDS
+    Retry-After) once the address, or this username from this address, is over its limit. Counting first means
+    that simultaneous guesses cannot all pass the check before any of them is counted."""
     user_key, ip_key = _keys(username, ip)
-    pipe = redis_client().pipeline(transaction=False)
-    for key in (user_key, ip_key):
-        pipe.incr(key)
-        pipe.expire(key, window, nx=True)
-        pipe.ttl(key)
-    user_count, _, user_ttl, ip_count, _, ip_ttl = pipe.execute()
-    limits = [
-        (user_count, settings.LOGIN_MAX_FAILURES_PER_USERNAME, user_ttl),
-        (ip_count, settings.LOGIN_MAX_FAILURES_PER_IP, ip_ttl),
-    ]
+    ip_limit, user_limit = settings.LOGIN_MAX_FAILURES_PER_IP, settings.LOGIN_MAX_FAILURES_PER_USERNAME
+    count_attempt = redis_client().register_script(_COUNT_ATTEMPT_SCRIPT)
+    ip_count, ip_ttl, user_count, user_ttl = count_attempt(
+        keys=[ip_key, user_key], args=[settings.LOGIN_FAILURE_WINDOW_SECONDS, ip_limit]
+    )
+    limits = ((ip_count, ip_limit, ip_ttl), (user_count, user_limit, user_ttl))
     waits = [max(ttl, 1) for count, limit, ttl in limits if count > limit]
     if waits:
         raise LoginThrottled("Too many failed logins; try again later.", retry_after=max(waits))
@@ -62,7 +76,8 @@ _DECR_IF_EXISTS = "if redis.call('EXISTS', KEYS[1]) == 1 then return redis.call(
 
 
 def login_attempt_succeeded(*, username: str, ip: str) -> None:
-    """The right password: the username's failures are forgotten and the address gets this attempt back."""
+    """The right password: the username's failures at this address are forgotten and the address gets this
+    attempt back."""
     user_key, ip_key = _keys(username, ip)
     pipe = redis_client().pipeline(transaction=False)
     pipe.delete(user_key)

@@ -33,9 +33,20 @@ def access_lifetime_seconds() -> int:
     return int(api_settings.ACCESS_TOKEN_LIFETIME.total_seconds())
 
 
+class CredentialsChanged(AuthenticationFailed):
+    default_detail = "This admin's credentials changed (or it was deleted) during the login; log in again."
+    default_code = "credentials_changed"
+
+
 def tokens_issue(admin: AdminUser) -> IssuedTokens:
+    """Tokens for `admin`, as read before its password was checked; raises CredentialsChanged when that admin
+    was deleted, re-passworded or had its tokens revoked since."""
     lifetime = api_settings.REFRESH_TOKEN_LIFETIME
-    sid = login_session_create(admin_id=admin.id, username=admin.username, lifetime=lifetime)
+    sid = login_session_create(
+        admin_id=admin.id, username=admin.username, auth_epoch=admin.auth_epoch, lifetime=lifetime
+    )
+    if sid is None:
+        raise CredentialsChanged()
     refresh = RefreshToken.for_user(admin)
     refresh[SESSION_CLAIM] = sid
     return IssuedTokens(
@@ -52,8 +63,8 @@ def live_session_of(token: Token) -> dict[str, str]:
     sid, subject = token.get(SESSION_CLAIM), token.get(api_settings.USER_ID_CLAIM)
     if not sid or not subject:
         raise InvalidToken("Token is missing required claims.")
-    session = login_session_touch(str(sid))
-    if session is None or session.get("admin_id") != str(subject):
+    session = login_session_touch(sid=str(sid), admin_id=str(subject))
+    if session is None:
         raise TokenRevoked()
     return session
 

@@ -27,17 +27,18 @@ def redis_ping() -> bool:
 
 
 # Sets one field of an existing hash and returns the whole hash in one round trip; a missing (revoked or
-# expired) record stays missing instead of being recreated with that one field.
+# expired) record stays missing instead of being recreated with that one field. Any further keys must exist too.
 _TOUCH_SCRIPT = """
-if redis.call('EXISTS', KEYS[1]) == 0 then return nil end
+for _, key in ipairs(KEYS) do if redis.call('EXISTS', key) == 0 then return nil end end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 return redis.call('HGETALL', KEYS[1])
 """
 
 
-def hash_touch(key: str, field: str, value: str) -> dict[str, str] | None:
-    """The record at `key` with `field` set to `value`, or None when there is no such record."""
-    flat = redis_client().register_script(_TOUCH_SCRIPT)(keys=[key], args=[field, value])
+def hash_touch(key: str, field: str, value: str, *, requires: str | None = None) -> dict[str, str] | None:
+    """The record at `key` with `field` set to `value`, or None when there is no such record (or no `requires`)."""
+    keys = [key] if requires is None else [key, requires]
+    flat = redis_client().register_script(_TOUCH_SCRIPT)(keys=keys, args=[field, value])
     if not flat:
         return None
     values = [item.decode() for item in flat]

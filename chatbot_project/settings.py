@@ -16,6 +16,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.retry import Retry
 
 from chatbot_project.env import env_bool, env_choice, env_float, env_int, env_list, env_str
+from chatbot_project.weak_secrets import is_known_default_password, secret_problem
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VERSION = "2.1.0"
@@ -31,11 +32,19 @@ _DEV_SECRET_KEY = "insecure-development-key-do-not-use-in-production-0123456789"
 SECRET_KEY = env_str("SECRET_KEY")
 if not SECRET_KEY and DEBUG:
     SECRET_KEY = _DEV_SECRET_KEY
-if not DEBUG and (len(SECRET_KEY) < 32 or SECRET_KEY == _DEV_SECRET_KEY):
-    raise ImproperlyConfigured(
-        "SECRET_KEY must be set to a random string of at least 32 characters when DEBUG is off "
-        "(generate one with: python -c 'import secrets; print(secrets.token_urlsafe(48))')"
-    )
+
+
+def _refuse_weak_secret(name: str, value: str) -> None:
+    """With DEBUG off, a secret from the docs or a weak one stops startup: anyone could forge tokens with it."""
+    problem = secret_problem(value)
+    if problem and not DEBUG:
+        raise ImproperlyConfigured(
+            f"{name} {problem}. Set it to a random string when DEBUG is off "
+            "(generate one with: python -c 'import secrets; print(secrets.token_urlsafe(48))')"
+        )
+
+
+_refuse_weak_secret("SECRET_KEY", SECRET_KEY)
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
@@ -145,14 +154,20 @@ AUTH_USER_MODEL = "accounts.AdminUser"
 AUTHENTICATION_BACKENDS = ["accounts.backends.RedisAdminBackend"]
 DEFAULT_ADMIN_USERNAME = env_str("DEFAULT_ADMIN_USERNAME", "admin")
 DEFAULT_ADMIN_PASSWORD = env_str("DEFAULT_ADMIN_PASSWORD", "admin123" if DEBUG else "")
+if not DEBUG and DEFAULT_ADMIN_PASSWORD and is_known_default_password(DEFAULT_ADMIN_PASSWORD):
+    raise ImproperlyConfigured(
+        "DEFAULT_ADMIN_PASSWORD is a known default or an example from the documentation; with DEBUG off set it "
+        "to a password of your own (12+ characters)"
+    )
+# With DEBUG off, an existing admin whose password is a known default stops startup unless this is set.
+ALLOW_KNOWN_ADMIN_PASSWORDS = env_bool("ALLOW_KNOWN_ADMIN_PASSWORDS", False)
 BCRYPT_ROUNDS = env_int("BCRYPT_ROUNDS", 12, minimum=4, maximum=16)
 # bcrypt hashes running at once in one process (each one keeps a core busy for its whole run).
 BCRYPT_MAX_CONCURRENT = env_int("BCRYPT_MAX_CONCURRENT", 1, minimum=1)
 ACCESS_TOKEN_EXPIRE_MINUTES = env_int("ACCESS_TOKEN_EXPIRE_MINUTES", 60, minimum=1)
 REFRESH_TOKEN_EXPIRE_MINUTES = env_int("REFRESH_TOKEN_EXPIRE_MINUTES", 24 * 60, minimum=1)
 JWT_SIGNING_KEY = env_str("JWT_SIGNING_KEY", SECRET_KEY)
-if not DEBUG and len(JWT_SIGNING_KEY) < 32:
-    raise ImproperlyConfigured("JWT_SIGNING_KEY must be at least 32 characters long")
+_refuse_weak_secret("JWT_SIGNING_KEY", JWT_SIGNING_KEY)
 
 SIMPLE_JWT = {
     "ACCESS_TOKEN_LIFETIME": timedelta(minutes=ACCESS_TOKEN_EXPIRE_MINUTES),
@@ -177,6 +192,16 @@ CLIENT_IP_HEADER = env_str("CLIENT_IP_HEADER")
 # Per admin; 0 turns a limit off.
 CHAT_REQUESTS_PER_MINUTE = env_int("CHAT_REQUESTS_PER_MINUTE", 600, minimum=0)
 CHAT_MAX_CONCURRENT = env_int("CHAT_MAX_CONCURRENT", 64, minimum=0)
+# Threads per server process (gunicorn.conf.py takes its `threads` from here).
+SERVER_THREADS = env_int("GUNICORN_THREADS", 128, minimum=2, maximum=4096)
+# Chats one process answers at once, streams included; more get 503. Kept below SERVER_THREADS so that health
+# checks, logins and the docs always find a thread: by default an eighth of the threads (at least 2) stay free.
+MAX_CHATS_IN_FLIGHT = env_int("MAX_CHATS_IN_FLIGHT", max(1, SERVER_THREADS - max(2, SERVER_THREADS // 8)), minimum=1)
+if MAX_CHATS_IN_FLIGHT >= SERVER_THREADS:
+    raise ImproperlyConfigured(
+        f"MAX_CHATS_IN_FLIGHT ({MAX_CHATS_IN_FLIGHT}) must be below GUNICORN_THREADS ({SERVER_THREADS}), so that "
+        "health checks and logins always find a free thread"
+    )
 MAX_REQUEST_BYTES = env_int("MAX_REQUEST_BYTES", 1024 * 1024, minimum=1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_BYTES
 
@@ -295,6 +320,8 @@ except ValueError as exc:
 METRICS_TOKEN = env_str("METRICS_TOKEN")
 if METRICS_TOKEN and len(METRICS_TOKEN) < 16:
     raise ImproperlyConfigured("METRICS_TOKEN must be at least 16 characters long")
+if METRICS_TOKEN and not DEBUG and is_known_default_password(METRICS_TOKEN):
+    raise ImproperlyConfigured("METRICS_TOKEN is an example value; set it to a random string of your own")
 
 # --- Docs offline ---------------------------------------------------------------------------------
 # chatbot_project/templates overrides drf-spectacular's ReDoc page, which would load Google Fonts.

@@ -1,19 +1,22 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from accounts.exceptions import WeakDefaultPassword
-from accounts.services import admin_ensure_default
+from accounts.services import admin_startup_check
 from chatbot_project.startup import redis_unreachable_message
 
 
 class Command(BaseCommand):
-    help = "Check Redis and create the default admin when none exists (what the server does at start)."
+    help = (
+        "Check Redis, create the default admin when none exists, and with DEBUG off refuse admins whose password "
+        "is a known default (what the server does at start)."
+    )
 
     def handle(self, *args: object, **options: object) -> None:
         problem = redis_unreachable_message()
         if problem:
             raise CommandError(problem)
         try:
-            admin = admin_ensure_default()
+            admin = admin_startup_check()
         except WeakDefaultPassword as exc:
             raise CommandError(exc.detail) from None
         self.stdout.write(f"Created the default admin {admin.username!r}." if admin else "Admins exist already.")
