@@ -1,0 +1,123 @@
+"""With DEBUG off, the service never runs on a secret or password that anyone could read in its docs."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+
+from accounts.services import admin_create, admin_startup_check
+from chatbot_project.redis_store import redis_client, redis_key
+from chatbot_project.weak_secrets import is_known_default_password, secret_problem
+from tests.server import server_command, server_env
+from tests.test_settings import ROOT, manage_check
+
+# The project's own docs and examples, and the original service's README (shared/seed, when present).
+DOCUMENTS = [
+    ROOT / "README.md",
+    ROOT / ".env.example",
+    ROOT / "docker-compose.yml",
+    *sorted((ROOT / "docs").glob("*.md")),
+    *[path for path in [ROOT.parent / "shared" / "seed" / "README.md"] if path.exists()],
+]
+SECRETS = ("SECRET_KEY", "JWT_SIGNING_KEY", "METRICS_TOKEN")
+PASSWORDS = ("DEFAULT_ADMIN_PASSWORD",)
+_ASSIGNMENT = re.compile(r"\b(" + "|".join(SECRETS + PASSWORDS) + r")[ \t]*[=:][ \t]*[\"']?([^\s\"'#`]+)")
+
+
+def documented_values() -> list[tuple[str, str, str]]:
+    found = set()
+    for path in DOCUMENTS:
+        for name, value in _ASSIGNMENT.findall(path.read_text()):
+            if value not in {"...", "${" + name} and not value.startswith("$"):
+                found.add((str(path.relative_to(ROOT.parent)), name, value))
+    return sorted(found)
+
+
+def test_the_docs_show_example_values():
+    names = {name for _, name, _ in documented_values()}
+    assert {"SECRET_KEY", "DEFAULT_ADMIN_PASSWORD"} <= names
+
+
+@pytest.mark.parametrize(("document", "name", "value"), documented_values())
+def test_every_value_in_the_docs_stops_production_startup(document, name, value):
+    refused = is_known_default_password(value) if name in PASSWORDS else secret_problem(value) is not None
+    assert refused, f"{document}: {name}={value} would be accepted with DEBUG off"
+
+    result = manage_check(**{name: value})
+    assert result.returncode != 0
+    assert name in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("value", ["django-insecure-" + "x1y2z3" * 8, "ab" * 20, "0123456789" * 4])
+def test_well_known_weak_secret_keys_stop_production_startup(value):
+    result = manage_check(SECRET_KEY=value)
+    assert result.returncode != 0
+    assert "SECRET_KEY" in result.stderr
+
+
+def test_debug_accepts_the_example_values():
+    result = manage_check(
+        DEBUG="true",
+        SECRET_KEY="change-me-to-a-random-string-of-at-least-32-characters",
+        DEFAULT_ADMIN_PASSWORD="change-me-too-12-chars",
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_gunicorn_refuses_the_readme_docker_example():
+    readme = (ROOT / "README.md").read_text()
+    docker_env = dict(re.findall(r"^(SECRET_KEY|DEFAULT_ADMIN_PASSWORD)=(\S+)$", readme, re.MULTILINE))
+    assert set(docker_env) == {"SECRET_KEY", "DEFAULT_ADMIN_PASSWORD"}
+    env = {**server_env(**docker_env), "DJANGO_SETTINGS_MODULE": "chatbot_project.settings", "DEBUG": "false"}
+
+    result = subprocess.run(server_command(0), cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+
+    assert result.returncode != 0
+    assert "SECRET_KEY" in result.stderr + result.stdout
+
+
+@pytest.fixture
+def admin_on_admin123():
+    return admin_create(username="admin", password="admin123", check_password=False)
+
+
+def test_an_admin_on_a_known_default_password_stops_production_startup(admin_on_admin123):
+    with pytest.raises(CommandError, match="'admin' still have a well-known default password"):
+        call_command("ensureadmin")
+
+
+def test_the_documented_override_lets_it_start(admin_on_admin123, settings):
+    settings.ALLOW_KNOWN_ADMIN_PASSWORDS = True
+    call_command("ensureadmin")
+
+
+def test_debug_lets_it_start(admin_on_admin123, settings):
+    settings.DEBUG = True
+    assert admin_startup_check() is None
+
+
+def test_an_admin_from_before_the_flag_is_checked_once_and_remembered(admin_on_admin123):
+    key = redis_key("admin", admin_on_admin123.id)
+    redis_client().hdel(key, "known_default")
+
+    with pytest.raises(CommandError):
+        call_command("ensureadmin")
+    assert redis_client().hget(key, "known_default") == b"1"
+
+
+def test_gunicorn_refuses_to_start_with_an_admin_on_admin123(admin_on_admin123):
+    result = subprocess.run(server_command(0), cwd=ROOT, env=server_env(), capture_output=True, text=True, timeout=60)
+
+    assert result.returncode != 0
+    assert "changeadminpassword" in result.stderr + result.stdout
+
+
+def test_a_known_default_cannot_be_set_as_a_new_password(alice_client):
+    body = {"current_password": "alice-password-1", "new_password": "admin123"}
+    response = alice_client.post("/admin/change-credentials", body, format="json")
+    assert response.status_code == 400
