@@ -22,7 +22,6 @@ from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.exceptions import ValidationError
-from rest_framework.parsers import JSONParser
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -31,6 +30,7 @@ from rest_framework.views import APIView
 from chatbot_project.errors import as_service_error, exception_handler
 from chatbot_project.exceptions import ServiceError
 from chatbot_project.negotiation import IgnoreAccept
+from chatbot_project.parsers import JSONParser
 from conversations import openai_serializers
 from conversations.completions import completion_send, completion_stream, last_user_text
 from conversations.services import ChatOptions
@@ -188,7 +188,7 @@ _ERRORS = {
     415: "The body is not JSON.",
     429: "Rate limited (this admin's limits, or the upstream's); see Retry-After.",
     502: "The upstream LLM failed.",
-    503: "A dependency is unavailable; see Retry-After.",
+    503: "A dependency is unavailable, or the server is busy (MAX_CHATS_IN_FLIGHT); see Retry-After.",
     504: "The upstream LLM did not answer in time.",
 }
 

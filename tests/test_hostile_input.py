@@ -1,0 +1,79 @@
+"""Hostile input against the service under gunicorn: forged log lines, and JSON nested past Python's parser."""
+
+from __future__ import annotations
+
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from http import HTTPStatus
+
+import httpx
+import pytest
+
+from tests.server import ROOT, free_port, server_command, server_env
+
+FORGED = "2026-11-26 16:40:00,000 INFO chatbot.requests forged"
+
+
+@pytest.fixture(scope="module")
+def server_with_log() -> Iterator[tuple[str, tempfile._TemporaryFileWrapper]]:
+    """The server, with what it logs going to a file the test reads afterwards."""
+    port = free_port()
+    with tempfile.NamedTemporaryFile("w+b") as log:
+        process = subprocess.Popen(server_command(port), cwd=ROOT, env=server_env(), stdout=log, stderr=log)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                assert process.poll() is None, log.read().decode()
+                try:
+                    httpx.get(f"{url}/health/live", timeout=1)
+                    break
+                except httpx.TransportError:
+                    assert time.monotonic() < deadline
+                    time.sleep(0.1)
+            yield url, log
+        finally:
+            process.terminate()
+            process.wait(timeout=10)
+
+
+def test_a_request_path_cannot_write_a_log_line(server_with_log):
+    url, log = server_with_log
+    httpx.get(f"{url}/x%0A{FORGED.replace(' ', '%20')}")
+    httpx.get(f"{url}/y%00z%0D%E2%80%A8w")
+    httpx.get(f"{url}/health/live")  # its log line follows the ones above
+
+    logged = _wait_for_log(log, "path=/health/live")
+    assert all(not line.startswith(FORGED) for line in logged.splitlines())
+    assert "path=/x\\n" + FORGED in logged
+    assert "path=/y\\x00z\\r\\u2028w" in logged
+    assert "\x00" not in logged
+
+
+@pytest.mark.parametrize(("path", "auth"), [("/admin/login", False), ("/v1/chat/completions", True)])
+def test_deeply_nested_json_is_a_400_with_one_log_line(server_with_log, alice_tokens, path, auth):
+    url, log = server_with_log
+    headers = {"Content-Type": "application/json"}
+    if auth:
+        headers["Authorization"] = f"Bearer {alice_tokens['access_token']}"
+    start = log.seek(0, 2)
+
+    response = httpx.post(f"{url}{path}", content=b"[" * 100_000, headers=headers)
+
+    assert response.status_code == HTTPStatus.BAD_REQUEST
+    assert "nested too deeply" in response.text
+    logged = _wait_for_log(log, f"path={path}", start=start)
+    assert len(logged.splitlines()) == 1, logged
+    assert "Traceback" not in logged
+
+
+def _wait_for_log(log, marker: str, start: int = 0) -> str:
+    deadline = time.monotonic() + 5
+    while True:
+        log.seek(start)
+        logged = log.read().decode(errors="replace")
+        if marker in logged or time.monotonic() > deadline:
+            return logged
+        time.sleep(0.05)
