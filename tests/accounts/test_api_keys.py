@@ -110,6 +110,19 @@ def test_revoking_tokens_keeps_keys_but_deleting_the_admin_revokes_them(alice, b
     assert api_key_list(alice.id) == []
 
 
+def test_a_password_change_keeps_keys_and_revoketokens_with_api_keys_revokes_them(alice, bob):
+    _, alice_key = api_key_create(admin_id=alice.id)
+    _, bob_key = api_key_create(admin_id=bob.id)
+
+    admin_update_credentials(admin=alice, new_password="alice-password-2")
+    assert key_client(alice_key).get("/admin/info").status_code == HTTPStatus.OK
+
+    out, _ = run("revoketokens", "alice", "--api-keys")
+    assert "1 API key(s)" in out
+    assert key_client(alice_key).get("/admin/info").status_code == HTTPStatus.UNAUTHORIZED
+    assert key_client(bob_key).get("/admin/info").status_code == HTTPStatus.OK
+
+
 def test_a_renamed_admin_keeps_its_keys_under_its_new_name(alice):
     _, raw = api_key_create(admin_id=alice.id)
 
