@@ -32,10 +32,10 @@ worker_class = "gthread"
 # locmem history lives inside one process, so it needs exactly one worker.
 _default_workers = 1 if settings.HISTORY_BACKEND == "locmem" else (os.cpu_count() or 2)
 workers = int(os.environ.get("WEB_CONCURRENCY", str(_default_workers)))
-# Threads bound the chats one worker holds in flight: 2 x 128 covers 256 chats waiting on a 300 ms upstream with
-# none queued in gunicorn. At 128 in flight, 64 threads gave 43% of the in-flight limit, 128 gave 52%; 256 threads
-# gained little more at 128 and lost at 256 in flight (GIL contention), so 128. Settings read GUNICORN_THREADS, so
-# that MAX_CHATS_IN_FLIGHT is checked against the same number.
+# Threads bound the chats one worker holds in flight, less the eighth that MAX_CHATS_IN_FLIGHT keeps free for health
+# checks and logins: 2 x 128 threads hold 224 chats waiting on the upstream. At 128 in flight, 64 threads gave 43%
+# of the in-flight limit, 128 gave 52%; 256 threads gained little more at 128 and lost at 256 in flight (GIL
+# contention), so 128. Settings read GUNICORN_THREADS, so that MAX_CHATS_IN_FLIGHT is checked against this number.
 threads = settings.SERVER_THREADS
 # A chat may wait LLM_TIMEOUT_SECONDS on the upstream; the worker must outlive that.
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", str(int(settings.LLM_TIMEOUT_SECONDS) + 30)))

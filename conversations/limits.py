@@ -1,9 +1,11 @@
-"""Per-admin chat limits: requests per minute and chats in flight, counted in Redis so that every worker
-and instance shares them."""
+"""Chat limits. Per admin: requests per minute and chats in flight, counted in Redis so that every worker and
+instance shares them. Per process: chats in flight, kept below the server's threads so that a thread is always
+free for health checks, logins and the docs."""
 
 from __future__ import annotations
 
 import secrets
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,10 +21,50 @@ class ChatLimited(ServiceError):
     code = "chat_limit_exceeded"
 
 
+class ServerBusy(ServiceError):
+    status_code = 503
+    code = "server_busy"
+
+
+class ProcessChats:
+    """Chats in flight in this process: a semaphore that refuses instead of waiting. The limit comes with each
+    turn rather than at creation, so that a changed MAX_CHATS_IN_FLIGHT applies at once."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.count = 0
+
+    @contextmanager
+    def slot(self, limit: int) -> Iterator[None]:
+        with self._lock:
+            if self.count >= limit:
+                raise ServerBusy(
+                    f"This server process is answering MAX_CHATS_IN_FLIGHT ({limit}) chats already; try again shortly.",
+                    retry_after=1,
+                )
+            self.count += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self.count -= 1
+
+
+process_chats = ProcessChats()
+
+
 @contextmanager
 def chat_slot(admin_id: str) -> Iterator[None]:
-    """Holds one of the admin's chat slots for the duration of a turn; raises ChatLimited when the admin is
-    over CHAT_REQUESTS_PER_MINUTE or CHAT_MAX_CONCURRENT."""
+    """Holds a chat slot of this process and one of the admin's for the duration of a turn (a stream's too);
+    raises ServerBusy when the process is at MAX_CHATS_IN_FLIGHT, and ChatLimited when the admin is over
+    CHAT_REQUESTS_PER_MINUTE or CHAT_MAX_CONCURRENT."""
+    # The process slot first: refusing it costs no Redis round trip and counts nothing against the admin.
+    with process_chats.slot(settings.MAX_CHATS_IN_FLIGHT), _admin_slot(admin_id):
+        yield
+
+
+@contextmanager
+def _admin_slot(admin_id: str) -> Iterator[None]:
     per_minute, concurrent = settings.CHAT_REQUESTS_PER_MINUTE, settings.CHAT_MAX_CONCURRENT
     if not per_minute and not concurrent:
         yield

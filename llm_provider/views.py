@@ -13,6 +13,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from chatbot_project.schema import error_responses
+from conversations.limits import chat_slot
 from conversations.trimming import with_system_prompt
 from llm_provider.services import PROVIDER, llm_client, llm_health, provider_description
 
@@ -151,17 +152,19 @@ class TestChatRequestSerializer(serializers.Serializer):
         ),
         **error_responses(400, 401, 429, 502, 503, 504),
     },
+    description="Holds a chat slot, as a chat does: the per-admin chat limits and MAX_CHATS_IN_FLIGHT apply.",
     examples=[OpenApiExample("Test", value={"message": "Test message"}, request_only=True)],
 )
 class TestChatView(APIView):
     def post(self, request: Request) -> Response:
         body = TestChatRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        started = time.perf_counter()
         messages = with_system_prompt(
             [{"role": "user", "content": body.validated_data["message"]}], settings.SYSTEM_PROMPT
         )
-        completion = llm_client().complete(messages)
+        with chat_slot(request.user.id):
+            started = time.perf_counter()
+            completion = llm_client().complete(messages)
         return Response(
             {
                 "success": True,

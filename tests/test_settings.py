@@ -65,3 +65,30 @@ def test_production_refuses_a_missing_or_short_secret_key(secret):
 def test_debug_runs_without_a_secret_key():
     result = manage_check(DEBUG="true", SECRET_KEY="")
     assert result.returncode == 0, result.stderr
+
+
+def gunicorn_threads_and_chat_cap(**overrides: str) -> str:
+    """The threads gunicorn.conf.py gives each worker, and MAX_CHATS_IN_FLIGHT, in a fresh process."""
+    code = (
+        "import runpy; from django.conf import settings; "
+        "print(runpy.run_path('gunicorn.conf.py')['threads'], settings.MAX_CHATS_IN_FLIGHT)"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in {"DEBUG", "GUNICORN_THREADS", "MAX_CHATS_IN_FLIGHT"}}
+    env.update(GOOD, **overrides)
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize(("overrides", "expected"), [({}, "128 112"), ({"GUNICORN_THREADS": "4"}, "4 2")])
+def test_chats_in_flight_leave_server_threads_free_by_default(overrides, expected):
+    assert gunicorn_threads_and_chat_cap(**overrides) == expected
+
+
+@pytest.mark.parametrize(("threads", "cap"), [("8", "8"), ("1", "1")])
+def test_it_refuses_as_many_chats_in_flight_as_threads(threads, cap):
+    result = manage_check(GUNICORN_THREADS=threads, MAX_CHATS_IN_FLIGHT=cap)
+
+    assert result.returncode != 0
+    assert "GUNICORN_THREADS" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -73,3 +73,44 @@ def test_a_body_over_the_limit_is_413(alice_client, settings):
     assert response.status_code == HTTPStatus.REQUEST_ENTITY_TOO_LARGE
     assert response.json()["code"] == "request_too_large"
     assert alice_client.get("/chat/sessions").json()["count"] == 0
+
+
+def test_chats_beyond_the_process_cap_get_503_whoever_sends_them(alice_client, bob_client, fake_groq, settings):
+    settings.MAX_CHATS_IN_FLIGHT = 1
+    fake_groq.configure(chunk_delay=0.1)
+    held = alice_client.post("/chat/", {"session_id": "a", "message": "one two three", "stream": True}, format="json")
+    chunks = iter(held.streaming_content)
+    next(chunks)
+
+    busy = chat(bob_client, "hi", session_id="b")
+    v1 = bob_client.post(
+        "/v1/chat/completions",
+        {"model": settings.GROQ_MODEL_NAME, "messages": [{"role": "user", "content": "hi"}]},
+        format="json",
+    )
+    test_chat = bob_client.post("/admin/test-chat", {"message": "hi"}, format="json")
+
+    assert busy.status_code == HTTPStatus.SERVICE_UNAVAILABLE
+    assert busy["Retry-After"] == "1"
+    assert busy.json()["code"] == "server_busy"
+    assert "MAX_CHATS_IN_FLIGHT (1)" in busy.json()["detail"]
+    assert v1.status_code == HTTPStatus.SERVICE_UNAVAILABLE
+    assert v1.json()["error"]["code"] == "server_busy"
+    assert test_chat.status_code == HTTPStatus.SERVICE_UNAVAILABLE
+    assert len(fake_groq.chat_requests()) == 1
+    # A refused chat counts nothing against its admin.
+    assert bob_client.get("/chat/memory/stats").json()["usage"]["requests"] == 0
+
+    b"".join(chunks)
+    assert chat(bob_client, "hi", session_id="b").status_code == HTTPStatus.OK
+
+
+def test_a_stream_the_client_leaves_gives_its_process_slot_back(alice_client, fake_groq, settings):
+    settings.MAX_CHATS_IN_FLIGHT = 1
+    fake_groq.configure(chunk_delay=0.05, reply=" ".join(["word"] * 200))
+    held = alice_client.post("/chat/", {"session_id": "a", "message": "hi", "stream": True}, format="json")
+    next(iter(held.streaming_content))
+
+    held.close()
+
+    wait_for(lambda: chat(alice_client, "hi", session_id="b").status_code == HTTPStatus.OK)
