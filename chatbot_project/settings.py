@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import os
+import sys
 from datetime import timedelta
 from pathlib import Path
 
@@ -117,6 +118,10 @@ _redis_options = {
 # --- Conversation memory --------------------------------------------------------------------------
 MEMORY_TTL_SECONDS = env_int("MEMORY_TTL_SECONDS", 3600, minimum=1)
 MAX_CACHE_SIZE = env_int("MAX_CACHE_SIZE", 1000, minimum=1)
+# By default ten admins at their caps fill the store; a full store refuses new sessions (see conversations/history.py).
+MAX_SESSIONS_PER_ADMIN = env_int(
+    "MAX_SESSIONS_PER_ADMIN", max(1, MAX_CACHE_SIZE // 10), minimum=1, maximum=MAX_CACHE_SIZE
+)
 HISTORY_BACKEND = env_choice("HISTORY_BACKEND", "locmem", ("locmem", "redis"))
 HISTORY_MAX_MESSAGES = env_int("HISTORY_MAX_MESSAGES", 40, minimum=0)
 HISTORY_MAX_TOKENS = env_int("HISTORY_MAX_TOKENS", 8000, minimum=0)
@@ -141,7 +146,8 @@ CACHES = {
         "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
         "LOCATION": "chat-history",
         "TIMEOUT": MEMORY_TTL_SECONDS,
-        "OPTIONS": {"MAX_ENTRIES": MAX_CACHE_SIZE, "CULL_FREQUENCY": 10},
+        # The history store bounds its sessions itself; the cache's cull would drop anyone's, so it must never run.
+        "OPTIONS": {"MAX_ENTRIES": sys.maxsize},
     },
 }
 

@@ -12,6 +12,7 @@ from rest_framework.test import APIClient
 from accounts.models import AdminUser
 from accounts.services import admin_create
 from chatbot_project.redis_store import redis_client
+from conversations.history import _locmem_store
 from llm_provider.services import llm_health_forget
 from tests.fake_groq import FakeGroq
 
@@ -47,6 +48,7 @@ def _clean_state(fake_groq_server: FakeGroq) -> Iterator[None]:
     delete_test_keys()
     if settings.HISTORY_BACKEND == "locmem":
         caches["history"].clear()
+        _locmem_store.cache_clear()  # and with it the store's record of the sessions just cleared
 
 
 @pytest.fixture

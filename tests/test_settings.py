@@ -37,6 +37,8 @@ def test_good_settings_pass():
         ("MEMORY_TTL_SECONDS", "-5"),
         ("MAX_TOKENS", "lots"),
         ("MAX_CACHE_SIZE", "0"),
+        ("MAX_SESSIONS_PER_ADMIN", "0"),
+        ("MAX_SESSIONS_PER_ADMIN", "1001"),  # more than MAX_CACHE_SIZE
         ("DEBUG", "maybe"),
         ("HISTORY_BACKEND", "memcached"),
         ("LLM_PROVIDER", "openai"),
