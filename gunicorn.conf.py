@@ -27,7 +27,9 @@ bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
 # gthread: a chat spends its time waiting on the upstream and Redis, which threads do without holding the GIL, and
 # bcrypt (Rust, releasing the GIL) runs beside them. gevent measured worse: 248 chats/s against gthread's 359/s at
 # the CPU ceiling, and at 256 in flight it fell to 45/s with errors; bcrypt would also stall its event loop.
-worker_class = "gthread"
+# gthread itself gives a thread to a connection before its request has arrived, so slow or idle clients could
+# hold them all: this subclass reads each request whole on the main loop first (README "Security").
+worker_class = "chatbot_project.worker.BufferedThreadWorker"
 # One worker per core with Redis history: 2 workers gave 359 chats/s, 3 gave 292/s and 4 gave 342/s on 2 cores.
 # locmem history lives inside one process, so it needs exactly one worker.
 _default_workers = 1 if settings.HISTORY_BACKEND == "locmem" else (os.cpu_count() or 2)
@@ -37,6 +39,9 @@ workers = int(os.environ.get("WEB_CONCURRENCY", str(_default_workers)))
 # of the in-flight limit, 128 gave 52%; 256 threads gained little more at 128 and lost at 256 in flight (GIL
 # contention), so 128. Settings read GUNICORN_THREADS, so that MAX_CHATS_IN_FLIGHT is checked against this number.
 threads = settings.SERVER_THREADS
+# A connection waiting for its request costs the worker a descriptor and a poller entry, not a thread: thousands
+# of slow or idle clients fit (the worker raises its open-file limit to match, and stays under it).
+worker_connections = 10_000
 # A chat may wait LLM_TIMEOUT_SECONDS on the upstream; the worker must outlive that.
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", str(int(settings.LLM_TIMEOUT_SECONDS) + 30)))
 graceful_timeout = 30

@@ -210,6 +210,10 @@ if MAX_CHATS_IN_FLIGHT >= SERVER_THREADS:
     )
 MAX_REQUEST_BYTES = env_int("MAX_REQUEST_BYTES", 1024 * 1024, minimum=1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_BYTES
+# The gunicorn worker (chatbot_project/worker.py): a client has this long to send a request whole, and a write of
+# a response waits this long at most for a client that does not read.
+REQUEST_READ_TIMEOUT_SECONDS = env_float("REQUEST_READ_TIMEOUT_SECONDS", 20.0, minimum=1.0, maximum=600.0)
+RESPONSE_WRITE_TIMEOUT_SECONDS = env_float("RESPONSE_WRITE_TIMEOUT_SECONDS", 10.0, minimum=1.0, maximum=600.0)
 
 # --- LLM provider ---------------------------------------------------------------------------------
 LLM_PROVIDER = env_choice("LLM_PROVIDER", "chatgroq", ("chatgroq",))
