@@ -7,7 +7,7 @@ import sys
 
 import django
 
-from chatbot_project.metrics_multiprocess import metrics_dir_prepare, metrics_worker_exited
+from core.metrics_multiprocess import metrics_dir_prepare, metrics_worker_exited
 
 # Before anything imports prometheus_client: the workers' metrics add up in one directory.
 metrics_dir_prepare()
@@ -18,6 +18,7 @@ except Exception as exc:  # a bad setting: say which, without a traceback
     sys.exit(f"Configuration error: {exc}")
 
 from django.conf import settings  # noqa: E402  (after django.setup())
+from django.core.management import CommandError, call_command  # noqa: E402
 
 bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
 # Defaults from `make bench` (bench/results/latest.json, README "Performance") on a 2-core machine that the fake
@@ -63,19 +64,12 @@ forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
 
 
 def on_starting(server: object) -> None:
-    """Refuse to start without Redis or with an admin on a known default password; create the default admin
-    when none exists."""
-    from accounts.exceptions import WeakDefaultPassword
-    from accounts.services import admin_startup_check
-    from chatbot_project.startup import redis_unreachable_message
-
-    problem = redis_unreachable_message()
-    if problem:
-        sys.exit(problem)
+    """What `manage.py ensureadmin` does: refuse to start without Redis or with an admin on a known default
+    password (with DEBUG off); create the default admin when none exists."""
     try:
-        admin_startup_check()
-    except WeakDefaultPassword as exc:
-        sys.exit(f"Configuration error: {exc.detail}")
+        call_command("ensureadmin")
+    except CommandError as exc:
+        sys.exit(f"Configuration error: {exc}")
 
 
 def child_exit(server: object, worker: object) -> None:

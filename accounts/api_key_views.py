@@ -13,7 +13,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.api_keys import ApiKey, api_key_create, api_key_list, api_key_revoke
-from chatbot_project.schema import ErrorSerializer, error_responses
+from core.schema import ErrorSerializer, error_responses
 
 TAG = "admin"
 BY_API_KEY = {403: OpenApiResponse(ErrorSerializer, description="Sent with an API key: keys cannot manage keys.")}

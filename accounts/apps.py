@@ -6,4 +6,4 @@ class AccountsConfig(AppConfig):
     verbose_name = "Admin accounts"
 
     def ready(self) -> None:
-        from accounts import schema  # noqa: F401 - registers the OpenAPI auth extension
+        from accounts import schema, signals  # noqa: F401 - the OpenAPI auth extension, the login metrics

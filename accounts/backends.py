@@ -5,7 +5,8 @@ from django.http import HttpRequest
 
 from accounts.models import AdminUser
 from accounts.services import admin_authenticate, admin_get
-from accounts.throttling import client_ip, login_attempt_start, login_attempt_succeeded
+from accounts.throttling import login_attempt_start, login_attempt_succeeded
+from core.http import client_ip
 
 
 class RedisAdminBackend(BaseBackend):

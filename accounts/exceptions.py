@@ -1,4 +1,4 @@
-from chatbot_project.exceptions import ServiceError
+from core.exceptions import ServiceError
 
 
 class InvalidCredentialInput(ServiceError):

@@ -15,7 +15,7 @@ from __future__ import annotations
 import secrets
 from datetime import UTC, datetime, timedelta
 
-from chatbot_project.redis_store import decoded, hash_touch, redis_client, redis_key, utcnow_iso
+from core.redis_store import decoded, hash_touch, redis_client, redis_key, utcnow_iso
 
 
 def _login_key(sid: str) -> str:

@@ -10,7 +10,7 @@ from functools import lru_cache
 import bcrypt
 from django.conf import settings
 
-from chatbot_project.weak_secrets import is_known_default_password
+from core.weak_secrets import is_known_default_password
 
 BCRYPT_MAX_BYTES = 72
 MIN_PASSWORD_CHARS = 8

@@ -9,6 +9,7 @@ from rest_framework_simplejwt.serializers import PasswordField, TokenObtainSeria
 from accounts.passwords import BCRYPT_MAX_BYTES, password_problem
 from accounts.services import username_problem
 from accounts.tokens import tokens_issue
+from core.metrics import login_counted
 
 
 def _password_within_bcrypt_limit(value: str) -> str:
@@ -33,6 +34,7 @@ class LoginSerializer(TokenObtainSerializer):
         except AuthenticationFailed:
             raise AuthenticationFailed(self.error_messages["no_active_account"], "invalid_credentials") from None
         issued = tokens_issue(self.user)
+        login_counted("succeeded")
         return {
             "access_token": issued.access_token,
             "token_type": "bearer",

@@ -6,29 +6,16 @@ from __future__ import annotations
 import hashlib
 
 from django.conf import settings
-from django.http import HttpRequest
 
 from accounts.services import username_folded
-from chatbot_project.exceptions import ServiceError
-from chatbot_project.redis_store import redis_client, redis_key
+from core.exceptions import ServiceError
+from core.metrics import login_counted
+from core.redis_store import redis_client, redis_key
 
 
 class LoginThrottled(ServiceError):
     status_code = 429
     code = "login_throttled"
-
-
-def client_ip(request: HttpRequest) -> str:
-    """The client's address: the socket's peer, or the header a trusted proxy sets (CLIENT_IP_HEADER).
-
-    With X-Forwarded-For the last entry is the one our proxy appended; earlier ones are the client's word."""
-    header = settings.CLIENT_IP_HEADER
-    if header:
-        value = request.headers.get(header, "")
-        forwarded = [part.strip() for part in value.split(",") if part.strip()]
-        if forwarded:
-            return forwarded[-1][:64]
-    return request.META.get("REMOTE_ADDR", "unknown")
 
 
 def _keys(username: str, ip: str) -> tuple[str, str]:
@@ -68,6 +55,7 @@ def login_attempt_start(*, username: str, ip: str) -> None:
     limits = ((ip_count, ip_limit, ip_ttl), (user_count, user_limit, user_ttl))
     waits = [max(ttl, 1) for count, limit, ttl in limits if count > limit]
     if waits:
+        login_counted("throttled")
         raise LoginThrottled("Too many failed logins; try again later.", retry_after=max(waits))
 
 

@@ -11,7 +11,7 @@ from accounts import serializers
 from accounts.login_sessions import login_session_list, login_session_revoke
 from accounts.services import admin_change_credentials, admin_get
 from accounts.tokens import tokens_refresh, tokens_revoke_refresh
-from chatbot_project.schema import error_responses
+from core.schema import error_responses
 
 TAG = "admin"
 

@@ -16,8 +16,8 @@ from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.retry import Retry
 
-from chatbot_project.env import env_bool, env_choice, env_float, env_int, env_list, env_str
-from chatbot_project.weak_secrets import is_known_default_password, secret_problem
+from core.env import env_bool, env_choice, env_float, env_int, env_list, env_str
+from core.weak_secrets import is_known_default_password, secret_problem
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VERSION = "2.1.0"
@@ -49,7 +49,7 @@ _refuse_weak_secret("SECRET_KEY", SECRET_KEY)
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
-CSRF_FAILURE_VIEW = "chatbot_project.errors.json_csrf_failure"
+CSRF_FAILURE_VIEW = "core.errors.json_csrf_failure"
 
 INSTALLED_APPS = [
     "django.contrib.contenttypes",
@@ -62,12 +62,13 @@ INSTALLED_APPS = [
     "accounts",
     "conversations",
     "llm_provider",
+    "system",
 ]
 
 MIDDLEWARE = [
-    "chatbot_project.metrics.MetricsMiddleware",
-    "chatbot_project.middleware.RequestLogMiddleware",
-    "chatbot_project.middleware.RequestSizeLimitMiddleware",
+    "core.metrics.MetricsMiddleware",
+    "core.middleware.RequestLogMiddleware",
+    "core.middleware.RequestSizeLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "corsheaders.middleware.CorsMiddleware",
@@ -268,9 +269,9 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "EXCEPTION_HANDLER": "chatbot_project.errors.exception_handler",
+    "EXCEPTION_HANDLER": "core.errors.exception_handler",
     "DEFAULT_PARSER_CLASSES": [
-        "chatbot_project.parsers.JSONParser",
+        "core.parsers.JSONParser",
         "rest_framework.parsers.FormParser",
         "rest_framework.parsers.MultiPartParser",
     ],
@@ -292,10 +293,10 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     "SWAGGER_UI_SETTINGS": {"persistAuthorization": True},
-    "PREPROCESSING_HOOKS": ["chatbot_project.schema.document_paths_without_optional_slash"],
+    "PREPROCESSING_HOOKS": ["core.schema.document_paths_without_optional_slash"],
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
-        "chatbot_project.schema.add_common_error_responses",
+        "core.schema.add_common_error_responses",
     ],
 }
 
@@ -306,7 +307,7 @@ LOGGING = {
     "disable_existing_loggers": False,
     "formatters": {
         "plain": {
-            "()": "chatbot_project.log_format.EscapingFormatter",
+            "()": "core.log_format.EscapingFormatter",
             "format": "%(asctime)s %(levelname)s %(name)s %(message)s",
         }
     },

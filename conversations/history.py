@@ -28,8 +28,8 @@ from django.core.cache import caches
 from django_redis import get_redis_connection
 from redis.exceptions import LockError
 
-from chatbot_project.exceptions import ServiceError
-from chatbot_project.redis_store import decoded
+from core.exceptions import ServiceError
+from core.redis_store import decoded
 
 # A conversation keeps at most this many messages; older ones fall off (only the newest go upstream anyway).
 MAX_STORED_MESSAGES = 200

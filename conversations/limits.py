@@ -12,8 +12,8 @@ from contextlib import contextmanager
 
 from django.conf import settings
 
-from chatbot_project.exceptions import ServiceError
-from chatbot_project.redis_store import redis_client, redis_key
+from core.exceptions import ServiceError
+from core.redis_store import redis_client, redis_key
 
 
 class ChatLimited(ServiceError):

@@ -27,14 +27,14 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from chatbot_project.errors import as_service_error, exception_handler
-from chatbot_project.exceptions import ServiceError
-from chatbot_project.negotiation import IgnoreAccept
-from chatbot_project.parsers import JSONParser
 from conversations import openai_serializers
 from conversations.completions import completion_send, completion_stream, last_user_text
 from conversations.services import ChatOptions
 from conversations.streaming import KEEPALIVE, SSE_HEADERS, with_keepalive
+from core.errors import as_service_error, exception_handler
+from core.exceptions import ServiceError
+from core.negotiation import IgnoreAccept
+from core.parsers import JSONParser
 from llm_provider.client import Completion, StreamDelta, StreamDone
 
 TAG = "openai-compatible"

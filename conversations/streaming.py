@@ -11,9 +11,9 @@ from typing import TypeVar
 
 import redis
 
-from chatbot_project.errors import as_service_error
-from chatbot_project.exceptions import ServiceError
 from conversations.services import ChatReply
+from core.errors import as_service_error
+from core.exceptions import ServiceError
 from llm_provider.client import StreamDelta
 
 T = TypeVar("T")

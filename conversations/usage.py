@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from chatbot_project import metrics
-from chatbot_project.redis_store import redis_client, redis_key
 from conversations.history import USAGE_FIELDS
+from core import metrics
+from core.redis_store import redis_client, redis_key
 
 
 def usage_record(admin_id: str, usage: dict[str, int]) -> None:

@@ -12,12 +12,12 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from chatbot_project.schema import error_responses
 from conversations import serializers
 from conversations.history import conversation_payload, history_store
 from conversations.services import ChatOptions, chat_send, chat_stream
 from conversations.streaming import SSE_HEADERS, sse_event, sse_stream
 from conversations.usage import usage_totals
+from core.schema import error_responses
 
 TAG = "chat"
 EVENT_STREAM = "text/event-stream"

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from chatbot_project import metrics
+from core import metrics
 
 from .exceptions import (
     LLMAuthFailed,

@@ -5,7 +5,7 @@ Details are our own words: upstream error text may echo prompts or account data,
 
 from __future__ import annotations
 
-from chatbot_project.exceptions import ServiceError
+from core.exceptions import ServiceError
 
 
 class LLMError(ServiceError):

@@ -12,9 +12,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from chatbot_project.schema import error_responses
 from conversations.limits import chat_slot
 from conversations.trimming import with_system_prompt
+from core.schema import error_responses
 from llm_provider.services import PROVIDER, llm_client, llm_health, provider_description
 
 TAG = "llm"

@@ -11,8 +11,8 @@ from rest_framework.test import APIClient
 
 from accounts.models import AdminUser
 from accounts.services import admin_create
-from chatbot_project.redis_store import redis_client
 from conversations.history import _locmem_store
+from core.redis_store import redis_client
 from llm_provider.services import llm_health_forget
 from tests.fake_groq import FakeGroq
 

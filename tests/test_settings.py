@@ -11,7 +11,12 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-GOOD = {"SECRET_KEY": secrets.token_urlsafe(48), "DEBUG": "false", "ENV_FILE": "", "DJANGO_SETTINGS_MODULE": "chatbot_project.settings"}
+GOOD = {
+    "SECRET_KEY": secrets.token_urlsafe(48),
+    "DEBUG": "false",
+    "ENV_FILE": "",
+    "DJANGO_SETTINGS_MODULE": "chatbot_project.settings",
+}
 
 
 def manage_check(**overrides: str) -> subprocess.CompletedProcess[str]:

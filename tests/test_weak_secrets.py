@@ -10,8 +10,8 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from accounts.services import admin_create, admin_startup_check
-from chatbot_project.redis_store import redis_client, redis_key
-from chatbot_project.weak_secrets import is_known_default_password, secret_problem
+from core.redis_store import redis_client, redis_key
+from core.weak_secrets import is_known_default_password, secret_problem
 from tests.server import server_command, server_env
 from tests.test_settings import ROOT, manage_check
 

@@ -14,7 +14,7 @@ from rest_framework.test import APIClient
 from accounts.api_keys import api_key_create, api_key_list
 from accounts.login_sessions import login_session_revoke_all
 from accounts.services import admin_delete, admin_update_credentials
-from chatbot_project.redis_store import redis_client
+from core.redis_store import redis_client
 
 
 def key_client(raw: str) -> APIClient:

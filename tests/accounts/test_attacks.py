@@ -15,7 +15,7 @@ from rest_framework.test import APIClient
 
 from accounts.models import AdminUser
 from accounts.services import admin_create
-from chatbot_project.redis_store import redis_client, redis_key
+from core.redis_store import redis_client, redis_key
 from tests.conftest import wait_for
 from tests.server import running_server
 

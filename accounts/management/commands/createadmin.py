@@ -2,7 +2,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from accounts.management.commands._common import add_password_arguments, read_password
 from accounts.services import admin_create
-from chatbot_project.exceptions import ServiceError
+from core.exceptions import ServiceError
 
 
 class Command(BaseCommand):

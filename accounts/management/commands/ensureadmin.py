@@ -2,7 +2,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from accounts.exceptions import WeakDefaultPassword
 from accounts.services import admin_startup_check
-from chatbot_project.startup import redis_unreachable_message
+from core.startup import redis_unreachable_message
 
 
 class Command(BaseCommand):

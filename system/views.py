@@ -17,13 +17,13 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.throttling import client_ip
-from chatbot_project.metrics import metrics_allowed, metrics_text
-from chatbot_project.negotiation import IgnoreAccept
-from chatbot_project.redis_store import redis_ping
-from chatbot_project.schema import ErrorSerializer, error_responses
 from conversations.history import history_store
 from conversations.usage import usage_totals
+from core.http import client_ip
+from core.metrics import metrics_allowed, metrics_text
+from core.negotiation import IgnoreAccept
+from core.redis_store import redis_ping
+from core.schema import ErrorSerializer, error_responses
 from llm_provider.services import llm_health
 
 SERVICE_NAME = "chatbot-api"

@@ -1,7 +1,8 @@
 """Prometheus metrics, served at `GET /metrics` to METRICS_ALLOWED_IPS or with METRICS_TOKEN.
 
 Counters and histograms are recorded where things happen (this module's middleware, the LLM client, the usage
-store, Django's login signals); gauges of shared state (sessions stored, Redis up) are read when scraped.
+store, the login flow); gauges of shared state (Redis up, and what apps register with `gauge_at_scrape`, such as
+sessions stored) are read when scraped.
 Labels are route names and error codes, never paths or user input, so the number of series stays bounded."""
 
 from __future__ import annotations
@@ -14,8 +15,6 @@ from collections.abc import Callable, Iterator
 
 import redis
 from django.conf import settings
-from django.contrib.auth.signals import user_logged_in, user_login_failed
-from django.dispatch import receiver
 from django.http import HttpRequest, HttpResponse
 from prometheus_client import (
     REGISTRY,
@@ -28,7 +27,8 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from chatbot_project.metrics_multiprocess import ENV as MULTIPROC_ENV
+from core.metrics_multiprocess import ENV as MULTIPROC_ENV
+from core.redis_store import redis_ping
 
 HTTP_REQUESTS = Counter(
     "chatbot_http_requests", "HTTP requests answered, by route and status.", ["method", "endpoint", "status"]
@@ -52,7 +52,6 @@ LOGINS = Counter("chatbot_logins", "Password logins (token or browser), by outco
 TOKENS = Counter("chatbot_llm_tokens", "Tokens used upstream, as the upstream reported them.", ["type"])
 
 METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
-LOGIN_ROUTES = {"admin-login", "login"}  # the token login and the browsable API's login form
 
 
 def upstream_attempt(operation: str, started: float, outcome: str) -> None:
@@ -73,14 +72,9 @@ def tokens_record(usage: dict[str, int]) -> None:
             TOKENS.labels(kind).inc(usage[f"{kind}_tokens"])
 
 
-@receiver(user_login_failed)
-def _login_failed(sender: object, **kwargs: object) -> None:
-    LOGINS.labels("failed").inc()
-
-
-@receiver(user_logged_in)
-def _browser_login(sender: object, **kwargs: object) -> None:
-    LOGINS.labels("succeeded").inc()
+def login_counted(outcome: str) -> None:
+    """`succeeded`, `failed` or `throttled`."""
+    LOGINS.labels(outcome).inc()
 
 
 def endpoint_of(request: HttpRequest) -> str:
@@ -104,29 +98,30 @@ class MetricsMiddleware:
         endpoint, status = endpoint_of(request), str(response.status_code)
         HTTP_REQUESTS.labels(method, endpoint, status).inc()
         HTTP_LATENCY.labels(method, endpoint, status).observe(time.perf_counter() - started)
-        if endpoint in LOGIN_ROUTES and method == "POST":
-            # Failures are counted by Django's user_login_failed signal, browser logins by user_logged_in.
-            if response.status_code == 429:
-                LOGINS.labels("throttled").inc()
-            elif endpoint == "admin-login" and response.status_code == 200:
-                LOGINS.labels("succeeded").inc()
         return response
+
+
+# Gauges that apps register to be read at scrape time: name -> (help, read).
+_SCRAPE_GAUGES: dict[str, tuple[str, Callable[[], int]]] = {}
+
+
+def gauge_at_scrape(name: str, help_text: str, read: Callable[[], int]) -> None:
+    """Registers a gauge of shared state, read from its store whenever metrics are scraped."""
+    _SCRAPE_GAUGES[name] = (help_text, read)
 
 
 class SharedStateCollector(Collector):
     """Gauges read from the shared stores at scrape time, the same whichever worker answers."""
 
     def collect(self) -> Iterator[Metric]:
-        from chatbot_project.redis_store import redis_ping
-        from conversations.history import history_store
-
         redis_up = redis_ping()
         yield GaugeMetricFamily("chatbot_redis_up", "1 when Redis answers a PING.", value=int(redis_up))
-        try:
-            sessions = history_store().count()
-        except redis.RedisError:
-            return
-        yield GaugeMetricFamily("chatbot_sessions_stored", "Live chat sessions of every admin.", value=sessions)
+        for name, (help_text, read) in _SCRAPE_GAUGES.items():
+            try:
+                value = read()
+            except redis.RedisError:
+                continue
+            yield GaugeMetricFamily(name, help_text, value=value)
 
 
 def metrics_text() -> bytes:

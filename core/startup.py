@@ -7,7 +7,7 @@ from urllib.parse import urlsplit, urlunsplit
 import redis
 from django.conf import settings
 
-from chatbot_project.redis_store import redis_client
+from core.redis_store import redis_client
 
 
 def redacted_url(url: str) -> str:
