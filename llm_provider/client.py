@@ -33,6 +33,7 @@ from .exceptions import (
     LLMTimeout,
     LLMUnavailable,
 )
+from .types import Completion, ModelInfo, StreamDelta, StreamDone, Usage
 
 logger = logging.getLogger(__name__)
 
@@ -58,39 +59,6 @@ class LLMConfig:
     max_tokens_param: str = "auto"
     backoff_base: float = 0.5
     backoff_max: float = 8.0
-
-
-@dataclass(frozen=True)
-class Usage:
-    prompt_tokens: int
-    completion_tokens: int
-    total_tokens: int
-
-
-@dataclass(frozen=True)
-class Completion:
-    content: str
-    model: str
-    finish_reason: str | None
-    usage: Usage
-
-
-@dataclass(frozen=True)
-class StreamDelta:
-    text: str
-
-
-@dataclass(frozen=True)
-class StreamDone:
-    completion: Completion
-
-
-@dataclass(frozen=True)
-class ModelInfo:
-    id: str
-    owned_by: str | None
-    context_window: int | None
-    active: bool | None
 
 
 class _Retryable(Exception):
