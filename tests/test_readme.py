@@ -1,7 +1,8 @@
 """The docs cannot drift from the service: every `curl` example in README.md and docs/*.md (and in the original
 service's README, shared/seed, when present) names a route and a method the service has, and, run as written
-against a fresh admin `admin` / `admin123` and the fake upstream, answers neither 404 nor 405. docs/api.md keeps
-every example of the original README, and docs/configuration.md lists every variable the service reads."""
+against a fresh admin `admin` / `admin123` and the fake upstream, answers neither 404 nor 405 (ours: no error
+at all). docs/api.md keeps every example of the original README, and docs/configuration.md lists every variable
+the service reads and every variable of the original README."""
 
 from __future__ import annotations
 
@@ -166,7 +167,9 @@ def _run(example: Example, values: dict[str, str]) -> int:
     # An example for another host (api.example.com) is a request from outside; localhost ones come from loopback.
     remote = "127.0.0.1" if example.host in _LOCAL_HOSTS else "203.0.113.7"
     client = APIClient(REMOTE_ADDR=remote)
-    extra = {f"HTTP_{name.upper().replace('-', '_')}": value for name, value in headers.items() if name != "content-type"}
+    extra = {
+        f"HTTP_{name.upper().replace('-', '_')}": value for name, value in headers.items() if name != "content-type"
+    }
     body = _filled(example.body, values) if example.body is not None else ""
     content_type = headers.get("content-type", "application/json" if example.body is not None else None)
     response = client.generic(example.method, path, body, content_type=content_type, **extra)
@@ -188,6 +191,9 @@ def test_every_curl_example_resolves_to_a_route_and_method(example: Example, liv
     assert status not in (404, 405), f"{example.source}: {example.method} {example.path} answered {status}"
     if "authorization" in example.headers:
         assert status not in (401, 403), f"{example.source}: the example's credentials were refused ({status})"
+    if not example.source.startswith("shared/"):
+        # Our own examples work as written; the original README's change-credentials lacks current_password (400).
+        assert status < 400, f"{example.source}: {example.method} {example.path} answered {status}"
 
 
 def _routes(examples: list[Example]) -> set[tuple[str, str]]:
