@@ -69,6 +69,25 @@ def test_change_credentials_rejects_bad_input_and_changes_nothing(alice, alice_c
     assert alice_client.get("/admin/info").status_code == HTTPStatus.OK
 
 
+@pytest.mark.parametrize(
+    ("new_password", "message"),
+    [
+        ("short", "new_password: Password must be at least 8 characters long."),
+        ("é" * 40, "new_password: Password must be at most 72 bytes long (UTF-8)."),
+        (
+            "change-me-too-12-chars",
+            "new_password: Password is a well-known default or an example from the documentation; choose another.",
+        ),
+    ],
+)
+def test_change_credentials_says_why_a_new_password_is_refused(alice_client, new_password, message):
+    body = {"current_password": ALICE_PASSWORD, "new_password": new_password}
+
+    response = alice_client.post("/admin/change-credentials", body, format="json")
+
+    assert response.json()["detail"] == message
+
+
 def test_change_credentials_refuses_a_taken_username(alice, bob, alice_client):
     response = alice_client.post(
         "/admin/change-credentials", {"new_username": "bob", "current_password": ALICE_PASSWORD}, format="json"

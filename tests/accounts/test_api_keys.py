@@ -99,6 +99,18 @@ def test_a_key_cannot_manage_keys(alice):
     assert key_client(raw).get("/admin/api-keys").status_code == HTTPStatus.FORBIDDEN
 
 
+def test_with_a_key_no_login_is_current_and_logout_ends_none(alice, alice_client):
+    _, raw = api_key_create(admin_id=alice.id)
+
+    listing = key_client(raw).get("/admin/sessions").json()
+    response = key_client(raw).post("/admin/logout")
+
+    assert listing["count"] == 1 and not listing["sessions"][0]["current"]
+    assert response.json() == {"message": "Logged out."}
+    assert alice_client.get("/admin/info").status_code == HTTPStatus.OK
+    assert key_client(raw).get("/admin/info").status_code == HTTPStatus.OK
+
+
 def test_revoking_tokens_keeps_keys_but_deleting_the_admin_revokes_them(alice, bob):
     _, raw = api_key_create(admin_id=alice.id)
 

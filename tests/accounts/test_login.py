@@ -76,6 +76,12 @@ def test_it_rejects_malformed_bodies_with_400(api, alice, body):
     assert response.json()["code"] == "invalid"
 
 
+def test_it_refuses_a_password_longer_than_bcrypt_reads_before_checking_it(api, alice):
+    response = api.post("/admin/login", {"username": "alice", "password": "é" * 37}, format="json")
+
+    assert response.json()["detail"] == "password: Password must be at most 72 bytes long (UTF-8)."
+
+
 def test_it_rejects_a_body_that_is_not_json(api, alice):
     response = api.post("/admin/login", "{not json", content_type="application/json")
 
