@@ -17,7 +17,8 @@ from dataclasses import dataclass
 
 import redis
 
-from core.redis_store import decoded, hash_touch, redis_client, redis_key, utcnow_iso
+from core.redis_store import decoded, hash_touch, redis_client, redis_key
+from core.timestamps import utcnow_iso
 
 KEY_PREFIX = "cgk_"
 # What a listing shows of a key, so its owner can tell keys apart: "cgk_" and four more characters.

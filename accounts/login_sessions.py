@@ -15,7 +15,8 @@ from __future__ import annotations
 import secrets
 from datetime import UTC, datetime, timedelta
 
-from core.redis_store import decoded, hash_touch, redis_client, redis_key, utcnow_iso
+from core.redis_store import decoded, hash_touch, redis_client, redis_key
+from core.timestamps import iso_at, utcnow_iso
 
 
 def _login_key(sid: str) -> str:
@@ -24,10 +25,6 @@ def _login_key(sid: str) -> str:
 
 def _admin_logins_key(admin_id: str) -> str:
     return redis_key("admin", admin_id, "logins")
-
-
-def _iso(moment: datetime) -> str:
-    return moment.isoformat(timespec="seconds")
 
 
 def _admin_key(admin_id: str) -> str:
@@ -66,9 +63,9 @@ def login_session_create(*, admin_id: str, username: str, auth_epoch: str, lifet
         "id": sid,
         "admin_id": admin_id,
         "username": username,
-        "created_at": _iso(now),
-        "expires_at": _iso(now + lifetime),
-        "last_activity": _iso(now),
+        "created_at": iso_at(now),
+        "expires_at": iso_at(now + lifetime),
+        "last_activity": iso_at(now),
     }
     seconds = int(lifetime.total_seconds()) + 1
     fields = [item for pair in record.items() for item in pair]

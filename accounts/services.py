@@ -27,7 +27,8 @@ from accounts.exceptions import (
 )
 from accounts.models import AdminUser
 from accounts.passwords import password_hash, password_matches, password_problem
-from core.redis_store import decoded, redis_client, redis_key, utcnow_iso
+from core.redis_store import decoded, redis_client, redis_key
+from core.timestamps import utcnow_iso
 from core.weak_secrets import is_known_default_password
 
 logger = logging.getLogger(__name__)

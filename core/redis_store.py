@@ -3,8 +3,6 @@ the service keeps records in."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import redis
 from django.conf import settings
 from django_redis import get_redis_connection
@@ -47,8 +45,3 @@ def hash_touch(key: str, field: str, value: str, *, requires: str | None = None)
 
 def decoded(record: dict[bytes, bytes]) -> dict[str, str]:
     return {key.decode(): value.decode() for key, value in record.items()}
-
-
-def utcnow_iso() -> str:
-    """The timestamps stored in admin, login and API key records."""
-    return datetime.now(UTC).isoformat(timespec="seconds")

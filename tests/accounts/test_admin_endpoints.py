@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import re
+from datetime import datetime, timedelta
 from http import HTTPStatus
 
 import pytest
@@ -113,6 +115,17 @@ def test_sessions_lists_live_logins_and_revokes_one(api, alice, alice_client):
     api.credentials(HTTP_AUTHORIZATION=f"Bearer {other['access_token']}")
     assert api.get("/admin/info").status_code == HTTPStatus.UNAUTHORIZED
     assert alice_client.get("/admin/sessions/").json()["count"] == 1
+
+
+def test_sessions_and_admins_carry_utc_timestamps_to_the_second(alice_client):
+    (session,) = alice_client.get("/admin/sessions").json()["sessions"]
+    info = alice_client.get("/admin/info").json()
+
+    stamps = [session[name] for name in ("created_at", "expires_at", "last_activity")]
+    stamps += [info["created_at"], info["last_updated"]]
+    assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00", stamp) for stamp in stamps), stamps
+    lifetime = datetime.fromisoformat(session["expires_at"]) - datetime.fromisoformat(session["created_at"])
+    assert lifetime == timedelta(days=1)
 
 
 def test_sessions_cannot_revoke_another_admins_login(alice_client, bob):
