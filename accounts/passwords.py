@@ -1,4 +1,5 @@
-"""bcrypt hashing with its 72-byte limit checked up front, and a constant-cost check for unknown users."""
+"""The password rule, bcrypt hashing with its 72-byte limit checked up front, and a constant-cost check for
+unknown users."""
 
 from __future__ import annotations
 
@@ -16,12 +17,21 @@ BCRYPT_MAX_BYTES = 72
 MIN_PASSWORD_CHARS = 8
 
 
+def bcrypt_limit_problem(password: str) -> str | None:
+    """Why bcrypt cannot check `password`, or None: it reads 72 bytes at most, and a longer password is refused
+    rather than silently cut."""
+    if len(password.encode()) > BCRYPT_MAX_BYTES:
+        return f"Password must be at most {BCRYPT_MAX_BYTES} bytes long (UTF-8)."
+    return None
+
+
 def password_problem(password: str) -> str | None:
     """Why `password` cannot be stored, or None when it can."""
     if len(password) < MIN_PASSWORD_CHARS:
         return f"Password must be at least {MIN_PASSWORD_CHARS} characters long."
-    if len(password.encode()) > BCRYPT_MAX_BYTES:
-        return f"Password must be at most {BCRYPT_MAX_BYTES} bytes long (UTF-8)."
+    too_long = bcrypt_limit_problem(password)
+    if too_long:
+        return too_long
     if is_known_default_password(password):
         return "Password is a well-known default or an example from the documentation; choose another."
     return None
@@ -48,9 +58,9 @@ def password_hash(password: str) -> str:
 def password_matches(password: str, hashed: str | None) -> bool:
     """Checks `password` against `hashed`; with no hash it still spends one bcrypt check, so a missing
     username takes as long to refuse as a wrong password."""
-    encoded = password.encode()
-    if len(encoded) > BCRYPT_MAX_BYTES:
+    if bcrypt_limit_problem(password):
         return False
+    encoded = password.encode()
     with _bcrypt_slot():
         if not hashed:
             bcrypt.checkpw(encoded, _dummy_hash(settings.BCRYPT_ROUNDS))

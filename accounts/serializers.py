@@ -6,16 +6,22 @@ from rest_framework import serializers
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework_simplejwt.serializers import PasswordField, TokenObtainSerializer
 
-from accounts.passwords import BCRYPT_MAX_BYTES, password_problem
+from accounts.passwords import BCRYPT_MAX_BYTES, bcrypt_limit_problem, password_problem
 from accounts.services import username_problem
 from accounts.tokens import tokens_issue
 from core.metrics import login_counted
 
 
-def _password_within_bcrypt_limit(value: str) -> str:
-    if len(value.encode()) > BCRYPT_MAX_BYTES:
-        raise serializers.ValidationError(f"Password must be at most {BCRYPT_MAX_BYTES} bytes long (UTF-8).")
+def _valid(value: str, problem: str | None) -> str:
+    """`value`, or the ValidationError that says what `problem` found wrong with it."""
+    if problem:
+        raise serializers.ValidationError(problem)
     return value
+
+
+def password_checkable(value: str) -> str:
+    """Validates a password sent to be checked, never stored: only bcrypt's limit applies."""
+    return _valid(value, bcrypt_limit_problem(value))
 
 
 class LoginSerializer(TokenObtainSerializer):
@@ -26,7 +32,7 @@ class LoginSerializer(TokenObtainSerializer):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["username"] = serializers.CharField(max_length=150, write_only=True)
-        self.fields["password"] = PasswordField(validators=[_password_within_bcrypt_limit])
+        self.fields["password"] = PasswordField(validators=[password_checkable])
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         try:
@@ -93,16 +99,10 @@ class ChangeCredentialsSerializer(serializers.Serializer):
     new_password = serializers.CharField(max_length=256, required=False, style={"input_type": "password"})
 
     def validate_new_username(self, value: str) -> str:
-        problem = username_problem(value)
-        if problem:
-            raise serializers.ValidationError(problem)
-        return value
+        return _valid(value, username_problem(value))
 
     def validate_new_password(self, value: str) -> str:
-        problem = password_problem(value)
-        if problem:
-            raise serializers.ValidationError(problem)
-        return value
+        return _valid(value, password_problem(value))
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if "new_username" not in attrs and "new_password" not in attrs:
