@@ -1,20 +1,43 @@
-"""Errors of the language-model client, each already mapped to the HTTP answer our API gives.
+"""Errors of the language-model client, each already mapped to the HTTP answer our API gives, and which upstream
+answer becomes which error.
 
 Details are our own words: upstream error text may echo prompts or account data, so it is only logged.
 """
 
 from __future__ import annotations
 
+import logging
+import re
+from contextlib import suppress
+
 from core.exceptions import ServiceError
+
+logger = logging.getLogger(__name__)
+
+RETRYABLE_STATUSES = frozenset({429, 498, 500, 502, 503, 504})
+TRY_AGAIN_RE = re.compile(r"try again in ((?:\d+(?:\.\d+)?(?:h|ms|us|µs|ns|m|s))+)", re.IGNORECASE)
+GO_DURATION_PART_RE = re.compile(r"(\d+(?:\.\d+)?)(h|ms|us|µs|ns|m|s)")
+GO_DURATION_UNITS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9}
+TRUNCATED = "The language model service closed the connection before the answer was complete."
 
 
 class LLMError(ServiceError):
+    """`retryable` marks a failure another attempt may cure; the client retries only those."""
+
     status_code = 502
     code = "upstream_error"
     default_detail = "The language model service failed."
 
-    def __init__(self, detail: str | None = None, *, retry_after: float | None = None, code: str | None = None) -> None:
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        retry_after: float | None = None,
+        code: str | None = None,
+        retryable: bool = False,
+    ) -> None:
         super().__init__(detail or self.default_detail, retry_after=retry_after, code=code)
+        self.retryable = retryable
 
 
 class LLMNotConfigured(LLMError):
@@ -90,3 +113,48 @@ class LLMRequestRejected(LLMError):
     status_code = 502
     code = "upstream_rejected_request"
     default_detail = "The language model service rejected the request."
+
+
+def error_for_status(
+    status: int, *, code: str, message: str, retry_after: str | None, model: str, from_request: bool
+) -> LLMError:
+    """Our error for an upstream answer other than 200, given Groq's error code and message and its Retry-After."""
+    logger.warning("The language model service answered %s (%s): %.300s", status, code or "no code", message)
+    wait = retry_after_seconds(retry_after, message)
+    error = _error_for_status(status, code, wait=wait, model=model, from_request=from_request)
+    error.retryable = status in RETRYABLE_STATUSES
+    return error
+
+
+def _error_for_status(status: int, code: str, *, wait: float | None, model: str, from_request: bool) -> LLMError:
+    if status in (401, 403):
+        return LLMAuthFailed()
+    if (status == 400 and code == "model_decommissioned") or (status == 404 and code == "model_not_found"):
+        return LLMModelUnavailable(model, from_request=from_request)
+    if (status == 400 and code == "context_length_exceeded") or status == 413:
+        return LLMContextTooLong()
+    if status == 429:
+        return LLMRateLimited(retry_after=wait)
+    if status in (498, 503):
+        return LLMUnavailable(retry_after=wait)
+    if 400 <= status < 500:
+        return LLMRequestRejected()
+    return LLMBadGateway()
+
+
+def retry_after_seconds(header: str | None, message: str) -> float | None:
+    hints: list[float] = []
+    # An HTTP-date is ignored: Groq sends seconds, and its message usually carries the same wait.
+    with suppress(ValueError):
+        hints.append(float(header or ""))
+    match = TRY_AGAIN_RE.search(message)
+    if match and (seconds := parse_go_duration(match.group(1))) is not None:
+        hints.append(seconds)
+    return max(hints) if hints else None
+
+
+def parse_go_duration(text: str) -> float | None:
+    parts = GO_DURATION_PART_RE.findall(text)
+    if not parts or "".join(number + unit for number, unit in parts) != text:
+        return None
+    return sum(float(number) * GO_DURATION_UNITS[unit] for number, unit in parts)

@@ -8,8 +8,10 @@ from dataclasses import dataclass, replace
 
 from django.conf import settings
 
-from llm_provider.client import ChatClient, LLMConfig, ModelInfo, get_client
+from llm_provider.client import ChatClient, LLMConfig
 from llm_provider.exceptions import LLMError
+from llm_provider.pool import get_client
+from llm_provider.types import ModelInfo
 
 PROVIDER = "chatgroq"
 # A health probe must answer quickly even when the upstream hangs.

@@ -33,6 +33,3 @@ class StreamDone:
 @dataclass(frozen=True)
 class ModelInfo:
     id: str
-    owned_by: str | None
-    context_window: int | None
-    active: bool | None

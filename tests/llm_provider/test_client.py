@@ -9,18 +9,8 @@ from typing import Any
 import httpx
 import pytest
 
-from llm_provider import client as client_module
-from llm_provider.client import (
-    ChatClient,
-    LLMConfig,
-    ModelInfo,
-    StreamDelta,
-    StreamDone,
-    get_client,
-    max_tokens_param,
-    parse_go_duration,
-    sse_data,
-)
+from llm_provider import pool
+from llm_provider.client import ChatClient, LLMConfig
 from llm_provider.exceptions import (
     LLMAuthFailed,
     LLMBadGateway,
@@ -33,7 +23,11 @@ from llm_provider.exceptions import (
     LLMStreamError,
     LLMTimeout,
     LLMUnavailable,
+    parse_go_duration,
 )
+from llm_provider.pool import get_client
+from llm_provider.types import ModelInfo, StreamDelta, StreamDone
+from llm_provider.wire import max_tokens_param, sse_data
 from tests.fake_groq import FakeGroq
 
 MakeClient = Callable[..., ChatClient]
@@ -99,10 +93,8 @@ def test_config_repr_hides_the_key(config: LLMConfig) -> None:
 
 
 def test_max_tokens_param_can_be_forced(config: LLMConfig) -> None:
-    assert max_tokens_param(config) == "max_tokens"
-    assert max_tokens_param(dataclasses.replace(config, max_tokens_param="max_completion_tokens")) == (
-        "max_completion_tokens"
-    )
+    assert max_tokens_param("auto", config.base_url) == "max_tokens"
+    assert max_tokens_param("max_completion_tokens", config.base_url) == "max_completion_tokens"
 
 
 def test_it_works_under_another_base_path(make_client: MakeClient) -> None:
@@ -117,7 +109,7 @@ def test_it_works_under_another_base_path(make_client: MakeClient) -> None:
 def test_it_lists_models(client: ChatClient) -> None:
     models = client.list_models()
 
-    assert ModelInfo("openai/gpt-oss-20b", "OpenAI", 131_072, True) in models
+    assert ModelInfo("openai/gpt-oss-20b") in models
 
 
 def test_it_refuses_without_key_before_any_request(make_client: MakeClient, fake: FakeGroq) -> None:
@@ -399,5 +391,5 @@ def test_get_client_shares_one_client_per_process_and_config(
     assert get_client(config) is first
     assert get_client(dataclasses.replace(config, model="openai/gpt-oss-120b")) is not first
 
-    monkeypatch.setattr(client_module.os, "getpid", lambda: -1)
+    monkeypatch.setattr(pool.os, "getpid", lambda: -1)
     assert get_client(config) is not first
