@@ -9,12 +9,13 @@ from rest_framework_simplejwt.tokens import Token
 from accounts.api_keys import ApiKey, api_key_authenticate, looks_like_api_key
 from accounts.models import AdminUser
 from accounts.services import admin_get
-from accounts.tokens import live_session_of
+from accounts.tokens import SESSION_CLAIM, live_session_of
 
 
 class RedisJWTAuthentication(JWTAuthentication):
     """SimpleJWT's checks (signature, algorithm, `exp`, `iss`, `aud`, token type), then one Redis round trip
-    to see that the token's login session is still live. No database lookup."""
+    to see that the token's login session is still live. No database lookup. `request.auth` is the validated
+    token: see `request_login_session_id`."""
 
     def get_raw_token(self, header: bytes) -> bytes | None:
         raw = super().get_raw_token(header)
@@ -25,9 +26,14 @@ class RedisJWTAuthentication(JWTAuthentication):
 
     def get_user(self, validated_token: Token) -> AdminUser:
         session = live_session_of(validated_token)
-        admin = AdminUser(id=session["admin_id"], username=session["username"])
-        admin.login_session_id = session["id"]  # type: ignore[attr-defined]
-        return admin
+        return AdminUser(id=session["admin_id"], username=session["username"])
+
+
+def request_login_session_id(request: Request) -> str | None:
+    """The login session a request was made with: its access token's `sid`. None for an API key (`request.auth`
+    is then the ApiKey) or a browser session, which belong to no login session."""
+    token = request.auth
+    return str(token[SESSION_CLAIM]) if isinstance(token, Token) else None
 
 
 class InvalidApiKey(AuthenticationFailed):

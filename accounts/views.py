@@ -8,6 +8,7 @@ from rest_framework.views import APIView
 from rest_framework_simplejwt.views import TokenObtainPairView
 
 from accounts import serializers
+from accounts.authentication import request_login_session_id
 from accounts.login_sessions import login_session_list, login_session_revoke
 from accounts.services import admin_change_credentials, admin_get
 from accounts.tokens import tokens_refresh, tokens_revoke_refresh
@@ -59,7 +60,7 @@ class LogoutView(APIView):
         body.is_valid(raise_exception=True)
         if "refresh_token" in body.validated_data:
             tokens_revoke_refresh(admin_id=request.user.id, raw_refresh=body.validated_data["refresh_token"])
-        sid = getattr(request.user, "login_session_id", None)
+        sid = request_login_session_id(request)
         if sid:
             login_session_revoke(admin_id=request.user.id, sid=sid)
         return Response({"message": "Logged out."})
@@ -124,7 +125,7 @@ class ChangeCredentialsView(APIView):
 )
 class LoginSessionListView(APIView):
     def get(self, request: Request) -> Response:
-        current = getattr(request.user, "login_session_id", None)
+        current = request_login_session_id(request)
         sessions = [{**session, "current": session["id"] == current} for session in login_session_list(request.user.id)]
         fields = ("id", "created_at", "expires_at", "last_activity", "current")
         return Response({"count": len(sessions), "sessions": [{f: s[f] for f in fields} for s in sessions]})
