@@ -24,9 +24,7 @@ from .exceptions import (
     LLMUnavailable,
     error_for_status,
 )
-from .types import Completion, ModelInfo, StreamDelta, StreamDone, Usage
-
-__all__ = ["ChatClient", "Completion", "LLMConfig", "ModelInfo", "StreamDelta", "StreamDone", "Usage"]
+from .types import Completion, ModelInfo, StreamDelta, StreamDone
 
 logger = logging.getLogger(__name__)
 

@@ -13,7 +13,8 @@ from llm_provider.exceptions import LLMError
 from llm_provider.pool import get_client
 from llm_provider.types import ModelInfo
 
-PROVIDER = "chatgroq"
+# The provider's name, for every app to import: settings reads it from LLM_PROVIDER and allows only its one value.
+PROVIDER: str = settings.LLM_PROVIDER
 # A health probe must answer quickly even when the upstream hangs.
 HEALTH_TIMEOUT_SECONDS = 5.0
 
