@@ -11,9 +11,23 @@ class UsernameTaken(ServiceError):
     code = "username_taken"
 
 
-class AdminNotFound(ServiceError):
+class NotFound(ServiceError):
+    """What was asked for does not exist, or is not the asking admin's."""
+
     status_code = 404
     code = "not_found"
+
+
+class AdminNotFound(NotFound):
+    pass
+
+
+class LoginSessionNotFound(NotFound):
+    pass
+
+
+class ApiKeyNotFound(NotFound):
+    pass
 
 
 class WeakDefaultPassword(ServiceError):

@@ -126,3 +126,26 @@ class LoginSessionSerializer(serializers.Serializer):
 class LoginSessionListSerializer(serializers.Serializer):
     count = serializers.IntegerField()
     sessions = LoginSessionSerializer(many=True)
+
+
+class ApiKeyCreateRequestSerializer(serializers.Serializer):
+    name = serializers.CharField(
+        max_length=100, required=False, default="", allow_blank=True, help_text="What the key is for."
+    )
+
+
+class ApiKeyInfoSerializer(serializers.Serializer):
+    id = serializers.CharField()
+    name = serializers.CharField()
+    prefix = serializers.CharField(help_text="The key's first characters, to tell keys apart.")
+    created_at = serializers.CharField()
+    last_used = serializers.CharField(allow_null=True)
+
+
+class ApiKeyCreatedSerializer(ApiKeyInfoSerializer):
+    key = serializers.CharField(help_text="The key itself. Shown only now: store it safely.")
+
+
+class ApiKeyListSerializer(serializers.Serializer):
+    count = serializers.IntegerField()
+    keys = ApiKeyInfoSerializer(many=True)

@@ -1,4 +1,4 @@
-"""Admin accounts in Redis.
+"""Admin accounts in Redis, and what the endpoints and commands change: credentials, logins, API keys.
 
 Keys (all under REDIS_KEY_PREFIX):
   admin:<id>   hash  id, username, password (bcrypt), created_at, last_updated, auth_epoch, known_default
@@ -16,17 +16,20 @@ import unicodedata
 
 from django.conf import settings
 
-from accounts import login_sessions
-from accounts.api_keys import api_key_revoke_all
+from accounts import api_keys, login_sessions
+from accounts.api_keys import ApiKey
 from accounts.exceptions import (
     AdminNotFound,
+    ApiKeyNotFound,
     InvalidCredentialInput,
+    LoginSessionNotFound,
     UsernameTaken,
     WeakDefaultPassword,
     WrongPassword,
 )
 from accounts.models import AdminUser
 from accounts.passwords import password_hash, password_matches, password_problem
+from accounts.tokens import tokens_refresh, tokens_revoke_refresh
 from core.redis_store import decoded, redis_client, redis_key
 from core.timestamps import utcnow_iso
 from core.weak_secrets import is_known_default_password
@@ -143,7 +146,7 @@ def admin_authenticate(*, username: str, password: str) -> AdminUser | None:
 def admin_change_credentials(
     *, admin_id: str, current_password: str, new_username: str | None, new_password: str | None
 ) -> AdminUser:
-    """What an admin does for itself: proves the current password, then updates (see below)."""
+    """What an admin does for itself: proves the current password, then admin_update_credentials."""
     admin = admin_get(admin_id)
     if admin is None:
         raise AdminNotFound("This admin no longer exists.")
@@ -183,7 +186,7 @@ def admin_delete(admin: AdminUser) -> None:
     pipe.delete(_admin_key(admin.id))
     pipe.execute()
     login_sessions.login_session_revoke_all(admin.id)
-    api_key_revoke_all(admin.id)
+    api_keys.api_key_revoke_all(admin.id)
     logger.info("admin deleted: id=%s username=%s", admin.id, admin.username)
 
 
@@ -248,3 +251,40 @@ def admin_startup_check() -> AdminUser | None:
             "(or set ALLOW_KNOWN_ADMIN_PASSWORDS=true to start anyway)."
         )
     return created
+
+
+def token_refresh(*, refresh_token: str) -> tuple[str, int]:
+    """A new access token for the live login behind `refresh_token`, and its lifetime in seconds."""
+    return tokens_refresh(refresh_token)
+
+
+def admin_logout(*, admin_id: str, login_session_id: str | None, refresh_token: str | None = None) -> None:
+    """Ends the login behind `refresh_token` (which must be `admin_id`'s), when given, then the login the
+    request was made with; an API key or a browser session has none."""
+    if refresh_token is not None:
+        tokens_revoke_refresh(admin_id=admin_id, raw_refresh=refresh_token)
+    if login_session_id:
+        login_sessions.login_session_revoke(admin_id=admin_id, sid=login_session_id)
+
+
+def login_session_revoke(*, admin_id: str, session_id: str) -> None:
+    if not login_sessions.login_session_revoke(admin_id=admin_id, sid=session_id):
+        raise LoginSessionNotFound("No such login session.")
+
+
+def admin_tokens_revoke(*, admin_id: str, with_api_keys: bool = False) -> tuple[int, int]:
+    """Revokes every token and browser session of `admin_id`, and its API keys too when asked; returns how many
+    logins, and how many keys, were live."""
+    logins = login_sessions.login_session_revoke_all(admin_id)
+    return logins, api_keys.api_key_revoke_all(admin_id) if with_api_keys else 0
+
+
+def api_key_create(*, admin_id: str, name: str = "") -> tuple[ApiKey, str]:
+    """A new key of `admin_id`, with the raw key, which is never available again."""
+    return api_keys.api_key_create(admin_id=admin_id, name=name)
+
+
+def api_key_revoke(*, key_id: str, admin_id: str | None = None) -> None:
+    """Revokes the key `key_id`; with `admin_id`, only if it is that admin's."""
+    if not api_keys.api_key_revoke(key_id=key_id, admin_id=admin_id):
+        raise ApiKeyNotFound("No such API key.")

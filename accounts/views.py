@@ -1,17 +1,13 @@
 from __future__ import annotations
 
 from drf_spectacular.utils import OpenApiExample, extend_schema
-from rest_framework.exceptions import NotFound
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 from rest_framework_simplejwt.views import TokenObtainPairView
 
-from accounts import serializers
+from accounts import selectors, serializers, services
 from accounts.authentication import request_login_session_id
-from accounts.login_sessions import login_session_list, login_session_revoke
-from accounts.services import admin_change_credentials, admin_get
-from accounts.tokens import tokens_refresh, tokens_revoke_refresh
 from core.schema import error_responses
 
 TAG = "admin"
@@ -44,7 +40,7 @@ class RefreshView(APIView):
     def post(self, request: Request) -> Response:
         body = serializers.RefreshRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        access_token, expires_in = tokens_refresh(body.validated_data["refresh_token"])
+        access_token, expires_in = services.token_refresh(refresh_token=body.validated_data["refresh_token"])
         return Response({"access_token": access_token, "token_type": "bearer", "expires_in": expires_in})
 
 
@@ -58,11 +54,11 @@ class LogoutView(APIView):
     def post(self, request: Request) -> Response:
         body = serializers.LogoutRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        if "refresh_token" in body.validated_data:
-            tokens_revoke_refresh(admin_id=request.user.id, raw_refresh=body.validated_data["refresh_token"])
-        sid = request_login_session_id(request)
-        if sid:
-            login_session_revoke(admin_id=request.user.id, sid=sid)
+        services.admin_logout(
+            admin_id=request.user.id,
+            login_session_id=request_login_session_id(request),
+            refresh_token=body.validated_data.get("refresh_token"),
+        )
         return Response({"message": "Logged out."})
 
 
@@ -73,18 +69,7 @@ class LogoutView(APIView):
 )
 class AdminInfoView(APIView):
     def get(self, request: Request) -> Response:
-        admin = admin_get(request.user.id)
-        if admin is None:
-            raise NotFound("This admin no longer exists.")
-        return Response(
-            {
-                "id": admin.id,
-                "username": admin.username,
-                "created_at": admin.created_at,
-                "last_updated": admin.last_updated,
-                "active_sessions": len(login_session_list(admin.id)),
-            }
-        )
+        return Response(selectors.admin_info(admin_id=request.user.id))
 
 
 @extend_schema(
@@ -104,7 +89,7 @@ class ChangeCredentialsView(APIView):
     def post(self, request: Request) -> Response:
         body = serializers.ChangeCredentialsSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        admin = admin_change_credentials(
+        admin = services.admin_change_credentials(
             admin_id=request.user.id,
             current_password=body.validated_data["current_password"],
             new_username=body.validated_data.get("new_username"),
@@ -125,10 +110,10 @@ class ChangeCredentialsView(APIView):
 )
 class LoginSessionListView(APIView):
     def get(self, request: Request) -> Response:
-        current = request_login_session_id(request)
-        sessions = [{**session, "current": session["id"] == current} for session in login_session_list(request.user.id)]
-        fields = ("id", "created_at", "expires_at", "last_activity", "current")
-        return Response({"count": len(sessions), "sessions": [{f: s[f] for f in fields} for s in sessions]})
+        sessions = selectors.login_session_list(
+            admin_id=request.user.id, current_session_id=request_login_session_id(request)
+        )
+        return Response({"count": len(sessions), "sessions": sessions})
 
 
 @extend_schema(
@@ -138,6 +123,5 @@ class LoginSessionListView(APIView):
 )
 class LoginSessionDetailView(APIView):
     def delete(self, request: Request, session_id: str) -> Response:
-        if not login_session_revoke(admin_id=request.user.id, sid=session_id):
-            raise NotFound("No such login session.")
+        services.login_session_revoke(admin_id=request.user.id, session_id=session_id)
         return Response(status=204)

@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from accounts.api_keys import api_key_create
 from accounts.management.commands._common import find_admin
+from accounts.services import api_key_create
 
 
 class Command(BaseCommand):

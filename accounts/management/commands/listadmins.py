@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand
 
-from accounts.login_sessions import login_session_list
+from accounts.selectors import login_session_count
 from accounts.services import admin_list
 
 
@@ -14,5 +14,5 @@ class Command(BaseCommand):
             return
         self.stdout.write(f"{'USERNAME':<24} {'ID':<18} {'CREATED':<27} {'LOGINS':>6}")
         for admin in admins:
-            logins = len(login_session_list(admin.id))
+            logins = login_session_count(admin_id=admin.id)
             self.stdout.write(f"{admin.username:<24} {admin.id:<18} {admin.created_at:<27} {logins:>6}")

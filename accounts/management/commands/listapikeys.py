@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand, CommandParser
 
-from accounts.api_keys import api_key_list, api_key_list_all
 from accounts.management.commands._common import find_admin
+from accounts.selectors import api_key_list
 from accounts.services import admin_list
 
 
@@ -12,7 +12,7 @@ class Command(BaseCommand):
         parser.add_argument("username", nargs="?")
 
     def handle(self, *args: object, username: str | None, **options: object) -> None:
-        keys = api_key_list(find_admin(username).id) if username else api_key_list_all()
+        keys = api_key_list(admin_id=find_admin(username).id if username else None)
         if not keys:
             self.stdout.write("No API keys.")
             return

@@ -1,6 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from accounts.api_keys import api_key_revoke
+from accounts.exceptions import ApiKeyNotFound
+from accounts.services import api_key_revoke
 
 
 class Command(BaseCommand):
@@ -10,6 +11,8 @@ class Command(BaseCommand):
         parser.add_argument("key_id")
 
     def handle(self, *args: object, key_id: str, **options: object) -> None:
-        if not api_key_revoke(key_id=key_id):
-            raise CommandError(f"No API key with id {key_id!r}.")
+        try:
+            api_key_revoke(key_id=key_id)
+        except ApiKeyNotFound:
+            raise CommandError(f"No API key with id {key_id!r}.") from None
         self.stdout.write(self.style.SUCCESS(f"Revoked API key {key_id}."))

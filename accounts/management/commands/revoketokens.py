@@ -1,9 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from accounts.api_keys import api_key_revoke_all
-from accounts.login_sessions import login_session_revoke_all
 from accounts.management.commands._common import find_admin
-from accounts.services import admin_list
+from accounts.services import admin_list, admin_tokens_revoke
 
 
 class Command(BaseCommand):
@@ -21,8 +19,8 @@ class Command(BaseCommand):
         if bool(username) == all:
             raise CommandError("Give either a USERNAME or --all.")
         admins = admin_list() if all else [find_admin(username or "")]
-        revoked = sum(login_session_revoke_all(admin.id) for admin in admins)
-        message = f"Revoked {revoked} login(s)"
+        counts = [admin_tokens_revoke(admin_id=admin.id, with_api_keys=api_keys) for admin in admins]
+        message = f"Revoked {sum(logins for logins, _ in counts)} login(s)"
         if api_keys:
-            message += f" and {sum(api_key_revoke_all(admin.id) for admin in admins)} API key(s)"
+            message += f" and {sum(keys for _, keys in counts)} API key(s)"
         self.stdout.write(self.style.SUCCESS(f"{message} of {len(admins)} admin(s)."))

@@ -1,0 +1,40 @@
+"""Reads of an admin's account, login sessions and API keys, for the endpoints and the management commands."""
+
+from __future__ import annotations
+
+from accounts import api_keys, login_sessions
+from accounts.api_keys import ApiKey
+from accounts.exceptions import AdminNotFound
+from accounts.services import admin_get
+
+LOGIN_SESSION_FIELDS = ("id", "created_at", "expires_at", "last_activity")
+
+
+def admin_info(*, admin_id: str) -> dict[str, str | int]:
+    admin = admin_get(admin_id)
+    if admin is None:
+        raise AdminNotFound("This admin no longer exists.")
+    return {
+        "id": admin.id,
+        "username": admin.username,
+        "created_at": admin.created_at,
+        "last_updated": admin.last_updated,
+        "active_sessions": login_session_count(admin_id=admin.id),
+    }
+
+
+def login_session_count(*, admin_id: str) -> int:
+    return len(login_sessions.login_session_list(admin_id))
+
+
+def login_session_list(*, admin_id: str, current_session_id: str | None = None) -> list[dict[str, str | bool]]:
+    """`admin_id`'s live logins, oldest first; `current` marks the one `current_session_id` names."""
+    return [
+        {**{field: session[field] for field in LOGIN_SESSION_FIELDS}, "current": session["id"] == current_session_id}
+        for session in login_sessions.login_session_list(admin_id)
+    ]
+
+
+def api_key_list(*, admin_id: str | None = None) -> list[ApiKey]:
+    """The API keys of `admin_id`, or of every admin, oldest first."""
+    return api_keys.api_key_list(admin_id) if admin_id is not None else api_keys.api_key_list_all()
