@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import dataclasses
 import socket
 import time
 from collections.abc import Callable
@@ -9,7 +8,6 @@ from typing import Any
 import httpx
 import pytest
 
-from llm_provider import pool
 from llm_provider.client import ChatClient, LLMConfig
 from llm_provider.exceptions import (
     LLMAuthFailed,
@@ -25,9 +23,7 @@ from llm_provider.exceptions import (
     LLMUnavailable,
     parse_go_duration,
 )
-from llm_provider.pool import get_client
 from llm_provider.types import ModelInfo, StreamDelta, StreamDone
-from llm_provider.wire import max_tokens_param, sse_data
 from tests.fake_groq import FakeGroq
 
 MakeClient = Callable[..., ChatClient]
@@ -90,11 +86,6 @@ def test_it_uses_max_completion_tokens_for_groq(make_client: MakeClient, fake: F
 
 def test_config_repr_hides_the_key(config: LLMConfig) -> None:
     assert "test-key" not in repr(config)
-
-
-def test_max_tokens_param_can_be_forced(config: LLMConfig) -> None:
-    assert max_tokens_param("auto", config.base_url) == "max_tokens"
-    assert max_tokens_param("max_completion_tokens", config.base_url) == "max_completion_tokens"
 
 
 def test_it_works_under_another_base_path(make_client: MakeClient) -> None:
@@ -376,20 +367,3 @@ def test_it_reuses_connections_after_a_finished_stream(client: ChatClient, fake:
     list(client.stream(HELLO))
 
     assert fake.disconnects == 0
-
-
-def test_sse_parsing_skips_comments_and_joins_lines() -> None:
-    lines = [": keep-alive", "", 'data: {"a":', "data: 1}", "", "event: ping", "", "data: [DONE]", ""]
-
-    assert list(sse_data(lines)) == ['{"a":\n1}', "[DONE]"]
-
-
-def test_get_client_shares_one_client_per_process_and_config(
-    config: LLMConfig, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    first = get_client(config)
-    assert get_client(config) is first
-    assert get_client(dataclasses.replace(config, model="openai/gpt-oss-120b")) is not first
-
-    monkeypatch.setattr(pool.os, "getpid", lambda: -1)
-    assert get_client(config) is not first
