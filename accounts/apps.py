@@ -6,4 +6,4 @@ class AccountsConfig(AppConfig):
     verbose_name = "Admin accounts"
 
     def ready(self) -> None:
-        from accounts import schema, signals  # noqa: F401 - the OpenAPI auth extension, the login metrics
+        from accounts import schema, signals  # noqa: F401 - the OpenAPI auth extensions, the login metrics

@@ -2,7 +2,8 @@
 
 A token is valid only while its login session exists and its admin does, so deleting the record revokes both
 tokens in every worker and process at once. Keys (under REDIS_KEY_PREFIX):
-  login:<sid>            hash  admin_id, username, created_at, expires_at, last_activity; expires with the refresh token
+  login:<sid>            hash  id, admin_id, username, created_at, expires_at, last_activity; expires with the
+                               refresh token
   admin:<id>:logins      set   the sids of that admin's logins
 
 Creating a login and revoking them all are each one Lua script, and revoking bumps the admin's `auth_epoch`: a

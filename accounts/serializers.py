@@ -25,7 +25,8 @@ def password_checkable(value: str) -> str:
 
 
 class LoginSerializer(TokenObtainSerializer):
-    """SimpleJWT's obtain-pair flow through our Redis backend, answering in the seed's shape."""
+    """SimpleJWT's obtain-pair flow through our Redis backend, answering in the original service's shape
+    (`access_token`, `token_type`, `expires_in`, `username`) with the refresh token beside it."""
 
     default_error_messages = {"no_active_account": "Invalid username or password."}
 

@@ -1,5 +1,5 @@
 """Login outcomes for the metrics: Django signals a failed password check and a browser login; a token login is
-counted where its tokens are issued, a throttled one where it is refused."""
+counted by serializers.LoginSerializer, a throttled one by throttling.login_attempt_start."""
 
 from __future__ import annotations
 

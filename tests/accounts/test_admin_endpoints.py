@@ -22,7 +22,7 @@ def test_info_describes_the_admin(alice, alice_client):
     assert body["active_sessions"] == 1
 
 
-def test_change_credentials_works_as_the_seed_example(api, alice, alice_client, alice_tokens):
+def test_change_credentials_works_as_the_documented_example(api, alice, alice_client, alice_tokens):
     response = alice_client.post(
         "/admin/change-credentials",
         {"new_username": "newadmin", "new_password": "newsecurepass", "current_password": ALICE_PASSWORD},

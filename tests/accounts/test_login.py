@@ -11,7 +11,7 @@ from django.conf import settings
 from tests.conftest import ALICE_PASSWORD
 
 
-def test_it_logs_in_with_the_seed_shape(api, alice):
+def test_it_logs_in_answering_in_the_original_services_shape(api, alice):
     response = api.post("/admin/login", {"username": "alice", "password": ALICE_PASSWORD}, format="json")
 
     assert response.status_code == HTTPStatus.OK
