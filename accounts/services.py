@@ -276,7 +276,7 @@ def admin_tokens_revoke(*, admin_id: str, with_api_keys: bool = False) -> tuple[
     """Revokes every token and browser session of `admin_id`, and its API keys too when asked; returns how many
     logins, and how many keys, were live."""
     logins = login_sessions.login_session_revoke_all(admin_id)
-    return logins, api_keys.api_key_revoke_all(admin_id) if with_api_keys else 0
+    return logins, (api_keys.api_key_revoke_all(admin_id) if with_api_keys else 0)
 
 
 def api_key_create(*, admin_id: str, name: str = "") -> tuple[ApiKey, str]:
