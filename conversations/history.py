@@ -21,7 +21,7 @@ from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Any, Protocol
+from typing import Protocol
 
 from django.conf import settings
 from django.core.cache import caches
@@ -471,14 +471,3 @@ def _locmem_store() -> CacheHistoryStore:
 def history_store() -> HistoryStore:
     # The Redis store holds no state of its own (it shares django-redis's pool), so it is cheap to make.
     return RedisHistoryStore() if settings.HISTORY_BACKEND == "redis" else _locmem_store()
-
-
-def conversation_payload(conversation: Conversation) -> dict[str, Any]:
-    return {
-        "session_id": conversation.session_id,
-        "created_at": conversation.created_at,
-        "last_activity": conversation.last_activity,
-        "message_count": len(conversation.messages),
-        "usage": {name: conversation.usage.get(name, 0) for name in USAGE_FIELDS},
-        "messages": conversation.messages,
-    }

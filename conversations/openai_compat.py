@@ -6,16 +6,10 @@ which is what lets the SDKs raise their typed errors (401 AuthenticationError, 4
 
 from __future__ import annotations
 
-import json
-import re
 import time
-import uuid
-from collections.abc import Callable, Iterator
-from dataclasses import asdict
-from itertools import chain
+from collections.abc import Callable
 from typing import Any
 
-import redis
 from django.conf import settings
 from django.http import HttpRequest, JsonResponse, StreamingHttpResponse
 from django.views.decorators.csrf import csrf_exempt
@@ -28,19 +22,17 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from conversations import openai_serializers
-from conversations.completions import completion_send, completion_stream, last_user_text
-from conversations.services import ChatOptions
-from conversations.streaming import KEEPALIVE, SSE_HEADERS, with_keepalive
-from core.errors import as_service_error, exception_handler
+from conversations.openai_wire import completion_body, completion_chunks, error_param, new_completion_id, openai_error
+from conversations.session_ids import SESSION_ID_RULE, is_session_id
+from conversations.streaming import SSE_HEADERS
+from conversations.turns import ChatOptions, Turn, last_user_text, turn_answer, turn_stream
+from core.errors import exception_handler
 from core.exceptions import ServiceError
 from core.negotiation import IgnoreAccept
 from core.parsers import JSONParser
-from llm_provider.client import Completion, StreamDelta, StreamDone
 
 TAG = "openai-compatible"
 SESSION_HEADER = "X-Session-Id"
-DONE = b"data: [DONE]\n\n"
-SESSION_ID = re.compile(r"[A-Za-z0-9_-]{1,100}")  # as /chat/'s session_id
 
 
 class ModelNotFound(ServiceError):
@@ -49,43 +41,13 @@ class ModelNotFound(ServiceError):
     param = "model"
 
 
-def error_type(status: int) -> str:
-    if status == 401:
-        return "authentication_error"
-    if status == 403:
-        return "permission_error"
-    if status == 429:
-        return "rate_limit_error"
-    return "server_error" if status >= 500 else "invalid_request_error"
-
-
-def openai_error(message: str, *, status: int, code: str | None, param: str | None = None) -> dict[str, Any]:
-    return {"error": {"message": message, "type": error_type(status), "code": code, "param": param}}
-
-
-def _error_param(errors: Any, path: str = "") -> str | None:
-    """`messages[1].role` for DRF's `{"messages": {1: {"role": [...]}}}`: where the first problem is."""
-    if isinstance(errors, list) and any(isinstance(item, dict | list) for item in errors):
-        errors = dict(enumerate(errors))
-    if not isinstance(errors, dict):
-        return path or None
-    for name, value in errors.items():
-        if not value:
-            continue
-        if name == "non_field_errors":
-            return path or None
-        index = isinstance(name, int) or str(name).isdigit()
-        return _error_param(value, f"{path}[{name}]" if index else f"{path}.{name}" if path else str(name))
-    return path or None
-
-
 def openai_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     """The project's handler decides status and headers (Retry-After too); only the body takes OpenAI's shape."""
     response = exception_handler(exc, context)
     if response is None:
         return None
     data = response.data if isinstance(response.data, dict) else {}
-    param = getattr(exc, "param", None) or _error_param(data.get("errors"))
+    param = getattr(exc, "param", None) or error_param(data.get("errors"))
     response.data = openai_error(
         str(data.get("detail", "Error.")), status=response.status_code, code=data.get("code"), param=param
     )
@@ -101,82 +63,10 @@ class OpenAIView(APIView):
         return openai_exception_handler
 
 
-def new_completion_id() -> str:
-    return f"chatcmpl-{uuid.uuid4().hex}"
-
-
-def completion_body(completion: Completion, *, completion_id: str, created: int) -> dict[str, Any]:
-    return {
-        "id": completion_id,
-        "object": "chat.completion",
-        "created": created,
-        "model": completion.model,
-        "system_fingerprint": None,
-        "choices": [
-            {
-                "index": 0,
-                "message": {"role": "assistant", "content": completion.content},
-                "logprobs": None,
-                "finish_reason": completion.finish_reason or "stop",
-            }
-        ],
-        "usage": asdict(completion.usage),
-    }
-
-
-def _data(payload: dict[str, Any]) -> bytes:
-    return f"data: {json.dumps(payload)}\n\n".encode()
-
-
-def completion_chunks(
-    first: StreamDelta | StreamDone,
-    rest: Iterator[StreamDelta | StreamDone],
-    *,
-    completion_id: str,
-    created: int,
-    model: str,
-    include_usage: bool,
-) -> Iterator[bytes]:
-    """OpenAI's `chat.completion.chunk` events: the role first, then content, then the finish reason, then (with
-    `stream_options.include_usage`) a chunk with no choices and the usage, then `[DONE]`. A failure midway is one
-    `{"error": ...}` event, which the SDKs raise as an APIError; the stream then ends without `[DONE]`."""
-    envelope: dict[str, Any] = {
-        "id": completion_id,
-        "object": "chat.completion.chunk",
-        "created": created,
-        "model": model,
-        "system_fingerprint": None,
-    }
-    if include_usage:
-        envelope["usage"] = None
-
-    def chunk(delta: dict[str, str], finish_reason: str | None = None) -> bytes:
-        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
-        return _data({**envelope, "choices": [choice]})
-
-    yield chunk({"role": "assistant", "content": ""})
-    try:
-        for item in chain([first], with_keepalive(rest, settings.STREAM_KEEPALIVE_SECONDS)):
-            if item is None:
-                yield KEEPALIVE
-            elif isinstance(item, StreamDelta):
-                yield chunk({"content": item.text})
-            else:
-                completion = item.completion
-                yield chunk({}, completion.finish_reason or "stop")
-                if include_usage:
-                    yield _data({**envelope, "choices": [], "usage": asdict(completion.usage)})
-    except (ServiceError, redis.RedisError) as exc:
-        error = as_service_error(exc)
-        yield _data(openai_error(error.detail, status=error.status_code, code=error.code))
-        return
-    yield DONE
-
-
 def session_id_of(request: Request) -> str | None:
     session_id = request.headers.get(SESSION_HEADER)
-    if session_id is not None and not SESSION_ID.fullmatch(session_id):
-        raise ValidationError({SESSION_HEADER: ["Use 1-100 letters, digits, '_' or '-'."]})
+    if session_id is not None and not is_session_id(session_id):
+        raise ValidationError({SESSION_HEADER: [SESSION_ID_RULE]})
     return session_id
 
 
@@ -255,21 +145,17 @@ class ChatCompletionsView(OpenAIView):
         if session_id and last_user_text(messages) is None:
             raise ValidationError({"messages": ["With X-Session-Id, send at least one user message."]})
         max_tokens = data.get("max_completion_tokens") or data.get("max_tokens")
-        arguments = {
-            "admin": request.user,
-            "session_id": session_id,
-            "messages": messages,
-            "options": ChatOptions(data["model"], data.get("temperature"), max_tokens),
-        }
+        options = ChatOptions(data["model"], data.get("temperature"), max_tokens)
+        turn = Turn(admin=request.user, messages=messages, session_id=session_id, options=options)
         headers = {SESSION_HEADER: session_id} if session_id else {}
         ids = {"completion_id": new_completion_id(), "created": int(time.time())}
         if data["stream"]:
-            events = completion_stream(**arguments)
+            events = turn_stream(turn)
             first = next(events)  # errors before the first piece still get their own HTTP status
             include_usage = bool((data.get("stream_options") or {}).get("include_usage"))
             chunks = completion_chunks(first, events, **ids, model=data["model"], include_usage=include_usage)
             return StreamingHttpResponse(chunks, content_type="text/event-stream", headers={**SSE_HEADERS, **headers})
-        return Response(completion_body(completion_send(**arguments), **ids), headers=headers)
+        return Response(completion_body(turn_answer(turn).completion, **ids), headers=headers)
 
 
 def model_card(model: str) -> dict[str, Any]:

@@ -6,8 +6,15 @@ from django.conf import settings
 from django.core.validators import MaxLengthValidator, MaxValueValidator, RegexValidator
 from rest_framework import serializers
 
-SESSION_ID_PATTERN = r"^[a-zA-Z0-9_-]+$"
-session_id_validator = RegexValidator(SESSION_ID_PATTERN, "Use 1-100 letters, digits, '_' or '-'.")
+from conversations.session_ids import SESSION_ID_REGEX, SESSION_ID_RULE
+
+session_id_validator = RegexValidator(f"^{SESSION_ID_REGEX}$", SESSION_ID_RULE)
+
+
+def limit_message_chars(field: serializers.CharField) -> None:
+    """MAX_MESSAGE_CHARS as read when the serializer is made, so that a changed setting applies at once."""
+    field.max_length = settings.MAX_MESSAGE_CHARS
+    field.validators.append(MaxLengthValidator(settings.MAX_MESSAGE_CHARS))
 
 
 class ChatRequestSerializer(serializers.Serializer):
@@ -28,8 +35,7 @@ class ChatRequestSerializer(serializers.Serializer):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["message"].max_length = settings.MAX_MESSAGE_CHARS
-        self.fields["message"].validators.append(MaxLengthValidator(settings.MAX_MESSAGE_CHARS))
+        limit_message_chars(self.fields["message"])
         self.fields["max_tokens"].max_value = settings.MAX_TOKENS
         self.fields["max_tokens"].validators.append(MaxValueValidator(settings.MAX_TOKENS))
 
@@ -54,7 +60,7 @@ class ChatResponseSerializer(serializers.Serializer):
     session_id = serializers.CharField()
     llm_provider = serializers.CharField()
     model = serializers.CharField()
-    user_id = serializers.CharField(help_text="The admin's username.")
+    user_id = serializers.CharField(source="username", help_text="The admin's username.")
     usage = UsageSerializer(help_text="This turn's tokens.")
     session_usage = UsageTotalsSerializer(help_text="The session's totals so far, this turn included.")
 
@@ -100,3 +106,19 @@ class MemoryStatsSerializer(serializers.Serializer):
     ttl_seconds = serializers.IntegerField(help_text="MEMORY_TTL_SECONDS, counted from the last activity.")
     your_sessions = serializers.IntegerField()
     usage = UsageTotalsSerializer(help_text="This admin's token usage since it was created.")
+
+
+class TestChatRequestSerializer(serializers.Serializer):
+    message = serializers.CharField(help_text="1 to MAX_MESSAGE_CHARS characters.")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        limit_message_chars(self.fields["message"])
+
+
+class TestChatResultSerializer(serializers.Serializer):
+    success = serializers.BooleanField()
+    response = serializers.CharField()
+    error = serializers.CharField(allow_null=True)
+    latency_ms = serializers.FloatField()
+    model = serializers.CharField()

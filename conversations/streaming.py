@@ -6,15 +6,12 @@ import json
 import queue
 import threading
 from collections.abc import Iterator
-from dataclasses import asdict
 from typing import TypeVar
 
-import redis
-
+from conversations.serializers import ChatResponseSerializer
 from conversations.services import ChatReply
 from core.errors import as_service_error
-from core.exceptions import ServiceError
-from llm_provider.client import StreamDelta
+from llm_provider.types import StreamDelta
 
 T = TypeVar("T")
 KEEPALIVE = b": keep-alive\n\n"
@@ -70,12 +67,14 @@ def sse_stream(
     try:
         for item in with_keepalive(rest, interval):
             yield KEEPALIVE if item is None else _event_for(item)
-    except (ServiceError, redis.RedisError) as exc:
+    except Exception as exc:
         error = as_service_error(exc)
+        if error is None:
+            raise
         yield sse_event("error", {"detail": error.detail, "code": error.code, "status": error.status_code})
 
 
 def _event_for(item: StreamDelta | ChatReply) -> bytes:
     if isinstance(item, StreamDelta):
         return sse_event("delta", {"content": item.text})
-    return sse_event("done", asdict(item))
+    return sse_event("done", ChatResponseSerializer(item).data)

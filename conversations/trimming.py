@@ -1,4 +1,4 @@
-"""What goes upstream: the system prompt, the newest history that fits, then the new message.
+"""What goes upstream: the system prompt, the newest history that fits, then the new messages.
 
 Token counts are estimates (about four characters a token, plus a few per message): close enough to keep a
 conversation inside the model's context, and nothing has to download a tokenizer."""
@@ -38,9 +38,12 @@ def with_system_prompt(messages: Sequence[dict[str, str]], system_prompt: str) -
 
 
 def upstream_messages(
-    history: Sequence[dict[str, str]], message: str, *, system_prompt: str, max_messages: int, max_tokens: int
+    messages: Sequence[dict[str, str]], history: Sequence[dict[str, str]], *, system_prompt: str
 ) -> list[dict[str, str]]:
-    trimmed = trim_history(history, max_messages=max_messages, max_tokens=max_tokens)
-    messages = [{"role": m["role"], "content": m["content"]} for m in trimmed]
-    messages.append({"role": "user", "content": message})
-    return with_system_prompt(messages, system_prompt)
+    """The service's prompt, the caller's leading system messages, the stored history, then the rest of the
+    caller's messages (for `/chat/`, its one new message)."""
+    leading_system = 0
+    while leading_system < len(messages) and messages[leading_system]["role"] == "system":
+        leading_system += 1
+    stored = [{"role": m["role"], "content": m["content"]} for m in history]
+    return with_system_prompt([*messages[:leading_system], *stored, *messages[leading_system:]], system_prompt)

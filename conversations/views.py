@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from dataclasses import asdict
+import time
 
 from django.conf import settings
 from django.http import StreamingHttpResponse
@@ -13,10 +13,11 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from conversations import serializers
-from conversations.history import conversation_payload, history_store
-from conversations.services import ChatOptions, chat_send, chat_stream
+from conversations.selectors import memory_stats, session_detail, session_list
+from conversations.services import chat_send, chat_stream, chat_turn, session_delete
+from conversations.session_ids import SESSION_ID_REGEX, new_session_id
 from conversations.streaming import SSE_HEADERS, sse_event, sse_stream
-from conversations.usage import usage_totals
+from conversations.turns import ChatOptions, Turn, turn_answer
 from core.schema import error_responses
 
 TAG = "chat"
@@ -86,18 +87,18 @@ class ChatView(APIView):
         body = serializers.ChatRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         data = body.validated_data
-        arguments = {
-            "admin": request.user,
-            "session_id": data.get("session_id"),
-            "text": data["message"],
-            "options": ChatOptions(data.get("model"), data.get("temperature"), data.get("max_tokens")),
-        }
+        turn = chat_turn(
+            admin=request.user,
+            session_id=data.get("session_id") or new_session_id(),
+            text=data["message"],
+            options=ChatOptions(data.get("model"), data.get("temperature"), data.get("max_tokens")),
+        )
         if data["stream"] or request.accepted_media_type == EVENT_STREAM:
-            events = chat_stream(**arguments)
+            events = chat_stream(turn)
             first = next(events)  # errors before the first piece still get their own HTTP status
             stream = sse_stream(first, events, settings.STREAM_KEEPALIVE_SECONDS)
             return StreamingHttpResponse(stream, content_type=EVENT_STREAM, headers=SSE_HEADERS)
-        return Response(asdict(chat_send(**arguments)))
+        return Response(serializers.ChatResponseSerializer(chat_send(turn)).data)
 
 
 @extend_schema_view(
@@ -119,20 +120,20 @@ class ChatView(APIView):
 class ChatSessionViewSet(viewsets.ViewSet):
     schema = ObjectResponseSchema()
     lookup_field = "session_id"
-    lookup_value_regex = "[a-zA-Z0-9_-]{1,100}"
+    lookup_value_regex = SESSION_ID_REGEX
 
     def list(self, request: Request) -> Response:
-        sessions = [asdict(s) for s in history_store().list(request.user.id)]
+        sessions = session_list(admin_id=request.user.id)
         return Response({"count": len(sessions), "sessions": sessions})
 
     def retrieve(self, request: Request, session_id: str) -> Response:
-        conversation = history_store().get(request.user.id, session_id)
-        if conversation is None:
+        detail = session_detail(admin_id=request.user.id, session_id=session_id)
+        if detail is None:
             raise NotFound("No such session.")
-        return Response(conversation_payload(conversation))
+        return Response(detail)
 
     def destroy(self, request: Request, session_id: str) -> Response:
-        if not history_store().delete(request.user.id, session_id):
+        if not session_delete(admin=request.user, session_id=session_id):
             raise NotFound("No such session.")
         return Response(status=204)
 
@@ -144,14 +145,31 @@ class ChatSessionViewSet(viewsets.ViewSet):
 )
 class MemoryStatsView(APIView):
     def get(self, request: Request) -> Response:
-        store = history_store()
+        return Response(memory_stats(admin_id=request.user.id))
+
+
+@extend_schema(
+    tags=["admin"],
+    summary="Test the ChatGroq connection with a one-off message (SYSTEM_PROMPT, no history)",
+    request=serializers.TestChatRequestSerializer,
+    responses={200: serializers.TestChatResultSerializer, **error_responses(400, 401, 429, 502, 503, 504)},
+    description="A turn without a session: the chat limits apply and the usage counts, as for a chat.",
+    examples=[OpenApiExample("Test", value={"message": "Test message"}, request_only=True)],
+)
+class TestChatView(APIView):
+    def post(self, request: Request) -> Response:
+        body = serializers.TestChatRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        started = time.perf_counter()
+        result = turn_answer(
+            Turn(admin=request.user, messages=[{"role": "user", "content": body.validated_data["message"]}])
+        )
         return Response(
             {
-                "backend": store.backend,
-                "sessions_stored": store.count(),
-                "max_sessions": settings.MAX_CACHE_SIZE,
-                "ttl_seconds": settings.MEMORY_TTL_SECONDS,
-                "your_sessions": len(store.list(request.user.id)),
-                "usage": usage_totals(request.user.id),
+                "success": True,
+                "response": result.completion.content,
+                "error": None,
+                "latency_ms": round((time.perf_counter() - started) * 1000, 1),
+                "model": result.completion.model,
             }
         )

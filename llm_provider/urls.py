@@ -6,5 +6,4 @@ urlpatterns = [
     re_path(r"^llm/provider/?$", views.provider, name="llm-provider"),
     re_path(r"^llm/providers/?$", views.providers, name="llm-providers"),
     re_path(r"^llm/health/?$", views.health, name="llm-health"),
-    re_path(r"^admin/test-chat/?$", views.TestChatView.as_view(), name="admin-test-chat"),
 ]

@@ -1,21 +1,13 @@
 from __future__ import annotations
 
-import time
-from typing import Any
-
 from django.conf import settings
-from django.core.validators import MaxLengthValidator
-from drf_spectacular.utils import OpenApiExample, extend_schema, inline_serializer
+from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.decorators import api_view, authentication_classes, permission_classes
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
-from conversations.limits import chat_slot
-from conversations.trimming import with_system_prompt
-from core.schema import error_responses
-from llm_provider.services import PROVIDER, llm_client, llm_health, provider_description
+from llm_provider.services import PROVIDER, llm_health, provider_description
 
 TAG = "llm"
 
@@ -124,53 +116,3 @@ def health(request: Request) -> Response:
         "checked_seconds_ago": round(result.age_seconds, 1),
     }
     return Response(body, status=200 if result.healthy else 503)
-
-
-class TestChatRequestSerializer(serializers.Serializer):
-    message = serializers.CharField(help_text="1 to MAX_MESSAGE_CHARS characters.")
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.fields["message"].max_length = settings.MAX_MESSAGE_CHARS
-        self.fields["message"].validators.append(MaxLengthValidator(settings.MAX_MESSAGE_CHARS))
-
-
-@extend_schema(
-    tags=["admin"],
-    summary="Test the ChatGroq connection with a one-off message (SYSTEM_PROMPT, no history)",
-    request=TestChatRequestSerializer,
-    responses={
-        200: inline_serializer(
-            "TestChatResult",
-            {
-                "success": serializers.BooleanField(),
-                "response": serializers.CharField(),
-                "error": serializers.CharField(allow_null=True),
-                "latency_ms": serializers.FloatField(),
-                "model": serializers.CharField(),
-            },
-        ),
-        **error_responses(400, 401, 429, 502, 503, 504),
-    },
-    description="Holds a chat slot, as a chat does: the per-admin chat limits and MAX_CHATS_IN_FLIGHT apply.",
-    examples=[OpenApiExample("Test", value={"message": "Test message"}, request_only=True)],
-)
-class TestChatView(APIView):
-    def post(self, request: Request) -> Response:
-        body = TestChatRequestSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        messages = with_system_prompt(
-            [{"role": "user", "content": body.validated_data["message"]}], settings.SYSTEM_PROMPT
-        )
-        with chat_slot(request.user.id):
-            started = time.perf_counter()
-            completion = llm_client().complete(messages)
-        return Response(
-            {
-                "success": True,
-                "response": completion.content,
-                "error": None,
-                "latency_ms": round((time.perf_counter() - started) * 1000, 1),
-                "model": completion.model,
-            }
-        )

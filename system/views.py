@@ -1,4 +1,5 @@
-"""System endpoints: health, liveness, info. Public, like the seed's."""
+"""System endpoints: health, liveness, info (public, as in the original service), the admin's status view and
+the Prometheus metrics."""
 
 from __future__ import annotations
 
@@ -17,8 +18,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from conversations.history import history_store
-from conversations.usage import usage_totals
+from conversations.selectors import admin_usage, sessions_stored_count
 from core.http import client_ip
 from core.metrics import metrics_allowed, metrics_text
 from core.negotiation import IgnoreAccept
@@ -148,12 +148,12 @@ def admin_status(request: Request) -> Response:
         {
             "redis_connected": redis_ping(),
             "chatgroq_healthy": llm_health().healthy,
-            "active_sessions_count": history_store().count(),
+            "active_sessions_count": sessions_stored_count(),
             "uptime_seconds": uptime,
             "uptime_formatted": format_uptime(uptime),
             "history_backend": settings.HISTORY_BACKEND,
             "model": settings.GROQ_MODEL_NAME,
-            "usage": usage_totals(request.user.id),
+            "usage": admin_usage(admin_id=request.user.id),
         }
     )
 

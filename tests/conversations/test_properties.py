@@ -41,10 +41,12 @@ def test_trimming_drops_nothing_it_could_keep(history, max_messages, max_tokens)
 
 @given(history=messages, text=st.text(min_size=1, max_size=100), system=st.text(max_size=50))
 def test_upstream_messages_frame_the_history(history, text, system):
-    sent = upstream_messages(history, text, system_prompt=system, max_messages=10, max_tokens=500)
+    trimmed = trim_history(history, max_messages=10, max_tokens=500)
+    sent = upstream_messages([{"role": "user", "content": text}], trimmed, system_prompt=system)
 
     assert sent[-1] == {"role": "user", "content": text}
     assert (sent[0] == {"role": "system", "content": system}) == bool(system)
+    assert sent[bool(system) : -1] == [{"role": m["role"], "content": m["content"]} for m in trimmed]
 
 
 session_ids = st.from_regex(r"[A-Za-z0-9_-]{1,100}", fullmatch=True)

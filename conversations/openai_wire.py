@@ -1,0 +1,124 @@
+"""OpenAI's wire format for chat completions: the completion object, its stream chunks and the error shape
+`{"error": {message, type, code, param}}`, which is what lets the SDKs raise their typed errors."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from dataclasses import asdict
+from itertools import chain
+from typing import Any
+
+from django.conf import settings
+
+from conversations.streaming import KEEPALIVE, with_keepalive
+from conversations.turns import TurnResult
+from core.errors import as_service_error
+from llm_provider.types import Completion, StreamDelta
+
+DONE = b"data: [DONE]\n\n"
+
+
+def error_type(status: int) -> str:
+    if status == 401:
+        return "authentication_error"
+    if status == 403:
+        return "permission_error"
+    if status == 429:
+        return "rate_limit_error"
+    return "server_error" if status >= 500 else "invalid_request_error"
+
+
+def openai_error(message: str, *, status: int, code: str | None, param: str | None = None) -> dict[str, Any]:
+    return {"error": {"message": message, "type": error_type(status), "code": code, "param": param}}
+
+
+def error_param(errors: Any, path: str = "") -> str | None:
+    """`messages[1].role` for DRF's `{"messages": {1: {"role": [...]}}}`: where the first problem is."""
+    if isinstance(errors, list) and any(isinstance(item, dict | list) for item in errors):
+        errors = dict(enumerate(errors))
+    if not isinstance(errors, dict):
+        return path or None
+    for name, value in errors.items():
+        if not value:
+            continue
+        if name == "non_field_errors":
+            return path or None
+        index = isinstance(name, int) or str(name).isdigit()
+        return error_param(value, f"{path}[{name}]" if index else f"{path}.{name}" if path else str(name))
+    return path or None
+
+
+def new_completion_id() -> str:
+    return f"chatcmpl-{uuid.uuid4().hex}"
+
+
+def completion_body(completion: Completion, *, completion_id: str, created: int) -> dict[str, Any]:
+    return {
+        "id": completion_id,
+        "object": "chat.completion",
+        "created": created,
+        "model": completion.model,
+        "system_fingerprint": None,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": completion.content},
+                "logprobs": None,
+                "finish_reason": completion.finish_reason or "stop",
+            }
+        ],
+        "usage": asdict(completion.usage),
+    }
+
+
+def _data(payload: dict[str, Any]) -> bytes:
+    return f"data: {json.dumps(payload)}\n\n".encode()
+
+
+def completion_chunks(
+    first: StreamDelta | TurnResult,
+    rest: Iterator[StreamDelta | TurnResult],
+    *,
+    completion_id: str,
+    created: int,
+    model: str,
+    include_usage: bool,
+) -> Iterator[bytes]:
+    """OpenAI's `chat.completion.chunk` events: the role first, then content, then the finish reason, then (with
+    `stream_options.include_usage`) a chunk with no choices and the usage, then `[DONE]`. A failure midway is one
+    `{"error": ...}` event, which the SDKs raise as an APIError; the stream then ends without `[DONE]`."""
+    envelope: dict[str, Any] = {
+        "id": completion_id,
+        "object": "chat.completion.chunk",
+        "created": created,
+        "model": model,
+        "system_fingerprint": None,
+    }
+    if include_usage:
+        envelope["usage"] = None
+
+    def chunk(delta: dict[str, str], finish_reason: str | None = None) -> bytes:
+        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
+        return _data({**envelope, "choices": [choice]})
+
+    yield chunk({"role": "assistant", "content": ""})
+    try:
+        for item in chain([first], with_keepalive(rest, settings.STREAM_KEEPALIVE_SECONDS)):
+            if item is None:
+                yield KEEPALIVE
+            elif isinstance(item, StreamDelta):
+                yield chunk({"content": item.text})
+            else:
+                completion = item.completion
+                yield chunk({}, completion.finish_reason or "stop")
+                if include_usage:
+                    yield _data({**envelope, "choices": [], "usage": asdict(completion.usage)})
+    except Exception as exc:
+        error = as_service_error(exc)
+        if error is None:
+            raise
+        yield _data(openai_error(error.detail, status=error.status_code, code=error.code))
+        return
+    yield DONE

@@ -1,0 +1,118 @@
+"""One chat turn, whichever endpoint asks for it: `/chat/` (JSON and stream), `/v1/chat/completions` (with or
+without a session, JSON and stream) and `/admin/test-chat`. Here, and only here, a turn holds a chat slot of the
+process and of the admin, holds the session's lock, reads its history, calls the model, stores the turn and counts
+the usage, so a new step of a turn is written once.
+
+A turn with a session stores the caller's last user message and the reply; without one nothing is stored. A
+failed call stores nothing: two messages to one session are answered one after the other and neither is lost."""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import asdict, dataclass, field
+
+from django.conf import settings
+
+from accounts.models import AdminUser
+from conversations.history import history_store, message
+from conversations.limits import chat_slot
+from conversations.trimming import trim_history, upstream_messages
+from conversations.usage import usage_record
+from llm_provider.services import llm_client
+from llm_provider.types import Completion, StreamDelta, StreamDone
+
+
+@dataclass(frozen=True)
+class ChatOptions:
+    model: str | None = None
+    temperature: float | None = None
+    max_tokens: int | None = None
+
+    def llm_kwargs(self) -> dict[str, object]:
+        """The client's keyword arguments; a model named by the request is the request's fault if it is gone."""
+        return {
+            "model": self.model,
+            "temperature": self.temperature,
+            "max_tokens": self.max_tokens,
+            "model_from_request": self.model is not None,
+        }
+
+
+@dataclass(frozen=True)
+class Turn:
+    admin: AdminUser
+    messages: list[dict[str, str]]  # what the caller sends: /chat/'s one user message, or a /v1 `messages` list
+    session_id: str | None = None  # None: stateless, nothing is stored
+    options: ChatOptions = field(default_factory=ChatOptions)
+
+
+@dataclass(frozen=True)
+class TurnResult:
+    completion: Completion
+    session_id: str | None
+    usage: dict[str, int]  # this turn's tokens and requests
+    session_usage: dict[str, int] | None  # the session's totals, this turn included
+
+
+def turn_answer(turn: Turn) -> TurnResult:
+    with _turn_held(turn) as upstream:
+        completion = llm_client().complete(upstream, **turn.options.llm_kwargs())
+        return _turn_record(turn, completion)
+
+
+def turn_stream(turn: Turn) -> Iterator[StreamDelta | TurnResult]:
+    """Yields the reply's pieces as they arrive, then the TurnResult once the turn is stored.
+
+    Failures before the first piece are raised from the first next(), so the caller can still answer with an
+    error status. Closing the generator early closes the upstream request and stores nothing."""
+    with _turn_held(turn) as upstream:
+        completion = yield from _relay(llm_client().stream(upstream, **turn.options.llm_kwargs()))
+        yield _turn_record(turn, completion)
+
+
+def last_user_text(messages: list[dict[str, str]]) -> str | None:
+    return next((m["content"] for m in reversed(messages) if m["role"] == "user"), None)
+
+
+@contextmanager
+def _turn_held(turn: Turn) -> Iterator[list[dict[str, str]]]:
+    """Holds the chat slots (and the session's lock) for the turn; gives what goes upstream."""
+    with ExitStack() as stack:
+        stack.enter_context(chat_slot(turn.admin.id))
+        history: list[dict[str, str]] = []
+        if turn.session_id is not None:
+            store = history_store()
+            stack.enter_context(store.session_lock(turn.admin.id, turn.session_id))
+            conversation = store.get(turn.admin.id, turn.session_id)
+            history = trim_history(
+                conversation.messages if conversation else [],
+                max_messages=settings.HISTORY_MAX_MESSAGES,
+                max_tokens=settings.HISTORY_MAX_TOKENS,
+            )
+        yield upstream_messages(turn.messages, history, system_prompt=settings.SYSTEM_PROMPT)
+
+
+def _turn_record(turn: Turn, completion: Completion) -> TurnResult:
+    usage = {**asdict(completion.usage), "requests": 1}
+    totals = None
+    if turn.session_id is not None:
+        stored = [message("user", last_user_text(turn.messages) or ""), message("assistant", completion.content)]
+        totals = history_store().append(turn.admin.id, turn.session_id, stored, usage)
+    usage_record(turn.admin.id, usage)
+    return TurnResult(completion=completion, session_id=turn.session_id, usage=usage, session_usage=totals)
+
+
+def _relay(upstream: Iterator[StreamDelta | StreamDone]) -> Generator[StreamDelta, None, Completion]:
+    """Passes the reply's pieces on and returns the finished completion. Closing early closes the upstream."""
+    completion = None
+    try:
+        for event in upstream:
+            if isinstance(event, StreamDone):
+                completion = event.completion
+            else:
+                yield event
+    finally:
+        upstream.close()
+    assert completion is not None  # the client always ends a stream with StreamDone or an error
+    return completion
