@@ -1,0 +1,99 @@
+"""What both history stores share: the stored shapes, the interface, and the errors a turn can meet."""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from django.conf import settings
+
+from core.exceptions import ServiceError
+from core.timestamps import utcnow_iso
+
+# A conversation keeps at most this many messages; older ones fall off (only the newest go upstream anyway).
+MAX_STORED_MESSAGES = 200
+
+
+class SessionBusy(ServiceError):
+    status_code = 409
+    code = "session_busy"
+
+
+class HistoryFull(ServiceError):
+    # 503, not 429: the service is out of room for everyone, this admin did not go over a limit of its own.
+    status_code = 503
+    code = "history_full"
+
+
+@dataclass
+class Conversation:
+    session_id: str
+    messages: list[dict[str, str]] = field(default_factory=list)
+    created_at: str = ""
+    last_activity: str = ""
+    usage: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ConversationSummary:
+    session_id: str
+    message_count: int
+    created_at: str
+    last_activity: str
+    usage: dict[str, int] = field(default_factory=dict)
+
+
+def now_iso() -> str:
+    """Conversation timestamps carry milliseconds: two turns often fall within one second."""
+    return utcnow_iso(timespec="milliseconds")
+
+
+def message(role: str, content: str) -> dict[str, str]:
+    return {"role": role, "content": content, "at": now_iso()}
+
+
+USAGE_FIELDS = ("prompt_tokens", "completion_tokens", "total_tokens", "requests")
+
+
+class HistoryStore(Protocol):
+    backend: str
+
+    def session_lock(self, admin_id: str, session_id: str) -> AbstractContextManager[None]:
+        """Serialises the turns of one session, and admits a session that is not stored yet before its first
+        turn asks the model: raises HistoryFull when the store is full and the admin is below its own cap."""
+        ...
+
+    def get(self, admin_id: str, session_id: str) -> Conversation | None: ...
+    def append(
+        self, admin_id: str, session_id: str, messages: list[dict[str, str]], usage: dict[str, int]
+    ) -> dict[str, int]:
+        """Adds a turn and its usage; returns the session's usage totals, this turn included."""
+        ...
+
+    def delete(self, admin_id: str, session_id: str) -> bool: ...
+    def list(self, admin_id: str) -> list[ConversationSummary]: ...
+    def count(self) -> int: ...
+
+
+def turn_seconds() -> int:
+    """How long one turn may hold its session: the session lock (and a new session's reserved place) lasts this."""
+    return settings.LLM_TIMEOUT_SECONDS + 30
+
+
+def history_full(oldest_activity: float | None, now: float) -> HistoryFull:
+    return HistoryFull(
+        f"The conversation store is full ({settings.MAX_CACHE_SIZE} sessions): continue an existing session, "
+        "or retry when the least recently used session expires.",
+        retry_after=None if oldest_activity is None else oldest_activity + settings.MEMORY_TTL_SECONDS - now,
+    )
+
+
+def summary_of(conversation: Conversation) -> ConversationSummary:
+    return ConversationSummary(
+        conversation.session_id,
+        len(conversation.messages),
+        conversation.created_at,
+        conversation.last_activity,
+        {name: conversation.usage.get(name, 0) for name in USAGE_FIELDS},
+    )

@@ -1,0 +1,164 @@
+"""History in this process (HISTORY_BACKEND=locmem), in Django's "history" cache alias."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from django.conf import settings
+from django.core.cache import caches
+
+from conversations.history.base import (
+    MAX_STORED_MESSAGES,
+    USAGE_FIELDS,
+    Conversation,
+    ConversationSummary,
+    SessionBusy,
+    history_full,
+    now_iso,
+    summary_of,
+)
+
+
+class _KeyedLocks:
+    """One lock per key, created on demand and dropped when nobody holds or waits for it."""
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._locks: dict[str, tuple[threading.Lock, list[int]]] = {}
+
+    @contextmanager
+    def hold(self, key: str, timeout: float) -> Iterator[None]:
+        with self._guard:
+            lock, users = self._locks.setdefault(key, (threading.Lock(), [0]))
+            users[0] += 1
+        try:
+            if not lock.acquire(timeout=timeout):
+                raise SessionBusy("Another message to this session is still being answered; retry shortly.")
+            try:
+                yield
+            finally:
+                lock.release()
+        finally:
+            with self._guard:
+                users[0] -= 1
+                if users[0] == 0:
+                    del self._locks[key]
+
+
+class CacheHistoryStore:
+    """History in a Django cache alias. Which sessions exist is kept in this process, like the cache itself, and
+    the caps are enforced here: the cache's own cull (MAX_ENTRIES) would drop any admin's entries."""
+
+    backend = "locmem"
+
+    def __init__(self, alias: str = "history") -> None:
+        self._cache = caches[alias]
+        self._locks = _KeyedLocks()
+        self._guard = threading.Lock()
+        # Last activity of every stored session, least recently used first: in all, and per admin.
+        self._all: OrderedDict[tuple[str, str], float] = OrderedDict()
+        self._by_admin: dict[str, OrderedDict[str, float]] = {}
+        self._reserved: set[tuple[str, str]] = set()
+
+    @staticmethod
+    def _key(admin_id: str, session_id: str) -> str:
+        return f"conv:{admin_id}:{session_id}"
+
+    @contextmanager
+    def session_lock(self, admin_id: str, session_id: str) -> Iterator[None]:
+        lock = self._locks.hold(self._key(admin_id, session_id), settings.CHAT_SESSION_WAIT_SECONDS)
+        with lock, self._admitted(admin_id, session_id):
+            yield
+
+    @contextmanager
+    def _admitted(self, admin_id: str, session_id: str) -> Iterator[None]:
+        reserved = self._reserve(admin_id, session_id)
+        try:
+            yield
+        finally:
+            if reserved:
+                with self._guard:
+                    self._reserved.discard((admin_id, session_id))
+
+    def _reserve(self, admin_id: str, session_id: str) -> bool:
+        """Returns whether a place was reserved for a new session, held until its first turn is stored or fails."""
+        now = time.time()
+        with self._guard:
+            self._prune(now)
+            sessions = self._by_admin.get(admin_id, {})
+            # An admin at its cap replaces its own least recently used session, so the store does not grow.
+            if session_id in sessions or len(sessions) >= settings.MAX_SESSIONS_PER_ADMIN:
+                return False
+            if len(self._all) + len(self._reserved) >= settings.MAX_CACHE_SIZE:
+                raise history_full(next(iter(self._all.values()), None), now)
+            self._reserved.add((admin_id, session_id))
+            return True
+
+    def get(self, admin_id: str, session_id: str) -> Conversation | None:
+        data = self._cache.get(self._key(admin_id, session_id))
+        return Conversation(**data) if data else None
+
+    def append(
+        self, admin_id: str, session_id: str, messages: list[dict[str, str]], usage: dict[str, int]
+    ) -> dict[str, int]:
+        # Callers hold the session lock, so this read-modify-write cannot lose a turn.
+        conversation = self.get(admin_id, session_id) or Conversation(session_id=session_id, created_at=now_iso())
+        conversation.messages = (conversation.messages + messages)[-MAX_STORED_MESSAGES:]
+        conversation.last_activity = now_iso()
+        for name in USAGE_FIELDS:
+            conversation.usage[name] = conversation.usage.get(name, 0) + usage.get(name, 0)
+        # Taken before the cache entry is written, so the bookkeeping never outlives the entry.
+        now = time.time()
+        with self._guard:
+            self._prune(now)
+            self._cache.set(self._key(admin_id, session_id), conversation.__dict__, settings.MEMORY_TTL_SECONDS)
+            self._record(admin_id, session_id, now)
+        return dict(conversation.usage)
+
+    def _record(self, admin_id: str, session_id: str, now: float) -> None:
+        self._reserved.discard((admin_id, session_id))
+        self._all[(admin_id, session_id)] = now
+        self._all.move_to_end((admin_id, session_id))
+        sessions = self._by_admin.setdefault(admin_id, OrderedDict())
+        sessions[session_id] = now
+        sessions.move_to_end(session_id)
+        while len(sessions) > settings.MAX_SESSIONS_PER_ADMIN:
+            self._drop(admin_id, next(iter(sessions)))
+
+    def _prune(self, now: float) -> None:
+        """Forgets expired sessions, and removes them from the cache, which keeps them until they are read."""
+        cutoff = now - settings.MEMORY_TTL_SECONDS
+        while self._all:
+            (admin_id, session_id), last_activity = next(iter(self._all.items()))
+            if last_activity > cutoff:
+                return
+            self._drop(admin_id, session_id)
+
+    def _drop(self, admin_id: str, session_id: str) -> bool:
+        self._all.pop((admin_id, session_id), None)
+        sessions = self._by_admin.get(admin_id, {})
+        sessions.pop(session_id, None)
+        if not sessions:
+            self._by_admin.pop(admin_id, None)
+        return bool(self._cache.delete(self._key(admin_id, session_id)))
+
+    def delete(self, admin_id: str, session_id: str) -> bool:
+        with self._guard:
+            return self._drop(admin_id, session_id)
+
+    def list(self, admin_id: str) -> list[ConversationSummary]:
+        with self._guard:
+            self._prune(time.time())
+            session_ids = list(self._by_admin.get(admin_id, {}))
+        found = self._cache.get_many([self._key(admin_id, s) for s in session_ids])
+        live = [Conversation(**data) for data in found.values()]
+        return sorted((summary_of(c) for c in live), key=lambda s: s.last_activity, reverse=True)
+
+    def count(self) -> int:
+        with self._guard:
+            self._prune(time.time())
+            return len(self._all)
