@@ -21,24 +21,21 @@ from django.conf import settings  # noqa: E402  (after django.setup())
 from django.core.management import CommandError, call_command  # noqa: E402
 
 bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
-# Defaults from `make bench` (bench/results/latest.json, README "Performance") on a 2-core machine that the fake
-# upstream, the load generator and Redis share with the service. A chat costs about 6 ms of CPU here, so the
-# service is CPU-bound long before it runs out of threads; these values keep it there without queueing.
+# Defaults chosen with `make bench` (docs/performance.md has the figures and the machine). A chat is CPU-bound in
+# the service long before it runs out of threads; these values keep it there without queueing.
 #
 # gthread: a chat spends its time waiting on the upstream and Redis, which threads do without holding the GIL, and
-# bcrypt (Rust, releasing the GIL) runs beside them. gevent measured worse: 248 chats/s against gthread's 359/s at
-# the CPU ceiling, and at 256 in flight it fell to 45/s with errors; bcrypt would also stall its event loop.
+# bcrypt (releasing the GIL) runs beside them; gevent measured slower and bcrypt would stall its event loop.
 # gthread itself gives a thread to a connection before its request has arrived, so slow or idle clients could
-# hold them all: this subclass reads each request whole on the main loop first (README "Security").
+# hold them all: this subclass reads each request whole on the main loop first (docs/operations.md, Security).
 worker_class = "chatbot_project.worker.BufferedThreadWorker"
-# One worker per core with Redis history: 2 workers gave 359 chats/s, 3 gave 292/s and 4 gave 342/s on 2 cores.
-# locmem history lives inside one process, so it needs exactly one worker.
+# One worker per core with Redis history (more workers than cores measured slower); locmem history lives inside
+# one process, so it needs exactly one worker.
 _default_workers = 1 if settings.HISTORY_BACKEND == "locmem" else (os.cpu_count() or 2)
 workers = int(os.environ.get("WEB_CONCURRENCY", str(_default_workers)))
 # Threads bound the chats one worker holds in flight, less the eighth that MAX_CHATS_IN_FLIGHT keeps free for health
-# checks and logins: 2 x 128 threads hold 224 chats waiting on the upstream. At 128 in flight, 64 threads gave 43%
-# of the in-flight limit, 128 gave 52%; 256 threads gained little more at 128 and lost at 256 in flight (GIL
-# contention), so 128. Settings read GUNICORN_THREADS, so that MAX_CHATS_IN_FLIGHT is checked against this number.
+# checks and logins. Far more threads only add GIL contention. Settings read GUNICORN_THREADS, so that
+# MAX_CHATS_IN_FLIGHT is checked against this number.
 threads = settings.SERVER_THREADS
 # A connection waiting for its request costs the worker a descriptor and a poller entry, not a thread: thousands
 # of slow or idle clients fit (the worker raises its open-file limit to match, and stays under it).
@@ -48,12 +45,11 @@ timeout = int(os.environ.get("GUNICORN_TIMEOUT", str(int(settings.LLM_TIMEOUT_SE
 graceful_timeout = 30
 # Longer than a load balancer's idle timeout (AWS ALB and nginx default to 60 s), so the balancer, not gunicorn,
 # closes an idle connection and never sends a request on one gunicorn is closing. An idle keep-alive connection
-# costs a gthread worker one poller entry: the benchmark holds 256 open without a reconnect.
+# costs the worker one poller entry.
 keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", "75"))
-# Recycling a worker bounds slow leaks and costs little (a worker forks from the loaded master: 0.05-0.2 s of CPU),
-# but locmem history lives in the worker, so with locmem a recycle would wipe every conversation: never recycle it.
-# With Redis, 50,000 requests is a recycle every 5-6 minutes per worker at the measured ceiling; the jitter keeps
-# the workers from restarting together.
+# Recycling a worker bounds slow leaks and costs little (a worker forks from the loaded master), but locmem history
+# lives in the worker, so with locmem a recycle would wipe every conversation: never recycle it. With Redis, a
+# recycle every 50,000 requests; the jitter keeps the workers from restarting together.
 _default_max_requests = "0" if settings.HISTORY_BACKEND == "locmem" else "50000"
 max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", _default_max_requests))
 max_requests_jitter = max_requests // 10
