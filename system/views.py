@@ -3,8 +3,6 @@ the Prometheus metrics."""
 
 from __future__ import annotations
 
-import time
-
 from django.conf import settings
 from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
@@ -18,16 +16,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from conversations.selectors import admin_usage, sessions_stored_count
 from core.http import client_ip
 from core.metrics import metrics_allowed, metrics_text
 from core.negotiation import IgnoreAccept
-from core.redis_store import redis_ping
 from core.schema import ErrorSerializer, error_responses
-from llm_provider.services import llm_health
-
-SERVICE_NAME = "chatbot-api"
-STARTED_AT = time.monotonic()
+from system.selectors import SERVICE_NAME, health_report, status_report
 
 HealthSerializer = inline_serializer(
     "Health",
@@ -47,19 +40,8 @@ HealthSerializer = inline_serializer(
 @authentication_classes([])
 @permission_classes([])
 def health(request: Request) -> Response:
-    redis_healthy = redis_ping()
-    llm_healthy = llm_health().healthy
-    # Without Redis nobody can log in: unhealthy. Without the LLM, sessions and admin still work: degraded.
-    status = "unhealthy" if not redis_healthy else "healthy" if llm_healthy else "degraded"
-    body = {
-        "status": status,
-        "service": SERVICE_NAME,
-        "version": settings.VERSION,
-        "llm_provider": settings.LLM_PROVIDER,
-        "llm_healthy": llm_healthy,
-        "redis_healthy": redis_healthy,
-    }
-    return Response(body, status=200 if redis_healthy else 503)
+    report = health_report()
+    return Response(report, status=200 if report["redis_healthy"] else 503)
 
 
 @extend_schema(
@@ -107,20 +89,6 @@ def info(request: Request) -> Response:
     )
 
 
-def format_uptime(seconds: int) -> str:
-    """`42s`, `3m 5s`, `1h 0m`, `2d 3h`: the two largest units."""
-    days, rest = divmod(seconds, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    if days:
-        return f"{days}d {hours}h"
-    if hours:
-        return f"{hours}h {minutes}m"
-    if minutes:
-        return f"{minutes}m {secs}s"
-    return f"{secs}s"
-
-
 @extend_schema(
     tags=["admin"],
     summary="System health and status",
@@ -143,19 +111,7 @@ def format_uptime(seconds: int) -> str:
 )
 @api_view(["GET"])
 def admin_status(request: Request) -> Response:
-    uptime = int(time.monotonic() - STARTED_AT)
-    return Response(
-        {
-            "redis_connected": redis_ping(),
-            "chatgroq_healthy": llm_health().healthy,
-            "active_sessions_count": sessions_stored_count(),
-            "uptime_seconds": uptime,
-            "uptime_formatted": format_uptime(uptime),
-            "history_backend": settings.HISTORY_BACKEND,
-            "model": settings.GROQ_MODEL_NAME,
-            "usage": admin_usage(admin_id=request.user.id),
-        }
-    )
+    return Response(status_report(admin_id=request.user.id))
 
 
 class MetricsView(APIView):

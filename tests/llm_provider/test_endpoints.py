@@ -94,7 +94,7 @@ def test_admin_status_needs_a_token(api):
 
 
 def test_uptime_reads_like_the_seed():
-    from system.views import format_uptime
+    from system.selectors import format_uptime
 
     assert [format_uptime(s) for s in (42, 185, 3600, 183600)] == ["42s", "3m 5s", "1h 0m", "2d 3h"]
 
