@@ -118,10 +118,11 @@ _redis_options = {
 
 # --- Conversation memory --------------------------------------------------------------------------
 MEMORY_TTL_SECONDS = env_int("MEMORY_TTL_SECONDS", 3600, minimum=1)
-MAX_CACHE_SIZE = env_int("MAX_CACHE_SIZE", 1000, minimum=1)
+# Sessions stored in all, of every admin. The original service named it MAX_CACHE_SIZE, which still works.
+MAX_SESSIONS = env_int("MAX_SESSIONS", env_int("MAX_CACHE_SIZE", 1000, minimum=1), minimum=1)
 # By default ten admins at their caps fill the store; a full store refuses new sessions (see conversations/history.py).
 MAX_SESSIONS_PER_ADMIN = env_int(
-    "MAX_SESSIONS_PER_ADMIN", max(1, MAX_CACHE_SIZE // 10), minimum=1, maximum=MAX_CACHE_SIZE
+    "MAX_SESSIONS_PER_ADMIN", max(1, MAX_SESSIONS // 10), minimum=1, maximum=MAX_SESSIONS
 )
 HISTORY_BACKEND = env_choice("HISTORY_BACKEND", "locmem", ("locmem", "redis"))
 HISTORY_MAX_MESSAGES = env_int("HISTORY_MAX_MESSAGES", 40, minimum=0)

@@ -43,7 +43,7 @@ def memory_stats(*, admin_id: str) -> dict[str, Any]:
     return {
         "backend": store.backend,
         "sessions_stored": store.count(),
-        "max_sessions": settings.MAX_CACHE_SIZE,
+        "max_sessions": settings.MAX_SESSIONS,
         "ttl_seconds": settings.MEMORY_TTL_SECONDS,
         "your_sessions": len(store.list(admin_id)),
         "usage": usage_totals(admin_id),

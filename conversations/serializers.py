@@ -102,7 +102,7 @@ class SessionDetailSerializer(SessionSummarySerializer):
 class MemoryStatsSerializer(serializers.Serializer):
     backend = serializers.CharField()
     sessions_stored = serializers.IntegerField(help_text="Live sessions of every admin.")
-    max_sessions = serializers.IntegerField(help_text="MAX_CACHE_SIZE")
+    max_sessions = serializers.IntegerField(help_text="MAX_SESSIONS (or MAX_CACHE_SIZE)")
     ttl_seconds = serializers.IntegerField(help_text="MEMORY_TTL_SECONDS, counted from the last activity.")
     your_sessions = serializers.IntegerField()
     usage = UsageTotalsSerializer(help_text="This admin's token usage since it was created.")

@@ -7,7 +7,7 @@ Two stores behind one interface, chosen by HISTORY_BACKEND:
   session across instances.
 
 Both keep at most MAX_SESSIONS_PER_ADMIN sessions per admin, dropping that admin's least recently used ones, and
-at most MAX_CACHE_SIZE in all by refusing new sessions when full: one admin's activity never drops another's session.
+at most MAX_SESSIONS in all by refusing new sessions when full: one admin's activity never drops another's session.
 """
 
 from __future__ import annotations

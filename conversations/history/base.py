@@ -83,7 +83,7 @@ def turn_seconds() -> int:
 
 def history_full(oldest_activity: float | None, now: float) -> HistoryFull:
     return HistoryFull(
-        f"The conversation store is full ({settings.MAX_CACHE_SIZE} sessions): continue an existing session, "
+        f"The conversation store is full ({settings.MAX_SESSIONS} sessions): continue an existing session, "
         "or retry when the least recently used session expires.",
         retry_after=None if oldest_activity is None else oldest_activity + settings.MEMORY_TTL_SECONDS - now,
     )

@@ -93,7 +93,7 @@ class CacheHistoryStore:
             # An admin at its cap replaces its own least recently used session, so the store does not grow.
             if session_id in sessions or len(sessions) >= settings.MAX_SESSIONS_PER_ADMIN:
                 return False
-            if len(self._all) + len(self._reserved) >= settings.MAX_CACHE_SIZE:
+            if len(self._all) + len(self._reserved) >= settings.MAX_SESSIONS:
                 raise history_full(next(iter(self._all.values()), None), now)
             self._reserved.add((admin_id, session_id))
             return True

@@ -35,7 +35,7 @@ redis.call('EXPIRE', KEYS[2], ARGV[1])
 return redis.call('HMGET', KEYS[2], {", ".join(f"'{name}'" for name in USAGE_FIELDS)})
 """
 
-# KEYS: all, the admin's index. ARGV: now, ttl, turn seconds, MAX_CACHE_SIZE, MAX_SESSIONS_PER_ADMIN, session, member.
+# KEYS: all, the admin's index. ARGV: now, ttl, turn seconds, MAX_SESSIONS, MAX_SESSIONS_PER_ADMIN, session, member.
 _ADMIT_SCRIPT = """
 local now = tonumber(ARGV[1])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], 0, now - tonumber(ARGV[2]))
@@ -140,7 +140,7 @@ class RedisHistoryStore:
                 now,
                 settings.MEMORY_TTL_SECONDS,
                 turn_seconds(),
-                settings.MAX_CACHE_SIZE,
+                settings.MAX_SESSIONS,
                 settings.MAX_SESSIONS_PER_ADMIN,
                 session_id,
                 member,
