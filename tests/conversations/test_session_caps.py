@@ -18,7 +18,7 @@ from tests.server import running_server
 @pytest.fixture
 def caps(settings):
     def set_caps(*, total: int, per_admin: int) -> None:
-        settings.MAX_CACHE_SIZE = total
+        settings.MAX_SESSIONS = total
         settings.MAX_SESSIONS_PER_ADMIN = per_admin
 
     return set_caps

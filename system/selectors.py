@@ -1,0 +1,58 @@
+"""What the system endpoints report, read from the stores and the upstream's cached health."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from django.conf import settings
+
+from conversations.selectors import admin_usage, sessions_stored_count
+from core.redis_store import redis_ping
+from llm_provider.services import llm_health
+
+SERVICE_NAME = "chatbot-api"
+STARTED_AT = time.monotonic()
+
+
+def health_report() -> dict[str, Any]:
+    redis_healthy = redis_ping()
+    llm_healthy = llm_health().healthy
+    # Without Redis nobody can log in: unhealthy. Without the LLM, sessions and admin still work: degraded.
+    status = "unhealthy" if not redis_healthy else "healthy" if llm_healthy else "degraded"
+    return {
+        "status": status,
+        "service": SERVICE_NAME,
+        "version": settings.VERSION,
+        "llm_provider": settings.LLM_PROVIDER,
+        "llm_healthy": llm_healthy,
+        "redis_healthy": redis_healthy,
+    }
+
+
+def status_report(*, admin_id: str) -> dict[str, Any]:
+    uptime = int(time.monotonic() - STARTED_AT)
+    return {
+        "redis_connected": redis_ping(),
+        "chatgroq_healthy": llm_health().healthy,
+        "active_sessions_count": sessions_stored_count(),
+        "uptime_seconds": uptime,
+        "uptime_formatted": format_uptime(uptime),
+        "history_backend": settings.HISTORY_BACKEND,
+        "model": settings.GROQ_MODEL_NAME,
+        "usage": admin_usage(admin_id=admin_id),
+    }
+
+
+def format_uptime(seconds: int) -> str:
+    """`42s`, `3m 5s`, `1h 0m`, `2d 3h`: the two largest units."""
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days}d {hours}h"
+    if hours:
+        return f"{hours}h {minutes}m"
+    if minutes:
+        return f"{minutes}m {secs}s"
+    return f"{secs}s"
