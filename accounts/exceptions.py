@@ -37,3 +37,8 @@ class WeakDefaultPassword(ServiceError):
 class WrongPassword(ServiceError):
     status_code = 400
     code = "wrong_password"
+
+
+class CurrentPasswordRequired(ServiceError):
+    status_code = 400
+    code = "current_password_required"

@@ -118,3 +118,9 @@ def login_session_revoke_all(admin_id: str) -> int:
     returns how many logins were live."""
     revoke_all = redis_client().register_script(_REVOKE_ALL_SCRIPT)
     return int(revoke_all(keys=[_admin_key(admin_id), _admin_logins_key(admin_id)], args=[_login_key("")]))
+
+
+def login_session_started(sid: str) -> datetime | None:
+    """When the login `sid` was made, or None once it is gone."""
+    created_at = redis_client().hget(_login_key(sid), "created_at")
+    return datetime.fromisoformat(created_at.decode()) if created_at else None

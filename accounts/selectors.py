@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
+from django.conf import settings
+
 from accounts import api_keys, login_sessions
 from accounts.api_keys import ApiKey
 from accounts.exceptions import AdminNotFound
@@ -38,3 +42,9 @@ def login_session_list(*, admin_id: str, current_session_id: str | None = None) 
 def api_key_list(*, admin_id: str | None = None) -> list[ApiKey]:
     """The API keys of `admin_id`, or of every admin, oldest first."""
     return api_keys.api_key_list(admin_id) if admin_id is not None else api_keys.api_key_list_all()
+
+
+def login_is_recent(*, session_id: str | None) -> bool:
+    """Whether the login `session_id` was made within RECENT_LOGIN_SECONDS: the password was typed moments ago."""
+    started = login_sessions.login_session_started(session_id) if session_id else None
+    return started is not None and (datetime.now(UTC) - started).total_seconds() <= settings.RECENT_LOGIN_SECONDS

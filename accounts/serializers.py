@@ -95,7 +95,12 @@ class AdminInfoSerializer(serializers.Serializer):
 
 
 class ChangeCredentialsSerializer(serializers.Serializer):
-    current_password = serializers.CharField(max_length=BCRYPT_MAX_BYTES, style={"input_type": "password"})
+    current_password = serializers.CharField(
+        max_length=BCRYPT_MAX_BYTES,
+        required=False,
+        style={"input_type": "password"},
+        help_text="Required, except within RECENT_LOGIN_SECONDS of logging in with this token's login.",
+    )
     new_username = serializers.CharField(max_length=150, required=False)
     new_password = serializers.CharField(max_length=256, required=False, style={"input_type": "password"})
 

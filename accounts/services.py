@@ -21,6 +21,7 @@ from accounts.api_keys import ApiKey
 from accounts.exceptions import (
     AdminNotFound,
     ApiKeyNotFound,
+    CurrentPasswordRequired,
     InvalidCredentialInput,
     LoginSessionNotFound,
     UsernameTaken,
@@ -144,13 +145,24 @@ def admin_authenticate(*, username: str, password: str) -> AdminUser | None:
 
 
 def admin_change_credentials(
-    *, admin_id: str, current_password: str, new_username: str | None, new_password: str | None
+    *,
+    admin_id: str,
+    current_password: str | None,
+    recent_login: bool,
+    new_username: str | None,
+    new_password: str | None,
 ) -> AdminUser:
-    """What an admin does for itself: proves the current password, then admin_update_credentials."""
+    """What an admin does for itself: proves the current password, then admin_update_credentials. A login made
+    moments ago (`recent_login`) proved it already, so the original service's request without it still works."""
     admin = admin_get(admin_id)
     if admin is None:
         raise AdminNotFound("This admin no longer exists.")
-    if not password_matches(current_password, admin.password_hash):
+    if current_password is None:
+        if not recent_login:
+            raise CurrentPasswordRequired(
+                "Send current_password (it may be left out only within RECENT_LOGIN_SECONDS of logging in)."
+            )
+    elif not password_matches(current_password, admin.password_hash):
         raise WrongPassword("current_password is not correct.")
     return admin_update_credentials(admin=admin, new_username=new_username, new_password=new_password)
 

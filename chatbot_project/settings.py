@@ -121,9 +121,7 @@ MEMORY_TTL_SECONDS = env_int("MEMORY_TTL_SECONDS", 3600, minimum=1)
 # Sessions stored in all, of every admin. The original service named it MAX_CACHE_SIZE, which still works.
 MAX_SESSIONS = env_int("MAX_SESSIONS", env_int("MAX_CACHE_SIZE", 1000, minimum=1), minimum=1)
 # By default ten admins at their caps fill the store; a full store refuses new sessions (see conversations/history.py).
-MAX_SESSIONS_PER_ADMIN = env_int(
-    "MAX_SESSIONS_PER_ADMIN", max(1, MAX_SESSIONS // 10), minimum=1, maximum=MAX_SESSIONS
-)
+MAX_SESSIONS_PER_ADMIN = env_int("MAX_SESSIONS_PER_ADMIN", max(1, MAX_SESSIONS // 10), minimum=1, maximum=MAX_SESSIONS)
 HISTORY_BACKEND = env_choice("HISTORY_BACKEND", "locmem", ("locmem", "redis"))
 HISTORY_MAX_MESSAGES = env_int("HISTORY_MAX_MESSAGES", 40, minimum=0)
 HISTORY_MAX_TOKENS = env_int("HISTORY_MAX_TOKENS", 8000, minimum=0)
@@ -172,6 +170,8 @@ ALLOW_KNOWN_ADMIN_PASSWORDS = env_bool("ALLOW_KNOWN_ADMIN_PASSWORDS", False)
 BCRYPT_ROUNDS = env_int("BCRYPT_ROUNDS", 12, minimum=4, maximum=16)
 # bcrypt hashes running at once in one process (each one keeps a core busy for its whole run).
 BCRYPT_MAX_CONCURRENT = env_int("BCRYPT_MAX_CONCURRENT", 1, minimum=1)
+# A login this recent may change its credentials without sending current_password (the original service's request).
+RECENT_LOGIN_SECONDS = env_int("RECENT_LOGIN_SECONDS", 300, minimum=0)
 ACCESS_TOKEN_EXPIRE_MINUTES = env_int("ACCESS_TOKEN_EXPIRE_MINUTES", 60, minimum=1)
 REFRESH_TOKEN_EXPIRE_MINUTES = env_int("REFRESH_TOKEN_EXPIRE_MINUTES", 24 * 60, minimum=1)
 JWT_SIGNING_KEY = env_str("JWT_SIGNING_KEY", SECRET_KEY)

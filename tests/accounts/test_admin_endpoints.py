@@ -7,6 +7,7 @@ from http import HTTPStatus
 import pytest
 from rest_framework.test import APIClient
 
+from accounts.api_keys import api_key_create
 from accounts.services import admin_get, admin_get_by_username
 from tests.conftest import ALICE_PASSWORD, login
 
@@ -52,10 +53,41 @@ def test_change_credentials_needs_the_current_password(alice, alice_client):
     assert admin_get(alice.id).last_updated == alice.last_updated
 
 
+def test_the_original_services_example_without_current_password_works_just_after_login(alice, alice_client):
+    body = {"new_username": "newadmin", "new_password": "newsecurepass"}  # as the original README sends it
+
+    response = alice_client.post("/admin/change-credentials", body, format="json")
+
+    assert response.status_code == HTTPStatus.OK, response.content
+    assert response.json()["username"] == "newadmin"
+
+
+def test_an_older_login_must_send_the_current_password(alice, alice_client, settings):
+    settings.RECENT_LOGIN_SECONDS = 0
+    body = {"new_username": "newadmin", "new_password": "newsecurepass"}
+
+    response = alice_client.post("/admin/change-credentials", body, format="json")
+
+    assert response.status_code == HTTPStatus.BAD_REQUEST
+    assert response.json()["code"] == "current_password_required"
+    assert admin_get(alice.id).username == "alice"
+
+
+def test_an_api_key_must_send_the_current_password(alice):
+    _, raw = api_key_create(admin_id=alice.id)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
+
+    response = client.post("/admin/change-credentials", {"new_password": "newsecurepass"}, format="json")
+
+    assert response.status_code in (HTTPStatus.BAD_REQUEST, HTTPStatus.FORBIDDEN)
+    assert admin_get(alice.id).password_hash == alice.password_hash
+
+
 @pytest.mark.parametrize(
     "body",
     [
-        {"new_password": "another-password"},
+        {"new_password": "another-password", "current_password": ""},
         {"current_password": ALICE_PASSWORD},
         {"current_password": ALICE_PASSWORD, "new_password": "short"},
         {"current_password": ALICE_PASSWORD, "new_password": "é" * 40},
