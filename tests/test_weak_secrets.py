@@ -39,7 +39,7 @@ def documented_values() -> list[tuple[str, str, str]]:
 
 def test_the_docs_show_example_values():
     names = {name for _, name, _ in documented_values()}
-    assert {"SECRET_KEY", "DEFAULT_ADMIN_PASSWORD"} <= names
+    assert "SECRET_KEY" in names  # .env.example's placeholder, at least
 
 
 @pytest.mark.parametrize(("document", "name", "value"), documented_values())
