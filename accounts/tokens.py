@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from rest_framework.exceptions import AuthenticationFailed
-from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
+from rest_framework_simplejwt.exceptions import ExpiredTokenError, InvalidToken, TokenError
 from rest_framework_simplejwt.settings import api_settings
-from rest_framework_simplejwt.tokens import RefreshToken, Token
+from rest_framework_simplejwt.tokens import AccessToken, RefreshToken, Token
 
 from accounts.login_sessions import login_session_create, login_session_revoke, login_session_touch
 from accounts.models import AdminUser
@@ -27,6 +27,22 @@ class IssuedTokens:
 class TokenRevoked(AuthenticationFailed):
     default_detail = "Token has been revoked."
     default_code = "token_revoked"
+
+
+class TokenExpired(AuthenticationFailed):
+    """A genuine token past its `exp` (the signature is checked first), told apart from garbage so that a client
+    knows to refresh rather than to log in."""
+
+    default_detail = "The token has expired: get a new access token from POST /admin/refresh, or log in again."
+    default_code = "token_expired"
+
+
+def access_token_decode(raw: bytes) -> AccessToken:
+    """The validated access token; raises TokenExpired for an expired one, TokenError for anything else."""
+    try:
+        return AccessToken(raw)  # type: ignore[arg-type]
+    except ExpiredTokenError:
+        raise TokenExpired() from None
 
 
 def access_lifetime_seconds() -> int:
@@ -72,6 +88,8 @@ def live_session_of(token: Token) -> dict[str, str]:
 def refresh_token_decode(raw: str) -> RefreshToken:
     try:
         return RefreshToken(raw)  # type: ignore[arg-type]
+    except ExpiredTokenError:
+        raise TokenExpired("The refresh token has expired; log in again.") from None
     except TokenError as exc:
         raise InvalidToken(str(exc)) from None
 

@@ -63,9 +63,29 @@ def test_it_rejects_a_token_without_exp(alice_tokens):
     assert_refused(get_with(sign(claims)))
 
 
-def test_it_rejects_an_expired_token(alice_tokens):
+def test_it_rejects_an_expired_token_with_a_code_of_its_own(alice_tokens):
     claims = claims_of(alice_tokens["access_token"]) | {"exp": int(time.time()) - 5}
-    assert_refused(get_with(sign(claims)))
+    response = get_with(sign(claims))
+
+    assert_refused(response)
+    assert response.json()["code"] == "token_expired"
+    assert "/admin/refresh" in response.json()["detail"]
+
+
+def test_an_expired_token_with_a_forged_signature_is_not_called_expired(alice_tokens):
+    claims = claims_of(alice_tokens["access_token"]) | {"exp": int(time.time()) - 5}
+    response = get_with(sign(claims, key="another-key-that-is-long-enough-0123456789"))
+
+    assert_refused(response)
+    assert response.json()["code"] == "token_not_valid"
+
+
+def test_an_expired_refresh_token_says_so(api, alice_tokens):
+    claims = claims_of(alice_tokens["refresh_token"]) | {"exp": int(time.time()) - 5}
+    response = api.post("/admin/refresh", {"refresh_token": sign(claims)}, format="json")
+
+    assert response.status_code == HTTPStatus.UNAUTHORIZED
+    assert response.json()["code"] == "token_expired"
 
 
 @pytest.mark.parametrize("claim", ["iss", "aud"])
