@@ -9,8 +9,10 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 
 from django.conf import settings
+from redis.client import Pipeline
 
 from core.exceptions import ServiceError
 from core.redis_store import redis_client, redis_key
@@ -52,45 +54,98 @@ class ProcessChats:
 
 process_chats = ProcessChats()
 
+# A Lua function that takes one chat slot of an admin: counts the request against CHAT_REQUESTS_PER_MINUTE and,
+# when CHAT_MAX_CONCURRENT leaves room, adds the slot to the admin's chats in flight. Returns nil when the slot is
+# taken, or the limit that refused it ('rate' or 'concurrent'). Scripts that take a slot include it; its arguments
+# are AdminSlot.keys() and AdminSlot.args().
+TAKE_SLOT_LUA = """
+local function take_slot(rate_key, active_key, per_minute, concurrent, now, stale_before, ttl, slot)
+  per_minute, concurrent = tonumber(per_minute), tonumber(concurrent)
+  if per_minute == 0 and concurrent == 0 then return nil end
+  local requests = redis.call('INCR', rate_key)
+  redis.call('EXPIRE', rate_key, 61)
+  if per_minute > 0 and requests > per_minute then return 'rate' end
+  redis.call('ZREMRANGEBYSCORE', active_key, '-inf', stale_before)
+  if concurrent > 0 and redis.call('ZCARD', active_key) >= concurrent then return 'concurrent' end
+  redis.call('ZADD', active_key, now, slot)
+  redis.call('EXPIRE', active_key, ttl)
+  return nil
+end
+"""
 
-@contextmanager
-def chat_slot(admin_id: str) -> Iterator[None]:
-    """Holds a chat slot of this process and one of the admin's for the duration of a turn (a stream's too);
-    raises ServerBusy when the process is at MAX_CHATS_IN_FLIGHT, and ChatLimited when the admin is over
-    CHAT_REQUESTS_PER_MINUTE or CHAT_MAX_CONCURRENT."""
-    # The process slot first: refusing it costs no Redis round trip and counts nothing against the admin.
-    with process_chats.slot(settings.MAX_CHATS_IN_FLIGHT), _admin_slot(admin_id):
-        yield
+
+def chat_active_key(admin_id: str) -> str:
+    return redis_key("limit", "chat-active", admin_id)
 
 
-@contextmanager
-def _admin_slot(admin_id: str) -> Iterator[None]:
-    per_minute, concurrent = settings.CHAT_REQUESTS_PER_MINUTE, settings.CHAT_MAX_CONCURRENT
-    if not per_minute and not concurrent:
-        yield
-        return
-    now = time.time()
-    rate_key = redis_key("limit", "chat-rate", admin_id, str(int(now // 60)))
-    active_key = redis_key("limit", "chat-active", admin_id)
-    slot = secrets.token_hex(8)
-    # A slot older than any turn can last belongs to a process that died mid-turn: it no longer counts.
-    stale_before = now - settings.LLM_TIMEOUT_SECONDS - 60
-    client = redis_client()
-    pipe = client.pipeline(transaction=False)
-    pipe.incr(rate_key)
-    pipe.expire(rate_key, 61)
-    pipe.zremrangebyscore(active_key, "-inf", stale_before)
-    pipe.zadd(active_key, {slot: now})
-    pipe.zcard(active_key)
-    pipe.expire(active_key, int(settings.LLM_TIMEOUT_SECONDS) + 60)
-    requests_this_minute, _, _, _, active, _ = pipe.execute()
-    try:
-        if per_minute and requests_this_minute > per_minute:
-            raise ChatLimited(
-                f"Over CHAT_REQUESTS_PER_MINUTE ({per_minute}) for this admin.", retry_after=60 - now % 60
+_TAKE_SCRIPT = TAKE_SLOT_LUA + "return take_slot(KEYS[1], KEYS[2], unpack(ARGV))"
+
+
+@dataclass
+class AdminSlot:
+    """One turn's place among its admin's chats, counted in Redis so that the limits hold across processes.
+    Key names (under REDIS_KEY_PREFIX): limit:chat-rate:<admin>:<minute> (requests this minute) and
+    limit:chat-active:<admin> (a sorted set of the slots in flight, scored by when they were taken)."""
+
+    admin_id: str
+    started: float = field(default_factory=time.time)
+    member: str = field(default_factory=lambda: secrets.token_hex(8))
+    released: bool = False
+
+    @property
+    def limited(self) -> bool:
+        return bool(settings.CHAT_REQUESTS_PER_MINUTE or settings.CHAT_MAX_CONCURRENT)
+
+    @property
+    def active_key(self) -> str:
+        return chat_active_key(self.admin_id)
+
+    def keys(self) -> list[str]:
+        return [redis_key("limit", "chat-rate", self.admin_id, str(int(self.started // 60))), self.active_key]
+
+    def args(self) -> list[str | int | float]:
+        # A slot older than any turn can last belongs to a process that died mid-turn: it no longer counts.
+        stale_before = self.started - settings.LLM_TIMEOUT_SECONDS - 60
+        return [
+            settings.CHAT_REQUESTS_PER_MINUTE,
+            settings.CHAT_MAX_CONCURRENT,
+            self.started,
+            stale_before,
+            int(settings.LLM_TIMEOUT_SECONDS) + 60,
+            self.member,
+        ]
+
+    def refusal(self, limit: str) -> ChatLimited:
+        if limit == "rate":
+            per_minute = settings.CHAT_REQUESTS_PER_MINUTE
+            return ChatLimited(
+                f"Over CHAT_REQUESTS_PER_MINUTE ({per_minute}) for this admin.", retry_after=60 - self.started % 60
             )
-        if concurrent and active > concurrent:
-            raise ChatLimited(f"Over CHAT_MAX_CONCURRENT ({concurrent}) chats in flight for this admin.", retry_after=1)
-        yield
+        concurrent = settings.CHAT_MAX_CONCURRENT
+        return ChatLimited(f"Over CHAT_MAX_CONCURRENT ({concurrent}) chats in flight for this admin.", retry_after=1)
+
+    def release_into(self, pipe: Pipeline) -> None:
+        """Queues the slot's release on a pipeline; the caller sends it, then sets `released`."""
+        pipe.zrem(self.active_key, self.member)
+
+
+@contextmanager
+def admin_slot(slot: AdminSlot) -> Iterator[AdminSlot]:
+    """Holds the admin's slot for a turn (a stream's too): one round trip to take it, raising ChatLimited when the
+    admin is over CHAT_REQUESTS_PER_MINUTE or CHAT_MAX_CONCURRENT, and one to give it back on leaving unless the
+    turn gave it back with its last write (AdminSlot.release_into)."""
+    if slot.limited:
+        refused = redis_client().register_script(_TAKE_SCRIPT)(keys=slot.keys(), args=slot.args())
+        if refused:
+            slot.released = True  # never taken
+            raise slot.refusal(refused.decode())
+    try:
+        yield slot
     finally:
-        client.zrem(active_key, slot)
+        slot_release(slot)
+
+
+def slot_release(slot: AdminSlot) -> None:
+    if not slot.released:
+        redis_client().zrem(slot.active_key, slot.member)
+        slot.released = True

@@ -15,10 +15,11 @@ from dataclasses import asdict, dataclass, field
 from django.conf import settings
 
 from accounts.models import AdminUser
-from conversations.history import history_store, message
-from conversations.limits import chat_slot
+from conversations.history import SessionTurn, history_store, message
+from conversations.limits import AdminSlot, admin_slot, process_chats
 from conversations.trimming import trim_history, upstream_messages
 from conversations.usage import usage_record
+from core import metrics
 from llm_provider.services import llm_client
 from llm_provider.types import Completion, StreamDelta, StreamDone
 
@@ -56,9 +57,9 @@ class TurnResult:
 
 
 def turn_answer(turn: Turn) -> TurnResult:
-    with _turn_held(turn) as upstream:
+    with _turn_held(turn) as (upstream, held):
         completion = llm_client().complete(upstream, **turn.options.llm_kwargs())
-        return _turn_record(turn, completion)
+        return _turn_record(turn, held, completion)
 
 
 def turn_stream(turn: Turn) -> Iterator[StreamDelta | TurnResult]:
@@ -66,40 +67,51 @@ def turn_stream(turn: Turn) -> Iterator[StreamDelta | TurnResult]:
 
     Failures before the first piece are raised from the first next(), so the caller can still answer with an
     error status. Closing the generator early closes the upstream request and stores nothing."""
-    with _turn_held(turn) as upstream:
+    with _turn_held(turn) as (upstream, held):
         completion = yield from _relay(llm_client().stream(upstream, **turn.options.llm_kwargs()))
-        yield _turn_record(turn, completion)
+        yield _turn_record(turn, held, completion)
 
 
 def last_user_text(messages: list[dict[str, str]]) -> str | None:
     return next((m["content"] for m in reversed(messages) if m["role"] == "user"), None)
 
 
+@dataclass
+class _StatelessTurn:
+    """A turn without a session: only the admin's slot is held, and only the admin's usage totals are written."""
+
+    slot: AdminSlot
+    conversation: None = None
+
+    def finish(self, messages: list[dict[str, str]], usage: dict[str, int]) -> None:
+        usage_record(self.slot, usage)  # and the slot given back, in the same round trip
+
+
 @contextmanager
-def _turn_held(turn: Turn) -> Iterator[list[dict[str, str]]]:
-    """Holds the chat slots (and the session's lock) for the turn; gives what goes upstream."""
-    with ExitStack() as stack:
-        stack.enter_context(chat_slot(turn.admin.id))
-        history: list[dict[str, str]] = []
-        if turn.session_id is not None:
-            store = history_store()
-            stack.enter_context(store.session_lock(turn.admin.id, turn.session_id))
-            conversation = store.get(turn.admin.id, turn.session_id)
-            history = trim_history(
-                conversation.messages if conversation else [],
-                max_messages=settings.HISTORY_MAX_MESSAGES,
-                max_tokens=settings.HISTORY_MAX_TOKENS,
-            )
-        yield upstream_messages(turn.messages, history, system_prompt=settings.SYSTEM_PROMPT)
+def _turn_held(turn: Turn) -> Iterator[tuple[list[dict[str, str]], SessionTurn | _StatelessTurn]]:
+    """Holds the chat slots (and the session's lock) for the turn; gives what goes upstream, and the hold whose
+    `finish` stores the turn. The process slot comes first: refusing it costs no Redis round trip and counts
+    nothing against the admin."""
+    with process_chats.slot(settings.MAX_CHATS_IN_FLIGHT), ExitStack() as stack:
+        slot = AdminSlot(turn.admin.id)
+        held: SessionTurn | _StatelessTurn
+        if turn.session_id is None:
+            held = _StatelessTurn(stack.enter_context(admin_slot(slot)))
+        else:
+            held = stack.enter_context(history_store().session_turn(slot, turn.session_id))
+        history = trim_history(
+            held.conversation.messages if held.conversation else [],
+            max_messages=settings.HISTORY_MAX_MESSAGES,
+            max_tokens=settings.HISTORY_MAX_TOKENS,
+        )
+        yield upstream_messages(turn.messages, history, system_prompt=settings.SYSTEM_PROMPT), held
 
 
-def _turn_record(turn: Turn, completion: Completion) -> TurnResult:
+def _turn_record(turn: Turn, held: SessionTurn | _StatelessTurn, completion: Completion) -> TurnResult:
     usage = {**asdict(completion.usage), "requests": 1}
-    totals = None
-    if turn.session_id is not None:
-        stored = [message("user", last_user_text(turn.messages) or ""), message("assistant", completion.content)]
-        totals = history_store().append(turn.admin.id, turn.session_id, stored, usage)
-    usage_record(turn.admin.id, usage)
+    metrics.tokens_record(usage)
+    stored = [message("user", last_user_text(turn.messages) or ""), message("assistant", completion.content)]
+    totals = held.finish(stored, usage)
     return TurnResult(completion=completion, session_id=turn.session_id, usage=usage, session_usage=totals)
 
 

@@ -24,6 +24,7 @@ from conversations.history.base import (
     HistoryFull,
     HistoryStore,
     SessionBusy,
+    SessionTurn,
     message,
     now_iso,
 )
@@ -40,6 +41,7 @@ __all__ = [
     "HistoryStore",
     "RedisHistoryStore",
     "SessionBusy",
+    "SessionTurn",
     "history_store",
     "message",
     "now_iso",

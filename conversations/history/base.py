@@ -8,6 +8,8 @@ from typing import Protocol
 
 from django.conf import settings
 
+from conversations.limits import AdminSlot
+from conversations.usage import USAGE_FIELDS
 from core.exceptions import ServiceError
 from core.timestamps import utcnow_iso
 
@@ -53,22 +55,32 @@ def message(role: str, content: str) -> dict[str, str]:
     return {"role": role, "content": content, "at": now_iso()}
 
 
-USAGE_FIELDS = ("prompt_tokens", "completion_tokens", "total_tokens", "requests")
+class SessionTurn(Protocol):
+    """A turn's hold on its session, from `HistoryStore.session_turn`."""
+
+    conversation: Conversation | None  # the session's history when the turn began; None for a new session
+
+    def finish(self, messages: list[dict[str, str]], usage: dict[str, int]) -> dict[str, int]:
+        """Stores the turn and adds its usage to the session's and the admin's totals, then gives back the lock and
+        the admin's slot; returns the session's usage totals, this turn included."""
+        ...
 
 
 class HistoryStore(Protocol):
     backend: str
 
-    def session_lock(self, admin_id: str, session_id: str) -> AbstractContextManager[None]:
-        """Serialises the turns of one session, and admits a session that is not stored yet before its first
-        turn asks the model: raises HistoryFull when the store is full and the admin is below its own cap."""
+    def session_turn(self, slot: AdminSlot, session_id: str) -> AbstractContextManager[SessionTurn]:
+        """Begins a turn: takes the admin's chat slot (ChatLimited), the session's lock, waiting up to
+        CHAT_SESSION_WAIT_SECONDS for it (SessionBusy), admits a session that is not stored yet before its turn
+        asks the model (HistoryFull when the store is full and the admin is below its own cap), and reads the
+        history. Leaving without `finish` (a failed turn) stores nothing and gives back all it holds."""
         ...
 
     def get(self, admin_id: str, session_id: str) -> Conversation | None: ...
     def append(
         self, admin_id: str, session_id: str, messages: list[dict[str, str]], usage: dict[str, int]
     ) -> dict[str, int]:
-        """Adds a turn and its usage; returns the session's usage totals, this turn included."""
+        """Adds messages and usage to a session outside a turn (no lock, no admin totals); returns its totals."""
         ...
 
     def delete(self, admin_id: str, session_id: str) -> bool: ...

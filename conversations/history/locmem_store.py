@@ -7,6 +7,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.cache import caches
@@ -17,10 +18,13 @@ from conversations.history.base import (
     Conversation,
     ConversationSummary,
     SessionBusy,
+    SessionTurn,
     history_full,
     now_iso,
     summary_of,
 )
+from conversations.limits import AdminSlot, admin_slot
+from conversations.usage import usage_record
 
 
 class _KeyedLocks:
@@ -49,6 +53,19 @@ class _KeyedLocks:
                     del self._locks[key]
 
 
+@dataclass
+class _CacheTurn:
+    store: CacheHistoryStore
+    slot: AdminSlot
+    session_id: str
+    conversation: Conversation | None
+
+    def finish(self, messages: list[dict[str, str]], usage: dict[str, int]) -> dict[str, int]:
+        totals = self.store.append(self.slot.admin_id, self.session_id, messages, usage)
+        usage_record(self.slot, usage)  # and the slot given back, in the same round trip
+        return totals
+
+
 class CacheHistoryStore:
     """History in a Django cache alias. Which sessions exist is kept in this process, like the cache itself, and
     the caps are enforced here: the cache's own cull (MAX_ENTRIES) would drop any admin's entries."""
@@ -69,10 +86,12 @@ class CacheHistoryStore:
         return f"conv:{admin_id}:{session_id}"
 
     @contextmanager
-    def session_lock(self, admin_id: str, session_id: str) -> Iterator[None]:
-        lock = self._locks.hold(self._key(admin_id, session_id), settings.CHAT_SESSION_WAIT_SECONDS)
-        with lock, self._admitted(admin_id, session_id):
-            yield
+    def session_turn(self, slot: AdminSlot, session_id: str) -> Iterator[SessionTurn]:
+        # The admin's slot is in Redis (one round trip to take it); the lock, the admission and the history are here.
+        with admin_slot(slot):
+            lock = self._locks.hold(self._key(slot.admin_id, session_id), settings.CHAT_SESSION_WAIT_SECONDS)
+            with lock, self._admitted(slot.admin_id, session_id):
+                yield _CacheTurn(self, slot, session_id, self.get(slot.admin_id, session_id))
 
     @contextmanager
     def _admitted(self, admin_id: str, session_id: str) -> Iterator[None]:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import secrets
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
+from dataclasses import dataclass
 
 from django.conf import settings
 from django_redis import get_redis_connection
-from redis.exceptions import LockError
 
 from conversations.history.base import (
     MAX_STORED_MESSAGES,
@@ -17,63 +18,112 @@ from conversations.history.base import (
     Conversation,
     ConversationSummary,
     SessionBusy,
+    SessionTurn,
     history_full,
     now_iso,
     turn_seconds,
 )
+from conversations.limits import TAKE_SLOT_LUA, AdminSlot, chat_active_key, slot_release
+from conversations.usage import usage_key
 from core.redis_store import decoded
 
-_APPEND_SCRIPT = f"""
-for i = 5, #ARGV do redis.call('RPUSH', KEYS[1], ARGV[i]) end
+# KEYS: the admin's rate counter and chats in flight (AdminSlot.keys()), the session's lock, all, the admin's index,
+# the session's messages and meta. ARGV: AdminSlot.args() (6), take the slot (1/0), lock token, lock ms, now, ttl,
+# turn seconds, MAX_SESSIONS, MAX_SESSIONS_PER_ADMIN, session, member. Returns {limit} when the admin's slot is refused,
+# {'busy'} when the session is locked (the slot, if taken, is kept for the retry), {'full', oldest activity} when a
+# new session finds no place (the lock and the slot given back), or {admission, messages, meta}.
+_BEGIN_SCRIPT = (
+    TAKE_SLOT_LUA
+    + """
+if ARGV[7] == '1' then
+  local refused = take_slot(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6])
+  if refused then return {refused} end
+end
+if not redis.call('SET', KEYS[3], ARGV[8], 'NX', 'PX', ARGV[9]) then return {'busy'} end
+local now, ttl = tonumber(ARGV[10]), tonumber(ARGV[11])
+redis.call('ZREMRANGEBYSCORE', KEYS[4], 0, now - ttl)
+redis.call('ZREMRANGEBYSCORE', KEYS[4], '(' .. (tonumber(ARGV[12]) - now), '(0')
+redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', now - ttl)
+local admission = 'admitted'
+if not redis.call('ZSCORE', KEYS[5], ARGV[15]) and redis.call('ZCARD', KEYS[5]) < tonumber(ARGV[14]) then
+  if redis.call('ZCARD', KEYS[4]) >= tonumber(ARGV[13]) then
+    redis.call('DEL', KEYS[3])
+    redis.call('ZREM', KEYS[2], ARGV[6])
+    return {'full', redis.call('ZRANGEBYSCORE', KEYS[4], '(0', '+inf', 'WITHSCORES', 'LIMIT', 0, 1)[2]}
+  end
+  redis.call('ZADD', KEYS[4], -now, ARGV[16])
+  admission = 'reserved'
+end
+return {admission, redis.call('LRANGE', KEYS[6], 0, -1), redis.call('HGETALL', KEYS[7])}
+"""
+)
+
+# KEYS: the session's messages and meta, all, the admin's index, the admin's usage totals, the session's lock, the
+# admin's chats in flight. ARGV: ttl, now (ISO), MAX_STORED_MESSAGES, usage (JSON), now, MAX_SESSIONS_PER_ADMIN,
+# session, admin, add to the admin's totals (1/0), lock token (or ''), slot (or ''), then the messages.
+# Returns the session's usage totals and the sessions evicted to keep the admin within MAX_SESSIONS_PER_ADMIN.
+_FINISH_SCRIPT = f"""
+for i = 12, #ARGV do redis.call('RPUSH', KEYS[1], ARGV[i]) end
 redis.call('LTRIM', KEYS[1], -tonumber(ARGV[3]), -1)
 redis.call('HSETNX', KEYS[2], 'created_at', ARGV[2])
 redis.call('HSET', KEYS[2], 'last_activity', ARGV[2])
-local usage = cjson.decode(ARGV[4])
-for name, value in pairs(usage) do redis.call('HINCRBY', KEYS[2], name, value) end
+for name, value in pairs(cjson.decode(ARGV[4])) do
+  redis.call('HINCRBY', KEYS[2], name, value)
+  if ARGV[9] == '1' then redis.call('HINCRBY', KEYS[5], name, value) end
+end
 redis.call('EXPIRE', KEYS[1], ARGV[1])
 redis.call('EXPIRE', KEYS[2], ARGV[1])
-return redis.call('HMGET', KEYS[2], {", ".join(f"'{name}'" for name in USAGE_FIELDS)})
+local totals = redis.call('HMGET', KEYS[2], {", ".join(f"'{name}'" for name in USAGE_FIELDS)})
+local now, ttl, member = tonumber(ARGV[5]), tonumber(ARGV[1]), ARGV[8] .. ':' .. ARGV[7]
+redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', now - ttl)
+redis.call('ZADD', KEYS[4], now, ARGV[7])
+redis.call('EXPIRE', KEYS[4], ttl)
+redis.call('ZADD', KEYS[3], now, member)
+local evicted = {{}}
+local excess = redis.call('ZCARD', KEYS[4]) - tonumber(ARGV[6])
+if excess > 0 then
+  -- Never the session just stored, even if another instance's clock gave an older one a later score.
+  for _, id in ipairs(redis.call('ZRANGE', KEYS[4], 0, excess)) do
+    if id ~= ARGV[7] and #evicted < excess then evicted[#evicted + 1] = id end
+  end
+  redis.call('ZREM', KEYS[4], unpack(evicted))
+  for _, id in ipairs(evicted) do redis.call('ZREM', KEYS[3], ARGV[8] .. ':' .. id) end
+end
+if ARGV[10] ~= '' and redis.call('GET', KEYS[6]) == ARGV[10] then redis.call('DEL', KEYS[6]) end
+if ARGV[11] ~= '' then redis.call('ZREM', KEYS[7], ARGV[11]) end
+return {{totals, evicted}}
 """
 
-# KEYS: all, the admin's index. ARGV: now, ttl, turn seconds, MAX_SESSIONS, MAX_SESSIONS_PER_ADMIN, session, member.
-_ADMIT_SCRIPT = """
-local now = tonumber(ARGV[1])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], 0, now - tonumber(ARGV[2]))
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '(' .. (tonumber(ARGV[3]) - now), '(0')
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - tonumber(ARGV[2]))
-if redis.call('ZSCORE', KEYS[2], ARGV[6]) or redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[5]) then
-  return {'admitted'}
-end
-if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[4]) then
-  redis.call('ZADD', KEYS[1], -now, ARGV[7])
-  return {'reserved'}
-end
-return {'full', redis.call('ZRANGEBYSCORE', KEYS[1], '(0', '+inf', 'WITHSCORES', 'LIMIT', 0, 1)[2]}
-"""
-
-# KEYS: all, the admin's index. ARGV: now, ttl, MAX_SESSIONS_PER_ADMIN, session, admin. Returns the evicted sessions.
-_RECORD_SCRIPT = """
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', tonumber(ARGV[1]) - tonumber(ARGV[2]))
-redis.call('ZADD', KEYS[2], ARGV[1], ARGV[4])
-redis.call('EXPIRE', KEYS[2], ARGV[2])
-redis.call('ZADD', KEYS[1], ARGV[1], ARGV[5] .. ':' .. ARGV[4])
-local excess = redis.call('ZCARD', KEYS[2]) - tonumber(ARGV[3])
-local evicted = {}
-if excess <= 0 then return evicted end
--- Never the session just stored, even if another instance's clock gave an older one a later score.
-for _, id in ipairs(redis.call('ZRANGE', KEYS[2], 0, excess)) do
-  if id ~= ARGV[4] and #evicted < excess then evicted[#evicted + 1] = id end
-end
-redis.call('ZREM', KEYS[2], unpack(evicted))
-for _, id in ipairs(evicted) do redis.call('ZREM', KEYS[1], ARGV[5] .. ':' .. id) end
-return evicted
-"""
-
-# KEYS: all. ARGV: member. Frees a reserved place that its turn did not turn into a stored session.
+# KEYS: all, the session's lock, the admin's chats in flight. ARGV: member, lock token, slot, reserved (1/0).
+# Gives back what a turn that stored nothing holds: its lock, its slot, and a place reserved for a new session.
 _RELEASE_SCRIPT = """
-local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
-if score and tonumber(score) < 0 then redis.call('ZREM', KEYS[1], ARGV[1]) end
+if ARGV[4] == '1' then
+  local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
+  if score and tonumber(score) < 0 then redis.call('ZREM', KEYS[1], ARGV[1]) end
+end
+if redis.call('GET', KEYS[2]) == ARGV[2] then redis.call('DEL', KEYS[2]) end
+if ARGV[3] ~= '' then redis.call('ZREM', KEYS[3], ARGV[3]) end
 """
+
+
+_LOCK_RETRY_SECONDS = 0.02
+
+
+@dataclass
+class _RedisTurn:
+    store: RedisHistoryStore
+    slot: AdminSlot
+    session_id: str
+    lock_token: str
+    conversation: Conversation | None
+    finished: bool = False
+
+    def finish(self, messages: list[dict[str, str]], usage: dict[str, int]) -> dict[str, int]:
+        totals = self.store._store_turn(
+            self.slot.admin_id, self.session_id, messages, usage, slot=self.slot, lock_token=self.lock_token
+        )
+        self.finished = True
+        return totals
 
 
 class RedisHistoryStore:
@@ -84,16 +134,24 @@ class RedisHistoryStore:
     {conv-index}:all                   sorted set of every "<admin>:<session>" by last activity, and of the places
                                        reserved for new sessions, scored minus the time they were reserved (so each
                                        kind expires on its own clock, and stored sessions are counted apart)
-    The index keys share a hash tag, so that admitting and recording a session are one script each.
+    conv-lock:<admin>:<session>        the session's lock: a random token per turn, expiring after turn_seconds()
+    A turn with a session costs two round trips: the begin script (the admin's chat slot, the lock, the admission
+    of a new session, the history read) and the finish script (the messages, the session's and the admin's usage,
+    the indexes, and the lock and slot given back); a failed turn ends with the release script instead.
+
+    Redis Cluster: every key a script uses is declared in its KEYS, but those keys are not in one slot yet. The
+    index keys share the {conv-index} tag, a session's two keys share theirs, while the lock, the admin's
+    limit:chat-rate/limit:chat-active and usage keys have none. One slot for all of them would need a common hash
+    tag, and with {conv-index}:all in every turn that tag would put every turn's keys on one node: the store-wide
+    count would first have to leave the per-turn scripts (or the scripts split per slot, at a round trip each).
     """
 
     backend = "redis"
 
     def __init__(self) -> None:
         self._redis = get_redis_connection("default")
-        self._append = self._redis.register_script(_APPEND_SCRIPT)
-        self._admit = self._redis.register_script(_ADMIT_SCRIPT)
-        self._record = self._redis.register_script(_RECORD_SCRIPT)
+        self._begin = self._redis.register_script(_BEGIN_SCRIPT)
+        self._finish = self._redis.register_script(_FINISH_SCRIPT)
         self._release = self._redis.register_script(_RELEASE_SCRIPT)
 
     @staticmethod
@@ -110,85 +168,140 @@ class RedisHistoryStore:
     def _all_key() -> str:
         return f"{settings.REDIS_KEY_PREFIX}:{{conv-index}}:all"
 
-    @contextmanager
-    def session_lock(self, admin_id: str, session_id: str) -> Iterator[None]:
-        lock = self._redis.lock(
-            f"{settings.REDIS_KEY_PREFIX}:conv-lock:{admin_id}:{session_id}",
-            timeout=turn_seconds(),
-            blocking_timeout=settings.CHAT_SESSION_WAIT_SECONDS,
-            sleep=0.02,
-            # A streamed turn takes the lock in the request thread and releases it in the stream's thread.
-            thread_local=False,
-        )
-        if not lock.acquire():
-            raise SessionBusy("Another message to this session is still being answered; retry shortly.")
-        try:
-            with self._admitted(admin_id, session_id):
-                yield
-        finally:
-            # LockError: it expired, the turn outlived the lock's safety timeout.
-            with suppress(LockError):
-                lock.release()
+    @staticmethod
+    def _lock_key(admin_id: str, session_id: str) -> str:
+        # The name redis-py's Lock used, so that instances of either version exclude each other.
+        return f"{settings.REDIS_KEY_PREFIX}:conv-lock:{admin_id}:{session_id}"
 
     @contextmanager
-    def _admitted(self, admin_id: str, session_id: str) -> Iterator[None]:
-        now = time.time()
-        member = f"{admin_id}:{session_id}"
-        outcome, *oldest = self._admit(
-            keys=[self._all_key(), self._index_key(admin_id)],
+    def session_turn(self, slot: AdminSlot, session_id: str) -> Iterator[SessionTurn]:
+        """One round trip (the begin script) takes the admin's slot, the session's lock, a new session's place and
+        reads the history; while another turn holds the session, the script is retried (without taking the slot
+        again) every 20 ms for up to CHAT_SESSION_WAIT_SECONDS."""
+        admin_id = slot.admin_id
+        lock_key, member = self._lock_key(admin_id, session_id), f"{admin_id}:{session_id}"
+        token = secrets.token_hex(16)
+        keys = [*slot.keys(), lock_key, self._all_key(), self._index_key(admin_id), *self._keys(admin_id, session_id)]
+        give_up_at = time.monotonic() + settings.CHAT_SESSION_WAIT_SECONDS
+        take_slot = slot.limited
+        while True:
+            now = time.time()
+            outcome, *found = self._begin(
+                keys=keys,
+                args=[
+                    *slot.args(),
+                    int(take_slot),
+                    token,
+                    int(turn_seconds() * 1000),
+                    now,
+                    settings.MEMORY_TTL_SECONDS,
+                    turn_seconds(),
+                    settings.MAX_SESSIONS,
+                    settings.MAX_SESSIONS_PER_ADMIN,
+                    session_id,
+                    member,
+                ],
+            )
+            if outcome != b"busy":
+                break
+            take_slot = False  # taken by the first try, if the limits are on
+            if time.monotonic() + _LOCK_RETRY_SECONDS > give_up_at:
+                slot_release(slot)
+                raise SessionBusy("Another message to this session is still being answered; retry shortly.")
+            time.sleep(_LOCK_RETRY_SECONDS)
+        if outcome in (b"rate", b"concurrent"):
+            slot.released = True  # never taken
+            raise slot.refusal(outcome.decode())
+        if outcome == b"full":
+            slot.released = True  # given back by the script, with the lock
+            raise history_full(float(found[0]) if found else None, now)
+        raw_messages, meta = found
+        turn = _RedisTurn(self, slot, session_id, token, self._conversation(session_id, raw_messages, meta))
+        try:
+            yield turn
+        finally:
+            if not turn.finished:
+                self._release(
+                    keys=[self._all_key(), lock_key, slot.active_key],
+                    args=[member, token, "" if slot.released else slot.member, int(outcome == b"reserved")],
+                )
+                slot.released = True
+
+    def _store_turn(
+        self,
+        admin_id: str,
+        session_id: str,
+        messages: list[dict[str, str]],
+        usage: dict[str, int],
+        *,
+        slot: AdminSlot | None = None,
+        lock_token: str = "",
+    ) -> dict[str, int]:
+        """The finish script, then (only when the admin went over MAX_SESSIONS_PER_ADMIN) the evicted sessions'
+        keys deleted: their names are known only once the script has chosen them."""
+        ttl = settings.MEMORY_TTL_SECONDS
+        counted = {name: usage[name] for name in USAGE_FIELDS if name in usage}
+        totals, evicted = self._finish(
+            keys=[
+                *self._keys(admin_id, session_id),
+                self._all_key(),
+                self._index_key(admin_id),
+                usage_key(admin_id),
+                self._lock_key(admin_id, session_id),
+                chat_active_key(admin_id),
+            ],
             args=[
-                now,
-                settings.MEMORY_TTL_SECONDS,
-                turn_seconds(),
-                settings.MAX_SESSIONS,
+                ttl,
+                now_iso(),
+                MAX_STORED_MESSAGES,
+                json.dumps(counted),
+                time.time(),
                 settings.MAX_SESSIONS_PER_ADMIN,
                 session_id,
-                member,
+                admin_id,
+                int(slot is not None),
+                lock_token,
+                "" if slot is None or slot.released else slot.member,
+                *(json.dumps(m) for m in messages),
             ],
         )
-        if outcome == b"full":
-            raise history_full(float(oldest[0]) if oldest else None, now)
-        try:
-            yield
-        finally:
-            if outcome == b"reserved":
-                self._release(keys=[self._all_key()], args=[member])
-
-    def get(self, admin_id: str, session_id: str) -> Conversation | None:
-        messages_key, meta_key = self._keys(admin_id, session_id)
-        pipe = self._redis.pipeline(transaction=False)
-        pipe.lrange(messages_key, 0, -1)
-        pipe.hgetall(meta_key)
-        raw_messages, meta = pipe.execute()
-        if not meta:
-            return None
-        meta = decoded(meta)
-        return Conversation(
-            session_id=session_id,
-            messages=[json.loads(m) for m in raw_messages],
-            created_at=meta.get("created_at", ""),
-            last_activity=meta.get("last_activity", ""),
-            usage={name: int(meta.get(name, 0)) for name in USAGE_FIELDS},
-        )
-
-    def append(
-        self, admin_id: str, session_id: str, messages: list[dict[str, str]], usage: dict[str, int]
-    ) -> dict[str, int]:
-        ttl = settings.MEMORY_TTL_SECONDS
-        totals = self._append(
-            keys=self._keys(admin_id, session_id),
-            args=[ttl, now_iso(), MAX_STORED_MESSAGES, json.dumps(usage), *(json.dumps(m) for m in messages)],
-        )
-        evicted = self._record(
-            keys=[self._all_key(), self._index_key(admin_id)],
-            args=[time.time(), ttl, settings.MAX_SESSIONS_PER_ADMIN, session_id, admin_id],
-        )
+        if slot is not None:
+            slot.released = True
         if evicted:
             pipe = self._redis.pipeline(transaction=False)
             for old_session in evicted:
                 pipe.delete(*self._keys(admin_id, old_session.decode()))
             pipe.execute()
         return {name: int(value or 0) for name, value in zip(USAGE_FIELDS, totals, strict=True)}
+
+    def append(
+        self, admin_id: str, session_id: str, messages: list[dict[str, str]], usage: dict[str, int]
+    ) -> dict[str, int]:
+        return self._store_turn(admin_id, session_id, messages, usage)
+
+    def get(self, admin_id: str, session_id: str) -> Conversation | None:
+        messages_key, meta_key = self._keys(admin_id, session_id)
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.lrange(messages_key, 0, -1)
+        pipe.hgetall(meta_key)
+        return self._conversation(session_id, *pipe.execute())
+
+    @staticmethod
+    def _conversation(
+        session_id: str, raw_messages: list[bytes], meta: dict[bytes, bytes] | list[bytes]
+    ) -> Conversation | None:
+        if not meta:
+            return None
+        if isinstance(meta, list):  # HGETALL from a script: a flat list of fields and values
+            meta = dict(zip(meta[::2], meta[1::2], strict=True))
+        fields = decoded(meta)
+        return Conversation(
+            session_id=session_id,
+            messages=[json.loads(m) for m in raw_messages],
+            created_at=fields.get("created_at", ""),
+            last_activity=fields.get("last_activity", ""),
+            usage={name: int(fields.get(name, 0)) for name in USAGE_FIELDS},
+        )
 
     def _remove(self, admin_id: str, session_id: str) -> int:
         pipe = self._redis.pipeline(transaction=False)

@@ -3,8 +3,12 @@ from __future__ import annotations
 import threading
 from http import HTTPStatus
 
+import pytest
 from rest_framework.test import APIClient
 
+from conversations.history import SessionBusy, history_store
+from conversations.limits import AdminSlot
+from core.redis_store import redis_client
 from tests.conftest import wait_for
 from tests.conversations.conftest import chat
 
@@ -114,3 +118,16 @@ def test_a_stream_the_client_leaves_gives_its_process_slot_back(alice_client, fa
     held.close()
 
     wait_for(lambda: chat(alice_client, "hi", session_id="b").status_code == HTTPStatus.OK)
+
+
+def test_a_turn_that_waits_for_its_session_counts_once_and_gives_its_slot_back(history_backend, alice, settings):
+    settings.CHAT_SESSION_WAIT_SECONDS = 0.2
+    store = history_store()
+    holder = AdminSlot(alice.id)
+    with store.session_turn(holder, "s1"):
+        with pytest.raises(SessionBusy), store.session_turn(AdminSlot(alice.id), "s1"):
+            pass  # pragma: no cover - never entered
+        assert redis_client().zcard(holder.active_key) == 1  # only the holder's slot
+
+    assert redis_client().zcard(holder.active_key) == 0
+    assert int(redis_client().get(holder.keys()[0])) == 2  # the waiting turn's retries counted once

@@ -1,0 +1,61 @@
+"""How many Redis round trips a chat costs (issue 11). Besides the token's login-session check, a turn's own Redis
+work is one round trip to begin it (admin slot, session lock, admission, history read) and one to finish it
+(stored turn, usage, indexes, releases): three in all with the Redis history."""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+
+import pytest
+from redis.connection import AbstractConnection
+
+from tests.conversations.conftest import chat
+
+
+@pytest.fixture
+def round_trips(monkeypatch) -> list[bytes]:
+    sent: list[bytes] = []
+    real = AbstractConnection.send_packed_command
+
+    def counting(self, command, check_health=True):
+        sent.append(command)
+        return real(self, command, check_health)
+
+    monkeypatch.setattr(AbstractConnection, "send_packed_command", counting)
+    return sent
+
+
+def counted(round_trips: list[bytes], send) -> int:
+    round_trips.clear()
+    response = send()
+    assert response.status_code == HTTPStatus.OK, response.content
+    return len(round_trips)
+
+
+def stateless(client):
+    return client.post(
+        "/v1/chat/completions",
+        {"model": "openai/gpt-oss-20b", "messages": [{"role": "user", "content": "hi"}]},
+        format="json",
+    )
+
+
+def test_round_trips_per_chat(history_backend, alice_client, round_trips):
+    chat(alice_client, "warm up", "warm")  # connections opened, scripts loaded
+    counts = {
+        "new session": counted(round_trips, lambda: chat(alice_client, "hi", "s1")),
+        "continued session": counted(round_trips, lambda: chat(alice_client, "again", "s1")),
+        "stateless": counted(round_trips, lambda: stateless(alice_client)),
+    }
+    # The token's login session, the turn's begin, the turn's finish.
+    assert counts == {"new session": 3, "continued session": 3, "stateless": 3}
+
+
+def test_a_session_evicted_for_a_new_one_costs_one_more(alice_client, round_trips, settings):
+    settings.HISTORY_BACKEND = "redis"
+    settings.MAX_SESSIONS_PER_ADMIN = 1
+    chat(alice_client, "hi", "s1")
+
+    # Its keys are named only once the finish script has chosen it, so they are deleted in a round trip of their own.
+    assert counted(round_trips, lambda: chat(alice_client, "hi", "s2")) == 4
+    assert alice_client.get("/chat/sessions/s1").status_code == HTTPStatus.NOT_FOUND
