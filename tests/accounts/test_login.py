@@ -101,3 +101,17 @@ def test_the_access_token_expires_after_the_configured_minutes(api, alice):
     body = api.post("/admin/login", {"username": "alice", "password": ALICE_PASSWORD}, format="json").json()
     claims = jwt.decode(body["access_token"], options={"verify_signature": False})
     assert claims["exp"] - claims["iat"] == settings.ACCESS_TOKEN_EXPIRE_MINUTES * 60
+
+
+def test_a_json_login_sent_without_its_content_type_is_a_415_that_says_what_to_send(api, alice):
+    body = '{"username":"alice", "password":"alice-password-1"}'  # what curl -d sends as a form
+
+    response = api.post("/admin/login", body, content_type="application/x-www-form-urlencoded")
+
+    assert response.status_code == HTTPStatus.UNSUPPORTED_MEDIA_TYPE
+    assert "Content-Type: application/json" in response.json()["detail"]
+
+
+def test_a_real_form_login_still_works(api, alice):
+    response = api.post("/admin/login", {"username": "alice", "password": "alice-password-1"}, format="multipart")
+    assert response.status_code == HTTPStatus.OK
