@@ -16,6 +16,11 @@ TAG = "admin"
 @extend_schema(
     tags=[TAG],
     summary="Log in and receive a JWT",
+    description=(
+        "Checks the username and password and answers an access token (send it as `Authorization: Bearer ...`; "
+        "in Swagger UI press **Authorize** and paste it) and a refresh token for `POST /admin/refresh`. Failed "
+        "logins are throttled per client address and per username from that address (429 with Retry-After)."
+    ),
     request=serializers.LoginRequestSerializer,
     responses={200: serializers.LoginResponseSerializer, **error_responses(400, 401, 429, 503)},
     examples=[OpenApiExample("Default admin", value={"username": "admin", "password": "admin123"}, request_only=True)],

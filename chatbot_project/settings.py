@@ -294,6 +294,9 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     "SWAGGER_UI_SETTINGS": {"persistAuthorization": True},
+    # One Bearer scheme for a JWT or an API key (accounts/schema.py); the browser session is no credential a
+    # Swagger user types in.
+    "AUTHENTICATION_WHITELIST": ["accounts.authentication.RedisJWTAuthentication"],
     "PREPROCESSING_HOOKS": ["core.schema.document_paths_without_optional_slash"],
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",

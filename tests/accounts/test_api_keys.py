@@ -199,6 +199,8 @@ def test_deleteadmin_revokes_the_admins_keys(alice, bob):
     assert key_client(raw).get("/admin/info").status_code == HTTPStatus.UNAUTHORIZED
 
 
-def test_the_schema_documents_the_api_key_scheme(api):
+def test_the_schema_offers_one_bearer_scheme_for_a_token_or_a_key(api):
     schemes = api.get("/openapi.json").json()["components"]["securitySchemes"]
-    assert schemes["apiKeyAuth"]["scheme"] == "bearer"
+    assert list(schemes) == ["jwtAuth"]  # no separate API key scheme, no session cookie box
+    assert schemes["jwtAuth"]["scheme"] == "bearer"
+    assert "API key" in schemes["jwtAuth"]["description"]
