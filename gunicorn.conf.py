@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import sys
 
 import django
@@ -59,9 +60,32 @@ loglevel = os.environ.get("LOG_LEVEL", "info").lower()
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
 
 
+# gunicorn's control socket (for `gunicornc`, which this service does not use) defaults to one path per user, so
+# two instances on one host would share it.
+control_socket_disable = True
+
+
+def _address_in_use(address: str) -> bool:
+    """Whether another process listens on `address` (host:port), checked as gunicorn will bind it."""
+    host, _, port = address.rpartition(":")
+    if not port.isdigit():
+        return False  # a unix socket or fd://: gunicorn reports those itself
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host.strip("[]"), int(port)))
+        except OSError:
+            return True
+    return False
+
+
 def on_starting(server: object) -> None:
-    """What `manage.py ensureadmin` does: refuse to start without Redis or with an admin on a known default
-    password (with DEBUG off); create the default admin when none exists."""
+    """Refuse to start on a port in use, and do what `manage.py ensureadmin` does: refuse to start without Redis
+    or with an admin on a known default password (with DEBUG off); create the default admin when none exists."""
+    for address in server.cfg.bind:  # type: ignore[attr-defined]
+        if _address_in_use(address):
+            sys.exit(f"{address} is in use by another program: set PORT to a free port, e.g. PORT=9000 make run")
     try:
         call_command("ensureadmin")
     except CommandError as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import uuid
 from http import HTTPStatus
@@ -67,3 +68,22 @@ def test_the_server_stops_on_a_bad_setting():
 
     assert result.returncode != 0
     assert "TEMPERATURE" in result.stderr
+
+
+def test_a_port_in_use_stops_startup_saying_to_set_port():
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            server_command(port), cwd=ROOT, env=server_env(), capture_output=True, text=True, timeout=60
+        )
+
+    assert result.returncode != 0
+    assert "PORT=" in result.stderr + result.stdout
+
+
+def test_an_instance_keeps_no_control_socket_that_another_on_the_host_would_share(tmp_path):
+    with running_server(HOME=str(tmp_path), XDG_RUNTIME_DIR=str(tmp_path)) as url:
+        assert httpx.get(f"{url}/health/live").status_code == HTTPStatus.OK
+        assert not list(tmp_path.rglob("*.ctl"))
