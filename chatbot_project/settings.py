@@ -8,6 +8,7 @@ import os
 import sys
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from corsheaders.defaults import default_headers as default_cors_headers
 from django.core.exceptions import ImproperlyConfigured
@@ -221,6 +222,11 @@ RESPONSE_WRITE_TIMEOUT_SECONDS = env_float("RESPONSE_WRITE_TIMEOUT_SECONDS", 10.
 LLM_PROVIDER = env_choice("LLM_PROVIDER", "chatgroq", ("chatgroq",))
 GROQ_API_KEY = env_str("GROQ_API_KEY")
 GROQ_BASE_URL = env_str("GROQ_BASE_URL", "https://api.groq.com/openai/v1").rstrip("/")
+if urlsplit(GROQ_BASE_URL).scheme not in ("http", "https") or not urlsplit(GROQ_BASE_URL).hostname:
+    raise ImproperlyConfigured(
+        f"GROQ_BASE_URL must be an http:// or https:// URL with a host, such as https://api.groq.com/openai/v1; "
+        f"got {GROQ_BASE_URL!r}"
+    )
 GROQ_MODEL_NAME = env_str("GROQ_MODEL_NAME", "openai/gpt-oss-20b")
 # Models a chat request may pick with `model`; the configured one always.
 CHAT_ALLOWED_MODELS = sorted({GROQ_MODEL_NAME, *env_list("CHAT_ALLOWED_MODELS", [])})

@@ -49,6 +49,8 @@ def test_good_settings_pass():
         ("LLM_PROVIDER", "openai"),
         ("ACCESS_TOKEN_EXPIRE_MINUTES", "1.5"),
         ("REDIS_TIMEOUT_SECONDS", "nan"),
+        ("GROQ_BASE_URL", "api.groq.com/openai/v1"),
+        ("GROQ_BASE_URL", "ftp://api.groq.com"),
         ("MAX_REQUEST_MESSAGES", "0"),
         ("MAX_REQUEST_CHARS", "100"),  # below MAX_MESSAGE_CHARS
     ],
