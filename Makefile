@@ -23,16 +23,16 @@ $(VENV)/.bench: requirements.txt requirements-dev.txt requirements-bench.txt | $
 	$(PY) -m pip install --quiet -r requirements-bench.txt
 	touch $@ $(VENV)/.dev $(VENV)/.runtime
 
-# A local .env with a random SECRET_KEY and DEBUG on (so the default admin/admin123 works locally).
-.env: | $(VENV)/bin/python
-	@$(PY) -c "import secrets; print('# Local development settings (never commit this file).'); \
-	print('SECRET_KEY=' + secrets.token_urlsafe(48)); print('DEBUG=true')" > .env
-	@echo "Wrote .env with a random SECRET_KEY and DEBUG=true."
+# A local .env with a random SECRET_KEY and DEBUG on (so the default admin/admin123 works locally), or an empty
+# SECRET_KEY of a copied .env.example filled in.
+.PHONY: local-env
+local-env: | $(VENV)/bin/python
+	@$(PY) -m chatbot_project.local_env .env
 
-run: $(VENV)/.runtime .env
+run: $(VENV)/.runtime local-env
 	PORT=$(PORT) $(VENV)/bin/gunicorn -c gunicorn.conf.py chatbot_project.wsgi
 
-dev: $(VENV)/.runtime .env
+dev: $(VENV)/.runtime local-env
 	$(PY) manage.py ensureadmin
 	$(PY) manage.py runserver 127.0.0.1:$(PORT)
 

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from chatbot_project.local_env import local_env_prepare
+
 ROOT = Path(__file__).resolve().parent.parent
 GOOD = {
     "SECRET_KEY": secrets.token_urlsafe(48),
@@ -101,3 +103,23 @@ def test_it_refuses_as_many_chats_in_flight_as_threads(threads, cap):
     assert result.returncode != 0
     assert "GUNICORN_THREADS" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_copy_of_env_example_runs_once_make_run_fills_in_its_secret_key(tmp_path):
+    env_file = tmp_path / ".env"
+    env_file.write_text((ROOT / ".env.example").read_text())
+
+    assert local_env_prepare(env_file) is not None
+    result = manage_check(ENV_FILE=str(env_file), SECRET_KEY=None, DEBUG=None)
+
+    assert result.returncode == 0, result.stderr
+    assert local_env_prepare(env_file) is None  # a filled-in key is kept
+
+
+def test_make_run_writes_a_local_env_when_there_is_none(tmp_path):
+    env_file = tmp_path / ".env"
+
+    local_env_prepare(env_file)
+
+    assert "DEBUG=true" in env_file.read_text()
+    assert manage_check(ENV_FILE=str(env_file), SECRET_KEY=None, DEBUG=None).returncode == 0
