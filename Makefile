@@ -29,10 +29,15 @@ $(VENV)/.bench: requirements.txt requirements-dev.txt requirements-bench.txt | $
 local-env: | $(VENV)/bin/python
 	@$(PY) -m chatbot_project.local_env .env
 
-run: $(VENV)/.runtime local-env
+# When no Redis answers where the service (or the test suite) will look on this machine, start one.
+.PHONY: local-redis
+local-redis: $(VENV)/.runtime
+	@$(PY) -m chatbot_project.local_redis
+
+run: $(VENV)/.runtime local-env local-redis
 	PORT=$(PORT) $(VENV)/bin/gunicorn -c gunicorn.conf.py chatbot_project.wsgi
 
-dev: $(VENV)/.runtime local-env
+dev: $(VENV)/.runtime local-env local-redis
 	$(PY) manage.py ensureadmin
 	$(PY) manage.py runserver 127.0.0.1:$(PORT)
 
@@ -46,13 +51,13 @@ chromium:
 	fi
 
 test: $(VENV)/.dev chromium
+	@$(PY) -m chatbot_project.local_redis $${TEST_REDIS_URL:-redis://127.0.0.1:6379/15}
 	$(PY) -m pytest
 
 # The fake upstream, the service under gunicorn.conf.py and a load generator, all on this machine (about 7 minutes);
 # a local Redis is installed and started when none answers. BENCH_ARGS=--quick for a short try.
 bench: $(VENV)/.bench
-	@command -v redis-server >/dev/null || (apt-get update && apt-get install -y redis-server)
-	@redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 || redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no
+	@$(PY) -m chatbot_project.local_redis redis://127.0.0.1:6379/0
 	$(PY) -m bench.run $(BENCH_ARGS)
 
 lint: $(VENV)/.dev
