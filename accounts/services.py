@@ -13,6 +13,7 @@ import logging
 import re
 import secrets
 import unicodedata
+from contextlib import suppress
 
 from django.conf import settings
 
@@ -139,6 +140,11 @@ def admin_create(*, username: str, password: str, check_password: bool = True) -
 
 def admin_authenticate(*, username: str, password: str) -> AdminUser | None:
     admin = admin_get_by_username(username)
+    if admin is None and username == settings.DEFAULT_ADMIN_USERNAME:
+        # Redis restarted empty (the quick start's keeps nothing on disk): the default admin comes back, as at start.
+        with suppress(WeakDefaultPassword):
+            admin_ensure_default()
+        admin = admin_get_by_username(username)
     if not password_matches(password, admin.password_hash if admin else None):
         return None
     return admin
@@ -214,7 +220,8 @@ def admin_ensure_default() -> AdminUser | None:
     if weak and not settings.DEBUG:
         raise WeakDefaultPassword(
             "No admin exists and DEFAULT_ADMIN_PASSWORD is missing or weak (use 12+ characters, not a known "
-            "default). Set it, or create an admin with: python manage.py createadmin USERNAME"
+            "default). Set it, or create an admin with: .venv/bin/python manage.py createadmin USERNAME "
+            "(in Docker: python manage.py createadmin USERNAME)"
         )
     try:
         admin = admin_create(username=username, password=password, check_password=False)
@@ -259,7 +266,7 @@ def admin_startup_check() -> AdminUser | None:
         names = ", ".join(repr(name) for name in weak)
         raise WeakDefaultPassword(
             f"Admin(s) {names} still have a well-known default password (such as admin123), and DEBUG is off. "
-            "Change it with: python manage.py changeadminpassword USERNAME "
+            "Change it with: .venv/bin/python manage.py changeadminpassword USERNAME (in Docker: python manage.py ...) "
             "(or set ALLOW_KNOWN_ADMIN_PASSWORDS=true to start anyway)."
         )
     return created

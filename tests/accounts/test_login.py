@@ -115,3 +115,24 @@ def test_a_json_login_sent_without_its_content_type_is_a_415_that_says_what_to_s
 def test_a_real_form_login_still_works(api, alice):
     response = api.post("/admin/login", {"username": "alice", "password": "alice-password-1"}, format="multipart")
     assert response.status_code == HTTPStatus.OK
+
+
+def test_the_default_admin_comes_back_after_redis_restarts_empty(api, settings):
+    # No admin at all, as after a Redis without persistence restarted under a running service.
+    response = api.post(
+        "/admin/login",
+        {"username": settings.DEFAULT_ADMIN_USERNAME, "password": settings.DEFAULT_ADMIN_PASSWORD},
+        format="json",
+    )
+
+    assert response.status_code == HTTPStatus.OK, response.content
+
+
+def test_no_default_admin_comes_back_while_other_admins_exist(api, alice, settings):
+    response = api.post(
+        "/admin/login",
+        {"username": settings.DEFAULT_ADMIN_USERNAME, "password": settings.DEFAULT_ADMIN_PASSWORD},
+        format="json",
+    )
+
+    assert response.status_code == HTTPStatus.UNAUTHORIZED
