@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.http import HttpResponse
+from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -143,3 +144,45 @@ class MetricsView(APIView):
                 code="metrics_forbidden",
             )
         return HttpResponse(metrics_text(), content_type=CONTENT_TYPE_LATEST)
+
+
+# The endpoints the root links to, by route name: those without a path parameter.
+ROOT_LINKS = {
+    "login": "admin-login",
+    "refresh": "admin-refresh",
+    "logout": "admin-logout",
+    "admin_info": "admin-info",
+    "change_credentials": "admin-change-credentials",
+    "login_sessions": "admin-sessions",
+    "api_keys": "admin-api-keys",
+    "status": "admin-status",
+    "test_chat": "admin-test-chat",
+    "chat": "chat",
+    "chat_sessions": "chat-session-list",
+    "memory_stats": "memory-stats",
+    "openai_chat_completions": "openai-chat-completions",
+    "openai_models": "openai-models",
+    "llm_provider": "llm-provider",
+    "llm_providers": "llm-providers",
+    "llm_health": "llm-health",
+    "health": "health",
+    "liveness": "liveness",
+    "info": "info",
+    "metrics": "metrics",
+    "docs": "docs",
+    "redoc": "redoc",
+    "openapi": "openapi",
+}
+
+
+@extend_schema(
+    tags=["system"],
+    summary="API root: a link to every endpoint and to the docs",
+    responses={200: inline_serializer("ApiRoot", {"endpoints": serializers.DictField(child=serializers.URLField())})},
+)
+@api_view(["GET"])
+@authentication_classes([])
+@permission_classes([])
+def api_root(request: Request) -> Response:
+    links = {name: request.build_absolute_uri(reverse(route)) for name, route in ROOT_LINKS.items()}
+    return Response({"name": settings.SPECTACULAR_SETTINGS["TITLE"], "endpoints": links})

@@ -4,6 +4,7 @@ import logging
 from http import HTTPStatus
 
 from django.conf import settings
+from django.urls import resolve
 
 
 def test_health_reports_the_seed_fields(api):
@@ -91,3 +92,21 @@ def test_cors_lets_browsers_send_the_session_header(api, settings):
     )
 
     assert "x-session-id" in response["Access-Control-Allow-Headers"]
+
+
+def test_the_root_links_every_endpoint_and_the_docs(api):
+    response = api.get("/")
+
+    assert response.status_code == HTTPStatus.OK
+    links = response.json()["endpoints"]
+    assert links["docs"] == "http://testserver/docs"
+    assert links["chat"] == "http://testserver/chat"
+    for url in links.values():
+        assert resolve(url.removeprefix("http://testserver")).url_name, url  # a named route, not the catch-all
+
+
+def test_the_root_is_a_browsable_page(api):
+    response = api.get("/", HTTP_ACCEPT="text/html")
+
+    assert response.status_code == HTTPStatus.OK
+    assert "/docs" in response.content.decode()
