@@ -1,4 +1,4 @@
-"""The processes a benchmark runs: the fake upstream and the service under gunicorn, with CPU and memory
+"""The processes a benchmark runs: the fake upstream, the service and the floor under gunicorn, with CPU and memory
 readings from /proc."""
 
 from __future__ import annotations
@@ -176,14 +176,63 @@ def service_env(*, fake: Fake, redis_url: str, key_prefix: str, admin_password: 
 @contextmanager
 def service(env: dict[str, str], log_path: Path) -> Iterator[Service]:
     """The service as `make run` starts it: gunicorn with gunicorn.conf.py."""
+    with _gunicorn(["-c", "gunicorn.conf.py"], "chatbot_project.wsgi", env, log_path, "the service") as running:
+        yield running
+
+
+def in_flight_threads(in_flight: int) -> int:
+    """The fewest GUNICORN_THREADS whose default MAX_CHATS_IN_FLIGHT (the threads less an eighth, at least 2) lets
+    one worker hold `in_flight` chats: the in-flight rows measure throughput, not the cap's 503s."""
+    threads = in_flight + 2
+    while threads - max(2, threads // 8) < in_flight:
+        threads += 1
+    return threads
+
+
+def floor_env(*, fake: Fake) -> dict[str, str]:
+    keep = {name: os.environ[name] for name in ("PATH", "HOME", "LANG", "TMPDIR") if name in os.environ}
+    return {**keep, "GROQ_API_KEY": "bench-key", "GROQ_BASE_URL": fake.base_url}
+
+
+@contextmanager
+def floor(env: dict[str, str], gunicorn: dict, log_path: Path) -> Iterator[Service]:
+    """bench/floor.py's bare view under the same gunicorn worker class, workers, threads and keep-alive as the
+    service (`gunicorn` holds the values gunicorn.conf.py resolved to). --preload configures Django in the master,
+    as gunicorn.conf.py does for the service, before the worker reads its settings."""
+    options = [
+        # Not the gunicorn.conf.py gunicorn would otherwise pick up from the working directory: it sets up the service.
+        "--config",
+        "/dev/null",
+        "--preload",
+        "--worker-class",
+        str(gunicorn["worker_class"]),
+        "--workers",
+        str(gunicorn["workers"]),
+        "--threads",
+        str(gunicorn["threads"]),
+        "--keep-alive",
+        str(gunicorn.get("keepalive", 75)),
+        "--worker-connections",
+        str(gunicorn.get("worker_connections", 10_000)),
+        "--timeout",
+        str(gunicorn.get("timeout", 90)),
+        "--log-level",
+        "warning",
+    ]
+    with _gunicorn(options, "bench.floor:application", env, log_path, "the floor") as running:
+        yield running
+
+
+@contextmanager
+def _gunicorn(options: list[str], app: str, env: dict[str, str], log_path: Path, what: str) -> Iterator[Service]:
     port = free_port()
     gunicorn = Path(sys.executable).with_name("gunicorn")
-    command = [str(gunicorn), "-c", "gunicorn.conf.py", "--bind", f"127.0.0.1:{port}", "chatbot_project.wsgi"]
+    command = [str(gunicorn), *options, "--bind", f"127.0.0.1:{port}", app]
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("ab") as log:
         process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
-        wait_until_up(f"http://127.0.0.1:{port}/health/live", process, f"the service (log: {log_path})")
+        wait_until_up(f"http://127.0.0.1:{port}/health/live", process, f"{what} (log: {log_path})")
         # Every worker must be up before anything is measured: wait until their number holds still.
         deadline, seen, steady_since = time.monotonic() + 30, -1, time.monotonic()
         while time.monotonic() < deadline and time.monotonic() - steady_since < 1.0:

@@ -24,11 +24,12 @@ def _get(data: dict[str, Any], *path: str) -> Any:
     return data
 
 
-def _overhead(results: dict[str, Any], backend: dict[str, Any], level: str) -> str:
+def _overhead(results: dict[str, Any], backend: dict[str, Any], level: str, rate: bool = False) -> str:
     direct, through = _get(results, "direct", level), _get(backend, "overhead", level)
     if not direct or not through:
         return "-"
-    return f"+{through['p50_ms'] - direct['p50_ms']:.2f} / +{through['p99_ms'] - direct['p99_ms']:.2f} ms"
+    cell = f"+{through['p50_ms'] - direct['p50_ms']:.2f} / +{through['p99_ms'] - direct['p99_ms']:.2f} ms"
+    return f"{cell}, {through['rate']:.0f}/s" if rate else cell
 
 
 def _rate(backend: dict[str, Any], name: str) -> str:
@@ -79,27 +80,44 @@ def _column_name(name: str, backend: dict[str, Any]) -> str:
     return f"{name} ({workers} worker{'s' if workers != 1 else ''} x {threads} threads)"
 
 
+def columns(results: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """Each backend's service, then the floor measured with its workers and threads."""
+    out = []
+    for name, backend in results.get("backends", {}).items():
+        out.append((name, backend))
+        floor = _get(results, "floor", name)
+        if floor:
+            out.append((f"floor for {name}", floor))
+    return out
+
+
+def _in_flight_label(results: dict[str, Any], level: str, delay_ms: int) -> str:
+    threads = sorted({_get(b, "in_flight", level, "threads") for _, b in columns(results)} - {None})
+    raised = f", {'/'.join(map(str, threads))} threads" if threads else ""
+    return f"3. in flight, {delay_ms} ms upstream, {level}{raised}"
+
+
 def render_table(results: dict[str, Any]) -> str:
-    backends = results.get("backends", {})
-    names = list(backends)
-    header = ["", *(_column_name(n, backends[n]) for n in names), "target"]
+    cols = columns(results)
+    header = ["", *(_column_name(n, b) for n, b in cols), "target"]
     delay_ms = int(results.get("upstream_delay_s", 0.3) * 1000)
     direct = results.get("direct", {})
     rows: list[list[str]] = []
 
     def row(label: str, cell, target: str) -> None:
-        rows.append([label, *(cell(backends[n]) for n in names), target])
+        rows.append([label, *(cell(b) for _, b in cols), target])
 
     if direct:
         c1, c16 = direct.get("c1", {}), direct.get("c16", {})
         note = f"direct p50/p99: {c1.get('p50_ms', 0):.2f}/{c1.get('p99_ms', 0):.2f} ms"
         row(f"1. overhead p50 / p99, c1 ({note})", lambda b: _overhead(results, b, "c1"), TARGETS["overhead"])
-        note = f"direct {c16.get('p50_ms', 0):.2f}/{c16.get('p99_ms', 0):.2f} ms"
-        row(f"1. overhead p50 / p99, c16 ({note})", lambda b: _overhead(results, b, "c16"), "")
+        note = f"direct {c16.get('p50_ms', 0):.2f}/{c16.get('p99_ms', 0):.2f} ms, {c16.get('rate', 0):.0f}/s"
+        row(f"1. overhead p50 / p99 and chats/s, c16 ({note})", lambda b: _overhead(results, b, "c16", True), "")
     row("2. CPU ceiling, new session per chat, c32", lambda b: _rate(b, "new_session"), TARGETS["cpu"])
     row("2. CPU ceiling, 20-turn sessions, c32", lambda b: _rate(b, "session_20_turns"), TARGETS["cpu"])
-    row(f"3. in flight, {delay_ms} ms upstream, c128", lambda b: _in_flight(b, "c128"), TARGETS["inflight128"])
-    row(f"3. in flight, {delay_ms} ms upstream, c256", lambda b: _in_flight(b, "c256"), TARGETS["inflight256"])
+    for level in ("c128", "c256"):
+        label, target = _in_flight_label(results, level, delay_ms), TARGETS[f"inflight{level[1:]}"]
+        row(label, lambda b, level=level: _in_flight(b, level), target)
     streaming = results.get("direct_streaming") or {}
     row(
         f"4. streaming, first event (direct p50 {streaming.get('p50_ms', 0):.2f} ms)",
@@ -111,6 +129,9 @@ def render_table(results: dict[str, Any]) -> str:
 
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines.extend("| " + " | ".join(r) + " |" for r in rows)
+    floor_lines = render_floor_table(results)
+    if floor_lines:
+        lines.extend(["", *floor_lines])
     machine = results.get("machine", {})
     lines.append("")
     lines.append(
@@ -119,6 +140,32 @@ def render_table(results: dict[str, Any]) -> str:
         f"{machine.get('date', '')}. Latency differences are of medians (p50) and of 99th percentiles."
     )
     return "\n".join(lines)
+
+
+def _against(service: float | None, floor: float | None, unit: str) -> str:
+    if not service or not floor:
+        return "-"
+    digits = 1 if unit == " ms" else 0
+    return f"{service:.{digits}f}{unit} vs {floor:.{digits}f}{unit} = {service / floor:.2f}x"
+
+
+def render_floor_table(results: dict[str, Any]) -> list[str]:
+    """Service against the floor measured in the same run with the same workers and threads."""
+    names = [n for n in results.get("backends", {}) if _get(results, "floor", n)]
+    if not names:
+        return []
+    checks = [
+        ("chat p50, c1", ("overhead", "c1", "p50_ms"), " ms"),
+        ("chats/s, c16", ("overhead", "c16", "rate"), "/s"),
+        ("chats/s, CPU ceiling (new session per chat), c32", ("cpu_ceiling", "new_session", "rate"), "/s"),
+        ("chats/s, 128 in flight", ("in_flight", "c128", "rate"), "/s"),
+        ("chats/s, 256 in flight", ("in_flight", "c256", "rate"), "/s"),
+    ]
+    lines = ["| service vs floor (same run) | " + " | ".join(names) + " |", "|" + "---|" * (len(names) + 1)]
+    for label, path, unit in checks:
+        cells = [_against(_get(results, "backends", n, *path), _get(results, "floor", n, *path), unit) for n in names]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def write_chart(results: dict[str, Any], path: Path) -> bool:
@@ -133,46 +180,57 @@ def write_chart(results: dict[str, Any], path: Path) -> bool:
     backends = results.get("backends", {})
     names = list(backends)
     colors = ["#4C72B0", "#DD8452", "#55A868"]
-    fig, axes = plt.subplots(2, 2, figsize=(11, 7.5))
+    # Each service, then its floor in a paler shade of the same colour, hatched.
+    series = columns(results)
+    styles = []
+    for name, _ in series:
+        base = name.removeprefix("floor for ")
+        color = colors[names.index(base) % len(colors)]
+        styles.append({"color": color, "alpha": 0.45, "hatch": "//"} if name != base else {"color": color})
+    fig, axes = plt.subplots(2, 2, figsize=(12, 7.5))
 
     ax = axes[0][0]
     levels = ["c1", "c16"]
-    width = 0.8 / (len(names) + 1)
-    for i, series in enumerate(["direct", *names]):
-        source = results.get("direct", {}) if series == "direct" else backends[series].get("overhead", {})
-        values = [source.get(level, {}).get("p50_ms", 0) for level in levels]
-        ax.bar(
-            [x + i * width for x in range(len(levels))], values, width, label=series, color=(["#999999", *colors])[i]
-        )
-    ax.set_xticks([x + width * len(names) / 2 for x in range(len(levels))], ["concurrency 1", "concurrency 16"])
+    width = 0.8 / (len(series) + 1)
+    ax.bar(
+        range(len(levels)),
+        [_get(results, "direct", lv, "p50_ms") or 0 for lv in levels],
+        width,
+        label="direct",
+        color="#999999",
+    )
+    for i, (name, data) in enumerate(series, start=1):
+        values = [_get(data, "overhead", level, "p50_ms") or 0 for level in levels]
+        ax.bar([x + i * width for x in range(len(levels))], values, width, label=name, **styles[i - 1])
+    ax.set_xticks([x + width * len(series) / 2 for x in range(len(levels))], ["concurrency 1", "concurrency 16"])
     ax.set_ylabel("ms")
     ax.set_title("Chat latency p50, upstream delay 0")
-    ax.legend()
+    ax.legend(fontsize=8)
 
     ax = axes[0][1]
     kinds = [("new_session", "new session"), ("session_20_turns", "20-turn session")]
-    width = 0.8 / max(len(names), 1)
-    for i, name in enumerate(names):
-        values = [_get(backends[name], "cpu_ceiling", k, "rate") or 0 for k, _ in kinds]
-        ax.bar([x + i * width for x in range(len(kinds))], values, width, label=name, color=colors[i])
+    width = 0.8 / max(len(series), 1)
+    for i, (name, data) in enumerate(series):
+        values = [_get(data, "cpu_ceiling", k, "rate") or 0 for k, _ in kinds]
+        ax.bar([x + i * width for x in range(len(kinds))], values, width, label=name, **styles[i])
     ax.axhline(600, color="red", linestyle="--", linewidth=1, label="target 600/s")
-    ax.set_xticks([x + width * (len(names) - 1) / 2 for x in range(len(kinds))], [label for _, label in kinds])
+    ax.set_xticks([x + width * (len(series) - 1) / 2 for x in range(len(kinds))], [label for _, label in kinds])
     ax.set_ylabel("chats per second")
-    ax.set_title("CPU ceiling, upstream delay 0")
-    ax.legend()
+    ax.set_title("CPU ceiling, c32, upstream delay 0 (the floor keeps no sessions)")
+    ax.legend(fontsize=8)
 
     ax = axes[1][0]
     levels = ["c128", "c256"]
-    for i, name in enumerate(names):
-        values = [100 * (_get(backends[name], "in_flight", level, "share_of_limit") or 0) for level in levels]
-        ax.bar([x + i * width for x in range(len(levels))], values, width, label=name, color=colors[i])
+    for i, (name, data) in enumerate(series):
+        values = [100 * (_get(data, "in_flight", level, "share_of_limit") or 0) for level in levels]
+        ax.bar([x + i * width for x in range(len(levels))], values, width, label=name, **styles[i])
     ax.axhline(90, color="red", linestyle="--", linewidth=1, label="targets 90% / 85%")
     ax.axhline(85, color="red", linestyle=":", linewidth=1)
     ax.set_ylim(0, 105)
-    ax.set_xticks([x + width * (len(names) - 1) / 2 for x in range(len(levels))], ["128 in flight", "256 in flight"])
+    ax.set_xticks([x + width * (len(series) - 1) / 2 for x in range(len(levels))], ["128 in flight", "256 in flight"])
     ax.set_ylabel("% of concurrency ÷ 0.3 s")
     ax.set_title("Chats in flight, upstream delay 300 ms")
-    ax.legend(loc="upper right")
+    ax.legend(loc="upper right", fontsize=8)
 
     ax = axes[1][1]
     labels, values = [], []

@@ -1,7 +1,8 @@
-"""`make bench`: the fake upstream, the service under its production gunicorn config, and a load generator, all on
-this machine; prints one table and writes bench/results/latest.json and docs/bench.png.
+"""`make bench`: the fake upstream, the service under its production gunicorn config, the floor (bench/floor.py: a
+bare view under the same gunicorn worker, workers and threads) and a load generator, all on this machine; prints
+the tables and writes bench/results/latest.json and docs/bench.png.
 
-    python -m bench.run [--backends locmem,redis] [--quick] [--env NAME=VALUE ...] [--profile]
+    python -m bench.run [--backends locmem,redis] [--quick] [--env NAME=VALUE ...] [--no-floor] [--profile]
 """
 
 from __future__ import annotations
@@ -22,7 +23,16 @@ from typing import Any
 import redis
 
 from bench import scenarios
-from bench.processes import ROOT, fake_upstream, service, service_env, wait_for_quiet
+from bench.processes import (
+    ROOT,
+    fake_upstream,
+    floor,
+    floor_env,
+    in_flight_threads,
+    service,
+    service_env,
+    wait_for_quiet,
+)
 from bench.report import render_table, write_chart
 
 RESULTS = ROOT / "bench" / "results"
@@ -39,6 +49,7 @@ def parse_args() -> argparse.Namespace:
         "--only", default="", help="comma-separated sections: overhead,cpu,inflight,stream,memory,burst"
     )
     parser.add_argument("--env", action="append", default=[], help="extra service setting NAME=VALUE")
+    parser.add_argument("--no-floor", action="store_true", help="skip the floor (bench/floor.py's bare view)")
     parser.add_argument("--profile", action="store_true", help="py-spy record the service during the CPU ceiling")
     parser.add_argument(
         "--max-background",
@@ -77,9 +88,11 @@ def gunicorn_settings(env: dict[str, str]) -> dict[str, Any]:
     code = (
         "import json, runpy; c = runpy.run_path('gunicorn.conf.py'); "
         "print(json.dumps({k: c[k] for k in ('worker_class', 'workers', 'threads', 'keepalive', "
-        "'max_requests', 'max_requests_jitter', 'backlog') if k in c}))"
+        "'worker_connections', 'timeout', 'max_requests', 'max_requests_jitter', 'backlog') if k in c}))"
     )
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True)
+    if out.returncode != 0:
+        raise RuntimeError(f"gunicorn.conf.py failed in the benchmark's environment:\n{out.stderr[-2000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -127,12 +140,6 @@ async def measure_backend(backend: str, fake, args, sections: set[str], duration
                 if profiler:
                     profiler.wait(timeout=120)
                 print(f"  {backend}: CPU ceiling done", flush=True)
-            if "inflight" in sections:
-                quiet("inflight")
-                out["in_flight"] = await scenarios.in_flight(
-                    target, fake, delay=UPSTREAM_DELAY, seconds=durations["inflight"]
-                )
-                print(f"  {backend}: in flight done", flush=True)
             if "stream" in sections:
                 quiet("stream")
                 out["streaming"] = await scenarios.streaming_service(target, count=int(durations["stream"]))
@@ -143,6 +150,18 @@ async def measure_backend(backend: str, fake, args, sections: set[str], duration
                     target, "admin", bad_logins=BAD_LOGINS, concurrency=8, seconds=durations["burst"]
                 )
                 print(f"  {backend}: login burst done", flush=True)
+        if "inflight" in sections:
+            # MAX_CHATS_IN_FLIGHT would refuse chats beyond the threads less an eighth (112 of 128) with 503: for
+            # each level a fresh service whose every worker has threads enough for all of it (the load does not
+            # split evenly between workers), so that the rows measure throughput, not refusals. A key prefix of its
+            # own keeps the login burst's throttle counters away from its login.
+            def start(level: int):
+                threads = in_flight_threads(level)
+                level_env = {**env, "GUNICORN_THREADS": str(threads), "REDIS_KEY_PREFIX": f"{prefix}-inflight{level}"}
+                return service(level_env, log), threads
+
+            out["in_flight"] = await in_flight_rows(start, fake, password, durations, lambda: quiet("inflight"))
+            print(f"  {backend}: in flight done", flush=True)
         if "memory" in sections:
             # A fresh service and key prefix, so that neither what earlier rows stored nor the login burst's
             # throttle counters count; room for every session.
@@ -165,6 +184,64 @@ async def measure_backend(backend: str, fake, args, sections: set[str], duration
         for start in range(0, len(keys), 1000):
             client.delete(*keys[start : start + 1000])
         client.close()
+    return out
+
+
+async def in_flight_rows(start, fake, password: str | None, durations: dict[str, float], quiet) -> dict[str, Any]:
+    """The in-flight rows, each level on a fresh server from `start(level)` (a context manager and the threads it
+    gives each worker); with `password` the load logs in as admin."""
+    rows: dict[str, Any] = {}
+    for level in scenarios.IN_FLIGHT_LEVELS:
+        manager, threads = start(level)
+        with manager as svc:
+            headers = {}
+            if password is not None:
+                headers = {"Authorization": f"Bearer {await scenarios.login(svc.port, 'admin', password)}"}
+            target = scenarios.Target(svc.port, headers)
+            quiet()
+            measured = await scenarios.in_flight(
+                target, fake, delay=UPSTREAM_DELAY, seconds=durations["inflight"], levels=(level,)
+            )
+        rows.update({key: {**row, "threads": int(threads)} for key, row in measured.items()})
+    return rows
+
+
+async def measure_floor(backend: str, gunicorn: dict[str, Any], fake, args, sections: set[str], durations) -> dict:
+    """The floor (bench/floor.py) with the workers and threads `backend`'s service ran with, in the same
+    scenarios: overhead, the CPU ceiling with a new session per chat (the floor keeps no sessions), in flight."""
+    env = floor_env(fake=fake)
+    out: dict[str, Any] = {"gunicorn": gunicorn}
+    background = out["background_cores_before"] = {}
+
+    def quiet(section: str) -> None:
+        background[section] = wait_for_quiet(args.max_background)
+        if background[section] > args.max_background:
+            print(f"  warning: {background[section]} cores busy elsewhere before the floor's {section}", flush=True)
+
+    log = RESULTS / f"floor-{backend}.log"
+    log.unlink(missing_ok=True)
+    fake.set_latency(0.0)
+    if sections & {"overhead", "cpu"}:
+        with floor(env, gunicorn, log) as svc:
+            out["workers_started"] = len(svc.workers())
+            target = scenarios.Target(svc.port, {})
+            if "overhead" in sections:
+                quiet("overhead")
+                step = scenarios.chat_step(target, turns_per_session=None, tag=scenarios.tag())
+                out["overhead"] = await scenarios.overhead(target, step, seconds=durations["overhead"])
+            if "cpu" in sections:
+                quiet("cpu")
+                out["cpu_ceiling"] = await scenarios.cpu_ceiling(
+                    target, svc, fake, None, concurrency=32, seconds=durations["cpu"], kinds=("new_session",)
+                )
+    if "inflight" in sections:
+
+        def start(level: int):
+            threads = in_flight_threads(level)
+            return floor(env, {**gunicorn, "threads": threads}, log), threads
+
+        out["in_flight"] = await in_flight_rows(start, fake, None, durations, lambda: quiet("inflight"))
+    print(f"  floor with {backend}'s workers: done", flush=True)
     return out
 
 
@@ -210,8 +287,13 @@ async def main() -> None:
         if "stream" in sections:
             results["direct_streaming"] = await scenarios.streaming_direct(fake, count=int(durations["stream"]))
         print("  direct to the fake upstream: done", flush=True)
+        results["floor"] = {}
         for backend in args.backends.split(","):
-            results["backends"][backend] = await measure_backend(backend, fake, args, sections, durations)
+            results["backends"][backend] = measured = await measure_backend(backend, fake, args, sections, durations)
+            if not args.no_floor and sections & {"overhead", "cpu", "inflight"}:
+                results["floor"][backend] = await measure_floor(
+                    backend, measured["gunicorn"], fake, args, sections, durations
+                )
     results["elapsed_s"] = round(time.monotonic() - started, 1)
     table = render_table(results)
     print()

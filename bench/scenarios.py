@@ -98,11 +98,22 @@ async def overhead(target: Target, step: Any, *, seconds: float) -> dict[str, An
 
 
 # --- 2. CPU ceiling -------------------------------------------------------------------------------
+CPU_KINDS = {"new_session": None, "session_20_turns": TURNS_PER_SESSION}
+
+
 async def cpu_ceiling(
-    target: Target, service: Service, fake: Fake, redis_pid: int | None, *, concurrency: int, seconds: float
+    target: Target,
+    service: Service,
+    fake: Fake,
+    redis_pid: int | None,
+    *,
+    concurrency: int,
+    seconds: float,
+    kinds: tuple[str, ...] = tuple(CPU_KINDS),
 ) -> dict[str, Any]:
     rows = {}
-    for name, turns in (("new_session", None), ("session_20_turns", TURNS_PER_SESSION)):
+    for name in kinds:
+        turns = CPU_KINDS[name]
         step = chat_step(target, turns_per_session=turns, tag=tag())
         # The CPU each process used while the load ran shows how the two cores were shared.
         await target.load(step, concurrency=concurrency, max_requests=5_000, max_seconds=1.5)
@@ -129,11 +140,16 @@ def _cpu_readings(service: Service, fake: Fake, redis_pid: int | None) -> dict[s
 
 
 # --- 3. in flight ---------------------------------------------------------------------------------
-async def in_flight(target: Target, fake: Fake, *, delay: float, seconds: float) -> dict[str, Any]:
+IN_FLIGHT_LEVELS = (128, 256)
+
+
+async def in_flight(
+    target: Target, fake: Fake, *, delay: float, seconds: float, levels: tuple[int, ...] = IN_FLIGHT_LEVELS
+) -> dict[str, Any]:
     fake.set_latency(delay)
     rows = {}
     try:
-        for concurrency in (128, 256):
+        for concurrency in levels:
             step = chat_step(target, turns_per_session=TURNS_PER_SESSION, tag=tag())
             result = await target.load(
                 step, concurrency=concurrency, max_requests=100_000, max_seconds=seconds, warmup_seconds=2.0

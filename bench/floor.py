@@ -1,0 +1,78 @@
+"""The benchmark's floor: a bare Django view that forwards a chat to the upstream, with no authentication, history,
+limits, middleware or logging. `make bench` serves it with the service's gunicorn worker class, workers and threads
+(bench/processes.py: floor), so every table shows what the service's features cost above it.
+
+    gunicorn --preload --worker-class chatbot_project.worker.BufferedThreadWorker ... bench.floor:application
+
+Django is configured in-process (no settings module); GROQ_BASE_URL and GROQ_API_KEY name the upstream.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import threading
+
+import httpx
+from django.conf import settings
+from django.core.wsgi import get_wsgi_application
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.urls import path
+
+UPSTREAM = os.environ.get("GROQ_BASE_URL", "http://127.0.0.1:8001/openai/v1").rstrip("/") + "/chat/completions"
+API_KEY = os.environ.get("GROQ_API_KEY", "bench-key")
+MODEL = "openai/gpt-oss-20b"
+
+if not settings.configured:
+    settings.configure(
+        DEBUG=False,
+        SECRET_KEY=secrets.token_urlsafe(48),
+        ALLOWED_HOSTS=["127.0.0.1", "localhost"],
+        ROOT_URLCONF=__name__,
+        INSTALLED_APPS=[],
+        MIDDLEWARE=[],
+        DATABASES={},
+        USE_TZ=True,
+        LOGGING_CONFIG=None,
+        # What chatbot_project.worker.BufferedThreadWorker reads, at the service's defaults.
+        REQUEST_READ_TIMEOUT_SECONDS=float(os.environ.get("REQUEST_READ_TIMEOUT_SECONDS", "20")),
+        RESPONSE_WRITE_TIMEOUT_SECONDS=float(os.environ.get("RESPONSE_WRITE_TIMEOUT_SECONDS", "10")),
+        MAX_REQUEST_BYTES=int(os.environ.get("MAX_REQUEST_BYTES", str(1024 * 1024))),
+    )
+
+# One upstream client per thread: no pool shared between threads, so no lock between them either.
+_local = threading.local()
+
+
+def _client() -> httpx.Client:
+    client = getattr(_local, "client", None)
+    if client is None:
+        client = _local.client = httpx.Client(timeout=60.0, headers={"Authorization": f"Bearer {API_KEY}"})
+    return client
+
+
+def chat(request: HttpRequest) -> HttpResponse:
+    if request.method != "POST":
+        return JsonResponse({"detail": "POST only"}, status=405)
+    try:
+        message = json.loads(request.body)["message"]
+    except (ValueError, KeyError, TypeError):
+        return JsonResponse({"detail": "a JSON body with a message"}, status=400)
+    body = {"model": MODEL, "messages": [{"role": "user", "content": message}], "temperature": 0.7, "max_tokens": 1024}
+    try:
+        upstream = _client().post(UPSTREAM, json=body)
+    except httpx.HTTPError as exc:
+        return JsonResponse({"detail": f"upstream: {exc}"}, status=502)
+    if upstream.status_code != 200:
+        return JsonResponse({"detail": f"upstream answered {upstream.status_code}"}, status=502)
+    return JsonResponse({"reply": upstream.json()["choices"][0]["message"]["content"]})
+
+
+def live(request: HttpRequest) -> HttpResponse:
+    return HttpResponse("ok", content_type="text/plain")
+
+
+urlpatterns = [path("chat/", chat), path("health/live", live)]
+
+application = get_wsgi_application()
