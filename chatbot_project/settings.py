@@ -101,6 +101,9 @@ TEMPLATES = [
 # Admins live in Redis; no relational database is used.
 DATABASES: dict[str, dict[str, str]] = {}
 
+# Threads per server process (gunicorn.conf.py takes its `threads` from here).
+SERVER_THREADS = env_int("GUNICORN_THREADS", 128, minimum=2, maximum=4096)
+
 # --- Redis ----------------------------------------------------------------------------------------
 REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
 REDIS_KEY_PREFIX = env_str("REDIS_KEY_PREFIX", "chatbot")
@@ -110,6 +113,9 @@ _redis_options = {
     "SOCKET_CONNECT_TIMEOUT": REDIS_TIMEOUT_SECONDS,
     "SOCKET_TIMEOUT": REDIS_TIMEOUT_SECONDS,
     "CONNECTION_POOL_KWARGS": {
+        # Every request thread, and every stream's relay thread beside it, may hold a connection at once;
+        # redis-py's default of 100 refused chats under load (MaxConnectionsError).
+        "max_connections": 2 * SERVER_THREADS + 16,
         "health_check_interval": 30,
         # One quick reconnect for a pooled connection that died (Redis restarted), but no retry after a
         # timeout: redis-py's default (10 retries with backoff) turns a hung Redis into a 10-second hang.
@@ -201,8 +207,6 @@ CLIENT_IP_HEADER = env_str("CLIENT_IP_HEADER")
 # Per admin; 0 turns a limit off.
 CHAT_REQUESTS_PER_MINUTE = env_int("CHAT_REQUESTS_PER_MINUTE", 600, minimum=0)
 CHAT_MAX_CONCURRENT = env_int("CHAT_MAX_CONCURRENT", 64, minimum=0)
-# Threads per server process (gunicorn.conf.py takes its `threads` from here).
-SERVER_THREADS = env_int("GUNICORN_THREADS", 128, minimum=2, maximum=4096)
 # Chats one process answers at once, streams included; more get 503. Kept below SERVER_THREADS so that health
 # checks, logins and the docs always find a thread: by default an eighth of the threads (at least 2) stay free.
 MAX_CHATS_IN_FLIGHT = env_int("MAX_CHATS_IN_FLIGHT", max(1, SERVER_THREADS - max(2, SERVER_THREADS // 8)), minimum=1)

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from django.conf import settings as django_settings
 
 from chatbot_project.local_env import local_env_prepare
 
@@ -123,3 +124,10 @@ def test_make_run_writes_a_local_env_when_there_is_none(tmp_path):
 
     assert "DEBUG=true" in env_file.read_text()
     assert manage_check(ENV_FILE=str(env_file), SECRET_KEY=None, DEBUG=None).returncode == 0
+
+
+def test_the_redis_pool_has_a_connection_for_every_thread_and_stream():
+    from core.redis_store import redis_client
+
+    pool = redis_client().connection_pool
+    assert pool.max_connections >= django_settings.SERVER_THREADS + django_settings.MAX_CHATS_IN_FLIGHT
