@@ -54,7 +54,7 @@ test: $(VENV)/.dev chromium
 	@$(PY) -m chatbot_project.local_redis $${TEST_REDIS_URL:-redis://127.0.0.1:6379/15}
 	$(PY) -m pytest
 
-# The fake upstream, the service under gunicorn.conf.py and a load generator, all on this machine (about 7 minutes);
+# The fake upstream, the service under gunicorn.conf.py and a load generator, all on this machine (about 10 minutes);
 # a local Redis is installed and started when none answers. BENCH_ARGS=--quick for a short try.
 bench: $(VENV)/.bench
 	@$(PY) -m chatbot_project.local_redis redis://127.0.0.1:6379/0
