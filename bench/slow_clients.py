@@ -1,4 +1,4 @@
-"""Slow and idle clients against the service as `make run` starts it (issue 9), while a fresh `GET /health/live`
+"""Slow and idle clients against the service as `make run` starts it, while a fresh `GET /health/live`
 is timed every 50 ms; for 1 worker with locmem history and 2 workers with Redis history.
 
     .venv/bin/python -m bench.slow_clients [--seconds 30] [--backends locmem,redis] [--worker-class gthread]

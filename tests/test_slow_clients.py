@@ -1,4 +1,4 @@
-"""Slow and idle clients against the service as `make run` starts it (issue 9): whatever they hold, a fresh
+"""Slow and idle clients against the service as `make run` starts it: whatever they hold, a fresh
 `GET /health/live` is answered within a second, and ordinary requests still work."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""How many Redis round trips a chat costs (issue 11). Besides the token's login-session check, a turn's own Redis
+"""How many Redis round trips a chat costs. Besides the token's login-session check, a turn's own Redis
 work is one round trip to begin it (admin slot, session lock, admission, history read) and one to finish it
 (stored turn, usage, indexes, releases): three in all with the Redis history."""
 
