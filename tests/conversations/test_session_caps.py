@@ -144,7 +144,7 @@ def test_an_expired_session_gives_its_place_back(history_backend, caps, alice_cl
 
 @pytest.mark.parametrize("backend", ["locmem", "redis"])
 def test_the_reported_case_one_admin_opening_sessions_under_gunicorn(backend, alice, bob, fake_groq):
-    """Under gunicorn with MAX_CACHE_SIZE=50 set at startup, bob opening sessions never pushes alice's out (both stores)."""
+    """Under gunicorn with MAX_CACHE_SIZE=50 at startup, bob opening sessions never pushes alice's out."""
     with running_server(HISTORY_BACKEND=backend, MAX_CACHE_SIZE="50") as url, httpx.Client(base_url=url) as http:
 
         def login(username: str, password: str) -> dict[str, str]:
