@@ -18,4 +18,3 @@ class RedisJWTScheme(SimpleJWTScheme):
 
     def get_security_definition(self, auto_schema: object) -> dict[str, str]:
         return BEARER
-

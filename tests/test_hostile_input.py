@@ -77,4 +77,3 @@ def _wait_for_log(log, marker: str, start: int = 0) -> str:
         if marker in logged or time.monotonic() > deadline:
             return logged
         time.sleep(0.05)
-
