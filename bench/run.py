@@ -40,6 +40,13 @@ UPSTREAM_DELAY = 0.3
 BAD_LOGINS = 200
 
 
+def note_background(background: dict[str, float], section: str, limit: float, label: str) -> None:
+    """Waits for a quiet machine before `section` and records how busy it was, warning when it stayed busy."""
+    background[section] = wait_for_quiet(limit)
+    if background[section] > limit:
+        print(f"  warning: {background[section]} cores busy elsewhere before {label}", flush=True)
+
+
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--backends", default="locmem,redis", help="history backends to measure")
@@ -114,9 +121,7 @@ async def measure_backend(backend: str, fake, args, sections: set[str], duration
     background = out["background_cores_before"] = {}
 
     def quiet(section: str) -> None:
-        background[section] = wait_for_quiet(args.max_background)
-        if background[section] > args.max_background:
-            print(f"  warning: {background[section]} cores busy elsewhere before {section}", flush=True)
+        note_background(background, section, args.max_background, section)
 
     log = RESULTS / f"service-{backend}.log"
     log.unlink(missing_ok=True)
@@ -214,9 +219,7 @@ async def measure_floor(backend: str, gunicorn: dict[str, Any], fake, args, sect
     background = out["background_cores_before"] = {}
 
     def quiet(section: str) -> None:
-        background[section] = wait_for_quiet(args.max_background)
-        if background[section] > args.max_background:
-            print(f"  warning: {background[section]} cores busy elsewhere before the floor's {section}", flush=True)
+        note_background(background, section, args.max_background, f"the floor's {section}")
 
     log = RESULTS / f"floor-{backend}.log"
     log.unlink(missing_ok=True)
