@@ -330,6 +330,9 @@ LOGGING = {
     "loggers": {
         # Our own request log replaces Django's, which would log 4xx/5xx a second time.
         "django.request": {"level": "ERROR"},
+        # A request for a host not in ALLOWED_HOSTS gets its 400 and our one request line; Django's own report
+        # carries a traceback per request, which any client could use to flood the log.
+        "django.security.DisallowedHost": {"handlers": [], "level": "CRITICAL", "propagate": False},
         "django.server": {"level": "WARNING"},
         # A line per upstream call would repeat what the request log says; failures are logged by the client.
         "httpx": {"level": "WARNING"},

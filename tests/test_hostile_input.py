@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import tempfile
 import time
@@ -77,3 +78,12 @@ def _wait_for_log(log, marker: str, start: int = 0) -> str:
         if marker in logged or time.monotonic() > deadline:
             return logged
         time.sleep(0.05)
+
+
+def test_a_disallowed_host_gets_a_400_and_one_short_log_line(api, caplog):
+    with caplog.at_level(logging.DEBUG):
+        response = api.get("/health/live", HTTP_HOST="evil.example")
+
+    assert response.status_code == HTTPStatus.BAD_REQUEST
+    assert [record.name for record in caplog.records] == ["chatbot.requests"]
+    assert all(record.exc_info is None for record in caplog.records)
