@@ -18,6 +18,8 @@ BY_API_KEY = {403: OpenApiResponse(ErrorSerializer, description="Sent with an AP
 
 @extend_schema(tags=[TAG])
 class ApiKeyListView(APIView):
+    name = "API keys"
+
     permission_classes = [IsAuthenticated, NotByApiKey]
 
     @extend_schema(
@@ -45,6 +47,8 @@ class ApiKeyListView(APIView):
     tags=[TAG], summary="Revoke an API key", responses={204: None, **error_responses(401, 404, 503), **BY_API_KEY}
 )
 class ApiKeyDetailView(APIView):
+    name = "API key"
+
     permission_classes = [IsAuthenticated, NotByApiKey]
 
     def delete(self, request: Request, key_id: str) -> Response:

@@ -26,6 +26,8 @@ TAG = "admin"
     examples=[OpenApiExample("Default admin", value={"username": "admin", "password": "admin123"}, request_only=True)],
 )
 class LoginView(TokenObtainPairView):
+    name = "Log in"
+
     serializer_class = serializers.LoginSerializer
 
 
@@ -36,6 +38,8 @@ class LoginView(TokenObtainPairView):
     responses={200: serializers.RefreshResponseSerializer, **error_responses(400, 401, 503)},
 )
 class RefreshView(APIView):
+    name = "Refresh the access token"
+
     authentication_classes = ()
     permission_classes = ()
 
@@ -56,6 +60,8 @@ class RefreshView(APIView):
     responses={200: serializers.MessageSerializer, **error_responses(400, 401, 503)},
 )
 class LogoutView(APIView):
+    name = "Log out"
+
     def post(self, request: Request) -> Response:
         body = serializers.LogoutRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
@@ -73,6 +79,8 @@ class LogoutView(APIView):
     responses={200: serializers.AdminInfoSerializer, **error_responses(401, 503)},
 )
 class AdminInfoView(APIView):
+    name = "Admin info"
+
     def get(self, request: Request) -> Response:
         return Response(selectors.admin_info(admin_id=request.user.id))
 
@@ -91,6 +99,8 @@ class AdminInfoView(APIView):
     ],
 )
 class ChangeCredentialsView(APIView):
+    name = "Change credentials"
+
     def post(self, request: Request) -> Response:
         body = serializers.ChangeCredentialsSerializer(data=request.data)
         body.is_valid(raise_exception=True)
@@ -115,6 +125,8 @@ class ChangeCredentialsView(APIView):
     responses={200: serializers.LoginSessionListSerializer, **error_responses(401, 503)},
 )
 class LoginSessionListView(APIView):
+    name = "Login sessions"
+
     def get(self, request: Request) -> Response:
         sessions = selectors.login_session_list(
             admin_id=request.user.id, current_session_id=request_login_session_id(request)
@@ -128,6 +140,8 @@ class LoginSessionListView(APIView):
     responses={204: None, **error_responses(401, 404, 503)},
 )
 class LoginSessionDetailView(APIView):
+    name = "Login session"
+
     def delete(self, request: Request, session_id: str) -> Response:
         services.login_session_revoke(admin_id=request.user.id, session_id=session_id)
         return Response(status=204)

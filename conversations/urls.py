@@ -3,8 +3,8 @@ from django.urls import re_path
 from conversations import views
 from conversations.session_ids import SESSION_ID_REGEX
 
-sessions = views.ChatSessionViewSet.as_view({"get": "list"})
-session = views.ChatSessionViewSet.as_view({"get": "retrieve", "delete": "destroy"})
+sessions = views.ChatSessionViewSet.as_view({"get": "list"}, name="Chat sessions")
+session = views.ChatSessionViewSet.as_view({"get": "retrieve", "delete": "destroy"}, name="Chat session")
 
 # The original service's paths, each also answering with a trailing slash.
 urlpatterns = [

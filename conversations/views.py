@@ -81,6 +81,8 @@ STREAM_DESCRIPTION = (
     ],
 )
 class ChatView(APIView):
+    name = "Chat"
+
     renderer_classes = [*APIView.renderer_classes, EventStreamRenderer]
 
     def post(self, request: Request) -> Response | StreamingHttpResponse:
@@ -144,6 +146,8 @@ class ChatSessionViewSet(viewsets.ViewSet):
     responses={200: serializers.MemoryStatsSerializer, **error_responses(401, 503)},
 )
 class MemoryStatsView(APIView):
+    name = "Memory statistics"
+
     def get(self, request: Request) -> Response:
         return Response(memory_stats(admin_id=request.user.id))
 
@@ -157,6 +161,8 @@ class MemoryStatsView(APIView):
     examples=[OpenApiExample("Test", value={"message": "Test message"}, request_only=True)],
 )
 class TestChatView(APIView):
+    name = "Test chat"
+
     def post(self, request: Request) -> Response:
         body = serializers.TestChatRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)

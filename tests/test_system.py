@@ -1,8 +1,10 @@
 from __future__ import annotations
 
 import logging
+import re
 from http import HTTPStatus
 
+import pytest
 from django.conf import settings
 from django.urls import resolve
 
@@ -110,3 +112,12 @@ def test_the_root_is_a_browsable_page(api):
 
     assert response.status_code == HTTPStatus.OK
     assert "/docs" in response.content.decode()
+
+
+@pytest.mark.parametrize(
+    ("path", "title"),
+    [("/admin/api-keys", "API keys"), ("/chat/sessions", "Chat sessions"), ("/chat/memory/stats", "Memory statistics")],
+)
+def test_browsable_pages_are_titled_by_name(alice_client, path, title):
+    page = alice_client.get(path, HTTP_ACCEPT="text/html").content.decode()
+    assert re.search(rf"<title>{title} \W", page)
