@@ -325,11 +325,12 @@ LOGGING = {
             "format": "%(asctime)s %(levelname)s %(name)s %(message)s",
         }
     },
+    "filters": {"tracebacks_only": {"()": "core.log_format.TracebacksOnly"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
-        # Our own request log replaces Django's, which would log 4xx/5xx a second time.
-        "django.request": {"level": "ERROR"},
+        # Our own request log replaces Django's, which would log each 5xx a second time; its tracebacks stay.
+        "django.request": {"level": "ERROR", "filters": ["tracebacks_only"]},
         # A request for a host not in ALLOWED_HOSTS gets its 400 and our one request line; Django's own report
         # carries a traceback per request, which any client could use to flood the log.
         "django.security.DisallowedHost": {"handlers": [], "level": "CRITICAL", "propagate": False},

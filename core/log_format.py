@@ -20,3 +20,11 @@ class EscapingFormatter(logging.Formatter):
     def formatMessage(self, record: logging.LogRecord) -> str:
         record.message = escape_controls(record.message)
         return super().formatMessage(record)
+
+
+class TracebacksOnly(logging.Filter):
+    """For Django's request logger: an answered 4xx/5xx is already our request log line, so only an unhandled
+    error, with its traceback, gets a line of its own."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.exc_info is not None

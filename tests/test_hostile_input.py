@@ -87,3 +87,12 @@ def test_a_disallowed_host_gets_a_400_and_one_short_log_line(api, caplog):
     assert response.status_code == HTTPStatus.BAD_REQUEST
     assert [record.name for record in caplog.records] == ["chatbot.requests"]
     assert all(record.exc_info is None for record in caplog.records)
+
+
+def test_an_answered_5xx_is_logged_once(api, settings, caplog):
+    settings.GROQ_API_KEY = ""  # the upstream health answers 503
+    with caplog.at_level(logging.DEBUG):
+        response = api.get("/llm/health")
+
+    assert response.status_code == HTTPStatus.SERVICE_UNAVAILABLE
+    assert [record.name for record in caplog.records if "llm/health" in record.getMessage()] == ["chatbot.requests"]
