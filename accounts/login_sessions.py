@@ -16,7 +16,7 @@ from __future__ import annotations
 import secrets
 from datetime import UTC, datetime, timedelta
 
-from core.redis_store import decoded, hash_touch, redis_client, redis_key
+from core.redis_store import decoded, hash_touch, redis_client, redis_key, redis_script
 from core.timestamps import iso_at, utcnow_iso
 
 
@@ -70,7 +70,7 @@ def login_session_create(*, admin_id: str, username: str, auth_epoch: str, lifet
     }
     seconds = int(lifetime.total_seconds()) + 1
     fields = [item for pair in record.items() for item in pair]
-    create = redis_client().register_script(_CREATE_SCRIPT)
+    create = redis_script(_CREATE_SCRIPT)
     keys = [_admin_key(admin_id), _login_key(sid), _admin_logins_key(admin_id)]
     created = create(keys=keys, args=[auth_epoch, seconds, sid, *fields])
     return sid if created else None
@@ -116,7 +116,7 @@ def login_session_revoke(*, admin_id: str, sid: str) -> bool:
 def login_session_revoke_all(admin_id: str) -> int:
     """Revokes every token and browser session of `admin_id`, and any login still checking its password;
     returns how many logins were live."""
-    revoke_all = redis_client().register_script(_REVOKE_ALL_SCRIPT)
+    revoke_all = redis_script(_REVOKE_ALL_SCRIPT)
     return int(revoke_all(keys=[_admin_key(admin_id), _admin_logins_key(admin_id)], args=[_login_key("")]))
 
 

@@ -10,7 +10,7 @@ from django.conf import settings
 from accounts.services import username_folded
 from core.exceptions import ServiceError
 from core.metrics import login_counted
-from core.redis_store import redis_client, redis_key
+from core.redis_store import redis_client, redis_key, redis_script
 
 
 class LoginThrottled(ServiceError):
@@ -48,7 +48,7 @@ def login_attempt_start(*, username: str, ip: str) -> None:
     that simultaneous guesses cannot all pass the check before any of them is counted."""
     user_key, ip_key = _keys(username, ip)
     ip_limit, user_limit = settings.LOGIN_MAX_FAILURES_PER_IP, settings.LOGIN_MAX_FAILURES_PER_USERNAME
-    count_attempt = redis_client().register_script(_COUNT_ATTEMPT_SCRIPT)
+    count_attempt = redis_script(_COUNT_ATTEMPT_SCRIPT)
     ip_count, ip_ttl, user_count, user_ttl = count_attempt(
         keys=[ip_key, user_key], args=[settings.LOGIN_FAILURE_WINDOW_SECONDS, ip_limit]
     )

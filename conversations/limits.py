@@ -15,7 +15,7 @@ from django.conf import settings
 from redis.client import Pipeline
 
 from core.exceptions import ServiceError
-from core.redis_store import redis_client, redis_key
+from core.redis_store import redis_client, redis_key, redis_script
 
 
 class ChatLimited(ServiceError):
@@ -135,7 +135,7 @@ def admin_slot(slot: AdminSlot) -> Iterator[AdminSlot]:
     admin is over CHAT_REQUESTS_PER_MINUTE or CHAT_MAX_CONCURRENT, and one to give it back on leaving unless the
     turn gave it back with its last write (AdminSlot.release_into)."""
     if slot.limited:
-        refused = redis_client().register_script(_TAKE_SCRIPT)(keys=slot.keys(), args=slot.args())
+        refused = redis_script(_TAKE_SCRIPT)(keys=slot.keys(), args=slot.args())
         if refused:
             slot.released = True  # never taken
             raise slot.refusal(refused.decode())

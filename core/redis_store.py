@@ -3,9 +3,12 @@ the service keeps records in."""
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import redis
 from django.conf import settings
 from django_redis import get_redis_connection
+from redis.commands.core import Script
 
 
 def redis_client() -> redis.Redis:
@@ -15,6 +18,16 @@ def redis_client() -> redis.Redis:
 def redis_key(*parts: str) -> str:
     """`chatbot:admin:42`: every key the service writes starts with REDIS_KEY_PREFIX."""
     return ":".join((settings.REDIS_KEY_PREFIX, *parts))
+
+
+def redis_script(source: str) -> Script:
+    """The Lua script `source`, bound to the current client: made once, not hashed again on every call."""
+    return _script(redis_client(), source)
+
+
+@lru_cache(maxsize=64)
+def _script(client: redis.Redis, source: str) -> Script:
+    return client.register_script(source)
 
 
 def redis_ping() -> bool:
@@ -36,7 +49,7 @@ return redis.call('HGETALL', KEYS[1])
 def hash_touch(key: str, field: str, value: str, *, requires: str | None = None) -> dict[str, str] | None:
     """The record at `key` with `field` set to `value`, or None when there is no such record (or no `requires`)."""
     keys = [key] if requires is None else [key, requires]
-    flat = redis_client().register_script(_TOUCH_SCRIPT)(keys=keys, args=[field, value])
+    flat = redis_script(_TOUCH_SCRIPT)(keys=keys, args=[field, value])
     if not flat:
         return None
     values = [item.decode() for item in flat]

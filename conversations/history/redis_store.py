@@ -10,7 +10,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from django.conf import settings
-from django_redis import get_redis_connection
 
 from conversations.history.base import (
     MAX_STORED_MESSAGES,
@@ -26,7 +25,7 @@ from conversations.history.base import (
 from conversations.history.redis_scripts import BEGIN_SCRIPT, FINISH_SCRIPT, RELEASE_SCRIPT
 from conversations.limits import AdminSlot, chat_active_key, slot_release
 from conversations.usage import usage_key
-from core.redis_store import decoded
+from core.redis_store import decoded, redis_client, redis_script
 
 _LOCK_RETRY_SECONDS = 0.02
 
@@ -71,10 +70,10 @@ class RedisHistoryStore:
     backend = "redis"
 
     def __init__(self) -> None:
-        self._redis = get_redis_connection("default")
-        self._begin = self._redis.register_script(BEGIN_SCRIPT)
-        self._finish = self._redis.register_script(FINISH_SCRIPT)
-        self._release = self._redis.register_script(RELEASE_SCRIPT)
+        self._redis = redis_client()
+        self._begin = redis_script(BEGIN_SCRIPT)
+        self._finish = redis_script(FINISH_SCRIPT)
+        self._release = redis_script(RELEASE_SCRIPT)
 
     @staticmethod
     def _keys(admin_id: str, session_id: str) -> tuple[str, str]:
