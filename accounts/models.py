@@ -26,6 +26,7 @@ class AdminUser(models.Model):
     created_at: str = ""
     last_updated: str = ""
     auth_epoch: str = "0"
+    known_default: str | None = None  # "1" or "0"; None on a record from before the flag was kept
 
     class Meta:
         managed = False

@@ -32,7 +32,7 @@ from accounts.exceptions import (
 from accounts.models import AdminUser
 from accounts.passwords import password_hash, password_matches, password_problem
 from accounts.tokens import tokens_refresh, tokens_revoke_refresh
-from core.redis_store import decoded, redis_client, redis_key
+from core.redis_store import decoded, redis_client, redis_key, redis_script
 from core.timestamps import utcnow_iso
 from core.weak_secrets import is_known_default_password
 
@@ -88,11 +88,12 @@ def _admin_from_record(record: dict[str, str]) -> AdminUser:
     admin.created_at = record.get("created_at", "")
     admin.last_updated = record.get("last_updated", "")
     admin.auth_epoch = record.get("auth_epoch", "0")
+    admin.known_default = record.get("known_default")
     return admin
 
 
 def _claim_username(username: str, admin_id: str) -> None:
-    claim = redis_client().register_script(_CLAIM_USERNAME_SCRIPT)
+    claim = redis_script(_CLAIM_USERNAME_SCRIPT)
     if not claim(keys=[_index_key()], args=[username, admin_id]):
         raise UsernameTaken(f"An admin named {username!r} already exists (usernames ignore letter case).")
 
@@ -241,15 +242,13 @@ def admin_ensure_default() -> AdminUser | None:
 def admins_with_known_default_password() -> list[str]:
     """The usernames whose password is a well-known default. Records from before `known_default` was kept are
     checked with bcrypt once, and remembered."""
-    client = redis_client()
     found = []
     for admin in admin_list():
-        flag = client.hget(_admin_key(admin.id), "known_default")
-        if flag is None:
+        if admin.known_default is None:
             known = any(password_matches(candidate, admin.password_hash) for candidate in SHIPPED_DEFAULT_PASSWORDS)
-            flag = b"1" if known else b"0"
-            client.hset(_admin_key(admin.id), "known_default", flag)
-        if flag == b"1":
+            admin.known_default = "1" if known else "0"
+            redis_client().hset(_admin_key(admin.id), "known_default", admin.known_default)
+        if admin.known_default == "1":
             found.append(admin.username)
     return found
 
@@ -266,8 +265,8 @@ def admin_startup_check() -> AdminUser | None:
         names = ", ".join(repr(name) for name in weak)
         raise WeakDefaultPassword(
             f"Admin(s) {names} still have a well-known default password (such as admin123), and DEBUG is off. "
-            "Change it with: .venv/bin/python manage.py changeadminpassword USERNAME (in Docker: python manage.py ...) "
-            "(or set ALLOW_KNOWN_ADMIN_PASSWORDS=true to start anyway)."
+            "Change it with: .venv/bin/python manage.py changeadminpassword USERNAME (in Docker: python manage.py "
+            "changeadminpassword USERNAME), or set ALLOW_KNOWN_ADMIN_PASSWORDS=true to start anyway."
         )
     return created
 

@@ -29,6 +29,11 @@ class TokenRevoked(AuthenticationFailed):
     default_code = "token_revoked"
 
 
+class CredentialsChanged(AuthenticationFailed):
+    default_detail = "This admin's credentials changed (or it was deleted) during the login; log in again."
+    default_code = "credentials_changed"
+
+
 class TokenExpired(AuthenticationFailed):
     """A genuine token past its `exp` (the signature is checked first), told apart from garbage so that a client
     knows to refresh rather than to log in."""
@@ -47,11 +52,6 @@ def access_token_decode(raw: bytes) -> AccessToken:
 
 def access_lifetime_seconds() -> int:
     return int(api_settings.ACCESS_TOKEN_LIFETIME.total_seconds())
-
-
-class CredentialsChanged(AuthenticationFailed):
-    default_detail = "This admin's credentials changed (or it was deleted) during the login; log in again."
-    default_code = "credentials_changed"
 
 
 def tokens_issue(admin: AdminUser) -> IssuedTokens:

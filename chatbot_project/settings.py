@@ -127,7 +127,7 @@ _redis_options = {
 MEMORY_TTL_SECONDS = env_int("MEMORY_TTL_SECONDS", 3600, minimum=1)
 # Sessions stored in all, of every admin. The original service named it MAX_CACHE_SIZE, which still works.
 MAX_SESSIONS = env_int("MAX_SESSIONS", env_int("MAX_CACHE_SIZE", 1000, minimum=1), minimum=1)
-# By default ten admins at their caps fill the store; a full store refuses new sessions (see conversations/history.py).
+# By default ten admins at their caps fill the store; a full store refuses new sessions (see conversations/history/).
 MAX_SESSIONS_PER_ADMIN = env_int("MAX_SESSIONS_PER_ADMIN", max(1, MAX_SESSIONS // 10), minimum=1, maximum=MAX_SESSIONS)
 HISTORY_BACKEND = env_choice("HISTORY_BACKEND", "locmem", ("locmem", "redis"))
 HISTORY_MAX_MESSAGES = env_int("HISTORY_MAX_MESSAGES", 40, minimum=0)
@@ -226,7 +226,8 @@ RESPONSE_WRITE_TIMEOUT_SECONDS = env_float("RESPONSE_WRITE_TIMEOUT_SECONDS", 10.
 LLM_PROVIDER = env_choice("LLM_PROVIDER", "chatgroq", ("chatgroq",))
 GROQ_API_KEY = env_str("GROQ_API_KEY")
 GROQ_BASE_URL = env_str("GROQ_BASE_URL", "https://api.groq.com/openai/v1").rstrip("/")
-if urlsplit(GROQ_BASE_URL).scheme not in ("http", "https") or not urlsplit(GROQ_BASE_URL).hostname:
+_groq_url = urlsplit(GROQ_BASE_URL)
+if _groq_url.scheme not in ("http", "https") or not _groq_url.hostname:
     raise ImproperlyConfigured(
         f"GROQ_BASE_URL must be an http:// or https:// URL with a host, such as https://api.groq.com/openai/v1; "
         f"got {GROQ_BASE_URL!r}"

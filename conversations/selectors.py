@@ -7,7 +7,8 @@ from typing import Any
 
 from django.conf import settings
 
-from conversations.history import USAGE_FIELDS, history_store
+from conversations.history import history_store
+from conversations.history.base import summary_of
 from conversations.usage import usage_totals
 
 
@@ -19,14 +20,7 @@ def session_detail(*, admin_id: str, session_id: str) -> dict[str, Any] | None:
     conversation = history_store().get(admin_id, session_id)
     if conversation is None:
         return None
-    return {
-        "session_id": conversation.session_id,
-        "created_at": conversation.created_at,
-        "last_activity": conversation.last_activity,
-        "message_count": len(conversation.messages),
-        "usage": {name: conversation.usage.get(name, 0) for name in USAGE_FIELDS},
-        "messages": conversation.messages,
-    }
+    return {**asdict(summary_of(conversation)), "messages": conversation.messages}
 
 
 def sessions_stored_count() -> int:

@@ -80,7 +80,8 @@ def test_an_api_key_must_send_the_current_password(alice):
 
     response = client.post("/admin/change-credentials", {"new_password": "newsecurepass"}, format="json")
 
-    assert response.status_code in (HTTPStatus.BAD_REQUEST, HTTPStatus.FORBIDDEN)
+    assert response.status_code == HTTPStatus.BAD_REQUEST
+    assert response.json()["code"] == "current_password_required"
     assert admin_get(alice.id).password_hash == alice.password_hash
 
 
