@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import closing
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -61,14 +61,17 @@ class ChatClient:
 
     def complete(
         self,
-        messages: list[dict[str, str]],
+        messages: list[dict[str, Any]],
         *,
         model: str | None = None,
         temperature: float | None = None,
         max_tokens: int | None = None,
         model_from_request: bool = False,
+        params: Mapping[str, Any] | None = None,
     ) -> Completion:
-        body = self._chat_body(messages, model=model, temperature=temperature, max_tokens=max_tokens, stream=False)
+        body = self._chat_body(
+            messages, model=model, temperature=temperature, max_tokens=max_tokens, stream=False, params=params
+        )
         deadline = self._deadline()
 
         def attempt() -> Completion:
@@ -79,19 +82,22 @@ class ChatClient:
 
     def stream(
         self,
-        messages: list[dict[str, str]],
+        messages: list[dict[str, Any]],
         *,
         model: str | None = None,
         temperature: float | None = None,
         max_tokens: int | None = None,
         model_from_request: bool = False,
+        params: Mapping[str, Any] | None = None,
     ) -> Iterator[StreamDelta | StreamDone]:
         """Yield the answer as it arrives, then a StreamDone.
 
         Nothing is sent before the first next(); every failure before the first delta (refusal, rate limit,
         timeout) is raised from that first next(), so a caller can fetch it before committing to a response.
         """
-        body = self._chat_body(messages, model=model, temperature=temperature, max_tokens=max_tokens, stream=True)
+        body = self._chat_body(
+            messages, model=model, temperature=temperature, max_tokens=max_tokens, stream=True, params=params
+        )
         deadline = self._deadline()
         response = self._with_retries(
             lambda: self._open("POST", "/chat/completions", deadline, body=body, from_request=model_from_request),
@@ -134,12 +140,13 @@ class ChatClient:
 
     def _chat_body(
         self,
-        messages: list[dict[str, str]],
+        messages: list[dict[str, Any]],
         *,
         model: str | None,
         temperature: float | None,
         max_tokens: int | None,
         stream: bool,
+        params: Mapping[str, Any] | None,
     ) -> dict[str, Any]:
         self._require_key()
         config = self._config
@@ -150,6 +157,7 @@ class ChatClient:
             max_tokens=config.max_tokens if max_tokens is None else max_tokens,
             max_tokens_param=self._max_tokens_param,
             stream=stream,
+            params=params,
         )
 
     def _open(

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -14,15 +15,23 @@ class Usage:
 
 @dataclass(frozen=True)
 class Completion:
-    content: str
+    content: str  # "" when the reply is only tool calls
     model: str
     finish_reason: str | None
     usage: Usage
+    # OpenAI's `[{id, type: "function", function: {name, arguments}}]`, as the upstream sent them.
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    reasoning: str | None = None  # with reasoning_format "parsed"
+    # What the upstream's `usage` carries beyond the token counts: Groq's timings, cached-token details.
+    usage_details: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class StreamDelta:
     text: str
+    reasoning: str = ""
+    # Pieces of tool calls as the upstream streams them: `[{index, id?, type?, function: {name?, arguments}}]`.
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -26,15 +26,18 @@ def max_tokens_param(setting: str, base_url: str) -> str:
 
 
 def chat_body(
-    messages: list[dict[str, str]],
+    messages: list[dict[str, Any]],
     *,
     model: str,
     temperature: float,
     max_tokens: int,
     max_tokens_param: str,
     stream: bool,
+    params: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
+    """`params` are further request parameters Groq accepts (top_p, stop, tools, ...), passed on as given."""
     body: dict[str, Any] = {
+        **(params or {}),
         "model": model,
         "messages": messages,
         "temperature": temperature,
@@ -77,16 +80,43 @@ def parse_usage(data: Any) -> Usage | None:
         return None
 
 
+def usage_details(data: Any) -> dict[str, Any]:
+    """The upstream's usage fields beyond the three token counts (Groq's queue/prompt/completion/total times)."""
+    if not isinstance(data, dict):
+        return {}
+    return {name: value for name, value in data.items() if name not in _TOKEN_COUNTS}
+
+
+_TOKEN_COUNTS = ("prompt_tokens", "completion_tokens", "total_tokens")
+
+
 def parse_completion(data: dict[str, Any], *, default_model: str) -> Completion:
     try:
         choice = data["choices"][0]
-        content = choice["message"]["content"]
-    except (KeyError, IndexError, TypeError):
+        message = choice["message"]
+        content = message.get("content")
+    except (KeyError, IndexError, TypeError, AttributeError):
         raise LLMBadGateway() from None
-    if not isinstance(content, str):
+    tool_calls = message.get("tool_calls") or []
+    if not (isinstance(content, str) or (content is None and tool_calls)) or not _are_tool_calls(tool_calls):
         raise LLMBadGateway()
-    usage = parse_usage(data.get("usage")) or Usage(0, 0, 0)
-    return Completion(content, str(data.get("model") or default_model), choice.get("finish_reason"), usage)
+    reasoning = message.get("reasoning")
+    return Completion(
+        content or "",
+        str(data.get("model") or default_model),
+        choice.get("finish_reason"),
+        parse_usage(data.get("usage")) or Usage(0, 0, 0),
+        tool_calls=tool_calls,
+        reasoning=reasoning if isinstance(reasoning, str) else None,
+        usage_details=usage_details(data.get("usage")),
+    )
+
+
+def _are_tool_calls(calls: Any) -> bool:
+    return isinstance(calls, list) and all(
+        isinstance(call, dict) and isinstance(call.get("id"), str) and isinstance(call.get("function"), dict)
+        for call in calls
+    )
 
 
 def parse_models(data: dict[str, Any]) -> list[ModelInfo]:
@@ -114,7 +144,10 @@ class StreamReader:
 
     def __init__(self, default_model: str) -> None:
         self.parts: list[str] = []
+        self.reasoning: list[str] = []
+        self.tool_calls: dict[int, dict[str, Any]] = {}  # by the index the upstream gives each call
         self.usage: Usage | None = None
+        self.usage_details: dict[str, Any] = {}
         self.model = default_model
         self.finish_reason: str | None = None
         self.finished = False
@@ -125,24 +158,58 @@ class StreamReader:
             return
         chunk = json_object(data)
         _raise_for_stream_error(chunk)
-        self.usage = _chunk_usage(chunk) or self.usage
+        if usage := _chunk_usage(chunk):
+            self.usage, self.usage_details = usage
         self.model = str(chunk.get("model") or self.model)
         for choice in chunk.get("choices") or []:
             self.finish_reason = _choice_finish_reason(choice) or self.finish_reason
-            if text := _delta_text(choice):
-                self.parts.append(text)
-                yield StreamDelta(text)
+            delta = choice.get("delta")
+            if not isinstance(delta, dict):
+                continue
+            text, reasoning, calls = _text(delta, "content"), _text(delta, "reasoning"), delta.get("tool_calls") or []
+            if not _are_tool_call_pieces(calls):
+                raise LLMBadGateway()
+            if not (text or reasoning or calls):
+                continue
+            self.parts.append(text)
+            self.reasoning.append(reasoning)
+            for piece in calls:
+                self._add_tool_call_piece(piece)
+            yield StreamDelta(text, reasoning, calls)
+
+    def _add_tool_call_piece(self, piece: dict[str, Any]) -> None:
+        call = self.tool_calls.setdefault(piece["index"], {"id": "", "type": "function", "function": {}})
+        call["id"] = piece.get("id") or call["id"]
+        call["type"] = piece.get("type") or call["type"]
+        function = piece.get("function") or {}
+        for name in ("name", "arguments"):
+            if isinstance(function.get(name), str):
+                call["function"][name] = call["function"].get(name, "") + function[name]
 
     def done(self) -> StreamDone:
         if not self.finished and self.finish_reason is None:
             raise LLMBadGateway(TRUNCATED)
-        return StreamDone(Completion("".join(self.parts), self.model, self.finish_reason, self.usage or Usage(0, 0, 0)))
+        reasoning = "".join(self.reasoning)
+        return StreamDone(
+            Completion(
+                "".join(self.parts),
+                self.model,
+                self.finish_reason,
+                self.usage or Usage(0, 0, 0),
+                tool_calls=[self.tool_calls[index] for index in sorted(self.tool_calls)],
+                reasoning=reasoning or None,
+                usage_details=self.usage_details,
+            )
+        )
 
 
-def _chunk_usage(chunk: dict[str, Any]) -> Usage | None:
+def _chunk_usage(chunk: dict[str, Any]) -> tuple[Usage, dict[str, Any]] | None:
     """Groq puts usage in the last chunk's x_groq; with include_usage an OpenAI-style final chunk carries it too."""
     x_groq = chunk.get("x_groq")
-    return parse_usage(chunk.get("usage")) or parse_usage(x_groq.get("usage") if isinstance(x_groq, dict) else None)
+    for data in (chunk.get("usage"), x_groq.get("usage") if isinstance(x_groq, dict) else None):
+        if usage := parse_usage(data):
+            return usage, usage_details(data)
+    return None
 
 
 def _raise_for_stream_error(chunk: dict[str, Any]) -> None:
@@ -160,7 +227,13 @@ def _choice_finish_reason(choice: Any) -> str | None:
     return reason if isinstance(reason, str) else None
 
 
-def _delta_text(choice: dict[str, Any]) -> str:
-    delta = choice.get("delta")
-    text = delta.get("content") if isinstance(delta, dict) else None
+def _text(delta: dict[str, Any], name: str) -> str:
+    text = delta.get(name)
     return text if isinstance(text, str) else ""
+
+
+def _are_tool_call_pieces(pieces: Any) -> bool:
+    return isinstance(pieces, list) and all(
+        isinstance(piece, dict) and isinstance(piece.get("index"), int) and not isinstance(piece["index"], bool)
+        for piece in pieces
+    )
