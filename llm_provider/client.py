@@ -23,6 +23,8 @@ from .exceptions import (
     LLMTimeout,
     LLMUnavailable,
     error_for_status,
+    timed_out,
+    unreachable,
 )
 from .types import Completion, ModelInfo, StreamDelta, StreamDone
 
@@ -58,6 +60,7 @@ class ChatClient:
             timeout=httpx.Timeout(config.timeout_seconds, connect=config.connect_timeout),
             transport=transport,
         )
+        self._host = host_of(self._http.base_url)
 
     def complete(
         self,
@@ -172,7 +175,7 @@ class ChatClient:
         """One attempt: send the request and return a 200 response whose body is still unread."""
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            raise LLMTimeout()
+            raise timed_out(self._host)
         # httpx's read timeout bounds each read, not the whole body; Groq sends a non-streamed body at once,
         # so capping every read by the time left keeps a call close to its deadline.
         timeout = httpx.Timeout(remaining, connect=min(self._config.connect_timeout, remaining))
@@ -184,15 +187,17 @@ class ChatClient:
             response = self._http.send(request, stream=True)
         except httpx.TimeoutException as exc:
             metrics.upstream_attempt(operation, started, LLMTimeout.code)
-            raise LLMTimeout(retryable=True) from exc
+            raise timed_out(self._host, retryable=True) from exc
         except httpx.TransportError as exc:
-            logger.warning("Cannot reach the language model service: %s", type(exc).__name__)
+            logger.warning("Cannot reach the language model service at %s: %s", self._host, type(exc).__name__)
             metrics.upstream_attempt(operation, started, LLMUnavailable.code)
-            raise LLMUnavailable(retryable=True) from exc
+            raise unreachable(self._host, type(exc).__name__) from exc
         if response.status_code == 200:
             metrics.upstream_attempt(operation, started, "ok")
             return response
-        error = _error_for_response(response, model=(body or {}).get("model", ""), from_request=from_request)
+        error = _error_for_response(
+            response, model=(body or {}).get("model", ""), from_request=from_request, host=self._host
+        )
         metrics.upstream_attempt(operation, started, error.code)
         raise error
 
@@ -225,7 +230,7 @@ class ChatClient:
         return max(jittered, hint or 0.0)
 
 
-def _error_for_response(response: httpx.Response, *, model: str, from_request: bool) -> LLMError:
+def _error_for_response(response: httpx.Response, *, model: str, from_request: bool, host: str) -> LLMError:
     with closing(response):
         try:
             raw = response.read()
@@ -240,7 +245,15 @@ def _error_for_response(response: httpx.Response, *, model: str, from_request: b
         retry_after=retry_after,
         model=model,
         from_request=from_request,
+        host=host,
     )
+
+
+def host_of(url: httpx.URL) -> str:
+    """The upstream's host:port, for error details and logs: never the URL, which may carry credentials or a query."""
+    host = f"[{url.host}]" if ":" in url.host else url.host
+    port = url.port or {"https": 443, "http": 80}.get(url.scheme)
+    return f"{host}:{port}" if port else host
 
 
 def _read_body(response: httpx.Response) -> bytes:
@@ -248,7 +261,7 @@ def _read_body(response: httpx.Response) -> bytes:
         try:
             return response.read()
         except httpx.TimeoutException as exc:
-            raise LLMTimeout(retryable=True) from exc
+            raise timed_out(host_of(response.url), retryable=True) from exc
         except httpx.TransportError as exc:
             raise LLMBadGateway(TRUNCATED) from exc
 
@@ -267,11 +280,11 @@ def _read_stream(
             if reader.finished:
                 continue
             if not reader.parts and time.monotonic() > deadline:
-                raise LLMTimeout()
+                raise timed_out(host_of(response.url))
             yield from reader.feed(data)
     except httpx.TimeoutException as exc:
         if not reader.finished:
-            raise LLMTimeout() from exc
+            raise timed_out(host_of(response.url)) from exc
     except httpx.TransportError as exc:
         if not reader.finished:
             raise LLMBadGateway(TRUNCATED) from exc

@@ -115,18 +115,39 @@ class LLMRequestRejected(LLMError):
     default_detail = "The language model service rejected the request."
 
 
+def unreachable(host: str, cause: str) -> LLMUnavailable:
+    """`host` is the upstream's host:port only: never a URL, which could carry credentials or a query."""
+    return LLMUnavailable(
+        f"Cannot reach the language model service at {host} ({cause}); try again shortly.", retryable=True
+    )
+
+
+def timed_out(host: str, *, retryable: bool = False) -> LLMTimeout:
+    return LLMTimeout(f"The language model service at {host} did not answer in time.", retryable=retryable)
+
+
 def error_for_status(
-    status: int, *, code: str, message: str, retry_after: str | None, model: str, from_request: bool
+    status: int,
+    *,
+    code: str,
+    message: str,
+    retry_after: str | None,
+    model: str,
+    from_request: bool,
+    host: str = "",
 ) -> LLMError:
-    """Our error for an upstream answer other than 200, given Groq's error code and message and its Retry-After."""
+    """Our error for an upstream answer other than 200, given Groq's error code and message and its Retry-After.
+    A server-side failure's detail names `host` (host:port), so an operator sees which upstream failed."""
     logger.warning("The language model service answered %s (%s): %.300s", status, code or "no code", message)
     wait = retry_after_seconds(retry_after, message)
-    error = _error_for_status(status, code, wait=wait, model=model, from_request=from_request)
+    error = _error_for_status(status, code, wait=wait, model=model, from_request=from_request, host=host)
     error.retryable = status in RETRYABLE_STATUSES
     return error
 
 
-def _error_for_status(status: int, code: str, *, wait: float | None, model: str, from_request: bool) -> LLMError:
+def _error_for_status(
+    status: int, code: str, *, wait: float | None, model: str, from_request: bool, host: str
+) -> LLMError:
     if status in (401, 403):
         return LLMAuthFailed()
     if (status == 400 and code == "model_decommissioned") or (status == 404 and code == "model_not_found"):
@@ -135,10 +156,15 @@ def _error_for_status(status: int, code: str, *, wait: float | None, model: str,
         return LLMContextTooLong()
     if status == 429:
         return LLMRateLimited(retry_after=wait)
+    at = f" at {host}" if host else ""
     if status in (498, 503):
-        return LLMUnavailable(retry_after=wait)
+        return LLMUnavailable(
+            f"The language model service{at} is unavailable (HTTP {status}); try again shortly.", retry_after=wait
+        )
     if 400 <= status < 500:
         return LLMRequestRejected()
+    if status >= 500:
+        return LLMBadGateway(f"The language model service{at} failed (HTTP {status}); try again shortly.")
     return LLMBadGateway()
 
 

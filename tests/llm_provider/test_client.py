@@ -367,3 +367,43 @@ def test_it_reuses_connections_after_a_finished_stream(client: ChatClient, fake:
     list(client.stream(HELLO))
 
     assert fake.disconnects == 0
+
+
+def test_an_unreachable_upstream_is_named_by_host_and_port_only(make_client: MakeClient) -> None:
+    port = free_port()
+    client = make_client(base_url=f"http://user:hunter2@127.0.0.1:{port}/openai/v1?token=q-secret", max_retries=0)
+
+    with pytest.raises(LLMUnavailable) as caught:
+        client.complete(HELLO)
+
+    detail = caught.value.detail
+    assert detail == f"Cannot reach the language model service at 127.0.0.1:{port} (ConnectError); try again shortly."
+    assert "hunter2" not in detail and "q-secret" not in detail and "test-key" not in detail
+
+
+def test_a_server_error_names_the_host_with_its_default_port(make_client: MakeClient, fake: FakeGroq) -> None:
+    client = make_client(
+        base_url="https://api.groq.com/openai/v1", transport=RedirectTransport(fake.url), max_retries=0
+    )
+    fake.add_faults({"kind": "status", "status": 503}, {"kind": "status", "status": 500})
+
+    with pytest.raises(LLMUnavailable) as unavailable:
+        client.complete(HELLO)
+    with pytest.raises(LLMBadGateway) as failed:
+        client.complete(HELLO)
+
+    assert unavailable.value.detail == (
+        "The language model service at api.groq.com:443 is unavailable (HTTP 503); try again shortly."
+    )
+    assert failed.value.detail == "The language model service at api.groq.com:443 failed (HTTP 500); try again shortly."
+    assert (unavailable.value.code, failed.value.code) == ("upstream_unavailable", "upstream_error")
+
+
+def test_a_timeout_names_the_host(make_client: MakeClient, fake: FakeGroq) -> None:
+    fake.add_faults({"kind": "hang", "seconds": 5})
+
+    with pytest.raises(LLMTimeout) as caught:
+        make_client(timeout_seconds=0.3, max_retries=0).complete(HELLO)
+
+    assert caught.value.detail == f"The language model service at 127.0.0.1:{fake.port} did not answer in time."
+    assert caught.value.code == "upstream_timeout"

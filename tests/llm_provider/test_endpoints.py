@@ -147,3 +147,17 @@ def test_memory_stats(alice_client, bob_client):
     assert body["your_sessions"] == 2
     assert body["max_sessions"] == 1000 and body["ttl_seconds"] == 3600
     assert body["usage"]["requests"] == 2 and body["usage"]["total_tokens"] > 0
+
+
+def test_test_chat_names_the_unreachable_host_but_never_the_key(alice_client, settings):
+    settings.GROQ_BASE_URL = "http://127.0.0.1:1/openai/v1"
+    settings.LLM_MAX_RETRIES = 0
+
+    response = alice_client.post("/admin/test-chat", {"message": "Test message"}, format="json")
+
+    assert response.status_code == HTTPStatus.SERVICE_UNAVAILABLE
+    assert response.json() == {
+        "detail": "Cannot reach the language model service at 127.0.0.1:1 (ConnectError); try again shortly.",
+        "code": "upstream_unavailable",
+    }
+    assert settings.GROQ_API_KEY not in response.content.decode()
