@@ -1,8 +1,9 @@
 """Prometheus metrics, served at `GET /metrics` to METRICS_ALLOWED_IPS or with METRICS_TOKEN.
 
 Counters and histograms are recorded where things happen (this module's middleware, the LLM client, the usage
-store, the login flow); gauges of shared state (Redis up, and what apps register with `gauge_at_scrape`, such as
-sessions stored) are read when scraped.
+store, the login flow), and so are the upstream's rate-limit gauges (from each answer's headers); gauges of
+shared state (Redis up, and what apps register with `gauge_at_scrape`, such as sessions stored) are read when
+scraped.
 Labels are route names and error codes, never paths or user input, so the number of series stays bounded."""
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from prometheus_client import (
     REGISTRY,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
     multiprocess,
@@ -48,6 +50,19 @@ UPSTREAM_ERRORS = Counter("chatbot_upstream_errors", "Failed upstream LLM attemp
 UPSTREAM_RETRIES = Counter(
     "chatbot_upstream_retries", "Upstream LLM calls retried, by the error that caused it.", ["kind"]
 )
+# Groq's x-ratelimit-* headers as the latest upstream answer gave them; with gunicorn, the latest of any worker.
+UPSTREAM_RATELIMIT_LIMIT = Gauge(
+    "chatbot_upstream_ratelimit_limit",
+    "The upstream's rate limit (x-ratelimit-limit-*) in its latest answer: requests per day, tokens per minute.",
+    ["kind"],
+    multiprocess_mode="mostrecent",
+)
+UPSTREAM_RATELIMIT_REMAINING = Gauge(
+    "chatbot_upstream_ratelimit_remaining",
+    "What the upstream's latest answer says is left of its rate limit (x-ratelimit-remaining-*).",
+    ["kind"],
+    multiprocess_mode="mostrecent",
+)
 LOGINS = Counter("chatbot_logins", "Password logins (token or browser), by outcome.", ["outcome"])
 TOKENS = Counter("chatbot_llm_tokens", "Tokens used upstream, as the upstream reported them.", ["type"])
 
@@ -64,6 +79,14 @@ def upstream_error(kind: str) -> None:
 
 def upstream_retry(kind: str) -> None:
     UPSTREAM_RETRIES.labels(kind).inc()
+
+
+def upstream_rate_limit(kind: str, limit: int | None, remaining: int | None) -> None:
+    """`kind`: `requests` or `tokens`; a value the answer lacked leaves its gauge as it was."""
+    if limit is not None:
+        UPSTREAM_RATELIMIT_LIMIT.labels(kind).set(limit)
+    if remaining is not None:
+        UPSTREAM_RATELIMIT_REMAINING.labels(kind).set(remaining)
 
 
 def tokens_record(usage: dict[str, int]) -> None:

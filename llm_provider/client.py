@@ -26,6 +26,7 @@ from .exceptions import (
     timed_out,
     unreachable,
 )
+from .rate_limits import rate_limits_observe
 from .types import Completion, ModelInfo, StreamDelta, StreamDone
 
 logger = logging.getLogger(__name__)
@@ -192,6 +193,7 @@ class ChatClient:
             logger.warning("Cannot reach the language model service at %s: %s", self._host, type(exc).__name__)
             metrics.upstream_attempt(operation, started, LLMUnavailable.code)
             raise unreachable(self._host, type(exc).__name__) from exc
+        rate_limits_observe(response.headers)
         if response.status_code == 200:
             metrics.upstream_attempt(operation, started, "ok")
             return response

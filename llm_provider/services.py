@@ -11,6 +11,7 @@ from django.conf import settings
 from llm_provider.client import ChatClient, LLMConfig
 from llm_provider.exceptions import LLMError
 from llm_provider.pool import get_client
+from llm_provider.rate_limits import rate_limits_latest
 from llm_provider.types import ModelInfo
 
 # The provider's name, for every app to import: settings reads it from LLM_PROVIDER and allows only its one value.
@@ -36,6 +37,13 @@ def llm_config() -> LLMConfig:
 
 def llm_client() -> ChatClient:
     return get_client(llm_config())
+
+
+def upstream_rate_limits() -> dict[str, object] | None:
+    """The upstream's rate limits as this process last saw them (Groq's x-ratelimit-* headers), or None before
+    any answer carried them."""
+    latest = rate_limits_latest()
+    return None if latest is None else latest.as_dict()
 
 
 def provider_description() -> dict[str, object]:

@@ -9,7 +9,7 @@ from django.conf import settings
 
 from conversations.selectors import admin_usage, sessions_stored_count
 from core.redis_store import redis_ping
-from llm_provider.services import llm_health
+from llm_provider.services import llm_health, upstream_rate_limits
 
 SERVICE_NAME = "chatbot-api"
 STARTED_AT = time.monotonic()
@@ -41,6 +41,8 @@ def status_report(*, admin_id: str) -> dict[str, Any]:
         "history_backend": settings.HISTORY_BACKEND,
         "model": settings.GROQ_MODEL_NAME,
         "usage": admin_usage(admin_id=admin_id),
+        # This process's latest view: another worker may have seen a later answer.
+        "upstream_rate_limits": upstream_rate_limits(),
     }
 
 

@@ -105,6 +105,25 @@ def info(request: Request) -> Response:
                 "history_backend": serializers.CharField(),
                 "model": serializers.CharField(),
                 "usage": serializers.DictField(child=serializers.IntegerField(), help_text="This admin's totals."),
+                "upstream_rate_limits": inline_serializer(
+                    "UpstreamRateLimits",
+                    {
+                        "limit_requests": serializers.IntegerField(allow_null=True, help_text="Requests per day."),
+                        "remaining_requests": serializers.IntegerField(allow_null=True),
+                        "reset_requests": serializers.CharField(
+                            allow_null=True, help_text="Until the requests limit resets, as Groq writes it: 2m59.56s."
+                        ),
+                        "limit_tokens": serializers.IntegerField(allow_null=True, help_text="Tokens per minute."),
+                        "remaining_tokens": serializers.IntegerField(allow_null=True),
+                        "reset_tokens": serializers.CharField(allow_null=True),
+                        "observed_at": serializers.DateTimeField(),
+                    },
+                    allow_null=True,
+                    help_text=(
+                        "Groq's x-ratelimit-* headers from the latest upstream answer this server process received "
+                        "(any status, 429 included); null before the first. Limits are Groq's, per organisation."
+                    ),
+                ),
             },
         ),
         **error_responses(401, 503),
@@ -127,7 +146,8 @@ class MetricsView(APIView):
         summary="Prometheus metrics, for METRICS_ALLOWED_IPS or with METRICS_TOKEN",
         description=(
             "Requests and latency per route and status, upstream latency, errors and retries, tokens, logins "
-            "(succeeded, failed, throttled), sessions stored, Redis up; added up over every gunicorn worker. "
+            "(succeeded, failed, throttled), sessions stored, Redis up; added up over every gunicorn worker; "
+            "and Groq's rate limits (x-ratelimit-*) from the latest upstream answer of any worker. "
             "Answered to a client address in METRICS_ALLOWED_IPS (default: loopback only), or to "
             "`Authorization: Bearer <METRICS_TOKEN>` when METRICS_TOKEN is set."
         ),
