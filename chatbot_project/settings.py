@@ -315,6 +315,10 @@ SPECTACULAR_SETTINGS = {
     ],
 }
 
+    "ENUM_NAME_OVERRIDES": {
+        "ResponseFormatTypeEnum": ["text", "json_object", "json_schema"],
+        "FunctionTypeEnum": ["function"],
+    },
 # --- Logging --------------------------------------------------------------------------------------
 LOG_LEVEL = env_choice("LOG_LEVEL", "info", ("debug", "info", "warning", "error")).upper()
 LOGGING = {

@@ -25,7 +25,7 @@ from conversations import openai_serializers
 from conversations.openai_wire import completion_body, completion_chunks, error_param, new_completion_id, openai_error
 from conversations.session_ids import SESSION_ID_RULE, is_session_id
 from conversations.streaming import SSE_HEADERS
-from conversations.turns import ChatOptions, Turn, last_user_text, turn_answer, turn_stream
+from conversations.turns import ChatOptions, Turn, new_turn_messages, turn_answer, turn_stream
 from core.errors import exception_handler
 from core.exceptions import ServiceError
 from core.negotiation import IgnoreAccept
@@ -93,14 +93,18 @@ COMPLETIONS_DESCRIPTION = (
     "The service's `SYSTEM_PROMPT`, when set, always goes upstream first, before your own system messages. "
     "Without `X-Session-Id` the call is stateless: your `messages` follow it as given. With `X-Session-Id` the "
     "service keeps that session's history, as `/chat/` does (same sessions, same per-admin isolation): after "
-    "`SYSTEM_PROMPT` go your leading system messages, then the stored history, then the rest of your messages; "
-    "your last user message and the reply are stored as the turn. So send only the new message each time.\n\n"
+    "`SYSTEM_PROMPT` go your leading system messages, then the stored history, then the rest of your messages. "
+    "The turn stored is your messages from your last user message on (or, answering the tool calls of the last "
+    "reply, your tool results) and the reply, tool calls included. So send only the new messages each time.\n\n"
     "Every message has at most `MAX_MESSAGE_CHARS` characters, and a request at most `MAX_REQUEST_MESSAGES` "
     "messages of `MAX_REQUEST_CHARS` characters together; over a limit is a 400 that names it.\n\n"
     "With `stream: true` the answer is Server-Sent Events of `chat.completion.chunk` objects ending with "
-    "`data: [DONE]`; `stream_options.include_usage` adds a last chunk with the usage. Supported parameters: "
-    "`model`, `messages` (text only), `temperature`, `max_tokens`/`max_completion_tokens`, `stream`, "
-    "`stream_options`, `n` (1), `user` (ignored); others are refused with a 400 naming them."
+    "`data: [DONE]`; `stream_options.include_usage` adds a last chunk with the usage. Every parameter Groq accepts "
+    "is passed on: `temperature`, `top_p`, `max_tokens`/`max_completion_tokens`, `stop`, `seed`, `user`, "
+    "`presence_penalty`, `frequency_penalty`, `response_format` (`json_object`, `json_schema`), `tools`, "
+    "`tool_choice`, `parallel_tool_calls`, `reasoning_effort`, `reasoning_format`, `include_reasoning`, "
+    "`service_tier`. What Groq refuses (`n` above 1, `logprobs`, `logit_bias`, unknown parameters) is a 400 "
+    "naming it. Messages are text only; the `developer` role is sent as `system`."
 )
 
 
@@ -141,11 +145,13 @@ class ChatCompletionsView(OpenAIView):
         if data["model"] not in settings.CHAT_ALLOWED_MODELS:
             raise ModelNotFound(f"The model '{data['model']}' does not exist here; see GET /v1/models.")
         session_id = session_id_of(request)
-        messages = [{"role": m["role"], "content": m["content"]} for m in data["messages"]]
-        if session_id and last_user_text(messages) is None:
-            raise ValidationError({"messages": ["With X-Session-Id, send at least one user message."]})
+        messages = data["messages"]
+        if session_id and not new_turn_messages(messages):
+            raise ValidationError(
+                {"messages": ["With X-Session-Id, send a user message, or the results of the last reply's tool calls."]}
+            )
         max_tokens = data.get("max_completion_tokens") or data.get("max_tokens")
-        options = ChatOptions(data["model"], data.get("temperature"), max_tokens)
+        options = ChatOptions(data["model"], data.get("temperature"), max_tokens, body.generation_params())
         turn = Turn(admin=request.user, messages=messages, session_id=session_id, options=options)
         headers = {SESSION_HEADER: session_id} if session_id else {}
         ids = {"completion_id": new_completion_id(), "created": int(time.time())}

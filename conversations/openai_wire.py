@@ -64,13 +64,39 @@ def completion_body(completion: Completion, *, completion_id: str, created: int)
         "choices": [
             {
                 "index": 0,
-                "message": {"role": "assistant", "content": completion.content},
+                "message": reply_message(completion),
                 "logprobs": None,
                 "finish_reason": completion.finish_reason or "stop",
             }
         ],
-        "usage": asdict(completion.usage),
+        "usage": usage_body(completion),
     }
+
+
+def reply_message(completion: Completion) -> dict[str, Any]:
+    """OpenAI's assistant message: content is null when the reply is only tool calls."""
+    message: dict[str, Any] = {"role": "assistant", "content": completion.content}
+    if completion.tool_calls:
+        message["content"] = completion.content or None
+        message["tool_calls"] = completion.tool_calls
+    if completion.reasoning is not None:
+        message["reasoning"] = completion.reasoning
+    return message
+
+
+def usage_body(completion: Completion) -> dict[str, Any]:
+    return {**completion.usage_details, **asdict(completion.usage)}
+
+
+def delta_body(delta: StreamDelta) -> dict[str, Any]:
+    body: dict[str, Any] = {}
+    if delta.text:
+        body["content"] = delta.text
+    if delta.reasoning:
+        body["reasoning"] = delta.reasoning
+    if delta.tool_calls:
+        body["tool_calls"] = delta.tool_calls
+    return body
 
 
 def _data(payload: dict[str, Any]) -> bytes:
@@ -99,7 +125,7 @@ def completion_chunks(
     if include_usage:
         envelope["usage"] = None
 
-    def chunk(delta: dict[str, str], finish_reason: str | None = None) -> bytes:
+    def chunk(delta: dict[str, Any], finish_reason: str | None = None) -> bytes:
         choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
         return _data({**envelope, "choices": [choice]})
 
@@ -109,12 +135,12 @@ def completion_chunks(
             if item is None:
                 yield KEEPALIVE
             elif isinstance(item, StreamDelta):
-                yield chunk({"content": item.text})
+                yield chunk(delta_body(item))
             else:
                 completion = item.completion
                 yield chunk({}, completion.finish_reason or "stop")
                 if include_usage:
-                    yield _data({**envelope, "choices": [], "usage": asdict(completion.usage)})
+                    yield _data({**envelope, "choices": [], "usage": usage_body(completion)})
     except Exception as exc:
         error = as_service_error(exc)
         if error is None:

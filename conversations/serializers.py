@@ -4,11 +4,14 @@ from typing import Any
 
 from django.conf import settings
 from django.core.validators import MaxLengthValidator, MaxValueValidator, RegexValidator
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from conversations.session_ids import SESSION_ID_REGEX, SESSION_ID_RULE
 
 session_id_validator = RegexValidator(f"^{SESSION_ID_REGEX}$", SESSION_ID_RULE)
+MAX_STOP_SEQUENCES = 4  # Groq's limit
+MAX_STOP_CHARS = 200
 
 
 def limit_message_chars(field: serializers.CharField) -> None:
@@ -17,7 +20,67 @@ def limit_message_chars(field: serializers.CharField) -> None:
     field.validators.append(MaxLengthValidator(settings.MAX_MESSAGE_CHARS))
 
 
-class ChatRequestSerializer(serializers.Serializer):
+@extend_schema_field(
+    {
+        "oneOf": [
+            {"type": "string"},
+            {"type": "array", "items": {"type": "string"}, "minItems": 1, "maxItems": MAX_STOP_SEQUENCES},
+        ],
+        "nullable": True,
+    }
+)
+class StopField(serializers.Field):
+    """OpenAI's `stop`: one string or a list of up to four."""
+
+    def to_internal_value(self, data: Any) -> str | list[str]:
+        sequences = [data] if isinstance(data, str) else data
+        if not isinstance(sequences, list) or not 1 <= len(sequences) <= MAX_STOP_SEQUENCES:
+            raise serializers.ValidationError(f"A string or a list of 1 to {MAX_STOP_SEQUENCES} strings.")
+        if not all(isinstance(s, str) and 0 < len(s) <= MAX_STOP_CHARS for s in sequences):
+            raise serializers.ValidationError(f"Each stop sequence has 1 to {MAX_STOP_CHARS} characters.")
+        return data
+
+    def to_representation(self, value: Any) -> Any:
+        return value
+
+
+class ResponseFormatSerializer(serializers.Serializer):
+    type = serializers.ChoiceField(choices=["text", "json_object", "json_schema"])
+    json_schema = serializers.DictField(
+        required=False, help_text="With `json_schema`: `{name, schema, strict?, description?}`."
+    )
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        schema = attrs.get("json_schema")
+        if attrs["type"] == "json_schema" and not (schema and isinstance(schema.get("name"), str)):
+            raise serializers.ValidationError({"json_schema": ["`json_schema` with a `name` is required."]})
+        return attrs
+
+
+class GenerationOptionsSerializer(serializers.Serializer):
+    """Generation options passed on to the model as given; their names are Groq's (and OpenAI's)."""
+
+    passed_on: tuple[str, ...] = ("top_p", "stop", "seed", "response_format", "reasoning_effort")
+
+    top_p = serializers.FloatField(required=False, allow_null=True, min_value=0.0, max_value=1.0)
+    stop = StopField(required=False, allow_null=True, help_text="Up to 4 sequences where the model stops.")
+    seed = serializers.IntegerField(required=False, allow_null=True, min_value=-(2**63), max_value=2**63 - 1)
+    response_format = ResponseFormatSerializer(
+        required=False, allow_null=True, help_text="`json_object` or `json_schema` for JSON replies."
+    )
+    reasoning_effort = serializers.ChoiceField(
+        choices=["none", "default", "low", "medium", "high"],
+        required=False,
+        allow_null=True,
+        help_text="For reasoning models: `low`, `medium`, `high` (gpt-oss); `none`, `default` (qwen).",
+    )
+
+    def generation_params(self) -> dict[str, Any]:
+        data = self.validated_data
+        return {name: data[name] for name in self.passed_on if data.get(name) is not None}
+
+
+class ChatRequestSerializer(GenerationOptionsSerializer):
     session_id = serializers.CharField(
         required=False,
         min_length=1,
@@ -76,8 +139,12 @@ class ChatStreamEventSerializer(serializers.Serializer):
 
 
 class StoredMessageSerializer(serializers.Serializer):
-    role = serializers.ChoiceField(choices=["user", "assistant"])
-    content = serializers.CharField()
+    role = serializers.ChoiceField(choices=["user", "assistant", "tool"])
+    content = serializers.CharField(allow_blank=True, help_text="Empty when an assistant's reply is only tool calls.")
+    tool_calls = serializers.ListField(
+        child=serializers.DictField(), required=False, help_text="An assistant's tool calls, as OpenAI shapes them."
+    )
+    tool_call_id = serializers.CharField(required=False, help_text="Which call a tool result answers.")
     at = serializers.CharField()
 
 

@@ -62,7 +62,8 @@ def with_keepalive(events: Iterator[T], interval: float) -> Iterator[T | None]:
 def sse_stream(
     first: StreamDelta | ChatReply, rest: Iterator[StreamDelta | ChatReply], interval: float
 ) -> Iterator[bytes]:
-    """The event stream: `delta` events, then `done` with the whole reply, or `error` if the upstream fails."""
+    """The event stream: `delta` events, then `done` with the whole reply, or `error` if the upstream fails.
+    Pieces without text (a reasoning model's reasoning) are not sent."""
     yield _event_for(first)
     try:
         for item in with_keepalive(rest, interval):
@@ -76,5 +77,5 @@ def sse_stream(
 
 def _event_for(item: StreamDelta | ChatReply) -> bytes:
     if isinstance(item, StreamDelta):
-        return sse_event("delta", {"content": item.text})
+        return sse_event("delta", {"content": item.text}) if item.text else b""
     return sse_event("done", ChatResponseSerializer(item).data)

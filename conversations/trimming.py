@@ -5,7 +5,11 @@ conversation inside the model's context, and nothing has to download a tokenizer
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from conversations.history.base import MESSAGE_FIELDS
 
 PER_MESSAGE_TOKENS = 4
 
@@ -14,36 +18,42 @@ def estimate_tokens(text: str) -> int:
     return (len(text) + 3) // 4 + PER_MESSAGE_TOKENS
 
 
-def trim_history(history: Sequence[dict[str, str]], *, max_messages: int, max_tokens: int) -> list[dict[str, str]]:
+def message_tokens(message: Mapping[str, Any]) -> int:
+    tool_calls = message.get("tool_calls")
+    return estimate_tokens((message.get("content") or "") + (json.dumps(tool_calls) if tool_calls else ""))
+
+
+def trim_history(history: Sequence[dict[str, Any]], *, max_messages: int, max_tokens: int) -> list[dict[str, Any]]:
     """The longest suffix of `history` within both limits that starts with a user message."""
-    kept: list[dict[str, str]] = []
+    kept: list[dict[str, Any]] = []
     budget = max_tokens
     for message in reversed(history[-max_messages:] if max_messages else []):
-        cost = estimate_tokens(message["content"])
+        cost = message_tokens(message)
         if cost > budget:
             break
         budget -= cost
         kept.append(message)
     kept.reverse()
-    # A reply without the question that prompted it only confuses the model.
+    # A reply without the question that prompted it only confuses the model, and a tool result without the call
+    # that asked for it is refused upstream.
     while kept and kept[0]["role"] != "user":
         kept.pop(0)
     return kept
 
 
-def with_system_prompt(messages: Sequence[dict[str, str]], system_prompt: str) -> list[dict[str, str]]:
+def with_system_prompt(messages: Sequence[dict[str, Any]], system_prompt: str) -> list[dict[str, Any]]:
     """The service's prompt before everything else, so that no caller's system message can precede it."""
     prompt = [{"role": "system", "content": system_prompt}] if system_prompt else []
     return [*prompt, *messages]
 
 
 def upstream_messages(
-    messages: Sequence[dict[str, str]], history: Sequence[dict[str, str]], *, system_prompt: str
-) -> list[dict[str, str]]:
+    messages: Sequence[dict[str, Any]], history: Sequence[dict[str, Any]], *, system_prompt: str
+) -> list[dict[str, Any]]:
     """The service's prompt, the caller's leading system messages, the stored history, then the rest of the
     caller's messages (for `/chat/`, its one new message)."""
     leading_system = 0
     while leading_system < len(messages) and messages[leading_system]["role"] == "system":
         leading_system += 1
-    stored = [{"role": m["role"], "content": m["content"]} for m in history]
+    stored = [{name: m[name] for name in MESSAGE_FIELDS if name in m} for m in history]
     return with_system_prompt([*messages[:leading_system], *stored, *messages[leading_system:]], system_prompt)

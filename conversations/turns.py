@@ -8,9 +8,10 @@ failed call stores nothing: two messages to one session are answered one after t
 
 from __future__ import annotations
 
-from collections.abc import Generator, Iterator
+from collections.abc import Generator, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 from django.conf import settings
 
@@ -29,6 +30,8 @@ class ChatOptions:
     model: str | None = None
     temperature: float | None = None
     max_tokens: int | None = None
+    # Further parameters for the upstream, already validated (top_p, stop, seed, response_format, tools, ...).
+    params: Mapping[str, Any] = field(default_factory=dict)
 
     def llm_kwargs(self) -> dict[str, object]:
         """The client's keyword arguments; a model named by the request is the request's fault if it is gone."""
@@ -37,13 +40,14 @@ class ChatOptions:
             "temperature": self.temperature,
             "max_tokens": self.max_tokens,
             "model_from_request": self.model is not None,
+            "params": self.params,
         }
 
 
 @dataclass(frozen=True)
 class Turn:
     admin: AdminUser
-    messages: list[dict[str, str]]  # what the caller sends: /chat/'s one user message, or a /v1 `messages` list
+    messages: list[dict[str, Any]]  # what the caller sends: /chat/'s one user message, or a /v1 `messages` list
     session_id: str | None = None  # None: stateless, nothing is stored
     options: ChatOptions = field(default_factory=ChatOptions)
 
@@ -72,8 +76,17 @@ def turn_stream(turn: Turn) -> Iterator[StreamDelta | TurnResult]:
         yield _turn_record(turn, held, completion)
 
 
-def last_user_text(messages: list[dict[str, str]]) -> str | None:
-    return next((m["content"] for m in reversed(messages) if m["role"] == "user"), None)
+def new_turn_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """What a turn with a session stores of the caller's messages: from its last user message on, or, answering
+    the tool calls of the stored history's last reply, its trailing tool results. The rest (system messages,
+    examples before the question) goes upstream and is not kept."""
+    last_user = next((i for i in range(len(messages) - 1, -1, -1) if messages[i]["role"] == "user"), None)
+    if last_user is not None:
+        return messages[last_user:]
+    first_tool = len(messages)
+    while first_tool > 0 and messages[first_tool - 1]["role"] == "tool":
+        first_tool -= 1
+    return messages[first_tool:]
 
 
 @dataclass
@@ -83,12 +96,12 @@ class _StatelessTurn:
     slot: AdminSlot
     conversation: None = None
 
-    def finish(self, messages: list[dict[str, str]], usage: dict[str, int]) -> None:
+    def finish(self, messages: list[dict[str, Any]], usage: dict[str, int]) -> None:
         usage_record(self.slot, usage)  # and the slot given back, in the same round trip
 
 
 @contextmanager
-def _turn_held(turn: Turn) -> Iterator[tuple[list[dict[str, str]], SessionTurn | _StatelessTurn]]:
+def _turn_held(turn: Turn) -> Iterator[tuple[list[dict[str, Any]], SessionTurn | _StatelessTurn]]:
     """Holds the chat slots (and the session's lock) for the turn; gives what goes upstream, and the hold whose
     `finish` stores the turn. The process slot comes first: refusing it costs no Redis round trip and counts
     nothing against the admin."""
@@ -110,7 +123,8 @@ def _turn_held(turn: Turn) -> Iterator[tuple[list[dict[str, str]], SessionTurn |
 def _turn_record(turn: Turn, held: SessionTurn | _StatelessTurn, completion: Completion) -> TurnResult:
     usage = {**asdict(completion.usage), "requests": 1}
     metrics.tokens_record(usage)
-    stored = [message("user", last_user_text(turn.messages) or ""), message("assistant", completion.content)]
+    reply = message("assistant", completion.content, tool_calls=completion.tool_calls)
+    stored = [*(message(**m) for m in new_turn_messages(turn.messages)), reply]
     totals = held.finish(stored, usage)
     return TurnResult(completion=completion, session_id=turn.session_id, usage=usage, session_usage=totals)
 

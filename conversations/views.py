@@ -93,7 +93,9 @@ class ChatView(APIView):
             admin=request.user,
             session_id=data.get("session_id") or new_session_id(),
             text=data["message"],
-            options=ChatOptions(data.get("model"), data.get("temperature"), data.get("max_tokens")),
+            options=ChatOptions(
+                data.get("model"), data.get("temperature"), data.get("max_tokens"), body.generation_params()
+            ),
         )
         if data["stream"] or request.accepted_media_type == EVENT_STREAM:
             events = chat_stream(turn)

@@ -64,6 +64,7 @@ class Settings:
     latency: float = 0.0
     chunk_delay: float = 0.0
     reply: str | None = None
+    reasoning: bool = False  # reason aloud on every answer, as gpt-oss does unless told otherwise
 
 
 class FakeError(Exception):
@@ -88,7 +89,7 @@ def go_duration(seconds: float) -> str:
 
 
 def estimate_tokens(messages: list[dict[str, Any]]) -> int:
-    return sum(math.ceil(len(m["content"]) / 4) for m in messages)
+    return sum(math.ceil(len(m.get("content") or "") / 4) for m in messages)
 
 
 def model_owner(model: str) -> str:
@@ -97,6 +98,19 @@ def model_owner(model: str) -> str:
 
 def split_words(content: str) -> list[str]:
     return re.findall(r"\s*\S+\s*", content) or ([content] if content else [])
+
+
+def tool_call_pieces(call: dict[str, Any]) -> list[dict[str, Any]]:
+    """A tool call as Groq streams it: the id and name first, then the arguments in two pieces."""
+    arguments = call["function"]["arguments"]
+    half = len(arguments) // 2
+    head = {
+        "index": 0,
+        "id": call["id"],
+        "type": "function",
+        "function": {"name": call["function"]["name"], "arguments": ""},
+    }
+    return [head, *({"index": 0, "function": {"arguments": part}} for part in (arguments[:half], arguments[half:]))]
 
 
 def fault_error(fault: Fault, model: str) -> FakeError:
@@ -127,6 +141,12 @@ def validate(body: Any, settings: Settings) -> tuple[str, list[dict[str, Any]]]:
     if model not in settings.models:
         message = f"The model `{model}` does not exist or you do not have access to it."
         raise FakeError(404, message, "model_not_found", param="model")
+    if body.get("n") not in (None, 1):
+        raise FakeError(400, "'n' : number must be at most 1", param="n")
+    if body.get("logprobs"):
+        raise FakeError(400, "'logprobs' : is not supported with this model", param="logprobs")
+    if body.get("reasoning_format") == "raw" and (body.get("tools") or body.get("response_format")):
+        raise FakeError(400, "reasoning_format=raw is not supported with JSON mode or tool calling")
     if estimate_tokens(messages) > settings.context_window:
         message = "Please reduce the length of the messages or completion."
         raise FakeError(400, message, "context_length_exceeded", param="messages")
@@ -134,16 +154,38 @@ def validate(body: Any, settings: Settings) -> tuple[str, list[dict[str, Any]]]:
 
 
 def is_message(message: Any) -> bool:
-    return (
-        isinstance(message, dict) and isinstance(message.get("role"), str) and isinstance(message.get("content"), str)
-    )
+    if not isinstance(message, dict) or message.get("role") not in ("system", "user", "assistant", "tool"):
+        return False
+    if message["role"] == "tool" and not isinstance(message.get("tool_call_id"), str):
+        return False
+    tool_calls = message.get("tool_calls")
+    if tool_calls is not None and (message["role"] != "assistant" or not isinstance(tool_calls, list)):
+        return False
+    return isinstance(message.get("content"), str) or (message.get("content") is None and bool(tool_calls))
+
+
+def tool_call_for(body: dict[str, Any], messages: list[dict[str, Any]], question: str) -> dict[str, Any] | None:
+    """With `tools`, the fake calls one unless told not to or answering tool results: the tool named by
+    `tool_choice`, else the first, with `{"text": <the last user message>}` as its arguments."""
+    tools, choice = body.get("tools") or [], body.get("tool_choice", "auto")
+    if not tools or choice == "none" or messages[-1]["role"] == "tool":
+        return None
+    name = choice["function"]["name"] if isinstance(choice, dict) else tools[0]["function"]["name"]
+    arguments = json.dumps({"text": question})
+    return {
+        "id": f"call_{uuid.uuid4().hex[:12]}",
+        "type": "function",
+        "function": {"name": name, "arguments": arguments},
+    }
 
 
 @dataclass
 class Answer:
     model: str
-    content: str
+    content: str | None
     usage: dict[str, Any]
+    tool_call: dict[str, Any] | None = None
+    reasoning: str | None = None
     id: str = field(default_factory=lambda: f"chatcmpl-{uuid.uuid4()}")
     request_id: str = field(default_factory=lambda: f"req_{uuid.uuid4().hex[:26]}")
     created: int = field(default_factory=lambda: int(time.time()))
@@ -152,9 +194,17 @@ class Answer:
         ids = {"id": self.id, "object": kind, "created": self.created, "model": self.model}
         return ids | {"system_fingerprint": "fp_fake0000"}
 
+    @property
+    def finish_reason(self) -> str:
+        return "tool_calls" if self.tool_call else "stop"
+
     def body(self) -> dict[str, Any]:
-        message = {"role": "assistant", "content": self.content}
-        choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": "stop"}
+        message: dict[str, Any] = {"role": "assistant", "content": self.content}
+        if self.tool_call:
+            message["tool_calls"] = [self.tool_call]
+        if self.reasoning:
+            message["reasoning"] = self.reasoning
+        choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": self.finish_reason}
         answer = {"choices": [choice], "usage": self.usage, "x_groq": {"id": self.request_id}}
         return self.envelope("chat.completion") | answer
 
@@ -248,13 +298,25 @@ class FakeGroq:
         if request.headers.get("Authorization") != f"Bearer {self.settings.api_key}":
             raise FakeError(401)
 
-    def _answer(self, model: str, messages: list[dict[str, Any]]) -> Answer:
+    def _answer(self, model: str, messages: list[dict[str, Any]], body: dict[str, Any]) -> Answer:
+        """Echoes the last user message; answers tool results with "Tool said: ...", JSON mode with a JSON object,
+        and `reasoning_format: parsed` with a reasoning too."""
         last_user = next((m["content"] for m in reversed(messages) if m["role"] == "user"), "")
-        content = self.settings.reply if self.settings.reply is not None else f"Echo: {last_user}"
-        prompt, completion = estimate_tokens(messages), estimate_tokens([{"content": content}])
+        content: str | None = self.settings.reply if self.settings.reply is not None else f"Echo: {last_user}"
+        if messages[-1]["role"] == "tool":
+            content = f"Tool said: {messages[-1]['content']}"
+        if (body.get("response_format") or {}).get("type") in ("json_object", "json_schema"):
+            content = json.dumps({"echo": last_user})
+        tool_call = tool_call_for(body, messages, last_user)
+        if tool_call:
+            content = None
+        reasons = body.get("reasoning_format") == "parsed" or (self.settings.reasoning and not body.get("tools"))
+        reasoning = f"Thinking about: {last_user}" if reasons else None
+        written = (content or "") + (json.dumps(tool_call) if tool_call else "") + (reasoning or "")
+        prompt, completion = estimate_tokens(messages), estimate_tokens([{"content": written}])
         self._add("_used_tokens", prompt + completion)
         usage = {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
-        return Answer(model, content, usage | TIMINGS)
+        return Answer(model, content, usage | TIMINGS, tool_call, reasoning)
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
         try:
@@ -291,7 +353,7 @@ class FakeGroq:
             text = 'data: {"id": "chatcmpl-broken", "choices": [\n\n' if streaming else '{"id": "chatcmpl-broken", '
             content_type = "text/event-stream" if streaming else "application/json"
             return web.Response(text=text, headers=headers, content_type=content_type)
-        answer = self._answer(model, messages)
+        answer = self._answer(model, messages, body)
         if streaming:
             return await self._stream(request, body, headers, fault, answer)
         response = web.StreamResponse(headers={**headers, "Content-Type": "application/json"})
@@ -316,19 +378,25 @@ class FakeGroq:
         response = web.StreamResponse(headers=sse_headers)
         await response.prepare(request)
         await response.write(answer.event({"role": "assistant", "content": ""}, x_groq={"id": answer.request_id}))
-        words = split_words(answer.content)
+        for word in split_words(answer.reasoning or ""):
+            await response.write(answer.event({"reasoning": word}))
+        words = split_words(answer.content or "")
         if fault and fault.kind in ("stream_error", "truncated"):
             words = words[: fault.after_chunks]
         for word in words:
             await asyncio.sleep(self.settings.chunk_delay)
             await response.write(answer.event({"content": word}))
+        if answer.tool_call:
+            for piece in tool_call_pieces(answer.tool_call):
+                await response.write(answer.event({"tool_calls": [piece]}))
         if fault and fault.kind == "truncated":
             return await self._cut(request, response, b"")
         if fault and fault.kind == "stream_error":
             error = fault.message or "Stream stopped: the model failed to generate"
             await response.write(answer.event(None, x_groq={"id": answer.request_id, "error": error}))
         else:
-            await response.write(answer.event({}, "stop", x_groq={"id": answer.request_id, "usage": answer.usage}))
+            usage = {"id": answer.request_id, "usage": answer.usage}
+            await response.write(answer.event({}, answer.finish_reason, x_groq=usage))
             if (body.get("stream_options") or {}).get("include_usage"):
                 await response.write(answer.event(None, usage=answer.usage))
         await response.write(b"data: [DONE]\n\n")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from django.conf import settings
 
@@ -51,8 +51,18 @@ def now_iso() -> str:
     return utcnow_iso(timespec="milliseconds")
 
 
-def message(role: str, content: str) -> dict[str, str]:
-    return {"role": role, "content": content, "at": now_iso()}
+# What a stored message may carry besides its time: an assistant's tool calls, a tool result's call id.
+MESSAGE_FIELDS = ("role", "content", "tool_calls", "tool_call_id", "name")
+
+
+def message(role: str, content: str, **extra: Any) -> dict[str, Any]:
+    """A message as stored: `extra` is any of MESSAGE_FIELDS, given only when it has a value."""
+    return {
+        "role": role,
+        "content": content,
+        **{k: v for k, v in extra.items() if v and k in MESSAGE_FIELDS},
+        "at": now_iso(),
+    }
 
 
 class SessionTurn(Protocol):

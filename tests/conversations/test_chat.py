@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import threading
 import time
 from http import HTTPStatus
@@ -90,6 +91,33 @@ def test_request_options_are_passed_within_limits(alice_client, fake_groq, setti
     assert (body["model"], body["temperature"], body["max_tokens"]) == ("openai/gpt-oss-120b", 0.1, 50)
 
 
+def test_generation_options_go_upstream_as_given(alice_client, fake_groq):
+    options = {
+        "top_p": 0.5,
+        "stop": "END",
+        "seed": 42,
+        "response_format": {"type": "json_object"},
+        "reasoning_effort": "high",
+    }
+
+    response = chat(alice_client, "hi", **options)
+
+    assert response.json()["response"] == '{"echo": "hi"}'
+    body = fake_groq.chat_requests()[0]["json"]
+    assert {name: body.get(name) for name in options} == options
+
+
+def test_a_reasoning_models_thoughts_are_not_streamed_as_empty_deltas(alice_client, fake_groq):
+    fake_groq.configure(reasoning=True)
+
+    response = chat(alice_client, "hi", stream=True)
+
+    events = b"".join(response.streaming_content).decode().split("\n\n")
+    deltas = [e for e in events if e.startswith("event: delta")]
+    assert deltas and all('"content": ""' not in e for e in deltas)
+    assert "".join(json.loads(e.split("data: ", 1)[1])["content"] for e in deltas) == "Echo: hi"
+
+
 @pytest.mark.parametrize(
     "body",
     [
@@ -105,6 +133,11 @@ def test_request_options_are_passed_within_limits(alice_client, fake_groq, setti
         {"session_id": "s1", "message": "hi", "max_tokens": 0},
         {"session_id": "s1", "message": "hi", "max_tokens": 10**6},
         {"session_id": "s1", "message": ["hi"]},
+        {"session_id": "s1", "message": "hi", "top_p": 2},
+        {"session_id": "s1", "message": "hi", "stop": ["a", "b", "c", "d", "e"]},
+        {"session_id": "s1", "message": "hi", "seed": 1.5},
+        {"session_id": "s1", "message": "hi", "response_format": {"type": "yaml"}},
+        {"session_id": "s1", "message": "hi", "reasoning_effort": "max"},
     ],
 )
 def test_bad_input_is_400_and_changes_nothing(alice_client, fake_groq, body):

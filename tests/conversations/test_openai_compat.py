@@ -212,11 +212,12 @@ def test_a_validation_error_names_the_parameter(alice_client):
     assert error["param"] == "messages[1].role"
 
 
-def test_it_refuses_parameters_it_does_not_support(alice_client, fake_groq):
-    response = complete(alice_client, user("hi"), tools=[{"type": "function"}])
+def test_it_refuses_parameters_groq_refuses(alice_client, fake_groq):
+    for name, value in [("logprobs", True), ("logit_bias", {"50256": -100}), ("functions", []), ("foo", 1)]:
+        response = complete(alice_client, user("hi"), **{name: value})
 
-    assert response.status_code == HTTPStatus.BAD_REQUEST
-    assert response.json()["error"]["param"] == "tools"
+        assert response.status_code == HTTPStatus.BAD_REQUEST, name
+        assert response.json()["error"]["param"] == name
     assert fake_groq.chat_requests() == []
 
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+
 import groq
 import openai
+import pydantic
 import pytest
 
 from accounts.api_keys import api_key_create
@@ -125,3 +128,89 @@ def test_an_unknown_model_is_a_not_found_error(server_url, api_key):
         openai_client(server_url, api_key).chat.completions.create(
             model="gpt-4o", messages=[{"role": "user", "content": "hi"}]
         )
+
+
+WEATHER_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "The weather in a city",
+        "parameters": {"type": "object", "properties": {"text": {"type": "string"}}, "required": ["text"]},
+    },
+}
+
+
+def test_the_tool_calling_flow(sdk):
+    _, client = sdk
+    messages: list = [{"role": "user", "content": "Weather in Paris?"}]
+
+    first = client.chat.completions.create(model=MODEL, messages=messages, tools=[WEATHER_TOOL])
+    call = first.choices[0].message.tool_calls[0]
+    messages += [first.choices[0].message, {"role": "tool", "tool_call_id": call.id, "content": "Sunny"}]
+    second = client.chat.completions.create(model=MODEL, messages=messages, tools=[WEATHER_TOOL])
+
+    assert first.choices[0].finish_reason == "tool_calls"
+    assert (call.function.name, json.loads(call.function.arguments)) == ("get_weather", {"text": "Weather in Paris?"})
+    assert second.choices[0].message.content == "Tool said: Sunny"
+
+
+def test_the_streamed_tool_calling_flow_with_a_session(server_url, api_key, fake_groq):
+    client = openai_client(server_url, api_key)
+    session = {"X-Session-Id": "weather"}
+    question = [{"role": "user", "content": "Weather in Paris?"}]
+
+    with client.chat.completions.stream(
+        model=MODEL, messages=question, tools=[WEATHER_TOOL], extra_headers=session
+    ) as stream:
+        call = stream.get_final_completion().choices[0].message.tool_calls[0]
+    answer = client.chat.completions.create(
+        model=MODEL,
+        messages=[{"role": "tool", "tool_call_id": call.id, "content": "Sunny"}],
+        tools=[WEATHER_TOOL],
+        extra_headers=session,
+    )
+
+    assert json.loads(call.function.arguments) == {"text": "Weather in Paris?"}
+    assert answer.choices[0].message.content == "Tool said: Sunny"
+    sent = fake_groq.chat_requests()[-1]["json"]["messages"]
+    assert [m["role"] for m in sent] == ["user", "assistant", "tool"]
+    assert sent[1]["tool_calls"][0]["id"] == call.id
+
+
+def test_json_mode(sdk):
+    _, client = sdk
+
+    completion = client.chat.completions.create(
+        model=MODEL, messages=[{"role": "user", "content": "hi"}], response_format={"type": "json_object"}
+    )
+
+    assert json.loads(completion.choices[0].message.content) == {"echo": "hi"}
+
+
+def test_structured_output_parses_into_a_model(server_url, api_key, fake_groq):
+    class Echo(pydantic.BaseModel):
+        echo: str
+
+    completion = openai_client(server_url, api_key).chat.completions.parse(
+        model=MODEL, messages=[{"role": "user", "content": "hi"}], response_format=Echo
+    )
+
+    assert completion.choices[0].message.parsed == Echo(echo="hi")
+    assert fake_groq.chat_requests()[-1]["json"]["response_format"]["type"] == "json_schema"
+
+
+def test_what_langchain_style_clients_send_is_accepted(server_url, api_key, fake_groq):
+    completion = openai_client(server_url, api_key).chat.completions.create(
+        model=MODEL,
+        messages=[{"role": "user", "content": "hi"}],
+        top_p=1,
+        stop=["\nObservation:"],
+        seed=1,
+        presence_penalty=0,
+        frequency_penalty=0,
+        user="someone",
+        stream=False,
+    )
+
+    assert completion.choices[0].message.content == "Echo: hi"
+    assert fake_groq.chat_requests()[-1]["json"]["stop"] == ["\nObservation:"]
