@@ -13,12 +13,14 @@ from accounts.permissions import NotByApiKey
 from core.schema import ErrorSerializer, error_responses
 
 TAG = "admin"
+API_KEY_EXAMPLE = {"name": "nightly report"}
 BY_API_KEY = {403: OpenApiResponse(ErrorSerializer, description="Sent with an API key: keys cannot manage keys.")}
 
 
 @extend_schema(tags=[TAG])
 class ApiKeyListView(APIView):
     name = "API keys"
+    request_example = API_KEY_EXAMPLE
 
     permission_classes = [IsAuthenticated, NotByApiKey]
 
@@ -34,7 +36,7 @@ class ApiKeyListView(APIView):
         summary="Create an API key (shown once)",
         request=serializers.ApiKeyCreateRequestSerializer,
         responses={201: serializers.ApiKeyCreatedSerializer, **error_responses(400, 401, 503), **BY_API_KEY},
-        examples=[OpenApiExample("A key for a script", value={"name": "nightly report"}, request_only=True)],
+        examples=[OpenApiExample("A key for a script", value=API_KEY_EXAMPLE, request_only=True)],
     )
     def post(self, request: Request) -> Response:
         body = serializers.ApiKeyCreateRequestSerializer(data=request.data)

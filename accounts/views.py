@@ -8,9 +8,14 @@ from rest_framework_simplejwt.views import TokenObtainPairView
 
 from accounts import selectors, serializers, services
 from accounts.authentication import request_login_session_id
+from core.browsable import FormPageOnBrowserGet
 from core.schema import error_responses
 
 TAG = "admin"
+LOGIN_EXAMPLE = {"username": "admin", "password": "admin123"}
+REFRESH_EXAMPLE = {"refresh_token": "YOUR_REFRESH_TOKEN"}
+# The browser form's placeholders cannot change anything if sent unedited (a wrong current password is a 400).
+CHANGE_CREDENTIALS_FORM = {"new_password": "YOUR_NEW_PASSWORD", "current_password": "YOUR_CURRENT_PASSWORD"}
 
 
 @extend_schema(
@@ -23,10 +28,11 @@ TAG = "admin"
     ),
     request=serializers.LoginRequestSerializer,
     responses={200: serializers.LoginResponseSerializer, **error_responses(400, 401, 429, 503)},
-    examples=[OpenApiExample("Default admin", value={"username": "admin", "password": "admin123"}, request_only=True)],
+    examples=[OpenApiExample("Default admin", value=LOGIN_EXAMPLE, request_only=True)],
 )
-class LoginView(TokenObtainPairView):
+class LoginView(FormPageOnBrowserGet, TokenObtainPairView):
     name = "Log in"
+    request_example = LOGIN_EXAMPLE
 
     serializer_class = serializers.LoginSerializer
 
@@ -36,9 +42,11 @@ class LoginView(TokenObtainPairView):
     summary="Get a new access token with a refresh token",
     request=serializers.RefreshRequestSerializer,
     responses={200: serializers.RefreshResponseSerializer, **error_responses(400, 401, 503)},
+    examples=[OpenApiExample("A refresh token", value=REFRESH_EXAMPLE, request_only=True)],
 )
-class RefreshView(APIView):
+class RefreshView(FormPageOnBrowserGet, APIView):
     name = "Refresh the access token"
+    request_example = REFRESH_EXAMPLE
 
     authentication_classes = ()
     permission_classes = ()
@@ -59,8 +67,9 @@ class RefreshView(APIView):
     request=serializers.LogoutRequestSerializer,
     responses={200: serializers.MessageSerializer, **error_responses(400, 401, 503)},
 )
-class LogoutView(APIView):
+class LogoutView(FormPageOnBrowserGet, APIView):
     name = "Log out"
+    request_example = REFRESH_EXAMPLE
 
     def post(self, request: Request) -> Response:
         body = serializers.LogoutRequestSerializer(data=request.data)
@@ -98,8 +107,9 @@ class AdminInfoView(APIView):
         )
     ],
 )
-class ChangeCredentialsView(APIView):
+class ChangeCredentialsView(FormPageOnBrowserGet, APIView):
     name = "Change credentials"
+    request_example = CHANGE_CREDENTIALS_FORM
 
     def post(self, request: Request) -> Response:
         body = serializers.ChangeCredentialsSerializer(data=request.data)
