@@ -18,10 +18,13 @@ from conversations.services import chat_send, chat_stream, chat_turn, session_de
 from conversations.session_ids import SESSION_ID_REGEX, new_session_id
 from conversations.streaming import SSE_HEADERS, sse_event, sse_stream
 from conversations.turns import ChatOptions, Turn, turn_answer
+from core.browsable import FormPageOnBrowserGet
 from core.schema import error_responses
 
 TAG = "chat"
 EVENT_STREAM = "text/event-stream"
+CHAT_EXAMPLE = {"message": "Hello! How are you today?", "session_id": "chat123"}
+TEST_CHAT_EXAMPLE = {"message": "Test message"}
 
 
 class ObjectResponseSchema(AutoSchema):
@@ -63,9 +66,7 @@ STREAM_DESCRIPTION = (
         **error_responses(400, 401, 409, 429, 502, 503, 504),
     },
     examples=[
-        OpenApiExample(
-            "A message", value={"session_id": "chat123", "message": "Hello! How are you today?"}, request_only=True
-        ),
+        OpenApiExample("A message", value=CHAT_EXAMPLE, request_only=True),
         OpenApiExample(
             "Reply",
             value={
@@ -80,8 +81,9 @@ STREAM_DESCRIPTION = (
         ),
     ],
 )
-class ChatView(APIView):
+class ChatView(FormPageOnBrowserGet, APIView):
     name = "Chat"
+    request_example = CHAT_EXAMPLE
 
     renderer_classes = [*APIView.renderer_classes, EventStreamRenderer]
 
@@ -160,10 +162,11 @@ class MemoryStatsView(APIView):
     request=serializers.TestChatRequestSerializer,
     responses={200: serializers.TestChatResultSerializer, **error_responses(400, 401, 429, 502, 503, 504)},
     description="A turn without a session: the chat limits apply and the usage counts, as for a chat.",
-    examples=[OpenApiExample("Test", value={"message": "Test message"}, request_only=True)],
+    examples=[OpenApiExample("Test", value=TEST_CHAT_EXAMPLE, request_only=True)],
 )
-class TestChatView(APIView):
+class TestChatView(FormPageOnBrowserGet, APIView):
     name = "Test chat"
+    request_example = TEST_CHAT_EXAMPLE
 
     def post(self, request: Request) -> Response:
         body = serializers.TestChatRequestSerializer(data=request.data)

@@ -153,6 +153,17 @@ def test_chat_needs_a_token(api):
     assert chat(api, "hi").status_code == HTTPStatus.UNAUTHORIZED
 
 
+def test_get_is_no_api_method_a_json_client_gets_405(alice_client, fake_groq):
+    # Only a browser gets a page (with the POST form) for GET; the API and its schema stay POST-only.
+    response = alice_client.get("/chat/")
+
+    assert response.status_code == HTTPStatus.METHOD_NOT_ALLOWED
+    assert response.json()["code"] == "method_not_allowed"
+    assert response["Allow"] == "POST, OPTIONS"
+    assert set(alice_client.get("/openapi.json").json()["paths"]["/chat"]) == {"post"}
+    assert fake_groq.chat_requests() == []
+
+
 UPSTREAM_FAILURES = [
     ({"kind": "status", "status": 429, "retry_after": 7}, 429, "upstream_rate_limited"),
     ({"kind": "status", "status": 500}, 502, "upstream_error"),
