@@ -192,6 +192,7 @@ ROOT_LINKS = {
     "docs": "docs",
     "redoc": "redoc",
     "openapi": "openapi",
+    "browser_login": "rest_framework:login",
 }
 
 

@@ -6,7 +6,9 @@ from http import HTTPStatus
 
 import pytest
 from django.conf import settings
-from django.urls import resolve
+from django.urls import URLPattern, URLResolver, get_resolver, resolve
+
+from system.views import ROOT_LINKS
 
 
 def test_health_reports_the_seed_fields(api):
@@ -105,6 +107,24 @@ def test_the_root_links_every_endpoint_and_the_docs(api):
     assert links["chat"] == "http://testserver/chat"
     for url in links.values():
         assert resolve(url.removeprefix("http://testserver")).url_name, url  # a named route, not the catch-all
+
+
+def parameterless_routes(resolver: URLResolver, namespace: str = "") -> set[str]:
+    names = set()
+    for pattern in resolver.url_patterns:
+        if isinstance(pattern, URLResolver):
+            inner = f"{namespace}{pattern.namespace}:" if pattern.namespace else namespace
+            names |= parameterless_routes(pattern, inner)
+        elif isinstance(pattern, URLPattern) and pattern.name and not pattern.pattern.regex.groups:
+            names.add(namespace + pattern.name)
+    return names
+
+
+def test_the_root_links_every_route_without_a_parameter():
+    # The root itself, the catch-alls, the browser's logout (a POST from its navbar), and Groq's SDK paths that
+    # repeat /v1 under /openai/v1.
+    unlinked = {"api-root", "openai-not-found", "rest_framework:logout", "groq-chat-completions", "groq-models"}
+    assert parameterless_routes(get_resolver()) - unlinked == set(ROOT_LINKS.values())
 
 
 def test_the_root_is_a_browsable_page(api):
