@@ -6,7 +6,9 @@ from __future__ import annotations
 import json
 
 import httpx
+from django.urls import reverse
 
+from system.views import ROOT_LINKS
 from tests.conftest import ALICE_PASSWORD
 
 TITLE = "ChatGroq Conversational Chatbot API"
@@ -31,7 +33,15 @@ def test_authorize_then_try_out_a_chat_in_swagger_ui(page, server_url, alice, ou
     page.goto(f"{server_url}/docs")
 
     page.locator(".swagger-ui .auth-wrapper button.authorize").click()
-    jwt = page.locator(".auth-container", has_text="jwtAuth")
+    # One Bearer field, for a JWT or an API key: no cookie box for the browser session, no second key scheme.
+    schemes = page.locator(".modal-ux .auth-container")
+    schemes.first.wait_for()
+    assert schemes.count() == 1
+    jwt = schemes.filter(has_text="jwtAuth")
+    assert "Bearer" in jwt.inner_text()
+    dialog = page.locator(".modal-ux").inner_text()
+    assert not any(name in dialog for name in ("sessionid", "cookieAuth", "apiKeyAuth"))
+    assert jwt.locator("input").count() == 1
     jwt.locator("input").fill(token)
     jwt.locator("button.authorize").click()
     page.locator(".modal-ux").get_by_role("button", name="Close").first.click()
@@ -57,17 +67,34 @@ def test_redoc_renders_offline(page, server_url, outside_requests):
     assert outside_requests == []
 
 
-def test_an_admin_logs_in_and_chats_in_the_browsable_api(page, server_url, alice, outside_requests):
+def test_an_admin_logs_in_and_sends_the_prefilled_chat_message_in_the_browsable_api(
+    page, server_url, alice, outside_requests
+):
     page.goto(f"{server_url}/api-auth/login/?next=/chat/")
     page.locator("#id_username").fill("alice")
     page.locator("#id_password").fill(ALICE_PASSWORD)
     page.locator("form#login-form [type=submit], form [type=submit]").first.click()
 
+    # GET /chat/ in a browser is the page of the POST form, not a 405, and the form holds a working example.
     page.locator(".navbar", has_text="alice").first.wait_for()
-    page.locator("#id__content_type").select_option("application/json")
-    page.locator("#id__content").fill(json.dumps({"session_id": "browsable", "message": "Hi from the form"}))
-    page.locator("form", has=page.locator("#id__content")).locator("button", has_text="POST").click()
+    page.locator(".response-info", has_text="HTTP 200 OK").wait_for()
+    content = page.locator("#id__content")
+    assert json.loads(content.input_value()) == {"message": "Hello! How are you today?", "session_id": "chat123"}
+    assert page.locator("#id__content_type").input_value() == "application/json"
+    page.locator("form", has=content).locator("button", has_text="POST").click()
 
-    page.get_by_text("HTTP 200 OK").wait_for()
-    page.get_by_text("Echo: Hi from the form").first.wait_for()
+    page.locator(".request-info", has_text="POST").wait_for()
+    page.locator(".response-info", has_text="HTTP 200 OK").wait_for()
+    page.locator(".response-info", has_text="Echo: Hello! How are you today?").wait_for()
+    assert outside_requests == []
+
+
+def test_the_root_links_every_endpoint_and_the_docs_in_a_browser(page, server_url, outside_requests):
+    page.goto(f"{server_url}/")
+
+    page.locator(".response-info", has_text="HTTP 200 OK").wait_for()
+    for route in ROOT_LINKS.values():
+        assert page.locator(f'.response-info a[href="{server_url}{reverse(route)}"]').count() == 1, route
+    page.locator(f'.response-info a[href="{server_url}/docs"]').click()
+    page.locator(".swagger-ui .info .title", has_text=TITLE).wait_for()
     assert outside_requests == []
