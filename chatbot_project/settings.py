@@ -312,6 +312,10 @@ SPECTACULAR_SETTINGS = {
     # One Bearer scheme for a JWT or an API key (accounts/schema.py); the browser session is no credential a
     # Swagger user types in.
     "AUTHENTICATION_WHITELIST": ["accounts.authentication.RedisJWTAuthentication"],
+    "ENUM_NAME_OVERRIDES": {
+        "ResponseFormatTypeEnum": ["text", "json_object", "json_schema"],
+        "FunctionTypeEnum": ["function"],
+    },
     "PREPROCESSING_HOOKS": ["core.schema.document_paths_without_optional_slash"],
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
@@ -319,10 +323,6 @@ SPECTACULAR_SETTINGS = {
     ],
 }
 
-    "ENUM_NAME_OVERRIDES": {
-        "ResponseFormatTypeEnum": ["text", "json_object", "json_schema"],
-        "FunctionTypeEnum": ["function"],
-    },
 # --- Logging --------------------------------------------------------------------------------------
 LOG_LEVEL = env_choice("LOG_LEVEL", "info", ("debug", "info", "warning", "error")).upper()
 LOGGING = {
