@@ -233,6 +233,9 @@ if _groq_url.scheme not in ("http", "https") or not _groq_url.hostname:
         f"got {GROQ_BASE_URL!r}"
     )
 GROQ_MODEL_NAME = env_str("GROQ_MODEL_NAME", "openai/gpt-oss-20b")
+# Tried in order when the chosen model is gone, rate limited, over capacity, failing or unreachable (after its
+# retries, within the same LLM_TIMEOUT_SECONDS).
+GROQ_FALLBACK_MODELS = env_list("GROQ_FALLBACK_MODELS", [])
 # Models a chat request may pick with `model`; the configured one always.
 CHAT_ALLOWED_MODELS = sorted({GROQ_MODEL_NAME, *env_list("CHAT_ALLOWED_MODELS", [])})
 TEMPERATURE = env_float("TEMPERATURE", 0.7, minimum=0.0, maximum=2.0)

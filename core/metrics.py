@@ -50,6 +50,11 @@ UPSTREAM_ERRORS = Counter("chatbot_upstream_errors", "Failed upstream LLM attemp
 UPSTREAM_RETRIES = Counter(
     "chatbot_upstream_retries", "Upstream LLM calls retried, by the error that caused it.", ["kind"]
 )
+UPSTREAM_FALLBACKS = Counter(
+    "chatbot_upstream_fallbacks",
+    "Upstream LLM calls passed from one model to the next of GROQ_FALLBACK_MODELS, by the error that caused it.",
+    ["from_model", "to_model", "reason"],
+)
 # Groq's x-ratelimit-* headers as the latest upstream answer gave them; with gunicorn, the latest of any worker.
 UPSTREAM_RATELIMIT_LIMIT = Gauge(
     "chatbot_upstream_ratelimit_limit",
@@ -79,6 +84,12 @@ def upstream_error(kind: str) -> None:
 
 def upstream_retry(kind: str) -> None:
     UPSTREAM_RETRIES.labels(kind).inc()
+
+
+def upstream_fallback(from_model: str, to_model: str, reason: str) -> None:
+    """Models come from settings (GROQ_MODEL_NAME, CHAT_ALLOWED_MODELS, GROQ_FALLBACK_MODELS), so the series stay
+    few; `reason` is an error code."""
+    UPSTREAM_FALLBACKS.labels(from_model, to_model, reason).inc()
 
 
 def upstream_rate_limit(kind: str, limit: int | None, remaining: int | None) -> None:

@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import closing
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, TypeVar
 
 import httpx
@@ -19,6 +20,7 @@ from .exceptions import (
     TRUNCATED,
     LLMBadGateway,
     LLMError,
+    LLMModelUnavailable,
     LLMNotConfigured,
     LLMTimeout,
     LLMUnavailable,
@@ -48,6 +50,7 @@ class LLMConfig:
     max_tokens_param: str = "auto"
     backoff_base: float = 0.5
     backoff_max: float = 8.0
+    fallback_models: tuple[str, ...] = ()  # GROQ_FALLBACK_MODELS, tried in order
 
 
 class ChatClient:
@@ -78,11 +81,11 @@ class ChatClient:
         )
         deadline = self._deadline()
 
-        def attempt() -> Completion:
+        def attempt(body: dict[str, Any]) -> Completion:
             response = self._open("POST", "/chat/completions", deadline, body=body, from_request=model_from_request)
             return wire.parse_completion(wire.json_object(_read_body(response)), default_model=body["model"])
 
-        return self._with_retries(attempt, deadline)
+        return self._with_fallback(attempt, body, deadline, from_request=model_from_request)
 
     def stream(
         self,
@@ -103,14 +106,17 @@ class ChatClient:
             messages, model=model, temperature=temperature, max_tokens=max_tokens, stream=True, params=params
         )
         deadline = self._deadline()
-        response = self._with_retries(
-            lambda: self._open("POST", "/chat/completions", deadline, body=body, from_request=model_from_request),
-            deadline,
-        )
+
+        def attempt(body: dict[str, Any]) -> tuple[httpx.Response, str]:
+            response = self._open("POST", "/chat/completions", deadline, body=body, from_request=model_from_request)
+            return response, body["model"]
+
+        # Fallback, like retries, happens only here, before the first delta: never once the answer has begun.
+        response, model_sent = self._with_fallback(attempt, body, deadline, from_request=model_from_request)
         # Leaving the with-block (also via generator.close()) closes the connection, which tells the upstream to stop.
         with closing(response):
             try:
-                yield from _read_stream(response, wire.StreamReader(body["model"]), deadline)
+                yield from _read_stream(response, wire.StreamReader(model_sent), deadline)
             except LLMError as exc:
                 metrics.upstream_error(exc.code)
                 raise
@@ -202,6 +208,44 @@ class ChatClient:
         )
         metrics.upstream_attempt(operation, started, error.code)
         raise error
+
+    def _with_fallback(
+        self, attempt: Callable[[dict[str, Any]], T], body: dict[str, Any], deadline: float, *, from_request: bool
+    ) -> T:
+        """Runs `attempt` on `body`, with its retries; when the model still fails in a way another model may not
+        (gone, rate limited, over capacity, failing, unreachable, slow), runs it again with the next of
+        GROQ_FALLBACK_MODELS in the body, within the same deadline. The last model's error is the call's."""
+        tried: list[str] = []
+        while True:
+            model = body["model"]
+            tried.append(model)
+            try:
+                return self._with_retries(partial(attempt, body), deadline)
+            except LLMError as error:
+                failure = error
+                if len(tried) > 1 and isinstance(error, LLMModelUnavailable):
+                    # A fallback model comes from our settings even when the request named its first model.
+                    failure = LLMModelUnavailable(model, fallback=True)
+                following = self._fallback_model(failure, tried, deadline, own_model=from_request and len(tried) == 1)
+                if following is None:
+                    if failure is error:
+                        raise
+                    raise failure from error
+            logger.info("Falling back from model %s to %s after %s", model, following, failure.code)
+            metrics.upstream_fallback(model, following, failure.code)
+            body = {**body, "model": following}
+
+    def _fallback_model(self, error: LLMError, tried: list[str], deadline: float, *, own_model: bool) -> str | None:
+        """The model to try after `error`, or None. `own_model`: the failed model is the one the request named, and
+        one that does not exist is the request's mistake (its 400), not a reason to answer with another."""
+        if isinstance(error, LLMModelUnavailable):
+            if own_model:
+                return None
+        elif not error.retryable:
+            return None
+        if time.monotonic() >= deadline:
+            return None
+        return next((m for m in self._config.fallback_models if m not in tried), None)
 
     def _with_retries(self, attempt: Callable[[], T], deadline: float) -> T:
         attempt_number = 0

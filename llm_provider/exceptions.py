@@ -83,11 +83,16 @@ class LLMModelUnavailable(LLMError):
     status_code = 503
     code = "model_unavailable"
 
-    def __init__(self, model: str, *, from_request: bool = False) -> None:
+    def __init__(self, model: str, *, from_request: bool = False, fallback: bool = False) -> None:
         if from_request:
             # The caller chose the model, so it is their request that needs fixing, not our configuration.
             self.status_code = 400
             detail = f"The model '{model}' is not available (decommissioned or unknown); choose another model."
+        elif fallback:
+            detail = (
+                f"The fallback model '{model}' is not available (decommissioned or unknown); "
+                "replace it in GROQ_FALLBACK_MODELS with a current model."
+            )
         else:
             detail = (
                 f"The configured model '{model}' is not available (decommissioned or unknown); "

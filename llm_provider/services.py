@@ -32,6 +32,7 @@ def llm_config() -> LLMConfig:
         max_retries=settings.LLM_MAX_RETRIES,
         max_connections=settings.LLM_MAX_CONNECTIONS,
         max_tokens_param=settings.LLM_MAX_TOKENS_PARAM,
+        fallback_models=tuple(settings.GROQ_FALLBACK_MODELS),
     )
 
 
