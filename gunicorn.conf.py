@@ -21,6 +21,8 @@ except Exception as exc:  # a bad setting: say which, without a traceback
 from django.conf import settings  # noqa: E402  (after django.setup())
 from django.core.management import CommandError, call_command  # noqa: E402
 
+from llm_provider.services import llm_startup_check  # noqa: E402
+
 bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
 # Defaults chosen with `make bench` (docs/performance.md has the figures and the machine). A chat is CPU-bound in
 # the service long before it runs out of threads; these values keep it there without queueing.
@@ -82,7 +84,8 @@ def _address_in_use(address: str) -> bool:
 
 def on_starting(server: object) -> None:
     """Refuse to start on a port in use, and do what `manage.py ensureadmin` does: refuse to start without Redis
-    or with an admin on a known default password (with DEBUG off); create the default admin when none exists."""
+    or with an admin on a known default password (with DEBUG off); create the default admin when none exists.
+    Then warn, once (here, in the master, not in every worker), when GROQ_API_KEY is not set."""
     for address in server.cfg.bind:  # type: ignore[attr-defined]
         if _address_in_use(address):
             sys.exit(f"{address} is in use by another program: set PORT to a free port, e.g. PORT=9000 make run")
@@ -90,6 +93,7 @@ def on_starting(server: object) -> None:
         call_command("ensureadmin")
     except CommandError as exc:
         sys.exit(f"Configuration error: {exc}")
+    llm_startup_check()
 
 
 def child_exit(server: object, worker: object) -> None:

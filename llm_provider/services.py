@@ -1,7 +1,8 @@
-"""The configured LLM provider: its client, its description, and a cached health check."""
+"""The configured LLM provider: its client, its description, a cached health check and its startup warning."""
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from dataclasses import dataclass, replace
@@ -13,6 +14,8 @@ from llm_provider.exceptions import LLMError
 from llm_provider.pool import get_client
 from llm_provider.rate_limits import rate_limits_latest
 from llm_provider.types import ModelInfo
+
+logger = logging.getLogger(__name__)
 
 # The provider's name, for every app to import: settings reads it from LLM_PROVIDER and allows only its one value.
 PROVIDER: str = settings.LLM_PROVIDER
@@ -34,6 +37,16 @@ def llm_config() -> LLMConfig:
         max_tokens_param=settings.LLM_MAX_TOKENS_PARAM,
         fallback_models=tuple(settings.GROQ_FALLBACK_MODELS),
     )
+
+
+def llm_startup_check() -> None:
+    """Called once when the server starts. Without GROQ_API_KEY every chat answers 503 and logs only its request
+    line, so this is where the operator reads why."""
+    if not settings.GROQ_API_KEY:
+        logger.warning(
+            "GROQ_API_KEY is not set: chats will answer 503 llm_not_configured until GROQ_API_KEY is set "
+            "(everything else works)."
+        )
 
 
 def llm_client() -> ChatClient:

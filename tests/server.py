@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import IO
 
 import httpx
 
@@ -33,17 +34,19 @@ def server_env(**overrides: str) -> dict[str, str]:
 
 
 @contextmanager
-def running_server(**env: str) -> Iterator[str]:
+def running_server(log: IO[bytes] | None = None, **env: str) -> Iterator[str]:
+    """`log`: a file that receives what the server writes (its output is otherwise read only if it fails to start)."""
     port = free_port()
     process = subprocess.Popen(
-        server_command(port), cwd=ROOT, env=server_env(**env), stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        server_command(port), cwd=ROOT, env=server_env(**env), stdout=log or subprocess.PIPE, stderr=subprocess.STDOUT
     )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30
         while True:
             if process.poll() is not None:
-                raise RuntimeError(f"server exited: {process.stdout.read().decode()}")
+                output = Path(log.name).read_bytes() if log else process.stdout.read()  # type: ignore[union-attr]
+                raise RuntimeError(f"server exited: {output.decode()}")
             try:
                 httpx.get(f"{url}/health/live", timeout=1)
                 break
