@@ -318,6 +318,8 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "ResponseFormatTypeEnum": ["text", "json_object", "json_schema"],
         "FunctionTypeEnum": ["function"],
+        "StoredRoleEnum": ["user", "assistant", "tool"],
+        "MessageRoleEnum": ["system", "developer", "user", "assistant", "tool"],
     },
     "PREPROCESSING_HOOKS": ["core.schema.document_paths_without_optional_slash"],
     "POSTPROCESSING_HOOKS": [

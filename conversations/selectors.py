@@ -9,6 +9,7 @@ from django.conf import settings
 
 from conversations.history import history_store
 from conversations.history.base import summary_of
+from conversations.session_ids import EXPORT_FORMAT
 from conversations.usage import usage_totals
 
 
@@ -21,6 +22,26 @@ def session_detail(*, admin_id: str, session_id: str) -> dict[str, Any] | None:
     if conversation is None:
         return None
     return {**asdict(summary_of(conversation)), "messages": conversation.messages}
+
+
+def session_export(*, admin_id: str, session_id: str) -> dict[str, Any] | None:
+    """The session as `chatbot-session/1`: what `POST /chat/sessions/import` takes back."""
+    conversation = history_store().get(admin_id, session_id)
+    if conversation is None:
+        return None
+    return {
+        "format": EXPORT_FORMAT,
+        "session_id": session_id,
+        "created_at": conversation.created_at,
+        "messages": [exported_message(m) for m in conversation.messages],
+        "summary": None,
+        "usage": summary_of(conversation).usage,
+    }
+
+
+def exported_message(message: dict[str, Any]) -> dict[str, Any]:
+    exported = {name: message[name] for name in ("role", "content", "tool_calls", "tool_call_id") if name in message}
+    return {**exported, "created_at": message["at"]}
 
 
 def sessions_stored_count() -> int:

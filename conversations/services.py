@@ -5,10 +5,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from accounts.models import AdminUser
-from conversations.history import history_store
+from conversations.history import MAX_STORED_MESSAGES, history_store, message
+from conversations.limits import AdminSlot
+from conversations.session_ids import new_session_id
 from conversations.turns import ChatOptions, Turn, TurnResult, turn_answer, turn_stream
+from core.exceptions import ServiceError
 from llm_provider.services import PROVIDER
 from llm_provider.types import StreamDelta
 
@@ -55,5 +59,35 @@ def chat_stream(turn: Turn) -> Iterator[StreamDelta | ChatReply]:
         events.close()
 
 
+def redo_turn(*, admin: AdminUser, session_id: str, text: str | None, options: ChatOptions) -> Turn:
+    """Regenerate (no text: the last user message answered again) or edit (its text replaced), in a turn that
+    replaces the session's last exchange."""
+    messages = [] if text is None else [{"role": "user", "content": text}]
+    return Turn(admin=admin, messages=messages, session_id=session_id, options=options, redo=True)
+
+
 def session_delete(*, admin: AdminUser, session_id: str) -> bool:
     return history_store().delete(admin.id, session_id)
+
+
+class SessionExists(ServiceError):
+    status_code = 409
+    code = "session_exists"
+
+
+def session_import(*, admin: AdminUser, document: dict[str, Any]) -> str:
+    """Stores an exported session (validated) under its `session_id`, or a new one; returns the id. Under the
+    session's lock and admitted like a new chat session (the per-admin and store caps), all or nothing; the
+    session keeps its usage, which does not count again in the admin's totals."""
+    session_id = document.get("session_id") or new_session_id()
+    messages = [
+        message(m["role"], m["content"], tool_calls=m.get("tool_calls"), tool_call_id=m.get("tool_call_id"))
+        | ({"at": m["created_at"]} if "created_at" in m else {})
+        for m in document["messages"]
+    ]
+    with history_store().session_turn(AdminSlot(admin.id), session_id) as held:
+        if held.conversation is not None:
+            raise SessionExists(f"The session '{session_id}' exists; delete it first or import under another id.")
+        usage = document.get("usage") or {}
+        held.finish(messages[-MAX_STORED_MESSAGES:], usage, created_at=document.get("created_at"), admin_usage=False)
+    return session_id

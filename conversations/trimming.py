@@ -55,5 +55,10 @@ def upstream_messages(
     leading_system = 0
     while leading_system < len(messages) and messages[leading_system]["role"] == "system":
         leading_system += 1
-    stored = [{name: m[name] for name in MESSAGE_FIELDS if name in m} for m in history]
+    stored = [stored_message_for_upstream(m) for m in history]
     return with_system_prompt([*messages[:leading_system], *stored, *messages[leading_system:]], system_prompt)
+
+
+def stored_message_for_upstream(message: Mapping[str, Any]) -> dict[str, Any]:
+    """A stored message without what only the store keeps (its time)."""
+    return {name: message[name] for name in MESSAGE_FIELDS if name in message}

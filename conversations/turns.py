@@ -16,11 +16,12 @@ from typing import Any
 from django.conf import settings
 
 from accounts.models import AdminUser
-from conversations.history import SessionTurn, history_store, message
+from conversations.history import Conversation, SessionTurn, history_store, message
 from conversations.limits import AdminSlot, admin_slot, process_chats
-from conversations.trimming import trim_history, upstream_messages
+from conversations.trimming import stored_message_for_upstream, trim_history, upstream_messages
 from conversations.usage import usage_record
 from core import metrics
+from core.exceptions import ServiceError
 from llm_provider.services import llm_client
 from llm_provider.types import Completion, StreamDelta, StreamDone
 
@@ -50,6 +51,18 @@ class Turn:
     messages: list[dict[str, Any]]  # what the caller sends: /chat/'s one user message, or a /v1 `messages` list
     session_id: str | None = None  # None: stateless, nothing is stored
     options: ChatOptions = field(default_factory=ChatOptions)
+    # Answer the session's last user message again (or `messages` instead of it), replacing that exchange.
+    redo: bool = False
+
+
+class SessionNotFound(ServiceError):
+    status_code = 404
+    code = "not_found"
+
+
+class NothingToRedo(ServiceError):
+    status_code = 409
+    code = "nothing_to_redo"
 
 
 @dataclass(frozen=True)
@@ -61,9 +74,9 @@ class TurnResult:
 
 
 def turn_answer(turn: Turn) -> TurnResult:
-    with _turn_held(turn) as (upstream, held):
-        completion = llm_client().complete(upstream, **turn.options.llm_kwargs())
-        return _turn_record(turn, held, completion)
+    with _turn_held(turn) as plan:
+        completion = llm_client().complete(plan.upstream, **turn.options.llm_kwargs())
+        return _turn_record(turn, plan, completion)
 
 
 def turn_stream(turn: Turn) -> Iterator[StreamDelta | TurnResult]:
@@ -71,9 +84,9 @@ def turn_stream(turn: Turn) -> Iterator[StreamDelta | TurnResult]:
 
     Failures before the first piece are raised from the first next(), so the caller can still answer with an
     error status. Closing the generator early closes the upstream request and stores nothing."""
-    with _turn_held(turn) as (upstream, held):
-        completion = yield from _relay(llm_client().stream(upstream, **turn.options.llm_kwargs()))
-        yield _turn_record(turn, held, completion)
+    with _turn_held(turn) as plan:
+        completion = yield from _relay(llm_client().stream(plan.upstream, **turn.options.llm_kwargs()))
+        yield _turn_record(turn, plan, completion)
 
 
 def new_turn_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -96,15 +109,22 @@ class _StatelessTurn:
     slot: AdminSlot
     conversation: None = None
 
-    def finish(self, messages: list[dict[str, Any]], usage: dict[str, int]) -> None:
+    def finish(self, messages: list[dict[str, Any]], usage: dict[str, int], **how: Any) -> None:
         usage_record(self.slot, usage)  # and the slot given back, in the same round trip
 
 
+@dataclass(frozen=True)
+class _TurnPlan:
+    held: SessionTurn | _StatelessTurn  # its `finish` stores the turn
+    upstream: list[dict[str, Any]]  # what goes to the model
+    new: list[dict[str, Any]]  # the caller's messages the turn stores, before the reply
+    replace_last: int = 0  # stored messages the turn replaces (a redone exchange)
+
+
 @contextmanager
-def _turn_held(turn: Turn) -> Iterator[tuple[list[dict[str, Any]], SessionTurn | _StatelessTurn]]:
-    """Holds the chat slots (and the session's lock) for the turn; gives what goes upstream, and the hold whose
-    `finish` stores the turn. The process slot comes first: refusing it costs no Redis round trip and counts
-    nothing against the admin."""
+def _turn_held(turn: Turn) -> Iterator[_TurnPlan]:
+    """Holds the chat slots (and the session's lock) for the turn and plans it. The process slot comes first:
+    refusing it costs no Redis round trip and counts nothing against the admin."""
     with process_chats.slot(settings.MAX_CHATS_IN_FLIGHT), ExitStack() as stack:
         slot = AdminSlot(turn.admin.id)
         held: SessionTurn | _StatelessTurn
@@ -112,20 +132,36 @@ def _turn_held(turn: Turn) -> Iterator[tuple[list[dict[str, Any]], SessionTurn |
             held = _StatelessTurn(stack.enter_context(admin_slot(slot)))
         else:
             held = stack.enter_context(history_store().session_turn(slot, turn.session_id))
+        stored = held.conversation.messages if held.conversation else []
+        messages, replace_last = turn.messages, 0
+        if turn.redo:
+            messages, stored, replace_last = _redone(turn, held.conversation)
         history = trim_history(
-            held.conversation.messages if held.conversation else [],
-            max_messages=settings.HISTORY_MAX_MESSAGES,
-            max_tokens=settings.HISTORY_MAX_TOKENS,
+            stored, max_messages=settings.HISTORY_MAX_MESSAGES, max_tokens=settings.HISTORY_MAX_TOKENS
         )
-        yield upstream_messages(turn.messages, history, system_prompt=settings.SYSTEM_PROMPT), held
+        upstream = upstream_messages(messages, history, system_prompt=settings.SYSTEM_PROMPT)
+        yield _TurnPlan(held, upstream, new_turn_messages(messages), replace_last)
 
 
-def _turn_record(turn: Turn, held: SessionTurn | _StatelessTurn, completion: Completion) -> TurnResult:
+def _redone(turn: Turn, conversation: Conversation | None) -> tuple[list[dict[str, Any]], list[dict[str, Any]], int]:
+    """For a turn that redoes the session's last exchange (from its last user message on): the messages to
+    answer, the history before that exchange, and how many stored messages the turn replaces."""
+    if conversation is None:
+        raise SessionNotFound("No such session.")
+    stored = conversation.messages
+    last_user = next((i for i in range(len(stored) - 1, -1, -1) if stored[i]["role"] == "user"), None)
+    if last_user is None:
+        raise NothingToRedo("This session has no user message to answer again.")
+    messages = turn.messages or [stored_message_for_upstream(stored[last_user])]
+    return messages, stored[:last_user], len(stored) - last_user
+
+
+def _turn_record(turn: Turn, plan: _TurnPlan, completion: Completion) -> TurnResult:
     usage = {**asdict(completion.usage), "requests": 1}
     metrics.tokens_record(usage)
     reply = message("assistant", completion.content, tool_calls=completion.tool_calls)
-    stored = [*(message(**m) for m in new_turn_messages(turn.messages)), reply]
-    totals = held.finish(stored, usage)
+    stored = [*(message(**m) for m in plan.new), reply]
+    totals = plan.held.finish(stored, usage, replace_last=plan.replace_last)
     return TurnResult(completion=completion, session_id=turn.session_id, usage=usage, session_usage=totals)
 
 

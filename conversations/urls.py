@@ -11,6 +11,22 @@ urlpatterns = [
     re_path(r"^chat/?$", views.ChatView.as_view(), name="chat"),
     re_path(r"^chat/memory/stats/?$", views.MemoryStatsView.as_view(), name="memory-stats"),
     re_path(r"^chat/sessions/?$", sessions, name="chat-session-list"),
+    re_path(r"^chat/sessions/import/?$", views.SessionImportView.as_view(), name="chat-session-import"),
     re_path(rf"^chat/sessions/(?P<session_id>{SESSION_ID_REGEX})/?$", session, name="chat-session-detail"),
+    re_path(
+        rf"^chat/sessions/(?P<session_id>{SESSION_ID_REGEX})/export/?$",
+        views.SessionExportView.as_view(),
+        name="chat-session-export",
+    ),
+    re_path(
+        rf"^chat/sessions/(?P<session_id>{SESSION_ID_REGEX})/regenerate/?$",
+        views.SessionRegenerateView.as_view(),
+        name="chat-session-regenerate",
+    ),
+    re_path(
+        rf"^chat/sessions/(?P<session_id>{SESSION_ID_REGEX})/edit/?$",
+        views.SessionEditView.as_view(),
+        name="chat-session-edit",
+    ),
     re_path(r"^admin/test-chat/?$", views.TestChatView.as_view(), name="admin-test-chat"),
 ]

@@ -13,9 +13,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from conversations import serializers
-from conversations.selectors import memory_stats, session_detail, session_list
-from conversations.services import chat_send, chat_stream, chat_turn, session_delete
-from conversations.session_ids import SESSION_ID_REGEX, new_session_id
+from conversations.selectors import memory_stats, session_detail, session_export, session_list
+from conversations.services import chat_send, chat_stream, chat_turn, redo_turn, session_delete, session_import
+from conversations.session_ids import EXPORT_FORMAT, SESSION_ID_REGEX, new_session_id
 from conversations.streaming import SSE_HEADERS, sse_event, sse_stream
 from conversations.turns import ChatOptions, Turn, turn_answer
 from core.browsable import FormPageOnBrowserGet
@@ -95,16 +95,119 @@ class ChatView(FormPageOnBrowserGet, APIView):
             admin=request.user,
             session_id=data.get("session_id") or new_session_id(),
             text=data["message"],
-            options=ChatOptions(
-                data.get("model"), data.get("temperature"), data.get("max_tokens"), body.generation_params()
-            ),
+            options=chat_options(body),
         )
-        if data["stream"] or request.accepted_media_type == EVENT_STREAM:
-            events = chat_stream(turn)
-            first = next(events)  # errors before the first piece still get their own HTTP status
-            stream = sse_stream(first, events, settings.STREAM_KEEPALIVE_SECONDS)
-            return StreamingHttpResponse(stream, content_type=EVENT_STREAM, headers=SSE_HEADERS)
-        return Response(serializers.ChatResponseSerializer(chat_send(turn)).data)
+        return chat_answer(request, turn, stream=data["stream"])
+
+
+def chat_options(body: serializers.ChatOptionsSerializer) -> ChatOptions:
+    data = body.validated_data
+    return ChatOptions(data.get("model"), data.get("temperature"), data.get("max_tokens"), body.generation_params())
+
+
+def chat_answer(request: Request, turn: Turn, *, stream: bool) -> Response | StreamingHttpResponse:
+    """The turn's reply as JSON, or as Server-Sent Events when asked for with `stream` or the Accept header."""
+    if stream or request.accepted_media_type == EVENT_STREAM:
+        events = chat_stream(turn)
+        first = next(events)  # errors before the first piece still get their own HTTP status
+        sse = sse_stream(first, events, settings.STREAM_KEEPALIVE_SECONDS)
+        return StreamingHttpResponse(sse, content_type=EVENT_STREAM, headers=SSE_HEADERS)
+    return Response(serializers.ChatResponseSerializer(chat_send(turn)).data)
+
+
+REDO_RESPONSES = {
+    (200, "application/json"): OpenApiResponse(serializers.ChatResponseSerializer, description="The new reply."),
+    (200, EVENT_STREAM): OpenApiResponse(serializers.ChatStreamEventSerializer, description="As for `/chat/`."),
+    **error_responses(400, 401, 404, 409, 429, 502, 503, 504),
+}
+
+
+@extend_schema(
+    tags=[TAG],
+    summary="Answer the session's last user message again",
+    description="Replaces the last reply (the exchange from the last user message on) with a new answer, under "
+    "the session's lock. Takes `/chat/`'s options and streaming; when the model fails nothing changes. "
+    + STREAM_DESCRIPTION,
+    request=serializers.ChatOptionsSerializer,
+    responses=REDO_RESPONSES,
+)
+class SessionRegenerateView(FormPageOnBrowserGet, APIView):
+    name = "Regenerate the last reply"
+    request_example: dict[str, object] = {}
+    renderer_classes = [*APIView.renderer_classes, EventStreamRenderer]
+
+    def post(self, request: Request, session_id: str) -> Response | StreamingHttpResponse:
+        body = serializers.ChatOptionsSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        turn = redo_turn(admin=request.user, session_id=session_id, text=None, options=chat_options(body))
+        return chat_answer(request, turn, stream=body.validated_data["stream"])
+
+
+@extend_schema(
+    tags=[TAG],
+    summary="Replace the session's last user message and answer it",
+    description="Replaces the last user message (and what followed it) with `message` and its answer, under "
+    "the session's lock. Takes `/chat/`'s options and streaming; when the model fails nothing changes. "
+    + STREAM_DESCRIPTION,
+    request=serializers.EditRequestSerializer,
+    responses=REDO_RESPONSES,
+    examples=[OpenApiExample("A new wording", value={"message": "Say it in French."}, request_only=True)],
+)
+class SessionEditView(FormPageOnBrowserGet, APIView):
+    name = "Edit the last message"
+    request_example = {"message": "Say it in French."}
+    renderer_classes = [*APIView.renderer_classes, EventStreamRenderer]
+
+    def post(self, request: Request, session_id: str) -> Response | StreamingHttpResponse:
+        body = serializers.EditRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        turn = redo_turn(admin=request.user, session_id=session_id, text=data["message"], options=chat_options(body))
+        return chat_answer(request, turn, stream=data["stream"])
+
+
+@extend_schema(
+    tags=[TAG],
+    summary="Export a session (format chatbot-session/1)",
+    responses={200: serializers.SessionExportSerializer, **error_responses(401, 404, 503)},
+)
+class SessionExportView(APIView):
+    name = "Session export"
+
+    def get(self, request: Request, session_id: str) -> Response:
+        document = session_export(admin_id=request.user.id, session_id=session_id)
+        if document is None:
+            raise NotFound("No such session.")
+        return Response(document)
+
+
+@extend_schema(
+    tags=[TAG],
+    summary="Import an exported session",
+    description="Takes what `GET /chat/sessions/{session_id}/export` gives, under its `session_id` (or a new "
+    "one): the next chat to that session continues the conversation. Validated like a chat (roles, "
+    "MAX_MESSAGE_CHARS on user messages, the newest 200 messages kept, the per-admin session cap) and stored "
+    "all or nothing; 409 when the session exists. Counts as one chat request against the admin's limits; the "
+    "session keeps its usage, which does not count again in the admin's totals.",
+    request=serializers.SessionExportSerializer,
+    responses={201: serializers.SessionDetailSerializer, **error_responses(400, 401, 409, 429, 503)},
+)
+class SessionImportView(FormPageOnBrowserGet, APIView):
+    name = "Session import"
+    request_example = {
+        "format": EXPORT_FORMAT,
+        "session_id": "imported",
+        "messages": [
+            {"role": "user", "content": "Hello!"},
+            {"role": "assistant", "content": "Hello! How can I help?"},
+        ],
+    }
+
+    def post(self, request: Request) -> Response:
+        body = serializers.SessionExportSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        session_id = session_import(admin=request.user, document=body.validated_data)
+        return Response(session_detail(admin_id=request.user.id, session_id=session_id), status=201)
 
 
 @extend_schema_view(

@@ -179,6 +179,7 @@ ROOT_LINKS = {
     "test_chat": "admin-test-chat",
     "chat": "chat",
     "chat_sessions": "chat-session-list",
+    "chat_session_import": "chat-session-import",
     "memory_stats": "memory-stats",
     "openai_chat_completions": "openai-chat-completions",
     "openai_models": "openai-models",

@@ -31,7 +31,7 @@ class HistoryFull(ServiceError):
 @dataclass
 class Conversation:
     session_id: str
-    messages: list[dict[str, str]] = field(default_factory=list)
+    messages: list[dict[str, Any]] = field(default_factory=list)
     created_at: str = ""
     last_activity: str = ""
     usage: dict[str, int] = field(default_factory=dict)
@@ -65,14 +65,26 @@ def message(role: str, content: str, **extra: Any) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True)
+class StoreOptions:
+    replace_last: int = 0  # stored messages the new ones replace (a regenerated or edited exchange)
+    created_at: str | None = None  # an imported session's own creation time
+    admin_usage: bool = True  # add the usage to the admin's totals too (not for an import)
+
+
+AS_A_TURN = StoreOptions()
+
+
 class SessionTurn(Protocol):
     """A turn's hold on its session, from `HistoryStore.session_turn`."""
 
     conversation: Conversation | None  # the session's history when the turn began; None for a new session
 
-    def finish(self, messages: list[dict[str, str]], usage: dict[str, int]) -> dict[str, int]:
+    def finish(self, messages: list[dict[str, Any]], usage: dict[str, int], **how: Any) -> dict[str, int]:
         """Stores the turn and adds its usage to the session's and the admin's totals, then gives back the lock and
-        the admin's slot; returns the session's usage totals, this turn included."""
+        the admin's slot; returns the session's usage totals, this turn included. `how` is StoreOptions'
+        fields: a turn that redoes the last exchange replaces its messages; an import sets `created_at` and
+        leaves the admin's totals alone."""
         ...
 
 
@@ -88,7 +100,7 @@ class HistoryStore(Protocol):
 
     def get(self, admin_id: str, session_id: str) -> Conversation | None: ...
     def append(
-        self, admin_id: str, session_id: str, messages: list[dict[str, str]], usage: dict[str, int]
+        self, admin_id: str, session_id: str, messages: list[dict[str, Any]], usage: dict[str, int]
     ) -> dict[str, int]:
         """Adds messages and usage to a session outside a turn (no lock, no admin totals); returns its totals."""
         ...

@@ -8,17 +8,20 @@ from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from django.conf import settings
 from django.core.cache import caches
 
 from conversations.history.base import (
+    AS_A_TURN,
     MAX_STORED_MESSAGES,
     USAGE_FIELDS,
     Conversation,
     ConversationSummary,
     SessionBusy,
     SessionTurn,
+    StoreOptions,
     history_full,
     now_iso,
     summary_of,
@@ -60,9 +63,10 @@ class _CacheTurn:
     session_id: str
     conversation: Conversation | None
 
-    def finish(self, messages: list[dict[str, str]], usage: dict[str, int]) -> dict[str, int]:
-        totals = self.store.append(self.slot.admin_id, self.session_id, messages, usage)
-        usage_record(self.slot, usage)  # and the slot given back, in the same round trip
+    def finish(self, messages: list[dict[str, Any]], usage: dict[str, int], **how: Any) -> dict[str, int]:
+        options = StoreOptions(**how)
+        totals = self.store.append(self.slot.admin_id, self.session_id, messages, usage, options)
+        usage_record(self.slot, usage if options.admin_usage else {})  # and the slot given back, in one round trip
         return totals
 
 
@@ -122,11 +126,19 @@ class CacheHistoryStore:
         return Conversation(**data) if data else None
 
     def append(
-        self, admin_id: str, session_id: str, messages: list[dict[str, str]], usage: dict[str, int]
+        self,
+        admin_id: str,
+        session_id: str,
+        messages: list[dict[str, Any]],
+        usage: dict[str, int],
+        options: StoreOptions = AS_A_TURN,
     ) -> dict[str, int]:
         # Callers hold the session lock, so this read-modify-write cannot lose a turn.
-        conversation = self.get(admin_id, session_id) or Conversation(session_id=session_id, created_at=now_iso())
-        conversation.messages = (conversation.messages + messages)[-MAX_STORED_MESSAGES:]
+        conversation = self.get(admin_id, session_id) or Conversation(
+            session_id=session_id, created_at=options.created_at or now_iso()
+        )
+        kept = conversation.messages[: len(conversation.messages) - options.replace_last]
+        conversation.messages = (kept + messages)[-MAX_STORED_MESSAGES:]
         conversation.last_activity = now_iso()
         for name in USAGE_FIELDS:
             conversation.usage[name] = conversation.usage.get(name, 0) + usage.get(name, 0)

@@ -8,16 +8,19 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from django.conf import settings
 
 from conversations.history.base import (
+    AS_A_TURN,
     MAX_STORED_MESSAGES,
     USAGE_FIELDS,
     Conversation,
     ConversationSummary,
     SessionBusy,
     SessionTurn,
+    StoreOptions,
     history_full,
     now_iso,
     turn_seconds,
@@ -39,9 +42,15 @@ class _RedisTurn:
     conversation: Conversation | None
     finished: bool = False
 
-    def finish(self, messages: list[dict[str, str]], usage: dict[str, int]) -> dict[str, int]:
+    def finish(self, messages: list[dict[str, Any]], usage: dict[str, int], **how: Any) -> dict[str, int]:
         totals = self.store._store_turn(
-            self.slot.admin_id, self.session_id, messages, usage, slot=self.slot, lock_token=self.lock_token
+            self.slot.admin_id,
+            self.session_id,
+            messages,
+            usage,
+            StoreOptions(**how),
+            slot=self.slot,
+            lock_token=self.lock_token,
         )
         self.finished = True
         return totals
@@ -152,8 +161,9 @@ class RedisHistoryStore:
         self,
         admin_id: str,
         session_id: str,
-        messages: list[dict[str, str]],
+        messages: list[dict[str, Any]],
         usage: dict[str, int],
+        options: StoreOptions = AS_A_TURN,
         *,
         slot: AdminSlot | None = None,
         lock_token: str = "",
@@ -180,9 +190,11 @@ class RedisHistoryStore:
                 settings.MAX_SESSIONS_PER_ADMIN,
                 session_id,
                 admin_id,
-                int(slot is not None),
+                int(slot is not None and options.admin_usage),
                 lock_token,
                 "" if slot is None or slot.released else slot.member,
+                options.replace_last,
+                options.created_at or "",
                 *(json.dumps(m) for m in messages),
             ],
         )
@@ -196,7 +208,7 @@ class RedisHistoryStore:
         return {name: int(value or 0) for name, value in zip(USAGE_FIELDS, totals, strict=True)}
 
     def append(
-        self, admin_id: str, session_id: str, messages: list[dict[str, str]], usage: dict[str, int]
+        self, admin_id: str, session_id: str, messages: list[dict[str, Any]], usage: dict[str, int]
     ) -> dict[str, int]:
         return self._store_turn(admin_id, session_id, messages, usage)
 
