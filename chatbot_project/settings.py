@@ -140,6 +140,8 @@ MAX_REQUEST_CHARS = env_int("MAX_REQUEST_CHARS", max(64_000, MAX_MESSAGE_CHARS),
 SYSTEM_PROMPT = env_str("SYSTEM_PROMPT")
 CHAT_SESSION_WAIT_SECONDS = env_float("CHAT_SESSION_WAIT_SECONDS", 30.0, minimum=0.0, maximum=600.0)
 STREAM_KEEPALIVE_SECONDS = env_float("STREAM_KEEPALIVE_SECONDS", 15.0, minimum=0.1, maximum=300.0)
+# How long the answer to a request with an Idempotency-Key is kept for its retries (per admin, in Redis).
+IDEMPOTENCY_TTL_SECONDS = env_int("IDEMPOTENCY_TTL_SECONDS", 86400, minimum=1)
 
 CACHES = {
     "default": {
@@ -253,8 +255,8 @@ _cors_origins = env_list("CORS_ALLOWED_ORIGINS", [])
 CORS_ALLOW_ALL_ORIGINS = _cors_origins == ["*"]
 CORS_ALLOWED_ORIGINS = [] if CORS_ALLOW_ALL_ORIGINS else _cors_origins
 CORS_ALLOW_CREDENTIALS = False
-CORS_ALLOW_HEADERS = (*default_cors_headers, "x-session-id", "x-request-id")
-CORS_EXPOSE_HEADERS = ["Retry-After", "X-Request-ID"]
+CORS_ALLOW_HEADERS = (*default_cors_headers, "x-session-id", "x-request-id", "idempotency-key")
+CORS_EXPOSE_HEADERS = ["Retry-After", "X-Request-ID", "Idempotent-Replayed"]
 
 STATIC_URL = "static/"
 # WhiteNoise serves the docs UI and browsable API assets straight from the installed packages:
@@ -325,6 +327,7 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "core.schema.add_common_error_responses",
+        "conversations.idempotency.document_replayed_header",
     ],
 }
 

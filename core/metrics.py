@@ -70,6 +70,11 @@ UPSTREAM_RATELIMIT_REMAINING = Gauge(
 )
 LOGINS = Counter("chatbot_logins", "Password logins (token or browser), by outcome.", ["outcome"])
 TOKENS = Counter("chatbot_llm_tokens", "Tokens used upstream, as the upstream reported them.", ["type"])
+IDEMPOTENT_REQUESTS = Counter(
+    "chatbot_idempotent_requests",
+    "Requests with an Idempotency-Key used before: replayed (the stored answer), in_progress (409), mismatch (422).",
+    ["outcome"],
+)
 
 METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 
@@ -104,6 +109,10 @@ def tokens_record(usage: dict[str, int]) -> None:
     for kind in ("prompt", "completion"):
         if usage.get(f"{kind}_tokens"):
             TOKENS.labels(kind).inc(usage[f"{kind}_tokens"])
+
+
+def idempotent_request(outcome: str) -> None:
+    IDEMPOTENT_REQUESTS.labels(outcome).inc()
 
 
 def login_counted(outcome: str) -> None:

@@ -1,0 +1,249 @@
+"""Idempotent retries: a request with an `Idempotency-Key` header is answered once. A retry with the same key and
+the same request gets the first answer again (`Idempotent-Replayed: true`) without a new turn; the same key with a
+different request is a 422, and a retry while the first is still running a 409.
+
+Keys belong to the admin, whichever credential it used, and live in Redis (conversations.idempotency_store), so
+every worker and instance shares them. Only successful (2xx) answers are kept: an error changed nothing (a 4xx)
+or may not happen again (a 5xx, 429, 409 session_busy), so it gives the key back and a retry makes a new attempt.
+A claim whose process died expires once a turn could no longer be running.
+
+Views use it through `@idempotent(...)` on their handler; a streamed answer passes its items through `recorded()`,
+which keeps the final reply as the JSON answer's body, the form replays are built from."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+import secrets
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from functools import wraps
+from typing import Any, TypeVar
+
+import redis
+from django.conf import settings
+from django.http import HttpResponseBase, QueryDict
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework.exceptions import ValidationError
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.utils.encoders import JSONEncoder
+
+from conversations import idempotency_store
+from core import metrics
+from core.exceptions import ServiceError
+from llm_provider.types import StreamDelta
+
+logger = logging.getLogger(__name__)
+
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+REPLAYED_HEADER = "Idempotent-Replayed"
+KEY_RULE = "1 to 255 printable ASCII characters."
+# Replies are a few kilobytes; a larger answer is not kept (its key is given back) rather than filling Redis.
+MAX_STORED_BYTES = 1024 * 1024
+_KEY = re.compile(r"[\x20-\x7e]{1,255}")
+_CLAIM_ATTRIBUTE = "_idempotency_claim"
+
+T = TypeVar("T")
+
+IDEMPOTENCY_KEY_PARAMETER = OpenApiParameter(
+    IDEMPOTENCY_HEADER,
+    OpenApiTypes.STR,
+    OpenApiParameter.HEADER,
+    required=False,
+    description=(
+        "Makes retrying safe: a retry with the same key and the same request gets the first successful answer "
+        "again, with `Idempotent-Replayed: true`, and no new turn (a stream replays the stored reply as a stream). "
+        "The same key with another request is a 422, a retry while the first still runs a 409. An error answer "
+        "keeps nothing, so its retry is a new attempt. 1-255 printable ASCII characters; kept per admin for "
+        "IDEMPOTENCY_TTL_SECONDS."
+    ),
+)
+
+
+class IdempotencyKeyInUse(ServiceError):
+    status_code = 409
+    code = "idempotency_key_in_use"
+
+
+class IdempotencyKeyReused(ServiceError):
+    status_code = 422
+    code = "idempotency_key_reused"
+
+
+@dataclass(frozen=True)
+class StoredResponse:
+    status: int
+    body: Any
+
+
+@dataclass
+class Claim:
+    """This request holds the key until it completes it with its answer or gives it back."""
+
+    admin_id: str
+    key: str
+    token: str
+    streamed: bool = False  # handed to recorded(), which completes or releases it when the stream ends
+
+    def complete(self, status: int, body: Any) -> None:
+        """Keeps the answer for retries. A failure to keep it is logged, never turned into an error: the turn is
+        done and its answer on its way."""
+        stored = json.dumps({"status": status, "body": body}, cls=JSONEncoder, separators=(",", ":"))
+        if len(stored) > MAX_STORED_BYTES:
+            logger.warning("idempotent answer of %d bytes not kept (over %d)", len(stored), MAX_STORED_BYTES)
+            self.release()
+            return
+        try:
+            kept = idempotency_store.complete(
+                self.admin_id, self.key, token=self.token, response=stored, ttl=settings.IDEMPOTENCY_TTL_SECONDS
+            )
+        except redis.RedisError as exc:
+            logger.warning("idempotent answer not kept: %s", type(exc).__name__)
+            return
+        if not kept:
+            logger.warning("idempotent answer not kept: the claim expired before the answer was ready")
+
+    def release(self) -> None:
+        try:
+            idempotency_store.release(self.admin_id, self.key, token=self.token)
+        except redis.RedisError as exc:  # the claim expires on its own
+            logger.warning("idempotency key not released: %s", type(exc).__name__)
+
+
+def key_of(request: Request) -> str | None:
+    key = request.headers.get(IDEMPOTENCY_HEADER)
+    if key is not None and not _KEY.fullmatch(key):
+        raise ValidationError({IDEMPOTENCY_HEADER: [KEY_RULE]})
+    return key
+
+
+def request_fingerprint(request: Request, headers: tuple[str, ...] = ()) -> str:
+    """What makes two requests the same: method, path, the body as parsed JSON (key order and spacing aside) and
+    the named headers."""
+    data = request.data
+    if isinstance(data, QueryDict):
+        data = {name: data.getlist(name) for name in data}
+    named = {name.lower(): request.headers.get(name) for name in headers}
+    canonical = json.dumps([request.method, request.path.rstrip("/"), data, named], sort_keys=True, default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def running_ms() -> int:
+    """How long a claim holds without an answer: as long as a turn can last (waiting for its session, then the
+    upstream's deadline), with a margin."""
+    return int((settings.CHAT_SESSION_WAIT_SECONDS + settings.LLM_TIMEOUT_SECONDS + 60) * 1000)
+
+
+def begin(admin_id: str, key: str, fingerprint: str) -> Claim | StoredResponse:
+    """The claim of a first request, or the stored answer of an earlier one; 422 or 409 otherwise."""
+    token = secrets.token_hex(16)
+    held = idempotency_store.claim(admin_id, key, fingerprint=fingerprint, token=token, running_ms=running_ms())
+    if held is None:
+        return Claim(admin_id, key, token)
+    if held.fingerprint != fingerprint:
+        metrics.idempotent_request("mismatch")
+        raise IdempotencyKeyReused(
+            f"This {IDEMPOTENCY_HEADER} was used with a different request; send a new key for a new request."
+        )
+    if held.response is None:
+        metrics.idempotent_request("in_progress")
+        raise IdempotencyKeyInUse(
+            f"The request with this {IDEMPOTENCY_HEADER} is still being answered; retry when it has finished.",
+            retry_after=1,
+        )
+    metrics.idempotent_request("replayed")
+    stored = json.loads(held.response)
+    return StoredResponse(status=stored["status"], body=stored["body"])
+
+
+Replay = Callable[[Request, StoredResponse], HttpResponseBase]
+
+
+def json_replay(request: Request, stored: StoredResponse) -> Response:
+    return Response(stored.body, status=stored.status)
+
+
+def idempotent(*, headers: tuple[str, ...] = (), replay: Replay = json_replay) -> Callable[[T], T]:
+    """Makes a view's handler honour `Idempotency-Key`. `headers` are request headers that belong to the request's
+    identity besides method, path and body; `replay` builds the answer to a retry from the stored one (in the
+    form the retry asks for: JSON or a stream)."""
+
+    def decorator(handler: Any) -> Any:
+        @wraps(handler)
+        def wrapper(view: Any, request: Request, *args: Any, **kwargs: Any) -> HttpResponseBase:
+            key = key_of(request)
+            if key is None:
+                return handler(view, request, *args, **kwargs)
+            outcome = begin(request.user.id, key, request_fingerprint(request, headers))
+            if isinstance(outcome, StoredResponse):
+                response = replay(request, outcome)
+                response[REPLAYED_HEADER] = "true"
+                return response
+            setattr(request, _CLAIM_ATTRIBUTE, outcome)
+            try:
+                response = handler(view, request, *args, **kwargs)
+            except BaseException:
+                outcome.release()
+                raise
+            _settle(outcome, response)
+            return response
+
+        return extend_schema(parameters=[IDEMPOTENCY_KEY_PARAMETER])(wrapper)
+
+    return decorator
+
+
+def _settle(claim: Claim, response: HttpResponseBase) -> None:
+    if response.streaming:
+        if not claim.streamed:  # a stream nobody records cannot be replayed
+            claim.release()
+    elif isinstance(response, Response) and 200 <= response.status_code < 300:
+        claim.complete(response.status_code, response.data)
+    else:
+        claim.release()
+
+
+def recorded(request: Request, events: Iterator[T], body_of: Callable[[Any], Any]) -> Iterator[T]:
+    """A streamed answer's items, passed on. Under an Idempotency-Key the final one (the item that is no
+    StreamDelta: the turn's result, stored by then) is kept as `body_of` makes it the JSON answer's body; a
+    stream that ends without it gives the key back."""
+    claim: Claim | None = getattr(request, _CLAIM_ATTRIBUTE, None)
+    if claim is None:
+        return events
+    claim.streamed = True
+    return _recording(claim, events, body_of)
+
+
+def _recording(claim: Claim, events: Iterator[T], body_of: Callable[[Any], Any]) -> Iterator[T]:
+    completed = False
+    try:
+        for item in events:
+            if not completed and not isinstance(item, StreamDelta):
+                claim.complete(200, body_of(item))
+                completed = True
+            yield item
+    finally:
+        if not completed:
+            claim.release()
+        events.close()  # type: ignore[attr-defined]  # a client that left closes the upstream request
+
+
+def document_replayed_header(result: dict, generator: object, request: object, public: bool) -> dict:
+    """drf-spectacular hook: the successful answers of operations that take an Idempotency-Key may be replays."""
+    header = {
+        "description": f"`true` on a replay: the stored answer of the first request with this {IDEMPOTENCY_HEADER}.",
+        "schema": {"type": "string", "enum": ["true"]},
+    }
+    for operations in result.get("paths", {}).values():
+        for operation in operations.values():
+            parameters = operation.get("parameters", [])
+            if not any(p.get("in") == "header" and p.get("name") == IDEMPOTENCY_HEADER for p in parameters):
+                continue
+            for status, response in operation["responses"].items():
+                if status.startswith("2"):
+                    response.setdefault("headers", {})[REPLAYED_HEADER] = header
+    return result
