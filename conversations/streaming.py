@@ -75,6 +75,13 @@ def sse_stream(
         yield sse_event("error", {"detail": error.detail, "code": error.code, "status": error.status_code})
 
 
+def replayed_sse(reply: dict[str, object]) -> Iterator[bytes]:
+    """A stored reply (the JSON answer's body) as the stream that sent it: its text in one `delta`, then `done`."""
+    if reply.get("response"):
+        yield sse_event("delta", {"content": reply["response"]})
+    yield sse_event("done", reply)
+
+
 def _event_for(item: StreamDelta | ChatReply) -> bytes:
     if isinstance(item, StreamDelta):
         return sse_event("delta", {"content": item.text}) if item.text else b""

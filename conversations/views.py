@@ -8,15 +8,17 @@ from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import renderers, viewsets
 from rest_framework.exceptions import NotFound
+from rest_framework.fields import BooleanField
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from conversations import serializers
+from conversations.idempotency import StoredResponse, idempotent, recorded
 from conversations.selectors import memory_stats, session_detail, session_export, session_list
 from conversations.services import chat_send, chat_stream, chat_turn, redo_turn, session_delete, session_import
 from conversations.session_ids import EXPORT_FORMAT, SESSION_ID_REGEX, new_session_id
-from conversations.streaming import SSE_HEADERS, sse_event, sse_stream
+from conversations.streaming import SSE_HEADERS, replayed_sse, sse_event, sse_stream
 from conversations.turns import ChatOptions, Turn, turn_answer
 from core.browsable import FormPageOnBrowserGet
 from core.schema import error_responses
@@ -53,6 +55,14 @@ STREAM_DESCRIPTION = (
 )
 
 
+def chat_replay(request: Request, stored: StoredResponse) -> Response | StreamingHttpResponse:
+    """A retry's answer from the stored reply, in the form this retry asks for (as in chat_answer)."""
+    stream = BooleanField().to_internal_value(request.data.get("stream", False))
+    if stream or request.accepted_media_type == EVENT_STREAM:
+        return StreamingHttpResponse(replayed_sse(stored.body), content_type=EVENT_STREAM, headers=SSE_HEADERS)
+    return Response(stored.body, status=stored.status)
+
+
 @extend_schema(
     tags=[TAG],
     summary="Send a message to the chatbot",
@@ -87,6 +97,7 @@ class ChatView(FormPageOnBrowserGet, APIView):
 
     renderer_classes = [*APIView.renderer_classes, EventStreamRenderer]
 
+    @idempotent(replay=chat_replay)
     def post(self, request: Request) -> Response | StreamingHttpResponse:
         body = serializers.ChatRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
@@ -108,7 +119,7 @@ def chat_options(body: serializers.ChatOptionsSerializer) -> ChatOptions:
 def chat_answer(request: Request, turn: Turn, *, stream: bool) -> Response | StreamingHttpResponse:
     """The turn's reply as JSON, or as Server-Sent Events when asked for with `stream` or the Accept header."""
     if stream or request.accepted_media_type == EVENT_STREAM:
-        events = chat_stream(turn)
+        events = recorded(request, chat_stream(turn), lambda reply: serializers.ChatResponseSerializer(reply).data)
         first = next(events)  # errors before the first piece still get their own HTTP status
         sse = sse_stream(first, events, settings.STREAM_KEEPALIVE_SECONDS)
         return StreamingHttpResponse(sse, content_type=EVENT_STREAM, headers=SSE_HEADERS)
@@ -136,6 +147,7 @@ class SessionRegenerateView(FormPageOnBrowserGet, APIView):
     request_example: dict[str, object] = {}
     renderer_classes = [*APIView.renderer_classes, EventStreamRenderer]
 
+    @idempotent(replay=chat_replay)
     def post(self, request: Request, session_id: str) -> Response | StreamingHttpResponse:
         body = serializers.ChatOptionsSerializer(data=request.data)
         body.is_valid(raise_exception=True)
@@ -158,6 +170,7 @@ class SessionEditView(FormPageOnBrowserGet, APIView):
     request_example = {"message": "Say it in French."}
     renderer_classes = [*APIView.renderer_classes, EventStreamRenderer]
 
+    @idempotent(replay=chat_replay)
     def post(self, request: Request, session_id: str) -> Response | StreamingHttpResponse:
         body = serializers.EditRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
