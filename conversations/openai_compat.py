@@ -16,13 +16,22 @@ from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.exceptions import ValidationError
+from rest_framework.fields import BooleanField
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from conversations import openai_serializers
-from conversations.openai_wire import completion_body, completion_chunks, error_param, new_completion_id, openai_error
+from conversations.idempotency import StoredResponse, idempotent, recorded
+from conversations.openai_wire import (
+    completion_body,
+    completion_chunks,
+    error_param,
+    new_completion_id,
+    openai_error,
+    replayed_chunks,
+)
 from conversations.session_ids import SESSION_ID_RULE, is_session_id
 from conversations.streaming import SSE_HEADERS
 from conversations.turns import ChatOptions, Turn, new_turn_messages, turn_answer, turn_stream
@@ -108,7 +117,19 @@ COMPLETIONS_DESCRIPTION = (
 )
 
 
+def completion_replay(request: Request, stored: StoredResponse) -> Response | StreamingHttpResponse:
+    """A retry's answer from the stored completion: the retry's body is the first one's, stream or not."""
+    data = request.data
+    headers = {SESSION_HEADER: request.headers[SESSION_HEADER]} if request.headers.get(SESSION_HEADER) else {}
+    if not BooleanField().to_internal_value(data.get("stream", False)):
+        return Response(stored.body, status=stored.status, headers=headers)
+    include_usage = bool((data.get("stream_options") or {}).get("include_usage"))
+    chunks = replayed_chunks(stored.body, model=data["model"], include_usage=include_usage)
+    return StreamingHttpResponse(chunks, content_type="text/event-stream", headers={**SSE_HEADERS, **headers})
+
+
 class ChatCompletionsView(OpenAIView):
+    @idempotent(headers=(SESSION_HEADER,), replay=completion_replay)
     @extend_schema(
         tags=[TAG],
         summary="Create a chat completion (OpenAI-compatible)",
@@ -156,7 +177,7 @@ class ChatCompletionsView(OpenAIView):
         headers = {SESSION_HEADER: session_id} if session_id else {}
         ids = {"completion_id": new_completion_id(), "created": int(time.time())}
         if data["stream"]:
-            events = turn_stream(turn)
+            events = recorded(request, turn_stream(turn), lambda result: completion_body(result.completion, **ids))
             first = next(events)  # errors before the first piece still get their own HTTP status
             include_usage = bool((data.get("stream_options") or {}).get("include_usage"))
             chunks = completion_chunks(first, events, **ids, model=data["model"], include_usage=include_usage)

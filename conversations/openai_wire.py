@@ -15,7 +15,7 @@ from django.conf import settings
 from conversations.streaming import KEEPALIVE, with_keepalive
 from conversations.turns import TurnResult
 from core.errors import as_service_error
-from llm_provider.types import Completion, StreamDelta
+from llm_provider.types import Completion, StreamDelta, Usage
 
 DONE = b"data: [DONE]\n\n"
 
@@ -73,6 +73,23 @@ def completion_body(completion: Completion, *, completion_id: str, created: int)
     }
 
 
+def completion_of(body: dict[str, Any]) -> Completion:
+    """The completion a `completion_body` was made from: what a stored answer is replayed from."""
+    choice = body["choices"][0]
+    message = choice["message"]
+    details = dict(body.get("usage") or {})
+    usage = Usage(*(int(details.pop(name, 0)) for name in ("prompt_tokens", "completion_tokens", "total_tokens")))
+    return Completion(
+        content=message.get("content") or "",
+        model=body["model"],
+        finish_reason=choice.get("finish_reason"),
+        usage=usage,
+        tool_calls=message.get("tool_calls") or [],
+        reasoning=message.get("reasoning"),
+        usage_details=details,
+    )
+
+
 def reply_message(completion: Completion) -> dict[str, Any]:
     """OpenAI's assistant message: content is null when the reply is only tool calls."""
     message: dict[str, Any] = {"role": "assistant", "content": completion.content}
@@ -104,8 +121,8 @@ def _data(payload: dict[str, Any]) -> bytes:
 
 
 def completion_chunks(
-    first: StreamDelta | TurnResult,
-    rest: Iterator[StreamDelta | TurnResult],
+    first: StreamDelta | TurnResult | Completion,
+    rest: Iterator[StreamDelta | TurnResult | Completion],
     *,
     completion_id: str,
     created: int,
@@ -137,7 +154,7 @@ def completion_chunks(
             elif isinstance(item, StreamDelta):
                 yield chunk(delta_body(item))
             else:
-                completion = item.completion
+                completion = item if isinstance(item, Completion) else item.completion
                 yield chunk({}, completion.finish_reason or "stop")
                 if include_usage:
                     yield _data({**envelope, "choices": [], "usage": usage_body(completion)})
@@ -148,3 +165,14 @@ def completion_chunks(
         yield _data(openai_error(error.detail, status=error.status_code, code=error.code))
         return
     yield DONE
+
+
+def replayed_chunks(body: dict[str, Any], *, model: str, include_usage: bool) -> Iterator[bytes]:
+    """A stored completion (`completion_body`) as the stream that sent it, under its id: the role, all of the
+    reply in one chunk, the finish reason, the usage if asked for, `[DONE]`."""
+    completion = completion_of(body)
+    tool_calls = [{"index": index, **call} for index, call in enumerate(completion.tool_calls)]
+    whole = StreamDelta(text=completion.content, reasoning=completion.reasoning or "", tool_calls=tool_calls)
+    ids = {"completion_id": body["id"], "created": body["created"]}
+    rest = (item for item in [completion])  # a generator: the stream closes what it reads
+    return completion_chunks(whole, rest, **ids, model=model, include_usage=include_usage)
