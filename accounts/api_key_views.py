@@ -29,7 +29,7 @@ class ApiKeyListView(APIView):
         responses={200: serializers.ApiKeyListSerializer, **error_responses(401, 503), **BY_API_KEY},
     )
     def get(self, request: Request) -> Response:
-        keys = selectors.api_key_list(admin_id=request.user.id)
+        keys = selectors.api_keys_with_budgets(admin_id=request.user.id)
         return Response({"count": len(keys), "keys": serializers.ApiKeyInfoSerializer(keys, many=True).data})
 
     @extend_schema(
@@ -41,18 +41,38 @@ class ApiKeyListView(APIView):
     def post(self, request: Request) -> Response:
         body = serializers.ApiKeyCreateRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        key, raw = services.api_key_create(admin_id=request.user.id, name=body.validated_data["name"])
-        return Response({**serializers.ApiKeyInfoSerializer(key).data, "key": raw}, status=201)
+        data = body.validated_data
+        budget = serializers.budget_of(data.get("budget"))
+        key, raw = services.api_key_create(admin_id=request.user.id, name=data["name"], budget=budget)
+        return Response({**api_key_info(request.user.id, key.id), "key": raw}, status=201)
 
 
-@extend_schema(
-    tags=[TAG], summary="Revoke an API key", responses={204: None, **error_responses(401, 404, 503), **BY_API_KEY}
-)
+def api_key_info(admin_id: str, key_id: str) -> dict[str, object]:
+    key = next(k for k in selectors.api_keys_with_budgets(admin_id=admin_id) if k["id"] == key_id)
+    return serializers.ApiKeyInfoSerializer(key).data
+
+
+@extend_schema(tags=[TAG])
 class ApiKeyDetailView(APIView):
     name = "API key"
+    request_example = {"budget": {"tokens": 100000, "period": "month"}}
 
     permission_classes = [IsAuthenticated, NotByApiKey]
 
+    @extend_schema(
+        summary="Set or remove an API key's token budget",
+        request=serializers.ApiKeyUpdateRequestSerializer,
+        responses={200: serializers.ApiKeyInfoSerializer, **error_responses(400, 401, 404, 503), **BY_API_KEY},
+        examples=[OpenApiExample("A monthly budget", value=request_example, request_only=True)],
+    )
+    def patch(self, request: Request, key_id: str) -> Response:
+        body = serializers.ApiKeyUpdateRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        budget = serializers.budget_of(body.validated_data["budget"])
+        services.api_key_budget_set(key_id=key_id, admin_id=request.user.id, budget=budget)
+        return Response(api_key_info(request.user.id, key_id))
+
+    @extend_schema(summary="Revoke an API key", responses={204: None, **error_responses(401, 404, 503), **BY_API_KEY})
     def delete(self, request: Request, key_id: str) -> Response:
         services.api_key_revoke(key_id=key_id, admin_id=request.user.id)
         return Response(status=204)

@@ -3,7 +3,7 @@
 A key is shown once, at creation; Redis keeps only its SHA-256, so a leaked dump of Redis holds no usable key.
 A key high in entropy needs no salt or slow hash: nobody can guess one to test against the digest.
 Keys (under REDIS_KEY_PREFIX):
-  apikey:<sha256>        hash  id, admin_id, name, prefix, created_at, last_used
+  apikey:<sha256>        hash  id, admin_id, name, prefix, created_at, last_used, budget ("1" with a budget)
   apikeys                hash  key id -> sha256 (to revoke by id)
   admin:<id>:apikeys     set   the ids of that admin's keys
 Revoking an admin's tokens leaves its keys alone; deleting the admin revokes them.
@@ -33,6 +33,7 @@ class ApiKey:
     prefix: str
     created_at: str
     last_used: str | None
+    has_budget: bool = False  # accounts.budgets: a token budget applies to this key
 
 
 def _digest(raw_key: str) -> str:
@@ -59,6 +60,7 @@ def _from_record(record: dict[str, str]) -> ApiKey:
         prefix=record.get("prefix", KEY_PREFIX),
         created_at=record.get("created_at", ""),
         last_used=record.get("last_used") or None,
+        has_budget=record.get("budget") == "1",
     )
 
 
@@ -111,6 +113,12 @@ def api_key_list(admin_id: str) -> list[ApiKey]:
 def api_key_list_all() -> list[ApiKey]:
     client = redis_client()
     return _records(client, sorted(key_id.decode() for key_id in client.hkeys(_ids_key())))
+
+
+def api_key_record_key(key_id: str) -> str | None:
+    """The Redis key of the record of the key `key_id`, or None when there is no such key."""
+    digest = redis_client().hget(_ids_key(), key_id)
+    return _record_key(digest.decode()) if digest else None
 
 
 def api_key_revoke(*, key_id: str, admin_id: str | None = None) -> bool:

@@ -8,6 +8,7 @@ from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.tokens import Token
 
 from accounts.api_keys import ApiKey, api_key_authenticate, looks_like_api_key
+from accounts.budgets import BudgetOwner
 from accounts.models import AdminUser
 from accounts.services import admin_get
 from accounts.tokens import SESSION_CLAIM, access_token_decode, live_session_of
@@ -33,7 +34,9 @@ class RedisJWTAuthentication(JWTAuthentication):
 
     def get_user(self, validated_token: Token) -> AdminUser:
         session = live_session_of(validated_token)
-        return AdminUser(id=session["admin_id"], username=session["username"])
+        admin = AdminUser(id=session["admin_id"], username=session["username"])
+        admin.has_budget = session.get("budget") == "1"
+        return admin
 
 
 def request_login_session_id(request: Request) -> str | None:
@@ -41,6 +44,15 @@ def request_login_session_id(request: Request) -> str | None:
     is then the ApiKey) or a browser session, which belong to no login session."""
     token = request.auth
     return str(token[SESSION_CLAIM]) if isinstance(token, Token) else None
+
+
+def request_budget_owners(request: Request) -> tuple[BudgetOwner, ...]:
+    """The token budgets a request's chat counts against: its admin's and its API key's, where they have one."""
+    owners = [BudgetOwner("admin", request.user.id)] if getattr(request.user, "has_budget", False) else []
+    key = request.auth
+    if isinstance(key, ApiKey) and key.has_budget:
+        owners.append(BudgetOwner("key", key.id))
+    return tuple(owners)
 
 
 class InvalidApiKey(AuthenticationFailed):

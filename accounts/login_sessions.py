@@ -2,8 +2,8 @@
 
 A token is valid only while its login session exists and its admin does, so deleting the record revokes both
 tokens in every worker and process at once. Keys (under REDIS_KEY_PREFIX):
-  login:<sid>            hash  id, admin_id, username, created_at, expires_at, last_activity; expires with the
-                               refresh token
+  login:<sid>            hash  id, admin_id, username, created_at, expires_at, last_activity, budget ("1" when
+                               the admin has a token budget); expires with the refresh token
   admin:<id>:logins      set   the sids of that admin's logins
 
 Creating a login and revoking them all are each one Lua script, and revoking bumps the admin's `auth_epoch`: a
@@ -39,6 +39,7 @@ if redis.call('EXISTS', KEYS[1]) == 0 or (redis.call('HGET', KEYS[1], 'auth_epoc
   return 0
 end
 redis.call('HSET', KEYS[2], unpack(ARGV, 4))
+if redis.call('HGET', KEYS[1], 'budget') == '1' then redis.call('HSET', KEYS[2], 'budget', '1') end
 redis.call('EXPIRE', KEYS[2], ARGV[2])
 redis.call('SADD', KEYS[3], ARGV[3])
 if redis.call('TTL', KEYS[3]) < tonumber(ARGV[2]) then redis.call('EXPIRE', KEYS[3], ARGV[2]) end
@@ -118,6 +119,28 @@ def login_session_revoke_all(admin_id: str) -> int:
     returns how many logins were live."""
     revoke_all = redis_script(_REVOKE_ALL_SCRIPT)
     return int(revoke_all(keys=[_admin_key(admin_id), _admin_logins_key(admin_id)], args=[_login_key("")]))
+
+
+# KEYS: admin, admin's logins. ARGV: the login key prefix, the field, its value ('' to remove it). Sets a field of
+# the admin's record and of each of its live logins, which every request reads anyway.
+_FLAG_SCRIPT = """
+local function flag(key)
+  if ARGV[3] == '' then redis.call('HDEL', key, ARGV[2]) else redis.call('HSET', key, ARGV[2], ARGV[3]) end
+end
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+flag(KEYS[1])
+for _, sid in ipairs(redis.call('SMEMBERS', KEYS[2])) do
+  if redis.call('EXISTS', ARGV[1] .. sid) == 1 then flag(ARGV[1] .. sid) end
+end
+return 1
+"""
+
+
+def admin_flag_set(admin_id: str, field: str, value: str) -> bool:
+    """Sets `field` (or removes it, for "") on the admin's record and on its live logins, which new logins copy;
+    False when there is no such admin."""
+    flag = redis_script(_FLAG_SCRIPT)
+    return bool(flag(keys=[_admin_key(admin_id), _admin_logins_key(admin_id)], args=[_login_key(""), field, value]))
 
 
 def login_session_started(sid: str) -> datetime | None:

@@ -27,6 +27,9 @@ class AdminUser(models.Model):
     last_updated: str = ""
     auth_epoch: str = "0"
     known_default: str | None = None  # "1" or "0"; None on a record from before the flag was kept
+    # Whether a token budget applies (accounts.budgets): read with the admin or its login, so that an admin
+    # without one costs its chats no Redis round trip for it.
+    has_budget: bool = False
 
     class Meta:
         managed = False

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import UTC, datetime
+from typing import Any
 
 from django.conf import settings
 
 from accounts import api_keys, login_sessions
 from accounts.api_keys import ApiKey
+from accounts.budgets import BudgetOwner, budget_status
 from accounts.exceptions import AdminNotFound
 from accounts.services import admin_get
 
@@ -48,3 +51,15 @@ def login_is_recent(*, session_id: str | None) -> bool:
     """Whether the login `session_id` was made within RECENT_LOGIN_SECONDS: the password was typed moments ago."""
     started = login_sessions.login_session_started(session_id) if session_id else None
     return started is not None and (datetime.now(UTC) - started).total_seconds() <= settings.RECENT_LOGIN_SECONDS
+
+
+def api_keys_with_budgets(*, admin_id: str) -> list[dict[str, Any]]:
+    """The admin's keys, oldest first, each with its `budget` ({tokens, period, used, resets_at}) or None."""
+    return [
+        {**asdict(key), "budget": budget_status(BudgetOwner("key", key.id)) if key.has_budget else None}
+        for key in api_keys.api_key_list(admin_id)
+    ]
+
+
+def admin_budget(*, admin_id: str) -> dict[str, Any] | None:
+    return budget_status(BudgetOwner("admin", admin_id))

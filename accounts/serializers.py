@@ -6,6 +6,7 @@ from rest_framework import serializers
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework_simplejwt.serializers import PasswordField, TokenObtainSerializer
 
+from accounts.budgets import Budget
 from accounts.passwords import BCRYPT_MAX_BYTES, bcrypt_limit_problem, password_problem
 from accounts.services import username_problem
 from accounts.tokens import tokens_issue
@@ -134,10 +135,29 @@ class LoginSessionListSerializer(serializers.Serializer):
     sessions = LoginSessionSerializer(many=True)
 
 
+class BudgetSerializer(serializers.Serializer):
+    tokens = serializers.IntegerField(min_value=1, max_value=10**15, help_text="Tokens per period.")
+    period = serializers.ChoiceField(choices=["day", "month"], help_text="A UTC day or month.")
+
+
+def budget_of(data: dict[str, Any] | None) -> Budget | None:
+    return Budget(data["tokens"], data["period"]) if data else None
+
+
+class BudgetStatusSerializer(BudgetSerializer):
+    used = serializers.IntegerField(help_text="Tokens used this period, the admin's keys' included for an admin.")
+    resets_at = serializers.CharField(help_text="When the period ends (UTC).")
+
+
 class ApiKeyCreateRequestSerializer(serializers.Serializer):
     name = serializers.CharField(
         max_length=100, required=False, default="", allow_blank=True, help_text="What the key is for."
     )
+    budget = BudgetSerializer(required=False, allow_null=True, help_text="A token budget for this key.")
+
+
+class ApiKeyUpdateRequestSerializer(serializers.Serializer):
+    budget = BudgetSerializer(allow_null=True, help_text="The key's token budget; null removes it.")
 
 
 class ApiKeyInfoSerializer(serializers.Serializer):
@@ -146,6 +166,7 @@ class ApiKeyInfoSerializer(serializers.Serializer):
     prefix = serializers.CharField(help_text="The key's first characters, to tell keys apart.")
     created_at = serializers.CharField()
     last_used = serializers.CharField(allow_null=True)
+    budget = BudgetStatusSerializer(allow_null=True, required=False, help_text="Its token budget, if it has one.")
 
 
 class ApiKeyCreatedSerializer(ApiKeyInfoSerializer):

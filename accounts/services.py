@@ -19,6 +19,7 @@ from django.conf import settings
 
 from accounts import api_keys, login_sessions
 from accounts.api_keys import ApiKey
+from accounts.budgets import Budget, BudgetOwner, budget_set
 from accounts.exceptions import (
     AdminNotFound,
     ApiKeyNotFound,
@@ -89,6 +90,7 @@ def _admin_from_record(record: dict[str, str]) -> AdminUser:
     admin.last_updated = record.get("last_updated", "")
     admin.auth_epoch = record.get("auth_epoch", "0")
     admin.known_default = record.get("known_default")
+    admin.has_budget = record.get("budget") == "1"
     return admin
 
 
@@ -297,9 +299,20 @@ def admin_tokens_revoke(*, admin_id: str, with_api_keys: bool = False) -> tuple[
     return logins, (api_keys.api_key_revoke_all(admin_id) if with_api_keys else 0)
 
 
-def api_key_create(*, admin_id: str, name: str = "") -> tuple[ApiKey, str]:
-    """A new key of `admin_id`, with the raw key, which is never available again."""
-    return api_keys.api_key_create(admin_id=admin_id, name=name)
+def api_key_create(*, admin_id: str, name: str = "", budget: Budget | None = None) -> tuple[ApiKey, str]:
+    """A new key of `admin_id` (with its token budget, if given), with the raw key, which is never available
+    again."""
+    key, raw = api_keys.api_key_create(admin_id=admin_id, name=name)
+    if budget is not None:
+        budget_set(BudgetOwner("key", key.id), budget)
+    return key, raw
+
+
+def api_key_budget_set(*, key_id: str, admin_id: str, budget: Budget | None) -> None:
+    """Sets (None: removes) the token budget of `admin_id`'s key `key_id`."""
+    if not any(key.id == key_id for key in api_keys.api_key_list(admin_id)):
+        raise ApiKeyNotFound("No such API key.")
+    budget_set(BudgetOwner("key", key_id), budget)
 
 
 def api_key_revoke(*, key_id: str, admin_id: str | None = None) -> None:

@@ -22,6 +22,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.authentication import request_budget_owners
 from conversations import openai_serializers
 from conversations.idempotency import StoredResponse, idempotent, recorded
 from conversations.openai_wire import (
@@ -173,7 +174,8 @@ class ChatCompletionsView(OpenAIView):
             )
         max_tokens = data.get("max_completion_tokens") or data.get("max_tokens")
         options = ChatOptions(data["model"], data.get("temperature"), max_tokens, body.generation_params())
-        turn = Turn(admin=request.user, messages=messages, session_id=session_id, options=options)
+        owners = request_budget_owners(request)
+        turn = Turn(request.user, messages, session_id, options, budget_owners=owners)
         headers = {SESSION_HEADER: session_id} if session_id else {}
         ids = {"completion_id": new_completion_id(), "created": int(time.time())}
         if data["stream"]:

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from accounts.budgets import BudgetOwner
 from accounts.models import AdminUser
 from conversations.history import MAX_STORED_MESSAGES, history_store, message
 from conversations.limits import AdminSlot
@@ -28,8 +29,16 @@ class ChatReply:
     session_usage: dict[str, int]  # the session's tokens and requests
 
 
-def chat_turn(*, admin: AdminUser, session_id: str, text: str, options: ChatOptions) -> Turn:
-    return Turn(admin=admin, messages=[{"role": "user", "content": text}], session_id=session_id, options=options)
+def chat_turn(
+    *, admin: AdminUser, session_id: str, text: str, options: ChatOptions, budget_owners: tuple[BudgetOwner, ...]
+) -> Turn:
+    return Turn(
+        admin=admin,
+        messages=[{"role": "user", "content": text}],
+        session_id=session_id,
+        options=options,
+        budget_owners=budget_owners,
+    )
 
 
 def chat_reply(turn: Turn, result: TurnResult) -> ChatReply:
@@ -59,11 +68,18 @@ def chat_stream(turn: Turn) -> Iterator[StreamDelta | ChatReply]:
         events.close()
 
 
-def redo_turn(*, admin: AdminUser, session_id: str, text: str | None, options: ChatOptions) -> Turn:
+def redo_turn(
+    *,
+    admin: AdminUser,
+    session_id: str,
+    text: str | None,
+    options: ChatOptions,
+    budget_owners: tuple[BudgetOwner, ...],
+) -> Turn:
     """Regenerate (no text: the last user message answered again) or edit (its text replaced), in a turn that
     replaces the session's last exchange."""
     messages = [] if text is None else [{"role": "user", "content": text}]
-    return Turn(admin=admin, messages=messages, session_id=session_id, options=options, redo=True)
+    return Turn(admin, messages, session_id, options, redo=True, budget_owners=budget_owners)
 
 
 def session_delete(*, admin: AdminUser, session_id: str) -> bool:

@@ -15,10 +15,18 @@ from typing import Any
 
 from django.conf import settings
 
+from accounts.budgets import BudgetOwner, Reservation, budget_reserve
 from accounts.models import AdminUser
 from conversations.history import Conversation, SessionTurn, history_store, message
+from conversations.history.base import turn_seconds
 from conversations.limits import AdminSlot, admin_slot, process_chats
-from conversations.trimming import stored_message_for_upstream, trim_history, upstream_messages
+from conversations.trimming import (
+    estimate_tokens,
+    message_tokens,
+    stored_message_for_upstream,
+    trim_history,
+    upstream_messages,
+)
 from conversations.usage import usage_record
 from core import metrics
 from core.exceptions import ServiceError
@@ -53,6 +61,7 @@ class Turn:
     options: ChatOptions = field(default_factory=ChatOptions)
     # Answer the session's last user message again (or `messages` instead of it), replacing that exchange.
     redo: bool = False
+    budget_owners: tuple[BudgetOwner, ...] = ()  # the token budgets the turn counts against
 
 
 class SessionNotFound(ServiceError):
@@ -85,7 +94,7 @@ def turn_stream(turn: Turn) -> Iterator[StreamDelta | TurnResult]:
     Failures before the first piece are raised from the first next(), so the caller can still answer with an
     error status. Closing the generator early closes the upstream request and stores nothing."""
     with _turn_held(turn) as plan:
-        completion = yield from _relay(llm_client().stream(plan.upstream, **turn.options.llm_kwargs()))
+        completion = yield from _relay(llm_client().stream(plan.upstream, **turn.options.llm_kwargs()), plan)
         yield _turn_record(turn, plan, completion)
 
 
@@ -113,12 +122,20 @@ class _StatelessTurn:
         usage_record(self.slot, usage)  # and the slot given back, in the same round trip
 
 
-@dataclass(frozen=True)
+@dataclass
 class _TurnPlan:
     held: SessionTurn | _StatelessTurn  # its `finish` stores the turn
     upstream: list[dict[str, Any]]  # what goes to the model
     new: list[dict[str, Any]]  # the caller's messages the turn stores, before the reply
-    replace_last: int = 0  # stored messages the turn replaces (a redone exchange)
+    replace_last: int  # stored messages the turn replaces (a redone exchange)
+    reservation: Reservation  # the worst case held against the token budgets until the turn settles it
+    received_chars: int = 0  # of a streamed reply so far: what a stream closed early is charged for
+
+    def unfinished_cost(self) -> int:
+        """The tokens a turn that ends without a reply spent: none if nothing came, else its prompt and what came."""
+        if not self.received_chars:
+            return 0
+        return sum(message_tokens(m) for m in self.upstream) + estimate_tokens("x" * self.received_chars)
 
 
 @contextmanager
@@ -140,7 +157,13 @@ def _turn_held(turn: Turn) -> Iterator[_TurnPlan]:
             stored, max_messages=settings.HISTORY_MAX_MESSAGES, max_tokens=settings.HISTORY_MAX_TOKENS
         )
         upstream = upstream_messages(messages, history, system_prompt=settings.SYSTEM_PROMPT)
-        yield _TurnPlan(held, upstream, new_turn_messages(messages), replace_last)
+        worst_case = sum(message_tokens(m) for m in upstream) + (turn.options.max_tokens or settings.MAX_TOKENS)
+        reservation = budget_reserve(turn.budget_owners, worst_case, hold_seconds=turn_seconds())
+        plan = _TurnPlan(held, upstream, new_turn_messages(messages), replace_last, reservation)
+        try:
+            yield plan
+        finally:
+            reservation.settle(plan.unfinished_cost())  # nothing to do once the turn has settled it
 
 
 def _redone(turn: Turn, conversation: Conversation | None) -> tuple[list[dict[str, Any]], list[dict[str, Any]], int]:
@@ -159,13 +182,14 @@ def _redone(turn: Turn, conversation: Conversation | None) -> tuple[list[dict[st
 def _turn_record(turn: Turn, plan: _TurnPlan, completion: Completion) -> TurnResult:
     usage = {**asdict(completion.usage), "requests": 1}
     metrics.tokens_record(usage)
+    plan.reservation.settle(completion.usage.total_tokens)
     reply = message("assistant", completion.content, tool_calls=completion.tool_calls)
     stored = [*(message(**m) for m in plan.new), reply]
     totals = plan.held.finish(stored, usage, replace_last=plan.replace_last)
     return TurnResult(completion=completion, session_id=turn.session_id, usage=usage, session_usage=totals)
 
 
-def _relay(upstream: Iterator[StreamDelta | StreamDone]) -> Generator[StreamDelta, None, Completion]:
+def _relay(upstream: Iterator[StreamDelta | StreamDone], plan: _TurnPlan) -> Generator[StreamDelta, None, Completion]:
     """Passes the reply's pieces on and returns the finished completion. Closing early closes the upstream."""
     completion = None
     try:
@@ -173,6 +197,7 @@ def _relay(upstream: Iterator[StreamDelta | StreamDone]) -> Generator[StreamDelt
             if isinstance(event, StreamDone):
                 completion = event.completion
             else:
+                plan.received_chars += len(event.text) + len(event.reasoning)
                 yield event
     finally:
         upstream.close()

@@ -13,6 +13,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.authentication import request_budget_owners
 from conversations import serializers
 from conversations.idempotency import StoredResponse, idempotent, recorded
 from conversations.selectors import memory_stats, session_detail, session_export, session_list
@@ -107,6 +108,7 @@ class ChatView(FormPageOnBrowserGet, APIView):
             session_id=data.get("session_id") or new_session_id(),
             text=data["message"],
             options=chat_options(body),
+            budget_owners=request_budget_owners(request),
         )
         return chat_answer(request, turn, stream=data["stream"])
 
@@ -151,7 +153,13 @@ class SessionRegenerateView(FormPageOnBrowserGet, APIView):
     def post(self, request: Request, session_id: str) -> Response | StreamingHttpResponse:
         body = serializers.ChatOptionsSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        turn = redo_turn(admin=request.user, session_id=session_id, text=None, options=chat_options(body))
+        turn = redo_turn(
+            admin=request.user,
+            session_id=session_id,
+            text=None,
+            options=chat_options(body),
+            budget_owners=request_budget_owners(request),
+        )
         return chat_answer(request, turn, stream=body.validated_data["stream"])
 
 
@@ -175,7 +183,13 @@ class SessionEditView(FormPageOnBrowserGet, APIView):
         body = serializers.EditRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         data = body.validated_data
-        turn = redo_turn(admin=request.user, session_id=session_id, text=data["message"], options=chat_options(body))
+        turn = redo_turn(
+            admin=request.user,
+            session_id=session_id,
+            text=data["message"],
+            options=chat_options(body),
+            budget_owners=request_budget_owners(request),
+        )
         return chat_answer(request, turn, stream=data["stream"])
 
 
@@ -289,7 +303,11 @@ class TestChatView(FormPageOnBrowserGet, APIView):
         body.is_valid(raise_exception=True)
         started = time.perf_counter()
         result = turn_answer(
-            Turn(admin=request.user, messages=[{"role": "user", "content": body.validated_data["message"]}])
+            Turn(
+                admin=request.user,
+                messages=[{"role": "user", "content": body.validated_data["message"]}],
+                budget_owners=request_budget_owners(request),
+            )
         )
         return Response(
             {

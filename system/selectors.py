@@ -7,6 +7,7 @@ from typing import Any
 
 from django.conf import settings
 
+from accounts.selectors import admin_budget
 from conversations.selectors import admin_usage, sessions_stored_count
 from core.redis_store import redis_ping
 from llm_provider.services import llm_health, upstream_rate_limits
@@ -41,6 +42,7 @@ def status_report(*, admin_id: str) -> dict[str, Any]:
         "history_backend": settings.HISTORY_BACKEND,
         "model": settings.GROQ_MODEL_NAME,
         "usage": admin_usage(admin_id=admin_id),
+        "budget": admin_budget(admin_id=admin_id),
         # This process's latest view: another worker may have seen a later answer.
         "upstream_rate_limits": upstream_rate_limits(),
     }

@@ -17,6 +17,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.serializers import BudgetStatusSerializer
 from core.http import client_ip
 from core.metrics import metrics_allowed, metrics_text
 from core.negotiation import IgnoreAccept
@@ -105,6 +106,9 @@ def info(request: Request) -> Response:
                 "history_backend": serializers.CharField(),
                 "model": serializers.CharField(),
                 "usage": serializers.DictField(child=serializers.IntegerField(), help_text="This admin's totals."),
+                "budget": BudgetStatusSerializer(
+                    allow_null=True, help_text="This admin's token budget this period (its keys count too), or null."
+                ),
                 "upstream_rate_limits": inline_serializer(
                     "UpstreamRateLimits",
                     {

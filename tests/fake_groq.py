@@ -65,6 +65,7 @@ class Settings:
     chunk_delay: float = 0.0
     reply: str | None = None
     reasoning: bool = False  # reason aloud on every answer, as gpt-oss does unless told otherwise
+    completion_tokens: int | None = None  # report this many completion tokens (a reply that used its max_tokens)
 
 
 class FakeError(Exception):
@@ -314,6 +315,8 @@ class FakeGroq:
         reasoning = f"Thinking about: {last_user}" if reasons else None
         written = (content or "") + (json.dumps(tool_call) if tool_call else "") + (reasoning or "")
         prompt, completion = estimate_tokens(messages), estimate_tokens([{"content": written}])
+        if self.settings.completion_tokens is not None:
+            completion = self.settings.completion_tokens
         self._add("_used_tokens", prompt + completion)
         usage = {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
         return Answer(model, content, usage | TIMINGS, tool_call, reasoning)

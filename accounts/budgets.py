@@ -1,0 +1,222 @@
+"""Token budgets per period (a UTC day or month) for an admin and for an API key, which hold under concurrency.
+
+Before a call, a turn reserves its worst case (the prompt's estimate plus `max_tokens`) against every budget that
+applies to it, atomically in Redis, so that concurrent calls, on any instance, can never together spend more than
+a budget; after the call it settles to the real usage. An admin's budget counts the requests of its keys too.
+
+Keys (under REDIS_KEY_PREFIX), for an owner `admin:<id>` or `key:<id>`:
+  budget:<owner>                hash  tokens, period
+  budget-usage:<owner>:<period> hash  used (settled tokens), and one `r:<id>` field per reservation,
+                                      "<tokens>:<expires at>"; a reservation of a process that died expires
+The admin's record and its logins, or the key's record, carry `budget: "1"` while a budget applies: those are
+read by every request anyway, so a chat without a budget makes no round trip for one.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+from accounts.api_keys import api_key_record_key
+from accounts.login_sessions import admin_flag_set
+from core.exceptions import ServiceError
+from core.redis_store import decoded, redis_client, redis_key, redis_script
+from core.timestamps import iso_at
+
+Period = Literal["day", "month"]
+PERIODS: tuple[Period, ...] = ("day", "month")
+# How long a refusal caused only by other requests' reservations asks a client to wait: they settle within a call.
+RESERVED_RETRY_SECONDS = 2.0
+
+
+class BudgetExceeded(ServiceError):
+    status_code = 429
+    code = "budget_exceeded"
+
+
+@dataclass(frozen=True)
+class Budget:
+    tokens: int
+    period: Period
+
+
+@dataclass(frozen=True)
+class BudgetOwner:
+    kind: Literal["admin", "key"]
+    id: str
+
+    @property
+    def name(self) -> str:
+        return f"{self.kind}:{self.id}"
+
+
+def _config_key(owner: BudgetOwner) -> str:
+    return redis_key("budget", owner.name)
+
+
+def _usage_key(owner: BudgetOwner, period: Period, now: datetime) -> str:
+    return redis_key("budget-usage", owner.name, period_id(period, now))
+
+
+def period_id(period: Period, now: datetime) -> str:
+    return now.strftime("%Y-%m-%d" if period == "day" else "%Y-%m")
+
+
+def period_end(period: Period, now: datetime) -> datetime:
+    start = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    if period == "day":
+        return start + timedelta(days=1)
+    return (start.replace(day=1) + timedelta(days=32)).replace(day=1)
+
+
+class NoSuchOwner(ServiceError):
+    status_code = 404
+    code = "not_found"
+
+
+def budget_set(owner: BudgetOwner, budget: Budget | None) -> None:
+    """Sets (or, with None, removes) the owner's budget; what it used this period still counts. The budget is
+    kept apart; a flag on the records each request reads anyway (the admin's and its logins', or the key's) says
+    that one applies, so that chats without a budget pay no round trip for it."""
+    client = redis_client()
+    if budget is not None:
+        client.hset(_config_key(owner), mapping={"tokens": budget.tokens, "period": budget.period})
+    flagged = _flag(owner, "1" if budget is not None else "")
+    if budget is None or not flagged:
+        client.delete(_config_key(owner))
+    if not flagged:
+        raise NoSuchOwner(f"No such {'admin' if owner.kind == 'admin' else 'API key'}.")
+
+
+def _flag(owner: BudgetOwner, value: str) -> bool:
+    if owner.kind == "admin":
+        return admin_flag_set(owner.id, "budget", value)
+    record = api_key_record_key(owner.id)
+    if record is None:
+        return False
+    return bool(redis_script(_FLAG_KEY_SCRIPT)(keys=[record], args=[value]))
+
+
+# KEYS: an API key's record. ARGV: "1", or "" to remove the flag. Never recreates a revoked key's record.
+_FLAG_KEY_SCRIPT = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+if ARGV[1] == '' then redis.call('HDEL', KEYS[1], 'budget') else redis.call('HSET', KEYS[1], 'budget', ARGV[1]) end
+return 1
+"""
+
+
+def budget_get(owner: BudgetOwner) -> Budget | None:
+    record = decoded(redis_client().hgetall(_config_key(owner)))
+    if not record:
+        return None
+    return Budget(int(record["tokens"]), "month" if record.get("period") == "month" else "day")
+
+
+def budget_status(owner: BudgetOwner) -> dict[str, Any] | None:
+    """`{tokens, period, used, resets_at}` for this period, or None without a budget."""
+    budget = budget_get(owner)
+    if budget is None:
+        return None
+    now = datetime.now(UTC)
+    used = redis_client().hget(_usage_key(owner, budget.period, now), "used")
+    return {
+        "tokens": budget.tokens,
+        "period": budget.period,
+        "used": int(used or 0),
+        "resets_at": iso_at(period_end(budget.period, now)),
+    }
+
+
+# KEYS: for each owner its budget, its usage this day and this month. ARGV: now, the reservation's id, tokens and
+# expiry, and how long a usage hash lives. Returns {'ok', usage keys reserved on...}, or {'exceeded'|'reserved',
+# the period} for the first budget that refuses: over what is left, or over what other reservations leave.
+_RESERVE_SCRIPT = """
+local now, id, amount, expires, ttl = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5]
+local chosen = {}
+for i = 1, #KEYS, 3 do
+  local config = redis.call('HMGET', KEYS[i], 'tokens', 'period')
+  if config[1] then
+    local usage = config[2] == 'month' and KEYS[i + 2] or KEYS[i + 1]
+    local used, reserved = 0, 0
+    local fields = redis.call('HGETALL', usage)
+    for j = 1, #fields, 2 do
+      if fields[j] == 'used' then
+        used = tonumber(fields[j + 1])
+      else
+        local tokens, expiry = string.match(fields[j + 1], '^(%d+):(.+)$')
+        if tonumber(expiry) < now then
+          redis.call('HDEL', usage, fields[j])
+        else
+          reserved = reserved + tonumber(tokens)
+        end
+      end
+    end
+    local limit = tonumber(config[1])
+    if amount > limit - used then return {'exceeded', config[2]} end
+    if amount > limit - used - reserved then return {'reserved', config[2]} end
+    chosen[#chosen + 1] = usage
+  end
+end
+for _, usage in ipairs(chosen) do
+  redis.call('HSET', usage, 'r:' .. id, amount .. ':' .. expires)
+  redis.call('EXPIRE', usage, ttl)
+end
+return {'ok', unpack(chosen)}
+"""
+
+# KEYS: the usage hashes reserved on. ARGV: the reservation's id, the tokens really used.
+_SETTLE_SCRIPT = """
+for _, usage in ipairs(KEYS) do
+  redis.call('HDEL', usage, 'r:' .. ARGV[1])
+  if tonumber(ARGV[2]) > 0 then redis.call('HINCRBY', usage, 'used', ARGV[2]) end
+end
+"""
+
+
+@dataclass
+class Reservation:
+    """Tokens held against budgets until `settle`; settling twice does nothing."""
+
+    id: str
+    usage_keys: list[str]
+    settled: bool = False
+
+    def settle(self, tokens: int) -> None:
+        if self.settled:
+            return
+        self.settled = True
+        if self.usage_keys:
+            redis_script(_SETTLE_SCRIPT)(keys=self.usage_keys, args=[self.id, max(tokens, 0)])
+
+
+def budget_reserve(owners: tuple[BudgetOwner, ...], tokens: int, *, hold_seconds: float) -> Reservation:
+    """Reserves `tokens` against every budget of `owners` at once, or raises BudgetExceeded (nothing reserved).
+    A reservation not settled within `hold_seconds` (its process died) stops counting."""
+    if not owners:
+        return Reservation("", [])
+    now = datetime.now(UTC)
+    keys = [key for owner in owners for key in (_config_key(owner), *(_usage_key(owner, p, now) for p in PERIODS))]
+    reservation_id = secrets.token_hex(8)
+    clock = time.time()
+    # A usage hash outlives its period by a day, so the period's figure can still be read just after it ends.
+    ttl = int((period_end("month", now) - now).total_seconds()) + 86_400
+    outcome, *found = redis_script(_RESERVE_SCRIPT)(
+        keys=keys, args=[clock, reservation_id, tokens, clock + hold_seconds, ttl]
+    )
+    if outcome == b"ok":
+        return Reservation(reservation_id, [key.decode() for key in found])
+    period: Period = "month" if found and found[0] == b"month" else "day"
+    if outcome == b"exceeded":
+        resets = period_end(period, now)
+        raise BudgetExceeded(
+            f"This request could use up to {tokens} tokens, more than is left of the token budget this {period}; "
+            f"it resets at {iso_at(resets)}.",
+            retry_after=(resets - now).total_seconds(),
+        )
+    raise BudgetExceeded(
+        f"The token budget this {period} is held by requests in flight; retry shortly.",
+        retry_after=RESERVED_RETRY_SECONDS,
+    )
