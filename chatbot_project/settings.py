@@ -132,6 +132,11 @@ MAX_SESSIONS_PER_ADMIN = env_int("MAX_SESSIONS_PER_ADMIN", max(1, MAX_SESSIONS /
 HISTORY_BACKEND = env_choice("HISTORY_BACKEND", "locmem", ("locmem", "redis"))
 HISTORY_MAX_MESSAGES = env_int("HISTORY_MAX_MESSAGES", 40, minimum=0)
 HISTORY_MAX_TOKENS = env_int("HISTORY_MAX_TOKENS", 8000, minimum=0)
+# Fold the turns that no longer fit into a running summary (one more model call when it happens) instead of
+# dropping them from what goes upstream.
+HISTORY_SUMMARY = env_bool("HISTORY_SUMMARY", False)
+HISTORY_SUMMARY_MODEL = env_str("HISTORY_SUMMARY_MODEL", "") or None  # None: the chat's model
+HISTORY_SUMMARY_MAX_TOKENS = env_int("HISTORY_SUMMARY_MAX_TOKENS", 512, minimum=16)
 MAX_MESSAGE_CHARS = env_int("MAX_MESSAGE_CHARS", 4000, minimum=1)
 # One /v1/chat/completions request (SYSTEM_PROMPT and stored history have limits of their own): a stateless client
 # resends its whole conversation, so the defaults leave room for what /chat/ sends upstream with its history.
@@ -327,7 +332,7 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "core.schema.add_common_error_responses",
-        "conversations.idempotency.document_replayed_header",
+        "conversations.idempotency.document_idempotency",
     ],
 }
 

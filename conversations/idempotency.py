@@ -54,6 +54,7 @@ IDEMPOTENCY_KEY_PARAMETER = OpenApiParameter(
     OpenApiTypes.STR,
     OpenApiParameter.HEADER,
     required=False,
+    pattern=f"^{_KEY.pattern}$",
     description=(
         "Makes retrying safe: a retry with the same key and the same request gets the first successful answer "
         "again, with `Idempotent-Replayed: true`, and no new turn (a stream replays the stored reply as a stream). "
@@ -232,8 +233,9 @@ def _recording(claim: Claim, events: Iterator[T], body_of: Callable[[Any], Any])
         events.close()  # type: ignore[attr-defined]  # a client that left closes the upstream request
 
 
-def document_replayed_header(result: dict, generator: object, request: object, public: bool) -> dict:
-    """drf-spectacular hook: the successful answers of operations that take an Idempotency-Key may be replays."""
+def document_idempotency(result: dict, generator: object, request: object, public: bool) -> dict:
+    """drf-spectacular hook, for each operation that takes an Idempotency-Key: its successful answers may be
+    replays, and its 422 and 409 (in the operation's own error shape, that of its 400) say what they mean here."""
     header = {
         "description": f"`true` on a replay: the stored answer of the first request with this {IDEMPOTENCY_HEADER}.",
         "schema": {"type": "string", "enum": ["true"]},
@@ -243,7 +245,13 @@ def document_replayed_header(result: dict, generator: object, request: object, p
             parameters = operation.get("parameters", [])
             if not any(p.get("in") == "header" and p.get("name") == IDEMPOTENCY_HEADER for p in parameters):
                 continue
-            for status, response in operation["responses"].items():
+            responses = operation["responses"]
+            for status, response in responses.items():
                 if status.startswith("2"):
                     response.setdefault("headers", {})[REPLAYED_HEADER] = header
+            error = {"content": responses.get("400", {}).get("content", {})}
+            responses["422"] = {**error, "description": f"This {IDEMPOTENCY_HEADER} was used with another request."}
+            in_use = f"The request with this {IDEMPOTENCY_HEADER} is still being answered; see Retry-After."
+            conflict = responses.setdefault("409", {**error, "description": ""})
+            conflict["description"] = f"{conflict['description']} {in_use}".strip()
     return result

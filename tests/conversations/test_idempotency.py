@@ -435,4 +435,6 @@ def test_the_schema_documents_the_key_and_the_replay_header(api):
         operation = paths[path]["post"]
         assert "Idempotency-Key" in [p["name"] for p in operation["parameters"] if p["in"] == "header"]
         assert "Idempotent-Replayed" in operation["responses"]["200"]["headers"]
+        assert operation["responses"]["422"]["content"] == operation["responses"]["400"]["content"]
+        assert "Idempotency-Key" in operation["responses"]["409"]["description"]
     assert "Idempotency-Key" not in json.dumps(paths["/admin/test-chat"])
