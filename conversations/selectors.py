@@ -21,7 +21,11 @@ def session_detail(*, admin_id: str, session_id: str) -> dict[str, Any] | None:
     conversation = history_store().get(admin_id, session_id)
     if conversation is None:
         return None
-    return {**asdict(summary_of(conversation)), "messages": conversation.messages}
+    return {
+        **asdict(summary_of(conversation)),
+        "messages": conversation.messages,
+        "summary": conversation.summary or None,
+    }
 
 
 def session_export(*, admin_id: str, session_id: str) -> dict[str, Any] | None:
@@ -34,7 +38,7 @@ def session_export(*, admin_id: str, session_id: str) -> dict[str, Any] | None:
         "session_id": session_id,
         "created_at": conversation.created_at,
         "messages": [exported_message(m) for m in conversation.messages],
-        "summary": None,
+        "summary": conversation.summary or None,
         "usage": summary_of(conversation).usage,
     }
 

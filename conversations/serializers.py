@@ -188,6 +188,9 @@ class SessionListSerializer(serializers.Serializer):
 class SessionDetailSerializer(SessionSummarySerializer):
     usage = UsageTotalsSerializer()
     messages = StoredMessageSerializer(many=True)
+    summary = serializers.CharField(
+        allow_null=True, help_text="With HISTORY_SUMMARY: the fold of the turns before `messages`; null: none."
+    )
 
 
 class MemoryStatsSerializer(serializers.Serializer):
@@ -258,7 +261,11 @@ class SessionExportSerializer(serializers.Serializer):
     created_at = serializers.CharField(required=False)
     messages = ExportedMessageSerializer(many=True, allow_empty=False, help_text="The stored turns, oldest first.")
     summary = serializers.CharField(
-        allow_null=True, required=False, help_text="The fold of the turns before `messages` (null: none)."
+        allow_null=True,
+        required=False,
+        allow_blank=True,
+        trim_whitespace=False,
+        help_text="The fold of the turns before `messages` (null: none).",
     )
     usage = UsageCountsSerializer(required=False, help_text="The session's tokens and requests.")
 
@@ -273,8 +280,8 @@ class SessionExportSerializer(serializers.Serializer):
         return value
 
     def validate_summary(self, value: str | None) -> str | None:
-        if value:
-            raise serializers.ValidationError("This service keeps no summaries yet: import without one.")
+        if value is not None and len(value) > settings.MAX_REQUEST_CHARS:
+            raise serializers.ValidationError(f"Over MAX_REQUEST_CHARS ({settings.MAX_REQUEST_CHARS}) characters.")
         return value
 
     def to_internal_value(self, data: Any) -> dict[str, Any]:

@@ -105,5 +105,11 @@ def session_import(*, admin: AdminUser, document: dict[str, Any]) -> str:
         if held.conversation is not None:
             raise SessionExists(f"The session '{session_id}' exists; delete it first or import under another id.")
         usage = document.get("usage") or {}
-        held.finish(messages[-MAX_STORED_MESSAGES:], usage, created_at=document.get("created_at"), admin_usage=False)
+        held.finish(
+            messages[-MAX_STORED_MESSAGES:],
+            usage,
+            created_at=document.get("created_at"),
+            summary=document.get("summary") or None,
+            admin_usage=False,
+        )
     return session_id

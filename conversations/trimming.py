@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from conversations.history.base import MESSAGE_FIELDS
+from conversations.summaries import summary_message
 
 PER_MESSAGE_TOKENS = 4
 
@@ -48,15 +49,21 @@ def with_system_prompt(messages: Sequence[dict[str, Any]], system_prompt: str) -
 
 
 def upstream_messages(
-    messages: Sequence[dict[str, Any]], history: Sequence[dict[str, Any]], *, system_prompt: str
+    messages: Sequence[dict[str, Any]],
+    history: Sequence[dict[str, Any]],
+    *,
+    system_prompt: str,
+    summary: str = "",
 ) -> list[dict[str, Any]]:
-    """The service's prompt, the caller's leading system messages, the stored history, then the rest of the
-    caller's messages (for `/chat/`, its one new message)."""
+    """The service's prompt, the session's summary, the caller's leading system messages, the stored history,
+    then the rest of the caller's messages (for `/chat/`, its one new message)."""
     leading_system = 0
     while leading_system < len(messages) and messages[leading_system]["role"] == "system":
         leading_system += 1
+    folded = [summary_message(summary)] if summary else []
     stored = [stored_message_for_upstream(m) for m in history]
-    return with_system_prompt([*messages[:leading_system], *stored, *messages[leading_system:]], system_prompt)
+    caller = [*folded, *messages[:leading_system], *stored, *messages[leading_system:]]
+    return with_system_prompt(caller, system_prompt)
 
 
 def stored_message_for_upstream(message: Mapping[str, Any]) -> dict[str, Any]:

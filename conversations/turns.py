@@ -8,6 +8,7 @@ failed call stores nothing: two messages to one session are answered one after t
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Generator, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field
@@ -17,9 +18,11 @@ from django.conf import settings
 
 from accounts.budgets import BudgetOwner, Reservation, budget_reserve
 from accounts.models import AdminUser
+from conversations import summaries
 from conversations.history import Conversation, SessionTurn, history_store, message
 from conversations.history.base import turn_seconds
 from conversations.limits import AdminSlot, admin_slot, process_chats
+from conversations.summaries import summary_message
 from conversations.trimming import (
     estimate_tokens,
     message_tokens,
@@ -30,8 +33,11 @@ from conversations.trimming import (
 from conversations.usage import usage_record
 from core import metrics
 from core.exceptions import ServiceError
+from llm_provider.exceptions import LLMError
 from llm_provider.services import llm_client
 from llm_provider.types import Completion, StreamDelta, StreamDone
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -129,13 +135,18 @@ class _TurnPlan:
     new: list[dict[str, Any]]  # the caller's messages the turn stores, before the reply
     replace_last: int  # stored messages the turn replaces (a redone exchange)
     reservation: Reservation  # the worst case held against the token budgets until the turn settles it
+    drop_first: int = 0  # stored messages folded into the new summary
+    summary: str | None = None  # the session's new summary, when the turn folded one
+    fold_usage: dict[str, int] = field(default_factory=dict)  # the summary call's tokens
     received_chars: int = 0  # of a streamed reply so far: what a stream closed early is charged for
 
     def unfinished_cost(self) -> int:
-        """The tokens a turn that ends without a reply spent: none if nothing came, else its prompt and what came."""
+        """The tokens a turn that ends without a reply spent: its summary call's, and if a reply began, its
+        prompt and what came of it."""
+        spent = self.fold_usage.get("total_tokens", 0)
         if not self.received_chars:
-            return 0
-        return sum(message_tokens(m) for m in self.upstream) + estimate_tokens("x" * self.received_chars)
+            return spent
+        return spent + sum(message_tokens(m) for m in self.upstream) + estimate_tokens("x" * self.received_chars)
 
 
 @contextmanager
@@ -150,20 +161,59 @@ def _turn_held(turn: Turn) -> Iterator[_TurnPlan]:
         else:
             held = stack.enter_context(history_store().session_turn(slot, turn.session_id))
         stored = held.conversation.messages if held.conversation else []
+        summary = held.conversation.summary if held.conversation else ""
         messages, replace_last = turn.messages, 0
         if turn.redo:
             messages, stored, replace_last = _redone(turn, held.conversation)
-        history = trim_history(
-            stored, max_messages=settings.HISTORY_MAX_MESSAGES, max_tokens=settings.HISTORY_MAX_TOKENS
-        )
-        upstream = upstream_messages(messages, history, system_prompt=settings.SYSTEM_PROMPT)
+        history, to_fold = _fitting_history(stored, summary, may_fold=settings.HISTORY_SUMMARY and bool(stored))
+        upstream = upstream_messages(messages, history, system_prompt=settings.SYSTEM_PROMPT, summary=summary)
         worst_case = sum(message_tokens(m) for m in upstream) + (turn.options.max_tokens or settings.MAX_TOKENS)
+        if to_fold:
+            fold_prompt = summaries.fold_request(summary, to_fold)
+            worst_case += sum(message_tokens(m) for m in fold_prompt) + settings.HISTORY_SUMMARY_MAX_TOKENS
         reservation = budget_reserve(turn.budget_owners, worst_case, hold_seconds=turn_seconds())
         plan = _TurnPlan(held, upstream, new_turn_messages(messages), replace_last, reservation)
         try:
+            if to_fold:
+                _fold(plan, summary, to_fold, kept=stored[len(to_fold) :], messages=messages)
             yield plan
         finally:
             reservation.settle(plan.unfinished_cost())  # nothing to do once the turn has settled it
+
+
+def _fitting_history(
+    stored: list[dict[str, Any]], summary: str, *, may_fold: bool
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The newest history that fits beside the summary, and (when summaries are on and not all of it fits) the
+    oldest messages to fold into a new summary: those that do not fit beside a summary as long as it may get."""
+    summary_tokens = message_tokens(summary_message(summary)) if summary else 0
+    limits = {"max_messages": settings.HISTORY_MAX_MESSAGES}
+    history = trim_history(stored, max_tokens=settings.HISTORY_MAX_TOKENS - summary_tokens, **limits)
+    if not may_fold or len(history) == len(stored):
+        return history, []
+    longest_summary = message_tokens(summary_message("")) + settings.HISTORY_SUMMARY_MAX_TOKENS
+    kept = trim_history(stored, max_tokens=settings.HISTORY_MAX_TOKENS - longest_summary, **limits)
+    return history, stored[: len(stored) - len(kept)]
+
+
+def _fold(
+    plan: _TurnPlan,
+    summary: str,
+    to_fold: list[dict[str, Any]],
+    *,
+    kept: list[dict[str, Any]],
+    messages: list[dict[str, Any]],
+) -> None:
+    """One summary call folds `to_fold` into the summary; the turn then sends the new summary and `kept`. When the
+    call fails the turn goes on with the trimmed history, and a later turn tries again."""
+    try:
+        folded = summaries.fold(summary, [stored_message_for_upstream(m) for m in to_fold])
+    except LLMError as exc:
+        logger.warning("Could not fold %d messages into the summary (%s); trimming instead", len(to_fold), exc.code)
+        return
+    plan.summary, plan.drop_first = folded.content, len(to_fold)
+    plan.fold_usage = {**asdict(folded.usage), "requests": 1}
+    plan.upstream = upstream_messages(messages, kept, system_prompt=settings.SYSTEM_PROMPT, summary=folded.content)
 
 
 def _redone(turn: Turn, conversation: Conversation | None) -> tuple[list[dict[str, Any]], list[dict[str, Any]], int]:
@@ -180,12 +230,16 @@ def _redone(turn: Turn, conversation: Conversation | None) -> tuple[list[dict[st
 
 
 def _turn_record(turn: Turn, plan: _TurnPlan, completion: Completion) -> TurnResult:
-    usage = {**asdict(completion.usage), "requests": 1}
+    """Stores the turn; its usage is the reply's and, when the turn folded a summary, the summary call's too."""
+    reply_usage = {**asdict(completion.usage), "requests": 1}
+    usage = {name: reply_usage[name] + plan.fold_usage.get(name, 0) for name in reply_usage}
     metrics.tokens_record(usage)
-    plan.reservation.settle(completion.usage.total_tokens)
+    plan.reservation.settle(usage["total_tokens"])
     reply = message("assistant", completion.content, tool_calls=completion.tool_calls)
     stored = [*(message(**m) for m in plan.new), reply]
-    totals = plan.held.finish(stored, usage, replace_last=plan.replace_last)
+    totals = plan.held.finish(
+        stored, usage, replace_last=plan.replace_last, drop_first=plan.drop_first, summary=plan.summary
+    )
     return TurnResult(completion=completion, session_id=turn.session_id, usage=usage, session_usage=totals)
 
 

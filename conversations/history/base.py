@@ -35,6 +35,7 @@ class Conversation:
     created_at: str = ""
     last_activity: str = ""
     usage: dict[str, int] = field(default_factory=dict)
+    summary: str = ""  # with HISTORY_SUMMARY: the fold of the turns before `messages`
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,8 @@ class StoreOptions:
     replace_last: int = 0  # stored messages the new ones replace (a regenerated or edited exchange)
     created_at: str | None = None  # an imported session's own creation time
     admin_usage: bool = True  # add the usage to the admin's totals too (not for an import)
+    drop_first: int = 0  # stored messages folded into `summary`, removed from the start
+    summary: str | None = None  # the session's new summary (None: unchanged)
 
 
 AS_A_TURN = StoreOptions()

@@ -137,8 +137,10 @@ class CacheHistoryStore:
         conversation = self.get(admin_id, session_id) or Conversation(
             session_id=session_id, created_at=options.created_at or now_iso()
         )
-        kept = conversation.messages[: len(conversation.messages) - options.replace_last]
+        kept = conversation.messages[options.drop_first : len(conversation.messages) - options.replace_last]
         conversation.messages = (kept + messages)[-MAX_STORED_MESSAGES:]
+        if options.summary is not None:
+            conversation.summary = options.summary
         conversation.last_activity = now_iso()
         for name in USAGE_FIELDS:
             conversation.usage[name] = conversation.usage.get(name, 0) + usage.get(name, 0)

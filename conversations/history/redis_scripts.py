@@ -40,12 +40,14 @@ return {admission, redis.call('LRANGE', KEYS[6], 0, -1), redis.call('HGETALL', K
 # KEYS: the session's messages and meta, all, the admin's index, the admin's usage totals, the session's lock, the
 # admin's chats in flight. ARGV: ttl, now (ISO), MAX_STORED_MESSAGES, usage (JSON), now, MAX_SESSIONS_PER_ADMIN,
 # session, admin, add to the admin's totals (1/0), lock token (or ''), slot (or ''), how many stored messages the
-# new ones replace, the session's creation time (or '' for now), then the messages.
+# new ones replace, the session's creation time (or '' for now), how many of the first stored messages were
+# folded into the summary, the new summary ('1' and it, or '0' and '' for none), then the messages.
 # Returns the session's usage totals and the sessions evicted to keep the admin within MAX_SESSIONS_PER_ADMIN.
 FINISH_SCRIPT = f"""
-local replaced = tonumber(ARGV[12])
-if replaced > 0 then redis.call('LTRIM', KEYS[1], 0, -1 - replaced) end
-for i = 14, #ARGV do redis.call('RPUSH', KEYS[1], ARGV[i]) end
+local replaced, dropped = tonumber(ARGV[12]), tonumber(ARGV[14])
+if replaced > 0 or dropped > 0 then redis.call('LTRIM', KEYS[1], dropped, -1 - replaced) end
+if ARGV[15] == '1' then redis.call('HSET', KEYS[2], 'summary', ARGV[16]) end
+for i = 17, #ARGV do redis.call('RPUSH', KEYS[1], ARGV[i]) end
 redis.call('LTRIM', KEYS[1], -tonumber(ARGV[3]), -1)
 redis.call('HSETNX', KEYS[2], 'created_at', ARGV[13] ~= '' and ARGV[13] or ARGV[2])
 redis.call('HSET', KEYS[2], 'last_activity', ARGV[2])

@@ -59,7 +59,7 @@ class _RedisTurn:
 class RedisHistoryStore:
     """History in Redis. Keys (under REDIS_KEY_PREFIX):
     conv:{<admin>:<session>}:messages  list of JSON messages
-    conv:{<admin>:<session>}:meta      hash created_at, last_activity and usage counters
+    conv:{<admin>:<session>}:meta      hash created_at, last_activity, usage counters and summary
     {conv-index}:<admin>               sorted set of the admin's session ids by last activity
     {conv-index}:all                   sorted set of every "<admin>:<session>" by last activity, and of the places
                                        reserved for new sessions, scored minus the time they were reserved (so each
@@ -195,6 +195,9 @@ class RedisHistoryStore:
                 "" if slot is None or slot.released else slot.member,
                 options.replace_last,
                 options.created_at or "",
+                options.drop_first,
+                int(options.summary is not None),
+                options.summary or "",
                 *(json.dumps(m) for m in messages),
             ],
         )
@@ -234,6 +237,7 @@ class RedisHistoryStore:
             created_at=fields.get("created_at", ""),
             last_activity=fields.get("last_activity", ""),
             usage={name: int(fields.get(name, 0)) for name in USAGE_FIELDS},
+            summary=fields.get("summary", ""),
         )
 
     def _remove(self, admin_id: str, session_id: str) -> int:

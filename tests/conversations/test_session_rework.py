@@ -178,7 +178,6 @@ def test_importing_over_an_existing_session_is_a_409_and_changes_nothing(alice_c
         {"format": "chatbot-session/1", "messages": [{"role": "tool", "content": "hi"}]},
         {"format": "chatbot-session/1", "session_id": "import", "messages": [{"role": "user", "content": "hi"}]},
         {"format": "chatbot-session/1", "session_id": "bad id", "messages": [{"role": "user", "content": "hi"}]},
-        {"format": "chatbot-session/1", "summary": "earlier", "messages": [{"role": "user", "content": "hi"}]},
         {"format": "chatbot-session/1", "usage": {"total_tokens": -1}, "messages": [{"role": "user", "content": "h"}]},
     ],
 )
