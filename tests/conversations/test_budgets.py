@@ -76,6 +76,15 @@ def test_a_chat_counts_its_real_usage(alice, alice_client):
     assert used(BudgetOwner("admin", alice.id)) == response.json()["usage"]["total_tokens"]
 
 
+def test_a_session_chat_and_its_regeneration_count_on_either_history_store(history_backend, alice, alice_client):
+    budget_set(BudgetOwner("admin", alice.id), Budget(10_000, "day"))
+
+    first = alice_client.post("/chat/", {"session_id": "s1", "message": "hi"}, format="json").json()
+    again = alice_client.post("/chat/sessions/s1/regenerate", {}, format="json").json()
+
+    assert used(BudgetOwner("admin", alice.id)) == first["usage"]["total_tokens"] + again["usage"]["total_tokens"]
+
+
 def test_a_budget_set_after_login_applies_to_that_login(alice, alice_client, settings):
     budget_set(BudgetOwner("admin", alice.id), Budget(worst_case(settings, "hi") - 1, "day"))
 
