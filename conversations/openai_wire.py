@@ -136,7 +136,7 @@ def completion_chunks(
         "id": completion_id,
         "object": "chat.completion.chunk",
         "created": created,
-        "model": model,
+        "model": (first.completion if isinstance(first, TurnResult) else first).model or model,
         "system_fingerprint": None,
     }
     if include_usage:

@@ -32,6 +32,7 @@ class StreamDelta:
     reasoning: str = ""
     # Pieces of tool calls as the upstream streams them: `[{index, id?, type?, function: {name?, arguments}}]`.
     tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    model: str = ""  # the model that answers, as the upstream names it (a fallback model, say)
 
 
 @dataclass(frozen=True)

@@ -175,7 +175,7 @@ class StreamReader:
             self.reasoning.append(reasoning)
             for piece in calls:
                 self._add_tool_call_piece(piece)
-            yield StreamDelta(text, reasoning, calls)
+            yield StreamDelta(text, reasoning, calls, self.model)
 
     def _add_tool_call_piece(self, piece: dict[str, Any]) -> None:
         call = self.tool_calls.setdefault(piece["index"], {"id": "", "type": "function", "function": {}})

@@ -192,3 +192,14 @@ def test_the_developer_role_goes_upstream_as_system(alice_client, fake_groq):
     complete(alice_client, {"role": "developer", "content": "Be brief."}, user("hi"))
 
     assert upstream_body(fake_groq)["messages"][0] == {"role": "system", "content": "Be brief."}
+
+
+def test_a_stream_names_the_model_that_answered_after_a_fallback(alice_client, fake_groq, settings):
+    settings.LLM_MAX_RETRIES = 0
+    settings.GROQ_FALLBACK_MODELS = ["openai/gpt-oss-120b"]
+    fake_groq.add_faults({"kind": "status", "status": 503})
+
+    response = complete(alice_client, user("hi"), stream=True)
+
+    chunks = [c for c in chunks_of(response) if c != "[DONE]"]
+    assert {c["model"] for c in chunks} == {"openai/gpt-oss-120b"}
