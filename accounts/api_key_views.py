@@ -10,6 +10,7 @@ from rest_framework.views import APIView
 
 from accounts import selectors, serializers, services
 from accounts.permissions import NotByApiKey
+from core.browsable import FormPageOnBrowserGet
 from core.schema import ErrorSerializer, error_responses
 
 TAG = "admin"
@@ -53,7 +54,7 @@ def api_key_info(admin_id: str, key_id: str) -> dict[str, object]:
 
 
 @extend_schema(tags=[TAG])
-class ApiKeyDetailView(APIView):
+class ApiKeyDetailView(FormPageOnBrowserGet, APIView):
     name = "API key"
     request_example = {"budget": {"tokens": 100000, "period": "month"}}
 

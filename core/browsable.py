@@ -20,13 +20,13 @@ else:
 
 
 class ExampleBrowsableAPIRenderer(BrowsableAPIRenderer):
-    """DRF's browsable API, with the raw POST form holding the view's `request_example`: DRF fills it only for
-    generic views, and then with every field blank (`"session_id": ""`), which is not a body that works."""
+    """DRF's browsable API, with the raw POST (or PATCH) form holding the view's `request_example`: DRF fills it
+    only for generic views, and then with every field blank (`"session_id": ""`), which is not a body that works."""
 
     def get_raw_data_form(self, data: Any, view: APIView, method: str, request: Request) -> forms.Form | None:
         form = super().get_raw_data_form(data, view, method, request)
         example = getattr(view, "request_example", None)
-        if form is not None and method == "POST" and example is not None:
+        if form is not None and method in ("POST", "PATCH") and example is not None:
             form.fields["_content"].initial = json.dumps(example, indent=4)
         return form
 

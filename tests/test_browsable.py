@@ -32,6 +32,19 @@ def raw_form_content(page: str) -> dict:
             {"new_password": "YOUR_NEW_PASSWORD", "current_password": "YOUR_CURRENT_PASSWORD"},
         ),
         ("/admin/api-keys", {"name": "nightly report"}),
+        ("/chat/sessions/s1/regenerate", {}),
+        ("/chat/sessions/s1/edit", {"message": "Say it in French."}),
+        (
+            "/chat/sessions/import",
+            {
+                "format": "chatbot-session/1",
+                "session_id": "imported",
+                "messages": [
+                    {"role": "user", "content": "Hello!"},
+                    {"role": "assistant", "content": "Hello! How can I help?"},
+                ],
+            },
+        ),
     ],
 )
 def test_a_browser_gets_the_post_form_with_an_example(alice_client, path, example):
@@ -65,3 +78,12 @@ def test_the_change_credentials_form_sent_unedited_changes_nothing(alice_client,
     assert response.status_code == HTTPStatus.BAD_REQUEST
     assert response.json()["code"] == "wrong_password"
     login(api, "alice", ALICE_PASSWORD)
+
+
+def test_a_browser_gets_an_api_keys_budget_form(alice_client):
+    key_id = alice_client.post("/admin/api-keys", {"name": "k"}, format="json").json()["id"]
+
+    response = alice_client.get(f"/admin/api-keys/{key_id}", HTTP_ACCEPT="text/html")
+
+    assert response.status_code == HTTPStatus.OK
+    assert raw_form_content(response.content.decode()) == {"budget": {"tokens": 100000, "period": "month"}}
