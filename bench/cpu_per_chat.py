@@ -1,0 +1,334 @@
+"""CPU per chat in the service, measured in process: repeatable on a machine that others share.
+
+    .venv/bin/python -m bench.cpu_per_chat                      # 5 rounds x 500 chats per scenario, Redis history
+    .venv/bin/python -m bench.cpu_per_chat --chats 1000 --rounds 4 --scenarios new,continued,v1
+    .venv/bin/python -m bench.cpu_per_chat --callgrind          # instructions per chat under valgrind (slow)
+    .venv/bin/python -m bench.cpu_per_chat --profile out.pstats # cProfile of one round
+
+The service's WSGI application is called directly in this thread, with the environ gunicorn would build (the
+production settings: DEBUG off, the request log on, prometheus_client in multiprocess mode); the fake upstream
+(tests/fake_groq.py) runs in a process of its own and Redis is the local one (database 14, a key prefix of this
+run's own, deleted afterwards). What is measured is the request thread's CPU time (time.thread_time) per chat:
+Django, DRF, the token check, the turn pipeline, the Redis client and httpx, but not gunicorn's HTTP parsing nor
+the fake's or Redis's CPU. Since only this thread's CPU time counts, other work on the machine moves the figure
+much less than it moves a wall-clock rate; medians of several rounds smooth what remains (caches shared with
+other processes). `--callgrind` counts instructions instead, which load does not change at all: two runs under
+`valgrind --tool=callgrind` that differ only in the number of chats, and their difference divided by the chats.
+
+Scenarios: `new` (a new session per chat, as the benchmark's overhead and CPU-ceiling rows), `continued` (sessions
+of 20 turns), `v1` (/v1/chat/completions without a session), `live` (GET /health/live, the floor of a request).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import re
+import secrets
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+MESSAGE = "Hello! Could you tell me, in a few words, what the weather is usually like on the coast in spring?"
+TURNS_PER_SESSION = 20
+SCENARIOS = ("new", "continued", "v1", "live")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--chats", type=int, default=500, help="chats per scenario and round")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--warmup", type=int, default=50, help="chats per scenario before the first round")
+    parser.add_argument("--scenarios", default="new,continued", help=f"comma-separated, of {', '.join(SCENARIOS)}")
+    parser.add_argument("--backend", default="redis", choices=("redis", "locmem"), help="HISTORY_BACKEND")
+    parser.add_argument("--redis-url", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14"))
+    parser.add_argument("--env", action="append", default=[], help="extra service setting NAME=VALUE")
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--profile", type=Path, help="write a cProfile of one extra round of each scenario here")
+    parser.add_argument("--callgrind", action="store_true", help="count instructions per chat under valgrind")
+    parser.add_argument("--fake-url", help=argparse.SUPPRESS)  # a running fake upstream (the callgrind runs')
+    return parser.parse_args(argv)
+
+
+@contextmanager
+def fake_upstream(url: str | None) -> Iterator[str]:
+    if url:
+        yield url
+        return
+    from bench.processes import fake_upstream as start_fake
+
+    with start_fake() as fake:
+        yield fake.base_url
+
+
+def configure(args: argparse.Namespace, fake_url: str) -> str:
+    """The environment `make bench` gives the service, then Django set up in this process; returns the key prefix."""
+    prefix = f"bench-cpu-{secrets.token_hex(4)}"
+    os.environ.update(
+        {
+            "DJANGO_SETTINGS_MODULE": "chatbot_project.settings",
+            "ENV_FILE": "",
+            "DEBUG": "false",
+            "SECRET_KEY": secrets.token_urlsafe(48),
+            "DEFAULT_ADMIN_PASSWORD": secrets.token_urlsafe(18),
+            "REDIS_URL": args.redis_url,
+            "REDIS_KEY_PREFIX": prefix,
+            "GROQ_API_KEY": "bench-key",
+            "GROQ_BASE_URL": fake_url,
+            "HISTORY_BACKEND": args.backend,
+            "LOG_LEVEL": "info",
+            "BCRYPT_ROUNDS": "4",
+            # One admin drives all the chats: its limits are raised, not turned off, so their work is measured.
+            "CHAT_REQUESTS_PER_MINUTE": "100000000",
+            "CHAT_MAX_CONCURRENT": "100000",
+            **dict(item.split("=", 1) for item in args.env),
+        }
+    )
+    # As under gunicorn.conf.py: prometheus_client in multiprocess mode, set before anything imports it.
+    from core.metrics_multiprocess import metrics_dir_prepare
+
+    metrics_dir_prepare()
+    import django
+
+    django.setup()
+    return prefix
+
+
+class Wsgi:
+    """Calls the WSGI application as gunicorn does: an environ per request, the body as wsgi.input, the answer
+    iterated and closed."""
+
+    def __init__(self) -> None:
+        from django.core.wsgi import get_wsgi_application
+
+        self.app = get_wsgi_application()
+        self.base = {
+            "SCRIPT_NAME": "",
+            "QUERY_STRING": "",
+            "SERVER_NAME": "127.0.0.1",
+            "SERVER_PORT": "8000",
+            "SERVER_PROTOCOL": "HTTP/1.1",
+            "SERVER_SOFTWARE": "gunicorn",
+            "REMOTE_ADDR": "127.0.0.1",
+            "REMOTE_PORT": "40000",
+            "HTTP_HOST": "127.0.0.1:8000",
+            "wsgi.version": (1, 0),
+            "wsgi.url_scheme": "http",
+            "wsgi.errors": sys.stderr,
+            "wsgi.multithread": True,
+            "wsgi.multiprocess": True,
+            "wsgi.run_once": False,
+            "wsgi.file_wrapper": None,
+        }
+        self.headers: dict[str, str] = {}
+
+    def request(self, method: str, path: str, body: Any = None) -> tuple[int, bytes]:
+        data = b"" if body is None else json.dumps(body).encode()
+        environ = {
+            **self.base,
+            **self.headers,
+            "REQUEST_METHOD": method,
+            "PATH_INFO": path,
+            "CONTENT_LENGTH": str(len(data)),
+            "wsgi.input": io.BytesIO(data),
+        }
+        if body is not None:
+            environ["CONTENT_TYPE"] = "application/json"
+        status: list[str] = []
+
+        def start_response(line: str, headers: list, exc_info: Any = None) -> None:
+            status.append(line)
+
+        result = self.app(environ, start_response)
+        try:
+            content = b"".join(result)
+        finally:
+            close = getattr(result, "close", None)
+            if close:
+                close()
+        return int(status[0].split(" ", 1)[0]), content
+
+
+def login(wsgi: Wsgi) -> None:
+    from accounts.services import admin_create
+
+    password = secrets.token_urlsafe(18)
+    username = f"bench-{secrets.token_hex(3)}"
+    admin_create(username=username, password=password)
+    status, body = wsgi.request("POST", "/admin/login", {"username": username, "password": password})
+    if status != 200:
+        raise RuntimeError(f"login failed: {status} {body[:300]!r}")
+    wsgi.headers = {"HTTP_AUTHORIZATION": f"Bearer {json.loads(body)['access_token']}"}
+
+
+def scenario_step(wsgi: Wsgi, name: str) -> Callable[[int], None]:
+    tag = secrets.token_hex(4)
+
+    def expect(status: int, body: bytes) -> None:
+        if status != 200:
+            raise RuntimeError(f"{name}: {status} {body[:300]!r}")
+
+    if name == "new":
+        return lambda i: expect(*wsgi.request("POST", "/chat/", {"message": MESSAGE}))
+    if name == "continued":
+        return lambda i: expect(
+            *wsgi.request("POST", "/chat/", {"message": MESSAGE, "session_id": f"{tag}-{i // TURNS_PER_SESSION}"})
+        )
+    if name == "v1":
+        body = {"model": "openai/gpt-oss-20b", "messages": [{"role": "user", "content": MESSAGE}]}
+        return lambda i: expect(*wsgi.request("POST", "/v1/chat/completions", body))
+    if name == "live":
+        return lambda i: expect(*wsgi.request("GET", "/health/live"))
+    raise SystemExit(f"unknown scenario {name!r}; choose from {', '.join(SCENARIOS)}")
+
+
+def run_round(step: Callable[[int], None], chats: int, start: int) -> tuple[float, float]:
+    """CPU and wall seconds of this thread for `chats` chats."""
+    wall, cpu = time.perf_counter(), time.thread_time()
+    for i in range(start, start + chats):
+        step(i)
+    return time.thread_time() - cpu, time.perf_counter() - wall
+
+
+@contextmanager
+def quiet_stderr() -> Iterator[None]:
+    """The request log writes a line per chat to stderr, as in production (the writing is part of the cost); here
+    it goes to /dev/null rather than to the terminal."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(devnull)
+        os.close(saved)
+
+
+def measure(args: argparse.Namespace, fake_url: str) -> dict[str, Any]:
+    prefix = configure(args, fake_url)
+    from core.redis_store import redis_client
+
+    names = [name.strip() for name in args.scenarios.split(",") if name.strip()]
+    results: dict[str, Any] = {}
+    try:
+        with quiet_stderr():
+            wsgi = Wsgi()
+            login(wsgi)
+            steps = {name: scenario_step(wsgi, name) for name in names}
+            done = dict.fromkeys(names, 0)
+            for name in names:
+                run_round(steps[name], args.warmup, 0)
+                done[name] = args.warmup
+            cpu: dict[str, list[float]] = {name: [] for name in names}
+            wall: dict[str, list[float]] = {name: [] for name in names}
+            # Rounds interleave the scenarios, so that a busy moment of the machine touches them alike.
+            for _ in range(args.rounds):
+                for name in names:
+                    used, took = run_round(steps[name], args.chats, done[name])
+                    done[name] += args.chats
+                    cpu[name].append(used / args.chats * 1000)
+                    wall[name].append(took / args.chats * 1000)
+            if args.profile:
+                import cProfile
+
+                profiler = cProfile.Profile(time.thread_time)  # CPU, not time spent waiting
+                for name in names:
+                    profiler.runcall(run_round, steps[name], args.chats, done[name])
+                profiler.dump_stats(args.profile)
+    finally:
+        client = redis_client()
+        keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+        for at in range(0, len(keys), 1000):
+            client.delete(*keys[at : at + 1000])
+    for name in names:
+        results[name] = {
+            "cpu_ms_per_chat_median": round(statistics.median(cpu[name]), 3),
+            "cpu_ms_per_chat_rounds": [round(v, 3) for v in cpu[name]],
+            "wall_ms_per_chat_median": round(statistics.median(wall[name]), 3),
+        }
+    return results
+
+
+def callgrind(args: argparse.Namespace) -> dict[str, Any]:
+    """Instructions per chat: the same program under callgrind with `few` and then `many` chats per scenario; the
+    difference excludes startup, the login and the warm-up."""
+    if not shutil.which("valgrind"):
+        raise SystemExit("valgrind is not installed (apt-get install valgrind)")
+    few, many = 20, 20 + args.chats
+    names = [name.strip() for name in args.scenarios.split(",") if name.strip()]
+    results: dict[str, Any] = {}
+    with fake_upstream(None) as fake_url, tempfile.TemporaryDirectory() as tmp:
+        for name in names:
+            counts = []
+            for chats in (few, many):
+                out = Path(tmp) / f"{name}-{chats}.out"
+                command = [
+                    "valgrind",
+                    "--tool=callgrind",
+                    f"--callgrind-out-file={out}",
+                    sys.executable,
+                    "-m",
+                    "bench.cpu_per_chat",
+                    f"--fake-url={fake_url}",
+                    f"--chats={chats}",
+                    "--rounds=1",
+                    "--warmup=20",
+                    f"--scenarios={name}",
+                    f"--backend={args.backend}",
+                    f"--redis-url={args.redis_url}",
+                    *(f"--env={item}" for item in args.env),
+                ]
+                env = {**os.environ, "PYTHONHASHSEED": "0"}
+                subprocess.run(command, cwd=ROOT, env=env, check=True, capture_output=True)
+                counts.append(_callgrind_total(out))
+            results[name] = {"instructions_per_chat": round((counts[1] - counts[0]) / (many - few))}
+    return results
+
+
+def _callgrind_total(path: Path) -> int:
+    for line in path.read_text().splitlines():
+        match = re.match(r"(?:summary|totals):\s+(\d+)", line)
+        if match:
+            return int(match.group(1))
+    raise RuntimeError(f"no totals in {path}")
+
+
+def main() -> None:
+    args = parse_args()
+    sys.path.insert(0, str(ROOT))
+    if args.callgrind and not args.fake_url:
+        results = callgrind(args)
+        command = f"--callgrind --chats {args.chats}"
+    else:
+        with fake_upstream(args.fake_url) as fake_url:
+            results = measure(args, fake_url)
+        command = f"--chats {args.chats} --rounds {args.rounds}"
+    if args.fake_url:  # an inner callgrind run: its totals are all that counts
+        return
+    report = {
+        "command": f"python -m bench.cpu_per_chat {command} --scenarios {args.scenarios} --backend {args.backend}",
+        "cores": os.cpu_count(),
+        "python": sys.version.split()[0],
+        "results": results,
+    }
+    for name, row in results.items():
+        print(f"{name:10s} " + "  ".join(f"{key}={value}" for key, value in row.items()))
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
