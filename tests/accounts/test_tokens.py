@@ -9,6 +9,7 @@ from django.conf import settings
 from rest_framework.test import APIClient
 
 from accounts.services import admin_delete, admin_get
+from tests.conftest import wait_for
 
 PROTECTED = "/admin/info"
 
@@ -70,6 +71,28 @@ def test_it_rejects_an_expired_token_with_a_code_of_its_own(alice_tokens):
     assert_refused(response)
     assert response.json()["code"] == "token_expired"
     assert "/admin/refresh" in response.json()["detail"]
+
+
+def test_a_token_accepted_before_is_refused_once_it_expires(alice_tokens):
+    claims = claims_of(alice_tokens["access_token"]) | {"exp": int(time.time()) + 2}
+    token = sign(claims)
+    assert get_with(token).status_code == HTTPStatus.OK  # verified once, and remembered by its bytes
+
+    wait_for(lambda: time.time() > claims["exp"])
+    response = get_with(token)
+
+    assert_refused(response)
+    assert response.json()["code"] == "token_expired"
+
+
+def test_a_token_accepted_before_is_refused_at_once_when_its_login_is_revoked(alice_client, alice_tokens):
+    assert get_with(alice_tokens["access_token"]).status_code == HTTPStatus.OK
+    alice_client.post("/admin/logout")
+
+    response = get_with(alice_tokens["access_token"])
+
+    assert_refused(response)
+    assert response.json()["code"] == "token_revoked"
 
 
 def test_an_expired_token_with_a_forged_signature_is_not_called_expired(alice_tokens):
