@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.core.validators import MaxLengthValidator, MaxValueValidator
@@ -10,6 +10,9 @@ from rest_framework import serializers
 
 from conversations.history.base import MAX_STORED_MESSAGES
 from conversations.session_ids import EXPORT_FORMAT, SESSION_ID_RULE, is_session_id
+
+if TYPE_CHECKING:
+    from conversations.services import ChatReply
 
 
 def session_id_validator(value: str) -> None:
@@ -150,6 +153,25 @@ class ChatResponseSerializer(serializers.Serializer):
     user_id = serializers.CharField(source="username", help_text="The admin's username.")
     usage = UsageSerializer(help_text="This turn's tokens.")
     session_usage = UsageTotalsSerializer(help_text="The session's totals so far, this turn included.")
+
+
+_USAGE = ("prompt_tokens", "completion_tokens", "total_tokens")
+_USAGE_TOTALS = (*_USAGE, "requests")
+
+
+def chat_response_data(reply: ChatReply) -> dict[str, Any]:
+    """ChatResponseSerializer(reply).data, built directly: a DRF serializer makes its fields afresh on every
+    instance, about a tenth of a chat's CPU for this one. The serializer stays the schema; a test holds the two
+    to the same output."""
+    return {
+        "response": str(reply.response),
+        "session_id": str(reply.session_id),
+        "llm_provider": str(reply.llm_provider),
+        "model": str(reply.model),
+        "user_id": str(reply.username),
+        "usage": {name: int(reply.usage[name]) for name in _USAGE},
+        "session_usage": {name: int(reply.session_usage[name]) for name in _USAGE_TOTALS},
+    }
 
 
 class ChatStreamEventSerializer(serializers.Serializer):

@@ -8,7 +8,7 @@ import threading
 from collections.abc import Iterator
 from typing import TypeVar
 
-from conversations.serializers import ChatResponseSerializer
+from conversations.serializers import chat_response_data
 from conversations.services import ChatReply
 from core.errors import as_service_error
 from llm_provider.types import StreamDelta
@@ -85,4 +85,4 @@ def replayed_sse(reply: dict[str, object]) -> Iterator[bytes]:
 def _event_for(item: StreamDelta | ChatReply) -> bytes:
     if isinstance(item, StreamDelta):
         return sse_event("delta", {"content": item.text}) if item.text else b""
-    return sse_event("done", ChatResponseSerializer(item).data)
+    return sse_event("done", chat_response_data(item))

@@ -121,11 +121,11 @@ def chat_options(body: serializers.ChatOptionsSerializer) -> ChatOptions:
 def chat_answer(request: Request, turn: Turn, *, stream: bool) -> Response | StreamingHttpResponse:
     """The turn's reply as JSON, or as Server-Sent Events when asked for with `stream` or the Accept header."""
     if stream or request.accepted_media_type == EVENT_STREAM:
-        events = recorded(request, chat_stream(turn), lambda reply: serializers.ChatResponseSerializer(reply).data)
+        events = recorded(request, chat_stream(turn), serializers.chat_response_data)
         first = next(events)  # errors before the first piece still get their own HTTP status
         sse = sse_stream(first, events, settings.STREAM_KEEPALIVE_SECONDS)
         return StreamingHttpResponse(sse, content_type=EVENT_STREAM, headers=SSE_HEADERS)
-    return Response(serializers.ChatResponseSerializer(chat_send(turn)).data)
+    return Response(serializers.chat_response_data(chat_send(turn)))
 
 
 REDO_RESPONSES = {

@@ -8,6 +8,8 @@ from http import HTTPStatus
 import pytest
 from django.core.checks import run_checks
 
+from conversations.serializers import ChatResponseSerializer, chat_response_data
+from conversations.services import ChatReply
 from tests.conftest import wait_for
 from tests.conversations.conftest import chat, sent_messages
 from tests.fake_groq import FakeGroq
@@ -346,3 +348,17 @@ def test_a_system_check_warns_when_locmem_history_would_be_split(monkeypatch, se
     assert any(m.id == "conversations.W001" for m in run_checks())
     settings.HISTORY_BACKEND = "redis"
     assert not any(m.id == "conversations.W001" for m in run_checks())
+
+
+def test_the_reply_body_is_what_its_documented_serializer_gives():
+    reply = ChatReply(
+        response="Hi there",
+        session_id="s1",
+        llm_provider="chatgroq",
+        model="openai/gpt-oss-20b",
+        username="alice",
+        usage={"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7},
+        session_usage={"prompt_tokens": 6, "completion_tokens": 8, "total_tokens": 14, "requests": 2},
+    )
+
+    assert json.dumps(chat_response_data(reply)) == json.dumps(ChatResponseSerializer(reply).data)
