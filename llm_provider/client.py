@@ -65,6 +65,8 @@ class ChatClient:
             transport=transport,
         )
         self._host = host_of(self._http.base_url)
+        # Whole URLs made once: httpx parses and merges a path with base_url on every request otherwise.
+        self._urls = {path: self._http.base_url.join(path.lstrip("/")) for path in ("/chat/completions", "/models")}
 
     def complete(
         self,
@@ -187,7 +189,7 @@ class ChatClient:
         # so capping every read by the time left keeps a call close to its deadline.
         timeout = httpx.Timeout(remaining, connect=min(self._config.connect_timeout, remaining))
         headers = {"Authorization": f"Bearer {self._require_key()}"}
-        request = self._http.build_request(method, path, json=body, headers=headers, timeout=timeout)
+        request = self._http.build_request(method, self._urls[path], json=body, headers=headers, timeout=timeout)
         operation = "models" if path == "/models" else "chat_stream" if (body or {}).get("stream") else "chat"
         started = time.perf_counter()
         try:
