@@ -279,7 +279,8 @@ class FakeGroq:
             return self._faults.popleft() if self._faults else None
 
     def _record(self, request: web.Request, body: Any) -> dict[str, str]:
-        """Record the request and return the rate-limit headers every Groq answer carries."""
+        """Record the request and return the headers every Groq answer carries: rate limits, and Cloudflare's
+        bot-management cookie."""
         headers = {k.lower(): v for k, v in request.headers.items()}
         entry = {"path": request.path, "method": request.method, "time": time.time(), "headers": headers, "json": body}
         with self._lock:
@@ -293,6 +294,7 @@ class FakeGroq:
             "x-ratelimit-remaining-tokens": str(LIMIT_TOKENS - used_tokens),
             "x-ratelimit-reset-requests": go_duration(86_400 * used_requests / LIMIT_REQUESTS),
             "x-ratelimit-reset-tokens": go_duration(60 * used_tokens / LIMIT_TOKENS),
+            "set-cookie": "__cf_bm=fake-bot-management; path=/; HttpOnly; SameSite=None",
         }
 
     def _check_auth(self, request: web.Request) -> None:

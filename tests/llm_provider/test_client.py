@@ -74,6 +74,15 @@ def test_it_sends_groq_body_and_key(client: ChatClient, fake: FakeGroq) -> None:
     assert sent["json"] == {"model": "openai/gpt-oss-120b", "messages": HELLO, "temperature": 0.7, "max_tokens": 42}
 
 
+def test_cookies_the_upstream_sets_are_not_sent_back(client: ChatClient, fake: FakeGroq) -> None:
+    client.complete(HELLO)
+    client.complete(HELLO)
+    client.list_models()
+
+    assert len(fake.requests) == 3
+    assert not [r for r in fake.requests if "cookie" in r["headers"]]
+
+
 def test_it_uses_max_completion_tokens_for_groq(make_client: MakeClient, fake: FakeGroq) -> None:
     client = make_client(base_url="https://api.groq.com/openai/v1", transport=RedirectTransport(fake.url))
 
