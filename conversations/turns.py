@@ -1,10 +1,12 @@
 """One chat turn, whichever endpoint asks for it: `/chat/` (JSON and stream), `/v1/chat/completions` (with or
-without a session, JSON and stream) and `/admin/test-chat`. Here, and only here, a turn holds a chat slot of the
-process and of the admin, holds the session's lock, reads its history, calls the model, stores the turn and counts
-the usage, so a new step of a turn is written once.
+without a session, JSON and stream), regenerate and edit, and `/admin/test-chat`. Here, and only here, a turn holds
+a chat slot of the process and of the admin, holds the session's lock, reads its history (folding what no longer
+fits into the summary, with HISTORY_SUMMARY), reserves its worst case against the token budgets, calls the model,
+stores the turn and counts the usage, so a new step of a turn is written once.
 
-A turn with a session stores the caller's last user message and the reply; without one nothing is stored. A
-failed call stores nothing: two messages to one session are answered one after the other and neither is lost."""
+A turn with a session stores the caller's new messages (see new_turn_messages) and the reply; a redo replaces the
+session's last exchange instead; without a session nothing is stored. A failed call stores nothing: two messages to
+one session are answered one after the other and neither is lost."""
 
 from __future__ import annotations
 
