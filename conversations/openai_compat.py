@@ -40,6 +40,7 @@ from core.errors import exception_handler
 from core.exceptions import ServiceError
 from core.negotiation import IgnoreAccept
 from core.parsers import JSONParser
+from core.serializer_reuse import reused
 
 TAG = "openai-compatible"
 SESSION_HEADER = "X-Session-Id"
@@ -161,7 +162,7 @@ class ChatCompletionsView(OpenAIView):
         ],
     )
     def post(self, request: Request) -> Response | StreamingHttpResponse:
-        body = openai_serializers.ChatCompletionRequestSerializer(data=request.data)
+        body = reused(openai_serializers.ChatCompletionRequestSerializer, request.data)
         body.is_valid(raise_exception=True)
         data = body.validated_data
         if data["model"] not in settings.CHAT_ALLOWED_MODELS:

@@ -23,6 +23,7 @@ from conversations.streaming import SSE_HEADERS, replayed_sse, sse_event, sse_st
 from conversations.turns import ChatOptions, Turn, turn_answer
 from core.browsable import FormPageOnBrowserGet
 from core.schema import error_responses
+from core.serializer_reuse import reused
 
 TAG = "chat"
 EVENT_STREAM = "text/event-stream"
@@ -100,7 +101,7 @@ class ChatView(FormPageOnBrowserGet, APIView):
 
     @idempotent(replay=chat_replay)
     def post(self, request: Request) -> Response | StreamingHttpResponse:
-        body = serializers.ChatRequestSerializer(data=request.data)
+        body = reused(serializers.ChatRequestSerializer, request.data)
         body.is_valid(raise_exception=True)
         data = body.validated_data
         turn = chat_turn(
