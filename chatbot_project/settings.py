@@ -17,7 +17,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.retry import Retry
 
-from core.env import env_bool, env_choice, env_float, env_int, env_list, env_str
+from core.env import env_addresses, env_bool, env_choice, env_float, env_int, env_list, env_str
 from core.weak_secrets import is_known_default_password, secret_problem
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -107,7 +107,28 @@ SERVER_THREADS = env_int("GUNICORN_THREADS", 128, minimum=2, maximum=4096)
 # --- Redis ----------------------------------------------------------------------------------------
 REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
 REDIS_KEY_PREFIX = env_str("REDIS_KEY_PREFIX", "chatbot")
+if "{" in REDIS_KEY_PREFIX or "}" in REDIS_KEY_PREFIX:
+    # Braces would change the hash tags that keep each script's keys in one Redis Cluster slot.
+    raise ImproperlyConfigured(f"REDIS_KEY_PREFIX must not contain braces, got {REDIS_KEY_PREFIX!r}")
 REDIS_TIMEOUT_SECONDS = env_float("REDIS_TIMEOUT_SECONDS", 0.5, minimum=0.05, maximum=30)
+# Redis Cluster: REDIS_URL names any node (a replica will do), database 0.
+REDIS_CLUSTER = env_bool("REDIS_CLUSTER", False)
+# Redis Sentinel: the Sentinels find the primary; REDIS_URL gives the data nodes' password and database only.
+REDIS_SENTINELS = env_addresses("REDIS_SENTINELS")
+REDIS_SENTINEL_MASTER = env_str("REDIS_SENTINEL_MASTER")
+REDIS_SENTINEL_PASSWORD = env_str("REDIS_SENTINEL_PASSWORD")
+if REDIS_CLUSTER and REDIS_SENTINELS:
+    raise ImproperlyConfigured("Set REDIS_CLUSTER or REDIS_SENTINELS, not both")
+if REDIS_CLUSTER and (urlsplit(REDIS_URL).path.strip("/") or "0") != "0":
+    raise ImproperlyConfigured(f"With REDIS_CLUSTER, REDIS_URL must use database 0, got {urlsplit(REDIS_URL).path!r}")
+if REDIS_SENTINELS and not REDIS_SENTINEL_MASTER:
+    raise ImproperlyConfigured("REDIS_SENTINELS needs REDIS_SENTINEL_MASTER, the name the Sentinels monitor")
+# A chat turn is acknowledged once this many replicas have it (WAIT), where the primary has that many.
+REDIS_WAIT_REPLICAS = env_int(
+    "REDIS_WAIT_REPLICAS", 1 if REDIS_CLUSTER or REDIS_SENTINELS else 0, minimum=0, maximum=16
+)
+# How long WAIT may take: within the connection's read timeout, with room for the round trip.
+REDIS_WAIT_TIMEOUT_MS = max(1, int(REDIS_TIMEOUT_SECONDS * 1000 / 2))
 
 _redis_options = {
     "SOCKET_CONNECT_TIMEOUT": REDIS_TIMEOUT_SECONDS,
@@ -122,6 +143,22 @@ _redis_options = {
         "retry": Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
     },
 }
+
+if REDIS_CLUSTER:
+    _redis_topology: dict[str, object] = {"CONNECTION_FACTORY": "core.redis_connect.ClusterConnectionFactory"}
+elif REDIS_SENTINELS:
+    _redis_topology = {
+        "CONNECTION_FACTORY": "core.redis_connect.SentinelMasterConnectionFactory",
+        "SENTINELS": REDIS_SENTINELS,
+        "SENTINEL_MASTER": REDIS_SENTINEL_MASTER,
+        "SENTINEL_KWARGS": {
+            "password": REDIS_SENTINEL_PASSWORD or None,
+            "socket_timeout": REDIS_TIMEOUT_SECONDS,
+            "socket_connect_timeout": REDIS_TIMEOUT_SECONDS,
+        },
+    }
+else:
+    _redis_topology = {}
 
 # --- Conversation memory --------------------------------------------------------------------------
 MEMORY_TTL_SECONDS = env_int("MEMORY_TTL_SECONDS", 3600, minimum=1)
@@ -153,7 +190,7 @@ CACHES = {
         "BACKEND": "django_redis.cache.RedisCache",
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": REDIS_KEY_PREFIX,
-        "OPTIONS": {"CLIENT_CLASS": "django_redis.client.DefaultClient", **_redis_options},
+        "OPTIONS": {"CLIENT_CLASS": "django_redis.client.DefaultClient", **_redis_options, **_redis_topology},
     },
     # Conversation history with HISTORY_BACKEND=locmem; the redis backend keeps it in REDIS_URL instead.
     "history": {

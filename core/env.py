@@ -76,3 +76,15 @@ def _check_range(name: str, number: float, minimum: float | None, maximum: float
         raise ImproperlyConfigured(f"{name} must be at least {minimum}, got {number}")
     if maximum is not None and number > maximum:
         raise ImproperlyConfigured(f"{name} must be at most {maximum}, got {number}")
+
+
+def env_addresses(name: str) -> list[tuple[str, int]]:
+    """`host:port,host:port` (an IPv6 host in brackets, `[::1]:26379`) as (host, port) pairs."""
+    addresses = []
+    for item in env_list(name, []):
+        host, sep, port = item.rpartition(":")
+        host = host.strip("[]")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ImproperlyConfigured(f"{name} must list host:port addresses separated by commas, got {item!r}")
+        addresses.append((host, int(port)))
+    return addresses

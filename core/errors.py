@@ -10,6 +10,7 @@ from typing import Any
 
 import redis
 from django.http import HttpRequest, JsonResponse
+from redis.exceptions import SlotNotCoveredError
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -25,7 +26,9 @@ def as_service_error(exc: BaseException) -> ServiceError | None:
     """Our own error, or a Redis failure as the 503 it answers with; None for anything else."""
     if isinstance(exc, ServiceError):
         return exc
-    if isinstance(exc, redis.RedisError):
+    # A slot no Redis Cluster node serves (a primary failing over) is an outage too; other RedisClusterExceptions
+    # (keys of one command in several slots) are bugs, and stay 500s.
+    if isinstance(exc, redis.RedisError | SlotNotCoveredError):
         logger.error("redis error: %s", type(exc).__name__)
         return DependencyUnavailable(
             "Redis is unavailable; try again shortly.", retry_after=REDIS_RETRY_AFTER_SECONDS, code="redis_unavailable"

@@ -3,21 +3,53 @@ the service keeps records in."""
 
 from __future__ import annotations
 
+import logging
+import time
+from collections.abc import Sequence
 from functools import lru_cache
+from typing import Any
 
 import redis
 from django.conf import settings
 from django_redis import get_redis_connection
+from redis.cluster import RedisCluster
 from redis.commands.core import Script
+from redis.exceptions import AskError, MovedError, NoScriptError, RedisClusterException
+
+from core.exceptions import DependencyUnavailable
+
+logger = logging.getLogger(__name__)
 
 
 def redis_client() -> redis.Redis:
+    """The process's client: a redis.Redis (one server, or the primary Sentinel names) or, with REDIS_CLUSTER, a
+    RedisCluster; both take the same commands, scripts and pipelines for keys of one slot."""
     return get_redis_connection("default")
 
 
+def redis_disconnect(client: redis.Redis) -> None:
+    """Closes the client's connections (before gunicorn forks its workers, which must not share sockets)."""
+    if isinstance(client, RedisCluster):
+        client.disconnect_connection_pools()
+    else:
+        client.connection_pool.disconnect()
+
+
 def redis_key(*parts: str) -> str:
-    """`chatbot:admin:42`: every key the service writes starts with REDIS_KEY_PREFIX."""
+    """`chatbot:admins`: every key the service writes starts with REDIS_KEY_PREFIX."""
     return ":".join((settings.REDIS_KEY_PREFIX, *parts))
+
+
+def redis_tagged_key(tag: str, *parts: str) -> str:
+    """`chatbot:{tag}:parts`: keys with one hash tag share one Redis Cluster slot, so that a script or a
+    transaction may use them together (on a single Redis the tag is just part of the name)."""
+    return redis_key(f"{{{tag}}}", *parts)
+
+
+def redis_admin_key(admin_id: str, *parts: str) -> str:
+    """`chatbot:{a:42}:usage`: every key of one admin (its record, logins, API key ids, limits, usage and
+    conversations) carries the tag {a:<admin id>}, so that any script over them stays in the admin's slot."""
+    return redis_tagged_key(f"a:{admin_id}", *parts)
 
 
 def redis_script(source: str) -> Script:
@@ -31,10 +63,82 @@ def _script(client: redis.Redis, source: str) -> Script:
 
 
 def redis_ping() -> bool:
+    """Redis answers: the server, the primary Sentinel names, or every primary of the cluster (a replica down
+    leaves the service whole)."""
     try:
-        return bool(redis_client().ping())
-    except redis.RedisError:
+        client = redis_client()
+        if isinstance(client, RedisCluster):
+            return bool(client.ping(target_nodes=RedisCluster.PRIMARIES))
+        return bool(client.ping())
+    except (redis.RedisError, RedisClusterException):
         return False
+
+
+class NotReplicated(DependencyUnavailable):
+    code = "redis_unavailable"
+
+
+# Connected replicas of a primary (by node name), as ROLE said at the time: whether a write can wait for one.
+_REPLICAS_SEEN: dict[str, tuple[int, float]] = {}
+_REPLICAS_RECHECK_SECONDS = 1.0
+
+
+def _connected_replicas(name: str, client: redis.Redis, *, fresh: bool = False) -> int:
+    seen = _REPLICAS_SEEN.get(name)
+    if seen is not None and not fresh and time.monotonic() - seen[1] < _REPLICAS_RECHECK_SECONDS:
+        return seen[0]
+    role = client.execute_command("ROLE")
+    replicas = len(role[2]) if role and role[0] in (b"master", "master") else 0
+    _REPLICAS_SEEN[name] = (replicas, time.monotonic())
+    return replicas
+
+
+def _node_of(client: redis.Redis, key: str) -> tuple[str, redis.Redis]:
+    """The server that holds `key`, and a client of that server alone (so that a pipeline stays on it)."""
+    if isinstance(client, RedisCluster):
+        node = client.get_node_from_key(key)
+        return node.name, client.get_redis_connection(node)
+    return "primary", client
+
+
+def redis_script_replicated(script: Script, *, keys: Sequence[str], args: Sequence[Any]) -> Any:
+    """Runs `script` and answers once REDIS_WAIT_REPLICAS replicas have its writes: WAIT, on the same connection
+    right after it (one round trip for both), on the primary that holds its keys. A primary without that many
+    connected replicas (a single Redis; a replica promoted after its primary died, until another replica joins)
+    is not waited for. Raises NotReplicated (503) when its replicas do not confirm within the WAIT timeout: the
+    writes may then be lost by a failover, so they are not acknowledged."""
+    wanted = settings.REDIS_WAIT_REPLICAS
+    if not wanted:
+        return script(keys=keys, args=args)
+    client = redis_client()
+    name, node = _node_of(client, keys[0])
+    if _connected_replicas(name, node) < wanted:
+        return script(keys=keys, args=args)
+    for attempt in range(3):
+        pipe = node.pipeline(transaction=False)
+        pipe.evalsha(script.sha, len(keys), *keys, *args)
+        pipe.wait(wanted, settings.REDIS_WAIT_TIMEOUT_MS)
+        result, acked = pipe.execute(raise_on_error=False)
+        if isinstance(result, NoScriptError) and attempt < 2:  # a new primary (a failover) or a restart
+            node.script_load(script.script)
+            continue
+        if isinstance(result, MovedError | AskError) and isinstance(client, RedisCluster) and attempt < 2:
+            client.nodes_manager.initialize()  # the slot moved (a failover): the script did not run
+            name, node = _node_of(client, keys[0])
+            continue
+        break
+    if isinstance(result, Exception):
+        raise result
+    if isinstance(acked, Exception):
+        raise acked
+    if acked < wanted and _connected_replicas(name, node, fresh=True) >= wanted:
+        logger.warning(
+            "redis: a write was not confirmed by %d replica(s) within %d ms", wanted, settings.REDIS_WAIT_TIMEOUT_MS
+        )
+        raise NotReplicated(
+            "Redis did not confirm that a replica has this change; it may be lost. Try again shortly.", retry_after=1
+        )
+    return result
 
 
 # Sets one field of an existing hash and returns the whole hash in one round trip; a missing (revoked or

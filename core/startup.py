@@ -7,7 +7,7 @@ from urllib.parse import urlsplit, urlunsplit
 import redis
 from django.conf import settings
 
-from core.redis_store import redis_client
+from core.redis_store import redis_client, redis_disconnect
 
 
 def redacted_url(url: str) -> str:
@@ -20,8 +20,8 @@ def redacted_url(url: str) -> str:
 
 def redis_unreachable_message() -> str | None:
     """None when Redis answers; otherwise what to tell the operator."""
-    client = redis_client()
     try:
+        client = redis_client()
         client.ping()
     except redis.RedisError as exc:
         return (
@@ -30,7 +30,6 @@ def redis_unreachable_message() -> str | None:
             '  redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no\n'
             "or with Docker: docker run -d -p 6379:6379 redis:7-alpine"
         )
-    finally:
-        # Forked workers must not share the master's sockets.
-        client.connection_pool.disconnect()
+    # Forked workers must not share the master's sockets.
+    redis_disconnect(client)
     return None

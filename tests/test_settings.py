@@ -66,6 +66,26 @@ def test_a_bad_value_stops_startup_naming_the_variable(name, value):
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("overrides", "named"),
+    [
+        ({"REDIS_CLUSTER": "true", "REDIS_URL": "redis://127.0.0.1:7000/3"}, "REDIS_CLUSTER"),
+        ({"REDIS_CLUSTER": "true", "REDIS_SENTINELS": "127.0.0.1:26379"}, "REDIS_SENTINELS"),
+        ({"REDIS_SENTINELS": "127.0.0.1:26379"}, "REDIS_SENTINEL_MASTER"),
+        ({"REDIS_SENTINELS": "127.0.0.1", "REDIS_SENTINEL_MASTER": "chatbot"}, "REDIS_SENTINELS"),
+        ({"REDIS_SENTINELS": "127.0.0.1:0", "REDIS_SENTINEL_MASTER": "chatbot"}, "REDIS_SENTINELS"),
+        ({"REDIS_KEY_PREFIX": "chat{bot}"}, "REDIS_KEY_PREFIX"),
+        ({"REDIS_WAIT_REPLICAS": "-1"}, "REDIS_WAIT_REPLICAS"),
+    ],
+)
+def test_a_bad_redis_topology_stops_startup_naming_the_variable(overrides, named):
+    result = manage_check(**overrides)
+
+    assert result.returncode != 0
+    assert named in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 @pytest.mark.parametrize("secret", ["", "short-secret"])
 def test_production_refuses_a_missing_or_short_secret_key(secret):
     result = manage_check(SECRET_KEY=secret)
