@@ -5,8 +5,12 @@ A key high in entropy needs no salt or slow hash: nobody can guess one to test a
 Keys (under REDIS_KEY_PREFIX):
   apikey:<sha256>        hash  id, admin_id, name, prefix, created_at, last_used, budget ("1" with a budget)
   apikeys                hash  key id -> sha256 (to revoke by id)
-  admin:<id>:apikeys     set   the ids of that admin's keys
+  {a:<id>}:apikeys       set   the ids of that admin's keys
 Revoking an admin's tokens leaves its keys alone; deleting the admin revokes them.
+
+The three keys are in different Redis Cluster slots, so they are written one after the other, in an order that
+leaves nothing usable behind a crash: the indexes before the record when a key is made (an id without a record is
+no key, and listings skip it), the record before the indexes when one is revoked (the key stops working first).
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from dataclasses import dataclass
 
 import redis
 
-from core.redis_store import decoded, hash_touch, redis_client, redis_key
+from core.redis_store import decoded, hash_touch, redis_admin_key, redis_client, redis_key
 from core.timestamps import utcnow_iso
 
 KEY_PREFIX = "cgk_"
@@ -49,7 +53,7 @@ def _ids_key() -> str:
 
 
 def _admin_keys_key(admin_id: str) -> str:
-    return redis_key("admin", admin_id, "apikeys")
+    return redis_admin_key(admin_id, "apikeys")
 
 
 def _from_record(record: dict[str, str]) -> ApiKey:
@@ -80,11 +84,10 @@ def api_key_create(*, admin_id: str, name: str = "") -> tuple[ApiKey, str]:
         "created_at": utcnow_iso(),
         "last_used": "",
     }
-    pipe = redis_client().pipeline()
-    pipe.hset(_record_key(digest), mapping=record)
-    pipe.hset(_ids_key(), record["id"], digest)
-    pipe.sadd(_admin_keys_key(admin_id), record["id"])
-    pipe.execute()
+    client = redis_client()
+    client.sadd(_admin_keys_key(admin_id), record["id"])
+    client.hset(_ids_key(), record["id"], digest)
+    client.hset(_record_key(digest), mapping=record)
     return _from_record(record), raw
 
 
@@ -130,12 +133,10 @@ def api_key_revoke(*, key_id: str, admin_id: str | None = None) -> bool:
     owner = client.hget(_record_key(digest.decode()), "admin_id")
     if owner is not None and admin_id is not None and owner.decode() != admin_id:
         return False
-    pipe = client.pipeline()
-    pipe.delete(_record_key(digest.decode()))
-    pipe.hdel(_ids_key(), key_id)
+    client.delete(_record_key(digest.decode()))
+    client.hdel(_ids_key(), key_id)
     if owner is not None:
-        pipe.srem(_admin_keys_key(owner.decode()), key_id)
-    pipe.execute()
+        client.srem(_admin_keys_key(owner.decode()), key_id)
     return owner is not None
 
 

@@ -47,9 +47,9 @@ def api_key_list(*, admin_id: str | None = None) -> list[ApiKey]:
     return api_keys.api_key_list(admin_id) if admin_id is not None else api_keys.api_key_list_all()
 
 
-def login_is_recent(*, session_id: str | None) -> bool:
+def login_is_recent(*, admin_id: str, session_id: str | None) -> bool:
     """Whether the login `session_id` was made within RECENT_LOGIN_SECONDS: the password was typed moments ago."""
-    started = login_sessions.login_session_started(session_id) if session_id else None
+    started = login_sessions.login_session_started(admin_id=admin_id, sid=session_id) if session_id else None
     return started is not None and (datetime.now(UTC) - started).total_seconds() <= settings.RECENT_LOGIN_SECONDS
 
 

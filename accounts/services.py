@@ -1,10 +1,11 @@
 """Admin accounts in Redis, and what the endpoints and commands change: credentials, logins, API keys.
 
 Keys (all under REDIS_KEY_PREFIX):
-  admin:<id>   hash  id, username, password (bcrypt), created_at, last_updated, auth_epoch, known_default
-  admins       hash  username -> id (the index that keeps usernames unique, ignoring case)
-An admin's id never changes, so renaming keeps its conversations. `known_default` is "1" when the password is
-a well-known default (admin123), which production refuses to run with.
+  {a:<id>}:admin  hash  id, username, password (bcrypt), created_at, last_updated, auth_epoch, known_default
+  admins          hash  username -> id (the index that keeps usernames unique, ignoring case)
+An admin's id never changes, so renaming keeps its conversations. The record is in its admin's Redis Cluster
+slot (with its logins), the index in another: a name whose record is gone is free (an admin deleted half-way).
+`known_default` is "1" when the password is a well-known default (admin123), which production refuses to run with.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from accounts.exceptions import (
 from accounts.models import AdminUser
 from accounts.passwords import password_hash, password_matches, password_problem
 from accounts.tokens import tokens_refresh, tokens_revoke_refresh
-from core.redis_store import decoded, redis_client, redis_key, redis_script
+from core.redis_store import decoded, redis_admin_key, redis_client, redis_key, redis_script
 from core.timestamps import utcnow_iso
 from core.weak_secrets import is_known_default_password
 
@@ -44,15 +45,22 @@ SHIPPED_DEFAULT_PASSWORDS = ("admin123", "change-me-too-12-chars")
 USERNAME_PATTERN = re.compile(r"^[A-Za-z0-9_.@+-]{1,150}$")
 
 # Claims a username for an admin id unless another admin holds it in any letter case (usernames are ASCII, so
-# Lua's lower() is case folding). KEYS: the index. ARGV: username, admin id. Returns 1 when claimed.
+# Lua's lower() is case folding). KEYS: the index. ARGV: username, admin id. Returns 1 when claimed, else the name
+# and id that hold it.
 _CLAIM_USERNAME_SCRIPT = """
 local wanted = string.lower(ARGV[1])
 local index = redis.call('HGETALL', KEYS[1])
 for i = 1, #index, 2 do
-  if string.lower(index[i]) == wanted and index[i + 1] ~= ARGV[2] then return 0 end
+  if string.lower(index[i]) == wanted and index[i + 1] ~= ARGV[2] then return {index[i], index[i + 1]} end
 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 return 1
+"""
+
+# KEYS: the index. ARGV: username, admin id. Frees the name only while that admin holds it.
+_UNINDEX_SCRIPT = """
+if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then return redis.call('HDEL', KEYS[1], ARGV[1]) end
+return 0
 """
 
 
@@ -61,7 +69,7 @@ def _index_key() -> str:
 
 
 def _admin_key(admin_id: str) -> str:
-    return redis_key("admin", admin_id)
+    return redis_admin_key(admin_id, "admin")
 
 
 def username_folded(username: str) -> str:
@@ -95,9 +103,22 @@ def _admin_from_record(record: dict[str, str]) -> AdminUser:
 
 
 def _claim_username(username: str, admin_id: str) -> None:
+    """Claims `username` for `admin_id`, whose record must exist already: a name held by an id without a record
+    belongs to an admin whose deletion stopped half-way, and is taken over."""
     claim = redis_script(_CLAIM_USERNAME_SCRIPT)
-    if not claim(keys=[_index_key()], args=[username, admin_id]):
-        raise UsernameTaken(f"An admin named {username!r} already exists (usernames ignore letter case).")
+    for _ in range(3):
+        held = claim(keys=[_index_key()], args=[username, admin_id])
+        if held == 1:
+            return
+        name, holder = (item.decode() for item in held)
+        if redis_client().exists(_admin_key(holder)):
+            break
+        _unindex(name, holder)
+    raise UsernameTaken(f"An admin named {username!r} already exists (usernames ignore letter case).")
+
+
+def _unindex(username: str, admin_id: str) -> None:
+    redis_script(_UNINDEX_SCRIPT)(keys=[_index_key()], args=[username, admin_id])
 
 
 def _password_fields(password: str) -> dict[str, str]:
@@ -126,7 +147,6 @@ def admin_count() -> int:
 def admin_create(*, username: str, password: str, check_password: bool = True) -> AdminUser:
     _check_new_credentials(username, password if check_password else None)
     admin_id = secrets.token_hex(8)
-    _claim_username(username, admin_id)
     now = utcnow_iso()
     record = {
         "id": admin_id,
@@ -136,7 +156,13 @@ def admin_create(*, username: str, password: str, check_password: bool = True) -
         "last_updated": now,
         "auth_epoch": "0",
     }
+    # The record first, then the name: a claimed name always has its record (see _claim_username).
     redis_client().hset(_admin_key(admin_id), mapping=record)
+    try:
+        _claim_username(username, admin_id)
+    except BaseException:
+        redis_client().delete(_admin_key(admin_id))
+        raise
     logger.info("admin created: id=%s username=%s", admin_id, username)
     return _admin_from_record(record)
 
@@ -201,12 +227,10 @@ def admin_update_credentials(
 
 
 def admin_delete(admin: AdminUser) -> None:
-    # The record goes first: from then on no login can create a session for this admin (see login_sessions).
-    pipe = redis_client().pipeline()
-    pipe.hdel(_index_key(), admin.username)
-    pipe.delete(_admin_key(admin.id))
-    pipe.execute()
-    login_sessions.login_session_revoke_all(admin.id)
+    # The record goes first, with every login, in one script in the admin's slot: from then on no token works and
+    # no login can create a session for this admin (see login_sessions). Then its name, in the index's slot.
+    login_sessions.login_session_revoke_all(admin.id, delete_admin=True)
+    _unindex(admin.username, admin.id)
     api_keys.api_key_revoke_all(admin.id)
     logger.info("admin deleted: id=%s username=%s", admin.id, admin.username)
 

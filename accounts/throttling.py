@@ -10,7 +10,7 @@ from django.conf import settings
 from accounts.services import username_folded
 from core.exceptions import ServiceError
 from core.metrics import login_counted
-from core.redis_store import redis_client, redis_key, redis_script
+from core.redis_store import redis_script, redis_tagged_key
 
 
 class LoginThrottled(ServiceError):
@@ -21,9 +21,10 @@ class LoginThrottled(ServiceError):
 def _keys(username: str, ip: str) -> tuple[str, str]:
     # The username is folded, so `ERIN` and `erin` share a counter, and hashed: it is user input and may be long
     # or odd; a key should be neither. It is counted per address, so guesses from one address cannot lock the
-    # owner out from another.
+    # owner out from another. Both counters of an address share its hash tag: one Redis Cluster slot per address.
     user_digest = hashlib.sha256(f"{username_folded(username)}|{ip}".encode()).hexdigest()[:32]
-    return redis_key("throttle", "login-user", user_digest), redis_key("throttle", "login-ip", ip)
+    tag = f"t:{ip}"
+    return redis_tagged_key(tag, "login-user", user_digest), redis_tagged_key(tag, "login-ip")
 
 
 # KEYS: the address's counter, the username's counter at that address. ARGV: window, address limit.
@@ -59,15 +60,16 @@ def login_attempt_start(*, username: str, ip: str) -> None:
         raise LoginThrottled("Too many failed logins; try again later.", retry_after=max(waits))
 
 
-# A counter whose window ended meanwhile must not come back as -1 without an expiry.
-_DECR_IF_EXISTS = "if redis.call('EXISTS', KEYS[1]) == 1 then return redis.call('DECR', KEYS[1]) end return 0"
+# KEYS: the address's counter, the username's counter at that address. Forgets the username's failures and gives
+# the address its attempt back; a counter whose window ended meanwhile must not come back as -1 without an expiry.
+_SUCCEEDED_SCRIPT = """
+redis.call('DEL', KEYS[2])
+if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('DECR', KEYS[1]) end
+"""
 
 
 def login_attempt_succeeded(*, username: str, ip: str) -> None:
     """The right password: the username's failures at this address are forgotten and the address gets this
     attempt back."""
     user_key, ip_key = _keys(username, ip)
-    pipe = redis_client().pipeline(transaction=False)
-    pipe.delete(user_key)
-    pipe.eval(_DECR_IF_EXISTS, 1, ip_key)
-    pipe.execute()
+    redis_script(_SUCCEEDED_SCRIPT)(keys=[ip_key, user_key])

@@ -117,7 +117,9 @@ class ChangeCredentialsView(FormPageOnBrowserGet, APIView):
         admin = services.admin_change_credentials(
             admin_id=request.user.id,
             current_password=body.validated_data.get("current_password"),
-            recent_login=selectors.login_is_recent(session_id=request_login_session_id(request)),
+            recent_login=selectors.login_is_recent(
+                admin_id=request.user.id, session_id=request_login_session_id(request)
+            ),
             new_username=body.validated_data.get("new_username"),
             new_password=body.validated_data.get("new_password"),
         )

@@ -10,7 +10,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from accounts.services import admin_create, admin_startup_check
-from core.redis_store import redis_client, redis_key
+from core.redis_store import redis_admin_key, redis_client
 from core.weak_secrets import is_known_default_password, secret_problem
 from tests.server import server_command, server_env
 from tests.test_settings import ROOT, manage_check
@@ -105,7 +105,7 @@ def test_debug_lets_it_start(admin_on_admin123, settings):
 
 
 def test_an_admin_from_before_the_flag_is_checked_once_and_remembered(admin_on_admin123):
-    key = redis_key("admin", admin_on_admin123.id)
+    key = redis_admin_key(admin_on_admin123.id, "admin")
     redis_client().hdel(key, "known_default")
 
     with pytest.raises(CommandError):

@@ -15,7 +15,7 @@ from rest_framework.test import APIClient
 
 from accounts.models import AdminUser
 from accounts.services import admin_create
-from core.redis_store import redis_client, redis_key
+from core.redis_store import redis_client, redis_tagged_key
 from tests.conftest import wait_for
 from tests.server import running_server
 
@@ -50,7 +50,7 @@ def _bearer(token: str) -> dict[str, str]:
 
 
 def _attempts_counted(address: str) -> int:
-    return int(redis_client().get(redis_key("throttle", "login-ip", address)) or 0)
+    return int(redis_client().get(redis_tagged_key(f"t:{address}", "login-ip")) or 0)
 
 
 def _revoke_by_api(url: str, token: str) -> None:
@@ -118,7 +118,7 @@ def test_a_throttled_address_spraying_usernames_adds_no_throttle_keys(server, se
     for number in range(3 * settings.LOGIN_MAX_FAILURES_PER_IP):
         _login(server, f"nobody-{number}", "wrong-password", "192.0.2.50")
 
-    user_keys = list(redis_client().scan_iter(match=redis_key("throttle", "login-user", "*")))
+    user_keys = list(redis_client().scan_iter(match=redis_tagged_key("t:*", "login-user", "*")))
     assert len(user_keys) <= settings.LOGIN_MAX_FAILURES_PER_IP
 
 
