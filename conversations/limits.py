@@ -15,7 +15,7 @@ from django.conf import settings
 from redis.client import Pipeline
 
 from core.exceptions import ServiceError
-from core.redis_store import redis_client, redis_key, redis_script
+from core.redis_store import redis_admin_key, redis_client, redis_script
 
 
 class ChatLimited(ServiceError):
@@ -75,7 +75,7 @@ end
 
 
 def chat_active_key(admin_id: str) -> str:
-    return redis_key("limit", "chat-active", admin_id)
+    return redis_admin_key(admin_id, "chat-active")
 
 
 _TAKE_SCRIPT = TAKE_SLOT_LUA + "return take_slot(KEYS[1], KEYS[2], unpack(ARGV))"
@@ -84,8 +84,8 @@ _TAKE_SCRIPT = TAKE_SLOT_LUA + "return take_slot(KEYS[1], KEYS[2], unpack(ARGV))
 @dataclass
 class AdminSlot:
     """One turn's place among its admin's chats, counted in Redis so that the limits hold across processes.
-    Key names (under REDIS_KEY_PREFIX): limit:chat-rate:<admin>:<minute> (requests this minute) and
-    limit:chat-active:<admin> (a sorted set of the slots in flight, scored by when they were taken)."""
+    Key names (under REDIS_KEY_PREFIX, in the admin's slot): {a:<admin>}:chat-rate:<minute> (requests this minute)
+    and {a:<admin>}:chat-active (a sorted set of the slots in flight, scored by when they were taken)."""
 
     admin_id: str
     started: float = field(default_factory=time.time)
@@ -101,7 +101,7 @@ class AdminSlot:
         return chat_active_key(self.admin_id)
 
     def keys(self) -> list[str]:
-        return [redis_key("limit", "chat-rate", self.admin_id, str(int(self.started // 60))), self.active_key]
+        return [redis_admin_key(self.admin_id, "chat-rate", str(int(self.started // 60))), self.active_key]
 
     def args(self) -> list[str | int | float]:
         # A slot older than any turn can last belongs to a process that died mid-turn: it no longer counts.

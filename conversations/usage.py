@@ -1,15 +1,16 @@
-"""Token usage totals per admin, in Redis (key `usage:<admin id>`), whatever the history backend."""
+"""Token usage totals per admin, in Redis (key `{a:<admin id>}:usage`, in the admin's slot), whatever the history
+backend."""
 
 from __future__ import annotations
 
 from conversations.limits import AdminSlot
-from core.redis_store import redis_client, redis_key
+from core.redis_store import redis_admin_key, redis_client
 
 USAGE_FIELDS = ("prompt_tokens", "completion_tokens", "total_tokens", "requests")
 
 
 def usage_key(admin_id: str) -> str:
-    return redis_key("usage", admin_id)
+    return redis_admin_key(admin_id, "usage")
 
 
 def usage_record(slot: AdminSlot, usage: dict[str, int]) -> None:

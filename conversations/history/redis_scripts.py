@@ -1,90 +1,190 @@
 """The Lua scripts of a chat turn on the Redis store: one round trip to begin it, one to finish it (or to give
-back what a failed turn held)."""
+back what a failed turn held).
+
+Every key a turn touches is its admin's, in the admin's Redis Cluster slot ({a:<admin id>}), except one: the
+store-wide index {conv-index}:all that bounds MAX_SESSIONS. On a single Redis (or Sentinel) the turn scripts use
+it too (`SINGLE`), as before. On Redis Cluster it is in a slot of its own, so the turn scripts leave it out
+(`CLUSTER`) and the store-wide steps run as scripts of their own on its slot, only when a turn needs them: a
+place for a new session (RESERVE_SCRIPT), and a refresh of a session's place at most once per refresh interval
+(see RedisHistoryStore)."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from conversations.history.base import USAGE_FIELDS
 from conversations.limits import TAKE_SLOT_LUA
 
-# KEYS: the admin's rate counter and chats in flight (AdminSlot.keys()), the session's lock, all, the admin's index,
-# the session's messages and meta. ARGV: AdminSlot.args() (6), take the slot (1/0), lock token, lock ms, now, ttl,
-# turn seconds, MAX_SESSIONS, MAX_SESSIONS_PER_ADMIN, session, member. Returns {limit} when the admin's slot is refused,
-# {'busy'} when the session is locked (the slot, if taken, is kept for the retry), {'full', oldest activity} when a
-# new session finds no place (the lock and the slot given back), or {admission, messages, meta}.
-BEGIN_SCRIPT = (
-    TAKE_SLOT_LUA
-    + """
+# Lua functions over the store-wide index: every "<admin>:<session>" scored by its last activity (at most `grace`
+# seconds older than that), and on a single Redis the places reserved for new sessions, scored minus the time
+# they were reserved, so that each kind expires on its own clock and stored sessions are counted apart.
+ALL_LUA = """
+local function prune_all(all, now, ttl, turn, grace)
+  redis.call('ZREMRANGEBYSCORE', all, 0, now - ttl - grace)
+  redis.call('ZREMRANGEBYSCORE', all, '(' .. (turn - now), '(0')
+end
+-- 1 when a place is reserved for member (scored score), 0 when it has one, {'full', oldest activity} when the
+-- store holds max_sessions already.
+local function reserve(all, now, ttl, turn, grace, max_sessions, member, score)
+  prune_all(all, now, ttl, turn, grace)
+  if redis.call('ZSCORE', all, member) then return 0 end
+  if redis.call('ZCARD', all) >= tonumber(max_sessions) then
+    return {'full', redis.call('ZRANGEBYSCORE', all, '(0', '+inf', 'WITHSCORES', 'LIMIT', 0, 1)[2]}
+  end
+  redis.call('ZADD', all, score, member)
+  return 1
+end
+"""
+
+# KEYS: the admin's rate counter and chats in flight (AdminSlot.keys()), the session's lock, the admin's index, the
+# session's messages and meta, and on a single Redis the store-wide index. ARGV: AdminSlot.args() (6), take the slot
+# (1/0), lock token, lock ms, now, ttl, turn seconds, MAX_SESSIONS, MAX_SESSIONS_PER_ADMIN, session, member.
+# Returns {limit} when the admin's slot is refused, {'busy'} when the session is locked (the slot, if taken, is
+# kept for the retry), {'full', oldest activity} when a new session finds no place (the lock and the slot given
+# back), or {admission, messages, meta}: admission is 'admitted', 'reserved' (a place was reserved for this new
+# session) or, on Redis Cluster, 'new' (this new session needs a place in the store-wide index: RESERVE_SCRIPT).
+_BEGIN = """
 if ARGV[7] == '1' then
   local refused = take_slot(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6])
   if refused then return {refused} end
 end
 if not redis.call('SET', KEYS[3], ARGV[8], 'NX', 'PX', ARGV[9]) then return {'busy'} end
 local now, ttl = tonumber(ARGV[10]), tonumber(ARGV[11])
-redis.call('ZREMRANGEBYSCORE', KEYS[4], 0, now - ttl)
-redis.call('ZREMRANGEBYSCORE', KEYS[4], '(' .. (tonumber(ARGV[12]) - now), '(0')
-redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', now - ttl)
+redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', now - ttl)
 local admission = 'admitted'
-if not redis.call('ZSCORE', KEYS[5], ARGV[15]) and redis.call('ZCARD', KEYS[5]) < tonumber(ARGV[14]) then
-  if redis.call('ZCARD', KEYS[4]) >= tonumber(ARGV[13]) then
+if not redis.call('ZSCORE', KEYS[4], ARGV[15]) and redis.call('ZCARD', KEYS[4]) < tonumber(ARGV[14]) then
+  --ADMIT--
+end
+return {admission, redis.call('LRANGE', KEYS[5], 0, -1), redis.call('HGETALL', KEYS[6])}
+"""
+
+_ADMIT_SINGLE = """
+  local placed = reserve(KEYS[7], now, ttl, ARGV[12], 0, ARGV[13], ARGV[16], -now)
+  if type(placed) == 'table' then
     redis.call('DEL', KEYS[3])
     redis.call('ZREM', KEYS[2], ARGV[6])
-    return {'full', redis.call('ZRANGEBYSCORE', KEYS[4], '(0', '+inf', 'WITHSCORES', 'LIMIT', 0, 1)[2]}
+    return placed
   end
-  redis.call('ZADD', KEYS[4], -now, ARGV[16])
-  admission = 'reserved'
-end
-return {admission, redis.call('LRANGE', KEYS[6], 0, -1), redis.call('HGETALL', KEYS[7])}
+  if placed == 1 then admission = 'reserved' end
 """
-)
 
-# KEYS: the session's messages and meta, all, the admin's index, the admin's usage totals, the session's lock, the
-# admin's chats in flight. ARGV: ttl, now (ISO), MAX_STORED_MESSAGES, usage (JSON), now, MAX_SESSIONS_PER_ADMIN,
-# session, admin, add to the admin's totals (1/0), lock token (or ''), slot (or ''), how many stored messages the
-# new ones replace, the session's creation time (or '' for now), how many of the first stored messages were
-# folded into the summary, the new summary ('1' and it, or '0' and '' for none), then the messages.
-# Returns the session's usage totals and the sessions evicted to keep the admin within MAX_SESSIONS_PER_ADMIN.
-FINISH_SCRIPT = f"""
+_ADMIT_CLUSTER = """
+  admission = 'new'
+"""
+
+# KEYS: the store-wide index. ARGV: now, ttl, turn seconds, refresh seconds, MAX_SESSIONS, member.
+# Returns 1 (a place reserved, scored now), 0 (the session has one) or {'full', oldest activity}.
+RESERVE_SCRIPT = ALL_LUA + "return reserve(KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[1])"
+
+# KEYS: the session's messages and meta, the admin's index, the admin's usage totals, the session's lock, the
+# admin's chats in flight, and on a single Redis the store-wide index. ARGV: ttl, now (ISO), MAX_STORED_MESSAGES,
+# usage (JSON), now, MAX_SESSIONS_PER_ADMIN, session, admin, add to the admin's totals (1/0), lock token (or ''),
+# slot (or ''), how many stored messages the new ones replace, the session's creation time (or '' for now), how
+# many of the first stored messages were folded into the summary, the new summary ('1' and it, or '0' and '' for
+# none), when this turn reserved the session's place in the store-wide index (or ''), the refresh interval of that
+# place (Redis Cluster), then the messages. Returns the session's usage totals, the sessions evicted to keep the admin
+# within MAX_SESSIONS_PER_ADMIN and, on Redis Cluster, 1 when the session's place in the store-wide index is due
+# for a refresh (its last refresh, kept in the meta as `indexed_at`, is older than the refresh interval).
+_FINISH = f"""
 local replaced, dropped = tonumber(ARGV[12]), tonumber(ARGV[14])
 if replaced > 0 or dropped > 0 then redis.call('LTRIM', KEYS[1], dropped, -1 - replaced) end
 if ARGV[15] == '1' then redis.call('HSET', KEYS[2], 'summary', ARGV[16]) end
-for i = 17, #ARGV do redis.call('RPUSH', KEYS[1], ARGV[i]) end
+for i = 19, #ARGV do redis.call('RPUSH', KEYS[1], ARGV[i]) end
 redis.call('LTRIM', KEYS[1], -tonumber(ARGV[3]), -1)
 redis.call('HSETNX', KEYS[2], 'created_at', ARGV[13] ~= '' and ARGV[13] or ARGV[2])
 redis.call('HSET', KEYS[2], 'last_activity', ARGV[2])
 for name, value in pairs(cjson.decode(ARGV[4])) do
   redis.call('HINCRBY', KEYS[2], name, value)
-  if ARGV[9] == '1' then redis.call('HINCRBY', KEYS[5], name, value) end
+  if ARGV[9] == '1' then redis.call('HINCRBY', KEYS[4], name, value) end
 end
 redis.call('EXPIRE', KEYS[1], ARGV[1])
 redis.call('EXPIRE', KEYS[2], ARGV[1])
 local totals = redis.call('HMGET', KEYS[2], {", ".join(f"'{name}'" for name in USAGE_FIELDS)})
 local now, ttl, member = tonumber(ARGV[5]), tonumber(ARGV[1]), ARGV[8] .. ':' .. ARGV[7]
-redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', now - ttl)
-redis.call('ZADD', KEYS[4], now, ARGV[7])
-redis.call('EXPIRE', KEYS[4], ttl)
-redis.call('ZADD', KEYS[3], now, member)
+redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now - ttl)
+redis.call('ZADD', KEYS[3], now, ARGV[7])
+redis.call('EXPIRE', KEYS[3], ttl)
+local refresh = 0
+--INDEX--
 local evicted = {{}}
-local excess = redis.call('ZCARD', KEYS[4]) - tonumber(ARGV[6])
+local excess = redis.call('ZCARD', KEYS[3]) - tonumber(ARGV[6])
 if excess > 0 then
   -- Never the session just stored, even if another instance's clock gave an older one a later score.
-  for _, id in ipairs(redis.call('ZRANGE', KEYS[4], 0, excess)) do
+  for _, id in ipairs(redis.call('ZRANGE', KEYS[3], 0, excess)) do
     if id ~= ARGV[7] and #evicted < excess then evicted[#evicted + 1] = id end
   end
-  redis.call('ZREM', KEYS[4], unpack(evicted))
-  for _, id in ipairs(evicted) do redis.call('ZREM', KEYS[3], ARGV[8] .. ':' .. id) end
+  redis.call('ZREM', KEYS[3], unpack(evicted))
+  --EVICT--
 end
-if ARGV[10] ~= '' and redis.call('GET', KEYS[6]) == ARGV[10] then redis.call('DEL', KEYS[6]) end
-if ARGV[11] ~= '' then redis.call('ZREM', KEYS[7], ARGV[11]) end
-return {{totals, evicted}}
+if ARGV[10] ~= '' and redis.call('GET', KEYS[5]) == ARGV[10] then redis.call('DEL', KEYS[5]) end
+if ARGV[11] ~= '' then redis.call('ZREM', KEYS[6], ARGV[11]) end
+return {{totals, evicted, refresh}}
 """
 
-# KEYS: all, the session's lock, the admin's chats in flight. ARGV: member, lock token, slot, reserved (1/0).
-# Gives back what a turn that stored nothing holds: its lock, its slot, and a place reserved for a new session.
-RELEASE_SCRIPT = """
-if ARGV[4] == '1' then
-  local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
-  if score and tonumber(score) < 0 then redis.call('ZREM', KEYS[1], ARGV[1]) end
-end
-if redis.call('GET', KEYS[2]) == ARGV[2] then redis.call('DEL', KEYS[2]) end
-if ARGV[3] ~= '' then redis.call('ZREM', KEYS[3], ARGV[3]) end
+_INDEX_SINGLE = """
+redis.call('ZADD', KEYS[7], now, member)
 """
+
+_INDEX_CLUSTER = """
+local indexed = tonumber(redis.call('HGET', KEYS[2], 'indexed_at') or ARGV[17])
+if not indexed or now - indexed >= tonumber(ARGV[18]) then
+  indexed = now
+  refresh = 1
+end
+redis.call('HSET', KEYS[2], 'indexed_at', tostring(indexed))
+"""
+
+_EVICT_SINGLE = """
+  for _, id in ipairs(evicted) do redis.call('ZREM', KEYS[7], ARGV[8] .. ':' .. id) end
+"""
+
+# KEYS: the session's lock, the admin's chats in flight, the session's meta, and on a single Redis the store-wide
+# index. ARGV: lock token, slot (or ''), member, reserved (1/0). Gives back what a turn that stored nothing holds:
+# its lock, its slot, and on a single Redis a place reserved for a new session. Returns 1 when the session is
+# stored after all (a finish whose answer was lost), so that on Redis Cluster the caller gives back a reserved
+# place only when it is not.
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+if ARGV[2] ~= '' then redis.call('ZREM', KEYS[2], ARGV[2]) end
+--UNRESERVE--
+return redis.call('EXISTS', KEYS[3])
+"""
+
+_UNRESERVE_SINGLE = """
+if ARGV[4] == '1' then
+  local score = redis.call('ZSCORE', KEYS[4], ARGV[3])
+  if score and tonumber(score) < 0 then redis.call('ZREM', KEYS[4], ARGV[3]) end
+end
+"""
+
+
+@dataclass(frozen=True)
+class TurnScripts:
+    """The three turn scripts of one deployment kind. `store_wide`: whether they use the store-wide index (their
+    last key) themselves."""
+
+    begin: str
+    finish: str
+    release: str
+    store_wide: bool
+
+
+def _fill(template: str, **parts: str) -> str:
+    for name, lua in parts.items():
+        template = template.replace(f"--{name}--", lua.strip("\n"))
+    return template
+
+
+SINGLE = TurnScripts(
+    begin=TAKE_SLOT_LUA + ALL_LUA + _fill(_BEGIN, ADMIT=_ADMIT_SINGLE),
+    finish=_fill(_FINISH, INDEX=_INDEX_SINGLE, EVICT=_EVICT_SINGLE),
+    release=_fill(_RELEASE, UNRESERVE=_UNRESERVE_SINGLE),
+    store_wide=True,
+)
+
+CLUSTER = TurnScripts(
+    begin=TAKE_SLOT_LUA + _fill(_BEGIN, ADMIT=_ADMIT_CLUSTER),
+    finish=_fill(_FINISH, INDEX=_INDEX_CLUSTER, EVICT=""),
+    release=_fill(_RELEASE, UNRESERVE=""),
+    store_wide=False,
+)

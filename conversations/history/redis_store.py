@@ -25,12 +25,25 @@ from conversations.history.base import (
     now_iso,
     turn_seconds,
 )
-from conversations.history.redis_scripts import BEGIN_SCRIPT, FINISH_SCRIPT, RELEASE_SCRIPT
+from conversations.history.redis_scripts import CLUSTER, RESERVE_SCRIPT, SINGLE
 from conversations.limits import AdminSlot, chat_active_key, slot_release
 from conversations.usage import usage_key
-from core.redis_store import decoded, redis_client, redis_script
+from core.redis_store import (
+    decoded,
+    redis_admin_key,
+    redis_client,
+    redis_script,
+    redis_script_replicated,
+    redis_tagged_key,
+)
 
 _LOCK_RETRY_SECONDS = 0.02
+
+
+def index_refresh_seconds() -> int:
+    """On Redis Cluster, how stale a session's place in the store-wide index may be: a turn refreshes it (one more
+    round trip) only when its last refresh is older than this. A tenth of MEMORY_TTL_SECONDS, at most a minute."""
+    return max(1, min(60, settings.MEMORY_TTL_SECONDS // 10))
 
 
 @dataclass
@@ -40,6 +53,7 @@ class _RedisTurn:
     session_id: str
     lock_token: str
     conversation: Conversation | None
+    reserved_at: float | None = None
     finished: bool = False
 
     def finish(self, messages: list[dict[str, Any]], usage: dict[str, int], **how: Any) -> dict[str, int]:
@@ -51,67 +65,107 @@ class _RedisTurn:
             StoreOptions(**how),
             slot=self.slot,
             lock_token=self.lock_token,
+            reserved_at=self.reserved_at,
         )
         self.finished = True
         return totals
 
 
 class RedisHistoryStore:
-    """History in Redis. Keys (under REDIS_KEY_PREFIX):
-    conv:{<admin>:<session>}:messages  list of JSON messages
-    conv:{<admin>:<session>}:meta      hash created_at, last_activity, usage counters and summary
-    {conv-index}:<admin>               sorted set of the admin's session ids by last activity
-    {conv-index}:all                   sorted set of every "<admin>:<session>" by last activity, and of the places
-                                       reserved for new sessions, scored minus the time they were reserved (so each
-                                       kind expires on its own clock, and stored sessions are counted apart)
-    conv-lock:<admin>:<session>        the session's lock: a random token per turn, expiring after turn_seconds()
+    """History in Redis. Keys (under REDIS_KEY_PREFIX), all of one admin in its Redis Cluster slot {a:<admin>}
+    but the store-wide index:
+    {a:<admin>}:conv:<session>:messages  list of JSON messages
+    {a:<admin>}:conv:<session>:meta      hash created_at, last_activity, usage counters, summary (and on Redis
+                                         Cluster indexed_at, when the session's place in {conv-index}:all was
+                                         refreshed)
+    {a:<admin>}:conv-index               sorted set of the admin's session ids by last activity
+    {a:<admin>}:conv-lock:<session>      the session's lock: a random token per turn, expiring after turn_seconds()
+    {conv-index}:all                     sorted set of every "<admin>:<session>" by last activity, and (on a single
+                                         Redis) of the places reserved for new sessions, scored minus the time they
+                                         were reserved (so each kind expires on its own clock, and stored sessions
+                                         are counted apart)
     A turn with a session costs two round trips: the begin script (the admin's chat slot, the lock, the admission
     of a new session, the history read) and the finish script (the messages, the session's and the admin's usage,
     the indexes, and the lock and slot given back); a failed turn ends with the release script instead.
 
-    Redis Cluster: every key a script uses is declared in its KEYS, but those keys are not in one slot yet. The
-    index keys share the {conv-index} tag, a session's two keys share theirs, while the lock, the admin's
-    limit:chat-rate/limit:chat-active and usage keys have none. One slot for all of them would need a common hash
-    tag, and with {conv-index}:all in every turn that tag would put every turn's keys on one node: the store-wide
-    count would first have to leave the per-turn scripts (or the scripts split per slot, at a round trip each).
+    Redis Cluster: each script's keys are in the admin's slot, so the store-wide index, in a slot of its own, is
+    kept apart from the turn scripts (redis_scripts.CLUSTER). A new session costs one more round trip, to reserve
+    its place (RESERVE_SCRIPT); a session's place is scored by its last activity as of its last refresh, which a
+    turn makes (one more round trip) only when it is older than index_refresh_seconds(), and a place is kept that
+    much longer than MEMORY_TTL_SECONDS. So the index never counts fewer sessions than are stored, and MAX_SESSIONS
+    holds; an expired session may keep its place up to index_refresh_seconds() longer than it lives, refusing a
+    new session that much early.
     """
 
     backend = "redis"
 
     def __init__(self) -> None:
         self._redis = redis_client()
-        self._begin = redis_script(BEGIN_SCRIPT)
-        self._finish = redis_script(FINISH_SCRIPT)
-        self._release = redis_script(RELEASE_SCRIPT)
+        self._scripts = CLUSTER if settings.REDIS_CLUSTER else SINGLE
+        self._begin = redis_script(self._scripts.begin)
+        self._finish = redis_script(self._scripts.finish)
+        self._release = redis_script(self._scripts.release)
 
     @staticmethod
     def _keys(admin_id: str, session_id: str) -> tuple[str, str]:
-        # The hash tag keeps both keys of a session in one Redis Cluster slot, as the Lua script needs.
-        base = f"{settings.REDIS_KEY_PREFIX}:conv:{{{admin_id}:{session_id}}}"
-        return f"{base}:messages", f"{base}:meta"
+        return redis_admin_key(admin_id, "conv", session_id, "messages"), redis_admin_key(
+            admin_id, "conv", session_id, "meta"
+        )
 
     @staticmethod
     def _index_key(admin_id: str) -> str:
-        return f"{settings.REDIS_KEY_PREFIX}:{{conv-index}}:{admin_id}"
+        return redis_admin_key(admin_id, "conv-index")
 
     @staticmethod
     def _all_key() -> str:
-        return f"{settings.REDIS_KEY_PREFIX}:{{conv-index}}:all"
+        return redis_tagged_key("conv-index", "all")
 
     @staticmethod
     def _lock_key(admin_id: str, session_id: str) -> str:
-        # The name redis-py's Lock used, so that instances of either version exclude each other.
-        return f"{settings.REDIS_KEY_PREFIX}:conv-lock:{admin_id}:{session_id}"
+        return redis_admin_key(admin_id, "conv-lock", session_id)
+
+    def _store_wide(self) -> list[str]:
+        """The store-wide index, as the last key of the turn scripts that use it (not on Redis Cluster)."""
+        return [self._all_key()] if self._scripts.store_wide else []
+
+    def begin_keys(self, slot: AdminSlot, session_id: str) -> list[str]:
+        admin_id = slot.admin_id
+        return [
+            *slot.keys(),
+            self._lock_key(admin_id, session_id),
+            self._index_key(admin_id),
+            *self._keys(admin_id, session_id),
+            *self._store_wide(),
+        ]
+
+    def finish_keys(self, admin_id: str, session_id: str) -> list[str]:
+        return [
+            *self._keys(admin_id, session_id),
+            self._index_key(admin_id),
+            usage_key(admin_id),
+            self._lock_key(admin_id, session_id),
+            chat_active_key(admin_id),
+            *self._store_wide(),
+        ]
+
+    def release_keys(self, admin_id: str, session_id: str) -> list[str]:
+        return [
+            self._lock_key(admin_id, session_id),
+            chat_active_key(admin_id),
+            self._keys(admin_id, session_id)[1],
+            *self._store_wide(),
+        ]
 
     @contextmanager
     def session_turn(self, slot: AdminSlot, session_id: str) -> Iterator[SessionTurn]:
         """One round trip (the begin script) takes the admin's slot, the session's lock, a new session's place and
         reads the history; while another turn holds the session, the script is retried (without taking the slot
-        again) every 20 ms for up to CHAT_SESSION_WAIT_SECONDS."""
+        again) every 20 ms for up to CHAT_SESSION_WAIT_SECONDS. On Redis Cluster a new session's place takes one
+        more round trip."""
         admin_id = slot.admin_id
-        lock_key, member = self._lock_key(admin_id, session_id), f"{admin_id}:{session_id}"
+        member = f"{admin_id}:{session_id}"
         token = secrets.token_hex(16)
-        keys = [*slot.keys(), lock_key, self._all_key(), self._index_key(admin_id), *self._keys(admin_id, session_id)]
+        keys = self.begin_keys(slot, session_id)
         give_up_at = time.monotonic() + settings.CHAT_SESSION_WAIT_SECONDS
         take_slot = slot.limited
         while True:
@@ -148,14 +202,38 @@ class RedisHistoryStore:
         raw_messages, meta = found
         turn = _RedisTurn(self, slot, session_id, token, self._conversation(session_id, raw_messages, meta))
         try:
+            if outcome == b"new":
+                outcome = self._reserve(member, now)
+                turn.reserved_at = now if outcome == b"reserved" else None
             yield turn
         finally:
             if not turn.finished:
-                self._release(
-                    keys=[self._all_key(), lock_key, slot.active_key],
-                    args=[member, token, "" if slot.released else slot.member, int(outcome == b"reserved")],
+                stored = self._release(
+                    keys=self.release_keys(admin_id, session_id),
+                    args=[token, "" if slot.released else slot.member, member, int(outcome == b"reserved")],
                 )
                 slot.released = True
+                if outcome == b"reserved" and not self._scripts.store_wide and not stored:
+                    self._redis.zrem(self._all_key(), member)
+
+    def _reserve(self, member: str, now: float) -> bytes:
+        """Redis Cluster: a place in the store-wide index for a new session, in a round trip to that index's slot.
+        Returns the admission (b"reserved", or b"admitted" when it had one); raises HistoryFull."""
+        placed = redis_script(RESERVE_SCRIPT)(
+            keys=[self._all_key()],
+            args=[
+                now,
+                settings.MEMORY_TTL_SECONDS,
+                turn_seconds(),
+                index_refresh_seconds(),
+                settings.MAX_SESSIONS,
+                member,
+            ],
+        )
+        if isinstance(placed, list):
+            oldest = placed[1] if len(placed) > 1 else None
+            raise history_full(float(oldest) if oldest else None, now)
+        return b"reserved" if placed == 1 else b"admitted"
 
     def _store_turn(
         self,
@@ -167,26 +245,24 @@ class RedisHistoryStore:
         *,
         slot: AdminSlot | None = None,
         lock_token: str = "",
+        reserved_at: float | None = None,
     ) -> dict[str, int]:
-        """The finish script, then (only when the admin went over MAX_SESSIONS_PER_ADMIN) the evicted sessions'
-        keys deleted: their names are known only once the script has chosen them."""
+        """The finish script (acknowledged once a replica has it, where REDIS_WAIT_REPLICAS asks), then, only when
+        the admin went over MAX_SESSIONS_PER_ADMIN or (Redis Cluster) the session's place in the store-wide index
+        is due for a refresh, one more round trip: the evicted sessions' keys are named only once the script has
+        chosen them."""
         ttl = settings.MEMORY_TTL_SECONDS
         counted = {name: usage[name] for name in USAGE_FIELDS if name in usage}
-        totals, evicted = self._finish(
-            keys=[
-                *self._keys(admin_id, session_id),
-                self._all_key(),
-                self._index_key(admin_id),
-                usage_key(admin_id),
-                self._lock_key(admin_id, session_id),
-                chat_active_key(admin_id),
-            ],
+        now = time.time()
+        totals, evicted, refresh = redis_script_replicated(
+            self._finish,
+            keys=self.finish_keys(admin_id, session_id),
             args=[
                 ttl,
                 now_iso(),
                 MAX_STORED_MESSAGES,
                 json.dumps(counted),
-                time.time(),
+                now,
                 settings.MAX_SESSIONS_PER_ADMIN,
                 session_id,
                 admin_id,
@@ -198,15 +274,23 @@ class RedisHistoryStore:
                 options.drop_first,
                 int(options.summary is not None),
                 options.summary or "",
+                "" if reserved_at is None else reserved_at,
+                index_refresh_seconds(),
                 *(json.dumps(m) for m in messages),
             ],
         )
         if slot is not None:
             slot.released = True
-        if evicted:
+        if evicted or refresh:
             pipe = self._redis.pipeline(transaction=False)
             for old_session in evicted:
-                pipe.delete(*self._keys(admin_id, old_session.decode()))
+                for key in self._keys(admin_id, old_session.decode()):
+                    pipe.delete(key)  # one key per DEL: a cluster pipeline takes no other
+            if not self._scripts.store_wide:
+                if evicted:
+                    pipe.zrem(self._all_key(), *(f"{admin_id}:{old.decode()}" for old in evicted))
+                if refresh:
+                    pipe.zadd(self._all_key(), {f"{admin_id}:{session_id}": now})
             pipe.execute()
         return {name: int(value or 0) for name, value in zip(USAGE_FIELDS, totals, strict=True)}
 
@@ -242,10 +326,12 @@ class RedisHistoryStore:
 
     def _remove(self, admin_id: str, session_id: str) -> int:
         pipe = self._redis.pipeline(transaction=False)
-        pipe.delete(*self._keys(admin_id, session_id))
+        for key in self._keys(admin_id, session_id):
+            pipe.delete(key)
         pipe.zrem(self._index_key(admin_id), session_id)
         pipe.zrem(self._all_key(), f"{admin_id}:{session_id}")
-        return pipe.execute()[0]
+        deleted_messages, deleted_meta, *_ = pipe.execute()
+        return deleted_messages + deleted_meta
 
     def delete(self, admin_id: str, session_id: str) -> bool:
         return self._remove(admin_id, session_id) > 0
@@ -271,7 +357,9 @@ class RedisHistoryStore:
         return summaries
 
     def count(self) -> int:
+        """Sessions stored in all (on Redis Cluster, as the store-wide index counts them: see the class)."""
+        grace = 0 if self._scripts.store_wide else index_refresh_seconds()
         pipe = self._redis.pipeline(transaction=False)
-        pipe.zremrangebyscore(self._all_key(), 0, time.time() - settings.MEMORY_TTL_SECONDS)
+        pipe.zremrangebyscore(self._all_key(), 0, time.time() - settings.MEMORY_TTL_SECONDS - grace)
         pipe.zcount(self._all_key(), "(0", "+inf")
         return pipe.execute()[1]
