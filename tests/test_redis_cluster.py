@@ -1,0 +1,74 @@
+"""The service on a real Redis Cluster (three primaries with a replica each, tests/redis_topologies.py), reached
+through one node named by REDIS_URL (a replica). A command whose keys span slots is refused by the cluster
+(CROSSSLOT) or by redis-py before it is sent, so every flow here fails if any of its operations does."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from http import HTTPStatus
+
+import pytest
+from redis.crc import key_slot
+
+from accounts.services import admin_create
+from conversations.history.redis_store import RedisHistoryStore
+from conversations.limits import AdminSlot
+from conversations.usage import usage_key
+from core.redis_store import redis_client
+from tests.conftest import ALICE_PASSWORD, login
+from tests.conversations.conftest import chat
+from tests.redis_topologies import Cluster, redis_cluster
+from tests.topology import require_redis_server, this_process_on_cluster
+
+pytestmark = pytest.mark.redis_topology
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[Cluster]:
+    require_redis_server()
+    with redis_cluster() as started:
+        yield started
+
+
+@pytest.fixture(autouse=True)
+def on_cluster(settings, cluster) -> Iterator[None]:
+    with this_process_on_cluster(settings, cluster):
+        yield
+
+
+def slots(keys: list[str]) -> set[int]:
+    return {key_slot(key.encode()) for key in keys}
+
+
+@pytest.mark.parametrize("session_id", ["s1", "with:colons", "{braces}", "x" * 100])
+def test_each_turn_script_keeps_its_keys_in_the_admins_slot(session_id):
+    store = RedisHistoryStore()
+    slot = AdminSlot("0123456789abcdef")
+    admin_slot = slots([usage_key(slot.admin_id)])
+
+    for keys in (
+        store.begin_keys(slot, session_id),
+        store.finish_keys(slot.admin_id, session_id),
+        store.release_keys(slot.admin_id, session_id),
+    ):
+        assert slots(keys) == admin_slot, keys
+
+
+def test_the_client_is_a_cluster_client_found_through_a_replica(cluster):
+    client = redis_client()
+    assert len(client.get_primaries()) == 3
+    assert cluster.role(cluster.nodes[3]) == "slave"
+
+
+def test_a_conversation_with_a_new_and_a_continued_session(api, fake_groq):
+    admin_create(username="alice", password=ALICE_PASSWORD)
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {login(api, 'alice', ALICE_PASSWORD)['access_token']}")
+
+    assert chat(api, "My name is Alice.", "s1").status_code == HTTPStatus.OK
+    answer = chat(api, "What is my name?", "s1")
+
+    assert answer.status_code == HTTPStatus.OK, answer.content
+    assert answer.json()["session_usage"]["requests"] == 2
+    listing = api.get("/chat/sessions").json()
+    assert [s["session_id"] for s in listing["sessions"]] == ["s1"]
+    assert api.get("/chat/sessions/s1").json()["message_count"] == 4

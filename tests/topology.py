@@ -1,0 +1,96 @@
+"""Pointing this process, or a gunicorn instance, at a real Redis Cluster or Sentinel (tests/redis_topologies.py)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+from django.conf import settings as django_settings
+from django_redis.pool import ConnectionFactory
+
+from core.redis_connect import ClusterConnectionFactory
+from tests.redis_topologies import REDIS_SERVER, SENTINEL_MASTER, Cluster, SentinelSetup
+
+
+def require_redis_server() -> None:
+    """The topology tests need redis-server; CI has it (without it they fail there, and skip elsewhere)."""
+    if shutil.which("redis-server") or os.path.exists(REDIS_SERVER):
+        return
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail("redis-server is not installed")
+    pytest.skip("redis-server is not installed (apt-get install redis-server)")
+
+
+def cluster_env(cluster: Cluster, node_index: int = 3) -> dict[str, str]:
+    """What a gunicorn instance (tests/server.py) needs to run on `cluster`, through the node `node_index` (by
+    default a replica: any node will do)."""
+    return {
+        "TEST_REDIS_URL": cluster.url(cluster.nodes[node_index]),
+        "REDIS_CLUSTER": "true",
+        "HISTORY_BACKEND": "redis",
+    }
+
+
+def sentinel_env(setup: SentinelSetup) -> dict[str, str]:
+    auth = f":{setup.password}@" if setup.password else ""
+    return {
+        # The host is not used: the Sentinels name the primary.
+        "TEST_REDIS_URL": f"redis://{auth}unused-host:1/0",
+        "REDIS_SENTINELS": setup.sentinel_addresses,
+        "REDIS_SENTINEL_MASTER": SENTINEL_MASTER,
+        "REDIS_SENTINEL_PASSWORD": setup.sentinel_password or "",
+        "HISTORY_BACKEND": "redis",
+    }
+
+
+def _cache(location: str, **options: object) -> dict[str, object]:
+    default = django_settings.CACHES["default"]
+    return {**default, "LOCATION": location, "OPTIONS": {**default["OPTIONS"], **options}}  # type: ignore[dict-item]
+
+
+@contextmanager
+def this_process_on_cluster(settings, cluster: Cluster, node_index: int = 3) -> Iterator[None]:
+    """This process's service (Django's test client) on `cluster`, with the settings REDIS_CLUSTER=true gives."""
+    settings.REDIS_CLUSTER = True
+    settings.REDIS_WAIT_REPLICAS = 1
+    settings.HISTORY_BACKEND = "redis"
+    location = cluster.url(cluster.nodes[node_index])
+    settings.CACHES = {
+        **settings.CACHES,
+        "default": _cache(location, CONNECTION_FACTORY="core.redis_connect.ClusterConnectionFactory"),
+    }
+    try:
+        yield
+    finally:
+        ClusterConnectionFactory.forget()
+        cluster.flush()
+
+
+@contextmanager
+def this_process_on_sentinel(settings, setup: SentinelSetup) -> Iterator[None]:
+    settings.REDIS_SENTINELS = [("127.0.0.1", node.port) for node in setup.sentinels]
+    settings.REDIS_WAIT_REPLICAS = 1
+    settings.HISTORY_BACKEND = "redis"
+    auth = f":{setup.password}@" if setup.password else ""
+    location = f"redis://{auth}unused-host:1/0"
+    settings.CACHES = {
+        **settings.CACHES,
+        "default": _cache(
+            location,
+            CONNECTION_FACTORY="core.redis_connect.SentinelMasterConnectionFactory",
+            SENTINELS=settings.REDIS_SENTINELS,
+            SENTINEL_MASTER=SENTINEL_MASTER,
+            SENTINEL_KWARGS={"password": setup.sentinel_password, "socket_timeout": 2, "socket_connect_timeout": 2},
+        ),
+    }
+    try:
+        yield
+    finally:
+        pool = ConnectionFactory._pools.pop(location, None)
+        if pool is not None:
+            pool.disconnect()
+        primary = setup.data_node(setup.current_primary_port())
+        primary.client(password=setup.password).flushall()
