@@ -18,7 +18,7 @@ from core.redis_store import redis_client
 from tests.conftest import ALICE_PASSWORD, login
 from tests.conversations.conftest import chat
 from tests.redis_topologies import Cluster, redis_cluster
-from tests.topology import require_redis_server, this_process_on_cluster
+from tests.topology import require_redis_server, run_suites_on, this_process_on_cluster
 
 pytestmark = pytest.mark.redis_topology
 
@@ -72,3 +72,12 @@ def test_a_conversation_with_a_new_and_a_continued_session(api, fake_groq):
     listing = api.get("/chat/sessions").json()
     assert [s["session_id"] for s in listing["sessions"]] == ["s1"]
     assert api.get("/chat/sessions/s1").json()["message_count"] == 4
+
+
+# The flows of the suites that touch Redis, run again as they are, on the cluster.
+SUITES = ("tests/accounts", "tests/conversations", "tests/test_scale_out.py", "tests/test_system.py")
+
+
+def test_the_suites_that_use_redis_pass_on_the_cluster(cluster):
+    result = run_suites_on(SUITES, REDIS_CLUSTER="true", TEST_REDIS_URL=cluster.url(cluster.nodes[3]))
+    assert result.returncode == 0, result.stdout[-6000:]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -13,6 +15,7 @@ from django_redis.pool import ConnectionFactory
 
 from core.redis_connect import ClusterConnectionFactory
 from tests.redis_topologies import REDIS_SERVER, SENTINEL_MASTER, Cluster, SentinelSetup
+from tests.server import ROOT
 
 
 def require_redis_server() -> None:
@@ -94,3 +97,17 @@ def this_process_on_sentinel(settings, setup: SentinelSetup) -> Iterator[None]:
             pool.disconnect()
         primary = setup.data_node(setup.current_primary_port())
         primary.client(password=setup.password).flushall()
+
+
+def run_suites_on(suites: tuple[str, ...], **env: str) -> subprocess.CompletedProcess[str]:
+    """Runs test suites in a pytest of their own, with this environment (a Redis topology): their own fake upstream
+    and key prefix, the browser tests and these topology tests left out."""
+    inherited = {k: v for k, v in os.environ.items() if k not in {"TEST_FAKE_GROQ_PORT", "TEST_REDIS_KEY_PREFIX"}}
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", "-m", "not redis_topology", *suites],
+        cwd=ROOT,
+        env={**inherited, **env},
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
