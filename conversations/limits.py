@@ -15,7 +15,7 @@ from django.conf import settings
 from redis.client import Pipeline
 
 from core.exceptions import ServiceError
-from core.redis_store import redis_admin_key, redis_client, redis_script
+from core.redis_store import redis_admin_key, redis_client, redis_give_back, redis_script
 
 
 class ChatLimited(ServiceError):
@@ -147,5 +147,7 @@ def admin_slot(slot: AdminSlot) -> Iterator[AdminSlot]:
 
 def slot_release(slot: AdminSlot) -> None:
     if not slot.released:
-        redis_client().zrem(slot.active_key, slot.member)
         slot.released = True
+        client, key, member = redis_client(), slot.active_key, slot.member
+        # Retried in the background while Redis cannot be reached, so that a failover leaves no slot counted.
+        redis_give_back(lambda: client.zrem(key, member), within=settings.LLM_TIMEOUT_SECONDS + 60)

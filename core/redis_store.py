@@ -4,8 +4,9 @@ the service keeps records in."""
 from __future__ import annotations
 
 import logging
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import lru_cache
 from typing import Any
 
@@ -133,7 +134,11 @@ def redis_script_replicated(script: Script, *, keys: Sequence[str], args: Sequen
         raise acked
     if acked < wanted and _connected_replicas(name, node, fresh=True) >= wanted:
         logger.warning(
-            "redis: a write was not confirmed by %d replica(s) within %d ms", wanted, settings.REDIS_WAIT_TIMEOUT_MS
+            "redis: a write was confirmed by %d of %d replica(s) within %d ms (on %s)",
+            acked,
+            wanted,
+            settings.REDIS_WAIT_TIMEOUT_MS,
+            name,
         )
         raise NotReplicated(
             "Redis did not confirm that a replica has this change; it may be lost. Try again shortly.", retry_after=1
@@ -162,3 +167,58 @@ def hash_touch(key: str, field: str, value: str, *, requires: str | None = None)
 
 def decoded(record: dict[bytes, bytes]) -> dict[str, str]:
     return {key.decode(): value.decode() for key, value in record.items()}
+
+
+class _LateWrites:
+    """Writes that give something back (a session's lock, a chat slot) and failed because Redis could not be
+    reached, as while a primary fails over: retried in the background every `interval` seconds until Redis takes
+    them or `until` passes (by then what they give back has expired anyway). Without them a session whose turn
+    failed mid-failover would stay locked, answering 409, for as long as its lock lives."""
+
+    interval = 0.25
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pending: list[tuple[Callable[[], object], float]] = []
+        self._thread: threading.Thread | None = None
+
+    def add(self, write: Callable[[], object], until: float) -> None:
+        with self._lock:
+            self._pending.append((write, until))
+            if self._thread is None or not self._thread.is_alive():  # none yet in this (forked) process
+                self._thread = threading.Thread(target=self._run, name="redis-late-writes", daemon=True)
+                self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            time.sleep(self.interval)
+            with self._lock:
+                pending, self._pending = self._pending, []
+            if not pending:
+                with self._lock:
+                    if not self._pending:
+                        self._thread = None
+                        return
+                continue
+            kept = []
+            for write, until in pending:
+                try:
+                    write()
+                except (redis.RedisError, RedisClusterException):
+                    if time.monotonic() < until:
+                        kept.append((write, until))
+            with self._lock:
+                self._pending.extend(kept)
+
+
+_late_writes = _LateWrites()
+
+
+def redis_give_back(write: Callable[[], object], *, within: float) -> None:
+    """Runs `write`, which gives back something a request held; when Redis cannot be reached, runs it again in the
+    background until it can, for up to `within` seconds, and raises the error for the request to answer with."""
+    try:
+        write()
+    except (redis.RedisError, RedisClusterException):
+        _late_writes.add(write, time.monotonic() + within)
+        raise

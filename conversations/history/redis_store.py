@@ -6,11 +6,13 @@ import json
 import secrets
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import Any
 
+import redis
 from django.conf import settings
+from redis.exceptions import RedisClusterException
 
 from conversations.history.base import (
     AS_A_TURN,
@@ -29,9 +31,11 @@ from conversations.history.redis_scripts import CLUSTER, RESERVE_SCRIPT, SINGLE
 from conversations.limits import AdminSlot, chat_active_key, slot_release
 from conversations.usage import usage_key
 from core.redis_store import (
+    NotReplicated,
     decoded,
     redis_admin_key,
     redis_client,
+    redis_give_back,
     redis_script,
     redis_script_replicated,
     redis_tagged_key,
@@ -57,7 +61,16 @@ class _RedisTurn:
     finished: bool = False
 
     def finish(self, messages: list[dict[str, Any]], usage: dict[str, int], **how: Any) -> dict[str, int]:
-        totals = self.store._store_turn(
+        try:
+            totals = self._store(messages, usage, **how)
+        except NotReplicated:
+            self.finished = True  # stored, and the lock and slot given back, but not confirmed by a replica
+            raise
+        self.finished = True
+        return totals
+
+    def _store(self, messages: list[dict[str, Any]], usage: dict[str, int], **how: Any) -> dict[str, int]:
+        return self.store._store_turn(
             self.slot.admin_id,
             self.session_id,
             messages,
@@ -67,8 +80,6 @@ class _RedisTurn:
             lock_token=self.lock_token,
             reserved_at=self.reserved_at,
         )
-        self.finished = True
-        return totals
 
 
 class RedisHistoryStore:
@@ -170,22 +181,30 @@ class RedisHistoryStore:
         take_slot = slot.limited
         while True:
             now = time.time()
-            outcome, *found = self._begin(
-                keys=keys,
-                args=[
-                    *slot.args(),
-                    int(take_slot),
-                    token,
-                    int(turn_seconds() * 1000),
-                    now,
-                    settings.MEMORY_TTL_SECONDS,
-                    turn_seconds(),
-                    settings.MAX_SESSIONS,
-                    settings.MAX_SESSIONS_PER_ADMIN,
-                    session_id,
-                    member,
-                ],
-            )
+            try:
+                outcome, *found = self._begin(
+                    keys=keys,
+                    args=[
+                        *slot.args(),
+                        int(take_slot),
+                        token,
+                        int(turn_seconds() * 1000),
+                        now,
+                        settings.MEMORY_TTL_SECONDS,
+                        turn_seconds(),
+                        settings.MAX_SESSIONS,
+                        settings.MAX_SESSIONS_PER_ADMIN,
+                        session_id,
+                        member,
+                    ],
+                )
+            except (redis.RedisError, RedisClusterException):
+                # It may have run, its answer lost: what it may have taken is given back once Redis answers.
+                slot_member = slot.member if slot.limited and not slot.released else ""
+                slot.released = True
+                with suppress(redis.RedisError, RedisClusterException):
+                    self._give_back(admin_id, session_id, token, slot_member, reserved=False)
+                raise
             if outcome != b"busy":
                 break
             take_slot = False  # taken by the first try, if the limits are on
@@ -208,13 +227,25 @@ class RedisHistoryStore:
             yield turn
         finally:
             if not turn.finished:
-                stored = self._release(
-                    keys=self.release_keys(admin_id, session_id),
-                    args=[token, "" if slot.released else slot.member, member, int(outcome == b"reserved")],
-                )
+                member_held = "" if slot.released else slot.member
                 slot.released = True
-                if outcome == b"reserved" and not self._scripts.store_wide and not stored:
-                    self._redis.zrem(self._all_key(), member)
+                self._give_back(admin_id, session_id, token, member_held, reserved=outcome == b"reserved")
+
+    def _give_back(self, admin_id: str, session_id: str, token: str, slot_member: str, *, reserved: bool) -> None:
+        """The release script: a failed turn's lock, slot and new session's place given back. When Redis cannot be
+        reached (a failover) it is retried in the background, so that the session is not locked for as long as
+        its lock lives once Redis is back."""
+        member = f"{admin_id}:{session_id}"
+        keys, args = self.release_keys(admin_id, session_id), [token, slot_member, member, int(reserved)]
+        release, all_key, client = self._release, self._all_key(), self._redis
+        cluster = not self._scripts.store_wide
+
+        def give_back() -> None:
+            stored = release(keys=keys, args=args)
+            if reserved and cluster and not stored:
+                client.zrem(all_key, member)
+
+        redis_give_back(give_back, within=turn_seconds())
 
     def _reserve(self, member: str, now: float) -> bytes:
         """Redis Cluster: a place in the store-wide index for a new session, in a round trip to that index's slot.
