@@ -63,6 +63,13 @@ def wait_until(condition, timeout: float, what: str) -> None:
         time.sleep(0.05)
 
 
+def in_sync(primary: redis.Redis) -> bool:
+    """The primary has a replica that finished its first sync (until then it has none of the data)."""
+    info = primary.info("replication")
+    replicas = [info[name] for name in info if name.startswith("slave") and isinstance(info[name], dict)]
+    return info["role"] == "master" and any(replica.get("state") == "online" for replica in replicas)
+
+
 @dataclass
 class Node:
     """One redis-server process."""
@@ -84,6 +91,13 @@ class Node:
             self.process.send_signal(signal.SIGKILL)
             self.process.wait(timeout=10)
 
+    def pause(self) -> None:
+        """SIGSTOP: the process keeps its connections but answers nothing, as a replica that lags."""
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        self.process.send_signal(signal.SIGCONT)
+
     def alive(self) -> bool:
         return self.process.poll() is None
 
@@ -95,6 +109,8 @@ def start_node(directory: Path, port: int, *options: str, password: str | None =
         REDIS_SERVER,
         *("--port", str(port), "--bind", "127.0.0.1", "--dir", str(directory)),
         *("--save", "", "--appendonly", "no", "--daemonize", "no", "--logfile", str(directory / "redis.log")),
+        # A replica's first sync starts at once instead of after 5 s (nothing is kept on disk anyway).
+        *("--repl-diskless-sync-delay", "0"),
         *auth,
         *options,
     ]
@@ -146,13 +162,11 @@ class Cluster:
         return found
 
     def healthy(self) -> bool:
-        """Every live node says the cluster is ok, and every live primary has a connected replica."""
+        """Every live node says the cluster is ok, and every live primary has a replica in sync."""
         for node in self.nodes:
             if node.alive() and self.admin_client(node).cluster("info")["cluster_state"] != "ok":
                 return False
-        return all(
-            self.admin_client(primary).info("replication")["connected_slaves"] >= 1 for primary in self.primaries()
-        )
+        return all(in_sync(self.admin_client(primary)) for primary in self.primaries())
 
     def flush(self) -> None:
         for primary in self.primaries():
@@ -226,8 +240,7 @@ class SentinelSetup:
 
     def healthy(self) -> bool:
         primary = self.data_node(self.current_primary_port())
-        info = primary.client(password=self.password).info("replication")
-        if info["role"] != "master" or info["connected_slaves"] < 1:
+        if not in_sync(primary.client(password=self.password)):
             return False
         seen = [self.sentinel_client(s).sentinel_master(SENTINEL_MASTER) for s in self.sentinels if s.alive()]
         return all(int(m["num-other-sentinels"]) >= len(self.sentinels) - 1 for m in seen)

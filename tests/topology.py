@@ -27,6 +27,11 @@ def require_redis_server() -> None:
     pytest.skip("redis-server is not installed (apt-get install redis-server)")
 
 
+# A test machine is busy (a dozen Redis processes, gunicorn, the tests): a replica's confirmation (WAIT) may take
+# longer than the default timeout's half of 0.5 s.
+ROOM_TO_WAIT = {"REDIS_TIMEOUT_SECONDS": "2"}
+
+
 def cluster_env(cluster: Cluster, node_index: int = 3) -> dict[str, str]:
     """What a gunicorn instance (tests/server.py) needs to run on `cluster`, through the node `node_index` (by
     default a replica: any node will do)."""
@@ -34,6 +39,7 @@ def cluster_env(cluster: Cluster, node_index: int = 3) -> dict[str, str]:
         "TEST_REDIS_URL": cluster.url(cluster.nodes[node_index]),
         "REDIS_CLUSTER": "true",
         "HISTORY_BACKEND": "redis",
+        **ROOM_TO_WAIT,
     }
 
 
@@ -46,12 +52,15 @@ def sentinel_env(setup: SentinelSetup) -> dict[str, str]:
         "REDIS_SENTINEL_MASTER": SENTINEL_MASTER,
         "REDIS_SENTINEL_PASSWORD": setup.sentinel_password or "",
         "HISTORY_BACKEND": "redis",
+        **ROOM_TO_WAIT,
     }
 
 
 def _cache(location: str, **options: object) -> dict[str, object]:
+    """The default cache at `location`, with ROOM_TO_WAIT's timeouts (the caller sets REDIS_WAIT_TIMEOUT_MS)."""
     default = django_settings.CACHES["default"]
-    return {**default, "LOCATION": location, "OPTIONS": {**default["OPTIONS"], **options}}  # type: ignore[dict-item]
+    timeouts = {"SOCKET_TIMEOUT": 2.0, "SOCKET_CONNECT_TIMEOUT": 2.0}
+    return {**default, "LOCATION": location, "OPTIONS": {**default["OPTIONS"], **timeouts, **options}}  # type: ignore[dict-item]
 
 
 @contextmanager
@@ -59,6 +68,7 @@ def this_process_on_cluster(settings, cluster: Cluster, node_index: int = 3) -> 
     """This process's service (Django's test client) on `cluster`, with the settings REDIS_CLUSTER=true gives."""
     settings.REDIS_CLUSTER = True
     settings.REDIS_WAIT_REPLICAS = 1
+    settings.REDIS_WAIT_TIMEOUT_MS = 1000
     settings.HISTORY_BACKEND = "redis"
     location = cluster.url(cluster.nodes[node_index])
     settings.CACHES = {
@@ -76,6 +86,7 @@ def this_process_on_cluster(settings, cluster: Cluster, node_index: int = 3) -> 
 def this_process_on_sentinel(settings, setup: SentinelSetup) -> Iterator[None]:
     settings.REDIS_SENTINELS = [("127.0.0.1", node.port) for node in setup.sentinels]
     settings.REDIS_WAIT_REPLICAS = 1
+    settings.REDIS_WAIT_TIMEOUT_MS = 1000
     settings.HISTORY_BACKEND = "redis"
     auth = f":{setup.password}@" if setup.password else ""
     location = f"redis://{auth}unused-host:1/0"
