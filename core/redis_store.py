@@ -79,18 +79,20 @@ class NotReplicated(DependencyUnavailable):
     code = "redis_unavailable"
 
 
-# Connected replicas of a primary (by node name), as ROLE said at the time: whether a write can wait for one.
-_REPLICAS_SEEN: dict[str, tuple[int, float]] = {}
+# Connected replicas of a primary (by its client's pool and its name), as ROLE said at the time: whether a write
+# can wait for one.
+_REPLICAS_SEEN: dict[tuple[int, str], tuple[int, float]] = {}
 _REPLICAS_RECHECK_SECONDS = 1.0
 
 
 def _connected_replicas(name: str, client: redis.Redis, *, fresh: bool = False) -> int:
-    seen = _REPLICAS_SEEN.get(name)
+    key = (id(client.connection_pool), name)
+    seen = _REPLICAS_SEEN.get(key)
     if seen is not None and not fresh and time.monotonic() - seen[1] < _REPLICAS_RECHECK_SECONDS:
         return seen[0]
     role = client.execute_command("ROLE")
     replicas = len(role[2]) if role and role[0] in (b"master", "master") else 0
-    _REPLICAS_SEEN[name] = (replicas, time.monotonic())
+    _REPLICAS_SEEN[key] = (replicas, time.monotonic())
     return replicas
 
 

@@ -5,12 +5,14 @@ through one node named by REDIS_URL (a replica). A command whose keys span slots
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from http import HTTPStatus
 
 import pytest
 from redis.crc import key_slot
 
 from accounts.services import admin_create
+from conversations.history import HistoryFull, message
 from conversations.history.redis_store import RedisHistoryStore
 from conversations.limits import AdminSlot
 from conversations.usage import usage_key
@@ -81,3 +83,25 @@ SUITES = ("tests/accounts", "tests/conversations", "tests/test_scale_out.py", "t
 def test_the_suites_that_use_redis_pass_on_the_cluster(cluster):
     result = run_suites_on(SUITES, REDIS_CLUSTER="true", TEST_REDIS_URL=cluster.url(cluster.nodes[3]))
     assert result.returncode == 0, result.stdout[-6000:]
+
+
+def test_max_sessions_holds_while_admins_on_every_primary_start_sessions_at_once(settings):
+    settings.MAX_SESSIONS, settings.MAX_SESSIONS_PER_ADMIN = 10, 10
+    admins = [admin_create(username=f"admin{number}", password=ALICE_PASSWORD) for number in range(6)]
+    store = RedisHistoryStore()
+
+    def start_session(number: int) -> bool:
+        admin = admins[number % len(admins)]
+        try:
+            with store.session_turn(AdminSlot(admin.id), f"s{number}") as turn:
+                turn.finish([message("user", "hi")], {"requests": 1})
+        except HistoryFull:
+            return False
+        return True
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        started = list(pool.map(start_session, range(40)))
+
+    stored = list(redis_client().scan_iter(match=f"{settings.REDIS_KEY_PREFIX}:*:conv:*:meta"))
+    assert sum(started) == len(stored) == store.count() == 10
+    assert len({redis_client().get_node_from_key(key).name for key in stored}) > 1  # on several primaries

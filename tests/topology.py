@@ -43,11 +43,15 @@ def cluster_env(cluster: Cluster, node_index: int = 3) -> dict[str, str]:
     }
 
 
-def sentinel_env(setup: SentinelSetup) -> dict[str, str]:
+def sentinel_url(setup: SentinelSetup, database: int = 0) -> str:
+    """REDIS_URL with Sentinel: the data nodes' password and the database; the host is not used."""
     auth = f":{setup.password}@" if setup.password else ""
+    return f"redis://{auth}unused-host:1/{database}"
+
+
+def sentinel_env(setup: SentinelSetup, database: int = 0) -> dict[str, str]:
     return {
-        # The host is not used: the Sentinels name the primary.
-        "TEST_REDIS_URL": f"redis://{auth}unused-host:1/0",
+        "TEST_REDIS_URL": sentinel_url(setup, database),
         "REDIS_SENTINELS": setup.sentinel_addresses,
         "REDIS_SENTINEL_MASTER": SENTINEL_MASTER,
         "REDIS_SENTINEL_PASSWORD": setup.sentinel_password or "",
@@ -83,13 +87,12 @@ def this_process_on_cluster(settings, cluster: Cluster, node_index: int = 3) -> 
 
 
 @contextmanager
-def this_process_on_sentinel(settings, setup: SentinelSetup) -> Iterator[None]:
+def this_process_on_sentinel(settings, setup: SentinelSetup, database: int = 0) -> Iterator[None]:
     settings.REDIS_SENTINELS = [("127.0.0.1", node.port) for node in setup.sentinels]
     settings.REDIS_WAIT_REPLICAS = 1
     settings.REDIS_WAIT_TIMEOUT_MS = 1000
     settings.HISTORY_BACKEND = "redis"
-    auth = f":{setup.password}@" if setup.password else ""
-    location = f"redis://{auth}unused-host:1/0"
+    location = sentinel_url(setup, database)
     settings.CACHES = {
         **settings.CACHES,
         "default": _cache(
@@ -114,6 +117,7 @@ def run_suites_on(suites: tuple[str, ...], **env: str) -> subprocess.CompletedPr
     """Runs test suites in a pytest of their own, with this environment (a Redis topology): their own fake upstream
     and key prefix, the browser tests and these topology tests left out."""
     inherited = {k: v for k, v in os.environ.items() if k not in {"TEST_FAKE_GROQ_PORT", "TEST_REDIS_KEY_PREFIX"}}
+    env = {name: value for name, value in env.items() if name != "HISTORY_BACKEND"}  # each test picks its own
     return subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", "-m", "not redis_topology", *suites],
         cwd=ROOT,
