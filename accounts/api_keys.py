@@ -118,6 +118,13 @@ def api_key_list_all() -> list[ApiKey]:
     return _records(client, sorted(key_id.decode() for key_id in client.hkeys(_ids_key())))
 
 
+def api_key_admin_id(key_id: str) -> str | None:
+    """The admin of the key `key_id`, or None when there is no such key."""
+    record_key = api_key_record_key(key_id)
+    admin_id = redis_client().hget(record_key, "admin_id") if record_key else None
+    return admin_id.decode() if admin_id else None
+
+
 def api_key_record_key(key_id: str) -> str | None:
     """The Redis key of the record of the key `key_id`, or None when there is no such key."""
     digest = redis_client().hget(_ids_key(), key_id)

@@ -51,7 +51,7 @@ def request_budget_owners(request: Request) -> tuple[BudgetOwner, ...]:
     owners = [BudgetOwner("admin", request.user.id)] if getattr(request.user, "has_budget", False) else []
     key = request.auth
     if isinstance(key, ApiKey) and key.has_budget:
-        owners.append(BudgetOwner("key", key.id))
+        owners.append(BudgetOwner("key", key.id, key.admin_id))
     return tuple(owners)
 
 

@@ -4,10 +4,12 @@ Before a call, a turn reserves its worst case (the prompt's estimate plus `max_t
 applies to it, atomically in Redis, so that concurrent calls, on any instance, can never together spend more than
 a budget; after the call it settles to the real usage. An admin's budget counts the requests of its keys too.
 
-Keys (under REDIS_KEY_PREFIX), for an owner `admin:<id>` or `key:<id>`:
-  budget:<owner>                hash  tokens, period
-  budget-usage:<owner>:<period> hash  used (settled tokens), and one `r:<id>` field per reservation,
-                                      "<tokens>:<expires at>"; a reservation of a process that died expires
+Keys (under REDIS_KEY_PREFIX), for an owner `admin:<id>` or `key:<id>`, in the Redis Cluster slot of the admin
+(the key's admin), so that one script reserves against an admin's budget and its key's at once:
+  {a:<admin>}:budget:<owner>                hash  tokens, period
+  {a:<admin>}:budget-usage:<owner>:<period> hash  used (settled tokens), and one `r:<id>` field per reservation,
+                                                  "<tokens>:<expires at>"; a reservation of a process that died
+                                                  expires
 The admin's record and its logins, or the key's record, carry `budget: "1"` while a budget applies: those are
 read by every request anyway, so a chat without a budget makes no round trip for one.
 """
@@ -20,10 +22,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from accounts.api_keys import api_key_record_key
+from accounts.api_keys import api_key_admin_id, api_key_record_key
 from accounts.login_sessions import admin_flag_set
 from core.exceptions import ServiceError
-from core.redis_store import decoded, redis_client, redis_key, redis_script
+from core.redis_store import decoded, redis_admin_key, redis_client, redis_script
 from core.timestamps import iso_at
 
 Period = Literal["day", "month"]
@@ -47,18 +49,26 @@ class Budget:
 class BudgetOwner:
     kind: Literal["admin", "key"]
     id: str
+    admin_id: str = ""  # a key's admin, when known (else read from the key's record)
 
     @property
     def name(self) -> str:
         return f"{self.kind}:{self.id}"
 
 
+def _slot_admin(owner: BudgetOwner) -> str:
+    """The admin in whose slot the owner's budget is kept: the admin itself, or the key's admin."""
+    if owner.kind == "admin":
+        return owner.id
+    return owner.admin_id or api_key_admin_id(owner.id) or "-"
+
+
 def _config_key(owner: BudgetOwner) -> str:
-    return redis_key("budget", owner.name)
+    return redis_admin_key(_slot_admin(owner), "budget", owner.name)
 
 
 def _usage_key(owner: BudgetOwner, period: Period, now: datetime) -> str:
-    return redis_key("budget-usage", owner.name, period_id(period, now))
+    return redis_admin_key(_slot_admin(owner), "budget-usage", owner.name, period_id(period, now))
 
 
 def period_id(period: Period, now: datetime) -> str:

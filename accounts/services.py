@@ -328,7 +328,7 @@ def api_key_create(*, admin_id: str, name: str = "", budget: Budget | None = Non
     again."""
     key, raw = api_keys.api_key_create(admin_id=admin_id, name=name)
     if budget is not None:
-        budget_set(BudgetOwner("key", key.id), budget)
+        budget_set(BudgetOwner("key", key.id, admin_id), budget)
     return key, raw
 
 
@@ -336,7 +336,7 @@ def api_key_budget_set(*, key_id: str, admin_id: str, budget: Budget | None) -> 
     """Sets (None: removes) the token budget of `admin_id`'s key `key_id`."""
     if not any(key.id == key_id for key in api_keys.api_key_list(admin_id)):
         raise ApiKeyNotFound("No such API key.")
-    budget_set(BudgetOwner("key", key_id), budget)
+    budget_set(BudgetOwner("key", key_id, admin_id), budget)
 
 
 def api_key_revoke(*, key_id: str, admin_id: str | None = None) -> None:

@@ -1,13 +1,14 @@
-"""Idempotency keys in Redis, shared by every worker and instance: `idempotency:<admin id>:<sha256 of the key>`, a
-hash holding the request's `fingerprint` and either the `token` of the request running under the key (with a TTL
-as long as a turn can last) or, once answered, the `response` as JSON (kept IDEMPOTENCY_TTL_SECONDS)."""
+"""Idempotency keys in Redis, shared by every worker and instance: `{a:<admin id>}:idempotency:<sha256 of the key>`
+(in the admin's Redis Cluster slot), a hash holding the request's `fingerprint` and either the `token` of the
+request running under the key (with a TTL as long as a turn can last) or, once answered, the `response` as JSON
+(kept IDEMPOTENCY_TTL_SECONDS)."""
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
 
-from core.redis_store import redis_key, redis_script
+from core.redis_store import redis_admin_key, redis_script
 
 # ARGV: fingerprint, token, running ms. Claims the key, or returns {fingerprint, response or nil} of its holder.
 _CLAIM = """
@@ -43,7 +44,7 @@ class Held:
 
 
 def idempotency_key(admin_id: str, key: str) -> str:
-    return redis_key("idempotency", admin_id, hashlib.sha256(key.encode()).hexdigest())
+    return redis_admin_key(admin_id, "idempotency", hashlib.sha256(key.encode()).hexdigest())
 
 
 def claim(admin_id: str, key: str, *, fingerprint: str, token: str, running_ms: int) -> Held | None:
