@@ -38,6 +38,7 @@ run: $(VENV)/.runtime local-env local-redis
 	PORT=$(PORT) $(VENV)/bin/gunicorn -c gunicorn.conf.py chatbot_project.wsgi
 
 dev: $(VENV)/.runtime local-env local-redis
+	$(PY) manage.py upgraderediskeys
 	$(PY) manage.py ensureadmin
 	$(PY) manage.py runserver 127.0.0.1:$(PORT)
 

@@ -83,13 +83,15 @@ def _address_in_use(address: str) -> bool:
 
 
 def on_starting(server: object) -> None:
-    """Refuse to start on a port in use, and do what `manage.py ensureadmin` does: refuse to start without Redis
-    or with an admin on a known default password (with DEBUG off); create the default admin when none exists.
-    Then warn, once (here, in the master, not in every worker), when GROQ_API_KEY is not set."""
+    """Refuse to start on a port in use, rename the Redis keys of an older version (`manage.py upgraderediskeys`),
+    and do what `manage.py ensureadmin` does: refuse to start without Redis or with an admin on a known default
+    password (with DEBUG off); create the default admin when none exists. Then warn, once (here, in the master, not
+    in every worker), when GROQ_API_KEY is not set."""
     for address in server.cfg.bind:  # type: ignore[attr-defined]
         if _address_in_use(address):
             sys.exit(f"{address} is in use by another program: set PORT to a free port, e.g. PORT=9000 make run")
     try:
+        call_command("upgraderediskeys", verbosity=0)
         call_command("ensureadmin")
     except CommandError as exc:
         sys.exit(f"Configuration error: {exc}")
