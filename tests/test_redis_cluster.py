@@ -9,8 +9,12 @@ from concurrent.futures import ThreadPoolExecutor
 from http import HTTPStatus
 
 import pytest
+from django.core.management import call_command
+from redis.commands.core import Script
 from redis.crc import key_slot
+from rest_framework.test import APIClient
 
+from accounts.budgets import Budget, BudgetOwner, budget_set
 from accounts.services import admin_create
 from conversations.history import HistoryFull, message
 from conversations.history.redis_store import RedisHistoryStore
@@ -105,3 +109,48 @@ def test_max_sessions_holds_while_admins_on_every_primary_start_sessions_at_once
     stored = list(redis_client().scan_iter(match=f"{settings.REDIS_KEY_PREFIX}:*:conv:*:meta"))
     assert sum(started) == len(stored) == store.count() == 10
     assert len({redis_client().get_node_from_key(key).name for key in stored}) > 1  # on several primaries
+
+
+@pytest.fixture
+def script_calls(monkeypatch) -> list[tuple[str, list[str]]]:
+    """Every Lua script this process runs, by its first line and its keys (the scripts run as before)."""
+    calls: list[tuple[str, list[str]]] = []
+    real = Script.__call__
+
+    def recording(self, keys=(), args=(), client=None):
+        first_line = next(line for line in self.script.splitlines() if line.strip())
+        calls.append((first_line.strip(), [k if isinstance(k, str) else k.decode() for k in keys]))
+        return real(self, keys=keys, args=args, client=client)
+
+    monkeypatch.setattr(Script, "__call__", recording)
+    return calls
+
+
+def test_every_script_a_request_runs_keeps_its_keys_in_one_slot(script_calls, api, fake_groq, settings):
+    admin = admin_create(username="alice", password=ALICE_PASSWORD)
+    budget_set(BudgetOwner("admin", admin.id), Budget(1_000_000, "day"))
+    tokens = login(api, "alice", ALICE_PASSWORD)
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {tokens['access_token']}")
+    assert api.post("/admin/refresh", {"refresh_token": tokens["refresh_token"]}, format="json").status_code == 200
+    assert chat(api, "first", "s1").status_code == HTTPStatus.OK  # a new session
+    streamed = chat(api, "again", "s1", stream=True)  # continued, streamed: the turn ends with the stream
+    assert streamed.status_code == HTTPStatus.OK
+    assert b"done" in b"".join(streamed.streaming_content)
+    once = api.post("/chat/", {"session_id": "s1", "message": "once"}, format="json", HTTP_IDEMPOTENCY_KEY="k1")
+    assert once.status_code == HTTPStatus.OK
+    assert api.post("/chat/sessions/s1/regenerate", {}, format="json").status_code == HTTPStatus.OK
+    key = api.post("/admin/api-keys", {"budget": {"tokens": 100_000, "period": "day"}}, format="json").json()
+    with_key = APIClient(HTTP_AUTHORIZATION=f"Bearer {key['key']}")
+    body = {"model": "openai/gpt-oss-20b", "messages": [{"role": "user", "content": "hi"}]}
+    assert with_key.post("/v1/chat/completions", body, format="json").status_code == HTTPStatus.OK
+    assert api.delete(f"/admin/api-keys/{key['id']}").status_code in (HTTPStatus.OK, HTTPStatus.NO_CONTENT)
+    for _ in range(3):
+        APIClient().post("/admin/login", {"username": "alice", "password": "wrong-password"}, format="json")
+    login(APIClient(), "alice", ALICE_PASSWORD)
+    change = {"current_password": ALICE_PASSWORD, "new_password": "alice-password-2"}
+    assert api.post("/admin/change-credentials", change, format="json").status_code == HTTPStatus.OK
+    call_command("deleteadmin", "alice", "--force")
+
+    for script, keys in script_calls:
+        assert len(slots(keys)) == 1, (script, keys)
+    assert len({script for script, _ in script_calls}) >= 10, sorted({script for script, _ in script_calls})
