@@ -16,7 +16,12 @@ PER_MESSAGE_TOKENS = 4
 
 
 def estimate_tokens(text: str) -> int:
-    return (len(text) + 3) // 4 + PER_MESSAGE_TOKENS
+    return chars_tokens(len(text))
+
+
+def chars_tokens(chars: int) -> int:
+    """The estimate for a message of `chars` characters."""
+    return (chars + 3) // 4 + PER_MESSAGE_TOKENS
 
 
 def message_tokens(message: Mapping[str, Any]) -> int:

@@ -26,7 +26,7 @@ from conversations.history.base import turn_seconds
 from conversations.limits import AdminSlot, admin_slot, process_chats
 from conversations.summaries import summary_message
 from conversations.trimming import (
-    estimate_tokens,
+    chars_tokens,
     message_tokens,
     stored_message_for_upstream,
     trim_history,
@@ -148,7 +148,7 @@ class _TurnPlan:
         spent = self.fold_usage.get("total_tokens", 0)
         if not self.received_chars:
             return spent
-        return spent + sum(message_tokens(m) for m in self.upstream) + estimate_tokens("x" * self.received_chars)
+        return spent + sum(message_tokens(m) for m in self.upstream) + chars_tokens(self.received_chars)
 
 
 @contextmanager

@@ -129,6 +129,20 @@ def chat_answer(request: Request, turn: Turn, *, stream: bool) -> Response | Str
     return Response(serializers.chat_response_data(chat_send(turn)))
 
 
+def redo_answer(
+    request: Request, session_id: str, body: serializers.ChatOptionsSerializer, *, text: str | None
+) -> Response | StreamingHttpResponse:
+    """Regenerate (no text) or edit the session's last exchange, answered as `/chat/` answers."""
+    turn = redo_turn(
+        admin=request.user,
+        session_id=session_id,
+        text=text,
+        options=chat_options(body),
+        budget_owners=request_budget_owners(request),
+    )
+    return chat_answer(request, turn, stream=body.validated_data["stream"])
+
+
 REDO_RESPONSES = {
     (200, "application/json"): OpenApiResponse(serializers.ChatResponseSerializer, description="The new reply."),
     (200, EVENT_STREAM): OpenApiResponse(serializers.ChatStreamEventSerializer, description="As for `/chat/`."),
@@ -154,14 +168,7 @@ class SessionRegenerateView(FormPageOnBrowserGet, APIView):
     def post(self, request: Request, session_id: str) -> Response | StreamingHttpResponse:
         body = serializers.ChatOptionsSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        turn = redo_turn(
-            admin=request.user,
-            session_id=session_id,
-            text=None,
-            options=chat_options(body),
-            budget_owners=request_budget_owners(request),
-        )
-        return chat_answer(request, turn, stream=body.validated_data["stream"])
+        return redo_answer(request, session_id, body, text=None)
 
 
 @extend_schema(
@@ -183,15 +190,7 @@ class SessionEditView(FormPageOnBrowserGet, APIView):
     def post(self, request: Request, session_id: str) -> Response | StreamingHttpResponse:
         body = serializers.EditRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        data = body.validated_data
-        turn = redo_turn(
-            admin=request.user,
-            session_id=session_id,
-            text=data["message"],
-            options=chat_options(body),
-            budget_owners=request_budget_owners(request),
-        )
-        return chat_answer(request, turn, stream=data["stream"])
+        return redo_answer(request, session_id, body, text=body.validated_data["message"])
 
 
 @extend_schema(

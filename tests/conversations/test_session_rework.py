@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from http import HTTPStatus
 
 import pytest
@@ -230,4 +229,3 @@ def test_a_tool_conversation_survives_export_and_import(alice_client):
 
     exported = alice_client.get("/chat/sessions/t/export").json()["messages"]
     assert [{k: v for k, v in m.items() if k != "created_at"} for m in exported] == messages
-    assert json.dumps(exported)
