@@ -9,6 +9,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts import selectors, serializers, services
+from accounts.api_keys import ApiKey
 from accounts.permissions import NotByApiKey
 from core.browsable import FormPageOnBrowserGet
 from core.schema import ErrorSerializer, error_responses
@@ -45,12 +46,11 @@ class ApiKeyListView(APIView):
         data = body.validated_data
         budget = serializers.budget_of(data.get("budget"))
         key, raw = services.api_key_create(admin_id=request.user.id, name=data["name"], budget=budget)
-        return Response({**api_key_info(request.user.id, key.id), "key": raw}, status=201)
+        return Response({**api_key_info(key), "key": raw}, status=201)
 
 
-def api_key_info(admin_id: str, key_id: str) -> dict[str, object]:
-    key = next(k for k in selectors.api_keys_with_budgets(admin_id=admin_id) if k["id"] == key_id)
-    return serializers.ApiKeyInfoSerializer(key).data
+def api_key_info(key: ApiKey) -> dict[str, object]:
+    return serializers.ApiKeyInfoSerializer(selectors.api_key_with_budget(key)).data
 
 
 @extend_schema(tags=[TAG])
@@ -70,8 +70,8 @@ class ApiKeyDetailView(FormPageOnBrowserGet, APIView):
         body = serializers.ApiKeyUpdateRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         budget = serializers.budget_of(body.validated_data["budget"])
-        services.api_key_budget_set(key_id=key_id, admin_id=request.user.id, budget=budget)
-        return Response(api_key_info(request.user.id, key_id))
+        key = services.api_key_budget_set(key_id=key_id, admin_id=request.user.id, budget=budget)
+        return Response(api_key_info(key))
 
     @extend_schema(summary="Revoke an API key", responses={204: None, **error_responses(401, 404, 503), **BY_API_KEY})
     def delete(self, request: Request, key_id: str) -> Response:

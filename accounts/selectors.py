@@ -56,9 +56,14 @@ def login_is_recent(*, admin_id: str, session_id: str | None) -> bool:
 def api_keys_with_budgets(*, admin_id: str) -> list[dict[str, Any]]:
     """The admin's keys, oldest first, each with its `budget` ({tokens, period, used, resets_at}) or None."""
     return [
-        {**asdict(key), "budget": budget_status(BudgetOwner("key", key.id, key.admin_id)) if key.has_budget else None}
+        api_key_with_budget(key) if key.has_budget else {**asdict(key), "budget": None}
         for key in api_keys.api_key_list(admin_id)
     ]
+
+
+def api_key_with_budget(key: ApiKey) -> dict[str, Any]:
+    """The key with its `budget` as it is now, or None."""
+    return {**asdict(key), "budget": budget_status(BudgetOwner("key", key.id, key.admin_id))}
 
 
 def admin_budget(*, admin_id: str) -> dict[str, Any] | None:

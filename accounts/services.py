@@ -332,11 +332,13 @@ def api_key_create(*, admin_id: str, name: str = "", budget: Budget | None = Non
     return key, raw
 
 
-def api_key_budget_set(*, key_id: str, admin_id: str, budget: Budget | None) -> None:
-    """Sets (None: removes) the token budget of `admin_id`'s key `key_id`."""
-    if not any(key.id == key_id for key in api_keys.api_key_list(admin_id)):
+def api_key_budget_set(*, key_id: str, admin_id: str, budget: Budget | None) -> ApiKey:
+    """Sets (None: removes) the token budget of `admin_id`'s key `key_id`; returns the key."""
+    key = next((key for key in api_keys.api_key_list(admin_id) if key.id == key_id), None)
+    if key is None:
         raise ApiKeyNotFound("No such API key.")
     budget_set(BudgetOwner("key", key_id, admin_id), budget)
+    return key
 
 
 def api_key_revoke(*, key_id: str, admin_id: str | None = None) -> None:
