@@ -8,10 +8,13 @@ import sys
 
 import django
 
+from core.host_slots import host_slots_dir_prepare
 from core.metrics_multiprocess import metrics_dir_prepare, metrics_worker_exited
 
 # Before anything imports prometheus_client: the workers' metrics add up in one directory.
 metrics_dir_prepare()
+# Before settings read it: the workers share BCRYPT_MAX_CONCURRENT through slot files in one directory.
+host_slots_dir_prepare()
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chatbot_project.settings")
 try:
     django.setup()

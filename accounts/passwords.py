@@ -3,7 +3,6 @@ unknown users."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
@@ -11,6 +10,7 @@ from functools import lru_cache
 import bcrypt
 from django.conf import settings
 
+from core.host_slots import HostSlots
 from core.weak_secrets import is_known_default_password
 
 BCRYPT_MAX_BYTES = 72
@@ -37,16 +37,22 @@ def password_problem(password: str) -> str | None:
     return None
 
 
+# Past this wait for a slot shared with the server's other workers, the hash runs anyway: still at most
+# BCRYPT_MAX_CONCURRENT at once in this worker (the bound before workers shared their slots), so a login is slowed,
+# never refused or hung, by a slot that a stuck process holds.
+HOST_SLOT_WAIT_SECONDS = 2.0
+
+
 @lru_cache(maxsize=1)
-def _bcrypt_slots(count: int) -> threading.BoundedSemaphore:
-    return threading.BoundedSemaphore(count)
+def _bcrypt_slots(count: int, directory: str | None) -> HostSlots:
+    return HostSlots("bcrypt", count, directory, HOST_SLOT_WAIT_SECONDS)
 
 
 @contextmanager
 def _bcrypt_slot() -> Iterator[None]:
-    """bcrypt is meant to be slow; a burst of logins may use BCRYPT_MAX_CONCURRENT cores of a worker at most,
-    and leaves the rest to chats."""
-    with _bcrypt_slots(settings.BCRYPT_MAX_CONCURRENT):
+    """bcrypt is meant to be slow; a burst of logins may use BCRYPT_MAX_CONCURRENT cores of the server at most
+    (across its workers; of the process without gunicorn), and leaves the rest to chats."""
+    with _bcrypt_slots(settings.BCRYPT_MAX_CONCURRENT, settings.HOST_SLOTS_DIR).hold():
         yield
 
 

@@ -219,8 +219,11 @@ if not DEBUG and DEFAULT_ADMIN_PASSWORD and is_known_default_password(DEFAULT_AD
 # With DEBUG off, an existing admin whose password is a known default stops startup unless this is set.
 ALLOW_KNOWN_ADMIN_PASSWORDS = env_bool("ALLOW_KNOWN_ADMIN_PASSWORDS", False)
 BCRYPT_ROUNDS = env_int("BCRYPT_ROUNDS", 12, minimum=4, maximum=16)
-# bcrypt hashes running at once in one process (each one keeps a core busy for its whole run).
+# bcrypt hashes running at once on one server, across its gunicorn workers (each one keeps a core busy for its whole
+# run); without gunicorn, in one process.
 BCRYPT_MAX_CONCURRENT = env_int("BCRYPT_MAX_CONCURRENT", 1, minimum=1)
+# The slot files through which the workers share that limit: gunicorn.conf.py sets it (core/host_slots.py).
+HOST_SLOTS_DIR = env_str("HOST_SLOTS_DIR") or None
 # A login this recent may change its credentials without sending current_password (the original service's request).
 RECENT_LOGIN_SECONDS = env_int("RECENT_LOGIN_SECONDS", 300, minimum=0)
 ACCESS_TOKEN_EXPIRE_MINUTES = env_int("ACCESS_TOKEN_EXPIRE_MINUTES", 60, minimum=1)
