@@ -1,17 +1,27 @@
-"""The HTTP calls to Groq's OpenAI-compatible chat API: one deadline per call, bounded retries."""
+"""The HTTP calls to Groq's OpenAI-compatible chat API: one deadline per call, bounded retries.
+
+urllib3 rather than httpx: measured against the fake upstream, a non-streamed call cost 1,009 µs of CPU through
+httpx (its models, httpcore's pool and h11's parser) and 475 µs through a urllib3 connection pool, a sixth of a
+whole chat's CPU (docs/performance.md)."""
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import time
+import urllib.request
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import closing
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, TypeVar
 
-import httpx
+import urllib3
+from urllib3.connectionpool import HTTPConnectionPool
+from urllib3.exceptions import EmptyPoolError, HTTPError, NewConnectionError, ProtocolError, SSLError
+from urllib3.exceptions import TimeoutError as TransportTimeout
+from urllib3.response import BaseHTTPResponse
+from urllib3.util import Url, parse_url
 
 from core import metrics
 
@@ -34,6 +44,8 @@ from .types import Completion, ModelInfo, StreamDelta, StreamDone
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
+Upstream = HTTPConnectionPool | urllib3.ProxyManager
+READ_SIZE = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -54,19 +66,19 @@ class LLMConfig:
 
 
 class ChatClient:
-    def __init__(self, config: LLMConfig, *, transport: httpx.BaseTransport | None = None) -> None:
+    def __init__(self, config: LLMConfig, *, pool: Upstream | None = None) -> None:
+        """`pool`: where requests go instead of the base URL's host (the tests send a real Groq URL to the fake)."""
         self._config = config
         self._max_tokens_param = wire.max_tokens_param(config.max_tokens_param, config.base_url)
-        limits = httpx.Limits(max_connections=config.max_connections, max_keepalive_connections=config.max_connections)
-        self._http = _CookielessClient(
-            base_url=config.base_url.rstrip("/"),
-            limits=limits,
-            timeout=httpx.Timeout(config.timeout_seconds, connect=config.connect_timeout),
-            transport=transport,
-        )
-        self._host = host_of(self._http.base_url)
-        # Whole URLs made once: httpx parses and merges a path with base_url on every request otherwise.
-        self._urls = {path: self._http.base_url.join(path.lstrip("/")) for path in ("/chat/completions", "/models")}
+        base = parse_url(config.base_url.rstrip("/"))
+        self._host = host_of(base)
+        origin = f"{base.scheme}://{base.netloc}"
+        proxy = None if pool else _proxy_for(base)
+        self._pool = pool or _connection_pool(origin, proxy, config.max_connections)
+        # A proxy's manager takes whole URLs (it opens the tunnel, or sends them to a plain-HTTP proxy); a pool of
+        # connections to the upstream itself takes the path.
+        prefix = origin if proxy else ""
+        self._targets = {path: f"{prefix}{base.path or ''}{path}" for path in ("/chat/completions", "/models")}
 
     def complete(
         self,
@@ -85,7 +97,8 @@ class ChatClient:
 
         def attempt(body: dict[str, Any]) -> Completion:
             response = self._open("POST", "/chat/completions", deadline, body=body, from_request=model_from_request)
-            return wire.parse_completion(wire.json_object(_read_body(response)), default_model=body["model"])
+            reply = wire.json_object(_read_body(response, self._host))
+            return wire.parse_completion(reply, default_model=body["model"])
 
         return self._with_fallback(attempt, body, deadline, from_request=model_from_request)
 
@@ -109,19 +122,20 @@ class ChatClient:
         )
         deadline = self._deadline()
 
-        def attempt(body: dict[str, Any]) -> tuple[httpx.Response, str]:
+        def attempt(body: dict[str, Any]) -> tuple[BaseHTTPResponse, str]:
             response = self._open("POST", "/chat/completions", deadline, body=body, from_request=model_from_request)
             return response, body["model"]
 
         # Fallback, like retries, happens only here, before the first delta: never once the answer has begun.
         response, model_sent = self._with_fallback(attempt, body, deadline, from_request=model_from_request)
-        # Leaving the with-block (also via generator.close()) closes the connection, which tells the upstream to stop.
-        with closing(response):
-            try:
-                yield from _read_stream(response, wire.StreamReader(model_sent), deadline)
-            except LLMError as exc:
-                metrics.upstream_error(exc.code)
-                raise
+        # Leaving early (also via generator.close()) closes the connection, which tells the upstream to stop.
+        try:
+            yield from _read_stream(response, wire.StreamReader(model_sent), deadline, self._host)
+        except LLMError as exc:
+            metrics.upstream_error(exc.code)
+            raise
+        finally:
+            _release(response)
 
     def list_models(self) -> list[ModelInfo]:
         self._require_key()
@@ -129,12 +143,15 @@ class ChatClient:
 
         def attempt() -> list[ModelInfo]:
             response = self._open("GET", "/models", deadline)
-            return wire.parse_models(wire.json_object(_read_body(response)))
+            return wire.parse_models(wire.json_object(_read_body(response, self._host)))
 
         return self._with_retries(attempt, deadline)
 
     def close(self) -> None:
-        self._http.close()
+        if isinstance(self._pool, urllib3.PoolManager):
+            self._pool.clear()
+        else:
+            self._pool.close()
 
     def __enter__(self) -> ChatClient:
         return self
@@ -180,29 +197,40 @@ class ChatClient:
         *,
         body: dict[str, Any] | None = None,
         from_request: bool = False,
-    ) -> httpx.Response:
+    ) -> BaseHTTPResponse:
         """One attempt: send the request and return a 200 response whose body is still unread."""
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise timed_out(self._host)
-        # httpx's read timeout bounds each read, not the whole body; Groq sends a non-streamed body at once,
-        # so capping every read by the time left keeps a call close to its deadline.
-        timeout = httpx.Timeout(remaining, connect=min(self._config.connect_timeout, remaining))
+        # The read timeout bounds each read, not the whole body; Groq sends a non-streamed body at once, so capping
+        # every read by the time left keeps a call close to its deadline.
+        timeout = urllib3.Timeout(connect=min(self._config.connect_timeout, remaining), read=remaining)
         headers = {"Authorization": f"Bearer {self._require_key()}"}
-        request = self._http.build_request(method, self._urls[path], json=body, headers=headers, timeout=timeout)
+        if body is not None:
+            headers["Content-Type"] = "application/json"
         operation = "models" if path == "/models" else "chat_stream" if (body or {}).get("stream") else "chat"
         started = time.perf_counter()
         try:
-            response = self._http.send(request, stream=True)
-        except httpx.TimeoutException as exc:
+            response = self._pool.urlopen(
+                method,
+                self._targets[path],
+                body=None if body is None else _json_bytes(body),
+                headers=headers,
+                timeout=timeout,
+                pool_timeout=remaining,
+                preload_content=False,
+                retries=False,
+                redirect=False,
+            )
+        except NewConnectionError as exc:  # before TransportTimeout: urllib3 makes it a kind of connect timeout
+            raise self._unreachable(exc, operation, started) from exc
+        except (TransportTimeout, EmptyPoolError) as exc:
             metrics.upstream_attempt(operation, started, LLMTimeout.code)
             raise timed_out(self._host, retryable=True) from exc
-        except httpx.TransportError as exc:
-            logger.warning("Cannot reach the language model service at %s: %s", self._host, type(exc).__name__)
-            metrics.upstream_attempt(operation, started, LLMUnavailable.code)
-            raise unreachable(self._host, type(exc).__name__) from exc
+        except (HTTPError, OSError) as exc:
+            raise self._unreachable(exc, operation, started) from exc
         rate_limits_observe(response.headers)
-        if response.status_code == 200:
+        if response.status == 200:
             metrics.upstream_attempt(operation, started, "ok")
             return response
         error = _error_for_response(
@@ -210,6 +238,12 @@ class ChatClient:
         )
         metrics.upstream_attempt(operation, started, error.code)
         raise error
+
+    def _unreachable(self, exc: Exception, operation: str, started: float) -> LLMError:
+        cause = _cause(exc)
+        logger.warning("Cannot reach the language model service at %s: %s", self._host, cause)
+        metrics.upstream_attempt(operation, started, LLMUnavailable.code)
+        return unreachable(self._host, cause)
 
     def _with_fallback(
         self, attempt: Callable[[dict[str, Any]], T], body: dict[str, Any], deadline: float, *, from_request: bool
@@ -278,16 +312,17 @@ class ChatClient:
         return max(jittered, hint or 0.0)
 
 
-def _error_for_response(response: httpx.Response, *, model: str, from_request: bool, host: str) -> LLMError:
-    with closing(response):
-        try:
-            raw = response.read()
-        except httpx.HTTPError:
-            raw = b""
+def _error_for_response(response: BaseHTTPResponse, *, model: str, from_request: bool, host: str) -> LLMError:
+    try:
+        raw = response.read()
+    except (HTTPError, OSError):
+        raw = b""
+    finally:
+        _release(response)
     code, message = wire.error_fields(raw)
     retry_after = response.headers.get("retry-after")
     return error_for_status(
-        response.status_code,
+        response.status,
         code=code,
         message=message,
         retry_after=retry_after,
@@ -297,41 +332,79 @@ def _error_for_response(response: httpx.Response, *, model: str, from_request: b
     )
 
 
-class _NoCookies(httpx.Cookies):
-    def extract_cookies(self, response: httpx.Response) -> None:
-        pass
+def _json_bytes(body: dict[str, Any]) -> bytes:
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
 
 
-class _CookielessClient(httpx.Client):
-    """The upstream authenticates by the key: the cookies it sets (Cloudflare's) are neither kept nor sent back.
-    httpx would parse them into its jar on every response, about 0.33M of a call's 2.2M instructions."""
+def _connection_pool(origin: str, proxy: str | None, max_connections: int) -> Upstream:
+    """Keep-alive connections to `origin` (through `proxy`, if any), at most `max_connections`: a request waits
+    for a free one within its deadline. Cookies are neither kept nor sent back (the upstream authenticates by the
+    key)."""
+    options: dict[str, Any] = {"maxsize": max_connections, "block": True, "retries": False}
+    if proxy:
+        return urllib3.ProxyManager(proxy, **options)
+    return urllib3.connection_from_url(origin, **options)
 
-    _no_cookies = _NoCookies()
 
-    @property  # type: ignore[override]
-    def cookies(self) -> httpx.Cookies:
-        return self._no_cookies
+def _proxy_for(url: Url) -> str | None:
+    """The proxy that HTTPS_PROXY / HTTP_PROXY (or ALL_PROXY) name for `url`, unless NO_PROXY exempts its host."""
+    proxies = urllib.request.getproxies()
+    proxy = proxies.get(url.scheme or "http") or proxies.get("all")
+    if not proxy or urllib.request.proxy_bypass(url.netloc or ""):
+        return None
+    return proxy
 
 
-def host_of(url: httpx.URL) -> str:
+def _cause(exc: Exception) -> str:
+    """What went wrong, in a word for the error's detail: never the exception's text, which may hold the URL."""
+    if isinstance(exc, NewConnectionError):
+        return "ConnectError"
+    if isinstance(exc, SSLError):
+        return "TLSError"
+    if isinstance(exc, ProtocolError):
+        return "RemoteProtocolError"
+    return type(exc).__name__
+
+
+def host_of(url: Url) -> str:
     """The upstream's host:port, for error details and logs: never the URL, which may carry credentials or a query."""
-    host = f"[{url.host}]" if ":" in url.host else url.host
-    port = url.port or {"https": 443, "http": 80}.get(url.scheme)
+    host = url.host or ""
+    port = url.port or {"https": 443, "http": 80}.get(url.scheme or "")
     return f"{host}:{port}" if port else host
 
 
-def _read_body(response: httpx.Response) -> bytes:
-    with closing(response):
-        try:
-            return response.read()
-        except httpx.TimeoutException as exc:
-            raise timed_out(host_of(response.url), retryable=True) from exc
-        except httpx.TransportError as exc:
-            raise LLMBadGateway(TRUNCATED) from exc
+def _release(response: BaseHTTPResponse) -> None:
+    """Gives the response's connection back to the pool: open when its body was read to the end, otherwise closed
+    (which tells the upstream to stop)."""
+    if not response.closed:
+        response.close()
+    response.release_conn()
+
+
+def _read_body(response: BaseHTTPResponse, host: str) -> bytes:
+    try:
+        return response.read()
+    except TransportTimeout as exc:
+        raise timed_out(host, retryable=True) from exc
+    except (HTTPError, OSError) as exc:
+        raise LLMBadGateway(TRUNCATED) from exc
+    finally:
+        _release(response)
+
+
+def _lines(response: BaseHTTPResponse) -> Iterator[str]:
+    """The body's lines as they arrive (an event stream is neither chunked by lines nor done until the end)."""
+    pending = b""
+    while chunk := response.read1(READ_SIZE):
+        *lines, pending = (pending + chunk).split(b"\n")
+        for line in lines:
+            yield line.removesuffix(b"\r").decode()
+    if pending:
+        yield pending.removesuffix(b"\r").decode()
 
 
 def _read_stream(
-    response: httpx.Response, reader: wire.StreamReader, deadline: float
+    response: BaseHTTPResponse, reader: wire.StreamReader, deadline: float, host: str
 ) -> Iterator[StreamDelta | StreamDone]:
     """Turn the event stream into deltas and a final StreamDone.
 
@@ -339,17 +412,17 @@ def _read_stream(
     for longer than any sensible deadline, so after that only the per-read timeout applies.
     """
     try:
-        for data in wire.sse_data(response.iter_lines()):
+        for data in wire.sse_data(_lines(response)):
             # Reading on after [DONE] drains the body, so the connection can return to the pool.
             if reader.finished:
                 continue
             if not reader.parts and time.monotonic() > deadline:
-                raise timed_out(host_of(response.url))
+                raise timed_out(host)
             yield from reader.feed(data)
-    except httpx.TimeoutException as exc:
+    except TransportTimeout as exc:
         if not reader.finished:
-            raise timed_out(host_of(response.url)) from exc
-    except httpx.TransportError as exc:
+            raise timed_out(host) from exc
+    except (HTTPError, OSError) as exc:
         if not reader.finished:
             raise LLMBadGateway(TRUNCATED) from exc
     yield reader.done()

@@ -36,8 +36,8 @@ def config(fake: FakeGroq) -> LLMConfig:
 def make_client(config: LLMConfig) -> Iterator[Callable[..., ChatClient]]:
     clients: list[ChatClient] = []
 
-    def make(transport: Any = None, **overrides: Any) -> ChatClient:
-        client = ChatClient(dataclasses.replace(config, **overrides), transport=transport)
+    def make(pool: Any = None, **overrides: Any) -> ChatClient:
+        client = ChatClient(dataclasses.replace(config, **overrides), pool=pool)
         clients.append(client)
         return client
 

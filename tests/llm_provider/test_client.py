@@ -5,8 +5,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import httpx
 import pytest
+import urllib3
 
 from llm_provider.client import ChatClient, LLMConfig
 from llm_provider.exceptions import (
@@ -30,16 +30,9 @@ MakeClient = Callable[..., ChatClient]
 HELLO = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "hello there"}]
 
 
-class RedirectTransport(httpx.HTTPTransport):
-    """Sends requests meant for another host to the fake, so a real Groq URL can be used offline."""
-
-    def __init__(self, target: str) -> None:
-        super().__init__()
-        self.target = httpx.URL(target)
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        request.url = request.url.copy_with(scheme="http", host=self.target.host, port=self.target.port)
-        return super().handle_request(request)
+def to_fake(fake: FakeGroq) -> urllib3.HTTPConnectionPool:
+    """Connections to the fake for requests meant for another host, so that a real Groq URL can be used offline."""
+    return urllib3.HTTPConnectionPool("127.0.0.1", fake.port, retries=False)
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float = 2.0) -> bool:
@@ -84,13 +77,34 @@ def test_cookies_the_upstream_sets_are_not_sent_back(client: ChatClient, fake: F
 
 
 def test_it_uses_max_completion_tokens_for_groq(make_client: MakeClient, fake: FakeGroq) -> None:
-    client = make_client(base_url="https://api.groq.com/openai/v1", transport=RedirectTransport(fake.url))
+    client = make_client(base_url="https://api.groq.com/openai/v1", pool=to_fake(fake))
 
     client.complete(HELLO)
 
     [sent] = fake.chat_requests()
     assert sent["json"]["max_completion_tokens"] == 256
     assert "max_tokens" not in sent["json"]
+
+
+def test_it_goes_through_the_proxy_the_environment_names(
+    make_client: MakeClient, fake: FakeGroq, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The fake stands in for a plain-HTTP forward proxy: it is sent the whole URL, which names a host that
+    # does not resolve, so an answer can only come through the proxy.
+    monkeypatch.setenv("HTTP_PROXY", fake.url.rsplit("/openai", 1)[0])
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    client = make_client(base_url="http://upstream.invalid/openai/v1")
+
+    assert client.complete(HELLO).content == "Echo: hello there"
+    assert [r["path"] for r in fake.requests] == ["/openai/v1/chat/completions"]
+
+
+def test_no_proxy_exempts_a_host(make_client: MakeClient, fake: FakeGroq, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:1")  # nothing listens there
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+
+    assert make_client().complete(HELLO).content == "Echo: hello there"
 
 
 def test_config_repr_hides_the_key(config: LLMConfig) -> None:
@@ -391,9 +405,7 @@ def test_an_unreachable_upstream_is_named_by_host_and_port_only(make_client: Mak
 
 
 def test_a_server_error_names_the_host_with_its_default_port(make_client: MakeClient, fake: FakeGroq) -> None:
-    client = make_client(
-        base_url="https://api.groq.com/openai/v1", transport=RedirectTransport(fake.url), max_retries=0
-    )
+    client = make_client(base_url="https://api.groq.com/openai/v1", pool=to_fake(fake), max_retries=0)
     fake.add_faults({"kind": "status", "status": 503}, {"kind": "status", "status": 500})
 
     with pytest.raises(LLMUnavailable) as unavailable:
