@@ -292,7 +292,9 @@ def callgrind(args: argparse.Namespace) -> dict[str, Any]:
                     *(f"--env={item}" for item in args.env),
                 ]
                 env = {**os.environ, "PYTHONHASHSEED": "0"}
-                subprocess.run(command, cwd=ROOT, env=env, check=True, capture_output=True)
+                ran = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
+                if ran.returncode != 0:
+                    raise SystemExit(f"{name} under callgrind failed:\n{ran.stdout[-2000:]}{ran.stderr[-3000:]}")
                 counts.append(_callgrind_total(out))
             results[name] = {"instructions_per_chat": round((counts[1] - counts[0]) / (many - few))}
     return results

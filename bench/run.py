@@ -260,6 +260,10 @@ def start_profiler(svc, backend: str, seconds: float) -> subprocess.Popen | None
         "--pid",
         str(svc.process.pid),
         "--subprocesses",
+        # Only the thread holding the GIL: CPU, not threads waiting on sockets or locks. Without pausing the
+        # service, so that the profile does not slow what it measures.
+        "--gil",
+        "--nonblocking",
         "--format",
         "raw",
         "--duration",
