@@ -4,7 +4,11 @@ from drf_spectacular.views import SpectacularJSONAPIView, SpectacularRedocView, 
 
 from core.errors import json_not_found
 
+# Django tries the patterns in order on every request: the chat endpoints come first (no two apps' patterns
+# match the same path, so the order changes only how many are tried).
 urlpatterns = [
+    path("", include("conversations.urls")),
+    path("", include("conversations.openai_urls")),
     path("", include("system.urls")),
     re_path(r"^openapi\.json$", SpectacularJSONAPIView.as_view(), name="openapi"),
     re_path(r"^docs/?$", SpectacularSwaggerView.as_view(url_name="openapi"), name="docs"),
@@ -12,8 +16,6 @@ urlpatterns = [
     path("api-auth/", include("rest_framework.urls")),
     path("", include("accounts.urls")),
     path("", include("llm_provider.urls")),
-    path("", include("conversations.urls")),
-    path("", include("conversations.openai_urls")),
     # Unknown paths answer JSON even with DEBUG on (Django's debug page would ignore handler404).
     re_path(r"^", csrf_exempt(json_not_found)),
 ]
