@@ -96,3 +96,34 @@ def test_an_answered_5xx_is_logged_once(api, settings, caplog):
 
     assert response.status_code == HTTPStatus.SERVICE_UNAVAILABLE
     assert [record.name for record in caplog.records if "llm/health" in record.getMessage()] == ["chatbot.requests"]
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        (
+            "/v1/chat/completions",
+            b'{"model": "openai/gpt-oss-20b", "messages": [{"role": "user", "content": "a\\ud800"}]}',
+        ),
+        (
+            "/v1/chat/completions",
+            b'{"model": "openai/gpt-oss-20b", "messages": [{"role": "user", "content": "hi"}], "user": "\\udc00"}',
+        ),
+        ("/chat/", b'{"message": "hi", "session_id": "s1", "stop": ["\\uDBFF"]}'),
+    ],
+)
+def test_half_a_surrogate_pair_is_a_400_and_nothing_goes_upstream(alice_client, fake_groq, path, body):
+    response = alice_client.generic("POST", path, body, content_type="application/json")
+
+    assert response.status_code == HTTPStatus.BAD_REQUEST
+    assert "lone surrogate" in response.content.decode()
+    assert fake_groq.chat_requests() == []
+
+
+def test_a_whole_surrogate_pair_and_an_escaped_backslash_pass(alice_client, fake_groq):
+    body = b'{"message": "a \\ud83d\\ude00 and the text \\\\ud800"}'
+
+    response = alice_client.generic("POST", "/chat/", body, content_type="application/json")
+
+    assert response.status_code == HTTPStatus.OK
+    assert fake_groq.chat_requests()[-1]["json"]["messages"][-1]["content"] == "a \U0001f600 and the text \\ud800"
