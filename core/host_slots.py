@@ -7,17 +7,16 @@ variable. Without gunicorn (runserver, tests) nothing sets it, and the limit hol
 
 from __future__ import annotations
 
-import atexit
 import fcntl
 import logging
 import os
-import shutil
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
+
+from core.server_dirs import server_temp_dir
 
 ENV = "HOST_SLOTS_DIR"
 # The slots' use, a bcrypt hash, takes tens to hundreds of milliseconds: a slot freed is taken within a few percent
@@ -35,17 +34,7 @@ def host_slots_dir_prepare() -> str:
     if given:
         Path(given).mkdir(parents=True, exist_ok=True)
         return given
-    created = tempfile.mkdtemp(prefix="chatbot-slots-")
-    os.environ[ENV] = created
-    owner = os.getpid()
-
-    def remove() -> None:
-        # Workers are forked from the server and inherit this handler; only the server may remove the directory.
-        if os.getpid() == owner:
-            shutil.rmtree(created, ignore_errors=True)
-
-    atexit.register(remove)
-    return created
+    return server_temp_dir(ENV, "chatbot-slots-")
 
 
 class HostSlots:

@@ -8,11 +8,10 @@ sets it, and each process keeps its own metrics."""
 
 from __future__ import annotations
 
-import atexit
 import os
-import shutil
-import tempfile
 from pathlib import Path
+
+from core.server_dirs import server_temp_dir
 
 ENV = "PROMETHEUS_MULTIPROC_DIR"
 
@@ -28,17 +27,7 @@ def metrics_dir_prepare() -> str:
         for stale in path.glob("*.db"):
             stale.unlink()
         return given
-    created = tempfile.mkdtemp(prefix="chatbot-metrics-")
-    os.environ[ENV] = created
-    owner = os.getpid()
-
-    def remove() -> None:
-        # Workers are forked from the server and inherit this handler; only the server may remove the directory.
-        if os.getpid() == owner:
-            shutil.rmtree(created, ignore_errors=True)
-
-    atexit.register(remove)
-    return created
+    return server_temp_dir(ENV, "chatbot-metrics-")
 
 
 def metrics_worker_exited(pid: int) -> None:
