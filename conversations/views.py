@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from django.conf import settings
 from django.http import StreamingHttpResponse
@@ -235,6 +236,14 @@ class SessionImportView(FormPageOnBrowserGet, APIView):
         body.is_valid(raise_exception=True)
         session_id = session_import(admin=request.user, document=body.validated_data)
         return Response(session_detail(admin_id=request.user.id, session_id=session_id), status=201)
+
+    def http_method_not_allowed(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        # This route comes before /chat/sessions/{id}, whose GET and DELETE a client may send here too: no session
+        # is called `import` (RESERVED_SESSION_IDS), so they get the 404 of any unknown session, not a 405.
+        browser = isinstance(getattr(request, "accepted_renderer", None), renderers.BrowsableAPIRenderer)
+        if request.method == "DELETE" or (request.method == "GET" and not browser):
+            raise NotFound("No such session.")
+        return super().http_method_not_allowed(request, *args, **kwargs)
 
 
 @extend_schema_view(

@@ -211,6 +211,12 @@ def test_import_is_no_session_id_for_chat(alice_client):
     assert chat(alice_client, "hi", session_id="import").status_code == HTTPStatus.BAD_REQUEST
 
 
+def test_reading_or_clearing_a_session_called_import_is_a_404_like_any_unknown_session(alice_client):
+    assert alice_client.get("/chat/sessions/import").status_code == HTTPStatus.NOT_FOUND
+    assert alice_client.delete("/chat/sessions/import/").status_code == HTTPStatus.NOT_FOUND
+    assert alice_client.put("/chat/sessions/import", {}, format="json").status_code == HTTPStatus.METHOD_NOT_ALLOWED
+
+
 def test_export_of_an_unknown_session_is_a_404(alice_client):
     assert alice_client.get("/chat/sessions/nope/export").status_code == HTTPStatus.NOT_FOUND
 
