@@ -1,8 +1,8 @@
 """The HTTP calls to Groq's OpenAI-compatible chat API: one deadline per call, bounded retries.
 
-urllib3 rather than httpx: measured against the fake upstream, a non-streamed call cost 1,009 µs of CPU through
-httpx (its models, httpcore's pool and h11's parser) and 475 µs through a urllib3 connection pool, a sixth of a
-whole chat's CPU (docs/performance.md)."""
+urllib3 rather than httpx: against the fake upstream a non-streamed call cost 1,009 µs of CPU through httpx (its
+models, httpcore's pool and h11's parser) and 475 µs through a urllib3 connection pool, a sixth of a whole chat's
+CPU (`python -m bench.upstream_client`, docs/performance.md)."""
 
 from __future__ import annotations
 
