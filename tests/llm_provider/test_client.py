@@ -340,6 +340,30 @@ def test_closing_a_stream_closes_the_upstream_request(client: ChatClient, fake: 
     assert wait_for(lambda: fake.disconnects == 1, timeout=1.0)
 
 
+def test_every_way_a_call_ends_gives_its_connection_back(make_client: MakeClient, fake: FakeGroq) -> None:
+    # One connection in all: a call that kept it would leave the next one waiting for it until the deadline.
+    client = make_client(max_connections=1, max_retries=0, timeout_seconds=1.0)
+    fake.configure(reply="one two three four five")
+
+    assert client.complete(HELLO).content == "one two three four five"
+    assert isinstance(list(client.stream(HELLO))[-1], StreamDone)
+    events = client.stream(HELLO)
+    next(events)
+    events.close()
+    fake.add_faults({"kind": "status", "status": 500}, {"kind": "truncated"}, {"kind": "stream_error"})
+    with pytest.raises(LLMBadGateway):
+        client.complete(HELLO)
+    with pytest.raises(LLMBadGateway):
+        list(client.stream(HELLO))
+    with pytest.raises(LLMStreamError):
+        list(client.stream(HELLO))
+    assert client.list_models()
+
+    started = time.monotonic()
+    assert client.complete(HELLO).content == "one two three four five"
+    assert time.monotonic() - started < 0.5
+
+
 def test_it_retries_a_stream_that_was_refused_before_starting(client: ChatClient, fake: FakeGroq) -> None:
     fake.add_faults({"kind": "status", "status": 429, "retry_after": 0.05})
 
