@@ -23,6 +23,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from accounts.api_keys import api_key_admin_id, api_key_record_key
+from accounts.exceptions import NotFound
 from accounts.login_sessions import admin_flag_set
 from core.exceptions import ServiceError
 from core.redis_store import decoded, redis_admin_key, redis_client, redis_script
@@ -82,9 +83,8 @@ def period_end(period: Period, now: datetime) -> datetime:
     return (start.replace(day=1) + timedelta(days=32)).replace(day=1)
 
 
-class NoSuchOwner(ServiceError):
-    status_code = 404
-    code = "not_found"
+class NoSuchOwner(NotFound):
+    pass
 
 
 def budget_set(owner: BudgetOwner, budget: Budget | None) -> None:

@@ -6,7 +6,7 @@ from rest_framework import serializers
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework_simplejwt.serializers import PasswordField, TokenObtainSerializer
 
-from accounts.budgets import Budget
+from accounts.budgets import PERIODS, Budget
 from accounts.passwords import BCRYPT_MAX_BYTES, bcrypt_limit_problem, password_problem
 from accounts.services import username_problem
 from accounts.tokens import tokens_issue
@@ -137,7 +137,7 @@ class LoginSessionListSerializer(serializers.Serializer):
 
 class BudgetSerializer(serializers.Serializer):
     tokens = serializers.IntegerField(min_value=1, max_value=10**15, help_text="Tokens per period.")
-    period = serializers.ChoiceField(choices=["day", "month"], help_text="A UTC day or month.")
+    period = serializers.ChoiceField(choices=PERIODS, help_text="A UTC day or month.")
 
 
 def budget_of(data: dict[str, Any] | None) -> Budget | None:

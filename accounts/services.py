@@ -213,7 +213,7 @@ def admin_update_credentials(
     changes = {"last_updated": utcnow_iso()}
     if new_username is not None and new_username != admin.username:
         _claim_username(new_username, admin.id)
-        client.hdel(_index_key(), admin.username)
+        _unindex(admin.username, admin.id)
         changes["username"] = new_username
     if new_password is not None:
         changes.update(_password_fields(new_password))

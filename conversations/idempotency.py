@@ -33,6 +33,7 @@ from rest_framework.response import Response
 from rest_framework.utils.encoders import JSONEncoder
 
 from conversations import idempotency_store
+from conversations.limits import slot_seconds
 from core import metrics
 from core.exceptions import ServiceError
 from llm_provider.types import StreamDelta
@@ -136,7 +137,7 @@ def request_fingerprint(request: Request, headers: tuple[str, ...] = ()) -> str:
 def running_ms() -> int:
     """How long a claim holds without an answer: as long as a turn can last (waiting for its session, then the
     upstream's deadline), with a margin."""
-    return int((settings.CHAT_SESSION_WAIT_SECONDS + settings.LLM_TIMEOUT_SECONDS + 60) * 1000)
+    return int((settings.CHAT_SESSION_WAIT_SECONDS + slot_seconds()) * 1000)
 
 
 def begin(admin_id: str, key: str, fingerprint: str) -> Claim | StoredResponse:

@@ -105,13 +105,13 @@ class AdminSlot:
 
     def args(self) -> list[str | int | float]:
         # A slot older than any turn can last belongs to a process that died mid-turn: it no longer counts.
-        stale_before = self.started - settings.LLM_TIMEOUT_SECONDS - 60
+        stale_before = self.started - slot_seconds()
         return [
             settings.CHAT_REQUESTS_PER_MINUTE,
             settings.CHAT_MAX_CONCURRENT,
             self.started,
             stale_before,
-            int(settings.LLM_TIMEOUT_SECONDS) + 60,
+            int(slot_seconds()),
             self.member,
         ]
 
@@ -145,9 +145,14 @@ def admin_slot(slot: AdminSlot) -> Iterator[AdminSlot]:
         slot_release(slot)
 
 
+def slot_seconds() -> float:
+    """The longest a chat can hold the admin's slot (the upstream's deadline), with a margin."""
+    return settings.LLM_TIMEOUT_SECONDS + 60
+
+
 def slot_release(slot: AdminSlot) -> None:
     if not slot.released:
         slot.released = True
         client, key, member = redis_client(), slot.active_key, slot.member
         # Retried in the background while Redis cannot be reached, so that a failover leaves no slot counted.
-        redis_give_back(lambda: client.zrem(key, member), within=settings.LLM_TIMEOUT_SECONDS + 60)
+        redis_give_back(lambda: client.zrem(key, member), within=slot_seconds())

@@ -19,6 +19,7 @@ from typing import Any
 from django.conf import settings
 
 from accounts.budgets import BudgetOwner, Reservation, budget_reserve
+from accounts.exceptions import NotFound
 from accounts.models import AdminUser
 from conversations import summaries
 from conversations.history import Conversation, SessionTurn, history_store, message
@@ -72,9 +73,8 @@ class Turn:
     budget_owners: tuple[BudgetOwner, ...] = ()  # the token budgets the turn counts against
 
 
-class SessionNotFound(ServiceError):
-    status_code = 404
-    code = "not_found"
+class SessionNotFound(NotFound):
+    pass
 
 
 class NothingToRedo(ServiceError):
@@ -169,10 +169,7 @@ def _turn_held(turn: Turn) -> Iterator[_TurnPlan]:
             messages, stored, replace_last = _redone(turn, held.conversation)
         history, to_fold = _fitting_history(stored, summary, may_fold=settings.HISTORY_SUMMARY and bool(stored))
         upstream = upstream_messages(messages, history, system_prompt=settings.SYSTEM_PROMPT, summary=summary)
-        worst_case = sum(message_tokens(m) for m in upstream) + (turn.options.max_tokens or settings.MAX_TOKENS)
-        if to_fold:
-            fold_prompt = summaries.fold_request(summary, to_fold)
-            worst_case += sum(message_tokens(m) for m in fold_prompt) + settings.HISTORY_SUMMARY_MAX_TOKENS
+        worst_case = _worst_case_tokens(turn, upstream, summary, to_fold) if turn.budget_owners else 0
         reservation = budget_reserve(turn.budget_owners, worst_case, hold_seconds=turn_seconds())
         plan = _TurnPlan(held, upstream, new_turn_messages(messages), replace_last, reservation)
         try:
@@ -180,7 +177,18 @@ def _turn_held(turn: Turn) -> Iterator[_TurnPlan]:
                 _fold(plan, summary, to_fold, kept=stored[len(to_fold) :], messages=messages)
             yield plan
         finally:
-            reservation.settle(plan.unfinished_cost())  # nothing to do once the turn has settled it
+            if not reservation.settled:  # a finished turn has settled it with its usage
+                reservation.settle(plan.unfinished_cost())
+
+
+def _worst_case_tokens(turn: Turn, upstream: list[dict[str, Any]], summary: str, to_fold: list[dict[str, Any]]) -> int:
+    """The most tokens the turn may spend, reserved against its budgets: its prompt and longest reply, and the
+    summary call's when it folds history."""
+    tokens = sum(message_tokens(m) for m in upstream) + (turn.options.max_tokens or settings.MAX_TOKENS)
+    if to_fold:
+        fold_prompt = summaries.fold_request(summary, to_fold)
+        tokens += sum(message_tokens(m) for m in fold_prompt) + settings.HISTORY_SUMMARY_MAX_TOKENS
+    return tokens
 
 
 def _fitting_history(

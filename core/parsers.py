@@ -24,7 +24,9 @@ class JSONParser(parsers.JSONParser):
             data = super().parse(io.BytesIO(raw), media_type, parser_context)
         except RecursionError:
             raise ParseError("JSON parse error - nested too deeply.", code="json_too_deep") from None
-        if SURROGATE_ESCAPE.search(raw):  # rare: only then look at every string
+        # Only a body with an escaped surrogate has its strings looked at: a lone half, or a whole pair (an emoji
+        # escaped as "\ud83d\ude00", as Python's json sends it), which the walk lets through.
+        if SURROGATE_ESCAPE.search(raw):
             _refuse_lone_surrogates(data)
         return data
 
