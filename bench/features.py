@@ -36,7 +36,7 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def steps(wsgi: Wsgi, admin_id: str) -> dict[str, Callable[[int], None]]:
+def steps(wsgi: Wsgi) -> dict[str, Callable[[int], None]]:
     from django.test import override_settings
 
     def expect(status: int, body: bytes, wanted: int = 200) -> bytes:
@@ -108,7 +108,7 @@ def main() -> None:
                 wsgi = Wsgi()
                 login(wsgi)
                 admin_id = _admin_id(wsgi)
-                runs = steps(wsgi, admin_id)
+                runs = steps(wsgi)
                 cpu: dict[str, list[float]] = {name: [] for name in SCENARIOS}
                 done = dict.fromkeys(SCENARIOS, 0)
                 for name in SCENARIOS:

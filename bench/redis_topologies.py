@@ -52,7 +52,7 @@ from tests.redis_topologies import (  # noqa: E402
     stop_nodes,
     wait_until,
 )
-from tests.server import running_server  # noqa: E402
+from tests.server import login_headers, running_server  # noqa: E402
 from tests.topology import cluster_env, sentinel_env  # noqa: E402
 
 ADMIN_PASSWORD = "a-strong-default-password"  # tests/settings.py's default admin
@@ -100,12 +100,6 @@ def redis_cpu(clients: list[redis.Redis]) -> float:
 
 def used_memory(clients: list[redis.Redis]) -> int:
     return sum(int(client.info("memory")["used_memory"]) for client in clients)
-
-
-def headers_for(url: str) -> dict[str, str]:
-    response = httpx.post(f"{url}/admin/login", json={"username": "admin", "password": ADMIN_PASSWORD}, timeout=30)
-    response.raise_for_status()
-    return {"Authorization": f"Bearer {response.json()['access_token']}"}
 
 
 def throughput(url: str, headers: dict[str, str], clients: int, seconds: float) -> dict[str, float]:
@@ -175,7 +169,7 @@ def fill(url: str, headers: dict[str, str], conversations: int, turns: int) -> i
     return sent
 
 
-def measure(kind: str, wait: int, args: argparse.Namespace, fake: FakeGroq, memory: bool) -> dict[str, Any]:
+def measure(kind: str, wait: int, args: argparse.Namespace, memory: bool) -> dict[str, Any]:
     with ExitStack() as stack:
         if kind == "cluster":
             topology: Any = stack.enter_context(redis_cluster())
@@ -189,7 +183,7 @@ def measure(kind: str, wait: int, args: argparse.Namespace, fake: FakeGroq, memo
         env |= {**ROOMY, "REDIS_WAIT_REPLICAS": str(wait), "WEB_CONCURRENCY": "2"}
         log = stack.enter_context(open(os.devnull, "wb"))
         url = stack.enter_context(running_server(log=log, **env))
-        headers = headers_for(url)
+        headers = login_headers(url, "admin", ADMIN_PASSWORD)
         primaries = primaries_of(kind, topology)
         throughput(url, headers, args.clients, 2)  # warm up: connections, scripts, sessions
         cpu_before = redis_cpu(primaries)
@@ -264,7 +258,7 @@ def failover(kind: str, fake: FakeGroq) -> dict[str, float]:
 
             log = stack.enter_context(open(os.devnull, "wb"))
             url = stack.enter_context(running_server(log=log, **env, **ROOMY))
-            load = ChatLoad(url, [headers_for(url)], sessions=8).__enter__()
+            load = stack.enter_context(ChatLoad(url, [login_headers(url, "admin", ADMIN_PASSWORD)], sessions=8))
             load.wait_for(lambda answers: len(answers) >= 50, 30, "a steady load")
             killed_at = time.monotonic()
             primary.kill()
@@ -273,7 +267,7 @@ def failover(kind: str, fake: FakeGroq) -> dict[str, float]:
             load.wait_for(
                 lambda answers: any(a.at > promoted_at and a.status == 200 for a in answers), 30, "a chat answered"
             )
-            load.__exit__(None, None, None)
+            load.stop()
             times = failover_times(load.snapshot(), killed_at, promoted_at)
             print(f"{kind:8s} failover: {times.summary()}", flush=True)
             return {
@@ -294,11 +288,11 @@ def main() -> None:
     report: dict[str, Any] = {"cpus": os.cpu_count(), "clients": args.clients, "seconds": args.seconds}
     report["wait"] = wait_cost()
     with FakeGroq(port=int(os.environ["TEST_FAKE_GROQ_PORT"])) as fake:
-        report["single"] = measure("single", 0, args, fake, memory=True)
-        report["sentinel_wait0"] = measure("sentinel", 0, args, fake, memory=False)
-        report["sentinel_wait1"] = measure("sentinel", 1, args, fake, memory=False)
-        report["cluster_wait0"] = measure("cluster", 0, args, fake, memory=False)
-        report["cluster_wait1"] = measure("cluster", 1, args, fake, memory=True)
+        report["single"] = measure("single", 0, args, memory=True)
+        report["sentinel_wait0"] = measure("sentinel", 0, args, memory=False)
+        report["sentinel_wait1"] = measure("sentinel", 1, args, memory=False)
+        report["cluster_wait0"] = measure("cluster", 0, args, memory=False)
+        report["cluster_wait1"] = measure("cluster", 1, args, memory=True)
         for kind in ("sentinel", "cluster"):
             runs = [failover(kind, fake) for _ in range(args.failovers)]
             report[f"{kind}_failover"] = {name: statistics.median(run[name] for run in runs) for name in runs[0]} | {

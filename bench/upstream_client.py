@@ -76,9 +76,7 @@ def main() -> None:
         clients: dict[str, Callable[[], Any]] = {
             "httpx": lambda: plain.post(url, json=BODY).json(),
             "httpx on a urllib3 transport": lambda: on_urllib3.post(url, json=BODY).json(),
-            "urllib3 connection pool": lambda: json.loads(
-                pool.urlopen("POST", path, body=payload, headers=HEADERS).data
-            ),
+            "urllib3 connection pool": through_urllib3,
             "http.client": through_http_client,
         }
         for name, call in clients.items():

@@ -1,5 +1,5 @@
 """A steady chat load on a running instance while its Redis primary is killed: what every chat answered and when,
-for the failover tests and `bench/failover.py`."""
+for the failover tests and `bench/redis_topologies.py`."""
 
 from __future__ import annotations
 
@@ -45,6 +45,10 @@ class ChatLoad:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        """Ends the load (again, harmlessly, when the with-block ends)."""
         self._stop.set()
         for thread in self._threads:
             thread.join(timeout=60)
@@ -104,7 +108,6 @@ class FailoverTimes:
     """Seconds, from the kill of the primary."""
 
     promoted: float  # the replica took over (as its role or the Sentinels say)
-    first_refused: float | None  # the first chat that failed
     recovered: float  # the first chat answered 200 after the promotion
     refused: int  # chats that failed, all told
     answered: int  # chats answered 200, all told
@@ -123,7 +126,6 @@ def failover_times(answers: list[Answer], killed_at: float, promoted_at: float) 
     recovered = next(a.at for a in after_kill if a.at >= promoted_at and a.status == HTTPStatus.OK)
     return FailoverTimes(
         promoted=promoted_at - killed_at,
-        first_refused=(refused[0].at - killed_at) if refused else None,
         recovered=recovered - killed_at,
         refused=len(refused),
         answered=sum(1 for a in answers if a.status == HTTPStatus.OK),

@@ -61,3 +61,10 @@ def running_server(log: IO[bytes] | None = None, **env: str) -> Iterator[str]:
             process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+def login_headers(url: str, username: str, password: str) -> dict[str, str]:
+    """The Authorization header of a fresh login to the server at `url`."""
+    response = httpx.post(f"{url}/admin/login", json={"username": username, "password": password}, timeout=30)
+    assert response.status_code == 200, response.text
+    return {"Authorization": f"Bearer {response.json()['access_token']}"}

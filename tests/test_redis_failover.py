@@ -20,7 +20,7 @@ from tests.conftest import login
 from tests.conversations.conftest import chat
 from tests.failover_load import ChatLoad, failover_times
 from tests.redis_topologies import redis_cluster, redis_sentinel, wait_until
-from tests.server import running_server
+from tests.server import login_headers, running_server
 from tests.topology import (
     cluster_env,
     require_redis_server,
@@ -37,12 +37,6 @@ ROOMY = {"MAX_SESSIONS": "100000", "MAX_SESSIONS_PER_ADMIN": "10000"}
 RECOVERY_SECONDS = 10
 
 
-def bearer(url: str, username: str, password: str) -> dict[str, str]:
-    response = httpx.post(f"{url}/admin/login", json={"username": username, "password": password}, timeout=30)
-    assert response.status_code == HTTPStatus.OK, response.text
-    return {"Authorization": f"Bearer {response.json()['access_token']}"}
-
-
 def assert_failover_handled(load: ChatLoad, url: str, killed_at: float, promoted_at: float):
     def workers_answered(answers) -> set[int]:
         return {a.worker for a in answers if a.at > promoted_at and a.status == HTTPStatus.OK}
@@ -51,7 +45,7 @@ def assert_failover_handled(load: ChatLoad, url: str, killed_at: float, promoted
     load.wait_for(lambda answers: len(workers_answered(answers)) == load.sessions, 30, "every session answered")
     all_recovered_at = time.monotonic()
     load.wait_for(lambda answers: answers[-1].at > all_recovered_at + 1, 10, "a second more of load")
-    load.__exit__(None, None, None)
+    load.stop()
 
     answers = load.snapshot()
     times = failover_times(answers, killed_at, promoted_at)
@@ -93,16 +87,16 @@ def test_a_cluster_primary_killed_under_load(settings, fake_groq):
                 if on_primary and elsewhere:
                     break
             with running_server(**cluster_env(cluster, node_index=0), **ROOMY) as url:
-                headers = [bearer(url, admin.username, PASSWORD) for admin in (on_primary, elsewhere)]
-                load = ChatLoad(url, headers).__enter__()
-                load.wait_for(lambda answers: len(answers) >= 40, 30, "a steady load")
+                headers = [login_headers(url, admin.username, PASSWORD) for admin in (on_primary, elsewhere)]
+                with ChatLoad(url, headers) as load:
+                    load.wait_for(lambda answers: len(answers) >= 40, 30, "a steady load")
 
-                killed_at = time.monotonic()
-                primary.kill()
-                wait_until(lambda: cluster.role(replica) == "master", 30, "the replica's promotion")
-                promoted_at = time.monotonic()
+                    killed_at = time.monotonic()
+                    primary.kill()
+                    wait_until(lambda: cluster.role(replica) == "master", 30, "the replica's promotion")
+                    promoted_at = time.monotonic()
 
-                assert_failover_handled(load, url, killed_at, promoted_at)
+                    assert_failover_handled(load, url, killed_at, promoted_at)
 
             # A client made now from REDIS_URL, which names the dead node, starts from the nodes this process knew.
             ClusterConnectionFactory.forget()
@@ -113,16 +107,16 @@ def test_a_sentinel_primary_killed_under_load(fake_groq):
     require_redis_server()
     fake_groq.configure(latency=0.05)  # most turns are waiting for the model when the primary dies
     with redis_sentinel() as setup, running_server(**sentinel_env(setup), **ROOMY) as url:
-        headers = bearer(url, "admin", "a-strong-default-password")  # the default admin, made at start
-        load = ChatLoad(url, [headers]).__enter__()
-        load.wait_for(lambda answers: len(answers) >= 40, 30, "a steady load")
+        headers = login_headers(url, "admin", "a-strong-default-password")  # the default admin, made at start
+        with ChatLoad(url, [headers]) as load:
+            load.wait_for(lambda answers: len(answers) >= 40, 30, "a steady load")
 
-        killed_at = time.monotonic()
-        setup.primary.kill()
-        wait_until(lambda: setup.current_primary_port() == setup.replica.port, 30, "the Sentinels' failover")
-        promoted_at = time.monotonic()
+            killed_at = time.monotonic()
+            setup.primary.kill()
+            wait_until(lambda: setup.current_primary_port() == setup.replica.port, 30, "the Sentinels' failover")
+            promoted_at = time.monotonic()
 
-        assert_failover_handled(load, url, killed_at, promoted_at)
+            assert_failover_handled(load, url, killed_at, promoted_at)
 
 
 @pytest.mark.parametrize("topology", ["cluster", "sentinel"])

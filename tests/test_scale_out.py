@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from tests.conftest import ALICE_PASSWORD
-from tests.server import running_server
+from tests.server import login_headers, running_server
 
 
 @pytest.fixture(scope="module")
@@ -24,19 +24,13 @@ def instances() -> Iterator[tuple[str, str]]:
         yield first, second
 
 
-def login_headers(url: str) -> dict[str, str]:
-    response = httpx.post(f"{url}/admin/login", json={"username": "alice", "password": ALICE_PASSWORD})
-    assert response.status_code == HTTPStatus.OK, response.text
-    return {"Authorization": f"Bearer {response.json()['access_token']}"}
-
-
 def chat(url: str, headers: dict[str, str], message: str, session_id: str = "shared") -> httpx.Response:
     return httpx.post(f"{url}/chat/", json={"session_id": session_id, "message": message}, headers=headers, timeout=30)
 
 
 def test_a_conversation_started_on_one_instance_continues_on_the_other(instances, alice, fake_groq):
     first, second = instances
-    headers = login_headers(first)
+    headers = login_headers(first, "alice", ALICE_PASSWORD)
 
     assert chat(first, headers, "My name is Alice.").status_code == HTTPStatus.OK
     answer = chat(second, headers, "What is my name?")
@@ -50,7 +44,7 @@ def test_a_conversation_started_on_one_instance_continues_on_the_other(instances
 
 def test_a_token_revoked_on_one_instance_is_refused_by_the_other(instances, alice):
     first, second = instances
-    headers = login_headers(second)
+    headers = login_headers(second, "alice", ALICE_PASSWORD)
     assert httpx.get(f"{first}/admin/info", headers=headers).status_code == HTTPStatus.OK
 
     assert httpx.post(f"{second}/admin/logout", headers=headers).status_code == HTTPStatus.OK
@@ -62,7 +56,7 @@ def test_a_token_revoked_on_one_instance_is_refused_by_the_other(instances, alic
 
 def test_two_instances_writing_one_session_lose_no_turn(instances, alice, fake_groq):
     first, second = instances
-    headers = login_headers(first)
+    headers = login_headers(first, "alice", ALICE_PASSWORD)
     fake_groq.configure(latency=0.02)  # turns overlap, so the session lock has work to do
     messages = [f"message {i}" for i in range(16)]
 

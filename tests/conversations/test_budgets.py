@@ -4,7 +4,6 @@ and never overspent by concurrent requests, on one instance or two."""
 from __future__ import annotations
 
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from datetime import UTC, datetime
@@ -18,7 +17,7 @@ from rest_framework.test import APIClient
 
 from accounts.budgets import Budget, BudgetOwner, budget_set, budget_status
 from conversations.trimming import message_tokens
-from tests.conftest import ALICE_PASSWORD
+from tests.conftest import ALICE_PASSWORD, wait_for
 from tests.server import running_server
 
 MAX_TOKENS = 200
@@ -121,7 +120,7 @@ def test_a_request_refused_only_for_reservations_in_flight_gets_a_short_retry_af
     client = APIClient(HTTP_AUTHORIZATION=f"Bearer {alice_tokens['access_token']}")
     first = threading.Thread(target=ask, args=(client,))
     first.start()
-    time.sleep(0.3)  # the first request now holds its reservation upstream
+    wait_for(lambda: fake_groq.in_flight == 1)  # the first request holds its reservation upstream
 
     second = ask(APIClient(HTTP_AUTHORIZATION=f"Bearer {alice_tokens['access_token']}"))
     first.join()

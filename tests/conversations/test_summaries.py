@@ -85,16 +85,15 @@ def test_a_turn_makes_at_most_one_summary_call(alice_client, fake_groq):
 
 
 def test_the_summary_calls_tokens_count_in_the_usage(alice_client, fake_groq):
-    for text in ("one", "two"):
-        chat(alice_client, text)
+    replies = [chat(alice_client, text).json()["usage"]["total_tokens"] for text in ("one", "two", "three")]
 
-    response = chat(alice_client, "three").json()
-
-    assert response["usage"]["total_tokens"] > 0
     stats = alice_client.get("/chat/memory/stats").json()["usage"]
     assert stats["requests"] == 4  # three replies and one summary
+    # Every token the upstream counted, the summary call's included, and the turn that folded carries them.
+    assert stats["total_tokens"] == sum(replies) == fake_groq._used_tokens
     session = alice_client.get("/chat/sessions/s1").json()["usage"]
     assert session["requests"] == 4
+    assert session["total_tokens"] == stats["total_tokens"]
 
 
 def test_the_summary_call_uses_its_own_model(alice_client, fake_groq, settings):
