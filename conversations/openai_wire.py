@@ -121,8 +121,8 @@ def _data(payload: dict[str, Any]) -> bytes:
 
 
 def completion_chunks(
-    first: StreamDelta | TurnResult | Completion,
-    rest: Iterator[StreamDelta | TurnResult | Completion],
+    first: StreamDelta | TurnResult,
+    rest: Iterator[StreamDelta | TurnResult],
     *,
     completion_id: str,
     created: int,
@@ -154,10 +154,9 @@ def completion_chunks(
             elif isinstance(item, StreamDelta):
                 yield chunk(delta_body(item))
             else:
-                completion = item if isinstance(item, Completion) else item.completion
-                yield chunk({}, completion.finish_reason or "stop")
+                yield chunk({}, item.completion.finish_reason or "stop")
                 if include_usage:
-                    yield _data({**envelope, "choices": [], "usage": usage_body(completion)})
+                    yield _data({**envelope, "choices": [], "usage": usage_body(item.completion)})
     except Exception as exc:
         error = as_service_error(exc)
         if error is None:
@@ -174,5 +173,5 @@ def replayed_chunks(body: dict[str, Any], *, model: str, include_usage: bool) ->
     tool_calls = [{"index": index, **call} for index, call in enumerate(completion.tool_calls)]
     whole = StreamDelta(text=completion.content, reasoning=completion.reasoning or "", tool_calls=tool_calls)
     ids = {"completion_id": body["id"], "created": body["created"]}
-    rest = (item for item in [completion])  # a generator: the stream closes what it reads
+    rest = (item for item in [TurnResult(completion, None, {}, None)])  # a generator: the stream closes what it reads
     return completion_chunks(whole, rest, **ids, model=model, include_usage=include_usage)
