@@ -10,6 +10,7 @@ from typing import Any
 from accounts.budgets import BudgetOwner
 from accounts.models import AdminUser
 from conversations.history import MAX_STORED_MESSAGES, history_store, message
+from conversations.history.base import StoreOptions
 from conversations.limits import AdminSlot
 from conversations.session_ids import new_session_id
 from conversations.turns import ChatOptions, Turn, TurnResult, turn_answer, turn_stream
@@ -105,11 +106,8 @@ def session_import(*, admin: AdminUser, document: dict[str, Any]) -> str:
         if held.conversation is not None:
             raise SessionExists(f"The session '{session_id}' exists; delete it first or import under another id.")
         usage = document.get("usage") or {}
-        held.finish(
-            messages[-MAX_STORED_MESSAGES:],
-            usage,
-            created_at=document.get("created_at"),
-            summary=document.get("summary") or None,
-            admin_usage=False,
+        options = StoreOptions(
+            created_at=document.get("created_at"), summary=document.get("summary") or None, admin_usage=False
         )
+        held.finish(messages[-MAX_STORED_MESSAGES:], usage, options)
     return session_id

@@ -23,7 +23,7 @@ from accounts.exceptions import NotFound
 from accounts.models import AdminUser
 from conversations import summaries
 from conversations.history import Conversation, SessionTurn, history_store, message
-from conversations.history.base import turn_seconds
+from conversations.history.base import AS_A_TURN, StoreOptions, turn_seconds
 from conversations.limits import AdminSlot, admin_slot, process_chats
 from conversations.summaries import summary_message
 from conversations.trimming import (
@@ -126,7 +126,7 @@ class _StatelessTurn:
     slot: AdminSlot
     conversation: None = None
 
-    def finish(self, messages: list[dict[str, Any]], usage: dict[str, int], **how: Any) -> None:
+    def finish(self, messages: list[dict[str, Any]], usage: dict[str, int], options: StoreOptions = AS_A_TURN) -> None:
         usage_record(self.slot, usage)  # and the slot given back, in the same round trip
 
 
@@ -247,9 +247,8 @@ def _turn_record(turn: Turn, plan: _TurnPlan, completion: Completion) -> TurnRes
     plan.reservation.settle(usage["total_tokens"])
     reply = message("assistant", completion.content, tool_calls=completion.tool_calls)
     stored = [*(message(**m) for m in plan.new), reply]
-    totals = plan.held.finish(
-        stored, usage, replace_last=plan.replace_last, drop_first=plan.drop_first, summary=plan.summary
-    )
+    options = StoreOptions(replace_last=plan.replace_last, drop_first=plan.drop_first, summary=plan.summary)
+    totals = plan.held.finish(stored, usage, options)
     return TurnResult(completion=completion, session_id=turn.session_id, usage=usage, session_usage=totals)
 
 

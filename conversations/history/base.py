@@ -83,11 +83,13 @@ class SessionTurn(Protocol):
 
     conversation: Conversation | None  # the session's history when the turn began; None for a new session
 
-    def finish(self, messages: list[dict[str, Any]], usage: dict[str, int], **how: Any) -> dict[str, int]:
+    def finish(
+        self, messages: list[dict[str, Any]], usage: dict[str, int], options: StoreOptions = AS_A_TURN
+    ) -> dict[str, int]:
         """Stores the turn and adds its usage to the session's and the admin's totals, then gives back the lock and
-        the admin's slot; returns the session's usage totals, this turn included. `how` is StoreOptions'
-        fields: a turn that redoes the last exchange replaces its messages; an import sets `created_at` and
-        leaves the admin's totals alone."""
+        the admin's slot; returns the session's usage totals, this turn included. `options`: a turn that redoes
+        the last exchange replaces its messages; an import sets `created_at` and leaves the admin's totals
+        alone."""
         ...
 
 

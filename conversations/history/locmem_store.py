@@ -63,8 +63,9 @@ class _CacheTurn:
     session_id: str
     conversation: Conversation | None
 
-    def finish(self, messages: list[dict[str, Any]], usage: dict[str, int], **how: Any) -> dict[str, int]:
-        options = StoreOptions(**how)
+    def finish(
+        self, messages: list[dict[str, Any]], usage: dict[str, int], options: StoreOptions = AS_A_TURN
+    ) -> dict[str, int]:
         totals = self.store.append(self.slot.admin_id, self.session_id, messages, usage, options)
         usage_record(self.slot, usage if options.admin_usage else {})  # and the slot given back, in one round trip
         return totals

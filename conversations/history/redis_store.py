@@ -60,26 +60,25 @@ class _RedisTurn:
     reserved_at: float | None = None
     finished: bool = False
 
-    def finish(self, messages: list[dict[str, Any]], usage: dict[str, int], **how: Any) -> dict[str, int]:
+    def finish(
+        self, messages: list[dict[str, Any]], usage: dict[str, int], options: StoreOptions = AS_A_TURN
+    ) -> dict[str, int]:
         try:
-            totals = self._store(messages, usage, **how)
+            totals = self.store._store_turn(
+                self.slot.admin_id,
+                self.session_id,
+                messages,
+                usage,
+                options,
+                slot=self.slot,
+                lock_token=self.lock_token,
+                reserved_at=self.reserved_at,
+            )
         except NotReplicated:
             self.finished = True  # stored, and the lock and slot given back, but not confirmed by a replica
             raise
         self.finished = True
         return totals
-
-    def _store(self, messages: list[dict[str, Any]], usage: dict[str, int], **how: Any) -> dict[str, int]:
-        return self.store._store_turn(
-            self.slot.admin_id,
-            self.session_id,
-            messages,
-            usage,
-            StoreOptions(**how),
-            slot=self.slot,
-            lock_token=self.lock_token,
-            reserved_at=self.reserved_at,
-        )
 
 
 class RedisHistoryStore:
