@@ -179,6 +179,10 @@ MAX_MESSAGE_CHARS = env_int("MAX_MESSAGE_CHARS", 4000, minimum=1)
 # resends its whole conversation, so the defaults leave room for what /chat/ sends upstream with its history.
 MAX_REQUEST_MESSAGES = env_int("MAX_REQUEST_MESSAGES", 100, minimum=1, maximum=10_000)
 MAX_REQUEST_CHARS = env_int("MAX_REQUEST_CHARS", max(64_000, MAX_MESSAGE_CHARS), minimum=MAX_MESSAGE_CHARS)
+# Tool definitions and JSON schemas go upstream as prompt tokens (and count in MAX_REQUEST_CHARS); 128 is Groq's limit.
+MAX_REQUEST_TOOLS = env_int("MAX_REQUEST_TOOLS", 128, minimum=0, maximum=128)
+MAX_TOOLS_CHARS = env_int("MAX_TOOLS_CHARS", 32_000, minimum=0)
+MAX_SCHEMA_CHARS = env_int("MAX_SCHEMA_CHARS", 16_000, minimum=0)
 SYSTEM_PROMPT = env_str("SYSTEM_PROMPT")
 CHAT_SESSION_WAIT_SECONDS = env_float("CHAT_SESSION_WAIT_SECONDS", 30.0, minimum=0.0, maximum=600.0)
 STREAM_KEEPALIVE_SECONDS = env_float("STREAM_KEEPALIVE_SECONDS", 15.0, minimum=0.1, maximum=300.0)

@@ -8,11 +8,11 @@ from django.conf import settings
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from conversations.serializers import GenerationOptionsSerializer
+from conversations.serializers import GenerationOptionsSerializer, json_chars
 
 # Groq refuses these (and `n` above 1); at these values they change nothing, so clients that always send them work.
 NEUTRAL_VALUES: dict[str, object] = {"logprobs": False, "top_logprobs": None, "logit_bias": None}
-MAX_TOOLS = 128
+MAX_TOOLS = 128  # Groq's limit; MAX_REQUEST_TOOLS may be lower
 FUNCTION_NAME_RE = r"^[A-Za-z0-9_-]{1,64}$"
 
 
@@ -162,7 +162,8 @@ class ChatCompletionRequestSerializer(GenerationOptionsSerializer):
     messages = CompletionMessageSerializer(
         many=True,
         allow_empty=False,
-        help_text="At most MAX_REQUEST_MESSAGES messages of MAX_REQUEST_CHARS characters together.",
+        help_text="At most MAX_REQUEST_MESSAGES messages; these and the other parameters that go upstream (tools, "
+        "response_format, stop, ...) have at most MAX_REQUEST_CHARS characters together.",
     )
     stream = serializers.BooleanField(default=False)
     stream_options = StreamOptionsSerializer(required=False, allow_null=True)
@@ -173,7 +174,13 @@ class ChatCompletionRequestSerializer(GenerationOptionsSerializer):
     user = serializers.CharField(required=False, allow_null=True, allow_blank=True, max_length=256)
     presence_penalty = serializers.FloatField(required=False, allow_null=True, min_value=-2.0, max_value=2.0)
     frequency_penalty = serializers.FloatField(required=False, allow_null=True, min_value=-2.0, max_value=2.0)
-    tools = ToolSerializer(many=True, required=False, allow_null=True, max_length=MAX_TOOLS)
+    tools = ToolSerializer(
+        many=True,
+        required=False,
+        allow_null=True,
+        max_length=MAX_TOOLS,
+        help_text="At most MAX_REQUEST_TOOLS tools of MAX_TOOLS_CHARS characters together, as JSON.",
+    )
     tool_choice = ToolChoiceField(required=False, allow_null=True)
     parallel_tool_calls = serializers.BooleanField(required=False, allow_null=True)
     reasoning_format = serializers.ChoiceField(
@@ -195,6 +202,10 @@ class ChatCompletionRequestSerializer(GenerationOptionsSerializer):
             if isinstance(messages, list) and len(messages) > settings.MAX_REQUEST_MESSAGES:
                 problem = f"{len(messages)} messages, over MAX_REQUEST_MESSAGES ({settings.MAX_REQUEST_MESSAGES})."
                 raise serializers.ValidationError({"messages": [problem]})
+            tools = data.get("tools")
+            if isinstance(tools, list) and len(tools) > settings.MAX_REQUEST_TOOLS:
+                problem = f"{len(tools)} tools, over MAX_REQUEST_TOOLS ({settings.MAX_REQUEST_TOOLS})."
+                raise serializers.ValidationError({"tools": [problem]})
             data = {name: value for name, value in data.items() if name not in NEUTRAL_VALUES}
         return super().to_internal_value(data)
 
@@ -203,11 +214,19 @@ class ChatCompletionRequestSerializer(GenerationOptionsSerializer):
         if limit is not None and limit > settings.MAX_TOKENS:
             field = "max_completion_tokens" if attrs.get("max_completion_tokens") else "max_tokens"
             raise serializers.ValidationError({field: [f"Must be at most {settings.MAX_TOKENS} (MAX_TOKENS)."]})
-        chars = sum(message_chars(m) for m in attrs["messages"])
+        tools_chars = json_chars(attrs["tools"]) if attrs.get("tools") else 0
+        if tools_chars > settings.MAX_TOOLS_CHARS:
+            problem = f"{tools_chars} characters as JSON, over MAX_TOOLS_CHARS ({settings.MAX_TOOLS_CHARS})."
+            raise serializers.ValidationError({"tools": [problem]})
+        # Everything the request sends upstream: its messages and its other parameters, tools and schemas too.
+        params = self.passed_on_params(attrs)
+        chars = sum(message_chars(m) for m in attrs["messages"]) + (json_chars(params) if params else 0)
         if chars > settings.MAX_REQUEST_CHARS:
-            raise serializers.ValidationError(
-                {"messages": [f"{chars} characters together, over MAX_REQUEST_CHARS ({settings.MAX_REQUEST_CHARS})."]}
+            problem = (
+                f"{chars} characters in the messages and the other parameters together, "
+                f"over MAX_REQUEST_CHARS ({settings.MAX_REQUEST_CHARS})."
             )
+            raise serializers.ValidationError({"messages": [problem]})
         validate_tool_choice(attrs.get("tool_choice"), attrs.get("tools") or [])
         if attrs.get("reasoning_format") == "raw" and (attrs.get("tools") or _json_mode(attrs)):
             raise serializers.ValidationError(

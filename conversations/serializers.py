@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +24,11 @@ def session_id_validator(value: str) -> None:
 MAX_STOP_SEQUENCES = 4  # Groq's limit
 MAX_STOP_CHARS = 200
 MAX_IMPORTED_MESSAGES = 10 * MAX_STORED_MESSAGES
+
+
+def json_chars(value: Any) -> int:
+    """The characters of `value` as the JSON that goes upstream."""
+    return len(json.dumps(value, ensure_ascii=False))
 
 
 def limit_message_chars(field: serializers.CharField) -> None:
@@ -58,13 +64,19 @@ class StopField(serializers.Field):
 class ResponseFormatSerializer(serializers.Serializer):
     type = serializers.ChoiceField(choices=["text", "json_object", "json_schema"])
     json_schema = serializers.DictField(
-        required=False, help_text="With `json_schema`: `{name, schema, strict?, description?}`."
+        required=False,
+        help_text="With `json_schema`: `{name, schema, strict?, description?}`, at most MAX_SCHEMA_CHARS characters "
+        "as JSON.",
     )
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         schema = attrs.get("json_schema")
         if attrs["type"] == "json_schema" and not (schema and isinstance(schema.get("name"), str)):
             raise serializers.ValidationError({"json_schema": ["`json_schema` with a `name` is required."]})
+        chars = json_chars(schema) if schema else 0
+        if chars > settings.MAX_SCHEMA_CHARS:
+            problem = f"{chars} characters as JSON, over MAX_SCHEMA_CHARS ({settings.MAX_SCHEMA_CHARS})."
+            raise serializers.ValidationError({"json_schema": [problem]})
         return attrs
 
 
@@ -87,8 +99,10 @@ class GenerationOptionsSerializer(serializers.Serializer):
     )
 
     def generation_params(self) -> dict[str, Any]:
-        data = self.validated_data
-        return {name: data[name] for name in self.passed_on if data.get(name) is not None}
+        return self.passed_on_params(self.validated_data)
+
+    def passed_on_params(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        return {name: attrs[name] for name in self.passed_on if attrs.get(name) is not None}
 
 
 class ChatOptionsSerializer(GenerationOptionsSerializer):

@@ -25,8 +25,23 @@ def chars_tokens(chars: int) -> int:
 
 
 def message_tokens(message: Mapping[str, Any]) -> int:
+    """A message's text, with its tool calls and the call id and name that go upstream with it."""
     tool_calls = message.get("tool_calls")
-    return estimate_tokens((message.get("content") or "") + (json.dumps(tool_calls) if tool_calls else ""))
+    calls = json.dumps(tool_calls) if tool_calls else ""
+    ids = (message.get("tool_call_id") or "") + (message.get("name") or "")
+    return estimate_tokens((message.get("content") or "") + calls + ids)
+
+
+def params_tokens(params: Mapping[str, Any]) -> int:
+    """The request's other parameters (tools, response_format, stop, ...) as the JSON that goes upstream: Groq
+    bills tool definitions and schemas as prompt tokens. Characters past ASCII count as their escapes, which
+    errs on the side of more tokens."""
+    return estimate_tokens(json.dumps(params)) if params else 0
+
+
+def request_tokens(messages: Sequence[Mapping[str, Any]], params: Mapping[str, Any]) -> int:
+    """The prompt of an upstream request: its messages and its other parameters."""
+    return sum(message_tokens(m) for m in messages) + params_tokens(params)
 
 
 def trim_history(history: Sequence[dict[str, Any]], *, max_messages: int, max_tokens: int) -> list[dict[str, Any]]:

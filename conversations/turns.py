@@ -29,6 +29,7 @@ from conversations.summaries import summary_message
 from conversations.trimming import (
     chars_tokens,
     message_tokens,
+    request_tokens,
     stored_message_for_upstream,
     trim_history,
     upstream_messages,
@@ -142,13 +143,13 @@ class _TurnPlan:
     fold_usage: dict[str, int] = field(default_factory=dict)  # the summary call's tokens
     received_chars: int = 0  # of a streamed reply so far: what a stream closed early is charged for
 
-    def unfinished_cost(self) -> int:
+    def unfinished_cost(self, params: Mapping[str, Any]) -> int:
         """The tokens a turn that ends without a reply spent: its summary call's, and if a reply began, its
-        prompt and what came of it."""
+        prompt (`params` are the request's other parameters) and what came of it."""
         spent = self.fold_usage.get("total_tokens", 0)
         if not self.received_chars:
             return spent
-        return spent + sum(message_tokens(m) for m in self.upstream) + chars_tokens(self.received_chars)
+        return spent + request_tokens(self.upstream, params) + chars_tokens(self.received_chars)
 
 
 @contextmanager
@@ -168,27 +169,44 @@ def _turn_held(turn: Turn) -> Iterator[_TurnPlan]:
         if turn.redo:
             messages, stored, replace_last = _redone(turn, held.conversation)
         history, to_fold = _fitting_history(stored, summary, may_fold=settings.HISTORY_SUMMARY and bool(stored))
+        kept = stored[len(to_fold) :]  # what a fold leaves of the history
         upstream = upstream_messages(messages, history, system_prompt=settings.SYSTEM_PROMPT, summary=summary)
-        worst_case = _worst_case_tokens(turn, upstream, summary, to_fold) if turn.budget_owners else 0
+        worst_case = 0
+        if turn.budget_owners:
+            worst_case = _worst_case_tokens(turn, upstream, summary, to_fold, messages=messages, kept=kept)
         reservation = budget_reserve(turn.budget_owners, worst_case, hold_seconds=turn_seconds())
         plan = _TurnPlan(held, upstream, new_turn_messages(messages), replace_last, reservation)
         try:
             if to_fold:
-                _fold(plan, summary, to_fold, kept=stored[len(to_fold) :], messages=messages)
+                _fold(plan, summary, to_fold, kept=kept, messages=messages)
             yield plan
         finally:
             if not reservation.settled:  # a finished turn has settled it with its usage
-                reservation.settle(plan.unfinished_cost())
+                reservation.settle(plan.unfinished_cost(turn.options.params))
 
 
-def _worst_case_tokens(turn: Turn, upstream: list[dict[str, Any]], summary: str, to_fold: list[dict[str, Any]]) -> int:
-    """The most tokens the turn may spend, reserved against its budgets: its prompt and longest reply, and the
-    summary call's when it folds history."""
-    tokens = sum(message_tokens(m) for m in upstream) + (turn.options.max_tokens or settings.MAX_TOKENS)
-    if to_fold:
-        fold_prompt = summaries.fold_request(summary, to_fold)
-        tokens += sum(message_tokens(m) for m in fold_prompt) + settings.HISTORY_SUMMARY_MAX_TOKENS
-    return tokens
+def _worst_case_tokens(
+    turn: Turn,
+    upstream: list[dict[str, Any]],
+    summary: str,
+    to_fold: list[dict[str, Any]],
+    *,
+    messages: list[dict[str, Any]],
+    kept: list[dict[str, Any]],
+) -> int:
+    """The most tokens the turn may spend, reserved against its budgets: its whole prompt (messages, tools,
+    schemas, stop sequences) and longest reply, and when it folds history the summary call's too. After a fold
+    the reply's prompt carries the new summary and the `kept` history, which may be longer than `upstream`; after
+    a failed fold it is `upstream`."""
+    params = turn.options.params
+    prompt = request_tokens(upstream, params)
+    reply = turn.options.max_tokens or settings.MAX_TOKENS
+    if not to_fold:
+        return prompt + reply
+    fold_call = request_tokens(summaries.fold_request(summary, to_fold), {}) + settings.HISTORY_SUMMARY_MAX_TOKENS
+    longest_summary = message_tokens(summary_message("")) + settings.HISTORY_SUMMARY_MAX_TOKENS
+    folded = upstream_messages(messages, kept, system_prompt=settings.SYSTEM_PROMPT)
+    return max(prompt, request_tokens(folded, params) + longest_summary) + reply + fold_call
 
 
 def _fitting_history(

@@ -90,7 +90,20 @@ def go_duration(seconds: float) -> str:
 
 
 def estimate_tokens(messages: list[dict[str, Any]]) -> int:
-    return sum(math.ceil(len(m.get("content") or "") / 4) for m in messages)
+    """About four characters a token, of everything a message gives the model: its text, tool calls and ids."""
+    return sum(math.ceil(len(message_text(m)) / 4) for m in messages)
+
+
+def message_text(message: dict[str, Any]) -> str:
+    calls = json.dumps(message["tool_calls"], ensure_ascii=False) if message.get("tool_calls") else ""
+    return (message.get("content") or "") + calls + (message.get("tool_call_id") or "") + (message.get("name") or "")
+
+
+def prompt_tokens(body: dict[str, Any], messages: list[dict[str, Any]]) -> int:
+    """What Groq bills as the prompt: the messages, and the tool definitions and response format it renders into
+    the model's prompt beside them."""
+    rendered = [json.dumps(body[name], ensure_ascii=False) for name in ("tools", "response_format") if body.get(name)]
+    return estimate_tokens(messages) + estimate_tokens([{"content": text} for text in rendered])
 
 
 def model_owner(model: str) -> str:
@@ -316,7 +329,7 @@ class FakeGroq:
         reasons = body.get("reasoning_format") == "parsed" or (self.settings.reasoning and not body.get("tools"))
         reasoning = f"Thinking about: {last_user}" if reasons else None
         written = (content or "") + (json.dumps(tool_call) if tool_call else "") + (reasoning or "")
-        prompt, completion = estimate_tokens(messages), estimate_tokens([{"content": written}])
+        prompt, completion = prompt_tokens(body, messages), estimate_tokens([{"content": written}])
         if self.settings.completion_tokens is not None:
             completion = self.settings.completion_tokens
         self._add("_used_tokens", prompt + completion)

@@ -104,3 +104,68 @@ def test_the_system_prompt_is_not_counted_against_the_callers_limits(alice_clien
 
     assert response.status_code == HTTPStatus.OK
     assert sent_messages(fake_groq)[0] == [{"role": "system", "content": "y" * 50}, user("x" * 40)]
+
+
+TOOL = {"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}
+
+
+def test_it_rejects_more_tools_than_max_request_tools(alice_client, fake_groq, settings):
+    settings.MAX_REQUEST_TOOLS = 2
+
+    response = complete(alice_client, user("hi"), tools=[TOOL] * 3)
+
+    assert response.status_code == HTTPStatus.BAD_REQUEST
+    error = response.json()["error"]
+    assert error["param"] == "tools"
+    assert "MAX_REQUEST_TOOLS (2)" in error["message"]
+    assert fake_groq.chat_requests() == []
+
+
+def test_it_rejects_tools_over_max_tools_chars_together(alice_client, fake_groq, settings):
+    settings.MAX_TOOLS_CHARS = 150
+    described = {**TOOL, "function": {**TOOL["function"], "description": "x" * 40}}
+
+    assert complete(alice_client, user("hi"), tools=[described]).status_code == HTTPStatus.OK
+    response = complete(alice_client, user("hi"), tools=[described] * 2)
+
+    assert response.status_code == HTTPStatus.BAD_REQUEST
+    error = response.json()["error"]
+    assert error["param"] == "tools"
+    assert "MAX_TOOLS_CHARS (150)" in error["message"]
+    assert len(fake_groq.chat_requests()) == 1
+
+
+def test_it_rejects_a_json_schema_over_max_schema_chars(alice_client, fake_groq, settings):
+    settings.MAX_SCHEMA_CHARS = 100
+    big = {"name": "answer", "schema": {"type": "object", "description": "x" * 100}}
+
+    response = complete(alice_client, user("hi"), response_format={"type": "json_schema", "json_schema": big})
+    chat_response = alice_client.post(
+        "/chat/", {"message": "hi", "response_format": {"type": "json_schema", "json_schema": big}}, format="json"
+    )
+
+    assert response.status_code == chat_response.status_code == HTTPStatus.BAD_REQUEST
+    error = response.json()["error"]
+    assert error["param"] == "response_format.json_schema"
+    assert "MAX_SCHEMA_CHARS (100)" in error["message"]
+    assert "MAX_SCHEMA_CHARS (100)" in str(chat_response.json())
+    assert fake_groq.chat_requests() == []
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"tools": [{**TOOL, "function": {**TOOL["function"], "description": "x" * 60}}]},
+        {"response_format": {"type": "json_schema", "json_schema": {"name": "a", "description": "x" * 60}}},
+        {"stop": ["x" * 60, "y" * 10]},
+    ],
+    ids=["tools", "json_schema", "stop"],
+)
+def test_max_request_chars_counts_what_goes_upstream_besides_the_messages(alice_client, fake_groq, settings, extra):
+    settings.MAX_MESSAGE_CHARS = settings.MAX_REQUEST_CHARS = 100
+
+    response = complete(alice_client, user("x" * 50), **extra)
+
+    assert response.status_code == HTTPStatus.BAD_REQUEST
+    assert "MAX_REQUEST_CHARS (100)" in response.json()["error"]["message"]
+    assert fake_groq.chat_requests() == []
