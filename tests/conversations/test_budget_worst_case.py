@@ -8,6 +8,7 @@ than a budget, one at a time or all at once."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from http import HTTPStatus
@@ -21,6 +22,7 @@ from accounts.budgets import Budget, BudgetOwner, budget_set, budget_status
 from core.redis_store import redis_client
 from tests.conftest import wait_for
 from tests.conversations.conftest import chat
+from tests.fake_groq import prompt_tokens
 from tests.server import running_server
 
 MODEL = "openai/gpt-oss-20b"
@@ -324,3 +326,35 @@ def test_tool_call_ids_and_names_count_in_the_reservation(alice, alice_client, f
 
     assert response.status_code == HTTPStatus.OK
     assert used(owner) <= reserved
+
+
+def test_a_stream_left_early_is_charged_its_tools_as_prompt(alice, alice_client, fake_groq):
+    owner = BudgetOwner("admin", alice.id)
+    budget_set(owner, Budget(1_000_000, "day"))
+    fake_groq.configure(reply="a b c d e f g h i j k l m n o p", chunk_delay=0.05)
+
+    response = completion(alice_client, stream=True, tools=tools(16, 1500), tool_choice="none")
+    chunks = iter(response.streaming_content)
+    next(chunks), next(chunks)
+    response.close()
+    fake_groq.wait_idle()
+
+    (sent,) = fake_groq.chat_requests()
+    assert used(owner) >= prompt_tokens(sent["json"], sent["json"]["messages"])  # what the upstream billed
+
+
+def test_a_fold_is_charged_when_the_reply_then_fails(alice, alice_client, fake_groq, settings):
+    settings.HISTORY_SUMMARY, settings.HISTORY_MAX_MESSAGES, settings.LLM_MAX_RETRIES = True, 2, 0
+    for text in ("one", "two"):
+        assert chat(alice_client, text).status_code == HTTPStatus.OK
+    owner = BudgetOwner("admin", alice.id)
+    budget_set(owner, Budget(1_000_000, "day"))
+    fake_groq.add_faults({"kind": "hang", "seconds": 0}, {"kind": "status", "status": 500})  # the fold, the reply
+
+    response = chat(alice_client, "three")
+
+    assert response.status_code == HTTPStatus.BAD_GATEWAY
+    fold = fake_groq.chat_requests()[-2]["json"]
+    assert fold["messages"][-1]["content"].startswith("Summary so far")
+    fold_reply = f"Echo: {fold['messages'][-1]['content']}"
+    assert used(owner) == prompt_tokens(fold, fold["messages"]) + math.ceil(len(fold_reply) / 4)
