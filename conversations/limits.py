@@ -4,6 +4,7 @@ free for health checks, logins and the docs."""
 
 from __future__ import annotations
 
+import math
 import secrets
 import threading
 import time
@@ -111,7 +112,7 @@ class AdminSlot:
             settings.CHAT_MAX_CONCURRENT,
             self.started,
             stale_before,
-            int(slot_seconds()),
+            math.ceil(slot_seconds()),
             self.member,
         ]
 
@@ -146,8 +147,9 @@ def admin_slot(slot: AdminSlot) -> Iterator[AdminSlot]:
 
 
 def slot_seconds() -> float:
-    """The longest a chat can hold the admin's slot (the upstream's deadline), with a margin."""
-    return settings.LLM_TIMEOUT_SECONDS + 60
+    """The longest a chat can hold the admin's slot: waiting for its session, then the upstream's deadline, with a
+    margin."""
+    return settings.CHAT_SESSION_WAIT_SECONDS + settings.LLM_TIMEOUT_SECONDS + settings.TURN_HOLD_MARGIN_SECONDS
 
 
 def slot_release(slot: AdminSlot) -> None:

@@ -115,9 +115,9 @@ class HistoryStore(Protocol):
     def count(self) -> int: ...
 
 
-def turn_seconds() -> int:
+def turn_seconds() -> float:
     """How long one turn may hold its session: the session lock (and a new session's reserved place) lasts this."""
-    return settings.LLM_TIMEOUT_SECONDS + 30
+    return settings.LLM_TIMEOUT_SECONDS + settings.TURN_HOLD_MARGIN_SECONDS
 
 
 def history_full(oldest_activity: float | None, now: float) -> HistoryFull:
