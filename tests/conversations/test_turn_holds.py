@@ -124,6 +124,19 @@ def test_a_long_stream_keeps_its_place_among_the_admins_chats(history_backend, a
     assert chat(alice_client, "third", session_id="b").status_code == HTTPStatus.OK
 
 
+def test_a_long_stream_to_a_new_session_keeps_its_place_in_the_store(history_backend, alice_client, settings):
+    settings.MAX_SESSIONS = 1
+    first = streamed_chat(alice_client, "first", session_id="a")
+    outlive_the_hold()
+
+    second = chat(alice_client, "second", session_id="b")
+
+    assert second.status_code == HTTPStatus.SERVICE_UNAVAILABLE
+    assert second.json()["code"] == "history_full"
+    assert first.events()[-1][0] == "done"
+    assert [s["session_id"] for s in alice_client.get("/chat/sessions").json()["sessions"]] == ["a"]
+
+
 def test_a_retry_with_the_key_of_a_long_stream_still_running_is_a_409(alice_client, fake_groq):
     headers = {"HTTP_IDEMPOTENCY_KEY": "long-one"}
     first = streamed_chat(alice_client, "first", **headers)
