@@ -156,14 +156,15 @@ def admin_slot(slot: AdminSlot) -> Iterator[AdminSlot]:
 
 def turn_seconds() -> float:
     """How long what a turn holds (its session's lock, a new session's place, its budget reservation) lasts unless
-    renewed. The turn renews it (core.leases.Hold) once a third of it has passed, whenever it hears from the upstream,
-    which it hears from at least every LLM_TIMEOUT_SECONDS (the call's deadline, or one read of a stream): so
-    1.5 times that, with TURN_HOLD_MARGIN_SECONDS to spare."""
+    renewed. A renewal (core.leases.Hold) is due once a third of it has passed and comes the next time the turn
+    hears from the upstream, at most LLM_TIMEOUT_SECONDS later (the call's deadline, or one read of a stream): so
+    1.5 times that never runs out, and TURN_HOLD_MARGIN_SECONDS is to spare."""
     return 1.5 * settings.LLM_TIMEOUT_SECONDS + settings.TURN_HOLD_MARGIN_SECONDS
 
 
 def slot_seconds() -> float:
-    """How long the admin's slot lasts unless renewed: it is taken before the turn waits for its session."""
+    """How long the admin's slot lasts unless renewed: a turn's hold, and the wait for its session (the slot is
+    taken before it)."""
     return settings.CHAT_SESSION_WAIT_SECONDS + turn_seconds()
 
 

@@ -127,7 +127,7 @@ class _StatelessTurn:
 
     slot: AdminSlot
     conversation: None = None
-    leases: tuple[Lease, ...] = ()  # its slot is the turn's own
+    leases: tuple[Lease, ...] = ()  # it holds only the admin's slot, whose lease the turn takes from the slot
 
     def finish(self, messages: list[dict[str, Any]], usage: dict[str, int], options: StoreOptions = AS_A_TURN) -> None:
         usage_record(self.slot, usage)  # and the slot given back, in the same round trip

@@ -87,7 +87,9 @@ class Hold:
     thirds of it."""
 
     leases: list[Lease] = field(default_factory=list)
-    renewed_at: float = field(default_factory=time.monotonic)  # no later than the oldest lease was taken
+    # When the leases were last renewed; at first, when the request began holding them (each lasts long enough
+    # from there, an Idempotency-Key's claim, taken a little before, included).
+    renewed_at: float = field(default_factory=time.monotonic)
 
     def add(self, *leases: Lease) -> None:
         self.leases.extend(leases)
