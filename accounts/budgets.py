@@ -8,8 +8,8 @@ Keys (under REDIS_KEY_PREFIX), for an owner `admin:<id>` or `key:<id>`, in the R
 (the key's admin), so that one script reserves against an admin's budget and its key's at once:
   {a:<admin>}:budget:<owner>                hash  tokens, period
   {a:<admin>}:budget-usage:<owner>:<period> hash  used (settled tokens), and one `r:<id>` field per reservation,
-                                                  "<tokens>:<expires at>"; a reservation of a process that died
-                                                  expires
+                                                  "<tokens>:<expires at>", renewed while its request runs; a
+                                                  reservation of a process that died expires
 The admin's record and its logins, or the key's record, carry `budget: "1"` while a budget applies: those are
 read by every request anyway, so a chat without a budget makes no round trip for one.
 """
@@ -26,6 +26,7 @@ from accounts.api_keys import api_key_admin_id, api_key_record_key
 from accounts.exceptions import NotFound
 from accounts.login_sessions import admin_flag_set
 from core.exceptions import ServiceError
+from core.leases import Lease
 from core.redis_store import decoded, redis_admin_key, redis_client, redis_script
 from core.timestamps import iso_at
 
@@ -192,7 +193,18 @@ class Reservation:
 
     id: str
     usage_keys: list[str]
+    hold_seconds: float = 0.0  # how long it counts unless settled or renewed
     settled: bool = False
+
+    def leases(self) -> list[Lease]:
+        """The reservation, for its request to keep while it runs (one lease per budget it is held against)."""
+        if self.settled:
+            return []
+        field = f"r:{self.id}"
+        return [
+            Lease("expiring-field", key, field, self.hold_seconds, "its token budget reservation")
+            for key in self.usage_keys
+        ]
 
     def settle(self, tokens: int) -> None:
         if self.settled:
@@ -204,7 +216,8 @@ class Reservation:
 
 def budget_reserve(owners: tuple[BudgetOwner, ...], tokens: int, *, hold_seconds: float) -> Reservation:
     """Reserves `tokens` against every budget of `owners` at once, or raises BudgetExceeded (nothing reserved).
-    A reservation not settled within `hold_seconds` (its process died) stops counting."""
+    A reservation neither settled nor renewed (Reservation.leases) within `hold_seconds` (its process died) stops
+    counting."""
     if not owners:
         return Reservation("", [])
     now = datetime.now(UTC)
@@ -217,7 +230,7 @@ def budget_reserve(owners: tuple[BudgetOwner, ...], tokens: int, *, hold_seconds
         keys=keys, args=[clock, reservation_id, tokens, clock + hold_seconds, ttl]
     )
     if outcome == b"ok":
-        return Reservation(reservation_id, [key.decode() for key in found])
+        return Reservation(reservation_id, [key.decode() for key in found], hold_seconds)
     period: Period = "month" if found and found[0] == b"month" else "day"
     if outcome == b"exceeded":
         resets = period_end(period, now)

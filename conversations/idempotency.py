@@ -5,7 +5,7 @@ different request is a 422, and a retry while the first is still running a 409.
 Keys belong to the admin, whichever credential it used, and live in Redis (conversations.idempotency_store), so
 every worker and instance shares them. Only successful (2xx) answers are kept: an error changed nothing (a 4xx)
 or may not happen again (a 5xx, 429, 409 session_busy), so it gives the key back and a retry makes a new attempt.
-A claim whose process died expires once a turn could no longer be running.
+A claim is renewed with its turn while the turn runs, and expires soon after a process that died.
 
 Views use it through `@idempotent(...)` on their handler; a streamed answer passes its items through `recorded()`,
 which keeps the final reply as the JSON answer's body, the form replays are built from."""
@@ -36,6 +36,7 @@ from conversations import idempotency_store
 from conversations.limits import slot_seconds
 from core import metrics
 from core.exceptions import ServiceError
+from core.leases import Lease
 from llm_provider.types import StreamDelta
 
 logger = logging.getLogger(__name__)
@@ -109,6 +110,10 @@ class Claim:
         if not kept:
             logger.warning("idempotent answer not kept: the claim expired before the answer was ready")
 
+    def lease(self) -> Lease:
+        key = idempotency_store.idempotency_key(self.admin_id, self.key)
+        return Lease("hash-token", key, self.token, running_ms() / 1000, f"its {IDEMPOTENCY_HEADER}")
+
     def release(self) -> None:
         try:
             idempotency_store.release(self.admin_id, self.key, token=self.token)
@@ -123,6 +128,12 @@ def key_of(request: Request) -> str | None:
     return key
 
 
+def claim_leases(request: Request) -> tuple[Lease, ...]:
+    """What the request holds under its Idempotency-Key, for its turn to keep while it runs."""
+    claim: Claim | None = getattr(request, _CLAIM_ATTRIBUTE, None)
+    return () if claim is None else (claim.lease(),)
+
+
 def request_fingerprint(request: Request, headers: tuple[str, ...] = ()) -> str:
     """What makes two requests the same: method, path, the body as parsed JSON (key order and spacing aside) and
     the named headers."""
@@ -135,8 +146,8 @@ def request_fingerprint(request: Request, headers: tuple[str, ...] = ()) -> str:
 
 
 def running_ms() -> int:
-    """How long a claim holds without an answer: as long as a turn can last (waiting for its session, then the
-    upstream's deadline), with a margin."""
+    """How long a claim holds without an answer unless its turn renews it (claim_leases): as long as the admin's
+    slot, with the wait for that session to spare."""
     return int((settings.CHAT_SESSION_WAIT_SECONDS + slot_seconds()) * 1000)
 
 

@@ -4,6 +4,7 @@ free for health checks, logins and the docs."""
 
 from __future__ import annotations
 
+import math
 import secrets
 import threading
 import time
@@ -15,6 +16,7 @@ from django.conf import settings
 from redis.client import Pipeline
 
 from core.exceptions import ServiceError
+from core.leases import Lease
 from core.redis_store import redis_admin_key, redis_client, redis_give_back, redis_script
 
 
@@ -85,7 +87,8 @@ _TAKE_SCRIPT = TAKE_SLOT_LUA + "return take_slot(KEYS[1], KEYS[2], unpack(ARGV))
 class AdminSlot:
     """One turn's place among its admin's chats, counted in Redis so that the limits hold across processes.
     Key names (under REDIS_KEY_PREFIX, in the admin's slot): {a:<admin>}:chat-rate:<minute> (requests this minute)
-    and {a:<admin>}:chat-active (a sorted set of the slots in flight, scored by when they were taken)."""
+    and {a:<admin>}:chat-active (a sorted set of the slots in flight, scored by when they were taken or last
+    renewed)."""
 
     admin_id: str
     started: float = field(default_factory=time.time)
@@ -111,7 +114,7 @@ class AdminSlot:
             settings.CHAT_MAX_CONCURRENT,
             self.started,
             stale_before,
-            int(slot_seconds()),
+            math.ceil(slot_seconds()),
             self.member,
         ]
 
@@ -123,6 +126,12 @@ class AdminSlot:
             )
         concurrent = settings.CHAT_MAX_CONCURRENT
         return ChatLimited(f"Over CHAT_MAX_CONCURRENT ({concurrent}) chats in flight for this admin.", retry_after=1)
+
+    def leases(self) -> list[Lease]:
+        """The slot, for the turn to keep while it runs (nothing when the limits are off)."""
+        if not self.limited or self.released:
+            return []
+        return [Lease("member", self.active_key, self.member, slot_seconds(), "its place among the admin's chats")]
 
     def release_into(self, pipe: Pipeline) -> None:
         """Queues the slot's release on a pipeline; the caller sends it, then sets `released`."""
@@ -145,9 +154,18 @@ def admin_slot(slot: AdminSlot) -> Iterator[AdminSlot]:
         slot_release(slot)
 
 
+def turn_seconds() -> float:
+    """How long what a turn holds (its session's lock, a new session's place, its budget reservation) lasts unless
+    renewed. A renewal (core.leases.Hold) is due once a third of it has passed and comes the next time the turn
+    hears from the upstream, at most LLM_TIMEOUT_SECONDS later (the call's deadline, or one read of a stream): so
+    1.5 times that never runs out, and TURN_HOLD_MARGIN_SECONDS is to spare."""
+    return 1.5 * settings.LLM_TIMEOUT_SECONDS + settings.TURN_HOLD_MARGIN_SECONDS
+
+
 def slot_seconds() -> float:
-    """The longest a chat can hold the admin's slot (the upstream's deadline), with a margin."""
-    return settings.LLM_TIMEOUT_SECONDS + 60
+    """How long the admin's slot lasts unless renewed: a turn's hold, and the wait for its session (the slot is
+    taken before it)."""
+    return settings.CHAT_SESSION_WAIT_SECONDS + turn_seconds()
 
 
 def slot_release(slot: AdminSlot) -> None:

@@ -24,7 +24,7 @@ from rest_framework.views import APIView
 
 from accounts.authentication import request_budget_owners
 from conversations import openai_serializers
-from conversations.idempotency import StoredResponse, idempotent, recorded
+from conversations.idempotency import StoredResponse, claim_leases, idempotent, recorded
 from conversations.openai_wire import (
     completion_body,
     completion_chunks,
@@ -179,7 +179,7 @@ class ChatCompletionsView(OpenAIView):
         max_tokens = data.get("max_completion_tokens") or data.get("max_tokens")
         options = ChatOptions(data["model"], data.get("temperature"), max_tokens, body.generation_params())
         owners = request_budget_owners(request)
-        turn = Turn(request.user, messages, session_id, options, budget_owners=owners)
+        turn = Turn(request.user, messages, session_id, options, budget_owners=owners, leases=claim_leases(request))
         headers = {SESSION_HEADER: session_id} if session_id else {}
         ids = {"completion_id": new_completion_id(), "created": int(time.time())}
         if data["stream"]:

@@ -11,10 +11,11 @@ from accounts.budgets import BudgetOwner
 from accounts.models import AdminUser
 from conversations.history import MAX_STORED_MESSAGES, history_store, message
 from conversations.history.base import StoreOptions
-from conversations.limits import AdminSlot
+from conversations.limits import AdminSlot, turn_seconds
 from conversations.session_ids import new_session_id
 from conversations.turns import ChatOptions, Turn, TurnResult, turn_answer, turn_stream
 from core.exceptions import ServiceError
+from core.leases import Lease
 from llm_provider.services import PROVIDER
 from llm_provider.types import StreamDelta
 
@@ -31,7 +32,13 @@ class ChatReply:
 
 
 def chat_turn(
-    *, admin: AdminUser, session_id: str, text: str, options: ChatOptions, budget_owners: tuple[BudgetOwner, ...]
+    *,
+    admin: AdminUser,
+    session_id: str,
+    text: str,
+    options: ChatOptions,
+    budget_owners: tuple[BudgetOwner, ...],
+    leases: tuple[Lease, ...] = (),
 ) -> Turn:
     return Turn(
         admin=admin,
@@ -39,6 +46,7 @@ def chat_turn(
         session_id=session_id,
         options=options,
         budget_owners=budget_owners,
+        leases=leases,
     )
 
 
@@ -76,11 +84,12 @@ def redo_turn(
     text: str | None,
     options: ChatOptions,
     budget_owners: tuple[BudgetOwner, ...],
+    leases: tuple[Lease, ...] = (),
 ) -> Turn:
     """Regenerate (no text: the last user message answered again) or edit (its text replaced), in a turn that
     replaces the session's last exchange."""
     messages = [] if text is None else [{"role": "user", "content": text}]
-    return Turn(admin, messages, session_id, options, redo=True, budget_owners=budget_owners)
+    return Turn(admin, messages, session_id, options, redo=True, budget_owners=budget_owners, leases=leases)
 
 
 def session_delete(*, admin: AdminUser, session_id: str) -> bool:
@@ -102,7 +111,7 @@ def session_import(*, admin: AdminUser, document: dict[str, Any]) -> str:
         | ({"at": m["created_at"]} if "created_at" in m else {})
         for m in document["messages"]
     ]
-    with history_store().session_turn(AdminSlot(admin.id), session_id) as held:
+    with history_store().session_turn(AdminSlot(admin.id), session_id, hold_seconds=turn_seconds()) as held:
         if held.conversation is not None:
             raise SessionExists(f"The session '{session_id}' exists; delete it first or import under another id.")
         usage = document.get("usage") or {}

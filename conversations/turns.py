@@ -23,8 +23,8 @@ from accounts.exceptions import NotFound
 from accounts.models import AdminUser
 from conversations import summaries
 from conversations.history import Conversation, SessionTurn, history_store, message
-from conversations.history.base import AS_A_TURN, StoreOptions, turn_seconds
-from conversations.limits import AdminSlot, admin_slot, process_chats
+from conversations.history.base import AS_A_TURN, StoreOptions
+from conversations.limits import AdminSlot, admin_slot, process_chats, turn_seconds
 from conversations.summaries import summary_message
 from conversations.trimming import (
     chars_tokens,
@@ -37,6 +37,7 @@ from conversations.trimming import (
 from conversations.usage import usage_record
 from core import metrics
 from core.exceptions import ServiceError
+from core.leases import Hold, Lease
 from llm_provider.exceptions import LLMError
 from llm_provider.services import llm_client
 from llm_provider.types import Completion, StreamDelta, StreamDone
@@ -72,6 +73,7 @@ class Turn:
     # Answer the session's last user message again (or `messages` instead of it), replacing that exchange.
     redo: bool = False
     budget_owners: tuple[BudgetOwner, ...] = ()  # the token budgets the turn counts against
+    leases: tuple[Lease, ...] = ()  # what the request holds that the turn keeps too (its Idempotency-Key's claim)
 
 
 class SessionNotFound(NotFound):
@@ -126,6 +128,7 @@ class _StatelessTurn:
 
     slot: AdminSlot
     conversation: None = None
+    leases: tuple[Lease, ...] = ()  # it holds only the admin's slot, whose lease the turn takes from the slot
 
     def finish(self, messages: list[dict[str, Any]], usage: dict[str, int], options: StoreOptions = AS_A_TURN) -> None:
         usage_record(self.slot, usage)  # and the slot given back, in the same round trip
@@ -134,6 +137,7 @@ class _StatelessTurn:
 @dataclass
 class _TurnPlan:
     held: SessionTurn | _StatelessTurn  # its `finish` stores the turn
+    hold: Hold  # everything the turn holds in Redis, kept while it runs
     upstream: list[dict[str, Any]]  # what goes to the model
     new: list[dict[str, Any]]  # the caller's messages the turn stores, before the reply
     replace_last: int  # stored messages the turn replaces (a redone exchange)
@@ -155,14 +159,18 @@ class _TurnPlan:
 @contextmanager
 def _turn_held(turn: Turn) -> Iterator[_TurnPlan]:
     """Holds the chat slots (and the session's lock) for the turn and plans it. The process slot comes first:
-    refusing it costs no Redis round trip and counts nothing against the admin."""
+    refusing it costs no Redis round trip and counts nothing against the admin. What the turn holds in Redis is
+    one Hold, which the turn keeps (renews) whenever it hears from the upstream."""
     with process_chats.slot(settings.MAX_CHATS_IN_FLIGHT), ExitStack() as stack:
-        slot = AdminSlot(turn.admin.id)
+        slot, hold_seconds = AdminSlot(turn.admin.id), turn_seconds()
+        hold = Hold(list(turn.leases))
         held: SessionTurn | _StatelessTurn
         if turn.session_id is None:
             held = _StatelessTurn(stack.enter_context(admin_slot(slot)))
         else:
-            held = stack.enter_context(history_store().session_turn(slot, turn.session_id))
+            store = history_store()
+            held = stack.enter_context(store.session_turn(slot, turn.session_id, hold_seconds=hold_seconds))
+        hold.add(*slot.leases(), *held.leases)
         stored = held.conversation.messages if held.conversation else []
         summary = held.conversation.summary if held.conversation else ""
         messages, replace_last = turn.messages, 0
@@ -174,11 +182,13 @@ def _turn_held(turn: Turn) -> Iterator[_TurnPlan]:
         worst_case = 0
         if turn.budget_owners:
             worst_case = _worst_case_tokens(turn, upstream, summary, to_fold, messages=messages, kept=kept)
-        reservation = budget_reserve(turn.budget_owners, worst_case, hold_seconds=turn_seconds())
-        plan = _TurnPlan(held, upstream, new_turn_messages(messages), replace_last, reservation)
+        reservation = budget_reserve(turn.budget_owners, worst_case, hold_seconds=hold_seconds)
+        hold.add(*reservation.leases())
+        plan = _TurnPlan(held, hold, upstream, new_turn_messages(messages), replace_last, reservation)
         try:
             if to_fold:
                 _fold(plan, summary, to_fold, kept=kept, messages=messages)
+                hold.keep()
             yield plan
         finally:
             if not reservation.settled:  # a finished turn has settled it with its usage
@@ -258,7 +268,8 @@ def _redone(turn: Turn, conversation: Conversation | None) -> tuple[list[dict[st
 
 
 def _turn_record(turn: Turn, plan: _TurnPlan, completion: Completion) -> TurnResult:
-    """Stores the turn; its usage is the reply's and, when the turn folded a summary, the summary call's too."""
+    """Stores the turn; its usage is the reply's and, when the turn folded a summary, the summary call's too.
+    A turn that lost the session's lock (LeaseLost) stores nothing; its tokens still count against its budgets."""
     reply_usage = {**asdict(completion.usage), "requests": 1}
     usage = {name: reply_usage[name] + plan.fold_usage.get(name, 0) for name in reply_usage}
     metrics.tokens_record(usage)
@@ -271,10 +282,12 @@ def _turn_record(turn: Turn, plan: _TurnPlan, completion: Completion) -> TurnRes
 
 
 def _relay(upstream: Iterator[StreamDelta | StreamDone], plan: _TurnPlan) -> Generator[StreamDelta, None, Completion]:
-    """Passes the reply's pieces on and returns the finished completion. Closing early closes the upstream."""
+    """Passes the reply's pieces on, keeping the turn's hold as they come, and returns the finished completion.
+    Closing early closes the upstream."""
     completion = None
     try:
         for event in upstream:
+            plan.hold.keep()
             if isinstance(event, StreamDone):
                 completion = event.completion
             else:

@@ -16,7 +16,7 @@ from rest_framework.views import APIView
 
 from accounts.authentication import request_budget_owners
 from conversations import serializers
-from conversations.idempotency import StoredResponse, idempotent, recorded
+from conversations.idempotency import StoredResponse, claim_leases, idempotent, recorded
 from conversations.selectors import memory_stats, session_detail, session_export, session_list
 from conversations.services import chat_send, chat_stream, chat_turn, redo_turn, session_delete, session_import
 from conversations.session_ids import EXPORT_FORMAT, SESSION_ID_REGEX, new_session_id
@@ -111,6 +111,7 @@ class ChatView(FormPageOnBrowserGet, APIView):
             text=data["message"],
             options=chat_options(body),
             budget_owners=request_budget_owners(request),
+            leases=claim_leases(request),
         )
         return chat_answer(request, turn, stream=data["stream"])
 
@@ -140,6 +141,7 @@ def redo_answer(
         text=text,
         options=chat_options(body),
         budget_owners=request_budget_owners(request),
+        leases=claim_leases(request),
     )
     return chat_answer(request, turn, stream=body.validated_data["stream"])
 

@@ -18,7 +18,7 @@ from accounts.budgets import Budget, BudgetOwner, budget_set
 from accounts.services import admin_create
 from conversations.history import HistoryFull, message
 from conversations.history.redis_store import RedisHistoryStore
-from conversations.limits import AdminSlot
+from conversations.limits import AdminSlot, turn_seconds
 from conversations.usage import usage_key
 from core.redis_store import redis_client
 from tests.conftest import ALICE_PASSWORD, login
@@ -97,7 +97,7 @@ def test_max_sessions_holds_while_admins_on_every_primary_start_sessions_at_once
     def start_session(number: int) -> bool:
         admin = admins[number % len(admins)]
         try:
-            with store.session_turn(AdminSlot(admin.id), f"s{number}") as turn:
+            with store.session_turn(AdminSlot(admin.id), f"s{number}", hold_seconds=turn_seconds()) as turn:
                 turn.finish([message("user", "hi")], {"requests": 1})
         except HistoryFull:
             return False

@@ -11,6 +11,7 @@ from django.conf import settings
 from conversations.limits import AdminSlot
 from conversations.usage import USAGE_FIELDS
 from core.exceptions import ServiceError
+from core.leases import Lease
 from core.timestamps import utcnow_iso
 
 # A conversation keeps at most this many messages; older ones fall off (only the newest go upstream anyway).
@@ -82,6 +83,9 @@ class SessionTurn(Protocol):
     """A turn's hold on its session, from `HistoryStore.session_turn`."""
 
     conversation: Conversation | None  # the session's history when the turn began; None for a new session
+    # What the turn holds in Redis besides its admin's slot (the session's lock, a new session's place), for it to
+    # keep while it runs; an in-process lock is held by the turn itself.
+    leases: list[Lease]
 
     def finish(
         self, messages: list[dict[str, Any]], usage: dict[str, int], options: StoreOptions = AS_A_TURN
@@ -89,18 +93,21 @@ class SessionTurn(Protocol):
         """Stores the turn and adds its usage to the session's and the admin's totals, then gives back the lock and
         the admin's slot; returns the session's usage totals, this turn included. `options`: a turn that redoes
         the last exchange replaces its messages; an import sets `created_at` and leaves the admin's totals
-        alone."""
+        alone. Raises LeaseLost, storing nothing, when the turn no longer holds the session's lock."""
         ...
 
 
 class HistoryStore(Protocol):
     backend: str
 
-    def session_turn(self, slot: AdminSlot, session_id: str) -> AbstractContextManager[SessionTurn]:
+    def session_turn(
+        self, slot: AdminSlot, session_id: str, *, hold_seconds: float
+    ) -> AbstractContextManager[SessionTurn]:
         """Begins a turn: takes the admin's chat slot (ChatLimited), the session's lock, waiting up to
         CHAT_SESSION_WAIT_SECONDS for it (SessionBusy), admits a session that is not stored yet before its turn
         asks the model (HistoryFull when the store is full and the admin is below its own cap), and reads the
-        history. Leaving without `finish` (a failed turn) stores nothing and gives back all it holds."""
+        history. What it holds in Redis lasts `hold_seconds` unless the turn renews it (SessionTurn.leases).
+        Leaving without `finish` (a failed turn) stores nothing and gives back all it holds."""
         ...
 
     def get(self, admin_id: str, session_id: str) -> Conversation | None: ...
@@ -113,11 +120,6 @@ class HistoryStore(Protocol):
     def delete(self, admin_id: str, session_id: str) -> bool: ...
     def list(self, admin_id: str) -> list[ConversationSummary]: ...
     def count(self) -> int: ...
-
-
-def turn_seconds() -> int:
-    """How long one turn may hold its session: the session lock (and a new session's reserved place) lasts this."""
-    return settings.LLM_TIMEOUT_SECONDS + 30
 
 
 def history_full(oldest_activity: float | None, now: float) -> HistoryFull:

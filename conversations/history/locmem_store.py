@@ -7,7 +7,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
@@ -28,6 +28,7 @@ from conversations.history.base import (
 )
 from conversations.limits import AdminSlot, admin_slot
 from conversations.usage import usage_record
+from core.leases import Lease
 
 
 class _KeyedLocks:
@@ -62,6 +63,8 @@ class _CacheTurn:
     slot: AdminSlot
     session_id: str
     conversation: Conversation | None
+    # The lock and a new session's place are in this process, held for as long as the turn runs: nothing to renew.
+    leases: list[Lease] = field(default_factory=list)
 
     def finish(
         self, messages: list[dict[str, Any]], usage: dict[str, int], options: StoreOptions = AS_A_TURN
@@ -91,8 +94,9 @@ class CacheHistoryStore:
         return f"conv:{admin_id}:{session_id}"
 
     @contextmanager
-    def session_turn(self, slot: AdminSlot, session_id: str) -> Iterator[SessionTurn]:
-        # The admin's slot is in Redis (one round trip to take it); the lock, the admission and the history are here.
+    def session_turn(self, slot: AdminSlot, session_id: str, *, hold_seconds: float) -> Iterator[SessionTurn]:
+        # The admin's slot is in Redis (one round trip to take it); the lock, the admission and the history are here,
+        # held until the turn ends, so `hold_seconds` (how long what is held in Redis lasts unrenewed) has no use.
         with admin_slot(slot):
             lock = self._locks.hold(self._key(slot.admin_id, session_id), settings.CHAT_SESSION_WAIT_SECONDS)
             with lock, self._admitted(slot.admin_id, session_id):

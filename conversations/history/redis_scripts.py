@@ -82,10 +82,12 @@ RESERVE_SCRIPT = ALL_LUA + "return reserve(KEYS[1], ARGV[1], ARGV[2], ARGV[3], A
 # slot (or ''), how many stored messages the new ones replace, the session's creation time (or '' for now), how
 # many of the first stored messages were folded into the summary, the new summary ('1' and it, or '0' and '' for
 # none), when this turn reserved the session's place in the store-wide index (or ''), the refresh interval of that
-# place (Redis Cluster), then the messages. Returns the session's usage totals, the sessions evicted to keep the admin
-# within MAX_SESSIONS_PER_ADMIN and, on Redis Cluster, 1 when the session's place in the store-wide index is due
-# for a refresh (its last refresh, kept in the meta as `indexed_at`, is older than the refresh interval).
+# place (Redis Cluster), then the messages. Returns {'lost'}, writing nothing, when a lock token is given and the lock
+# is not its own (it expired, or another turn holds it); else the session's usage totals, the sessions evicted to
+# keep the admin within MAX_SESSIONS_PER_ADMIN and, on Redis Cluster, 1 when the session's place in the store-wide
+# index is due for a refresh (its last refresh, kept in the meta as `indexed_at`, is older than the refresh interval).
 _FINISH = f"""
+if ARGV[10] ~= '' and redis.call('GET', KEYS[5]) ~= ARGV[10] then return {{'lost'}} end
 local replaced, dropped = tonumber(ARGV[12]), tonumber(ARGV[14])
 if replaced > 0 or dropped > 0 then redis.call('LTRIM', KEYS[1], dropped, -1 - replaced) end
 if ARGV[15] == '1' then redis.call('HSET', KEYS[2], 'summary', ARGV[16]) end
@@ -116,7 +118,7 @@ if excess > 0 then
   redis.call('ZREM', KEYS[3], unpack(evicted))
   --EVICT--
 end
-if ARGV[10] ~= '' and redis.call('GET', KEYS[5]) == ARGV[10] then redis.call('DEL', KEYS[5]) end
+if ARGV[10] ~= '' then redis.call('DEL', KEYS[5]) end
 if ARGV[11] ~= '' then redis.call('ZREM', KEYS[6], ARGV[11]) end
 return {{totals, evicted, refresh}}
 """

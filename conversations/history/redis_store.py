@@ -25,11 +25,11 @@ from conversations.history.base import (
     StoreOptions,
     history_full,
     now_iso,
-    turn_seconds,
 )
 from conversations.history.redis_scripts import CLUSTER, RESERVE_SCRIPT, SINGLE
 from conversations.limits import AdminSlot, chat_active_key, slot_release
 from conversations.usage import usage_key
+from core.leases import Lease, LeaseLost
 from core.redis_store import (
     NotReplicated,
     decoded,
@@ -57,6 +57,7 @@ class _RedisTurn:
     session_id: str
     lock_token: str
     conversation: Conversation | None
+    leases: list[Lease]
     reserved_at: float | None = None
     finished: bool = False
 
@@ -89,7 +90,8 @@ class RedisHistoryStore:
                                          Cluster indexed_at, when the session's place in {conv-index}:all was
                                          refreshed)
     {a:<admin>}:conv-index               sorted set of the admin's session ids by last activity
-    {a:<admin>}:conv-lock:<session>      the session's lock: a random token per turn, expiring after turn_seconds()
+    {a:<admin>}:conv-lock:<session>      the session's lock: a random token per turn, expiring unless its turn
+                                         renews it (SessionTurn.leases)
     {conv-index}:all                     sorted set of every "<admin>:<session>" by last activity, and (on a single
                                          Redis) of the places reserved for new sessions, scored minus the time they
                                          were reserved (so each kind expires on its own clock, and stored sessions
@@ -167,7 +169,7 @@ class RedisHistoryStore:
         ]
 
     @contextmanager
-    def session_turn(self, slot: AdminSlot, session_id: str) -> Iterator[SessionTurn]:
+    def session_turn(self, slot: AdminSlot, session_id: str, *, hold_seconds: float) -> Iterator[SessionTurn]:
         """One round trip (the begin script) takes the admin's slot, the session's lock, a new session's place and
         reads the history; while another turn holds the session, the script is retried (without taking the slot
         again) every 20 ms for up to CHAT_SESSION_WAIT_SECONDS. On Redis Cluster a new session's place takes one
@@ -187,10 +189,10 @@ class RedisHistoryStore:
                         *slot.args(),
                         int(take_slot),
                         token,
-                        int(turn_seconds() * 1000),
+                        int(hold_seconds * 1000),
                         now,
                         settings.MEMORY_TTL_SECONDS,
-                        turn_seconds(),
+                        hold_seconds,
                         settings.MAX_SESSIONS,
                         settings.MAX_SESSIONS_PER_ADMIN,
                         session_id,
@@ -202,7 +204,7 @@ class RedisHistoryStore:
                 slot_member = slot.member if slot.limited and not slot.released else ""
                 slot.released = True
                 with suppress(redis.RedisError, RedisClusterException):
-                    self._give_back(admin_id, session_id, token, slot_member, reserved=False)
+                    self._give_back(admin_id, session_id, token, slot_member, reserved=False, within=hold_seconds)
                 raise
             if outcome != b"busy":
                 break
@@ -218,19 +220,27 @@ class RedisHistoryStore:
             slot.released = True  # given back by the script, with the lock
             raise history_full(float(found[0]) if found else None, now)
         raw_messages, meta = found
-        turn = _RedisTurn(self, slot, session_id, token, self._conversation(session_id, raw_messages, meta))
+        lock = Lease("token", self._lock_key(admin_id, session_id), token, hold_seconds, "the session's lock")
+        conversation = self._conversation(session_id, raw_messages, meta)
+        turn = _RedisTurn(self, slot, session_id, token, conversation, [lock])
         try:
             if outcome == b"new":
-                outcome = self._reserve(member, now)
+                outcome = self._reserve(member, now, hold_seconds)
                 turn.reserved_at = now if outcome == b"reserved" else None
+            elif outcome == b"reserved":  # on a single Redis: scored minus when it was reserved, until it is stored
+                place = Lease("reserved-member", self._all_key(), member, hold_seconds, "the new session's place")
+                turn.leases.append(place)
             yield turn
         finally:
             if not turn.finished:
                 member_held = "" if slot.released else slot.member
                 slot.released = True
-                self._give_back(admin_id, session_id, token, member_held, reserved=outcome == b"reserved")
+                reserved = outcome == b"reserved"
+                self._give_back(admin_id, session_id, token, member_held, reserved=reserved, within=hold_seconds)
 
-    def _give_back(self, admin_id: str, session_id: str, token: str, slot_member: str, *, reserved: bool) -> None:
+    def _give_back(
+        self, admin_id: str, session_id: str, token: str, slot_member: str, *, reserved: bool, within: float
+    ) -> None:
         """The release script: a failed turn's lock, slot and new session's place given back. When Redis cannot be
         reached (a failover) it is retried in the background, so that the session is not locked for as long as
         its lock lives once Redis is back."""
@@ -244,17 +254,18 @@ class RedisHistoryStore:
             if reserved and cluster and not stored:
                 client.zrem(all_key, member)
 
-        redis_give_back(give_back, within=turn_seconds())
+        redis_give_back(give_back, within=within)
 
-    def _reserve(self, member: str, now: float) -> bytes:
+    def _reserve(self, member: str, now: float, hold_seconds: float) -> bytes:
         """Redis Cluster: a place in the store-wide index for a new session, in a round trip to that index's slot.
-        Returns the admission (b"reserved", or b"admitted" when it had one); raises HistoryFull."""
+        Returns the admission (b"reserved", or b"admitted" when it had one); raises HistoryFull. The place is
+        scored as a stored session is, so it lasts MEMORY_TTL_SECONDS without renewal."""
         placed = redis_script(RESERVE_SCRIPT)(
             keys=[self._all_key()],
             args=[
                 now,
                 settings.MEMORY_TTL_SECONDS,
-                turn_seconds(),
+                hold_seconds,
                 index_refresh_seconds(),
                 settings.MAX_SESSIONS,
                 member,
@@ -284,7 +295,7 @@ class RedisHistoryStore:
         ttl = settings.MEMORY_TTL_SECONDS
         counted = {name: usage[name] for name in USAGE_FIELDS if name in usage}
         now = time.time()
-        totals, evicted, refresh = redis_script_replicated(
+        outcome = redis_script_replicated(
             self._finish,
             keys=self.finish_keys(admin_id, session_id),
             args=[
@@ -309,6 +320,9 @@ class RedisHistoryStore:
                 *(json.dumps(m) for m in messages),
             ],
         )
+        if outcome == [b"lost"]:
+            raise LeaseLost("the session's lock")
+        totals, evicted, refresh = outcome
         if slot is not None:
             slot.released = True
         if evicted or refresh:

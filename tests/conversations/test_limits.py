@@ -7,7 +7,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from conversations.history import SessionBusy, history_store
-from conversations.limits import AdminSlot
+from conversations.limits import AdminSlot, turn_seconds
 from core.redis_store import redis_client
 from tests.conftest import wait_for
 from tests.conversations.conftest import chat
@@ -124,8 +124,8 @@ def test_a_turn_that_waits_for_its_session_counts_once_and_gives_its_slot_back(h
     settings.CHAT_SESSION_WAIT_SECONDS = 0.2
     store = history_store()
     holder = AdminSlot(alice.id)
-    with store.session_turn(holder, "s1"):
-        with pytest.raises(SessionBusy), store.session_turn(AdminSlot(alice.id), "s1"):
+    with store.session_turn(holder, "s1", hold_seconds=turn_seconds()):
+        with pytest.raises(SessionBusy), store.session_turn(AdminSlot(alice.id), "s1", hold_seconds=turn_seconds()):
             pass  # pragma: no cover - never entered
         assert redis_client().zcard(holder.active_key) == 1  # only the holder's slot
 
