@@ -15,7 +15,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.authentication import request_budget_owners
-from conversations import serializers
+from conversations import export_serializers, serializers
 from conversations.idempotency import StoredResponse, idempotent, recorded
 from conversations.selectors import memory_stats, session_detail, session_export, session_list
 from conversations.services import chat_send, chat_stream, chat_turn, redo_turn, session_delete, session_import
@@ -197,7 +197,7 @@ class SessionEditView(FormPageOnBrowserGet, APIView):
 @extend_schema(
     tags=[TAG],
     summary="Export a session (format chatbot-session/1)",
-    responses={200: serializers.SessionExportSerializer, **error_responses(401, 404, 503)},
+    responses={200: export_serializers.SessionExportSerializer, **error_responses(401, 404, 503)},
 )
 class SessionExportView(APIView):
     name = "Session export"
@@ -217,7 +217,7 @@ class SessionExportView(APIView):
     "MAX_MESSAGE_CHARS on user messages, the newest 200 messages kept, the per-admin session cap) and stored "
     "all or nothing; 409 when the session exists. Counts as one chat request against the admin's limits; the "
     "session keeps its usage, which does not count again in the admin's totals.",
-    request=serializers.SessionExportSerializer,
+    request=export_serializers.SessionExportSerializer,
     responses={201: serializers.SessionDetailSerializer, **error_responses(400, 401, 409, 429, 503)},
 )
 class SessionImportView(FormPageOnBrowserGet, APIView):
@@ -232,7 +232,7 @@ class SessionImportView(FormPageOnBrowserGet, APIView):
     }
 
     def post(self, request: Request) -> Response:
-        body = serializers.SessionExportSerializer(data=request.data)
+        body = export_serializers.SessionExportSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         session_id = session_import(admin=request.user, document=body.validated_data)
         return Response(session_detail(admin_id=request.user.id, session_id=session_id), status=201)
