@@ -141,8 +141,9 @@ def budget_status(owner: BudgetOwner) -> dict[str, Any] | None:
 
 
 # KEYS: for each owner its budget, its usage this day and this month. ARGV: now, the reservation's id, tokens and
-# expiry, and when a usage hash expires (Unix time). Returns {'ok', usage keys reserved on...}, or {'exceeded'|'reserved',
-# the period} for the first budget that refuses: over what is left, or over what other reservations leave.
+# expiry, and when a usage hash expires (Unix time). Returns {'ok', usage keys reserved on...}, or
+# {'exceeded'|'reserved', the period} for the first budget that refuses: over what is left, or over what other
+# reservations leave.
 _RESERVE_SCRIPT = """
 local now, id, amount, expires, expire_at = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5]
 local chosen = {}

@@ -36,6 +36,23 @@ local function reserve(all, now, ttl, turn, grace, max_sessions, member, score)
 end
 """
 
+# Lua functions that check, before a script's first write, what would make a later command fail: a Lua error does
+# not undo the writes before it.
+CHECKS_LUA = """
+local function numbers(...)
+  local parsed = {}
+  for i, raw in ipairs({...}) do
+    parsed[i] = tonumber(raw)
+    if not parsed[i] then error('argument ' .. tostring(raw) .. ' is not a number') end
+  end
+  return unpack(parsed)
+end
+local function require_type(key, wanted)
+  local found = redis.call('TYPE', key)['ok']
+  if found ~= 'none' and found ~= wanted then error(key .. ' is a ' .. found .. ', not a ' .. wanted) end
+end
+"""
+
 # KEYS: the admin's rate counter and chats in flight (AdminSlot.keys()), the session's lock, the admin's index, the
 # session's messages and meta, and on a single Redis the store-wide index. ARGV: AdminSlot.args() (6), take the slot
 # (1/0), lock token, lock ms, now, ttl, turn seconds, MAX_SESSIONS, MAX_SESSIONS_PER_ADMIN, session, member.
@@ -44,15 +61,18 @@ end
 # back), or {admission, messages, meta}: admission is 'admitted', 'reserved' (a place was reserved for this new
 # session) or, on Redis Cluster, 'new' (this new session needs a place in the store-wide index: RESERVE_SCRIPT).
 _BEGIN = """
+local lock_ms, now, ttl, per_admin = numbers(ARGV[9], ARGV[10], ARGV[11], ARGV[14])
+require_type(KEYS[4], 'zset')
+require_type(KEYS[5], 'list')
+require_type(KEYS[6], 'hash')
 if ARGV[7] == '1' then
   local refused = take_slot(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6])
   if refused then return {refused} end
 end
-if not redis.call('SET', KEYS[3], ARGV[8], 'NX', 'PX', ARGV[9]) then return {'busy'} end
-local now, ttl = tonumber(ARGV[10]), tonumber(ARGV[11])
+if not redis.call('SET', KEYS[3], ARGV[8], 'NX', 'PX', lock_ms) then return {'busy'} end
 redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', now - ttl)
 local admission = 'admitted'
-if not redis.call('ZSCORE', KEYS[4], ARGV[15]) and redis.call('ZCARD', KEYS[4]) < tonumber(ARGV[14]) then
+if not redis.call('ZSCORE', KEYS[4], ARGV[15]) and redis.call('ZCARD', KEYS[4]) < per_admin then
   --ADMIT--
 end
 return {admission, redis.call('LRANGE', KEYS[5], 0, -1), redis.call('HGETALL', KEYS[6])}
@@ -90,18 +110,6 @@ RESERVE_SCRIPT = ALL_LUA + "return reserve(KEYS[1], ARGV[1], ARGV[2], ARGV[3], A
 # is checked before the first write, and each key gets its expiry with its writes: no error leaves a key without
 # its expiry or outside the admin's index. Usage counters stop at MAX_USAGE_COUNTER rather than overflow.
 _FINISH = f"""
-local function numbers(...)
-  local parsed = {{}}
-  for i, raw in ipairs({{...}}) do
-    parsed[i] = tonumber(raw)
-    if not parsed[i] then error('finish: argument ' .. tostring(raw) .. ' is not a number') end
-  end
-  return unpack(parsed)
-end
-local function require_type(key, wanted)
-  local found = redis.call('TYPE', key)['ok']
-  if found ~= 'none' and found ~= wanted then error('finish: ' .. key .. ' is a ' .. found .. ', not a ' .. wanted) end
-end
 local ttl, max_stored, now, per_admin = numbers(ARGV[1], ARGV[3], ARGV[5], ARGV[6])
 local replaced, dropped = numbers(ARGV[12], ARGV[14])
 require_type(KEYS[1], 'list')
@@ -219,15 +227,15 @@ def _fill(template: str, **parts: str) -> str:
 
 
 SINGLE = TurnScripts(
-    begin=TAKE_SLOT_LUA + ALL_LUA + _fill(_BEGIN, ADMIT=_ADMIT_SINGLE),
-    finish=_fill(_FINISH, INDEX_READ="", INDEX_WRITE=_INDEX_WRITE_SINGLE, EVICT=_EVICT_SINGLE),
+    begin=CHECKS_LUA + TAKE_SLOT_LUA + ALL_LUA + _fill(_BEGIN, ADMIT=_ADMIT_SINGLE),
+    finish=CHECKS_LUA + _fill(_FINISH, INDEX_READ="", INDEX_WRITE=_INDEX_WRITE_SINGLE, EVICT=_EVICT_SINGLE),
     release=_fill(_RELEASE, UNRESERVE=_UNRESERVE_SINGLE),
     store_wide=True,
 )
 
 CLUSTER = TurnScripts(
-    begin=TAKE_SLOT_LUA + _fill(_BEGIN, ADMIT=_ADMIT_CLUSTER),
-    finish=_fill(_FINISH, INDEX_READ=_INDEX_READ_CLUSTER, INDEX_WRITE="", EVICT=""),
+    begin=CHECKS_LUA + TAKE_SLOT_LUA + _fill(_BEGIN, ADMIT=_ADMIT_CLUSTER),
+    finish=CHECKS_LUA + _fill(_FINISH, INDEX_READ=_INDEX_READ_CLUSTER, INDEX_WRITE="", EVICT=""),
     release=_fill(_RELEASE, UNRESERVE=""),
     store_wide=False,
 )
