@@ -213,10 +213,14 @@ class SessionExportView(APIView):
     tags=[TAG],
     summary="Import an exported session",
     description="Takes what `GET /chat/sessions/{session_id}/export` gives, under its `session_id` (or a new "
-    "one): the next chat to that session continues the conversation. Validated like a chat (roles, "
-    "MAX_MESSAGE_CHARS on user messages, the newest 200 messages kept, the per-admin session cap) and stored "
-    "all or nothing; 409 when the session exists. Counts as one chat request against the admin's limits; the "
-    "session keeps its usage, which does not count again in the admin's totals.",
+    "one): the next chat to that session continues the conversation. Held to what a chat could have stored, "
+    "all checked before anything is stored (400 naming the field): roles; MAX_MESSAGE_CHARS on user messages and "
+    "tool results, MAX_REQUEST_CHARS on assistant messages with their tool calls; tool calls as `/v1` takes them, "
+    "each tool result answering a call of the assistant message before it; a summary within "
+    "HISTORY_SUMMARY_MAX_TOKENS (4 characters a token) and MAX_MESSAGE_CHARS; usage counters up to 10**12. "
+    "The newest 200 messages are kept and the per-admin session cap applies; 409 when the session exists. "
+    "Counts as one chat request against the admin's limits; the session keeps its usage, which does not count "
+    "again in the admin's totals.",
     request=export_serializers.SessionExportSerializer,
     responses={201: serializers.SessionDetailSerializer, **error_responses(400, 401, 409, 429, 503)},
 )
