@@ -4,6 +4,7 @@ after each one a scan of Redis finds no key without a TTL that the key map does 
 
 from __future__ import annotations
 
+import json
 import logging
 from http import HTTPStatus
 
@@ -184,3 +185,17 @@ def test_a_valid_tool_conversation_still_imports_and_goes_upstream(alice_client,
     assert [m["role"] for m in sent][-5:] == ["user", "assistant", "tool", "assistant", "user"]
     assert sent[-4]["tool_calls"] == [CALL]
     assert keys_without_ttl() == []
+
+
+def test_a_tool_call_an_upstream_stored_with_more_fields_is_exported_as_an_import_takes_it(alice, alice_client):
+    call_with_extras = {**CALL, "index": 0, "function": {**CALL["function"], "extra": 1}}
+    stored = [json.dumps({**m, "at": "2026-12-01T00:00:00.000Z"}) for m in tool_exchange(call_with_extras)]
+    client = redis_client()
+    client.rpush(redis_admin_key(alice.id, "conv", "s1", "messages"), *stored)
+    client.hset(redis_admin_key(alice.id, "conv", "s1", "meta"), "created_at", "2026-12-01T00:00:00.000Z")
+
+    exported = alice_client.get("/chat/sessions/s1/export").json()
+    response = alice_client.post("/chat/sessions/import", {**exported, "session_id": "copy"}, format="json")
+
+    assert exported["messages"][1]["tool_calls"] == [CALL]
+    assert response.status_code == HTTPStatus.CREATED, response.content
