@@ -15,8 +15,9 @@ from core.timestamps import utcnow_iso
 
 # A conversation keeps at most this many messages; older ones fall off (only the newest go upstream anyway).
 MAX_STORED_MESSAGES = 200
-# Where a session's (and an admin's) usage counters stop instead of growing: far below what a Redis counter holds
-# (2**63 - 1) and within what a Lua number counts exactly (2**53), so that a turn never fails on a counter.
+# Where the usage counters a turn adds to (a session's, and on the Redis store its admin's) stop instead of growing:
+# far below what a Redis counter holds (2**63 - 1) and within what a Lua number counts exactly (2**53), so that a
+# turn never fails on a counter.
 MAX_USAGE_COUNTER = 10**15
 
 
@@ -132,8 +133,9 @@ def history_full(oldest_activity: float | None, now: float) -> HistoryFull:
 
 
 def usage_added(counter: int, tokens: int) -> int:
-    """A usage counter after a turn adds `tokens` to it: it stops at MAX_USAGE_COUNTER."""
-    return min(counter + tokens, MAX_USAGE_COUNTER)
+    """A usage counter after a turn adds `tokens` to it (none, for an upstream's negative count): it stops at
+    MAX_USAGE_COUNTER."""
+    return min(counter + max(tokens, 0), MAX_USAGE_COUNTER)
 
 
 def summary_of(conversation: Conversation) -> ConversationSummary:

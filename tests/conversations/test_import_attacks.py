@@ -84,6 +84,16 @@ def test_a_session_counter_at_the_integer_limit_stops_there_instead_of_breaking_
     assert keys_without_ttl() == []
 
 
+def test_an_upstream_counting_past_the_integer_limit_leaves_the_session_working(alice_client, fake_groq):
+    fake_groq.configure(completion_tokens=2**63)
+
+    first, second = chat(alice_client, "one"), chat(alice_client, "two")
+
+    assert (first.status_code, second.status_code) == (HTTPStatus.OK, HTTPStatus.OK), second.content
+    assert second.json()["session_usage"]["completion_tokens"] == MAX_USAGE_COUNTER
+    assert keys_without_ttl() == []
+
+
 def test_a_redis_script_error_is_a_500_storage_error_logged_once_not_an_outage(alice, alice_client, caplog):
     # A key of the wrong type makes the turn's script fail inside Redis: Redis answered, so it is no outage.
     meta = redis_admin_key(alice.id, "conv", "s1", "meta")
