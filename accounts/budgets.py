@@ -182,12 +182,13 @@ return {'ok', unpack(chosen)}
 # (Unix time). Deleting the reservation's field deletes a hash it was the last field of, and the increment makes it
 # anew: its expiry is set again with it.
 _SETTLE_SCRIPT = """
-local tokens = tonumber(ARGV[2])
+local tokens, expire_at = tonumber(ARGV[2]), tonumber(ARGV[3])
+if not (tokens and expire_at) then error('settle: the tokens or the expiry is not a number') end
 for _, usage in ipairs(KEYS) do
   redis.call('HDEL', usage, 'r:' .. ARGV[1])
   if tokens > 0 then
     redis.call('HINCRBY', usage, 'used', tokens)
-    redis.call('EXPIREAT', usage, ARGV[3])
+    redis.call('EXPIREAT', usage, expire_at)
   end
 end
 """

@@ -14,6 +14,7 @@ from django.conf import settings
 from conversations.export_serializers import MAX_IMPORTED_USAGE
 from conversations.history.base import MAX_USAGE_COUNTER
 from core.redis_store import redis_admin_key, redis_client
+from llm_provider.wire import MAX_CALL_TOKENS
 from tests.conftest import keys_without_ttl
 from tests.conversations.conftest import chat, sent_messages
 
@@ -84,13 +85,16 @@ def test_a_session_counter_at_the_integer_limit_stops_there_instead_of_breaking_
     assert keys_without_ttl() == []
 
 
-def test_an_upstream_counting_past_the_integer_limit_leaves_the_session_working(alice_client, fake_groq):
-    fake_groq.configure(completion_tokens=2**63)
+@pytest.mark.parametrize(("reported", "counted"), [(2**63, MAX_CALL_TOKENS), (-5, 0)])
+def test_an_upstream_count_out_of_range_leaves_the_session_working(alice_client, fake_groq, reported, counted):
+    fake_groq.configure(completion_tokens=reported)
 
     first, second = chat(alice_client, "one"), chat(alice_client, "two")
 
     assert (first.status_code, second.status_code) == (HTTPStatus.OK, HTTPStatus.OK), second.content
-    assert second.json()["session_usage"]["completion_tokens"] == MAX_USAGE_COUNTER
+    assert second.json()["usage"]["completion_tokens"] == counted
+    assert second.json()["session_usage"]["completion_tokens"] == 2 * counted
+    assert alice_client.get("/chat/memory/stats").json()["usage"]["completion_tokens"] == 2 * counted
     assert keys_without_ttl() == []
 
 
