@@ -17,8 +17,8 @@ from conversations.serializers import session_id_validator
 from conversations.session_ids import EXPORT_FORMAT
 
 MAX_IMPORTED_MESSAGES = 10 * MAX_STORED_MESSAGES
-# Each imported usage counter: a thousand times more than a year of a busy session, and a thousand times less than
-# where the stored counters stop (MAX_USAGE_COUNTER), so that the session's later turns always have room.
+# Each imported usage counter: far more than any session spends, and a thousand times less than where the stored
+# counters stop (MAX_USAGE_COUNTER), so that the session's later turns always have room.
 MAX_IMPORTED_USAGE = 10**12
 # Characters a token is counted as, when a summary is held to HISTORY_SUMMARY_MAX_TOKENS (as trimming counts them).
 CHARS_PER_TOKEN = 4
