@@ -142,10 +142,11 @@ def budget_status(owner: BudgetOwner) -> dict[str, Any] | None:
 
 
 # KEYS: for each owner its budget, its usage this day and this month. ARGV: now, the reservation's id, tokens and
-# expiry, and how long a usage hash lives. Returns {'ok', usage keys reserved on...}, or {'exceeded'|'reserved',
-# the period} for the first budget that refuses: over what is left, or over what other reservations leave.
+# expiry, and when a usage hash expires (Unix time). Returns {'ok', usage keys reserved on...}, or
+# {'exceeded'|'reserved', the period} for the first budget that refuses: over what is left, or over what other
+# reservations leave.
 _RESERVE_SCRIPT = """
-local now, id, amount, expires, ttl = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5]
+local now, id, amount, expires, expire_at = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5]
 local chosen = {}
 for i = 1, #KEYS, 3 do
   local config = redis.call('HMGET', KEYS[i], 'tokens', 'period')
@@ -173,16 +174,23 @@ for i = 1, #KEYS, 3 do
 end
 for _, usage in ipairs(chosen) do
   redis.call('HSET', usage, 'r:' .. id, amount .. ':' .. expires)
-  redis.call('EXPIRE', usage, ttl)
+  redis.call('EXPIREAT', usage, expire_at)
 end
 return {'ok', unpack(chosen)}
 """
 
-# KEYS: the usage hashes reserved on. ARGV: the reservation's id, the tokens really used.
+# KEYS: the usage hashes reserved on. ARGV: the reservation's id, the tokens really used, when the hashes expire
+# (Unix time). Deleting the reservation's field deletes a hash it was the last field of, and the increment makes it
+# anew: its expiry is set again with it.
 _SETTLE_SCRIPT = """
+local tokens, expire_at = tonumber(ARGV[2]), tonumber(ARGV[3])
+if not (tokens and expire_at) then error('settle: the tokens or the expiry is not a number') end
 for _, usage in ipairs(KEYS) do
   redis.call('HDEL', usage, 'r:' .. ARGV[1])
-  if tonumber(ARGV[2]) > 0 then redis.call('HINCRBY', usage, 'used', ARGV[2]) end
+  if tokens > 0 then
+    redis.call('HINCRBY', usage, 'used', tokens)
+    redis.call('EXPIREAT', usage, expire_at)
+  end
 end
 """
 
@@ -194,6 +202,7 @@ class Reservation:
     id: str
     usage_keys: list[str]
     hold_seconds: float = 0.0  # how long it counts unless settled or renewed
+    expire_at: int = 0  # when the usage hashes expire (Unix time)
     settled: bool = False
 
     def leases(self) -> list[Lease]:
@@ -211,7 +220,7 @@ class Reservation:
             return
         self.settled = True
         if self.usage_keys:
-            redis_script(_SETTLE_SCRIPT)(keys=self.usage_keys, args=[self.id, max(tokens, 0)])
+            redis_script(_SETTLE_SCRIPT)(keys=self.usage_keys, args=[self.id, max(tokens, 0), self.expire_at])
 
 
 def budget_reserve(owners: tuple[BudgetOwner, ...], tokens: int, *, hold_seconds: float) -> Reservation:
@@ -225,12 +234,12 @@ def budget_reserve(owners: tuple[BudgetOwner, ...], tokens: int, *, hold_seconds
     reservation_id = secrets.token_hex(8)
     clock = time.time()
     # A usage hash outlives its period by a day, so the period's figure can still be read just after it ends.
-    ttl = int((period_end("month", now) - now).total_seconds()) + 86_400
+    expire_at = int(period_end("month", now).timestamp()) + 86_400
     outcome, *found = redis_script(_RESERVE_SCRIPT)(
-        keys=keys, args=[clock, reservation_id, tokens, clock + hold_seconds, ttl]
+        keys=keys, args=[clock, reservation_id, tokens, clock + hold_seconds, expire_at]
     )
     if outcome == b"ok":
-        return Reservation(reservation_id, [key.decode() for key in found], hold_seconds)
+        return Reservation(reservation_id, [key.decode() for key in found], hold_seconds, expire_at)
     period: Period = "month" if found and found[0] == b"month" else "day"
     if outcome == b"exceeded":
         resets = period_end(period, now)

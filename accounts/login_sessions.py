@@ -35,14 +35,16 @@ def _admin_key(admin_id: str) -> str:
 # KEYS: admin, login, admin's logins. ARGV: the epoch the password was checked in, seconds to live, the sid, then
 # the record's fields and values. Returns 1, or 0 when the admin is gone or its credentials changed meanwhile.
 _CREATE_SCRIPT = """
+local lifetime = tonumber(ARGV[2])
+if not lifetime or lifetime <= 0 then error('login: the lifetime is not a number of seconds') end
 if redis.call('EXISTS', KEYS[1]) == 0 or (redis.call('HGET', KEYS[1], 'auth_epoch') or '0') ~= ARGV[1] then
   return 0
 end
 redis.call('HSET', KEYS[2], unpack(ARGV, 4))
 if redis.call('HGET', KEYS[1], 'budget') == '1' then redis.call('HSET', KEYS[2], 'budget', '1') end
-redis.call('EXPIRE', KEYS[2], ARGV[2])
+redis.call('EXPIRE', KEYS[2], lifetime)
 redis.call('SADD', KEYS[3], ARGV[3])
-if redis.call('TTL', KEYS[3]) < tonumber(ARGV[2]) then redis.call('EXPIRE', KEYS[3], ARGV[2]) end
+if redis.call('TTL', KEYS[3]) < lifetime then redis.call('EXPIRE', KEYS[3], lifetime) end
 return 1
 """
 

@@ -29,15 +29,18 @@ def _keys(username: str, ip: str) -> tuple[str, str]:
 
 # KEYS: the address's counter, the username's counter at that address. ARGV: window, address limit.
 # Counts the address first; once the address is over its limit its attempts create no username counters, so a
-# throttled address spraying usernames adds no keys. Returns both counts and both TTLs.
+# throttled address spraying usernames adds no keys. Returns both counts and both TTLs. A counter gets its expiry
+# with its first attempt, or with the next one should it ever be found without.
 _COUNT_ATTEMPT_SCRIPT = """
+local window, ip_limit = tonumber(ARGV[1]), tonumber(ARGV[2])
+if not (window and ip_limit) then error('count: the window or the limit is not a number') end
 local function count(key)
   local n = redis.call('INCR', key)
-  if n == 1 then redis.call('EXPIRE', key, ARGV[1]) end
+  if n == 1 or redis.call('TTL', key) == -1 then redis.call('EXPIRE', key, window) end
   return {n, redis.call('TTL', key)}
 end
 local ip = count(KEYS[1])
-if ip[1] > tonumber(ARGV[2]) then return {ip[1], ip[2], 0, 0} end
+if ip[1] > ip_limit then return {ip[1], ip[2], 0, 0} end
 local user = count(KEYS[2])
 return {ip[1], ip[2], user[1], user[2]}
 """

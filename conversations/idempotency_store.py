@@ -11,20 +11,25 @@ from dataclasses import dataclass
 from core.redis_store import redis_admin_key, redis_script
 
 # ARGV: fingerprint, token, running ms. Claims the key, or returns {fingerprint, response or nil} of its holder.
+# The expiry is checked before the hash is written, so that the hash never stays without one.
 _CLAIM = """
+local running_ms = tonumber(ARGV[3])
+if not running_ms or running_ms <= 0 then error('claim: the running time is not a number of milliseconds') end
 local held = redis.call('HMGET', KEYS[1], 'fingerprint', 'response')
 if held[1] then return held end
 redis.call('HSET', KEYS[1], 'fingerprint', ARGV[1], 'token', ARGV[2])
-redis.call('PEXPIRE', KEYS[1], ARGV[3])
+redis.call('PEXPIRE', KEYS[1], running_ms)
 return nil
 """
 
 # ARGV: token, response JSON, seconds to keep it. Only the claim's holder completes it.
 _COMPLETE = """
+local keep = tonumber(ARGV[3])
+if not keep or keep <= 0 then error('complete: the time to keep the answer is not a number of seconds') end
 if redis.call('HGET', KEYS[1], 'token') ~= ARGV[1] then return 0 end
 redis.call('HSET', KEYS[1], 'response', ARGV[2])
 redis.call('HDEL', KEYS[1], 'token')
-redis.call('EXPIRE', KEYS[1], ARGV[3])
+redis.call('EXPIRE', KEYS[1], keep)
 return 1
 """
 

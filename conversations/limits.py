@@ -62,7 +62,9 @@ process_chats = ProcessChats()
 # are AdminSlot.keys() and AdminSlot.args().
 TAKE_SLOT_LUA = """
 local function take_slot(rate_key, active_key, per_minute, concurrent, now, stale_before, ttl, slot)
-  per_minute, concurrent = tonumber(per_minute), tonumber(concurrent)
+  per_minute, concurrent, now, stale_before, ttl = tonumber(per_minute), tonumber(concurrent), tonumber(now),
+    tonumber(stale_before), tonumber(ttl)
+  if not (per_minute and concurrent and now and stale_before and ttl) then error('slot: not a number') end
   if per_minute == 0 and concurrent == 0 then return nil end
   local requests = redis.call('INCR', rate_key)
   redis.call('EXPIRE', rate_key, 61)

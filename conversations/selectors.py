@@ -44,8 +44,19 @@ def session_export(*, admin_id: str, session_id: str) -> dict[str, Any] | None:
 
 
 def exported_message(message: dict[str, Any]) -> dict[str, Any]:
-    exported = {name: message[name] for name in ("role", "content", "tool_calls", "tool_call_id") if name in message}
+    exported = {name: message[name] for name in ("role", "content", "tool_call_id") if name in message}
+    if message.get("tool_calls"):
+        exported["tool_calls"] = [exported_tool_call(call) for call in message["tool_calls"]]
     return {**exported, "created_at": message["at"]}
+
+
+def exported_tool_call(call: dict[str, Any]) -> dict[str, Any]:
+    """A tool call as OpenAI defines it, which an import takes back: what else an upstream added is left out."""
+    function = call.get("function") or {}
+    return {
+        **{name: call[name] for name in ("id", "type") if name in call},
+        "function": {name: function[name] for name in ("name", "arguments") if name in function},
+    }
 
 
 def sessions_stored_count() -> int:

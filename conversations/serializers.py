@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
@@ -9,8 +8,7 @@ from django.core.validators import MaxLengthValidator, MaxValueValidator
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from conversations.history.base import MAX_STORED_MESSAGES
-from conversations.session_ids import EXPORT_FORMAT, SESSION_ID_RULE, is_session_id
+from conversations.session_ids import SESSION_ID_RULE, is_session_id
 
 if TYPE_CHECKING:
     from conversations.services import ChatReply
@@ -23,7 +21,6 @@ def session_id_validator(value: str) -> None:
 
 MAX_STOP_SEQUENCES = 4  # Groq's limit
 MAX_STOP_CHARS = 200
-MAX_IMPORTED_MESSAGES = 10 * MAX_STORED_MESSAGES
 
 
 def json_chars(value: Any) -> int:
@@ -252,85 +249,3 @@ class TestChatResultSerializer(serializers.Serializer):
     error = serializers.CharField(allow_null=True)
     latency_ms = serializers.FloatField()
     model = serializers.CharField()
-
-
-class UsageCountsSerializer(serializers.Serializer):
-    prompt_tokens = serializers.IntegerField(min_value=0, default=0)
-    completion_tokens = serializers.IntegerField(min_value=0, default=0)
-    total_tokens = serializers.IntegerField(min_value=0, default=0)
-    requests = serializers.IntegerField(min_value=0, default=0)
-
-
-class ExportedMessageSerializer(serializers.Serializer):
-    role = serializers.ChoiceField(choices=["user", "assistant", "tool"])
-    content = serializers.CharField(allow_blank=True, trim_whitespace=False)
-    created_at = serializers.CharField(required=False, help_text="ISO 8601; now when omitted on import.")
-    tool_calls = serializers.ListField(child=serializers.DictField(), required=False)
-    tool_call_id = serializers.CharField(required=False, max_length=200)
-
-    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        content, role = attrs["content"], attrs["role"]
-        if role == "user" and not content.strip():
-            raise serializers.ValidationError({"content": ["A user message has text."]})
-        limit, name = (
-            (settings.MAX_MESSAGE_CHARS, "MAX_MESSAGE_CHARS")
-            if role == "user"
-            else (settings.MAX_REQUEST_CHARS, "MAX_REQUEST_CHARS")
-        )
-        if len(content) > limit:
-            raise serializers.ValidationError({"content": [f"Over {name} ({limit}) characters."]})
-        if (role == "tool") != ("tool_call_id" in attrs) or (attrs.get("tool_calls") and role != "assistant"):
-            raise serializers.ValidationError("Only a tool message has a tool_call_id, only an assistant tool_calls.")
-        if "created_at" in attrs and not is_iso_datetime(attrs["created_at"]):
-            raise serializers.ValidationError({"created_at": ["Not an ISO 8601 date and time."]})
-        return attrs
-
-
-class SessionExportSerializer(serializers.Serializer):
-    format = serializers.CharField(help_text=f"`{EXPORT_FORMAT}`.")
-    session_id = serializers.CharField(
-        required=False,
-        max_length=100,
-        validators=[session_id_validator],
-        help_text="On import, the id to import under (omit it for a new one); 409 if it exists.",
-    )
-    created_at = serializers.CharField(required=False)
-    messages = ExportedMessageSerializer(many=True, allow_empty=False, help_text="The stored turns, oldest first.")
-    summary = serializers.CharField(
-        allow_null=True,
-        required=False,
-        allow_blank=True,
-        trim_whitespace=False,
-        help_text="The fold of the turns before `messages` (null: none).",
-    )
-    usage = UsageCountsSerializer(required=False, help_text="The session's tokens and requests.")
-
-    def validate_format(self, value: str) -> str:
-        if value != EXPORT_FORMAT:
-            raise serializers.ValidationError(f"Unknown format; this service reads `{EXPORT_FORMAT}`.")
-        return value
-
-    def validate_created_at(self, value: str) -> str:
-        if not is_iso_datetime(value):
-            raise serializers.ValidationError("Not an ISO 8601 date and time.")
-        return value
-
-    def validate_summary(self, value: str | None) -> str | None:
-        if value is not None and len(value) > settings.MAX_REQUEST_CHARS:
-            raise serializers.ValidationError(f"Over MAX_REQUEST_CHARS ({settings.MAX_REQUEST_CHARS}) characters.")
-        return value
-
-    def to_internal_value(self, data: Any) -> dict[str, Any]:
-        messages = data.get("messages") if isinstance(data, dict) else None
-        # Counted before the messages are validated one by one; only the newest MAX_STORED_MESSAGES are kept.
-        if isinstance(messages, list) and len(messages) > MAX_IMPORTED_MESSAGES:
-            raise serializers.ValidationError({"messages": [f"Over {MAX_IMPORTED_MESSAGES} messages."]})
-        return super().to_internal_value(data)
-
-
-def is_iso_datetime(value: str) -> bool:
-    try:
-        datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return False
-    return True

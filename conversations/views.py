@@ -15,7 +15,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.authentication import request_budget_owners
-from conversations import serializers
+from conversations import export_serializers, serializers
 from conversations.idempotency import StoredResponse, claim_leases, idempotent, recorded
 from conversations.selectors import memory_stats, session_detail, session_export, session_list
 from conversations.services import chat_send, chat_stream, chat_turn, redo_turn, session_delete, session_import
@@ -199,7 +199,7 @@ class SessionEditView(FormPageOnBrowserGet, APIView):
 @extend_schema(
     tags=[TAG],
     summary="Export a session (format chatbot-session/1)",
-    responses={200: serializers.SessionExportSerializer, **error_responses(401, 404, 503)},
+    responses={200: export_serializers.SessionExportSerializer, **error_responses(401, 404, 503)},
 )
 class SessionExportView(APIView):
     name = "Session export"
@@ -215,11 +215,15 @@ class SessionExportView(APIView):
     tags=[TAG],
     summary="Import an exported session",
     description="Takes what `GET /chat/sessions/{session_id}/export` gives, under its `session_id` (or a new "
-    "one): the next chat to that session continues the conversation. Validated like a chat (roles, "
-    "MAX_MESSAGE_CHARS on user messages, the newest 200 messages kept, the per-admin session cap) and stored "
-    "all or nothing; 409 when the session exists. Counts as one chat request against the admin's limits; the "
-    "session keeps its usage, which does not count again in the admin's totals.",
-    request=serializers.SessionExportSerializer,
+    "one): the next chat to that session continues the conversation. Held to what a chat could have stored, "
+    "all checked before anything is stored (400 naming the field): roles; MAX_MESSAGE_CHARS on user messages and "
+    "tool results, MAX_REQUEST_CHARS on assistant messages with their tool calls; tool calls as `/v1` takes them, "
+    "each tool result answering a call of the assistant message before it; a summary within "
+    "HISTORY_SUMMARY_MAX_TOKENS (4 characters a token) and MAX_MESSAGE_CHARS; usage counters up to 10**12. "
+    "The newest 200 messages are kept and the per-admin session cap applies; 409 when the session exists. "
+    "Counts as one chat request against the admin's limits; the session keeps its usage, which does not count "
+    "again in the admin's totals.",
+    request=export_serializers.SessionExportSerializer,
     responses={201: serializers.SessionDetailSerializer, **error_responses(400, 401, 409, 429, 503)},
 )
 class SessionImportView(FormPageOnBrowserGet, APIView):
@@ -234,7 +238,7 @@ class SessionImportView(FormPageOnBrowserGet, APIView):
     }
 
     def post(self, request: Request) -> Response:
-        body = serializers.SessionExportSerializer(data=request.data)
+        body = export_serializers.SessionExportSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         session_id = session_import(admin=request.user, document=body.validated_data)
         return Response(session_detail(admin_id=request.user.id, session_id=session_id), status=201)

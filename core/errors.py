@@ -10,22 +10,39 @@ from typing import Any
 
 import redis
 from django.http import HttpRequest, JsonResponse
-from redis.exceptions import SlotNotCoveredError
+from redis.exceptions import (
+    AskError,
+    ClusterDownError,
+    ExecAbortError,
+    OutOfMemoryError,
+    ReadOnlyError,
+    ResponseError,
+    SlotNotCoveredError,
+    TryAgainError,
+)
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from core.exceptions import DependencyUnavailable, ServiceError
+from core.exceptions import DependencyUnavailable, ServiceError, StorageError
 
 logger = logging.getLogger(__name__)
 
 REDIS_RETRY_AFTER_SECONDS = 5
+# Errors Redis answers with while it cannot take writes for a while (a failover, a cluster slot moving, memory
+# full): an outage, unlike any other error reply.
+_OUTAGE_REPLIES = (AskError, ClusterDownError, ExecAbortError, OutOfMemoryError, ReadOnlyError, TryAgainError)
 
 
 def as_service_error(exc: BaseException) -> ServiceError | None:
-    """Our own error, or a Redis failure as the 503 it answers with; None for anything else."""
+    """Our own error, or a Redis failure as the 503 (Redis unreachable or refusing writes for a while) or 500 (a
+    command or script that failed in a Redis that works) it answers with; None for anything else."""
     if isinstance(exc, ServiceError):
         return exc
+    if isinstance(exc, ResponseError) and not isinstance(exc, _OUTAGE_REPLIES):
+        # Redis answered: retrying will fail the same way. The reply names the command or script line, no data.
+        logger.error("redis command failed: %s: %s", type(exc).__name__, exc)
+        return StorageError("A storage command failed; this request was not completed.")
     # A slot no Redis Cluster node serves (a primary failing over) is an outage too; other RedisClusterExceptions
     # (keys of one command in several slots) are bugs, and stay 500s.
     if isinstance(exc, redis.RedisError | SlotNotCoveredError):

@@ -23,3 +23,10 @@ class ServiceError(Exception):
 class DependencyUnavailable(ServiceError):
     status_code = 503
     code = "service_unavailable"
+
+
+class StorageError(ServiceError):
+    """A Redis command or script that failed although Redis answered (not an outage: retrying fails alike)."""
+
+    status_code = 500
+    code = "storage_error"

@@ -70,14 +70,23 @@ def error_fields(raw: bytes) -> tuple[str, str]:
     return str(error.get("code") or ""), str(error.get("message") or "")
 
 
+# The most tokens one call is counted as: whatever an upstream reports, a count is taken within 0 and this, so that
+# the counters it is added to (Redis integers, Prometheus counters) never fail on it.
+MAX_CALL_TOKENS = 10**12
+
+
 def parse_usage(data: Any) -> Usage | None:
     if not isinstance(data, dict):
         return None
     try:
-        prompt, completion = int(data.get("prompt_tokens") or 0), int(data.get("completion_tokens") or 0)
-        return Usage(prompt, completion, int(data.get("total_tokens") or prompt + completion))
-    except (TypeError, ValueError):
+        prompt, completion = _count(data.get("prompt_tokens")), _count(data.get("completion_tokens"))
+        return Usage(prompt, completion, _count(data.get("total_tokens") or prompt + completion))
+    except (TypeError, ValueError, OverflowError):
         return None
+
+
+def _count(value: Any) -> int:
+    return min(max(int(value or 0), 0), MAX_CALL_TOKENS)
 
 
 def usage_details(data: Any) -> dict[str, Any]:

@@ -1,8 +1,10 @@
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from django.conf import settings
@@ -18,6 +20,7 @@ from tests.fake_groq import FakeGroq
 
 ALICE_PASSWORD = "alice-password-1"
 BOB_PASSWORD = "bob-password-22"
+KEY_MAP = Path(__file__).resolve().parent.parent / "docs" / "architecture.md"
 
 
 def delete_test_keys() -> None:
@@ -25,6 +28,34 @@ def delete_test_keys() -> None:
     keys = list(client.scan_iter(match=f"{settings.REDIS_KEY_PREFIX}:*", count=1000))
     if keys:
         client.delete(*keys)
+
+
+def _permanent_key_patterns() -> list[re.Pattern[str]]:
+    """The key families the Redis key map (docs/architecture.md) gives no TTL ("none"), as patterns of whole keys
+    under this run's prefix: `P:` is the prefix, `A:` an admin's `P:{a:<admin id>}:`, `<...>` any name."""
+    patterns = []
+    for line in KEY_MAP.read_text().splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if len(cells) != 5 or not cells[0].startswith("`") or not cells[2].startswith("none"):
+            continue
+        for family in re.findall(r"`([^`]+)`", cells[0]):
+            family = re.sub(r"^A:", "P:{a:<admin id>}:", family).replace("P:", f"{settings.REDIS_KEY_PREFIX}:", 1)
+            parts = re.split(r"<[^>]+>", family)
+            patterns.append(re.compile(".+".join(re.escape(part) for part in parts)))
+    return patterns
+
+
+def keys_without_ttl() -> list[str]:
+    """This run's keys that never expire and whose family the key map does not document as permanent."""
+    client = redis_client()
+    permanent = _permanent_key_patterns()
+    assert permanent, "the key map lists no permanent family: is its table still in docs/architecture.md?"
+    found = []
+    for key in client.scan_iter(match=f"{settings.REDIS_KEY_PREFIX}:*", count=1000):
+        name = key.decode()
+        if client.ttl(key) == -1 and not any(pattern.fullmatch(name) for pattern in permanent):
+            found.append(name)
+    return sorted(found)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -16,6 +16,10 @@ from core.timestamps import utcnow_iso
 
 # A conversation keeps at most this many messages; older ones fall off (only the newest go upstream anyway).
 MAX_STORED_MESSAGES = 200
+# Where the usage counters a turn adds to (a session's, and on the Redis store its admin's) stop instead of growing:
+# far below what a Redis counter holds (2**63 - 1) and within what a Lua number counts exactly (2**53), so that a
+# turn never fails on a counter.
+MAX_USAGE_COUNTER = 10**15
 
 
 class SessionBusy(ServiceError):
@@ -128,6 +132,12 @@ def history_full(oldest_activity: float | None, now: float) -> HistoryFull:
         "or retry when the least recently used session expires.",
         retry_after=None if oldest_activity is None else oldest_activity + settings.MEMORY_TTL_SECONDS - now,
     )
+
+
+def usage_added(counter: int, tokens: int) -> int:
+    """A usage counter after a turn adds `tokens` to it (none, for an upstream's negative count): it stops at
+    MAX_USAGE_COUNTER."""
+    return min(counter + max(tokens, 0), MAX_USAGE_COUNTER)
 
 
 def summary_of(conversation: Conversation) -> ConversationSummary:

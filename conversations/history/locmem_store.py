@@ -25,6 +25,7 @@ from conversations.history.base import (
     history_full,
     now_iso,
     summary_of,
+    usage_added,
 )
 from conversations.limits import AdminSlot, admin_slot
 from conversations.usage import usage_record
@@ -148,7 +149,7 @@ class CacheHistoryStore:
             conversation.summary = options.summary
         conversation.last_activity = now_iso()
         for name in USAGE_FIELDS:
-            conversation.usage[name] = conversation.usage.get(name, 0) + usage.get(name, 0)
+            conversation.usage[name] = usage_added(conversation.usage.get(name, 0), usage.get(name, 0))
         # Taken before the cache entry is written, so the bookkeeping never outlives the entry.
         now = time.time()
         with self._guard:

@@ -25,6 +25,7 @@ from conversations.history.base import (
     StoreOptions,
     history_full,
     now_iso,
+    usage_added,
 )
 from conversations.history.redis_scripts import CLUSTER, RESERVE_SCRIPT, SINGLE
 from conversations.limits import AdminSlot, chat_active_key, slot_release
@@ -293,7 +294,7 @@ class RedisHistoryStore:
         is due for a refresh, one more round trip: the evicted sessions' keys are named only once the script has
         chosen them."""
         ttl = settings.MEMORY_TTL_SECONDS
-        counted = {name: usage[name] for name in USAGE_FIELDS if name in usage}
+        counted = {name: usage_added(0, int(usage[name])) for name in USAGE_FIELDS if name in usage}
         now = time.time()
         outcome = redis_script_replicated(
             self._finish,

@@ -6,17 +6,20 @@ from __future__ import annotations
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from http import HTTPStatus
 from io import StringIO
 
 import httpx
 import pytest
+from django.conf import settings
 from django.core.management import CommandError, call_command
 from rest_framework.test import APIClient
 
-from accounts.budgets import Budget, BudgetOwner, budget_set, budget_status
+from accounts.budgets import Budget, BudgetOwner, budget_set, budget_status, period_end
 from conversations.trimming import message_tokens
+from core.redis_store import redis_client
+from llm_provider.wire import MAX_CALL_TOKENS
 from tests.conftest import ALICE_PASSWORD, wait_for
 from tests.server import running_server
 
@@ -228,3 +231,27 @@ def test_fifty_concurrent_requests_on_two_instances_never_overspend(alice, fake_
     spent = used(BudgetOwner("admin", alice.id))
     assert spent == sum(r.json()["usage"]["total_tokens"] for r in ok)
     assert spent <= 10 * worst
+
+
+def test_a_periods_usage_keeps_its_expiry_after_its_first_turn_settles(alice, alice_client):
+    # Settling deletes the reservation's field, the hash's only one, and the increment that follows makes it anew.
+    budget_set(BudgetOwner("admin", alice.id), Budget(10_000, "day"))
+
+    assert ask(alice_client).status_code == HTTPStatus.OK
+
+    client = redis_client()
+    (usage,) = client.scan_iter(match=f"{settings.REDIS_KEY_PREFIX}:*:budget-usage:admin:{alice.id}:*")
+    now = datetime.now(UTC)
+    expected = (period_end("month", now) + timedelta(days=1) - now).total_seconds()
+    assert expected - 5 < client.ttl(usage) <= expected + 1
+
+
+def test_an_upstream_counting_past_the_integer_limit_spends_the_budget_without_failing(alice, alice_client, fake_groq):
+    budget_set(BudgetOwner("admin", alice.id), Budget(10_000, "day"))
+    fake_groq.configure(completion_tokens=2**63)
+
+    response = ask(alice_client)
+
+    assert response.status_code == HTTPStatus.OK, response.content
+    assert used(BudgetOwner("admin", alice.id)) == MAX_CALL_TOKENS
+    assert ask(alice_client).status_code == HTTPStatus.TOO_MANY_REQUESTS
