@@ -354,6 +354,7 @@ SPECTACULAR_SETTINGS = {
         "Log in with `POST /admin/login`, then press **Authorize** and paste the `access_token`."
     ),
     "VERSION": VERSION,
+    "DEFAULT_GENERATOR_CLASS": "core.schema.ViewOwnSchemaGenerator",
     "SERVE_INCLUDE_SCHEMA": False,
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
