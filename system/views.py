@@ -15,7 +15,7 @@ from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_seriali
 from drf_spectacular.views import SpectacularJSONAPIView
 from prometheus_client import CONTENT_TYPE_LATEST
 from rest_framework import serializers
-from rest_framework.decorators import api_view, authentication_classes, permission_classes
+from rest_framework.decorators import api_view, authentication_classes, permission_classes, throttle_classes
 from rest_framework.exceptions import PermissionDenied
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
@@ -62,6 +62,7 @@ def health(request: Request) -> Response:
 @api_view(["GET"])
 @authentication_classes([])
 @permission_classes([])
+@throttle_classes([])  # probes call it, often, from one address
 def liveness(request: Request) -> Response:
     return Response({"status": "alive"})
 
