@@ -1,5 +1,5 @@
 """7. An anonymous flood: an admin's chat p50 alone, then while another process floods the public endpoints without
-credentials as fast as the machine lets it (closed loop), in the same run:
+credentials as fast as the machine lets it (closed loop, FLOODS: so many connections at once), in the same run:
 
 - from one client address, which ANON_REQUESTS_PER_MINUTE soon answers with 429;
 - from many client addresses (loopback sources, a new one every SOURCE_REQUESTS requests), each under that limit:
@@ -30,7 +30,8 @@ PUBLIC_PATHS = ("/openapi.json", "/docs", "/redoc", "/health", "/info", "/")
 ONE_ADDRESS = "127.0.0.2"
 # Under ANON_REQUESTS_PER_MINUTE's default (120) for as long as a run lasts.
 SOURCE_REQUESTS = 100
-FLOOD_CONCURRENCY = 64
+# (name, many addresses, connections): the rows of the table.
+FLOODS = (("one_address_c8", False, 8), ("one_address_c64", False, 64), ("many_addresses_c64", True, 64))
 
 
 def address(number: int) -> str:
@@ -69,7 +70,9 @@ async def flood(port: int, *, seconds: float, concurrency: int, rotate: bool) ->
     return {"requests": requests, "seconds": round(elapsed, 2), "rate": round(requests / elapsed, 1), **statuses}
 
 
-async def anonymous_flood(target: Target, service: Service, *, seconds: float, rotate: bool) -> dict[str, Any]:
+async def anonymous_flood(
+    target: Target, service: Service, *, seconds: float, rotate: bool, concurrency: int
+) -> dict[str, Any]:
     """Chat p50 (one admin, one chat at a time, 20-turn sessions) alone, then during the flood; the service's CPU
     per chat alone and per anonymous request during the flood."""
     step = chat_step(target, turns_per_session=TURNS_PER_SESSION, tag=tag())
@@ -79,7 +82,7 @@ async def anonymous_flood(target: Target, service: Service, *, seconds: float, r
 
     lead = 1.0  # the flood is at full rate before the chats are measured, and still after
     command = [sys.executable, "-m", "bench.anonymous_flood", "--port", str(target.port)]
-    command += ["--seconds", str(seconds + 2 * lead), "--concurrency", str(FLOOD_CONCURRENCY)]
+    command += ["--seconds", str(seconds + 2 * lead), "--concurrency", str(concurrency)]
     command += ["--many-addresses"] if rotate else []
     flooder = await asyncio.create_subprocess_exec(*command, stdout=asyncio.subprocess.PIPE)
     await asyncio.sleep(lead)
@@ -91,7 +94,7 @@ async def anonymous_flood(target: Target, service: Service, *, seconds: float, r
     anonymous_requests = flooded["rate"] * during.seconds
     anonymous_cpu = (service_cpu - during.completed * chat_cpu) / max(anonymous_requests, 1)
     return {
-        "flood": {"addresses": "many" if rotate else "one", "concurrency": FLOOD_CONCURRENCY, **flooded},
+        "flood": {"addresses": "many" if rotate else "one", "concurrency": concurrency, **flooded},
         "alone": summary(alone),
         "during_flood": summary(during),
         "p50_ratio": round(during.p50 / alone.p50, 2),
@@ -104,7 +107,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--seconds", type=float, required=True)
-    parser.add_argument("--concurrency", type=int, default=FLOOD_CONCURRENCY)
+    parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--many-addresses", action="store_true")
     args = parser.parse_args()
     result = asyncio.run(

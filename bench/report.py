@@ -77,8 +77,8 @@ def _burst(backend: dict[str, Any]) -> str:
     )
 
 
-def _flood(backend: dict[str, Any], addresses: str) -> str:
-    row = _get(backend, "anonymous_flood", addresses)
+def _flood(backend: dict[str, Any], name: str) -> str:
+    row = _get(backend, "anonymous_flood", name)
     if not row:
         return "-"
     flood = row["flood"]
@@ -146,10 +146,14 @@ def render_table(results: dict[str, Any]) -> str:
     )
     row("5. memory per 1,000 sessions x 20 messages", _memory, TARGETS["memory"])
     row(f"6. chat p50 (c8) alone → during {200} bad logins", _burst, TARGETS["burst"])
-    for addresses, label in (("one_address", "one address"), ("many_addresses", "many addresses")):
+    for name, label in (
+        ("one_address_c8", "one address, c8"),
+        ("one_address_c64", "one address, c64"),
+        ("many_addresses_c64", "many addresses, c64"),
+    ):
         row(
-            f"7. chat p50 (c1) alone → during an anonymous flood (c64) from {label}",
-            lambda b, addresses=addresses: _flood(b, addresses),
+            f"7. chat p50 (c1) alone → during an anonymous flood from {label}",
+            lambda b, name=name: _flood(b, name),
             TARGETS["flood"],
         )
 

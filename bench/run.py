@@ -23,7 +23,7 @@ from typing import Any
 import redis
 
 from bench import scenarios
-from bench.anonymous_flood import anonymous_flood
+from bench.anonymous_flood import FLOODS, anonymous_flood
 from bench.processes import (
     ROOT,
     fake_upstream,
@@ -191,10 +191,10 @@ async def measure_backend(backend: str, fake, args, sections: set[str], duration
                 token = await scenarios.login(svc.port, "admin", password)
                 target = scenarios.Target(svc.port, {"Authorization": f"Bearer {token}"})
                 out["anonymous_flood"] = {}
-                for addresses, rotate in (("one_address", False), ("many_addresses", True)):
+                for name, rotate, concurrency in FLOODS:
                     quiet("flood")
-                    out["anonymous_flood"][addresses] = await anonymous_flood(
-                        target, svc, seconds=durations["flood"], rotate=rotate
+                    out["anonymous_flood"][name] = await anonymous_flood(
+                        target, svc, seconds=durations["flood"], rotate=rotate, concurrency=concurrency
                     )
             print(f"  {backend}: anonymous flood done", flush=True)
     finally:
