@@ -22,8 +22,8 @@ _generating = threading.Lock()
 
 
 def openapi_document() -> OpenApiDocument:
-    """The document `manage.py spectacular` writes, encoded once: the first call generates it while the calls
-    that arrive meanwhile wait for it, so that two generations never run at once."""
+    """The document as JSON, encoded once: the first call generates it while the calls that arrive meanwhile wait
+    for it, so that two generations never run at once."""
     with _generating:
         return _generated()
 
