@@ -17,6 +17,9 @@ other processes). `--callgrind` counts instructions instead, which load does not
 
 Scenarios: `new` (a new session per chat, as the benchmark's overhead and CPU-ceiling rows), `continued` (sessions
 of 20 turns), `v1` (/v1/chat/completions without a session), `live` (GET /health/live, the floor of a request).
+Without a token, each request from an address of its own (under ANON_REQUESTS_PER_MINUTE): `openapi`
+(/openapi.json, not gzipped), `docs` (/docs), `redoc`, `health` (/health), `root` (/); and `throttled` (/info from
+an address over its ANON_REQUESTS_PER_MINUTE, answered 429).
 """
 
 from __future__ import annotations
@@ -41,7 +44,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 MESSAGE = "Hello! Could you tell me, in a few words, what the weather is usually like on the coast in spring?"
 TURNS_PER_SESSION = 20
-SCENARIOS = ("new", "continued", "v1", "live")
+SCENARIOS = ("new", "continued", "v1", "live", "openapi", "docs", "redoc", "health", "root", "throttled")
+ANONYMOUS_PATHS = {"openapi": "/openapi.json", "docs": "/docs", "redoc": "/redoc", "health": "/health", "root": "/"}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -132,11 +136,12 @@ class Wsgi:
         }
         self.headers: dict[str, str] = {}
 
-    def request(self, method: str, path: str, body: Any = None) -> tuple[int, bytes]:
+    def request(self, method: str, path: str, body: Any = None, *, anonymous_from: str = "") -> tuple[int, bytes]:
+        """`anonymous_from`: send no token, from this client address."""
         data = b"" if body is None else json.dumps(body).encode()
         environ = {
             **self.base,
-            **self.headers,
+            **({"REMOTE_ADDR": anonymous_from} if anonymous_from else self.headers),
             "REQUEST_METHOD": method,
             "PATH_INFO": path,
             "CONTENT_LENGTH": str(len(data)),
@@ -174,9 +179,12 @@ def login(wsgi: Wsgi) -> None:
 def scenario_step(wsgi: Wsgi, name: str) -> Callable[[int], None]:
     tag = secrets.token_hex(4)
 
-    def expect(status: int, body: bytes) -> None:
-        if status != 200:
+    def expect(status: int, body: bytes, wanted: int = 200) -> None:
+        if status != wanted:
             raise RuntimeError(f"{name}: {status} {body[:300]!r}")
+
+    def address(i: int) -> str:
+        return f"10.{i // 65536 % 256}.{i // 256 % 256}.{i % 256}"
 
     if name == "new":
         return lambda i: expect(*wsgi.request("POST", "/chat/", {"message": MESSAGE}))
@@ -189,6 +197,16 @@ def scenario_step(wsgi: Wsgi, name: str) -> Callable[[int], None]:
         return lambda i: expect(*wsgi.request("POST", "/v1/chat/completions", body))
     if name == "live":
         return lambda i: expect(*wsgi.request("GET", "/health/live"))
+    if name in ANONYMOUS_PATHS:
+        return lambda i: expect(*wsgi.request("GET", ANONYMOUS_PATHS[name], anonymous_from=address(i)))
+    if name == "throttled":
+        from django.conf import settings
+
+        limit = settings.ANON_REQUESTS_PER_MINUTE
+        # The warm-up takes the address over its limit.
+        return lambda i: expect(
+            *wsgi.request("GET", "/info", anonymous_from="192.0.2.1"), wanted=200 if i < limit else 429
+        )
     raise SystemExit(f"unknown scenario {name!r}; choose from {', '.join(SCENARIOS)}")
 
 

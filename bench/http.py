@@ -30,14 +30,16 @@ class Response:
 
 
 class Connection:
-    def __init__(self, host: str, port: int, timeout: float = 30.0) -> None:
-        self.host, self.port, self.timeout = host, port, timeout
+    def __init__(self, host: str, port: int, timeout: float = 30.0, source: str | None = None) -> None:
+        """`source`: the local address to connect from (any 127.x.y.z on loopback), for a client address of its own."""
+        self.host, self.port, self.timeout, self.source = host, port, timeout, source
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
         self.reconnects = 0
 
     async def _open(self) -> None:
-        self._reader, self._writer = await asyncio.open_connection(self.host, self.port)
+        local = (self.source, 0) if self.source else None
+        self._reader, self._writer = await asyncio.open_connection(self.host, self.port, local_addr=local)
         sock = self._writer.get_extra_info("socket")
         if sock is not None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

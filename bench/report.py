@@ -14,6 +14,7 @@ TARGETS = {
     "stream": "≤ 5 ms",
     "memory": "≤ 10 MiB",
     "burst": "≤ 2x normal",
+    "flood": "≤ 2x alone; CPU per request ≤ a chat's",
 }
 
 
@@ -76,6 +77,19 @@ def _burst(backend: dict[str, Any]) -> str:
     )
 
 
+def _flood(backend: dict[str, Any], name: str) -> str:
+    row = _get(backend, "anonymous_flood", name)
+    if not row:
+        return "-"
+    flood = row["flood"]
+    statuses = ", ".join(f"{flood[s]}x{s}" for s in sorted(flood) if s.isdigit() or s.startswith("connection"))
+    return (
+        f"{row['alone']['p50_ms']:.1f} → {row['during_flood']['p50_ms']:.1f} ms = {row['p50_ratio']:.1f}x "
+        f"(flood {flood['rate']:.0f}/s: {statuses}; service CPU {row['service_cpu_ms_per_anonymous_request']:.2f} ms "
+        f"per anonymous request, {row['service_cpu_ms_per_chat']:.2f} ms per chat)"
+    )
+
+
 def _column_name(name: str, backend: dict[str, Any]) -> str:
     workers = backend.get("workers_started") or _get(backend, "gunicorn", "workers")
     threads = _get(backend, "gunicorn", "threads")
@@ -132,6 +146,16 @@ def render_table(results: dict[str, Any]) -> str:
     )
     row("5. memory per 1,000 sessions x 20 messages", _memory, TARGETS["memory"])
     row(f"6. chat p50 (c8) alone → during {200} bad logins", _burst, TARGETS["burst"])
+    for name, label in (
+        ("one_address_c8", "one address, c8"),
+        ("one_address_c64", "one address, c64"),
+        ("many_addresses_c64", "many addresses, c64"),
+    ):
+        row(
+            f"7. chat p50 (c1) alone → during an anonymous flood from {label}",
+            lambda b, name=name: _flood(b, name),
+            TARGETS["flood"],
+        )
 
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines.extend("| " + " | ".join(r) + " |" for r in rows)

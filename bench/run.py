@@ -23,6 +23,7 @@ from typing import Any
 import redis
 
 from bench import scenarios
+from bench.anonymous_flood import FLOODS, anonymous_flood
 from bench.processes import (
     ROOT,
     fake_upstream,
@@ -53,7 +54,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--redis-url", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14"))
     parser.add_argument("--quick", action="store_true", help="shorter runs, for trying things out")
     parser.add_argument(
-        "--only", default="", help="comma-separated sections: overhead,cpu,inflight,stream,memory,burst"
+        "--only", default="", help="comma-separated sections: overhead,cpu,inflight,stream,memory,burst,flood"
     )
     parser.add_argument("--env", action="append", default=[], help="extra service setting NAME=VALUE")
     parser.add_argument("--no-floor", action="store_true", help="skip the floor (bench/floor.py's bare view)")
@@ -184,6 +185,18 @@ async def measure_backend(backend: str, fake, args, sections: set[str], duration
                     target, svc, client, f"{prefix}-memory", sessions=int(durations["memory_sessions"])
                 )
             print(f"  {backend}: memory done", flush=True)
+        if "flood" in sections:
+            # A fresh service and key prefix: no earlier section's anonymous requests or throttle counters count.
+            with service({**env, "REDIS_KEY_PREFIX": f"{prefix}-flood"}, log) as svc:
+                token = await scenarios.login(svc.port, "admin", password)
+                target = scenarios.Target(svc.port, {"Authorization": f"Bearer {token}"})
+                out["anonymous_flood"] = {}
+                for name, rotate, concurrency in FLOODS:
+                    quiet("flood")
+                    out["anonymous_flood"][name] = await anonymous_flood(
+                        target, svc, seconds=durations["flood"], rotate=rotate, concurrency=concurrency
+                    )
+            print(f"  {backend}: anonymous flood done", flush=True)
     finally:
         keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
         for start in range(0, len(keys), 1000):
@@ -278,10 +291,27 @@ def start_profiler(svc, backend: str, seconds: float) -> subprocess.Popen | None
 
 async def main() -> None:
     args = parse_args()
-    sections = set(filter(None, args.only.split(","))) or {"overhead", "cpu", "inflight", "stream", "memory", "burst"}
-    durations = {"overhead": 6.0, "cpu": 10.0, "inflight": 12.0, "stream": 300, "burst": 8.0, "memory_sessions": 1000}
+    all_sections = {"overhead", "cpu", "inflight", "stream", "memory", "burst", "flood"}
+    sections = set(filter(None, args.only.split(","))) or all_sections
+    durations = {
+        "overhead": 6.0,
+        "cpu": 10.0,
+        "inflight": 12.0,
+        "stream": 300,
+        "burst": 8.0,
+        "memory_sessions": 1000,
+        "flood": 10.0,
+    }
     if args.quick:
-        durations = {"overhead": 2.0, "cpu": 3.0, "inflight": 4.0, "stream": 50, "burst": 3.0, "memory_sessions": 200}
+        durations = {
+            "overhead": 2.0,
+            "cpu": 3.0,
+            "inflight": 4.0,
+            "stream": 50,
+            "burst": 3.0,
+            "memory_sessions": 200,
+            "flood": 4.0,
+        }
     RESULTS.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     results: dict[str, Any] = {"machine": machine(), "upstream_delay_s": UPSTREAM_DELAY, "backends": {}}

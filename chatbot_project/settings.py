@@ -255,6 +255,9 @@ LOGIN_FAILURE_WINDOW_SECONDS = env_int("LOGIN_FAILURE_WINDOW_SECONDS", 300, mini
 # The header a trusted reverse proxy sets to the client's address (e.g. X-Forwarded-For, X-Real-IP).
 # Unset: the socket's peer address. Never set it without a proxy that overwrites the header.
 CLIENT_IP_HEADER = env_str("CLIENT_IP_HEADER")
+# Requests per client address per minute that carry no credentials that authenticate, public endpoints included
+# (/health/live excepted); 0 turns the limit off.
+ANON_REQUESTS_PER_MINUTE = env_int("ANON_REQUESTS_PER_MINUTE", 120, minimum=0)
 # Per admin; 0 turns a limit off.
 CHAT_REQUESTS_PER_MINUTE = env_int("CHAT_REQUESTS_PER_MINUTE", 600, minimum=0)
 CHAT_MAX_CONCURRENT = env_int("CHAT_MAX_CONCURRENT", 64, minimum=0)
@@ -337,6 +340,7 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_THROTTLE_CLASSES": ["core.throttling.AnonymousRateThrottle"],
     "DEFAULT_RENDERER_CLASSES": [
         "rest_framework.renderers.JSONRenderer",
         "core.browsable.ExampleBrowsableAPIRenderer",  # pre-fills POST forms with an example body
@@ -361,6 +365,7 @@ SPECTACULAR_SETTINGS = {
         "Log in with `POST /admin/login`, then press **Authorize** and paste the `access_token`."
     ),
     "VERSION": VERSION,
+    "DEFAULT_GENERATOR_CLASS": "core.schema.ViewOwnSchemaGenerator",
     "SERVE_INCLUDE_SCHEMA": False,
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",

@@ -1,8 +1,9 @@
 from django.urls import include, path, re_path
 from django.views.decorators.csrf import csrf_exempt
-from drf_spectacular.views import SpectacularJSONAPIView, SpectacularRedocView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularRedocView, SpectacularSwaggerView
 
 from core.errors import json_not_found
+from system.views import OpenApiView
 
 # Django tries the patterns in order on every request: the chat endpoints come first (no two apps' patterns
 # match the same path, so the order changes only how many are tried).
@@ -10,7 +11,7 @@ urlpatterns = [
     path("", include("conversations.urls")),
     path("", include("conversations.openai_urls")),
     path("", include("system.urls")),
-    re_path(r"^openapi\.json$", SpectacularJSONAPIView.as_view(), name="openapi"),
+    re_path(r"^openapi\.json$", OpenApiView.as_view(), name="openapi"),
     re_path(r"^docs/?$", SpectacularSwaggerView.as_view(url_name="openapi"), name="docs"),
     re_path(r"^redoc/?$", SpectacularRedocView.as_view(url_name="openapi"), name="redoc"),
     path("api-auth/", include("rest_framework.urls")),

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import inspect
+from typing import Any
+
+from drf_spectacular.generators import SchemaGenerator
 from drf_spectacular.utils import OpenApiResponse
 from rest_framework import serializers
+from rest_framework.schemas.inspectors import DefaultSchema
 
 
 class ErrorSerializer(serializers.Serializer):
@@ -64,3 +69,20 @@ def add_common_error_responses(result: dict, generator: object, request: object,
             for status in statuses:
                 operation["responses"].setdefault(str(status), _error_response(status))
     return result
+
+
+class ViewOwnSchemaGenerator(SchemaGenerator):
+    """Gives every view instance it describes a schema inspector of its own.
+
+    A view class's `schema` is one inspector shared by every instance (drf-spectacular's `@extend_schema` puts one
+    on each class it decorates), and reading it sets that shared inspector's `view`, from the class to None: two
+    generations at once, in two threads, would describe one thread's view with another's, or fail."""
+
+    def create_view(self, callback: Any, method: str, request: Any = None) -> Any:
+        view = super().create_view(callback, method, request)
+        # The class's inspector, not what reading `view.schema` gives (which would set its `view`).
+        shared = inspect.getattr_static(view, "schema")
+        # DefaultSchema makes a new inspector on every read already.
+        if not isinstance(shared, DefaultSchema) and view not in shared.instance_schemas:
+            self._set_schema_to_view(view, type(shared)())
+        return view

@@ -3,14 +3,19 @@ the Prometheus metrics."""
 
 from __future__ import annotations
 
+import re
+from typing import Any
+
 from django.conf import settings
 from django.http import HttpResponse
 from django.urls import reverse
+from django.utils.cache import patch_vary_headers
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from drf_spectacular.views import SpectacularJSONAPIView
 from prometheus_client import CONTENT_TYPE_LATEST
 from rest_framework import serializers
-from rest_framework.decorators import api_view, authentication_classes, permission_classes
+from rest_framework.decorators import api_view, authentication_classes, permission_classes, throttle_classes
 from rest_framework.exceptions import PermissionDenied
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
@@ -22,7 +27,10 @@ from core.http import client_ip
 from core.metrics import metrics_allowed, metrics_text
 from core.negotiation import IgnoreAccept
 from core.schema import ErrorSerializer, error_responses
+from system.openapi import openapi_document
 from system.selectors import SERVICE_NAME, health_report, status_report
+
+_ACCEPTS_GZIP = re.compile(r"\bgzip\b")
 
 HealthSerializer = inline_serializer(
     "Health",
@@ -54,6 +62,7 @@ def health(request: Request) -> Response:
 @api_view(["GET"])
 @authentication_classes([])
 @permission_classes([])
+@throttle_classes([])  # probes call it, often, from one address
 def liveness(request: Request) -> Response:
     return Response({"status": "alive"})
 
@@ -168,6 +177,24 @@ class MetricsView(APIView):
                 code="metrics_forbidden",
             )
         return HttpResponse(metrics_text(), content_type=CONTENT_TYPE_LATEST)
+
+
+class OpenApiView(SpectacularJSONAPIView):
+    """The OpenAPI document from memory (system/openapi.py), gzipped for a client that accepts gzip; HEAD is
+    answered as GET without its body."""
+
+    @extend_schema(exclude=True)
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> HttpResponse:
+        document = openapi_document()
+        gzipped = _ACCEPTS_GZIP.search(request.headers.get("Accept-Encoding", "")) is not None
+        response = HttpResponse(
+            document.gzipped if gzipped else document.body, content_type=request.accepted_renderer.media_type
+        )
+        if gzipped:
+            response["Content-Encoding"] = "gzip"
+        patch_vary_headers(response, ["Accept-Encoding"])
+        response["Content-Disposition"] = f'inline; filename="{settings.SPECTACULAR_SETTINGS["TITLE"]}.json"'
+        return response
 
 
 # The endpoints the root links to, by route name: those without a path parameter.
