@@ -13,14 +13,13 @@ import json
 import os
 import secrets
 
-import urllib3
+import httpcore
 from django.conf import settings
 from django.core.wsgi import get_wsgi_application
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import path
 
 UPSTREAM = os.environ.get("GROQ_BASE_URL", "http://127.0.0.1:8001/openai/v1").rstrip("/") + "/chat/completions"
-UPSTREAM_PATH = urllib3.util.parse_url(UPSTREAM).request_uri
 API_KEY = os.environ.get("GROQ_API_KEY", "bench-key")
 MODEL = "openai/gpt-oss-20b"
 
@@ -43,13 +42,13 @@ if not settings.configured:
 
 # One pool of keep-alive connections per process, made in the worker (after the fork), with the same HTTP
 # client as the service's.
-_pools: dict[int, urllib3.HTTPConnectionPool] = {}
+_pools: dict[int, httpcore.ConnectionPool] = {}
 
 
-def _pool() -> urllib3.HTTPConnectionPool:
+def _pool() -> httpcore.ConnectionPool:
     pool = _pools.get(os.getpid())
     if pool is None:
-        pool = _pools[os.getpid()] = urllib3.connection_from_url(UPSTREAM, maxsize=512, retries=False, timeout=60.0)
+        pool = _pools[os.getpid()] = httpcore.ConnectionPool(max_connections=512)
     return pool
 
 
@@ -62,13 +61,16 @@ def chat(request: HttpRequest) -> HttpResponse:
         return JsonResponse({"detail": "a JSON body with a message"}, status=400)
     body = {"model": MODEL, "messages": [{"role": "user", "content": message}], "temperature": 0.7, "max_tokens": 1024}
     headers = {"Authorization": f"Bearer {API_KEY}", "Content-Type": "application/json"}
+    timeout = {"connect": 60.0, "read": 60.0, "write": 60.0, "pool": 60.0}
     try:
-        upstream = _pool().urlopen("POST", UPSTREAM_PATH, body=json.dumps(body).encode(), headers=headers)
-    except urllib3.exceptions.HTTPError as exc:
-        return JsonResponse({"detail": f"upstream: {exc}"}, status=502)
+        upstream = _pool().request(
+            "POST", UPSTREAM, headers=headers, content=json.dumps(body).encode(), extensions={"timeout": timeout}
+        )
+    except (httpcore.TimeoutException, httpcore.NetworkError, httpcore.ProtocolError) as exc:
+        return JsonResponse({"detail": f"upstream: {type(exc).__name__}"}, status=502)
     if upstream.status != 200:
         return JsonResponse({"detail": f"upstream answered {upstream.status}"}, status=502)
-    return JsonResponse({"reply": json.loads(upstream.data)["choices"][0]["message"]["content"]})
+    return JsonResponse({"reply": json.loads(upstream.content)["choices"][0]["message"]["content"]})
 
 
 def live(request: HttpRequest) -> HttpResponse:

@@ -1,5 +1,6 @@
 """CPU per upstream call by HTTP client: one non-streamed chat completion from the fake upstream, in one thread,
-through httpx, httpx on a urllib3 transport, a urllib3 connection pool (what the service uses) and http.client.
+through httpx, httpx on a urllib3 transport, httpx's own transport layer (an httpcore connection pool, what the
+service uses), a urllib3 connection pool and http.client.
 
     .venv/bin/python -m bench.upstream_client [--calls 1500] [--rounds 3]
 
@@ -15,6 +16,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import httpcore
 import httpx
 import urllib3
 
@@ -64,7 +66,13 @@ def main() -> None:
         plain = httpx.Client(headers=HEADERS)
         on_urllib3 = httpx.Client(headers=HEADERS, transport=Urllib3Transport())
         pool = urllib3.connection_from_url(url, maxsize=4, retries=False)
+        core_pool = httpcore.ConnectionPool(max_connections=4)
         connection = http.client.HTTPConnection("127.0.0.1", fake.port)
+        core_headers = [(name.encode(), value.encode()) for name, value in HEADERS.items()]
+
+        def through_httpcore() -> Any:
+            answer = core_pool.request("POST", url, headers=core_headers, content=json.dumps(BODY).encode())
+            return json.loads(answer.content)
 
         def through_urllib3() -> Any:
             return json.loads(pool.urlopen("POST", path, body=payload, headers=HEADERS).data)
@@ -76,6 +84,7 @@ def main() -> None:
         clients: dict[str, Callable[[], Any]] = {
             "httpx": lambda: plain.post(url, json=BODY).json(),
             "httpx on a urllib3 transport": lambda: on_urllib3.post(url, json=BODY).json(),
+            "httpcore connection pool": through_httpcore,
             "urllib3 connection pool": through_urllib3,
             "http.client": through_http_client,
         }

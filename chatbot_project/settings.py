@@ -399,7 +399,7 @@ LOGGING = {
         "django.security.DisallowedHost": {"handlers": [], "level": "CRITICAL", "propagate": False},
         "django.server": {"level": "WARNING"},
         # A line per upstream call would repeat what the request log says; failures are logged by the client.
-        "urllib3": {"level": "WARNING"},
+        "httpcore": {"level": "WARNING"},
     },
 }
 logging.captureWarnings(True)

@@ -5,8 +5,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import httpcore
 import pytest
-import urllib3
 
 from llm_provider.client import ChatClient, LLMConfig
 from llm_provider.exceptions import (
@@ -30,9 +30,20 @@ MakeClient = Callable[..., ChatClient]
 HELLO = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "hello there"}]
 
 
-def to_fake(fake: FakeGroq) -> urllib3.HTTPConnectionPool:
+class ToFake(httpcore.ConnectionPool):
     """Connections to the fake for requests meant for another host, so that a real Groq URL can be used offline."""
-    return urllib3.HTTPConnectionPool("127.0.0.1", fake.port, retries=False)
+
+    def __init__(self, port: int) -> None:
+        super().__init__()
+        self.port = port
+
+    def handle_request(self, request: httpcore.Request) -> httpcore.Response:
+        request.url = httpcore.URL(scheme=b"http", host=b"127.0.0.1", port=self.port, target=request.url.target)
+        return super().handle_request(request)
+
+
+def to_fake(fake: FakeGroq) -> ToFake:
+    return ToFake(fake.port)
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float = 2.0) -> bool:
