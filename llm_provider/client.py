@@ -1,9 +1,9 @@
 """The HTTP calls to Groq's OpenAI-compatible chat API: one deadline per call, bounded retries.
 
 The calls go through httpcore, httpx's own transport layer, under a few lines of request code of ours: one
-connection pool per process, at most LLM_MAX_CONNECTIONS connections, a call waiting for one within its deadline.
-HTTPS_PROXY / HTTP_PROXY / ALL_PROXY and NO_PROXY in the environment are honoured. The upstream authenticates by the
-key, so cookies are neither kept nor sent back."""
+connection pool per process (connections.py), at most LLM_MAX_CONNECTIONS connections, a call waiting for one
+within its deadline. HTTPS_PROXY / HTTP_PROXY / ALL_PROXY and NO_PROXY in the environment are honoured. The upstream
+authenticates by the key, so cookies are neither kept nor sent back."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ import httpcore
 from core import metrics
 
 from . import wire
+from .connections import UpstreamConnections
 from .exceptions import (
     TRUNCATED,
     LLMBadGateway,
@@ -72,7 +73,7 @@ class LLMConfig:
 
 
 class ChatClient:
-    def __init__(self, config: LLMConfig, *, pool: httpcore.ConnectionPool | None = None) -> None:
+    def __init__(self, config: LLMConfig, *, pool: httpcore.ConnectionPool | UpstreamConnections | None = None) -> None:
         """`pool`: the connections to use instead of the process's own (the tests send a real Groq URL to the
         fake)."""
         self._config = config
@@ -347,15 +348,11 @@ def _json_bytes(body: dict[str, Any]) -> bytes:
     return json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
 
 
-def connection_pool(url: SplitResult, max_connections: int) -> httpcore.ConnectionPool:
+def connection_pool(url: SplitResult, max_connections: int) -> UpstreamConnections:
     """Keep-alive connections for `url`'s origin (through the proxy the environment names for it, if any), at most
     `max_connections`: a request waits for a free one within its deadline."""
-    return httpcore.ConnectionPool(
-        proxy=_proxy_for(url),
-        max_connections=max_connections,
-        max_keepalive_connections=max_connections,
-        keepalive_expiry=KEEPALIVE_SECONDS,
-    )
+    factory = httpcore.ConnectionPool(proxy=_proxy_for(url), keepalive_expiry=KEEPALIVE_SECONDS)
+    return UpstreamConnections(factory, max_connections)
 
 
 def _proxy_for(url: SplitResult) -> httpcore.Proxy | None:
