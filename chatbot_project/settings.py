@@ -342,7 +342,6 @@ REST_FRAMEWORK = {
         "rest_framework.parsers.MultiPartParser",
     ],
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
-    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "core.negotiation.ContentNegotiation",
     # Responses are chosen by the Accept header only; a ?format= parameter is one more thing to fuzz.
     "URL_FORMAT_OVERRIDE": None,
 }
