@@ -39,10 +39,8 @@ class UpstreamConnections:
         except BaseException:
             self._slots.release()
             raise
-        body = _Body(response.stream, partial(self._give_back, connection))
-        return httpcore.Response(
-            response.status, headers=response.headers, content=body, extensions=response.extensions
-        )
+        response.stream = _Body(response.stream, partial(self._give_back, connection))
+        return response
 
     def close(self) -> None:
         with self._lock:
