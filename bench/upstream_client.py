@@ -83,7 +83,7 @@ def main() -> None:
     with fake_upstream() as fake:
         url = f"{fake.base_url}/chat/completions"
         path = urllib3.util.parse_url(url).request_uri
-        limits = httpx.Limits(max_connections=size, max_keepalive_connections=size)
+        limits = httpx.Limits(max_connections=size, max_keepalive_connections=size, keepalive_expiry=None)
         plain = httpx.Client(headers=HEADERS, limits=limits)
         on_urllib3 = httpx.Client(headers=HEADERS, transport=Urllib3Transport(size))
         core_pool = httpcore.ConnectionPool(max_connections=size)
