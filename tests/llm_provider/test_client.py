@@ -375,6 +375,24 @@ def test_every_way_a_call_ends_gives_its_connection_back(make_client: MakeClient
     assert time.monotonic() - started < 0.5
 
 
+def test_a_call_waits_for_a_free_connection_within_its_deadline(make_client: MakeClient, fake: FakeGroq) -> None:
+    client = make_client(max_connections=1, max_retries=0, timeout_seconds=0.4)
+    fake.configure(chunk_delay=0.1, reply="one two three four five six seven eight")
+    holding = client.stream(HELLO)
+    next(holding)
+
+    started = time.monotonic()
+    with pytest.raises(LLMTimeout):
+        client.complete(HELLO)
+    waited = time.monotonic() - started
+    holding.close()
+
+    assert 0.35 <= waited < 0.9
+    assert len(fake.chat_requests()) == 1
+    fake.configure(chunk_delay=0.0)
+    assert client.complete(HELLO).content == "one two three four five six seven eight"
+
+
 def test_it_retries_a_stream_that_was_refused_before_starting(client: ChatClient, fake: FakeGroq) -> None:
     fake.add_faults({"kind": "status", "status": 429, "retry_after": 0.05})
 
