@@ -12,10 +12,10 @@ from rest_framework.exceptions import AuthenticationFailed
 from rest_framework_simplejwt.exceptions import ExpiredTokenError, InvalidToken, TokenError
 from rest_framework_simplejwt.settings import api_settings
 from rest_framework_simplejwt.tokens import AccessToken, RefreshToken, Token
-from rest_framework_simplejwt.utils import aware_utcnow
 
 from accounts.login_sessions import login_session_create, login_session_revoke, login_session_touch
 from accounts.models import AdminUser
+from core.shortcuts import access_token_from_claims
 
 SESSION_CLAIM = "sid"
 
@@ -48,10 +48,10 @@ class TokenExpired(AuthenticationFailed):
 
 
 # The claims of access tokens this process has verified, by the tokens' exact bytes. A client sends the same token
-# for up to an hour, and PyJWT's decoding was about 5% of a chat's CPU: a token seen before skips the signature,
-# issuer, audience and type checks, which give the same answer for the same bytes. Its `exp` is checked on every
-# use (an expired one takes the full path, and its 401), and its login session in Redis on every request
-# (live_session_of), so revocation is as immediate as before. Bounded: emptied when full.
+# for up to an hour: a token seen before skips PyJWT's decoding and the signature, issuer, audience and type checks,
+# which give the same answer for the same bytes (core/shortcuts.py). Its `exp` is checked on every use (an expired
+# one takes the full path, and its 401), and its login session in Redis on every request (live_session_of), so
+# revocation is as immediate as without it. Bounded: emptied when full.
 _VERIFIED_MAX = 1024
 _verified: dict[bytes, dict[str, Any]] = {}
 
@@ -60,7 +60,7 @@ def access_token_decode(raw: bytes) -> AccessToken:
     """The validated access token; raises TokenExpired for an expired one, TokenError for anything else."""
     claims = _verified.get(raw)
     if claims is not None and claims["exp"] > time.time():
-        return _verified_token(raw, claims)
+        return access_token_from_claims(raw, claims)
     try:
         token = AccessToken(raw)  # type: ignore[arg-type]
     except ExpiredTokenError:
@@ -68,16 +68,6 @@ def access_token_decode(raw: bytes) -> AccessToken:
     if len(_verified) >= _VERIFIED_MAX:
         _verified.clear()
     _verified[raw] = dict(token.payload)
-    return token
-
-
-def _verified_token(raw: bytes, claims: dict[str, Any]) -> AccessToken:
-    """The AccessToken that AccessToken(raw) made before, without decoding it again: the attributes its
-    constructor sets, and a copy of the claims of its own."""
-    token = AccessToken.__new__(AccessToken)
-    token.token = raw  # type: ignore[assignment]
-    token.current_time = aware_utcnow()
-    token.payload = dict(claims)
     return token
 
 

@@ -13,14 +13,15 @@ import json
 import os
 import secrets
 
-import urllib3
+import httpcore
 from django.conf import settings
 from django.core.wsgi import get_wsgi_application
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import path
 
+from llm_provider.connections import UpstreamConnections
+
 UPSTREAM = os.environ.get("GROQ_BASE_URL", "http://127.0.0.1:8001/openai/v1").rstrip("/") + "/chat/completions"
-UPSTREAM_PATH = urllib3.util.parse_url(UPSTREAM).request_uri
 API_KEY = os.environ.get("GROQ_API_KEY", "bench-key")
 MODEL = "openai/gpt-oss-20b"
 
@@ -41,16 +42,33 @@ if not settings.configured:
         MAX_REQUEST_BYTES=int(os.environ.get("MAX_REQUEST_BYTES", str(1024 * 1024))),
     )
 
-# One pool of keep-alive connections per process, made in the worker (after the fork), with the same HTTP
-# client as the service's.
-_pools: dict[int, urllib3.HTTPConnectionPool] = {}
+# One pool of keep-alive connections per process, made in the worker (after the fork), of the same kind as the
+# service's (llm_provider/connections.py).
+_pools: dict[int, UpstreamConnections] = {}
+TIMEOUT = {"connect": 60.0, "read": 60.0, "write": 60.0, "pool": 60.0}
 
 
-def _pool() -> urllib3.HTTPConnectionPool:
+def _pool() -> UpstreamConnections:
     pool = _pools.get(os.getpid())
     if pool is None:
-        pool = _pools[os.getpid()] = urllib3.connection_from_url(UPSTREAM, maxsize=512, retries=False, timeout=60.0)
+        pool = _pools[os.getpid()] = UpstreamConnections(httpcore.ConnectionPool(), 512)
     return pool
+
+
+def _post(content: bytes) -> tuple[int, bytes]:
+    url = httpcore.URL(UPSTREAM)
+    headers = [
+        (b"Host", url.host if url.port is None else b"%b:%d" % (url.host, url.port)),
+        (b"Authorization", f"Bearer {API_KEY}".encode()),
+        (b"Content-Type", b"application/json"),
+        (b"Content-Length", str(len(content)).encode()),
+    ]
+    request = httpcore.Request("POST", url, headers=headers, content=content, extensions={"timeout": TIMEOUT})
+    response = _pool().handle_request(request)
+    try:
+        return response.status, response.read()
+    finally:
+        response.close()
 
 
 def chat(request: HttpRequest) -> HttpResponse:
@@ -61,14 +79,13 @@ def chat(request: HttpRequest) -> HttpResponse:
     except (ValueError, KeyError, TypeError):
         return JsonResponse({"detail": "a JSON body with a message"}, status=400)
     body = {"model": MODEL, "messages": [{"role": "user", "content": message}], "temperature": 0.7, "max_tokens": 1024}
-    headers = {"Authorization": f"Bearer {API_KEY}", "Content-Type": "application/json"}
     try:
-        upstream = _pool().urlopen("POST", UPSTREAM_PATH, body=json.dumps(body).encode(), headers=headers)
-    except urllib3.exceptions.HTTPError as exc:
-        return JsonResponse({"detail": f"upstream: {exc}"}, status=502)
-    if upstream.status != 200:
-        return JsonResponse({"detail": f"upstream answered {upstream.status}"}, status=502)
-    return JsonResponse({"reply": json.loads(upstream.data)["choices"][0]["message"]["content"]})
+        status, content = _post(json.dumps(body).encode())
+    except (httpcore.TimeoutException, httpcore.NetworkError, httpcore.ProtocolError) as exc:
+        return JsonResponse({"detail": f"upstream: {type(exc).__name__}"}, status=502)
+    if status != 200:
+        return JsonResponse({"detail": f"upstream answered {status}"}, status=502)
+    return JsonResponse({"reply": json.loads(content)["choices"][0]["message"]["content"]})
 
 
 def live(request: HttpRequest) -> HttpResponse:

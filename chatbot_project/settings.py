@@ -353,7 +353,6 @@ REST_FRAMEWORK = {
         "rest_framework.parsers.MultiPartParser",
     ],
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
-    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "core.negotiation.ContentNegotiation",
     # Responses are chosen by the Accept header only; a ?format= parameter is one more thing to fuzz.
     "URL_FORMAT_OVERRIDE": None,
 }
@@ -411,7 +410,7 @@ LOGGING = {
         "django.security.DisallowedHost": {"handlers": [], "level": "CRITICAL", "propagate": False},
         "django.server": {"level": "WARNING"},
         # A line per upstream call would repeat what the request log says; failures are logged by the client.
-        "urllib3": {"level": "WARNING"},
+        "httpcore": {"level": "WARNING"},
     },
 }
 logging.captureWarnings(True)

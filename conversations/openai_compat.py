@@ -40,7 +40,7 @@ from core.errors import exception_handler
 from core.exceptions import ServiceError
 from core.negotiation import IgnoreAccept
 from core.parsers import JSONParser
-from core.serializer_reuse import reused
+from core.shortcuts import reused
 
 TAG = "openai-compatible"
 SESSION_HEADER = "X-Session-Id"

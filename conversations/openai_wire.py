@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator
-from dataclasses import asdict
 from itertools import chain
 from typing import Any
 
@@ -102,7 +101,7 @@ def reply_message(completion: Completion) -> dict[str, Any]:
 
 
 def usage_body(completion: Completion) -> dict[str, Any]:
-    return {**completion.usage_details, **asdict(completion.usage)}
+    return {**completion.usage_details, **completion.usage.as_dict()}
 
 
 def delta_body(delta: StreamDelta) -> dict[str, Any]:

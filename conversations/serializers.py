@@ -172,8 +172,8 @@ _USAGE_TOTALS = (*_USAGE, "requests")
 
 def chat_response_data(reply: ChatReply) -> dict[str, Any]:
     """ChatResponseSerializer(reply).data, built directly: a DRF serializer makes its fields afresh on every
-    instance, about a tenth of a chat's CPU for this one. The serializer stays the schema; a test holds the two
-    to the same output."""
+    instance (docs/performance.md has what that costs a chat). The serializer stays the schema; a test holds the
+    two to the same output."""
     return {
         "response": str(reply.response),
         "session_id": str(reply.session_id),

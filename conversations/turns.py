@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Generator, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
@@ -250,7 +250,7 @@ def _fold(
         logger.warning("Could not fold %d messages into the summary (%s); trimming instead", len(to_fold), exc.code)
         return
     plan.summary, plan.drop_first = folded.content, len(to_fold)
-    plan.fold_usage = {**asdict(folded.usage), "requests": 1}
+    plan.fold_usage = {**folded.usage.as_dict(), "requests": 1}
     plan.upstream = upstream_messages(messages, kept, system_prompt=settings.SYSTEM_PROMPT, summary=folded.content)
 
 
@@ -270,7 +270,7 @@ def _redone(turn: Turn, conversation: Conversation | None) -> tuple[list[dict[st
 def _turn_record(turn: Turn, plan: _TurnPlan, completion: Completion) -> TurnResult:
     """Stores the turn; its usage is the reply's and, when the turn folded a summary, the summary call's too.
     A turn that lost the session's lock (LeaseLost) stores nothing; its tokens still count against its budgets."""
-    reply_usage = {**asdict(completion.usage), "requests": 1}
+    reply_usage = {**completion.usage.as_dict(), "requests": 1}
     usage = {name: reply_usage[name] + plan.fold_usage.get(name, 0) for name in reply_usage}
     metrics.tokens_record(usage)
     plan.reservation.settle(usage["total_tokens"])

@@ -24,7 +24,7 @@ from conversations.streaming import SSE_HEADERS, replayed_sse, sse_event, sse_st
 from conversations.turns import ChatOptions, Turn, turn_answer
 from core.browsable import FormPageOnBrowserGet
 from core.schema import error_responses
-from core.serializer_reuse import reused
+from core.shortcuts import reused
 
 TAG = "chat"
 EVENT_STREAM = "text/event-stream"

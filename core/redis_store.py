@@ -17,14 +17,16 @@ from redis.cluster import RedisCluster
 from redis.commands.core import Script
 from redis.exceptions import AskError, MovedError, NoScriptError, RedisClusterException
 
+from core.cached import until_settings_change
 from core.exceptions import DependencyUnavailable
 
 logger = logging.getLogger(__name__)
 
 
+@until_settings_change
 def redis_client() -> redis.Redis:
-    """The process's client: a redis.Redis (one server, or the primary Sentinel names) or, with REDIS_CLUSTER, a
-    RedisCluster; both take the same commands, scripts and pipelines for keys of one slot."""
+    """The process's client, shared by its threads: a redis.Redis (one server, or the primary Sentinel names) or,
+    with REDIS_CLUSTER, a RedisCluster; both take the same commands, scripts and pipelines for keys of one slot."""
     return get_redis_connection("default")
 
 

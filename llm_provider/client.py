@@ -1,8 +1,9 @@
 """The HTTP calls to Groq's OpenAI-compatible chat API: one deadline per call, bounded retries.
 
-urllib3 rather than httpx: against the fake upstream a non-streamed call cost 1,009 µs of CPU through httpx (its
-models, httpcore's pool and h11's parser) and 475 µs through a urllib3 connection pool, a sixth of a whole chat's
-CPU (`python -m bench.upstream_client`, docs/performance.md)."""
+The calls go through httpcore, httpx's own transport layer, under a few lines of request code of ours: one
+connection pool per process (connections.py), at most LLM_MAX_CONNECTIONS connections, a call waiting for one
+within its deadline. HTTPS_PROXY / HTTP_PROXY / ALL_PROXY and NO_PROXY in the environment are honoured. The upstream
+authenticates by the key, so cookies are neither kept nor sent back."""
 
 from __future__ import annotations
 
@@ -15,17 +16,14 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, TypeVar
+from urllib.parse import SplitResult, unquote, urlsplit
 
-import urllib3
-from urllib3.connectionpool import HTTPConnectionPool
-from urllib3.exceptions import EmptyPoolError, HTTPError, NewConnectionError, ProtocolError, SSLError
-from urllib3.exceptions import TimeoutError as TransportTimeout
-from urllib3.response import BaseHTTPResponse
-from urllib3.util import Url, parse_url
+import httpcore
 
 from core import metrics
 
 from . import wire
+from .connections import UpstreamConnections
 from .exceptions import (
     TRUNCATED,
     LLMBadGateway,
@@ -44,8 +42,17 @@ from .types import Completion, ModelInfo, StreamDelta, StreamDone
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
-Upstream = HTTPConnectionPool | urllib3.ProxyManager
-READ_SIZE = 64 * 1024
+DEFAULT_PORTS = {"https": 443, "http": 80}
+# httpx's default: an idle connection older than this may already be closed at the upstream's end.
+KEEPALIVE_SECONDS = 5.0
+# Failures on the way to the upstream or back; a timeout of any kind is told apart first.
+TRANSPORT_ERRORS = (
+    httpcore.NetworkError,
+    httpcore.ProtocolError,
+    httpcore.ProxyError,
+    httpcore.UnsupportedProtocol,
+    OSError,
+)
 
 
 @dataclass(frozen=True)
@@ -66,19 +73,26 @@ class LLMConfig:
 
 
 class ChatClient:
-    def __init__(self, config: LLMConfig, *, pool: Upstream | None = None) -> None:
-        """`pool`: where requests go instead of the base URL's host (the tests send a real Groq URL to the fake)."""
+    def __init__(self, config: LLMConfig, *, pool: httpcore.ConnectionPool | UpstreamConnections | None = None) -> None:
+        """`pool`: the connections to use instead of the process's own (the tests send a real Groq URL to the
+        fake)."""
         self._config = config
         self._max_tokens_param = wire.max_tokens_param(config.max_tokens_param, config.base_url)
-        base = parse_url(config.base_url.rstrip("/"))
+        base = urlsplit(config.base_url.rstrip("/"))
         self._host = host_of(base)
-        origin = f"{base.scheme}://{base.netloc}"
-        proxy = None if pool else _proxy_for(base)
-        self._pool = pool or _connection_pool(origin, proxy, config.max_connections)
-        # A proxy's manager takes whole URLs (it opens the tunnel, or sends them to a plain-HTTP proxy); a pool of
-        # connections to the upstream itself takes the path.
-        prefix = origin if proxy else ""
-        self._targets = {path: f"{prefix}{base.path or ''}{path}" for path in ("/chat/completions", "/models")}
+        self._pool = pool or connection_pool(base, config.max_connections)
+        # Made once: the same URLs and Host header serve every call.
+        port = base.port or DEFAULT_PORTS.get(base.scheme)
+        self._urls = {
+            path: httpcore.URL(
+                scheme=base.scheme.encode(),
+                host=(base.hostname or "").encode(),
+                port=port,
+                target=f"{base.path}{path}".encode(),
+            )
+            for path in ("/chat/completions", "/models")
+        }
+        self._host_header = base.netloc.rpartition("@")[2].encode()
 
     def complete(
         self,
@@ -122,7 +136,7 @@ class ChatClient:
         )
         deadline = self._deadline()
 
-        def attempt(body: dict[str, Any]) -> tuple[BaseHTTPResponse, str]:
+        def attempt(body: dict[str, Any]) -> tuple[httpcore.Response, str]:
             response = self._open("POST", "/chat/completions", deadline, body=body, from_request=model_from_request)
             return response, body["model"]
 
@@ -135,7 +149,7 @@ class ChatClient:
             metrics.upstream_error(exc.code)
             raise
         finally:
-            _release(response)
+            response.close()
 
     def list_models(self) -> list[ModelInfo]:
         self._require_key()
@@ -148,10 +162,7 @@ class ChatClient:
         return self._with_retries(attempt, deadline)
 
     def close(self) -> None:
-        if isinstance(self._pool, urllib3.PoolManager):
-            self._pool.clear()
-        else:
-            self._pool.close()
+        self._pool.close()
 
     def __enter__(self) -> ChatClient:
         return self
@@ -197,50 +208,45 @@ class ChatClient:
         *,
         body: dict[str, Any] | None = None,
         from_request: bool = False,
-    ) -> BaseHTTPResponse:
+    ) -> httpcore.Response:
         """One attempt: send the request and return a 200 response whose body is still unread."""
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise timed_out(self._host)
         # The read timeout bounds each read, not the whole body; Groq sends a non-streamed body at once, so capping
-        # every read by the time left keeps a call close to its deadline.
-        timeout = urllib3.Timeout(connect=min(self._config.connect_timeout, remaining), read=remaining)
-        headers = {"Authorization": f"Bearer {self._require_key()}"}
-        if body is not None:
-            headers["Content-Type"] = "application/json"
+        # every read by the time left keeps a call close to its deadline. The pool timeout bounds the wait for a
+        # free connection.
+        connect = min(self._config.connect_timeout, remaining)
+        timeout = {"connect": connect, "read": remaining, "write": remaining, "pool": remaining}
+        headers = [(b"Host", self._host_header), (b"Authorization", f"Bearer {self._require_key()}".encode())]
+        content = None if body is None else _json_bytes(body)
+        if content is not None:
+            headers += [(b"Content-Type", b"application/json"), (b"Content-Length", str(len(content)).encode())]
+        request = httpcore.Request(
+            method, self._urls[path], headers=headers, content=content, extensions={"timeout": timeout}
+        )
         operation = "models" if path == "/models" else "chat_stream" if (body or {}).get("stream") else "chat"
         started = time.perf_counter()
         try:
-            response = self._pool.urlopen(
-                method,
-                self._targets[path],
-                body=None if body is None else _json_bytes(body),
-                headers=headers,
-                timeout=timeout,
-                pool_timeout=remaining,
-                preload_content=False,
-                retries=False,
-                redirect=False,
-            )
-        except NewConnectionError as exc:  # before TransportTimeout: urllib3 makes it a kind of connect timeout
-            raise self._unreachable(exc, operation, started) from exc
-        except (TransportTimeout, EmptyPoolError) as exc:
+            response = self._pool.handle_request(request)
+        except httpcore.TimeoutException as exc:
             metrics.upstream_attempt(operation, started, LLMTimeout.code)
             raise timed_out(self._host, retryable=True) from exc
-        except (HTTPError, OSError) as exc:
+        except TRANSPORT_ERRORS as exc:
             raise self._unreachable(exc, operation, started) from exc
-        rate_limits_observe(response.headers)
+        response_headers = _headers(response)
+        rate_limits_observe(response_headers)
         if response.status == 200:
             metrics.upstream_attempt(operation, started, "ok")
             return response
         error = _error_for_response(
-            response, model=(body or {}).get("model", ""), from_request=from_request, host=self._host
+            response, response_headers, model=(body or {}).get("model", ""), from_request=from_request, host=self._host
         )
         metrics.upstream_attempt(operation, started, error.code)
         raise error
 
     def _unreachable(self, exc: Exception, operation: str, started: float) -> LLMError:
-        cause = _cause(exc)
+        cause = type(exc).__name__
         logger.warning("Cannot reach the language model service at %s: %s", self._host, cause)
         metrics.upstream_attempt(operation, started, LLMUnavailable.code)
         return unreachable(self._host, cause)
@@ -312,90 +318,81 @@ class ChatClient:
         return max(jittered, hint or 0.0)
 
 
-def _error_for_response(response: BaseHTTPResponse, *, model: str, from_request: bool, host: str) -> LLMError:
+def _error_for_response(
+    response: httpcore.Response, headers: Mapping[str, str], *, model: str, from_request: bool, host: str
+) -> LLMError:
     try:
         raw = response.read()
-    except (HTTPError, OSError):
+    except (httpcore.TimeoutException, *TRANSPORT_ERRORS):
         raw = b""
     finally:
-        _release(response)
+        response.close()
     code, message = wire.error_fields(raw)
-    retry_after = response.headers.get("retry-after")
     return error_for_status(
         response.status,
         code=code,
         message=message,
-        retry_after=retry_after,
+        retry_after=headers.get("retry-after"),
         model=model,
         from_request=from_request,
         host=host,
     )
 
 
+def _headers(response: httpcore.Response) -> dict[str, str]:
+    """The answer's headers by lower-case name (what the rate limits and Retry-After are read from)."""
+    return {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in response.headers}
+
+
 def _json_bytes(body: dict[str, Any]) -> bytes:
     return json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
 
 
-def _connection_pool(origin: str, proxy: str | None, max_connections: int) -> Upstream:
-    """Keep-alive connections to `origin` (through `proxy`, if any), at most `max_connections`: a request waits
-    for a free one within its deadline. Cookies are neither kept nor sent back (the upstream authenticates by the
-    key)."""
-    options: dict[str, Any] = {"maxsize": max_connections, "block": True, "retries": False}
-    if proxy:
-        return urllib3.ProxyManager(proxy, **options)
-    return urllib3.connection_from_url(origin, **options)
+def connection_pool(url: SplitResult, max_connections: int) -> UpstreamConnections:
+    """Keep-alive connections for `url`'s origin (through the proxy the environment names for it, if any), at most
+    `max_connections`: a request waits for a free one within its deadline."""
+    factory = httpcore.ConnectionPool(proxy=_proxy_for(url), keepalive_expiry=KEEPALIVE_SECONDS)
+    return UpstreamConnections(factory, max_connections)
 
 
-def _proxy_for(url: Url) -> str | None:
-    """The proxy that HTTPS_PROXY / HTTP_PROXY (or ALL_PROXY) name for `url`, unless NO_PROXY exempts its host."""
+def _proxy_for(url: SplitResult) -> httpcore.Proxy | None:
+    """The proxy that HTTPS_PROXY / HTTP_PROXY (or ALL_PROXY) name for `url`, unless NO_PROXY exempts its host. A
+    plain-HTTP upstream's requests are forwarded through it; an HTTPS upstream is reached through a tunnel."""
     proxies = urllib.request.getproxies()
     proxy = proxies.get(url.scheme or "http") or proxies.get("all")
-    if not proxy or urllib.request.proxy_bypass(url.netloc or ""):
+    if not proxy or urllib.request.proxy_bypass(host_of(url)):
         return None
-    return proxy
+    parts = urlsplit(proxy)
+    auth = (unquote(parts.username), unquote(parts.password or "")) if parts.username else None
+    return httpcore.Proxy(parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl(), auth=auth)
 
 
-def _cause(exc: Exception) -> str:
-    """What went wrong, in a word for the error's detail: never the exception's text, which may hold the URL."""
-    if isinstance(exc, NewConnectionError):
-        return "ConnectError"
-    if isinstance(exc, SSLError):
-        return "TLSError"
-    if isinstance(exc, ProtocolError):
-        return "RemoteProtocolError"
-    return type(exc).__name__
-
-
-def host_of(url: Url) -> str:
+def host_of(url: SplitResult) -> str:
     """The upstream's host:port, for error details and logs: never the URL, which may carry credentials or a query."""
-    host = url.host or ""
-    port = url.port or {"https": 443, "http": 80}.get(url.scheme or "")
+    host = _bracketed(url.hostname or "")
+    port = url.port or DEFAULT_PORTS.get(url.scheme)
     return f"{host}:{port}" if port else host
 
 
-def _release(response: BaseHTTPResponse) -> None:
-    """Gives the response's connection back to the pool: open when its body was read to the end, otherwise closed
-    (which tells the upstream to stop)."""
-    if not response.closed:
-        response.close()
-    response.release_conn()
+def _bracketed(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
 
 
-def _read_body(response: BaseHTTPResponse, host: str) -> bytes:
+def _read_body(response: httpcore.Response, host: str) -> bytes:
     try:
         return response.read()
-    except TransportTimeout as exc:
+    except httpcore.TimeoutException as exc:
         raise timed_out(host, retryable=True) from exc
-    except (HTTPError, OSError) as exc:
+    except TRANSPORT_ERRORS as exc:
         raise LLMBadGateway(TRUNCATED) from exc
     finally:
-        _release(response)
+        response.close()
 
 
-def _lines(response: BaseHTTPResponse) -> Iterator[str]:
+def _lines(response: httpcore.Response) -> Iterator[str]:
     """The body's lines as they arrive (an event stream is neither chunked by lines nor done until the end)."""
     pending = b""
-    while chunk := response.read1(READ_SIZE):
+    for chunk in response.iter_stream():
         *lines, pending = (pending + chunk).split(b"\n")
         for line in lines:
             yield line.removesuffix(b"\r").decode()
@@ -404,7 +401,7 @@ def _lines(response: BaseHTTPResponse) -> Iterator[str]:
 
 
 def _read_stream(
-    response: BaseHTTPResponse, reader: wire.StreamReader, deadline: float, host: str
+    response: httpcore.Response, reader: wire.StreamReader, deadline: float, host: str
 ) -> Iterator[StreamDelta | StreamDone]:
     """Turn the event stream into deltas and a final StreamDone.
 
@@ -419,10 +416,10 @@ def _read_stream(
             if not reader.parts and time.monotonic() > deadline:
                 raise timed_out(host)
             yield from reader.feed(data)
-    except TransportTimeout as exc:
+    except httpcore.TimeoutException as exc:
         if not reader.finished:
             raise timed_out(host) from exc
-    except (HTTPError, OSError) as exc:
+    except TRANSPORT_ERRORS as exc:
         if not reader.finished:
             raise LLMBadGateway(TRUNCATED) from exc
     yield reader.done()

@@ -9,6 +9,7 @@ from dataclasses import dataclass, replace
 
 from django.conf import settings
 
+from core.cached import until_settings_change
 from llm_provider.client import ChatClient, LLMConfig
 from llm_provider.exceptions import LLMError
 from llm_provider.pool import get_client
@@ -23,6 +24,7 @@ PROVIDER: str = settings.LLM_PROVIDER
 HEALTH_TIMEOUT_SECONDS = 5.0
 
 
+@until_settings_change
 def llm_config() -> LLMConfig:
     return LLMConfig(
         base_url=settings.GROQ_BASE_URL,

@@ -30,6 +30,7 @@ from conversations.history.base import (
 )
 from conversations.history.locmem_store import CacheHistoryStore
 from conversations.history.redis_store import RedisHistoryStore
+from core.cached import until_settings_change
 
 __all__ = [
     "MAX_STORED_MESSAGES",
@@ -53,6 +54,11 @@ def _locmem_store() -> CacheHistoryStore:
     return CacheHistoryStore()
 
 
+@until_settings_change
+def _redis_store() -> RedisHistoryStore:
+    # It holds the process's Redis client and its scripts, nothing of any one request: every thread shares it.
+    return RedisHistoryStore()
+
+
 def history_store() -> HistoryStore:
-    # The Redis store holds no state of its own (it shares django-redis's pool), so it is cheap to make.
-    return RedisHistoryStore() if settings.HISTORY_BACKEND == "redis" else _locmem_store()
+    return _redis_store() if settings.HISTORY_BACKEND == "redis" else _locmem_store()

@@ -1,4 +1,4 @@
-"""The chat endpoints validate with one request serializer per thread (core/serializer_reuse.py). Django's test
+"""The chat endpoints validate with one request serializer per thread (core/shortcuts.py). Django's test
 client answers every request in the test's thread, so these requests all share one serializer each."""
 
 from __future__ import annotations

@@ -5,8 +5,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import httpcore
 import pytest
-import urllib3
 
 from llm_provider.client import ChatClient, LLMConfig
 from llm_provider.exceptions import (
@@ -30,9 +30,20 @@ MakeClient = Callable[..., ChatClient]
 HELLO = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "hello there"}]
 
 
-def to_fake(fake: FakeGroq) -> urllib3.HTTPConnectionPool:
+class ToFake(httpcore.ConnectionPool):
     """Connections to the fake for requests meant for another host, so that a real Groq URL can be used offline."""
-    return urllib3.HTTPConnectionPool("127.0.0.1", fake.port, retries=False)
+
+    def __init__(self, port: int) -> None:
+        super().__init__()
+        self.port = port
+
+    def handle_request(self, request: httpcore.Request) -> httpcore.Response:
+        request.url = httpcore.URL(scheme=b"http", host=b"127.0.0.1", port=self.port, target=request.url.target)
+        return super().handle_request(request)
+
+
+def to_fake(fake: FakeGroq) -> ToFake:
+    return ToFake(fake.port)
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float = 2.0) -> bool:
@@ -362,6 +373,24 @@ def test_every_way_a_call_ends_gives_its_connection_back(make_client: MakeClient
     started = time.monotonic()
     assert client.complete(HELLO).content == "one two three four five"
     assert time.monotonic() - started < 0.5
+
+
+def test_a_call_waits_for_a_free_connection_within_its_deadline(make_client: MakeClient, fake: FakeGroq) -> None:
+    client = make_client(max_connections=1, max_retries=0, timeout_seconds=0.4)
+    fake.configure(chunk_delay=0.1, reply="one two three four five six seven eight")
+    holding = client.stream(HELLO)
+    next(holding)
+
+    started = time.monotonic()
+    with pytest.raises(LLMTimeout):
+        client.complete(HELLO)
+    waited = time.monotonic() - started
+    holding.close()
+
+    assert 0.35 <= waited < 0.9
+    assert len(fake.chat_requests()) == 1
+    fake.configure(chunk_delay=0.0)
+    assert client.complete(HELLO).content == "one two three four five six seven eight"
 
 
 def test_it_retries_a_stream_that_was_refused_before_starting(client: ChatClient, fake: FakeGroq) -> None:

@@ -1,0 +1,88 @@
+"""The process's connections to the upstream: at most `max_connections`, a request waiting for a free one within its
+pool timeout, idle ones kept alive and reused newest first.
+
+httpcore makes each connection (straight to the upstream, or through the proxy the environment names) and speaks
+HTTP on it; what this pool does is hand them out in constant time. httpcore's own ConnectionPool walks all of its
+connections on every request and every response, checking each idle one's socket, so its CPU per call grows with
+the connections it holds, which are as many as the chats in flight."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from functools import partial
+from typing import Any
+
+import httpcore
+
+
+class UpstreamConnections:
+    def __init__(self, factory: httpcore.ConnectionPool, max_connections: int) -> None:
+        """`factory` makes each connection (its create_connection); its own pool is not used."""
+        self._factory = factory
+        self._slots = threading.BoundedSemaphore(max_connections)
+        self._idle: list[httpcore.ConnectionInterface] = []
+        self._lock = threading.Lock()
+
+    def handle_request(self, request: httpcore.Request) -> httpcore.Response:
+        """The response on a connection of the pool's; closing it (having read it to the end, or not) gives the
+        connection back: kept alive when its exchange is complete, closed otherwise."""
+        if not self._slots.acquire(timeout=request.extensions["timeout"]["pool"]):
+            raise httpcore.PoolTimeout("No upstream connection became free in time.")
+        try:
+            connection = self._reusable() or self._factory.create_connection(request.url.origin)
+            try:
+                response = connection.handle_request(request)
+            except BaseException:
+                connection.close()
+                raise
+        except BaseException:
+            self._slots.release()
+            raise
+        response.stream = _Body(response.stream, partial(self._give_back, connection))
+        return response
+
+    def close(self) -> None:
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for connection in idle:
+            connection.close()
+
+    def _reusable(self) -> httpcore.ConnectionInterface | None:
+        """The newest idle connection the upstream has not closed meanwhile, or None."""
+        while True:
+            with self._lock:
+                if not self._idle:
+                    return None
+                connection = self._idle.pop()
+            if connection.is_idle() and not connection.has_expired():
+                return connection
+            connection.close()
+
+    def _give_back(self, connection: httpcore.ConnectionInterface) -> None:
+        if connection.is_idle():
+            with self._lock:
+                self._idle.append(connection)
+        else:
+            connection.close()
+        self._slots.release()
+
+
+class _Body:
+    """A response's body as httpcore streams it; closing it, once, gives its connection back."""
+
+    def __init__(self, stream: Any, give_back: Callable[[], None]) -> None:
+        self._stream = stream
+        self._give_back = give_back
+        self._closed = False
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield from self._stream
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            try:
+                self._stream.close()  # complete: the connection stays open; not: it is closed
+            finally:
+                self._give_back()
