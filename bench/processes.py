@@ -116,6 +116,11 @@ class Fake:
         self.control("reset")
         self.control("config", {"latency": seconds})
 
+    def set_stream(self, reply: str, chunk_delay: float) -> None:
+        """Streamed replies of `reply`'s words, one chunk each, `chunk_delay` seconds apart."""
+        self.control("reset")
+        self.control("config", {"reply": reply, "chunk_delay": chunk_delay})
+
 
 @contextmanager
 def fake_upstream() -> Iterator[Fake]:
@@ -178,15 +183,6 @@ def service(env: dict[str, str], log_path: Path) -> Iterator[Service]:
     """The service as `make run` starts it: gunicorn with gunicorn.conf.py."""
     with _gunicorn(["-c", "gunicorn.conf.py"], "chatbot_project.wsgi", env, log_path, "the service") as running:
         yield running
-
-
-def in_flight_threads(in_flight: int) -> int:
-    """The fewest GUNICORN_THREADS whose default MAX_CHATS_IN_FLIGHT (the threads less an eighth, at least 2) lets
-    one worker hold `in_flight` chats: the in-flight rows measure throughput, not the cap's 503s."""
-    threads = in_flight + 2
-    while threads - max(2, threads // 8) < in_flight:
-        threads += 1
-    return threads
 
 
 def floor_env(*, fake: Fake) -> dict[str, str]:
