@@ -8,6 +8,7 @@ so nothing here imports it otherwise."""
 from __future__ import annotations
 
 import sys
+import threading
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -26,3 +27,16 @@ def off_the_loop(work: Callable[[], T]) -> T:
     from gevent import get_hub
 
     return get_hub().threadpool.apply(work)
+
+
+def run_beside(work: Callable[[], object]) -> Callable[[], None]:
+    """Starts `work()` beside the caller and returns what stops it early: under gevent, a greenlet that a stop
+    interrupts where it waits (a read from the upstream raises GreenletExit there, so the request is closed at once);
+    otherwise a daemon thread, which a stop cannot interrupt (it ends at its next step)."""
+    if gevent_patched():
+        import gevent
+
+        greenlet = gevent.spawn(work)
+        return lambda: greenlet.kill(block=False)
+    threading.Thread(target=work, name="beside", daemon=True).start()
+    return lambda: None
