@@ -204,8 +204,6 @@ def floor(env: dict[str, str], gunicorn: dict, log_path: Path) -> Iterator[Servi
         str(gunicorn["worker_class"]),
         "--workers",
         str(gunicorn["workers"]),
-        "--threads",
-        str(gunicorn["threads"]),
         "--keep-alive",
         str(gunicorn.get("keepalive", 75)),
         "--worker-connections",
@@ -215,6 +213,8 @@ def floor(env: dict[str, str], gunicorn: dict, log_path: Path) -> Iterator[Servi
         "--log-level",
         "warning",
     ]
+    if gunicorn.get("threads"):  # a threaded worker class
+        options += ["--threads", str(gunicorn["threads"])]
     with _gunicorn(options, "bench.floor:application", env, log_path, "the floor") as running:
         yield running
 

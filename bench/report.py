@@ -93,7 +93,8 @@ def _burst(backend: dict[str, Any]) -> str:
 def _column_name(name: str, backend: dict[str, Any]) -> str:
     workers = backend.get("workers_started") or _get(backend, "gunicorn", "workers")
     threads = _get(backend, "gunicorn", "threads")
-    return f"{name} ({workers} worker{'s' if workers != 1 else ''} x {threads} threads)"
+    each = f" x {threads} threads" if threads else ", gevent"
+    return f"{name} ({workers} worker{'s' if workers != 1 else ''}{each})"
 
 
 def columns(results: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
