@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
-import os
-import socket
-import sys
+# The workers run gevent (worker_class below). Patched here, before Django and the libraries load in the master, so
+# that every lock, queue and socket they make is gevent's in the workers that fork from it.
+from gevent import monkey
 
-import django
+monkey.patch_all()
 
-from core.host_slots import host_slots_dir_prepare
-from core.metrics_multiprocess import metrics_dir_prepare, metrics_worker_exited
+import os  # noqa: E402
+import socket  # noqa: E402
+import sys  # noqa: E402
+
+import django  # noqa: E402
+
+from core.host_slots import host_slots_dir_prepare  # noqa: E402
+from core.metrics_multiprocess import metrics_dir_prepare, metrics_worker_exited  # noqa: E402
 
 # Before anything imports prometheus_client: the workers' metrics add up in one directory.
 metrics_dir_prepare()
@@ -27,25 +33,22 @@ from django.core.management import CommandError, call_command  # noqa: E402
 from llm_provider.services import llm_startup_check  # noqa: E402
 
 bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
-# Defaults chosen with `make bench` (docs/performance.md has the figures and the machine). A chat is CPU-bound in
-# the service long before it runs out of threads; these values keep it there without queueing.
+# Defaults chosen with `make bench` (docs/performance.md has the figures, the machine and the models compared).
 #
-# gthread: a chat spends its time waiting on the upstream and Redis, which threads do without holding the GIL, and
-# bcrypt (releasing the GIL) runs beside them; gevent measured slower and bcrypt would stall its event loop.
-# gthread itself gives a thread to a connection before its request has arrived, so slow or idle clients could
-# hold them all: this subclass reads each request whole on the main loop first (docs/operations.md, Security).
-worker_class = "chatbot_project.worker.BufferedThreadWorker"
+# gevent: a chat spends nearly all its life waiting on the upstream and Redis, a stream for seconds; a greenlet per
+# connection holds that wait for a few KiB where a thread held a thread, so thousands of chats fit in one worker and
+# MAX_CHATS_IN_FLIGHT follows memory (settings). bcrypt runs in gevent's thread pool, off the loop
+# (core/cooperative.py). gevent alone would let a slow client take its time over a request: this subclass reads each
+# request whole under REQUEST_READ_TIMEOUT_SECONDS first (docs/operations.md, Security).
+worker_class = "chatbot_project.worker.GuardedGeventWorker"
 # One worker per core with Redis history (more workers than cores measured slower); locmem history lives inside
 # one process, so it needs exactly one worker.
 _default_workers = 1 if settings.HISTORY_BACKEND == "locmem" else (os.cpu_count() or 2)
 workers = int(os.environ.get("WEB_CONCURRENCY", str(_default_workers)))
-# Threads bound the chats one worker holds in flight, less the eighth that MAX_CHATS_IN_FLIGHT keeps free for health
-# checks and logins. Far more threads only add GIL contention. Settings read GUNICORN_THREADS, so that
-# MAX_CHATS_IN_FLIGHT is checked against this number.
-threads = settings.SERVER_THREADS
-# A connection waiting for its request costs the worker a descriptor and a poller entry, not a thread: thousands
-# of slow or idle clients fit (the worker raises its open-file limit to match, and stays under it).
-worker_connections = 10_000
+# Connections one worker holds at once (streams, slow or idle clients, keep-alive ones); more wait in the listen
+# backlog. Each costs a greenlet and a descriptor: the worker raises its open-file limit to match, and stays under it.
+worker_connections = int(os.environ.get("GUNICORN_WORKER_CONNECTIONS", "10000"))
+backlog = 2048
 # A chat may wait LLM_TIMEOUT_SECONDS on the upstream; the worker must outlive that.
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", str(int(settings.LLM_TIMEOUT_SECONDS) + 30)))
 graceful_timeout = 30

@@ -10,6 +10,7 @@ from functools import lru_cache
 import bcrypt
 from django.conf import settings
 
+from core.cooperative import off_the_loop
 from core.host_slots import HostSlots
 from core.weak_secrets import is_known_default_password
 
@@ -57,8 +58,9 @@ def _bcrypt_slot() -> Iterator[None]:
 
 
 def password_hash(password: str) -> str:
+    salt = bcrypt.gensalt(rounds=settings.BCRYPT_ROUNDS)
     with _bcrypt_slot():
-        return bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=settings.BCRYPT_ROUNDS)).decode()
+        return off_the_loop(lambda: bcrypt.hashpw(password.encode(), salt)).decode()
 
 
 def password_matches(password: str, hashed: str | None) -> bool:
@@ -67,16 +69,17 @@ def password_matches(password: str, hashed: str | None) -> bool:
     if bcrypt_limit_problem(password):
         return False
     encoded = password.encode()
+    dummy = _dummy_hash(settings.BCRYPT_ROUNDS)  # made once, outside the slot
     with _bcrypt_slot():
         if not hashed:
-            bcrypt.checkpw(encoded, _dummy_hash(settings.BCRYPT_ROUNDS))
+            off_the_loop(lambda: bcrypt.checkpw(encoded, dummy))
             return False
         try:
-            return bcrypt.checkpw(encoded, hashed.encode())
+            return off_the_loop(lambda: bcrypt.checkpw(encoded, hashed.encode()))
         except ValueError:
             return False
 
 
 @lru_cache(maxsize=4)
 def _dummy_hash(rounds: int) -> bytes:
-    return bcrypt.hashpw(b"no such admin", bcrypt.gensalt(rounds=rounds))
+    return off_the_loop(lambda: bcrypt.hashpw(b"no such admin", bcrypt.gensalt(rounds=rounds)))

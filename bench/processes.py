@@ -116,6 +116,11 @@ class Fake:
         self.control("reset")
         self.control("config", {"latency": seconds})
 
+    def set_stream(self, reply: str, chunk_delay: float) -> None:
+        """Streamed replies of `reply`'s words, one chunk each, `chunk_delay` seconds apart."""
+        self.control("reset")
+        self.control("config", {"reply": reply, "chunk_delay": chunk_delay})
+
 
 @contextmanager
 def fake_upstream() -> Iterator[Fake]:
@@ -180,15 +185,6 @@ def service(env: dict[str, str], log_path: Path) -> Iterator[Service]:
         yield running
 
 
-def in_flight_threads(in_flight: int) -> int:
-    """The fewest GUNICORN_THREADS whose default MAX_CHATS_IN_FLIGHT (the threads less an eighth, at least 2) lets
-    one worker hold `in_flight` chats: the in-flight rows measure throughput, not the cap's 503s."""
-    threads = in_flight + 2
-    while threads - max(2, threads // 8) < in_flight:
-        threads += 1
-    return threads
-
-
 def floor_env(*, fake: Fake) -> dict[str, str]:
     keep = {name: os.environ[name] for name in ("PATH", "HOME", "LANG", "TMPDIR") if name in os.environ}
     return {**keep, "GROQ_API_KEY": "bench-key", "GROQ_BASE_URL": fake.base_url}
@@ -208,8 +204,6 @@ def floor(env: dict[str, str], gunicorn: dict, log_path: Path) -> Iterator[Servi
         str(gunicorn["worker_class"]),
         "--workers",
         str(gunicorn["workers"]),
-        "--threads",
-        str(gunicorn["threads"]),
         "--keep-alive",
         str(gunicorn.get("keepalive", 75)),
         "--worker-connections",
@@ -219,6 +213,8 @@ def floor(env: dict[str, str], gunicorn: dict, log_path: Path) -> Iterator[Servi
         "--log-level",
         "warning",
     ]
+    if gunicorn.get("threads"):  # a threaded worker class
+        options += ["--threads", str(gunicorn["threads"])]
     with _gunicorn(options, "bench.floor:application", env, log_path, "the floor") as running:
         yield running
 

@@ -11,6 +11,8 @@ TARGETS = {
     "cpu": "≤ 2.5 ms of service CPU per chat",
     "inflight128": "≥ 90%, 0 errors, p99 ≤ 450 ms",
     "inflight256": "≥ 70%, 0 errors",
+    "held1000": "≥ 90% of direct, 0 errors, health p99 ≤ 100 ms, < 100 KiB per chat",
+    "held4000": "the excess 503 at once, 0 errors, health p99 ≤ 100 ms",
     "stream": "≤ 5 ms",
     "memory": "≤ 10 MiB",
     "burst": "≤ 2x normal",
@@ -48,6 +50,18 @@ def _in_flight(backend: dict[str, Any], level: str) -> str:
     if not row:
         return "-"
     return f"{row['rate']:.0f}/s = {row['share_of_limit']:.0%}, p99 {row['p99_ms']:.0f} ms, {row['errors']} errors"
+
+
+def _held(results: dict[str, Any], backend: dict[str, Any], level: str) -> str:
+    direct, row = _get(results, "direct_held_streams", level), _get(backend, "held_streams", level)
+    if not direct or not row:
+        return "-"
+    share = f" = {row['rate'] / direct['rate']:.0%}" if direct["rate"] else ""
+    refused = f", {row['refused']} refused (p99 {row['refusal_p99_ms']} ms)" if row["refused"] else ""
+    memory = f", {row['kib_per_stream']:.0f} KiB per chat" if "kib_per_stream" in row else ""
+    return (
+        f"{row['rate']:.0f}/s{share}, {row['errors']} errors{refused}, health p99 {row.get('health_p99_ms')} ms{memory}"
+    )
 
 
 def _stream(results: dict[str, Any], backend: dict[str, Any]) -> str:
@@ -93,7 +107,8 @@ def _flood(backend: dict[str, Any], name: str) -> str:
 def _column_name(name: str, backend: dict[str, Any]) -> str:
     workers = backend.get("workers_started") or _get(backend, "gunicorn", "workers")
     threads = _get(backend, "gunicorn", "threads")
-    return f"{name} ({workers} worker{'s' if workers != 1 else ''} x {threads} threads)"
+    each = f" x {threads} threads" if threads else ", gevent"
+    return f"{name} ({workers} worker{'s' if workers != 1 else ''}{each})"
 
 
 def columns(results: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
@@ -138,6 +153,13 @@ def render_table(results: dict[str, Any]) -> str:
     for level in ("c128", "c256"):
         label, target = _in_flight_label(results, level, delay_ms), TARGETS[f"inflight{level[1:]}"]
         row(label, lambda b, level=level: _in_flight(b, level), target)
+    for level in ("s1000", "s4000"):
+        direct_row = _get(results, "direct_held_streams", level) or {}
+        row(
+            f"3b. {level[1:]} streamed chats held (5 s each; direct {direct_row.get('rate', 0):.0f}/s)",
+            lambda b, level=level: _held(results, b, level),
+            TARGETS[f"held{level[1:]}"],
+        )
     streaming = results.get("direct_streaming") or {}
     row(
         f"4. streaming, first event (direct p50 {streaming.get('p50_ms', 0):.2f} ms)",

@@ -22,14 +22,13 @@ from typing import Any
 
 import redis
 
-from bench import scenarios
+from bench import scenarios, streams
 from bench.anonymous_flood import FLOODS, anonymous_flood
 from bench.processes import (
     ROOT,
     fake_upstream,
     floor,
     floor_env,
-    in_flight_threads,
     service,
     service_env,
     wait_for_quiet,
@@ -54,7 +53,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--redis-url", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14"))
     parser.add_argument("--quick", action="store_true", help="shorter runs, for trying things out")
     parser.add_argument(
-        "--only", default="", help="comma-separated sections: overhead,cpu,inflight,stream,memory,burst,flood"
+        "--only", default="", help="comma-separated sections: overhead,cpu,inflight,stream,held,memory,burst,flood"
     )
     parser.add_argument("--env", action="append", default=[], help="extra service setting NAME=VALUE")
     parser.add_argument("--no-floor", action="store_true", help="skip the floor (bench/floor.py's bare view)")
@@ -150,24 +149,24 @@ async def measure_backend(backend: str, fake, args, sections: set[str], duration
                 quiet("stream")
                 out["streaming"] = await scenarios.streaming_service(target, count=int(durations["stream"]))
                 print(f"  {backend}: streaming done", flush=True)
+            if "held" in sections:
+                out["held_streams"] = await held_streams_rows(
+                    svc.port, target.headers, svc.workers_rss, durations, lambda: quiet("held"), fake
+                )
+                print(f"  {backend}: held streams done", flush=True)
+            if "inflight" in sections:
+                # Default settings: what a deployment gets without tuning for the benchmark.
+                quiet("inflight")
+                out["in_flight"] = await scenarios.in_flight(
+                    target, fake, delay=UPSTREAM_DELAY, seconds=durations["inflight"]
+                )
+                print(f"  {backend}: in flight done", flush=True)
             if "burst" in sections:
                 quiet("burst")
                 out["login_burst"] = await scenarios.login_burst(
                     target, "admin", bad_logins=BAD_LOGINS, concurrency=8, seconds=durations["burst"]
                 )
                 print(f"  {backend}: login burst done", flush=True)
-        if "inflight" in sections:
-            # MAX_CHATS_IN_FLIGHT would refuse chats beyond the threads less an eighth (112 of 128) with 503: for
-            # each level a fresh service whose every worker has threads enough for all of it (the load does not
-            # split evenly between workers), so that the rows measure throughput, not refusals. A key prefix of its
-            # own keeps the login burst's throttle counters away from its login.
-            def start(level: int):
-                threads = in_flight_threads(level)
-                level_env = {**env, "GUNICORN_THREADS": str(threads), "REDIS_KEY_PREFIX": f"{prefix}-inflight{level}"}
-                return service(level_env, log), threads
-
-            out["in_flight"] = await in_flight_rows(start, fake, password, durations, lambda: quiet("inflight"))
-            print(f"  {backend}: in flight done", flush=True)
         if "memory" in sections:
             # A fresh service and key prefix, so that neither what earlier rows stored nor the login burst's
             # throttle counters count; room for every session.
@@ -205,22 +204,33 @@ async def measure_backend(backend: str, fake, args, sections: set[str], duration
     return out
 
 
-async def in_flight_rows(start, fake, password: str | None, durations: dict[str, float], quiet) -> dict[str, Any]:
-    """The in-flight rows, each level on a fresh server from `start(level)` (a context manager and the threads it
-    gives each worker); with `password` the load logs in as admin."""
+async def held_streams_rows(
+    port: int, headers: dict[str, str], rss, durations: dict[str, float], quiet, fake
+) -> dict[str, Any]:
+    """Each level of held streams through the service (or, with `rss` None, straight to the upstream)."""
+    fake.set_stream(streams.REPLY, streams.CHUNK_DELAY)
     rows: dict[str, Any] = {}
-    for level in scenarios.IN_FLIGHT_LEVELS:
-        manager, threads = start(level)
-        with manager as svc:
-            headers = {}
-            if password is not None:
-                headers = {"Authorization": f"Bearer {await scenarios.login(svc.port, 'admin', password)}"}
-            target = scenarios.Target(svc.port, headers)
+    try:
+        for level in streams.LEVELS:
             quiet()
-            measured = await scenarios.in_flight(
-                target, fake, delay=UPSTREAM_DELAY, seconds=durations["inflight"], levels=(level,)
-            )
-        rows.update({key: {**row, "threads": int(threads)} for key, row in measured.items()})
+            if rss is None:
+                body, path = streams.direct_body(scenarios.MODEL, scenarios.MESSAGE), "/openai/v1/chat/completions"
+                rows[f"s{level}"] = await streams.held_streams(
+                    port, path, body, headers, streams=level, seconds=durations["held"]
+                )
+            else:
+                rows[f"s{level}"] = await streams.held_streams(
+                    port,
+                    "/chat/",
+                    streams.service_body(scenarios.MESSAGE),
+                    headers,
+                    streams=level,
+                    seconds=durations["held"],
+                    probe_port=port,
+                    rss=rss,
+                )
+    finally:
+        fake.set_latency(0.0)
     return rows
 
 
@@ -237,7 +247,7 @@ async def measure_floor(backend: str, gunicorn: dict[str, Any], fake, args, sect
     log = RESULTS / f"floor-{backend}.log"
     log.unlink(missing_ok=True)
     fake.set_latency(0.0)
-    if sections & {"overhead", "cpu"}:
+    if sections & {"overhead", "cpu", "inflight"}:
         with floor(env, gunicorn, log) as svc:
             out["workers_started"] = len(svc.workers())
             target = scenarios.Target(svc.port, {})
@@ -250,13 +260,11 @@ async def measure_floor(backend: str, gunicorn: dict[str, Any], fake, args, sect
                 out["cpu_ceiling"] = await scenarios.cpu_ceiling(
                     target, svc, fake, None, concurrency=32, seconds=durations["cpu"], kinds=("new_session",)
                 )
-    if "inflight" in sections:
-
-        def start(level: int):
-            threads = in_flight_threads(level)
-            return floor(env, {**gunicorn, "threads": threads}, log), threads
-
-        out["in_flight"] = await in_flight_rows(start, fake, None, durations, lambda: quiet("inflight"))
+            if "inflight" in sections:
+                quiet("inflight")
+                out["in_flight"] = await scenarios.in_flight(
+                    target, fake, delay=UPSTREAM_DELAY, seconds=durations["inflight"]
+                )
     print(f"  floor with {backend}'s workers: done", flush=True)
     return out
 
@@ -291,13 +299,14 @@ def start_profiler(svc, backend: str, seconds: float) -> subprocess.Popen | None
 
 async def main() -> None:
     args = parse_args()
-    all_sections = {"overhead", "cpu", "inflight", "stream", "memory", "burst", "flood"}
+    all_sections = {"overhead", "cpu", "inflight", "stream", "held", "memory", "burst", "flood"}
     sections = set(filter(None, args.only.split(","))) or all_sections
     durations = {
         "overhead": 6.0,
         "cpu": 10.0,
         "inflight": 12.0,
         "stream": 300,
+        "held": 20.0,
         "burst": 8.0,
         "memory_sessions": 1000,
         "flood": 10.0,
@@ -308,6 +317,7 @@ async def main() -> None:
             "cpu": 3.0,
             "inflight": 4.0,
             "stream": 50,
+            "held": 6.0,
             "burst": 3.0,
             "memory_sessions": 200,
             "flood": 4.0,
@@ -323,6 +333,10 @@ async def main() -> None:
             results["direct"] = await scenarios.overhead(target, step, seconds=durations["overhead"])
         if "stream" in sections:
             results["direct_streaming"] = await scenarios.streaming_direct(fake, count=int(durations["stream"]))
+        if "held" in sections:
+            results["direct_held_streams"] = await held_streams_rows(
+                fake.port, {"Authorization": "Bearer bench-key"}, None, durations, lambda: None, fake
+            )
         print("  direct to the fake upstream: done", flush=True)
         results["floor"] = {}
         for backend in args.backends.split(","):

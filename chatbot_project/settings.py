@@ -101,8 +101,12 @@ TEMPLATES = [
 # Admins live in Redis; no relational database is used.
 DATABASES: dict[str, dict[str, str]] = {}
 
-# Threads per server process (gunicorn.conf.py takes its `threads` from here).
-SERVER_THREADS = env_int("GUNICORN_THREADS", 128, minimum=2, maximum=4096)
+# Chats one server process answers at once, streams included; more get 503 `server_busy`. A chat in flight waits on
+# the upstream in a greenlet of gunicorn's gevent worker, so what bounds them is memory: CHATS_MEMORY_MIB per process,
+# at CHAT_MEMORY_KIB each (the worker's memory per chat in flight, measured by `make bench`, with a margin).
+CHAT_MEMORY_KIB = 100
+CHATS_MEMORY_MIB = env_int("CHATS_MEMORY_MIB", 64, minimum=1)
+MAX_CHATS_IN_FLIGHT = env_int("MAX_CHATS_IN_FLIGHT", max(1, CHATS_MEMORY_MIB * 1024 // CHAT_MEMORY_KIB), minimum=1)
 
 # --- Redis ----------------------------------------------------------------------------------------
 REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -134,9 +138,10 @@ _redis_options = {
     "SOCKET_CONNECT_TIMEOUT": REDIS_TIMEOUT_SECONDS,
     "SOCKET_TIMEOUT": REDIS_TIMEOUT_SECONDS,
     "CONNECTION_POOL_KWARGS": {
-        # Every request thread, and every stream's relay thread beside it, may hold a connection at once;
-        # redis-py's default of 100 refused chats under load (MaxConnectionsError).
-        "max_connections": 2 * SERVER_THREADS + 16,
+        # Every chat in flight, and every stream's relay beside it, may hold a connection at once, and the requests
+        # that are not chats some more; redis-py's default of 100 refused chats under load (MaxConnectionsError).
+        # Connections open only as they are needed.
+        "max_connections": 2 * MAX_CHATS_IN_FLIGHT + 64,
         "health_check_interval": 30,
         # One quick reconnect for a pooled connection that died (Redis restarted), but no retry after a
         # timeout: redis-py's default (10 retries with backoff) turns a hung Redis into a 10-second hang.
@@ -261,20 +266,14 @@ ANON_REQUESTS_PER_MINUTE = env_int("ANON_REQUESTS_PER_MINUTE", 120, minimum=0)
 # Per admin; 0 turns a limit off.
 CHAT_REQUESTS_PER_MINUTE = env_int("CHAT_REQUESTS_PER_MINUTE", 600, minimum=0)
 CHAT_MAX_CONCURRENT = env_int("CHAT_MAX_CONCURRENT", 64, minimum=0)
-# Chats one process answers at once, streams included; more get 503. Kept below SERVER_THREADS so that health
-# checks, logins and the docs always find a thread: by default an eighth of the threads (at least 2) stay free.
-MAX_CHATS_IN_FLIGHT = env_int("MAX_CHATS_IN_FLIGHT", max(1, SERVER_THREADS - max(2, SERVER_THREADS // 8)), minimum=1)
-if MAX_CHATS_IN_FLIGHT >= SERVER_THREADS:
-    raise ImproperlyConfigured(
-        f"MAX_CHATS_IN_FLIGHT ({MAX_CHATS_IN_FLIGHT}) must be below GUNICORN_THREADS ({SERVER_THREADS}), so that "
-        "health checks and logins always find a free thread"
-    )
 MAX_REQUEST_BYTES = env_int("MAX_REQUEST_BYTES", 1024 * 1024, minimum=1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_BYTES
 # The gunicorn worker (chatbot_project/worker.py): a client has this long to send a request whole, and a write of
 # a response waits this long at most for a client that does not read.
 REQUEST_READ_TIMEOUT_SECONDS = env_float("REQUEST_READ_TIMEOUT_SECONDS", 20.0, minimum=1.0, maximum=600.0)
 RESPONSE_WRITE_TIMEOUT_SECONDS = env_float("RESPONSE_WRITE_TIMEOUT_SECONDS", 10.0, minimum=1.0, maximum=600.0)
+# Request bytes one worker holds while requests arrive (they are read whole before a view runs); past it, 503.
+REQUEST_BUFFER_BYTES = env_int("REQUEST_BUFFER_BYTES", 64 * 1024 * 1024, minimum=1024)
 
 # --- LLM provider ---------------------------------------------------------------------------------
 LLM_PROVIDER = env_choice("LLM_PROVIDER", "chatgroq", ("chatgroq",))
@@ -302,7 +301,9 @@ LLM_CONNECT_TIMEOUT_SECONDS = env_float("LLM_CONNECT_TIMEOUT_SECONDS", 5.0, mini
 LLM_MAX_RETRIES = env_int("LLM_MAX_RETRIES", 2, minimum=0, maximum=10)
 LLM_MAX_TOKENS_PARAM = env_choice("LLM_MAX_TOKENS_PARAM", "auto", ("auto", "max_completion_tokens", "max_tokens"))
 LLM_HEALTH_CACHE_SECONDS = env_int("LLM_HEALTH_CACHE_SECONDS", 30, minimum=0)
-LLM_MAX_CONNECTIONS = env_int("LLM_MAX_CONNECTIONS", 256, minimum=1)
+# Every chat in flight may stream from the upstream at once, on a connection of its own; a few more for what is not
+# a chat (the models' list, the health check).
+LLM_MAX_CONNECTIONS = env_int("LLM_MAX_CONNECTIONS", MAX_CHATS_IN_FLIGHT + 16, minimum=1)
 
 # --- HTTP, CORS, docs -----------------------------------------------------------------------------
 _cors_origins = env_list("CORS_ALLOWED_ORIGINS", [])

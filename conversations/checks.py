@@ -12,7 +12,7 @@ def locmem_history_needs_one_worker(app_configs: object, **kwargs: object) -> li
             Warning(
                 f"HISTORY_BACKEND=locmem keeps history inside each process, but WEB_CONCURRENCY={workers}: "
                 "each worker would see a different part of every conversation.",
-                hint="Set HISTORY_BACKEND=redis, or WEB_CONCURRENCY=1 (with more GUNICORN_THREADS).",
+                hint="Set HISTORY_BACKEND=redis, or WEB_CONCURRENCY=1.",
                 id="conversations.W001",
             )
         ]

@@ -10,6 +10,7 @@ from typing import TypeVar
 
 from conversations.serializers import chat_response_data
 from conversations.services import ChatReply
+from core.cooperative import run_beside
 from core.errors import as_service_error
 from llm_provider.types import StreamDelta
 
@@ -25,8 +26,9 @@ def sse_event(event: str, data: dict[str, object]) -> bytes:
 def with_keepalive(events: Iterator[T], interval: float) -> Iterator[T | None]:
     """Yields the items of `events`, and None whenever `interval` seconds pass without one.
 
-    `events` runs in a helper thread so that silence can be noticed. Closing this generator (a client that
-    went away) makes the helper close `events` at its next item, which closes the upstream request."""
+    `events` runs beside the caller (a greenlet under gevent) so that silence can be noticed. Closing this generator
+    (a client that went away) stops the helper where it waits, under gevent, which closes the upstream request at
+    once; a thread closes `events` at its next item instead."""
     items: queue.Queue[tuple[str, object]] = queue.Queue()
     stop = threading.Event()
 
@@ -42,7 +44,7 @@ def with_keepalive(events: Iterator[T], interval: float) -> Iterator[T | None]:
         finally:
             events.close()  # type: ignore[attr-defined]
 
-    threading.Thread(target=pump, name="sse-pump", daemon=True).start()
+    stop_pump = run_beside(pump)
     try:
         while True:
             try:
@@ -57,6 +59,7 @@ def with_keepalive(events: Iterator[T], interval: float) -> Iterator[T | None]:
             yield value  # type: ignore[misc]
     finally:
         stop.set()
+        stop_pump()
 
 
 def sse_stream(

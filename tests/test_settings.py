@@ -99,31 +99,32 @@ def test_debug_runs_without_a_secret_key():
     assert result.returncode == 0, result.stderr
 
 
-def gunicorn_threads_and_chat_cap(**overrides: str) -> str:
-    """The threads gunicorn.conf.py gives each worker, and MAX_CHATS_IN_FLIGHT, in a fresh process."""
+def gunicorn_worker_and_chat_cap(**overrides: str) -> str:
+    """The worker class gunicorn.conf.py gives, and MAX_CHATS_IN_FLIGHT, in a fresh process."""
     code = (
         "import runpy; from django.conf import settings; "
-        "print(runpy.run_path('gunicorn.conf.py')['threads'], settings.MAX_CHATS_IN_FLIGHT)"
+        "print(runpy.run_path('gunicorn.conf.py')['worker_class'], settings.MAX_CHATS_IN_FLIGHT, "
+        "settings.LLM_MAX_CONNECTIONS)"
     )
-    env = {k: v for k, v in os.environ.items() if k not in {"DEBUG", "GUNICORN_THREADS", "MAX_CHATS_IN_FLIGHT"}}
+    names = {"DEBUG", "MAX_CHATS_IN_FLIGHT", "CHATS_MEMORY_MIB", "LLM_MAX_CONNECTIONS"}
+    env = {k: v for k, v in os.environ.items() if k not in names}
     env.update(GOOD, **overrides)
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     return result.stdout.strip().splitlines()[-1]
 
 
-@pytest.mark.parametrize(("overrides", "expected"), [({}, "128 112"), ({"GUNICORN_THREADS": "4"}, "4 2")])
-def test_chats_in_flight_leave_server_threads_free_by_default(overrides, expected):
-    assert gunicorn_threads_and_chat_cap(**overrides) == expected
-
-
-@pytest.mark.parametrize(("threads", "cap"), [("8", "8"), ("1", "1")])
-def test_it_refuses_as_many_chats_in_flight_as_threads(threads, cap):
-    result = manage_check(GUNICORN_THREADS=threads, MAX_CHATS_IN_FLIGHT=cap)
-
-    assert result.returncode != 0
-    assert "GUNICORN_THREADS" in result.stderr
-    assert "Traceback" not in result.stderr
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        ({}, "655 671"),  # 64 MiB at 100 KiB a chat; a pooled upstream connection for each, and 16 more
+        ({"CHATS_MEMORY_MIB": "1024"}, "10485 10501"),
+        ({"MAX_CHATS_IN_FLIGHT": "40"}, "40 56"),
+        ({"MAX_CHATS_IN_FLIGHT": "40", "LLM_MAX_CONNECTIONS": "8"}, "40 8"),
+    ],
+)
+def test_chats_in_flight_follow_the_memory_given_to_them(overrides, expected):
+    assert gunicorn_worker_and_chat_cap(**overrides) == f"chatbot_project.worker.GuardedGeventWorker {expected}"
 
 
 def test_a_copy_of_env_example_runs_once_make_run_fills_in_its_secret_key(tmp_path):
@@ -146,8 +147,8 @@ def test_make_run_writes_a_local_env_when_there_is_none(tmp_path):
     assert manage_check(ENV_FILE=str(env_file), SECRET_KEY=None, DEBUG=None).returncode == 0
 
 
-def test_the_redis_pool_has_a_connection_for_every_thread_and_stream():
+def test_the_redis_pool_has_a_connection_for_every_chat_and_stream_relay():
     from core.redis_store import redis_client
 
     pool = redis_client().connection_pool
-    assert pool.max_connections >= django_settings.SERVER_THREADS + django_settings.MAX_CHATS_IN_FLIGHT
+    assert pool.max_connections >= 2 * django_settings.MAX_CHATS_IN_FLIGHT

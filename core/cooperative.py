@@ -1,0 +1,42 @@
+"""Work that holds a core for a long stretch without yielding (bcrypt), run where it stalls no other request.
+
+Under gunicorn's gevent worker every request of a worker shares one thread: a 250 ms hash run in it would stall
+them all, so it runs in gevent's thread pool, and the greenlet waits for it. Without gevent (tests, runserver) each
+request has its own thread already, and the work runs in it. gevent is looked up only in a process it has patched,
+so nothing here imports it otherwise."""
+
+from __future__ import annotations
+
+import sys
+import threading
+from collections.abc import Callable
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+def gevent_patched() -> bool:
+    monkey = sys.modules.get("gevent.monkey")
+    return monkey is not None and monkey.is_module_patched("socket")
+
+
+def off_the_loop(work: Callable[[], T]) -> T:
+    """`work()`, in gevent's thread pool when this process runs gevent (bcrypt releases the GIL meanwhile)."""
+    if not gevent_patched():
+        return work()
+    from gevent import get_hub
+
+    return get_hub().threadpool.apply(work)
+
+
+def run_beside(work: Callable[[], object]) -> Callable[[], None]:
+    """Starts `work()` beside the caller and returns what stops it early: under gevent, a greenlet that a stop
+    interrupts where it waits (a read from the upstream raises GreenletExit there, so the request is closed at once);
+    otherwise a daemon thread, which a stop cannot interrupt (it ends at its next step)."""
+    if gevent_patched():
+        import gevent
+
+        greenlet = gevent.spawn(work)
+        return lambda: greenlet.kill(block=False)
+    threading.Thread(target=work, name="beside", daemon=True).start()
+    return lambda: None

@@ -1,0 +1,34 @@
+"""What chatbot_project/worker.py relies on in gunicorn and gevent, held so that an upgrade that changes it fails
+here rather than silently. Its behaviour is tested through a running server (tests/test_slow_clients.py)."""
+
+from __future__ import annotations
+
+import inspect
+
+from gevent import socket as gsocket
+from gunicorn.workers.base_async import AsyncWorker
+from gunicorn.workers.ggevent import GeventWorker
+
+from chatbot_project.worker import CONTINUE, GuardedGeventWorker, RequestSocket
+
+
+def test_gunicorn_hands_each_connection_to_the_handle_method_the_worker_wraps():
+    # GeventWorker.run serves each listener with partial(self.handle, listener): the socket is wrapped there.
+    assert list(inspect.signature(GeventWorker.handle).parameters) == ["self", "listener", "client", "addr"]
+    assert "partial(self.handle, s)" in inspect.getsource(GeventWorker.run)
+    assert GuardedGeventWorker.handle is not AsyncWorker.handle
+
+
+def test_gunicorn_sends_100_continue_with_send_which_the_socket_drops():
+    # The socket reads the body before gunicorn sees the request, answering 100-continue itself; gunicorn's own
+    # (sent as the request is parsed) would be a second one.
+    from gunicorn.http import wsgi
+
+    assert 'sock.send(b"HTTP/1.1 100 Continue\\r\\n\\r\\n")' in inspect.getsource(wsgi.create)
+    assert CONTINUE == b"HTTP/1.1 100 Continue\r\n\r\n"
+
+
+def test_gevent_sendall_sends_through_send_with_a_timeout():
+    # RequestSocket.send passes gevent's own keyword (the time left) through to gevent's send.
+    assert "timeout" in inspect.signature(gsocket.socket.send).parameters
+    assert issubclass(RequestSocket, gsocket.socket)
