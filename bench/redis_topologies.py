@@ -45,14 +45,13 @@ from tests.redis_topologies import (  # noqa: E402
     Cluster,
     Node,
     SentinelSetup,
-    free_port,
     redis_cluster,
     redis_sentinel,
     start_node,
     stop_nodes,
-    wait_until,
 )
-from tests.server import login_headers, running_server  # noqa: E402
+from tests.server import running_server  # noqa: E402
+from tests.support import free_port, login_headers, wait_until_serving  # noqa: E402
 from tests.topology import cluster_env, sentinel_env  # noqa: E402
 
 ADMIN_PASSWORD = "a-strong-default-password"  # tests/settings.py's default admin
@@ -259,12 +258,12 @@ def failover(kind: str, fake: FakeGroq) -> dict[str, float]:
             log = stack.enter_context(open(os.devnull, "wb"))
             url = stack.enter_context(running_server(log=log, **env, **ROOMY))
             load = stack.enter_context(ChatLoad(url, [login_headers(url, "admin", ADMIN_PASSWORD)], sessions=8))
-            load.wait_for(lambda answers: len(answers) >= 50, 30, "a steady load")
+            load.wait_for_answers(lambda answers: len(answers) >= 50, 30, "a steady load")
             killed_at = time.monotonic()
             primary.kill()
-            wait_until(promoted, 60, "the promotion")
+            wait_until_serving(promoted, 60, "the promotion")
             promoted_at = time.monotonic()
-            load.wait_for(
+            load.wait_for_answers(
                 lambda answers: any(a.at > promoted_at and a.status == 200 for a in answers), 30, "a chat answered"
             )
             load.stop()

@@ -87,7 +87,8 @@ class ChatLoad:
         with self._lock:
             return list(self.answers)
 
-    def wait_for(self, condition, timeout: float, what: str) -> None:
+    def wait_for_answers(self, condition, timeout: float, what: str) -> None:
+        """Fails if `condition(answers so far)` does not hold within `timeout` seconds."""
         deadline = time.monotonic() + timeout
         while not condition(self.snapshot()):
             if time.monotonic() > deadline:

@@ -11,16 +11,16 @@ from __future__ import annotations
 
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import redis
+
+from tests.support import free_port, wait_until_serving
 
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 REDIS_CLI = shutil.which("redis-cli") or "/usr/bin/redis-cli"
@@ -30,37 +30,6 @@ NODE_TIMEOUT_MS = 2000
 DOWN_AFTER_MS = 2000
 SENTINEL_MASTER = "chatbot"
 CREATE_OPTIONS = ("--cluster-replicas", "1", "--cluster-yes")
-
-
-def free_port(*, with_bus: bool = False) -> int:
-    """A free loopback port; with `with_bus`, one whose cluster bus port (port + 10000) is free as well."""
-    while True:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
-        if not with_bus:
-            return port
-        if port + 10000 > 65535:
-            continue
-        with socket.socket() as bus:
-            try:
-                bus.bind(("127.0.0.1", port + 10000))
-            except OSError:
-                continue
-        return port
-
-
-def wait_until(condition, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            if condition():
-                return
-        except (redis.RedisError, OSError):
-            pass
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 def in_sync(primary: redis.Redis) -> bool:
@@ -116,7 +85,7 @@ def start_node(directory: Path, port: int, *options: str, password: str | None =
     ]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
     node = Node(port, directory, process)
-    wait_until(lambda: node.client(password=password).ping(), 10, f"redis-server on {port}")
+    wait_until_serving(lambda: node.client(password=password).ping(), 10, f"redis-server on {port}")
     return node
 
 
@@ -201,7 +170,7 @@ def redis_cluster(primaries: int = 3, password: str | None = None) -> Iterator[C
             timeout=60,
         )
         cluster = Cluster(nodes, directory, password)
-        wait_until(cluster.healthy, 30, "the cluster to be ok with a replica per primary")
+        wait_until_serving(cluster.healthy, 30, "the cluster to be ok with a replica per primary")
         yield cluster
     finally:
         stop_nodes(nodes)
@@ -289,9 +258,11 @@ def redis_sentinel(password: str | None = None, sentinel_password: str | None = 
             node = Node(port, sentinel_dir, process)
             nodes.append(node)
             sentinels.append(node)
-            wait_until(lambda node=node: node.client(password=sentinel_password).ping(), 10, f"sentinel on {port}")
+            wait_until_serving(
+                lambda node=node: node.client(password=sentinel_password).ping(), 10, f"sentinel on {port}"
+            )
         setup = SentinelSetup(primary, replica, sentinels, directory, password, sentinel_password, nodes)
-        wait_until(setup.healthy, 30, "the Sentinels to see the primary, its replica and each other")
+        wait_until_serving(setup.healthy, 30, "the Sentinels to see the primary, its replica and each other")
         yield setup
     finally:
         stop_nodes(nodes)

@@ -4,7 +4,6 @@ second process."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -15,13 +14,7 @@ from typing import IO
 
 import httpx
 
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from tests.support import ROOT, free_port
 
 
 def server_command(port: int) -> list[str]:
@@ -61,10 +54,3 @@ def running_server(log: IO[bytes] | None = None, **env: str) -> Iterator[str]:
             process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             process.kill()
-
-
-def login_headers(url: str, username: str, password: str) -> dict[str, str]:
-    """The Authorization header of a fresh login to the server at `url`."""
-    response = httpx.post(f"{url}/admin/login", json={"username": username, "password": password}, timeout=30)
-    assert response.status_code == 200, response.text
-    return {"Authorization": f"Bearer {response.json()['access_token']}"}

@@ -2,15 +2,9 @@
 (TEST_REDIS_URL) and a key prefix of their own, and delete only keys under that prefix."""
 
 import os
-import socket
 import uuid
 
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
+from tests.support import free_port
 
 os.environ["ENV_FILE"] = ""
 os.environ["REDIS_URL"] = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
@@ -23,9 +17,9 @@ os.environ.setdefault("DEFAULT_ADMIN_PASSWORD", "a-strong-default-password")
 os.environ.setdefault("BCRYPT_ROUNDS", "4")
 os.environ.setdefault("GROQ_API_KEY", "test-key")
 # Never Groq itself: the fake upstream (tests/fake_groq.py) that conftest starts on this port.
-os.environ.setdefault("TEST_FAKE_GROQ_PORT", str(_free_port()))
+os.environ.setdefault("TEST_FAKE_GROQ_PORT", str(free_port()))
 os.environ["GROQ_BASE_URL"] = f"http://127.0.0.1:{os.environ['TEST_FAKE_GROQ_PORT']}/openai/v1"
 os.environ.setdefault("LLM_MAX_RETRIES", "1")
 os.environ.setdefault("LLM_TIMEOUT_SECONDS", "5")
 
-from chatbot_project.settings import *  # noqa: E402,F403
+from chatbot_project.settings import *  # noqa: F403

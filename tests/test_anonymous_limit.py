@@ -7,7 +7,7 @@ from http import HTTPStatus
 import pytest
 from rest_framework.test import APIClient
 
-from tests.conftest import ALICE_PASSWORD, login
+from tests.support import ALICE_PASSWORD, login
 
 LIMIT = 3
 

@@ -10,7 +10,7 @@ from http import HTTPStatus
 
 import pytest
 
-from tests.conftest import ALICE_PASSWORD, login
+from tests.support import ALICE_PASSWORD, login
 
 
 def raw_form_content(page: str) -> dict:

@@ -16,7 +16,7 @@ import redis
 from rest_framework.test import APIClient
 
 from accounts.services import admin_create
-from tests.server import free_port
+from tests.support import free_port
 
 PASSWORD = "carol-password-1"
 

@@ -12,7 +12,8 @@ from http import HTTPStatus
 import httpx
 import pytest
 
-from tests.server import ROOT, free_port, server_command, server_env
+from tests.server import server_command, server_env
+from tests.support import ROOT, free_port
 
 FORGED = "2026-11-26 16:40:00,000 INFO chatbot.requests forged"
 

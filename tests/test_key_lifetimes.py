@@ -12,8 +12,7 @@ from rest_framework.test import APIClient
 from accounts.budgets import Budget, BudgetOwner, budget_set
 from conversations.usage import usage_key
 from core.redis_store import redis_admin_key, redis_client
-from tests.accounts.test_browser_login import browser_login
-from tests.conftest import ALICE_PASSWORD, keys_without_ttl
+from tests.support import ALICE_PASSWORD, browser_login, keys_without_ttl
 
 MODEL = "openai/gpt-oss-20b"
 

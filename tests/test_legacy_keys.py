@@ -13,7 +13,7 @@ from conversations.history.redis_store import RedisHistoryStore
 from conversations.legacy_keys import upgrade_redis_keys
 from conversations.usage import usage_key
 from core.redis_store import redis_admin_key, redis_client, redis_key
-from tests.conversations.conftest import chat
+from tests.support import chat
 
 
 def old_names(admin_id: str, sid: str, session_id: str) -> dict[str, str]:

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import httpx
 
-from tests.conftest import ALICE_PASSWORD
 from tests.server import running_server
+from tests.support import ALICE_PASSWORD
 
 WARNING = "GROQ_API_KEY is not set: chats will answer 503 llm_not_configured until GROQ_API_KEY is set"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import redis
 
 from chatbot_project.local_redis import local_redis_ensure
-from tests.server import free_port
+from tests.support import free_port
 
 
 def test_it_starts_a_redis_where_none_answers_and_keeps_nothing_on_disk():

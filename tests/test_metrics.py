@@ -12,29 +12,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 from rest_framework.test import APIClient
 
-from tests.conftest import ALICE_PASSWORD
-from tests.server import ROOT, running_server
-
-
-def samples(text: str) -> dict[tuple[str, frozenset], float]:
-    return {
-        (sample.name, frozenset(sample.labels.items())): sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-    }
-
-
-def value(text: str, name: str, **labels: str) -> float:
-    return samples(text).get((name, frozenset(labels.items())), 0.0)
-
-
-def scrape(client: APIClient | None = None) -> str:
-    response = (client or APIClient()).get("/metrics")
-    assert response.status_code == HTTPStatus.OK, response.content
-    return response.content.decode()
+from tests.server import running_server
+from tests.support import ALICE_PASSWORD, ROOT, scrape, value
 
 
 def chat(client: APIClient, message: str = "hi"):

@@ -21,9 +21,8 @@ from conversations.history.redis_store import RedisHistoryStore
 from conversations.limits import AdminSlot, turn_seconds
 from conversations.usage import usage_key
 from core.redis_store import redis_client
-from tests.conftest import ALICE_PASSWORD, login
-from tests.conversations.conftest import chat
 from tests.redis_topologies import Cluster, redis_cluster
+from tests.support import ALICE_PASSWORD, chat, login
 from tests.topology import require_redis_server, run_suites_on, this_process_on_cluster
 
 pytestmark = pytest.mark.redis_topology

@@ -16,11 +16,10 @@ import pytest
 from accounts.services import admin_create
 from core.redis_connect import ClusterConnectionFactory
 from core.redis_store import redis_admin_key, redis_client, redis_ping
-from tests.conftest import login
-from tests.conversations.conftest import chat
 from tests.failover_load import ChatLoad, failover_times
-from tests.redis_topologies import redis_cluster, redis_sentinel, wait_until
-from tests.server import login_headers, running_server
+from tests.redis_topologies import redis_cluster, redis_sentinel
+from tests.server import running_server
+from tests.support import chat, login, login_headers, wait_until_serving
 from tests.topology import (
     cluster_env,
     require_redis_server,
@@ -42,9 +41,9 @@ def assert_failover_handled(load: ChatLoad, url: str, killed_at: float, promoted
         return {a.worker for a in answers if a.at > promoted_at and a.status == HTTPStatus.OK}
 
     # Every session, the ones whose turn failed mid-failover included (their lock given back once Redis answers).
-    load.wait_for(lambda answers: len(workers_answered(answers)) == load.sessions, 30, "every session answered")
+    load.wait_for_answers(lambda answers: len(workers_answered(answers)) == load.sessions, 30, "every session answered")
     all_recovered_at = time.monotonic()
-    load.wait_for(lambda answers: answers[-1].at > all_recovered_at + 1, 10, "a second more of load")
+    load.wait_for_answers(lambda answers: answers[-1].at > all_recovered_at + 1, 10, "a second more of load")
     load.stop()
 
     answers = load.snapshot()
@@ -89,11 +88,11 @@ def test_a_cluster_primary_killed_under_load(settings, fake_groq):
             with running_server(**cluster_env(cluster, node_index=0), **ROOMY) as url:
                 headers = [login_headers(url, admin.username, PASSWORD) for admin in (on_primary, elsewhere)]
                 with ChatLoad(url, headers) as load:
-                    load.wait_for(lambda answers: len(answers) >= 40, 30, "a steady load")
+                    load.wait_for_answers(lambda answers: len(answers) >= 40, 30, "a steady load")
 
                     killed_at = time.monotonic()
                     primary.kill()
-                    wait_until(lambda: cluster.role(replica) == "master", 30, "the replica's promotion")
+                    wait_until_serving(lambda: cluster.role(replica) == "master", 30, "the replica's promotion")
                     promoted_at = time.monotonic()
 
                     assert_failover_handled(load, url, killed_at, promoted_at)
@@ -109,11 +108,13 @@ def test_a_sentinel_primary_killed_under_load(fake_groq):
     with redis_sentinel() as setup, running_server(**sentinel_env(setup), **ROOMY) as url:
         headers = login_headers(url, "admin", "a-strong-default-password")  # the default admin, made at start
         with ChatLoad(url, [headers]) as load:
-            load.wait_for(lambda answers: len(answers) >= 40, 30, "a steady load")
+            load.wait_for_answers(lambda answers: len(answers) >= 40, 30, "a steady load")
 
             killed_at = time.monotonic()
             setup.primary.kill()
-            wait_until(lambda: setup.current_primary_port() == setup.replica.port, 30, "the Sentinels' failover")
+            wait_until_serving(
+                lambda: setup.current_primary_port() == setup.replica.port, 30, "the Sentinels' failover"
+            )
             promoted_at = time.monotonic()
 
             assert_failover_handled(load, url, killed_at, promoted_at)

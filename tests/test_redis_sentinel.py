@@ -12,9 +12,8 @@ from redis.sentinel import SentinelConnectionPool
 
 from accounts.services import admin_create
 from core.redis_store import redis_client
-from tests.conftest import ALICE_PASSWORD, login
-from tests.conversations.conftest import chat
 from tests.redis_topologies import SentinelSetup, redis_sentinel
+from tests.support import ALICE_PASSWORD, chat, login
 from tests.topology import require_redis_server, run_suites_on, sentinel_env, this_process_on_sentinel
 
 pytestmark = pytest.mark.redis_topology

@@ -18,7 +18,8 @@ import httpx
 import pytest
 
 from tests.redis_topologies import redis_cluster, redis_sentinel
-from tests.server import ROOT, running_server, server_env
+from tests.server import running_server, server_env
+from tests.support import ROOT
 from tests.topology import cluster_env, require_redis_server, sentinel_env
 
 pytestmark = pytest.mark.redis_topology

@@ -12,8 +12,8 @@ from http import HTTPStatus
 import httpx
 import pytest
 
-from tests.conftest import ALICE_PASSWORD
-from tests.server import login_headers, running_server
+from tests.server import running_server
+from tests.support import ALICE_PASSWORD, login_headers
 
 
 @pytest.fixture(scope="module")

@@ -9,8 +9,7 @@ from http import HTTPStatus
 
 from rest_framework.test import APIClient
 
-from tests.conftest import ALICE_PASSWORD
-from tests.test_settings import ROOT
+from tests.support import ALICE_PASSWORD, ROOT
 
 
 def test_security_headers_are_set(api):

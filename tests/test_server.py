@@ -10,8 +10,8 @@ from http import HTTPStatus
 import httpx
 import pytest
 
-from tests.conftest import ALICE_PASSWORD, login
-from tests.server import ROOT, free_port, running_server, server_command, server_env
+from tests.server import running_server, server_command, server_env
+from tests.support import ALICE_PASSWORD, ROOT, free_port, login
 
 
 @pytest.fixture(scope="module")

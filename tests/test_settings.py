@@ -3,33 +3,14 @@
 from __future__ import annotations
 
 import os
-import secrets
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 from django.conf import settings as django_settings
 
 from chatbot_project.local_env import local_env_prepare
-
-ROOT = Path(__file__).resolve().parent.parent
-GOOD = {
-    "SECRET_KEY": secrets.token_urlsafe(48),
-    "DEBUG": "false",
-    "ENV_FILE": "",
-    "DJANGO_SETTINGS_MODULE": "chatbot_project.settings",
-}
-
-
-def manage_check(**overrides: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k not in {"DEBUG", "SECRET_KEY", "DJANGO_SETTINGS_MODULE"}}
-    env.update(GOOD)
-    env.update(overrides)
-    env = {k: v for k, v in env.items() if v is not None}
-    return subprocess.run(
-        [sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
-    )
+from tests.support import GOOD_SETTINGS, ROOT, manage_check
 
 
 def test_good_settings_pass():
@@ -108,7 +89,7 @@ def gunicorn_worker_and_chat_cap(**overrides: str) -> str:
     )
     names = {"DEBUG", "MAX_CHATS_IN_FLIGHT", "CHATS_MEMORY_MIB", "LLM_MAX_CONNECTIONS"}
     env = {k: v for k, v in os.environ.items() if k not in names}
-    env.update(GOOD, **overrides)
+    env.update(GOOD_SETTINGS, **overrides)
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     return result.stdout.strip().splitlines()[-1]

@@ -17,8 +17,8 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from tests.conftest import ALICE_PASSWORD
 from tests.server import running_server
+from tests.support import ALICE_PASSWORD
 
 READ_TIMEOUT = 2  # REQUEST_READ_TIMEOUT_SECONDS here, so a deadline passes within a test
 WRITE_TIMEOUT = 2  # RESPONSE_WRITE_TIMEOUT_SECONDS here

@@ -13,7 +13,7 @@ from accounts.services import admin_create, admin_startup_check
 from core.redis_store import redis_admin_key, redis_client
 from core.weak_secrets import is_known_default_password, secret_problem
 from tests.server import server_command, server_env
-from tests.test_settings import ROOT, manage_check
+from tests.support import ROOT, manage_check
 
 SEED = ROOT.parent / "shared" / "seed" / "README.md"
 # The project's own docs and examples, and the original service's README (shared/seed, when present).

@@ -15,7 +15,7 @@ from django_redis.pool import ConnectionFactory
 
 from core.redis_connect import ClusterConnectionFactory
 from tests.redis_topologies import REDIS_SERVER, SENTINEL_MASTER, Cluster, SentinelSetup
-from tests.server import ROOT
+from tests.support import ROOT
 
 
 def require_redis_server() -> None:

@@ -9,7 +9,7 @@ from rest_framework.test import APIClient
 
 from accounts.api_keys import api_key_create
 from accounts.services import admin_get, admin_get_by_username
-from tests.conftest import ALICE_PASSWORD, login
+from tests.support import ALICE_PASSWORD, login
 
 
 def test_info_describes_the_admin(alice, alice_client):

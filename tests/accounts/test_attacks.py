@@ -16,8 +16,8 @@ from rest_framework.test import APIClient
 from accounts.models import AdminUser
 from accounts.services import admin_create
 from core.redis_store import redis_client, redis_tagged_key
-from tests.conftest import wait_for
 from tests.server import running_server
+from tests.support import wait_for
 
 RACER_PASSWORD = "racer-password-1"
 NEW_PASSWORD = "racer-password-2"

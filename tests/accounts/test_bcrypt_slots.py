@@ -21,7 +21,8 @@ import pytest
 
 from accounts.passwords import HOST_SLOT_WAIT_SECONDS
 from core.host_slots import HostSlots
-from tests.server import ROOT, running_server
+from tests.server import running_server
+from tests.support import ROOT
 
 # Each process waits until `start_at` (CLOCK_MONOTONIC is one clock for the whole machine), then two threads hash
 # three times each; it prints when each hash ran, as seen from inside its slot.

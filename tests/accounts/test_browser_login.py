@@ -2,25 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from http import HTTPStatus
 
 from django.test import Client
 
 from accounts.login_sessions import login_session_revoke_all
-from tests.conftest import ALICE_PASSWORD
-
-
-def csrf_token_of(html: str) -> str:
-    return re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', html).group(1)
-
-
-def browser_login(browser: Client, username: str, password: str):
-    page = browser.get("/api-auth/login/?next=/admin/info")
-    return browser.post(
-        "/api-auth/login/?next=/admin/info",
-        {"username": username, "password": password, "csrfmiddlewaretoken": csrf_token_of(page.content.decode())},
-    )
+from tests.support import ALICE_PASSWORD, browser_login
 
 
 def test_an_admin_logs_in_and_browses_the_api(alice):

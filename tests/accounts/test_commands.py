@@ -8,7 +8,7 @@ from django.core.management import CommandError, call_command
 from rest_framework.test import APIClient
 
 from accounts.services import admin_authenticate, admin_get, admin_get_by_username, admin_list
-from tests.conftest import ALICE_PASSWORD, login
+from tests.support import ALICE_PASSWORD, login
 
 
 def run(*args: str, **options) -> str:

@@ -9,7 +9,7 @@ import pytest
 from django.conf import settings
 
 from accounts.services import admin_create
-from tests.conftest import ALICE_PASSWORD
+from tests.support import ALICE_PASSWORD
 
 
 def test_it_logs_in_answering_in_the_original_services_shape(api, alice):

@@ -6,7 +6,7 @@ import pytest
 from django.test import Client
 from rest_framework.test import APIClient
 
-from tests.conftest import ALICE_PASSWORD
+from tests.support import ALICE_PASSWORD
 
 
 @pytest.fixture(autouse=True)

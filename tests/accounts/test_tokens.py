@@ -9,7 +9,7 @@ from django.conf import settings
 from rest_framework.test import APIClient
 
 from accounts.services import admin_delete, admin_get
-from tests.conftest import wait_for
+from tests.support import wait_for
 
 PROTECTED = "/admin/info"
 

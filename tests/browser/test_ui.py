@@ -9,7 +9,7 @@ import httpx
 from django.urls import reverse
 
 from system.views import ROOT_LINKS
-from tests.conftest import ALICE_PASSWORD
+from tests.support import ALICE_PASSWORD
 
 TITLE = "ChatGroq Conversational Chatbot API"
 

@@ -20,10 +20,9 @@ from rest_framework.test import APIClient
 
 from accounts.budgets import Budget, BudgetOwner, budget_set, budget_status
 from core.redis_store import redis_client
-from tests.conftest import wait_for
-from tests.conversations.conftest import chat
 from tests.fake_groq import prompt_tokens
 from tests.server import running_server
+from tests.support import chat, wait_for
 
 MODEL = "openai/gpt-oss-20b"
 MAX_TOKENS = 100

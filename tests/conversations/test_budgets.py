@@ -17,26 +17,10 @@ from django.core.management import CommandError, call_command
 from rest_framework.test import APIClient
 
 from accounts.budgets import Budget, BudgetOwner, budget_set, budget_status, period_end
-from conversations.trimming import message_tokens
 from core.redis_store import redis_client
 from llm_provider.wire import MAX_CALL_TOKENS
-from tests.conftest import ALICE_PASSWORD, wait_for
 from tests.server import running_server
-
-MAX_TOKENS = 200
-
-
-def worst_case(settings, text: str) -> int:
-    """What the service reserves for one stateless message asking for MAX_TOKENS."""
-    prompt = [{"role": "user", "content": text}]
-    if settings.SYSTEM_PROMPT:
-        prompt.insert(0, {"role": "system", "content": settings.SYSTEM_PROMPT})
-    return sum(message_tokens(m) for m in prompt) + MAX_TOKENS
-
-
-def ask(client, text: str = "hi", **extra):
-    body = {"model": "openai/gpt-oss-20b", "messages": [{"role": "user", "content": text}], "max_tokens": MAX_TOKENS}
-    return client.post("/v1/chat/completions", {**body, **extra}, format="json")
+from tests.support import ALICE_PASSWORD, MAX_TOKENS, ask, wait_for, worst_case
 
 
 def used(owner: BudgetOwner) -> int:

@@ -10,9 +10,8 @@ from django.core.checks import run_checks
 
 from conversations.serializers import ChatResponseSerializer, chat_response_data
 from conversations.services import ChatReply
-from tests.conftest import wait_for
-from tests.conversations.conftest import chat, sent_messages
 from tests.fake_groq import FakeGroq
+from tests.support import chat, sent_messages, wait_for
 
 
 def test_the_seed_example_works(alice_client, fake_groq):

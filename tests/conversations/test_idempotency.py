@@ -18,10 +18,8 @@ from rest_framework.test import APIClient
 from accounts.api_keys import api_key_create
 from conversations import idempotency_store
 from core.redis_store import redis_client
-from tests.conftest import wait_for
-from tests.conversations.test_openai_compat import MODEL, chunks_of, user
-from tests.conversations.test_streaming import events_of
 from tests.server import running_server
+from tests.support import MODEL, chunks_of, events_of, user, wait_for
 
 KEY = "order-42"
 

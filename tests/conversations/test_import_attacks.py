@@ -15,8 +15,7 @@ from conversations.export_serializers import MAX_IMPORTED_USAGE
 from conversations.history.base import MAX_USAGE_COUNTER
 from core.redis_store import redis_admin_key, redis_client
 from llm_provider.wire import MAX_CALL_TOKENS
-from tests.conftest import keys_without_ttl
-from tests.conversations.conftest import chat, sent_messages
+from tests.support import chat, keys_without_ttl, sent_messages
 
 FORMAT = "chatbot-session/1"
 CALL = {"id": "call_1", "type": "function", "function": {"name": "lookup", "arguments": '{"q": "x"}'}}

@@ -9,8 +9,7 @@ from rest_framework.test import APIClient
 from conversations.history import SessionBusy, history_store
 from conversations.limits import AdminSlot, turn_seconds
 from core.redis_store import redis_client
-from tests.conftest import wait_for
-from tests.conversations.conftest import chat
+from tests.support import chat, wait_for
 
 
 def test_an_admin_over_its_requests_per_minute_gets_429(alice_client, bob_client, settings):

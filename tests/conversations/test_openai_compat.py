@@ -2,29 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from http import HTTPStatus
 
 from accounts.api_keys import api_key_create
-from tests.conversations.conftest import chat, sent_messages
-
-MODEL = "openai/gpt-oss-20b"
-
-
-def complete(client, *messages: dict, session: str | None = None, **extra):
-    body = {"model": MODEL, "messages": list(messages), **extra}
-    headers = {"HTTP_X_SESSION_ID": session} if session else {}
-    return client.post("/v1/chat/completions", body, format="json", **headers)
-
-
-def user(text: str) -> dict:
-    return {"role": "user", "content": text}
-
-
-def chunks_of(response) -> list:
-    raw = b"".join(response.streaming_content).decode()
-    events = [block[len("data: ") :] for block in raw.split("\n\n") if block.startswith("data: ")]
-    return [event if event == "[DONE]" else json.loads(event) for event in events]
+from tests.support import MODEL, chat, chunks_of, complete, sent_messages, user
 
 
 def test_a_completion_in_openais_shape(alice_client):

@@ -7,8 +7,7 @@ from http import HTTPStatus
 
 import pytest
 
-from tests.conversations.conftest import sent_messages
-from tests.conversations.test_openai_compat import complete, user
+from tests.support import complete, sent_messages, user
 
 PROMPT = {"role": "system", "content": "The service's rules."}
 

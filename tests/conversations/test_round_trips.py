@@ -12,7 +12,7 @@ from redis.connection import AbstractConnection
 from conversations.history.redis_store import RedisHistoryStore
 from conversations.usage import usage_key
 from core.redis_store import redis_client
-from tests.conversations.conftest import chat
+from tests.support import chat
 
 
 @pytest.fixture

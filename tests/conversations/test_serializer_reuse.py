@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from http import HTTPStatus
 
-from tests.conversations.conftest import chat
-from tests.conversations.test_openai_compat import complete, user
+from tests.support import chat, complete, user
 
 
 def test_a_chat_takes_nothing_from_the_options_of_the_chat_before(alice_client, fake_groq, settings):

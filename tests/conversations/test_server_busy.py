@@ -8,8 +8,8 @@ from http import HTTPStatus
 
 import httpx
 
-from tests.conftest import ALICE_PASSWORD, wait_for
 from tests.server import running_server
+from tests.support import ALICE_PASSWORD, wait_for
 
 MODEL = "openai/gpt-oss-20b"
 QUICKLY = 2.0  # seconds; a request queued behind the streams would wait for a whole one

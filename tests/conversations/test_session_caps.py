@@ -10,9 +10,8 @@ import httpx
 import pytest
 from rest_framework.test import APIClient
 
-from tests.conftest import ALICE_PASSWORD, BOB_PASSWORD, wait_for
-from tests.conversations.conftest import chat
 from tests.server import running_server
+from tests.support import ALICE_PASSWORD, BOB_PASSWORD, chat, wait_for
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ from http import HTTPStatus
 
 import pytest
 
-from tests.conversations.conftest import chat, sent_messages
+from tests.support import chat, sent_messages
 
 pytestmark = pytest.mark.usefixtures("history_backend")
 

@@ -7,8 +7,8 @@ from http import HTTPStatus
 
 import httpx
 
-from tests.conftest import ALICE_PASSWORD, wait_for
 from tests.server import running_server
+from tests.support import ALICE_PASSWORD, wait_for
 
 
 def test_a_stream_left_by_its_client_closes_its_upstream_request_at_once(alice, fake_groq):

@@ -1,19 +1,9 @@
 from __future__ import annotations
 
-import json
 import time
 from http import HTTPStatus
 
-from tests.conversations.conftest import sent_messages
-
-
-def events_of(raw: bytes) -> list[tuple[str, dict]]:
-    events = []
-    for block in raw.decode().split("\n\n"):
-        lines = dict(line.split(": ", 1) for line in block.splitlines() if line and not line.startswith(":"))
-        if lines:
-            events.append((lines["event"], json.loads(lines["data"])))
-    return events
+from tests.support import events_of, sent_messages
 
 
 def stream(client, message="tell me a story", **extra):

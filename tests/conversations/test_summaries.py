@@ -8,7 +8,7 @@ from http import HTTPStatus
 import pytest
 
 from conversations.summaries import SUMMARY_PREFIX
-from tests.conversations.conftest import chat
+from tests.support import chat
 
 pytestmark = pytest.mark.usefixtures("history_backend")
 

@@ -16,9 +16,7 @@ from rest_framework.test import APIClient
 from accounts.budgets import Budget, BudgetOwner, budget_set, budget_status
 from conversations.limits import slot_seconds
 from core.redis_store import redis_admin_key, redis_client
-from tests.conversations.conftest import chat, sent_messages
-from tests.conversations.test_budgets import MAX_TOKENS, ask, worst_case
-from tests.conversations.test_streaming import events_of
+from tests.support import MAX_TOKENS, ask, chat, events_of, sent_messages, worst_case
 
 LONG_REPLY = " ".join(f"w{i}" for i in range(30))
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from tests.conversations.conftest import chat
+from tests.support import chat
 
 
 def test_each_reply_has_its_turns_usage_and_the_sessions_totals(history_backend, alice_client):

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import socket
 import time
 from collections.abc import Callable
 from typing import Any
@@ -25,6 +24,7 @@ from llm_provider.exceptions import (
 )
 from llm_provider.types import ModelInfo, StreamDelta, StreamDone
 from tests.fake_groq import FakeGroq
+from tests.support import free_port, wait_for
 
 MakeClient = Callable[..., ChatClient]
 HELLO = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "hello there"}]
@@ -44,21 +44,6 @@ class ToFake(httpcore.ConnectionPool):
 
 def to_fake(fake: FakeGroq) -> ToFake:
     return ToFake(fake.port)
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float = 2.0) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return predicate()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def test_it_completes(client: ChatClient, fake: FakeGroq) -> None:
@@ -295,7 +280,7 @@ def test_it_stops_at_the_deadline_when_hanging(make_client: MakeClient, fake: Fa
     assert 0.45 <= time.monotonic() - started < 1.0
     assert caught.value.status_code == 504
     assert len(fake.chat_requests()) == 1
-    assert wait_for(lambda: fake.disconnects == 1)
+    wait_for(lambda: fake.disconnects == 1)
 
 
 def test_it_does_not_sleep_past_the_deadline(make_client: MakeClient, fake: FakeGroq) -> None:
@@ -348,7 +333,7 @@ def test_closing_a_stream_closes_the_upstream_request(client: ChatClient, fake: 
     assert isinstance(next(events), StreamDelta)
     events.close()
 
-    assert wait_for(lambda: fake.disconnects == 1, timeout=1.0)
+    wait_for(lambda: fake.disconnects == 1, timeout=1.0)
 
 
 def test_every_way_a_call_ends_gives_its_connection_back(make_client: MakeClient, fake: FakeGroq) -> None:

@@ -10,10 +10,9 @@ import pytest
 
 from llm_provider.rate_limits import rate_limits_forget, rate_limits_observe
 from llm_provider.services import upstream_rate_limits
-from tests.conftest import ALICE_PASSWORD
 from tests.fake_groq import LIMIT_REQUESTS, LIMIT_TOKENS, FakeGroq, go_duration
 from tests.server import running_server
-from tests.test_metrics import samples, scrape, value
+from tests.support import ALICE_PASSWORD, samples, scrape, value
 
 
 @pytest.fixture(autouse=True)
