@@ -14,7 +14,59 @@ from conversations.history import _locmem_store
 from core.redis_store import redis_client
 from llm_provider.services import llm_health_forget
 from tests.fake_groq import FakeGroq
-from tests.support import ALICE_PASSWORD, BOB_PASSWORD, login, redis_keys
+from tests.support import ALICE_PASSWORD, BOB_PASSWORD, ROOT, login, redis_keys
+from tests.topology import SUITES_ON, Topologies
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--redis-topologies",
+        default="",
+        help="run the suites that use Redis on one Redis and also on these: cluster, sentinel, or all "
+        "(comma-separated; `make test` runs all)",
+    )
+
+
+def _topologies_asked(config: pytest.Config) -> list[str]:
+    asked = [name.strip() for name in config.getoption("--redis-topologies").split(",") if name.strip()]
+    if "all" in asked:
+        return list(SUITES_ON)
+    for name in asked:
+        if name not in SUITES_ON:
+            raise pytest.UsageError(f"--redis-topologies: no topology {name!r} (choose from {', '.join(SUITES_ON)})")
+    return asked
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Each test of a suite that uses Redis runs once per topology asked for, the topology in its id."""
+    path = metafunc.definition.path.relative_to(ROOT).as_posix()
+    also_on = [
+        name
+        for name in _topologies_asked(metafunc.config)
+        if any(path == suite or path.startswith(f"{suite}/") for suite in SUITES_ON[name])
+    ]
+    if also_on:
+        metafunc.parametrize("redis_topology", ["single", *also_on], indirect=True)
+
+
+@pytest.fixture(scope="session")
+def redis_topologies() -> Iterator[Topologies]:
+    topologies = Topologies()
+    yield topologies
+    topologies.close()
+
+
+@pytest.fixture(autouse=True)
+def redis_topology(request: pytest.FixtureRequest) -> Iterator[str]:
+    """The Redis the service runs on in this test: "single" (REDIS_URL), or "cluster" or "sentinel", from the
+    test's parameter or its `redis_topology` mark's argument."""
+    mark = request.node.get_closest_marker("redis_topology")
+    name = getattr(request, "param", None) or (mark.args[0] if mark and mark.args else "single")
+    if name == "single":
+        yield name
+        return
+    with request.getfixturevalue("redis_topologies").serving(name):
+        yield name
 
 
 def delete_test_keys() -> None:
@@ -36,7 +88,7 @@ def fake_groq(fake_groq_server: FakeGroq) -> FakeGroq:
 
 
 @pytest.fixture(autouse=True)
-def _clean_state(fake_groq_server: FakeGroq) -> Iterator[None]:
+def _clean_state(fake_groq_server: FakeGroq, redis_topology: str) -> Iterator[None]:
     yield
     fake_groq_server.wait_idle()
     fake_groq_server.reset()

@@ -1,10 +1,10 @@
 """The service on a real Redis Cluster (three primaries with a replica each, tests/redis_topologies.py), reached
 through one node named by REDIS_URL (a replica). A command whose keys span slots is refused by the cluster
-(CROSSSLOT) or by redis-py before it is sent, so every flow here fails if any of its operations does."""
+(CROSSSLOT) or by redis-py before it is sent, so every flow here fails if any of its operations does. The suites
+that use Redis run on the same cluster with `--redis-topologies=cluster` (tests/conftest.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from http import HTTPStatus
 
@@ -21,24 +21,16 @@ from conversations.history.redis_store import RedisHistoryStore
 from conversations.limits import AdminSlot, turn_seconds
 from conversations.usage import usage_key
 from core.redis_store import redis_client
-from tests.redis_topologies import Cluster, redis_cluster
+from tests.redis_topologies import Cluster
 from tests.support import ALICE_PASSWORD, chat, login
-from tests.topology import require_redis_server, run_suites_on, this_process_on_cluster
+from tests.topology import Topologies
 
-pytestmark = pytest.mark.redis_topology
-
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[Cluster]:
-    require_redis_server()
-    with redis_cluster() as started:
-        yield started
+pytestmark = pytest.mark.redis_topology("cluster")
 
 
-@pytest.fixture(autouse=True)
-def on_cluster(settings, cluster) -> Iterator[None]:
-    with this_process_on_cluster(settings, cluster):
-        yield
+@pytest.fixture
+def cluster(redis_topologies: Topologies) -> Cluster:
+    return redis_topologies.cluster()
 
 
 def slots(keys: list[str]) -> set[int]:
@@ -77,15 +69,6 @@ def test_a_conversation_with_a_new_and_a_continued_session(api, fake_groq):
     listing = api.get("/chat/sessions").json()
     assert [s["session_id"] for s in listing["sessions"]] == ["s1"]
     assert api.get("/chat/sessions/s1").json()["message_count"] == 4
-
-
-# The flows of the suites that touch Redis, run again as they are, on the cluster.
-SUITES = ("tests/accounts", "tests/conversations", "tests/test_scale_out.py", "tests/test_system.py")
-
-
-def test_the_suites_that_use_redis_pass_on_the_cluster(cluster):
-    result = run_suites_on(SUITES, REDIS_CLUSTER="true", TEST_REDIS_URL=cluster.url(cluster.nodes[3]))
-    assert result.returncode == 0, result.stdout[-6000:]
 
 
 def test_max_sessions_holds_while_admins_on_every_primary_start_sessions_at_once(settings):

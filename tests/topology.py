@@ -1,20 +1,25 @@
-"""Pointing this process, or a gunicorn instance, at a real Redis Cluster or Sentinel (tests/redis_topologies.py)."""
+"""Pointing this process, or a gunicorn instance, at a real Redis Cluster or Sentinel (tests/redis_topologies.py).
+
+The suites that use Redis run on each topology `--redis-topologies` names (tests/conftest.py): `Topologies` starts
+each once per pytest process, and `serving()` gives a test the environment and the settings a service started
+with that environment has."""
 
 from __future__ import annotations
 
 import os
+import runpy
 import shutil
-import subprocess
-import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
+from typing import Any
 
 import pytest
 from django.conf import settings as django_settings
+from django.test import override_settings
 from django_redis.pool import ConnectionFactory
 
 from core.redis_connect import ClusterConnectionFactory
-from tests.redis_topologies import REDIS_SERVER, SENTINEL_MASTER, Cluster, SentinelSetup
+from tests.redis_topologies import REDIS_SERVER, SENTINEL_MASTER, Cluster, SentinelSetup, redis_cluster, redis_sentinel
 from tests.support import ROOT
 
 
@@ -44,9 +49,10 @@ def cluster_env(cluster: Cluster, node_index: int = 3) -> dict[str, str]:
 
 
 def sentinel_url(setup: SentinelSetup, database: int = 0) -> str:
-    """REDIS_URL with Sentinel: the data nodes' password and the database; the host is not used."""
+    """REDIS_URL with Sentinel: the data nodes' password and the database. The host is not used; the port is the
+    first Sentinel's, so that each setup has a URL (and django-redis a connection pool) of its own."""
     auth = f":{setup.password}@" if setup.password else ""
-    return f"redis://{auth}unused-host:1/{database}"
+    return f"redis://{auth}unused-host:{setup.sentinels[0].port}/{database}"
 
 
 def sentinel_env(setup: SentinelSetup, database: int = 0) -> dict[str, str]:
@@ -113,16 +119,86 @@ def this_process_on_sentinel(settings, setup: SentinelSetup, database: int = 0) 
         primary.client(password=setup.password).flushall()
 
 
-def run_suites_on(suites: tuple[str, ...], **env: str) -> subprocess.CompletedProcess[str]:
-    """Runs test suites in a pytest of their own, with this environment (a Redis topology): their own fake upstream
-    and key prefix, the browser tests and these topology tests left out."""
-    inherited = {k: v for k, v in os.environ.items() if k not in {"TEST_FAKE_GROQ_PORT", "TEST_REDIS_KEY_PREFIX"}}
-    env = {name: value for name, value in env.items() if name != "HISTORY_BACKEND"}  # each test picks its own
-    return subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", "-m", "not redis_topology", *suites],
-        cwd=ROOT,
-        env={**inherited, **env},
-        capture_output=True,
-        text=True,
-        timeout=1200,
-    )
+# The topologies the suites that use Redis also run on, and the suites (paths from the project's root).
+SUITES_ON = {
+    "cluster": ("tests/accounts", "tests/conversations", "tests/test_scale_out.py", "tests/test_system.py"),
+    "sentinel": ("tests/conversations",),
+}
+SENTINEL_DATABASE = 3  # not 0: the service must use REDIS_URL's database, found through the Sentinels
+SENTINEL_PASSWORDS = {"password": "data-nodes-password", "sentinel_password": "sentinels-password"}
+
+
+class Topologies:
+    """The Redis Cluster and the Sentinel setup of this pytest process, each started when a test first needs it
+    and stopped when the process ends."""
+
+    def __init__(self) -> None:
+        self._stack = ExitStack()
+        self._cluster: Cluster | None = None
+        self._sentinel: SentinelSetup | None = None
+        self._settings: dict[str, dict[str, Any]] = {}
+
+    def cluster(self) -> Cluster:
+        if self._cluster is None:
+            require_redis_server()
+            self._cluster = self._stack.enter_context(redis_cluster())
+        return self._cluster
+
+    def sentinel(self) -> SentinelSetup:
+        if self._sentinel is None:
+            require_redis_server()
+            self._sentinel = self._stack.enter_context(redis_sentinel(**SENTINEL_PASSWORDS))
+        return self._sentinel
+
+    def env(self, name: str) -> dict[str, str]:
+        """The environment of a service on topology `name`, the history store left to each test (as with one Redis,
+        where it defaults to locmem)."""
+        if name == "cluster":
+            env = cluster_env(self.cluster())
+        elif name == "sentinel":
+            env = sentinel_env(self.sentinel(), SENTINEL_DATABASE)
+        else:
+            raise ValueError(f"no Redis topology {name!r}")
+        return {key: value for key, value in env.items() if key != "HISTORY_BACKEND"}
+
+    def settings(self, name: str) -> dict[str, Any]:
+        """The settings that differ between a process started with `env(name)` and one on a single Redis."""
+        if name not in self._settings:
+            env = self.env(name)
+            with _environ(**env, REDIS_URL=env["TEST_REDIS_URL"]):
+                on_topology = _settings_module()
+            single = _settings_module()
+            self._settings[name] = {
+                key: value for key, value in on_topology.items() if key not in single or single[key] != value
+            }
+        return self._settings[name]
+
+    @contextmanager
+    def serving(self, name: str) -> Iterator[None]:
+        """This process's service, and any process a test starts (gunicorn, manage.py), on topology `name`."""
+        env, changed = self.env(name), self.settings(name)
+        with _environ(**env, REDIS_URL=env["TEST_REDIS_URL"]), override_settings(**changed):
+            yield
+
+    def close(self) -> None:
+        self._stack.close()
+
+
+def _settings_module() -> dict[str, Any]:
+    """The settings chatbot_project/settings.py makes of this process's environment now."""
+    found = runpy.run_path(str(ROOT / "chatbot_project" / "settings.py"))
+    return {key: value for key, value in found.items() if key.isupper()}
+
+
+@contextmanager
+def _environ(**env: str) -> Iterator[None]:
+    saved = {name: os.environ.get(name) for name in env}
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
