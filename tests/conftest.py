@@ -46,7 +46,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         if any(path == suite or path.startswith(f"{suite}/") for suite in SUITES_ON[name])
     ]
     if also_on:
-        metafunc.parametrize("redis_topology", ["single", *also_on], indirect=True)
+        metafunc.parametrize("redis_topology", ["single", *also_on], indirect=True, scope="module")
 
 
 @pytest.fixture(scope="session")
@@ -56,10 +56,11 @@ def redis_topologies() -> Iterator[Topologies]:
     topologies.close()
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture(scope="module", autouse=True)
 def redis_topology(request: pytest.FixtureRequest) -> Iterator[str]:
-    """The Redis the service runs on in this test: "single" (REDIS_URL), or "cluster" or "sentinel", from the
-    test's parameter or its `redis_topology` mark's argument."""
+    """The Redis the service runs on: "single" (REDIS_URL), or "cluster" or "sentinel", from the test's parameter
+    or its module's `redis_topology` mark. A module runs on one topology at a time: a module-scoped fixture that
+    starts a server asks for this one, so that it is started again, on each topology."""
     mark = request.node.get_closest_marker("redis_topology")
     name = getattr(request, "param", None) or (mark.args[0] if mark and mark.args else "single")
     if name == "single":

@@ -8,6 +8,12 @@ from tests.support import free_port
 
 os.environ["ENV_FILE"] = ""
 os.environ["REDIS_URL"] = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+# Each pytest-xdist worker is a test run of its own (the environment it inherits is its controller's); the processes
+# a worker starts inherit its PYTEST_XDIST_WORKER and TEST_SETTINGS_WORKER, and with them its prefix and port.
+if os.environ.get("PYTEST_XDIST_WORKER", "") != os.environ.get("TEST_SETTINGS_WORKER", ""):
+    os.environ["TEST_SETTINGS_WORKER"] = os.environ["PYTEST_XDIST_WORKER"]
+    os.environ.pop("TEST_REDIS_KEY_PREFIX", None)
+    os.environ.pop("TEST_FAKE_GROQ_PORT", None)
 # Subprocesses started by tests inherit the same prefix, so they see the same admins and tokens.
 os.environ.setdefault("TEST_REDIS_KEY_PREFIX", f"test-{uuid.uuid4().hex[:10]}")
 os.environ["REDIS_KEY_PREFIX"] = os.environ["TEST_REDIS_KEY_PREFIX"]

@@ -17,7 +17,7 @@ from tests.support import ALICE_PASSWORD, login_headers
 
 
 @pytest.fixture(scope="module")
-def instances() -> Iterator[tuple[str, str]]:
+def instances(redis_topology: str) -> Iterator[tuple[str, str]]:
     with ExitStack() as stack:
         first = stack.enter_context(running_server(HISTORY_BACKEND="redis"))
         second = stack.enter_context(running_server(HISTORY_BACKEND="redis"))

@@ -27,7 +27,7 @@ RACERS = 4
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[str]:
+def server(redis_topology: str) -> Iterator[str]:
     with running_server(CLIENT_IP_HEADER="X-Forwarded-For", BCRYPT_MAX_CONCURRENT="1") as url:
         yield url
 

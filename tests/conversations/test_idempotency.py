@@ -378,7 +378,7 @@ def test_a_streamed_tool_call_is_replayed(alice_client, fake_groq):
 
 
 @pytest.fixture(scope="module")
-def instances() -> Iterator[tuple[str, str]]:
+def instances(redis_topology: str) -> Iterator[tuple[str, str]]:
     with ExitStack() as stack:
         yield tuple(stack.enter_context(running_server(HISTORY_BACKEND="redis")) for _ in range(2))
 

@@ -16,7 +16,7 @@ MODEL = "openai/gpt-oss-20b"
 
 
 @pytest.fixture(scope="module")
-def server_url():
+def server_url(redis_topology: str):
     # No retries upstream, so that one injected 429 reaches the client.
     with running_server(LLM_MAX_RETRIES="0") as url:
         yield url
