@@ -51,9 +51,14 @@ chromium:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	fi
 
+# The suites that use Redis run on one Redis, a Redis Cluster and a Sentinel setup (tests/conftest.py), in
+# TEST_WORKERS processes (pytest-xdist; most tests wait on sockets rather than use a core, and each module stays in
+# one process with the servers it starts); then the tests that time something, alone.
+TEST_WORKERS ?= 4
 test: $(VENV)/.dev chromium
 	@$(PY) -m chatbot_project.local_redis $${TEST_REDIS_URL:-redis://127.0.0.1:6379/15}
-	$(PY) -m pytest
+	$(PY) -m pytest --redis-topologies=all -m "not timed" -n $(TEST_WORKERS) --dist loadscope
+	$(PY) -m pytest --redis-topologies=all -m timed
 
 # The fake upstream, the service under gunicorn.conf.py and a load generator, all on this machine (about 10 minutes);
 # a local Redis is installed and started when none answers. BENCH_ARGS=--quick for a short try.

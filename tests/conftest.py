@@ -27,6 +27,23 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+# Tests that assert how long something takes: `make test` runs them alone, after the others ran in parallel.
+TIMED = (
+    "tests/test_slow_clients.py",
+    "tests/test_faults.py",
+    "tests/accounts/test_bcrypt_off_the_loop.py",
+    "tests/accounts/test_bcrypt_slots.py",
+    "tests/llm_provider/test_client.py",
+    "tests/conversations/test_streaming.py::test_the_first_event_arrives_before_the_upstream_finishes",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.nodeid.startswith(TIMED):
+            item.add_marker(pytest.mark.timed)
+
+
 def _topologies_asked(config: pytest.Config) -> list[str]:
     asked = [name.strip() for name in config.getoption("--redis-topologies").split(",") if name.strip()]
     if "all" in asked:
