@@ -6,8 +6,8 @@ with that environment has."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
-import runpy
 import shutil
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -20,7 +20,6 @@ from django_redis.pool import ConnectionFactory
 
 from core.redis_connect import ClusterConnectionFactory
 from tests.redis_topologies import REDIS_SERVER, SENTINEL_MASTER, Cluster, SentinelSetup, redis_cluster, redis_sentinel
-from tests.support import ROOT
 
 
 def require_redis_server() -> None:
@@ -185,9 +184,12 @@ class Topologies:
 
 
 def _settings_module() -> dict[str, Any]:
-    """The settings chatbot_project/settings.py makes of this process's environment now."""
-    found = runpy.run_path(str(ROOT / "chatbot_project" / "settings.py"))
-    return {key: value for key, value in found.items() if key.isupper()}
+    """The settings chatbot_project.settings makes of this process's environment now, in a module of their own."""
+    spec = importlib.util.find_spec("chatbot_project.settings")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return {key: value for key, value in vars(module).items() if key.isupper()}
 
 
 @contextmanager
