@@ -40,7 +40,7 @@ bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
 # MAX_CHATS_IN_FLIGHT follows memory (settings). bcrypt runs in gevent's thread pool, off the loop
 # (core/cooperative.py). gevent alone would let a slow client take its time over a request: this subclass reads each
 # request whole under REQUEST_READ_TIMEOUT_SECONDS first (docs/operations.md, Security).
-worker_class = "chatbot_project.worker.GuardedGeventWorker"
+worker_class = "server.worker.GuardedGeventWorker"
 # One worker per core with Redis history (more workers than cores measured slower); locmem history lives inside
 # one process, so it needs exactly one worker.
 _default_workers = 1 if settings.HISTORY_BACKEND == "locmem" else (os.cpu_count() or 2)

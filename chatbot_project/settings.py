@@ -268,7 +268,7 @@ CHAT_REQUESTS_PER_MINUTE = env_int("CHAT_REQUESTS_PER_MINUTE", 600, minimum=0)
 CHAT_MAX_CONCURRENT = env_int("CHAT_MAX_CONCURRENT", 64, minimum=0)
 MAX_REQUEST_BYTES = env_int("MAX_REQUEST_BYTES", 1024 * 1024, minimum=1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_BYTES
-# The gunicorn worker (chatbot_project/worker.py): a client has this long to send a request whole, and a write of
+# The gunicorn worker (server/worker.py): a client has this long to send a request whole, and a write of
 # a response waits this long at most for a client that does not read.
 REQUEST_READ_TIMEOUT_SECONDS = env_float("REQUEST_READ_TIMEOUT_SECONDS", 20.0, minimum=1.0, maximum=600.0)
 RESPONSE_WRITE_TIMEOUT_SECONDS = env_float("RESPONSE_WRITE_TIMEOUT_SECONDS", 10.0, minimum=1.0, maximum=600.0)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings as django_settings
 
-from chatbot_project.local_env import local_env_prepare
+from devtools.local_env import local_env_prepare
 
 ROOT = Path(__file__).resolve().parent.parent
 GOOD = {
@@ -124,7 +124,7 @@ def gunicorn_worker_and_chat_cap(**overrides: str) -> str:
     ],
 )
 def test_chats_in_flight_follow_the_memory_given_to_them(overrides, expected):
-    assert gunicorn_worker_and_chat_cap(**overrides) == f"chatbot_project.worker.GuardedGeventWorker {expected}"
+    assert gunicorn_worker_and_chat_cap(**overrides) == f"server.worker.GuardedGeventWorker {expected}"
 
 
 def test_a_copy_of_env_example_runs_once_make_run_fills_in_its_secret_key(tmp_path):
