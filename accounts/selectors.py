@@ -9,10 +9,10 @@ from typing import Any
 from django.conf import settings
 
 from accounts import api_keys, login_sessions
+from accounts.admins import admin_get
 from accounts.api_keys import ApiKey
 from accounts.budgets import BudgetOwner, budget_status
 from accounts.exceptions import AdminNotFound
-from accounts.services import admin_get
 
 LOGIN_SESSION_FIELDS = ("id", "created_at", "expires_at", "last_activity")
 

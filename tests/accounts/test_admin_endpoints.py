@@ -7,8 +7,8 @@ from http import HTTPStatus
 import pytest
 from rest_framework.test import APIClient
 
+from accounts.admins import admin_get, admin_get_by_username
 from accounts.api_keys import api_key_create
-from accounts.services import admin_get, admin_get_by_username
 from tests.conftest import ALICE_PASSWORD, login
 
 
