@@ -21,12 +21,14 @@ def admin_info(*, admin_id: str) -> dict[str, str | int]:
     admin = admin_get(admin_id)
     if admin is None:
         raise AdminNotFound("This admin no longer exists.")
+    logins = login_session_count(admin_id=admin.id)
     return {
         "id": admin.id,
         "username": admin.username,
         "created_at": admin.created_at,
         "last_updated": admin.last_updated,
-        "active_sessions": login_session_count(admin_id=admin.id),
+        "active_logins": logins,
+        "active_sessions": logins,  # the name earlier clients read
     }
 
 

@@ -92,7 +92,8 @@ class AdminInfoSerializer(serializers.Serializer):
     username = serializers.CharField()
     created_at = serializers.CharField()
     last_updated = serializers.CharField()
-    active_sessions = serializers.IntegerField(help_text="Live logins (unrevoked, unexpired).")
+    active_logins = serializers.IntegerField(help_text="Live logins (unrevoked, unexpired): GET /admin/sessions.")
+    active_sessions = serializers.IntegerField(help_text="The same count as active_logins, under its older name.")
 
 
 class ChangeCredentialsSerializer(serializers.Serializer):
