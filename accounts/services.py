@@ -136,5 +136,5 @@ def api_key_budget_set(*, key_id: str, admin_id: str, budget: Budget | None) -> 
 
 def api_key_revoke(*, key_id: str, admin_id: str | None = None) -> None:
     """Revokes the key `key_id`; with `admin_id`, only if it is that admin's."""
-    if not api_keys.api_key_revoke(key_id=key_id, admin_id=admin_id):
+    if not api_keys.api_key_delete(key_id=key_id, admin_id=admin_id):
         raise ApiKeyNotFound("No such API key.")
