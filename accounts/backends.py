@@ -23,8 +23,9 @@ class RedisAdminBackend(BaseBackend):
             return None
         ip = client_ip(request) if request is not None else "local"
         login_attempt_start(username=username, ip=ip)
-        default_admin_restore(username=username)
         admin = admin_authenticate(username=username, password=password)
+        if admin is None and default_admin_restore(username=username):
+            admin = admin_authenticate(username=username, password=password)
         if admin is not None:
             login_attempt_succeeded(username=username, ip=ip)
         return admin

@@ -9,7 +9,7 @@ from contextlib import suppress
 
 from django.conf import settings
 
-from accounts.admins import admin_count, admin_known_default_set, admin_list
+from accounts.admins import admin_count, admin_get_by_username, admin_known_default_set, admin_list
 from accounts.exceptions import UsernameTaken, WeakDefaultPassword
 from accounts.models import AdminUser
 from accounts.passwords import password_matches
@@ -52,14 +52,15 @@ def default_admin_ensure() -> AdminUser | None:
     return admin
 
 
-def default_admin_restore(*, username: str) -> None:
-    """Before a login as DEFAULT_ADMIN_USERNAME: when Redis holds no admin at all (one without persistence
-    restarted under the running service), the default admin is created again, as at start, so that the login
-    can succeed. A weak DEFAULT_ADMIN_PASSWORD with DEBUG off creates nothing, and the login fails."""
-    if username != settings.DEFAULT_ADMIN_USERNAME:
-        return
+def default_admin_restore(*, username: str) -> bool:
+    """After a failed login as DEFAULT_ADMIN_USERNAME: when Redis holds no admin at all (one without persistence
+    restarted under the running service), creates the default admin again, as at start, and returns True: the
+    login is worth checking again. A weak DEFAULT_ADMIN_PASSWORD with DEBUG off creates nothing."""
+    if username != settings.DEFAULT_ADMIN_USERNAME or admin_get_by_username(username) is not None:
+        return False
     with suppress(WeakDefaultPassword):
         default_admin_ensure()
+    return admin_get_by_username(username) is not None  # made here, or by another worker meanwhile
 
 
 def admins_with_known_default_password() -> list[str]:
