@@ -127,6 +127,8 @@ _redis_options = {
     },
 }
 
+# Each topology's connection factory (core/redis_connect.py) reconnects a dead pooled connection once and never
+# retries after a timeout.
 if REDIS_CLUSTER:
     _redis_topology: dict[str, object] = {"CONNECTION_FACTORY": "core.redis_connect.ClusterConnectionFactory"}
 elif REDIS_SENTINELS:
@@ -141,7 +143,6 @@ elif REDIS_SENTINELS:
         },
     }
 else:
-    # Each factory makes a pooled connection reconnect once, never retry after a timeout (core/redis_connect.py).
     _redis_topology = {"CONNECTION_FACTORY": "core.redis_connect.ServerConnectionFactory"}
 
 # --- Conversation memory --------------------------------------------------------------------------
