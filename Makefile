@@ -27,12 +27,12 @@ $(VENV)/.bench: requirements.txt requirements-dev.txt requirements-bench.txt | $
 # SECRET_KEY of a copied .env.example filled in.
 .PHONY: local-env
 local-env: | $(VENV)/bin/python
-	@$(PY) -m chatbot_project.local_env .env
+	@$(PY) -m devtools.local_env .env
 
 # When no Redis answers where the service (or the test suite) will look on this machine, start one.
 .PHONY: local-redis
 local-redis: $(VENV)/.runtime
-	@$(PY) -m chatbot_project.local_redis
+	@$(PY) -m devtools.local_redis
 
 run: $(VENV)/.runtime local-env local-redis
 	PORT=$(PORT) $(VENV)/bin/gunicorn -c gunicorn.conf.py chatbot_project.wsgi
@@ -56,14 +56,14 @@ chromium:
 # one process with the servers it starts); then the tests that time something, alone.
 TEST_WORKERS ?= 4
 test: $(VENV)/.dev chromium
-	@$(PY) -m chatbot_project.local_redis $${TEST_REDIS_URL:-redis://127.0.0.1:6379/15}
+	@$(PY) -m devtools.local_redis $${TEST_REDIS_URL:-redis://127.0.0.1:6379/15}
 	$(PY) -m pytest --redis-topologies=all -m "not timed" -n $(TEST_WORKERS) --dist loadscope
 	$(PY) -m pytest --redis-topologies=all -m timed
 
 # The fake upstream, the service under gunicorn.conf.py and a load generator, all on this machine (about 10 minutes);
 # a local Redis is installed and started when none answers. BENCH_ARGS=--quick for a short try.
 bench: $(VENV)/.bench
-	@$(PY) -m chatbot_project.local_redis redis://127.0.0.1:6379/0
+	@$(PY) -m devtools.local_redis redis://127.0.0.1:6379/0
 	$(PY) -m bench.run $(BENCH_ARGS)
 
 lint: $(VENV)/.dev

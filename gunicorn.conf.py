@@ -14,6 +14,7 @@ import sys  # noqa: E402
 
 import django  # noqa: E402
 
+from chatbot_project.checks import configuration_errors_raise  # noqa: E402
 from core.host_slots import host_slots_dir_prepare  # noqa: E402
 from core.metrics_multiprocess import metrics_dir_prepare, metrics_worker_exited  # noqa: E402
 
@@ -24,13 +25,12 @@ host_slots_dir_prepare()
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chatbot_project.settings")
 try:
     django.setup()
+    configuration_errors_raise()
 except Exception as exc:  # a bad setting: say which, without a traceback
     sys.exit(f"Configuration error: {exc}")
 
 from django.conf import settings  # noqa: E402  (after django.setup())
 from django.core.management import CommandError, call_command  # noqa: E402
-
-from llm_provider.services import llm_startup_check  # noqa: E402
 
 bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
 # Defaults chosen with `make bench` (docs/performance.md has the figures, the machine and the models compared).
@@ -40,7 +40,7 @@ bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
 # MAX_CHATS_IN_FLIGHT follows memory (settings). bcrypt runs in gevent's thread pool, off the loop
 # (core/cooperative.py). gevent alone would let a slow client take its time over a request: this subclass reads each
 # request whole under REQUEST_READ_TIMEOUT_SECONDS first (docs/operations.md, Security).
-worker_class = "chatbot_project.worker.GuardedGeventWorker"
+worker_class = "server.worker.GuardedGeventWorker"
 # One worker per core with Redis history (more workers than cores measured slower); locmem history lives inside
 # one process, so it needs exactly one worker.
 _default_workers = 1 if settings.HISTORY_BACKEND == "locmem" else (os.cpu_count() or 2)
@@ -101,7 +101,7 @@ def on_starting(server: object) -> None:
         call_command("ensureadmin")
     except CommandError as exc:
         sys.exit(f"Configuration error: {exc}")
-    llm_startup_check()
+    call_command("checkllm")
 
 
 def child_exit(server: object, worker: object) -> None:

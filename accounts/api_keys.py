@@ -131,8 +131,9 @@ def api_key_record_key(key_id: str) -> str | None:
     return _record_key(digest.decode()) if digest else None
 
 
-def api_key_revoke(*, key_id: str, admin_id: str | None = None) -> bool:
-    """Revokes the key `key_id` (only if it is `admin_id`'s, when given); False when there is no such key."""
+def api_key_delete(*, key_id: str, admin_id: str | None = None) -> bool:
+    """Deletes the key `key_id`, which revokes it (only if it is `admin_id`'s, when given); False when there is
+    no such key."""
     client = redis_client()
     digest = client.hget(_ids_key(), key_id)
     if digest is None:
@@ -150,6 +151,6 @@ def api_key_revoke(*, key_id: str, admin_id: str | None = None) -> bool:
 def api_key_revoke_all(admin_id: str) -> int:
     keys = api_key_list(admin_id)
     for key in keys:
-        api_key_revoke(key_id=key.id)
+        api_key_delete(key_id=key.id)
     redis_client().delete(_admin_keys_key(admin_id))
     return len(keys)

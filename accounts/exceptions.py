@@ -1,4 +1,4 @@
-from core.exceptions import ServiceError
+from core.exceptions import NotFound, ServiceError
 
 
 class InvalidCredentialInput(ServiceError):
@@ -9,13 +9,6 @@ class InvalidCredentialInput(ServiceError):
 class UsernameTaken(ServiceError):
     status_code = 409
     code = "username_taken"
-
-
-class NotFound(ServiceError):
-    """What was asked for does not exist, or is not the asking admin's."""
-
-    status_code = 404
-    code = "not_found"
 
 
 class AdminNotFound(NotFound):

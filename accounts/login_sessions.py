@@ -109,8 +109,8 @@ def login_session_list(admin_id: str) -> list[dict[str, str]]:
     return sorted(sessions, key=lambda s: s["created_at"])
 
 
-def login_session_revoke(*, admin_id: str, sid: str) -> bool:
-    """Revokes one of `admin_id`'s logins; False when it is not theirs or already gone."""
+def login_session_delete(*, admin_id: str, sid: str) -> bool:
+    """Deletes one of `admin_id`'s logins, which revokes its tokens; False when it is not theirs or already gone."""
     client = redis_client()
     owner = client.hget(_login_key(admin_id, sid), "admin_id")
     if owner is None or owner.decode() != admin_id:

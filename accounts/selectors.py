@@ -9,10 +9,10 @@ from typing import Any
 from django.conf import settings
 
 from accounts import api_keys, login_sessions
+from accounts.admins import admin_get
 from accounts.api_keys import ApiKey
 from accounts.budgets import BudgetOwner, budget_status
 from accounts.exceptions import AdminNotFound
-from accounts.services import admin_get
 
 LOGIN_SESSION_FIELDS = ("id", "created_at", "expires_at", "last_activity")
 
@@ -21,12 +21,14 @@ def admin_info(*, admin_id: str) -> dict[str, str | int]:
     admin = admin_get(admin_id)
     if admin is None:
         raise AdminNotFound("This admin no longer exists.")
+    logins = login_session_count(admin_id=admin.id)
     return {
         "id": admin.id,
         "username": admin.username,
         "created_at": admin.created_at,
         "last_updated": admin.last_updated,
-        "active_sessions": login_session_count(admin_id=admin.id),
+        "active_logins": logins,
+        "active_sessions": logins,  # the name earlier clients read
     }
 
 

@@ -7,8 +7,8 @@ from rest_framework.exceptions import AuthenticationFailed
 from rest_framework_simplejwt.serializers import PasswordField, TokenObtainSerializer
 
 from accounts.budgets import PERIODS, Budget
+from accounts.credentials import username_problem
 from accounts.passwords import BCRYPT_MAX_BYTES, bcrypt_limit_problem, password_problem
-from accounts.services import username_problem
 from accounts.tokens import tokens_issue
 from core.metrics import login_counted
 
@@ -92,7 +92,8 @@ class AdminInfoSerializer(serializers.Serializer):
     username = serializers.CharField()
     created_at = serializers.CharField()
     last_updated = serializers.CharField()
-    active_sessions = serializers.IntegerField(help_text="Live logins (unrevoked, unexpired).")
+    active_logins = serializers.IntegerField(help_text="Live logins (unrevoked, unexpired): GET /admin/sessions.")
+    active_sessions = serializers.IntegerField(help_text="The same count as active_logins, under its older name.")
 
 
 class ChangeCredentialsSerializer(serializers.Serializer):

@@ -7,7 +7,7 @@ import hashlib
 
 from django.conf import settings
 
-from accounts.services import username_folded
+from accounts.credentials import username_folded
 from core.exceptions import ServiceError
 from core.metrics import login_counted
 from core.redis_store import redis_script, redis_tagged_key

@@ -13,7 +13,7 @@ from rest_framework_simplejwt.exceptions import ExpiredTokenError, InvalidToken,
 from rest_framework_simplejwt.settings import api_settings
 from rest_framework_simplejwt.tokens import AccessToken, RefreshToken, Token
 
-from accounts.login_sessions import login_session_create, login_session_revoke, login_session_touch
+from accounts.login_sessions import login_session_create, login_session_delete, login_session_touch
 from accounts.models import AdminUser
 from core.shortcuts import access_token_from_claims
 
@@ -133,4 +133,4 @@ def tokens_revoke_refresh(*, admin_id: str, raw_refresh: str) -> None:
     refresh = refresh_token_decode(raw_refresh)
     if str(refresh.get(api_settings.USER_ID_CLAIM)) != admin_id:
         raise InvalidToken("This refresh token belongs to another admin.")
-    login_session_revoke(admin_id=admin_id, sid=str(refresh.get(SESSION_CLAIM, "")))
+    login_session_delete(admin_id=admin_id, sid=str(refresh.get(SESSION_CLAIM, "")))

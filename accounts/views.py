@@ -8,6 +8,7 @@ from rest_framework_simplejwt.views import TokenObtainPairView
 
 from accounts import selectors, serializers, services
 from accounts.authentication import request_login_session_id
+from accounts.tokens import tokens_refresh
 from core.browsable import FormPageOnBrowserGet
 from core.schema import error_responses
 
@@ -57,7 +58,7 @@ class RefreshView(FormPageOnBrowserGet, APIView):
     def post(self, request: Request) -> Response:
         body = serializers.RefreshRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        access_token, expires_in = services.token_refresh(refresh_token=body.validated_data["refresh_token"])
+        access_token, expires_in = tokens_refresh(body.validated_data["refresh_token"])
         return Response({"access_token": access_token, "token_type": "bearer", "expires_in": expires_in})
 
 

@@ -2,7 +2,7 @@
 limits, middleware or logging. `make bench` serves it with the service's gunicorn worker class, workers and threads
 (bench/processes.py: floor), so every table shows what the service's features cost above it.
 
-    gunicorn --preload --worker-class chatbot_project.worker.GuardedGeventWorker ... bench.floor:application
+    gunicorn --preload --worker-class server.worker.GuardedGeventWorker ... bench.floor:application
 
 Django is configured in-process (no settings module); GROQ_BASE_URL and GROQ_API_KEY name the upstream.
 """
@@ -36,7 +36,7 @@ if not settings.configured:
         DATABASES={},
         USE_TZ=True,
         LOGGING_CONFIG=None,
-        # What chatbot_project.worker.GuardedGeventWorker reads, at the service's defaults.
+        # What server.worker.GuardedGeventWorker reads, at the service's defaults.
         REQUEST_READ_TIMEOUT_SECONDS=float(os.environ.get("REQUEST_READ_TIMEOUT_SECONDS", "20")),
         RESPONSE_WRITE_TIMEOUT_SECONDS=float(os.environ.get("RESPONSE_WRITE_TIMEOUT_SECONDS", "10")),
         MAX_REQUEST_BYTES=int(os.environ.get("MAX_REQUEST_BYTES", str(1024 * 1024))),

@@ -19,7 +19,6 @@ from typing import Any
 from django.conf import settings
 
 from accounts.budgets import BudgetOwner, Reservation, budget_reserve
-from accounts.exceptions import NotFound
 from accounts.models import AdminUser
 from conversations import summaries
 from conversations.history import Conversation, SessionTurn, history_store, message
@@ -36,7 +35,7 @@ from conversations.trimming import (
 )
 from conversations.usage import usage_record
 from core import metrics
-from core.exceptions import ServiceError
+from core.exceptions import NotFound, ServiceError
 from core.leases import Hold, Lease
 from llm_provider.exceptions import LLMError
 from llm_provider.services import llm_client

@@ -20,6 +20,13 @@ class ServiceError(Exception):
             self.code = code
 
 
+class NotFound(ServiceError):
+    """What was asked for does not exist, or is not the asking admin's."""
+
+    status_code = 404
+    code = "not_found"
+
+
 class DependencyUnavailable(ServiceError):
     status_code = 503
     code = "service_unavailable"

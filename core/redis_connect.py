@@ -1,6 +1,6 @@
-"""How django-redis connects when Redis is not one server: connection factories (its CONNECTION_FACTORY option)
-for Redis Cluster (REDIS_CLUSTER) and Redis Sentinel (REDIS_SENTINELS). chatbot_project/settings.py picks one;
-everything else gets its client from core.redis_store.redis_client() as before."""
+"""How django-redis connects: connection factories (its CONNECTION_FACTORY option) for one Redis server, Redis
+Cluster (REDIS_CLUSTER) and Redis Sentinel (REDIS_SENTINELS). chatbot_project/settings.py picks one; everything
+else gets its client from core.redis_store.redis_client()."""
 
 from __future__ import annotations
 
@@ -13,6 +13,26 @@ from redis.backoff import NoBackoff
 from redis.cluster import ClusterNode, RedisCluster
 from redis.exceptions import ClusterDownError, ConnectionError, RedisClusterException, SlotNotCoveredError
 from redis.retry import Retry
+
+
+def reconnect_once() -> Retry:
+    """One quick reconnect for a pooled connection that died (Redis restarted), but no retry after a timeout:
+    redis-py's default (10 retries with backoff) turns a hung Redis into a 10-second hang."""
+    return Retry(NoBackoff(), 1, supported_errors=(ConnectionError,))
+
+
+def _with_reconnect_once(options: dict[str, Any]) -> dict[str, Any]:
+    return {
+        **options,
+        "CONNECTION_POOL_KWARGS": {**options.get("CONNECTION_POOL_KWARGS", {}), "retry": reconnect_once()},
+    }
+
+
+class ServerConnectionFactory(ConnectionFactory):
+    """One Redis server: django-redis's factory, its pools' connections reconnecting once (reconnect_once)."""
+
+    def __init__(self, options: dict[str, Any]) -> None:
+        super().__init__(_with_reconnect_once(options))
 
 
 class ServiceCluster(RedisCluster):
@@ -71,8 +91,12 @@ class ClusterConnectionFactory(ConnectionFactory):
 
 class SentinelMasterConnectionFactory(SentinelConnectionFactory):
     """django-redis's Sentinel factory, with the primary's name from SENTINEL_MASTER (REDIS_SENTINEL_MASTER) rather
-    than from the URL's host, which would be lower-cased and limited to host-name characters. REDIS_URL still gives
-    the data nodes' password, user and database; its host is not used."""
+        than from the URL's host, which would be lower-cased and limited to host-name characters. REDIS_URL still gives
+        the data nodes' password, user and database; its host is not used. Its connections reconnect once
+    (reconnect_once)."""
+
+    def __init__(self, options: dict[str, Any]) -> None:
+        super().__init__(_with_reconnect_once(options))
 
     def get_connection_pool(self, params: dict[str, Any]) -> Any:
         pool_params = {**params, "service_name": self.options["SENTINEL_MASTER"], "sentinel_manager": self._sentinel}

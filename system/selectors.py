@@ -33,10 +33,12 @@ def health_report() -> dict[str, Any]:
 
 def status_report(*, admin_id: str) -> dict[str, Any]:
     uptime = int(time.monotonic() - STARTED_AT)
+    conversations = sessions_stored_count()
     return {
         "redis_connected": redis_ping(),
         "chatgroq_healthy": llm_health().healthy,
-        "active_sessions_count": sessions_stored_count(),
+        "active_conversations_count": conversations,
+        "active_sessions_count": conversations,
         "uptime_seconds": uptime,
         "uptime_formatted": format_uptime(uptime),
         "history_backend": settings.HISTORY_BACKEND,

@@ -109,7 +109,12 @@ def info(request: Request) -> Response:
             {
                 "redis_connected": serializers.BooleanField(),
                 "chatgroq_healthy": serializers.BooleanField(),
-                "active_sessions_count": serializers.IntegerField(help_text="Chat sessions in memory."),
+                "active_conversations_count": serializers.IntegerField(
+                    help_text="Conversations (chat sessions) stored, of every admin."
+                ),
+                "active_sessions_count": serializers.IntegerField(
+                    help_text="The same count as active_conversations_count, under its older name."
+                ),
                 "uptime_seconds": serializers.IntegerField(),
                 "uptime_formatted": serializers.CharField(),
                 "history_backend": serializers.CharField(),

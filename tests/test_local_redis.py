@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import redis
 
-from chatbot_project.local_redis import local_redis_ensure
+from devtools.local_redis import local_redis_ensure
 from tests.support import free_port
 
 

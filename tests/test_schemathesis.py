@@ -9,7 +9,8 @@ from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
 from schemathesis import GenerationMode, checks
 
-from accounts.services import admin_create, admin_get
+from accounts.admins import admin_get
+from accounts.services import admin_create
 from accounts.tokens import tokens_issue
 from chatbot_project.wsgi import application
 

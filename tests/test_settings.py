@@ -9,7 +9,7 @@ import sys
 import pytest
 from django.conf import settings as django_settings
 
-from chatbot_project.local_env import local_env_prepare
+from devtools.local_env import local_env_prepare
 from tests.support import GOOD_SETTINGS, ROOT, manage_check
 
 
@@ -105,7 +105,7 @@ def gunicorn_worker_and_chat_cap(**overrides: str) -> str:
     ],
 )
 def test_chats_in_flight_follow_the_memory_given_to_them(overrides, expected):
-    assert gunicorn_worker_and_chat_cap(**overrides) == f"chatbot_project.worker.GuardedGeventWorker {expected}"
+    assert gunicorn_worker_and_chat_cap(**overrides) == f"server.worker.GuardedGeventWorker {expected}"
 
 
 def test_a_copy_of_env_example_runs_once_make_run_fills_in_its_secret_key(tmp_path):
@@ -133,3 +133,26 @@ def test_the_redis_pool_has_a_connection_for_every_chat_and_stream_relay():
 
     pool = redis_client().connection_pool
     assert pool.max_connections >= 2 * django_settings.MAX_CHATS_IN_FLIGHT
+
+
+def test_the_redis_pool_reconnects_once_and_never_retries_a_timeout():
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+
+    from core.redis_store import redis_client
+
+    retry = redis_client().connection_pool.connection_kwargs["retry"]
+    assert retry.get_retries() == 1
+    assert RedisConnectionError in retry._supported_errors
+    assert RedisTimeoutError not in retry._supported_errors
+
+
+def test_a_server_started_from_wsgi_alone_refuses_a_weak_secret_key():
+    env = {k: v for k, v in os.environ.items() if k not in {"DEBUG", "SECRET_KEY", "DJANGO_SETTINGS_MODULE"}}
+    env.update(GOOD_SETTINGS, SECRET_KEY="short-secret")
+    result = subprocess.run(
+        [sys.executable, "-c", "import chatbot_project.wsgi"], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+
+    assert result.returncode != 0
+    assert "SECRET_KEY must be at least 32 characters long" in result.stderr

@@ -9,7 +9,8 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from accounts.services import admin_create, admin_startup_check
+from accounts.services import admin_create
+from accounts.startup import admin_startup_check
 from core.redis_store import redis_admin_key, redis_client
 from core.weak_secrets import is_known_default_password, secret_problem
 from tests.server import server_command, server_env

@@ -1,4 +1,4 @@
-"""What chatbot_project/worker.py relies on in gunicorn and gevent, held so that an upgrade that changes it fails
+"""What server/worker.py relies on in gunicorn and gevent, held so that an upgrade that changes it fails
 here rather than silently. Its behaviour is tested through a running server (tests/test_slow_clients.py)."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from gevent import socket as gsocket
 from gunicorn.workers.base_async import AsyncWorker
 from gunicorn.workers.ggevent import GeventWorker
 
-from chatbot_project.worker import CONTINUE, GuardedGeventWorker, RequestSocket
+from server.worker import CONTINUE, GuardedGeventWorker, RequestSocket
 
 
 def test_gunicorn_hands_each_connection_to_the_handle_method_the_worker_wraps():

@@ -7,7 +7,8 @@ import pytest
 from django.core.management import CommandError, call_command
 from rest_framework.test import APIClient
 
-from accounts.services import admin_authenticate, admin_get, admin_get_by_username, admin_list
+from accounts.admins import admin_get, admin_get_by_username, admin_list
+from accounts.services import admin_authenticate
 from tests.support import ALICE_PASSWORD, login
 
 

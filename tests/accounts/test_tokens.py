@@ -8,7 +8,8 @@ import pytest
 from django.conf import settings
 from rest_framework.test import APIClient
 
-from accounts.services import admin_delete, admin_get
+from accounts.admins import admin_get
+from accounts.services import admin_delete
 from tests.support import wait_for
 
 PROTECTED = "/admin/info"

@@ -83,7 +83,7 @@ def test_admin_status_has_the_seed_fields(alice_client):
     body = response.json()
     assert body["redis_connected"] is True
     assert body["chatgroq_healthy"] is True
-    assert body["active_sessions_count"] == 1
+    assert body["active_conversations_count"] == body["active_sessions_count"] == 1
     assert isinstance(body["uptime_seconds"], int)
     assert body["uptime_formatted"].endswith("s") or "m" in body["uptime_formatted"]
     assert body["usage"]["requests"] == 1

@@ -8,9 +8,9 @@ import sys
 
 from django.core.management.base import CommandError, CommandParser
 
+from accounts.admins import admin_get_by_username
 from accounts.models import AdminUser
 from accounts.passwords import password_problem
-from accounts.services import admin_get_by_username
 
 PASSWORD_ENV = "ADMIN_PASSWORD"
 

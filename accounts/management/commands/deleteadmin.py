@@ -1,7 +1,8 @@
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from accounts.admins import admin_count
 from accounts.management.commands._common import find_admin
-from accounts.services import admin_count, admin_delete
+from accounts.services import admin_delete
 
 
 class Command(BaseCommand):

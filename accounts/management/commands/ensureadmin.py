@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from accounts.exceptions import WeakDefaultPassword
-from accounts.services import admin_startup_check
+from accounts.startup import admin_startup_check
 from core.startup import redis_unreachable_message
 
 

@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand
 
+from accounts.admins import admin_list
 from accounts.selectors import login_session_count
-from accounts.services import admin_list
 
 
 class Command(BaseCommand):

@@ -1,8 +1,8 @@
 from django.core.management.base import BaseCommand, CommandParser
 
+from accounts.admins import admin_list
 from accounts.management.commands._common import find_admin
 from accounts.selectors import api_key_list
-from accounts.services import admin_list
 
 
 class Command(BaseCommand):

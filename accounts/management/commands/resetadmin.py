@@ -3,8 +3,9 @@ import secrets
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 
+from accounts.admins import admin_get_by_username
 from accounts.management.commands._common import PASSWORD_ENV, read_password
-from accounts.services import admin_create, admin_get_by_username, admin_update_credentials
+from accounts.services import admin_create, admin_update_credentials
 
 
 class Command(BaseCommand):

@@ -1,7 +1,8 @@
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from accounts.admins import admin_list
 from accounts.management.commands._common import find_admin
-from accounts.services import admin_list, admin_tokens_revoke
+from accounts.services import admin_tokens_revoke
 
 
 class Command(BaseCommand):

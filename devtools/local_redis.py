@@ -2,7 +2,7 @@
 service will use, start one (Debian's redis-server, installed with apt-get where this runs as root), keeping
 nothing on disk. A REDIS_URL pointing anywhere but this machine is never touched.
 
-Run as `python -m chatbot_project.local_redis [REDIS_URL]`."""
+Run as `python -m devtools.local_redis [REDIS_URL]`."""
 
 from __future__ import annotations
 

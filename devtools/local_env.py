@@ -1,7 +1,7 @@
 """`make run`'s local `.env`: written with a random SECRET_KEY and DEBUG=true when there is none, and an empty
 SECRET_KEY filled in (as in a fresh copy of .env.example), so that the quick start needs no editing.
 
-Run as `python -m chatbot_project.local_env [PATH]`."""
+Run as `python -m devtools.local_env [PATH]`."""
 
 from __future__ import annotations
 
