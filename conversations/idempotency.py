@@ -33,7 +33,7 @@ from rest_framework.response import Response
 from rest_framework.utils.encoders import JSONEncoder
 
 from conversations import idempotency_store
-from conversations.limits import slot_seconds
+from conversations.limits import slot_hold_seconds
 from core import metrics
 from core.exceptions import ServiceError
 from core.leases import Lease
@@ -148,7 +148,7 @@ def request_fingerprint(request: Request, headers: tuple[str, ...] = ()) -> str:
 def running_ms() -> int:
     """How long a claim holds without an answer unless its turn renews it (claim_leases): as long as the admin's
     slot, with the wait for that session to spare."""
-    return int((settings.CHAT_SESSION_WAIT_SECONDS + slot_seconds()) * 1000)
+    return int((settings.CHAT_SESSION_WAIT_SECONDS + slot_hold_seconds()) * 1000)
 
 
 def begin(admin_id: str, key: str, fingerprint: str) -> Claim | StoredResponse:

@@ -9,10 +9,11 @@ from typing import Any
 
 from accounts.budgets import BudgetOwner
 from accounts.models import AdminUser
-from conversations.history import MAX_STORED_MESSAGES, history_store, message
+from conversations.history import MAX_STORED_MESSAGES, message
 from conversations.history.base import StoreOptions
-from conversations.limits import AdminSlot, turn_seconds
+from conversations.limits import turn_hold_seconds
 from conversations.session_ids import new_session_id
+from conversations.stores import history_store
 from conversations.turns import ChatOptions, Turn, TurnResult, turn_answer, turn_stream
 from core.exceptions import ServiceError
 from core.leases import Lease
@@ -111,7 +112,7 @@ def session_import(*, admin: AdminUser, document: dict[str, Any]) -> str:
         | ({"at": m["created_at"]} if "created_at" in m else {})
         for m in document["messages"]
     ]
-    with history_store().session_turn(AdminSlot(admin.id), session_id, hold_seconds=turn_seconds()) as held:
+    with history_store().session_turn(admin.id, session_id, hold_seconds=turn_hold_seconds()) as held:
         if held.conversation is not None:
             raise SessionExists(f"The session '{session_id}' exists; delete it first or import under another id.")
         usage = document.get("usage") or {}

@@ -13,7 +13,7 @@ from rest_framework.test import APIClient
 
 from accounts.models import AdminUser
 from accounts.services import admin_create
-from conversations.history import _locmem_store
+from conversations.stores import locmem_store
 from core.redis_store import redis_client
 from llm_provider.services import llm_health_forget
 from tests.fake_groq import FakeGroq
@@ -79,7 +79,7 @@ def _clean_state(fake_groq_server: FakeGroq) -> Iterator[None]:
     delete_test_keys()
     if settings.HISTORY_BACKEND == "locmem":
         caches["history"].clear()
-        _locmem_store.cache_clear()  # and with it the store's record of the sessions just cleared
+        locmem_store.cache_clear()  # and with it the store's record of the sessions just cleared
 
 
 @pytest.fixture
