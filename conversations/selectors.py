@@ -23,7 +23,7 @@ def session_detail(*, admin_id: str, session_id: str) -> dict[str, Any] | None:
         return None
     return {
         **asdict(list_item_of(conversation)),
-        "messages": conversation.messages,
+        "messages": [{**m, "created_at": m["at"]} for m in conversation.messages],
         "summary": conversation.summary or None,
     }
 

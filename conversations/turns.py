@@ -19,11 +19,10 @@ from typing import Any
 from django.conf import settings
 
 from accounts.budgets import BudgetOwner, Reservation, budget_reserve
-from accounts.exceptions import NotFound
 from accounts.models import AdminUser
 from conversations import summaries
 from conversations.history import Conversation, SessionTurn, message
-from conversations.history.base import NEW_EXCHANGE, StoreOptions
+from conversations.history.base import NEW_EXCHANGE, SessionNotFound, StoreOptions
 from conversations.limits import AdminSlot, chat_limits, process_chats, turn_hold_seconds
 from conversations.stores import history_store
 from conversations.summaries import summary_message
@@ -75,10 +74,6 @@ class Turn:
     redo: bool = False
     budget_owners: tuple[BudgetOwner, ...] = ()  # the token budgets the turn counts against
     leases: tuple[Lease, ...] = ()  # what the request holds that the turn keeps too (its Idempotency-Key's claim)
-
-
-class SessionNotFound(NotFound):
-    pass
 
 
 class NothingToRedo(ServiceError):

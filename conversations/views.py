@@ -8,7 +8,6 @@ from django.http import StreamingHttpResponse
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import renderers, viewsets
-from rest_framework.exceptions import NotFound
 from rest_framework.fields import BooleanField
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -16,6 +15,7 @@ from rest_framework.views import APIView
 
 from accounts.authentication import request_budget_owners
 from conversations import export_serializers, serializers
+from conversations.history.base import SessionNotFound
 from conversations.idempotency import Claim, StoredResponse, claim_leases, idempotent, recorded
 from conversations.selectors import memory_stats, session_detail, session_export, session_list
 from conversations.services import (
@@ -228,7 +228,7 @@ class SessionExportView(APIView):
     def get(self, request: Request, session_id: str) -> Response:
         document = session_export(admin_id=request.user.id, session_id=session_id)
         if document is None:
-            raise NotFound("No such session.")
+            raise SessionNotFound("No such session.")
         return Response(document)
 
 
@@ -269,7 +269,7 @@ class SessionImportView(FormPageOnBrowserGet, APIView):
         # is called `import` (RESERVED_SESSION_IDS), so they get the 404 of any unknown session, not a 405.
         browser = isinstance(getattr(request, "accepted_renderer", None), renderers.BrowsableAPIRenderer)
         if request.method == "DELETE" or (request.method == "GET" and not browser):
-            raise NotFound("No such session.")
+            raise SessionNotFound("No such session.")
         return super().http_method_not_allowed(request, *args, **kwargs)
 
 
@@ -301,12 +301,12 @@ class ChatSessionViewSet(viewsets.ViewSet):
     def retrieve(self, request: Request, session_id: str) -> Response:
         detail = session_detail(admin_id=request.user.id, session_id=session_id)
         if detail is None:
-            raise NotFound("No such session.")
+            raise SessionNotFound("No such session.")
         return Response(detail)
 
     def destroy(self, request: Request, session_id: str) -> Response:
         if not session_delete(admin=request.user, session_id=session_id):
-            raise NotFound("No such session.")
+            raise SessionNotFound("No such session.")
         return Response(status=204)
 
 

@@ -25,6 +25,13 @@ MAX_STORED_MESSAGES = 200
 MAX_USAGE_COUNTER = 10**15
 
 
+class SessionNotFound(ServiceError):
+    """No such session of the asking admin."""
+
+    status_code = 404
+    code = "not_found"
+
+
 class SessionBusy(ServiceError):
     status_code = 409
     code = "session_busy"
