@@ -15,7 +15,7 @@ from accounts.models import AdminUser
 from accounts.services import admin_create
 from conversations.stores import locmem_store
 from core.redis_store import redis_client
-from llm_provider.services import llm_health_forget
+from llm_provider import services as llm_services
 from tests.fake_groq import FakeGroq
 
 ALICE_PASSWORD = "alice-password-1"
@@ -71,11 +71,16 @@ def fake_groq(fake_groq_server: FakeGroq) -> FakeGroq:
 
 
 @pytest.fixture(autouse=True)
+def _no_cached_llm_health(monkeypatch) -> None:
+    """Each test's upstream health is asked afresh, of the fake upstream as that test leaves it."""
+    monkeypatch.setattr(llm_services, "_health", {})
+
+
+@pytest.fixture(autouse=True)
 def _clean_state(fake_groq_server: FakeGroq) -> Iterator[None]:
     yield
     fake_groq_server.wait_idle()
     fake_groq_server.reset()
-    llm_health_forget()
     delete_test_keys()
     if settings.HISTORY_BACKEND == "locmem":
         caches["history"].clear()

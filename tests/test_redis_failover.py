@@ -14,7 +14,6 @@ import httpx
 import pytest
 
 from accounts.services import admin_create
-from core.redis_connect import ClusterConnectionFactory
 from core.redis_store import redis_admin_key, redis_client, redis_ping
 from tests.conftest import login
 from tests.conversations.conftest import chat
@@ -23,6 +22,7 @@ from tests.redis_topologies import redis_cluster, redis_sentinel, wait_until
 from tests.server import login_headers, running_server
 from tests.topology import (
     cluster_env,
+    forget_cluster_clients,
     require_redis_server,
     sentinel_env,
     this_process_on_cluster,
@@ -99,7 +99,7 @@ def test_a_cluster_primary_killed_under_load(settings, fake_groq):
                     assert_failover_handled(load, url, killed_at, promoted_at)
 
             # A client made now from REDIS_URL, which names the dead node, starts from the nodes this process knew.
-            ClusterConnectionFactory.forget()
+            forget_cluster_clients()
             assert redis_ping()
 
 
