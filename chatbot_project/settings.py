@@ -269,7 +269,7 @@ TEMPERATURE = env_float("TEMPERATURE", 0.7, minimum=0.0, maximum=2.0)
 MAX_TOKENS = env_int("MAX_TOKENS", 1024, minimum=1, maximum=131072)
 LLM_TIMEOUT_SECONDS = env_float("LLM_TIMEOUT_SECONDS", 60.0, minimum=1.0, maximum=600.0)
 # What a turn holds in Redis (its session's lock, its admin's slot, budget reservations, an idempotency claim)
-# lasts 1.5 x LLM_TIMEOUT_SECONDS plus this unless the turn renews it (conversations.limits.turn_seconds).
+# lasts 1.5 x LLM_TIMEOUT_SECONDS plus this unless the turn renews it (conversations.limits.turn_hold_seconds).
 TURN_HOLD_MARGIN_SECONDS = env_float("TURN_HOLD_MARGIN_SECONDS", 30.0, minimum=1.0, maximum=600.0)
 LLM_CONNECT_TIMEOUT_SECONDS = env_float("LLM_CONNECT_TIMEOUT_SECONDS", 5.0, minimum=0.1, maximum=60.0)
 LLM_MAX_RETRIES = env_int("LLM_MAX_RETRIES", 2, minimum=0, maximum=10)

@@ -7,8 +7,10 @@ every worker and instance shares them. Only successful (2xx) answers are kept: a
 or may not happen again (a 5xx, 429, 409 session_busy), so it gives the key back and a retry makes a new attempt.
 A claim is renewed with its turn while the turn runs, and expires soon after a process that died.
 
-Views use it through `@idempotent(...)` on their handler; a streamed answer passes its items through `recorded()`,
-which keeps the final reply as the JSON answer's body, the form replays are built from."""
+Views use it through `@idempotent(...)` on their handler, which then takes the request's `claim` (None without the
+header): its turn keeps the claim (claim_leases), and a streamed answer passes its items through `recorded(claim,
+...)`, which keeps the final reply as the JSON answer's body, the form replays are built from. A stream that is
+not recorded gives its key back when the response is made: it is never replayed."""
 
 from __future__ import annotations
 
@@ -33,7 +35,7 @@ from rest_framework.response import Response
 from rest_framework.utils.encoders import JSONEncoder
 
 from conversations import idempotency_store
-from conversations.limits import slot_seconds
+from conversations.limits import slot_hold_seconds
 from core import metrics
 from core.exceptions import ServiceError
 from core.leases import Lease
@@ -47,7 +49,6 @@ KEY_RULE = "1 to 255 printable ASCII characters."
 # Replies are a few kilobytes; a larger answer is not kept (its key is given back) rather than filling Redis.
 MAX_STORED_BYTES = 1024 * 1024
 _KEY = re.compile(r"[\x20-\x7e]{1,255}")
-_CLAIM_ATTRIBUTE = "_idempotency_claim"
 
 T = TypeVar("T")
 
@@ -128,9 +129,8 @@ def key_of(request: Request) -> str | None:
     return key
 
 
-def claim_leases(request: Request) -> tuple[Lease, ...]:
+def claim_leases(claim: Claim | None) -> tuple[Lease, ...]:
     """What the request holds under its Idempotency-Key, for its turn to keep while it runs."""
-    claim: Claim | None = getattr(request, _CLAIM_ATTRIBUTE, None)
     return () if claim is None else (claim.lease(),)
 
 
@@ -148,7 +148,7 @@ def request_fingerprint(request: Request, headers: tuple[str, ...] = ()) -> str:
 def running_ms() -> int:
     """How long a claim holds without an answer unless its turn renews it (claim_leases): as long as the admin's
     slot, with the wait for that session to spare."""
-    return int((settings.CHAT_SESSION_WAIT_SECONDS + slot_seconds()) * 1000)
+    return int((settings.CHAT_SESSION_WAIT_SECONDS + slot_hold_seconds()) * 1000)
 
 
 def begin(admin_id: str, key: str, fingerprint: str) -> Claim | StoredResponse:
@@ -181,7 +181,8 @@ def json_replay(request: Request, stored: StoredResponse) -> Response:
 
 
 def idempotent(*, headers: tuple[str, ...] = (), replay: Replay = json_replay) -> Callable[[T], T]:
-    """Makes a view's handler honour `Idempotency-Key`. `headers` are request headers that belong to the request's
+    """Makes a view's handler honour `Idempotency-Key`. The handler takes the request's claim as the keyword
+    argument `claim` (None without the header). `headers` are request headers that belong to the request's
     identity besides method, path and body; `replay` builds the answer to a retry from the stored one (in the
     form the retry asks for: JSON or a stream)."""
 
@@ -190,15 +191,14 @@ def idempotent(*, headers: tuple[str, ...] = (), replay: Replay = json_replay) -
         def wrapper(view: Any, request: Request, *args: Any, **kwargs: Any) -> HttpResponseBase:
             key = key_of(request)
             if key is None:
-                return handler(view, request, *args, **kwargs)
+                return handler(view, request, *args, claim=None, **kwargs)
             outcome = begin(request.user.id, key, request_fingerprint(request, headers))
             if isinstance(outcome, StoredResponse):
                 response = replay(request, outcome)
                 response[REPLAYED_HEADER] = "true"
                 return response
-            setattr(request, _CLAIM_ATTRIBUTE, outcome)
             try:
-                response = handler(view, request, *args, **kwargs)
+                response = handler(view, request, *args, claim=outcome, **kwargs)
             except BaseException:
                 outcome.release()
                 raise
@@ -220,11 +220,10 @@ def _settle(claim: Claim, response: HttpResponseBase) -> None:
         claim.release()
 
 
-def recorded(request: Request, events: Iterator[T], body_of: Callable[[Any], Any]) -> Iterator[T]:
-    """A streamed answer's items, passed on. Under an Idempotency-Key the final one (the item that is no
+def recorded(claim: Claim | None, events: Iterator[T], body_of: Callable[[Any], Any]) -> Iterator[T]:
+    """A streamed answer's items, passed on. Under an Idempotency-Key (`claim`) the final one (the item that is no
     StreamDelta: the turn's result, stored by then) is kept as `body_of` makes it the JSON answer's body; a
     stream that ends without it gives the key back."""
-    claim: Claim | None = getattr(request, _CLAIM_ATTRIBUTE, None)
     if claim is None:
         return events
     claim.streamed = True

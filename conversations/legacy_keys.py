@@ -8,7 +8,7 @@ from __future__ import annotations
 from django.conf import settings
 
 from accounts.legacy_keys import renamed, upgrade_account_keys
-from conversations.history.redis_store import RedisHistoryStore
+from conversations.history.redis_store import admin_index_key, session_keys
 from conversations.usage import usage_key
 from core.redis_store import redis_client, redis_key
 
@@ -33,11 +33,11 @@ def upgrade_redis_keys() -> int | None:
     for raw in client.scan_iter(match=f"{prefix}:{{conv-index}}:*", count=1000):
         admin_id = raw.decode().removeprefix(f"{prefix}:{{conv-index}}:")
         if admin_id != "all":
-            moved += renamed(client, raw.decode(), RedisHistoryStore._index_key(admin_id))
+            moved += renamed(client, raw.decode(), admin_index_key(admin_id))
     for raw in client.scan_iter(match=f"{prefix}:conv:{{*}}:meta", count=1000):
         tag = raw.decode().removeprefix(f"{prefix}:conv:{{").removesuffix("}:meta")
         admin_id, _, session_id = tag.partition(":")  # admin ids have no colon; session ids may
-        messages, meta = RedisHistoryStore._keys(admin_id, session_id)
+        messages, meta = session_keys(admin_id, session_id)
         moved += renamed(client, f"{prefix}:conv:{{{tag}}}:messages", messages)
         moved += renamed(client, raw.decode(), meta)
     client.set(_scheme_key(), KEY_SCHEME)

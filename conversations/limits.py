@@ -17,6 +17,7 @@ from redis.client import Pipeline
 
 from core.exceptions import ServiceError
 from core.leases import Lease
+from core.lua_args import lua_argv
 from core.redis_store import redis_admin_key, redis_client, redis_give_back, redis_script
 
 
@@ -58,36 +59,48 @@ process_chats = ProcessChats()
 
 # A Lua function that takes one chat slot of an admin: counts the request against CHAT_REQUESTS_PER_MINUTE and,
 # when CHAT_MAX_CONCURRENT leaves room, adds the slot to the admin's chats in flight. Returns nil when the slot is
-# taken, or the limit that refused it ('rate' or 'concurrent'). Scripts that take a slot include it; its arguments
-# are AdminSlot.keys() and AdminSlot.args().
+# taken, or the limit that refused it ('rate' or 'concurrent'). A script that takes a slot defines it first (the
+# history stores are given it: ChatLimits) and calls it with AdminSlot.keys() and, named as here, SlotArgs.
 TAKE_SLOT_LUA = """
-local function take_slot(rate_key, active_key, per_minute, concurrent, now, stale_before, ttl, slot)
-  per_minute, concurrent, now, stale_before, ttl = tonumber(per_minute), tonumber(concurrent), tonumber(now),
-    tonumber(stale_before), tonumber(ttl)
-  if not (per_minute and concurrent and now and stale_before and ttl) then error('slot: not a number') end
+local function take_slot(rate_key, active_key, per_minute, concurrent, started, stale_before, slot_ttl, slot_member)
+  per_minute, concurrent, started, stale_before, slot_ttl = tonumber(per_minute), tonumber(concurrent),
+    tonumber(started), tonumber(stale_before), tonumber(slot_ttl)
+  if not (per_minute and concurrent and started and stale_before and slot_ttl) then error('slot: not a number') end
   if per_minute == 0 and concurrent == 0 then return nil end
   local requests = redis.call('INCR', rate_key)
   redis.call('EXPIRE', rate_key, 61)
   if per_minute > 0 and requests > per_minute then return 'rate' end
   redis.call('ZREMRANGEBYSCORE', active_key, '-inf', stale_before)
   if concurrent > 0 and redis.call('ZCARD', active_key) >= concurrent then return 'concurrent' end
-  redis.call('ZADD', active_key, now, slot)
-  redis.call('EXPIRE', active_key, ttl)
+  redis.call('ZADD', active_key, started, slot_member)
+  redis.call('EXPIRE', active_key, slot_ttl)
   return nil
 end
 """
+
+_TAKE_SCRIPT = TAKE_SLOT_LUA + "return take_slot(KEYS[1], KEYS[2], unpack(ARGV))"
 
 
 def chat_active_key(admin_id: str) -> str:
     return redis_admin_key(admin_id, "chat-active")
 
 
-_TAKE_SCRIPT = TAKE_SLOT_LUA + "return take_slot(KEYS[1], KEYS[2], unpack(ARGV))"
+@dataclass(frozen=True)
+class SlotArgs:
+    """take_slot's arguments after its keys, in its parameters' order."""
+
+    per_minute: int  # CHAT_REQUESTS_PER_MINUTE
+    concurrent: int  # CHAT_MAX_CONCURRENT
+    started: float  # when the turn began: the slot's score
+    stale_before: float  # slots scored before this belong to a process that died mid-turn: they no longer count
+    slot_ttl: int  # the set of slots in flight expires this long after its last new slot
+    slot_member: str  # the slot
 
 
-@dataclass
+@dataclass(frozen=True)
 class AdminSlot:
-    """One turn's place among its admin's chats, counted in Redis so that the limits hold across processes.
+    """One turn's place among its admin's chats, counted in Redis so that the limits hold across processes. What
+    holds it (a store's turn, a turn without a session) takes it once and gives it back once.
     Key names (under REDIS_KEY_PREFIX, in the admin's slot): {a:<admin>}:chat-rate:<minute> (requests this minute)
     and {a:<admin>}:chat-active (a sorted set of the slots in flight, scored by when they were taken or last
     renewed)."""
@@ -95,7 +108,6 @@ class AdminSlot:
     admin_id: str
     started: float = field(default_factory=time.time)
     member: str = field(default_factory=lambda: secrets.token_hex(8))
-    released: bool = False
 
     @property
     def limited(self) -> bool:
@@ -108,17 +120,15 @@ class AdminSlot:
     def keys(self) -> list[str]:
         return [redis_admin_key(self.admin_id, "chat-rate", str(int(self.started // 60))), self.active_key]
 
-    def args(self) -> list[str | int | float]:
-        # A slot older than any turn can last belongs to a process that died mid-turn: it no longer counts.
-        stale_before = self.started - slot_seconds()
-        return [
-            settings.CHAT_REQUESTS_PER_MINUTE,
-            settings.CHAT_MAX_CONCURRENT,
-            self.started,
-            stale_before,
-            math.ceil(slot_seconds()),
-            self.member,
-        ]
+    def args(self) -> SlotArgs:
+        return SlotArgs(
+            per_minute=settings.CHAT_REQUESTS_PER_MINUTE,
+            concurrent=settings.CHAT_MAX_CONCURRENT,
+            started=self.started,
+            stale_before=self.started - slot_hold_seconds(),
+            slot_ttl=math.ceil(slot_hold_seconds()),
+            slot_member=self.member,
+        )
 
     def refusal(self, limit: str) -> ChatLimited:
         if limit == "rate":
@@ -129,34 +139,46 @@ class AdminSlot:
         concurrent = settings.CHAT_MAX_CONCURRENT
         return ChatLimited(f"Over CHAT_MAX_CONCURRENT ({concurrent}) chats in flight for this admin.", retry_after=1)
 
-    def leases(self) -> list[Lease]:
-        """The slot, for the turn to keep while it runs (nothing when the limits are off)."""
-        if not self.limited or self.released:
-            return []
-        return [Lease("member", self.active_key, self.member, slot_seconds(), "its place among the admin's chats")]
+    def lease(self) -> Lease:
+        """The slot, for its turn to keep while it runs."""
+        return Lease("member", self.active_key, self.member, slot_hold_seconds(), "its place among the admin's chats")
+
+    def take(self) -> bool:
+        """Takes the slot in one round trip, raising ChatLimited when the admin is over CHAT_REQUESTS_PER_MINUTE or
+        CHAT_MAX_CONCURRENT; returns whether a slot is now held (none when the limits are off)."""
+        if not self.limited:
+            return False
+        refused = redis_script(_TAKE_SCRIPT)(keys=self.keys(), args=lua_argv(self.args()))
+        if refused:
+            raise self.refusal(refused.decode())
+        return True
 
     def release_into(self, pipe: Pipeline) -> None:
-        """Queues the slot's release on a pipeline; the caller sends it, then sets `released`."""
+        """Queues the slot's release on a pipeline that also writes the turn's end."""
         pipe.zrem(self.active_key, self.member)
 
-
-@contextmanager
-def admin_slot(slot: AdminSlot) -> Iterator[AdminSlot]:
-    """Holds the admin's slot for a turn (a stream's too): one round trip to take it, raising ChatLimited when the
-    admin is over CHAT_REQUESTS_PER_MINUTE or CHAT_MAX_CONCURRENT, and one to give it back on leaving unless the
-    turn gave it back with its last write (AdminSlot.release_into)."""
-    if slot.limited:
-        refused = redis_script(_TAKE_SCRIPT)(keys=slot.keys(), args=slot.args())
-        if refused:
-            slot.released = True  # never taken
-            raise slot.refusal(refused.decode())
-    try:
-        yield slot
-    finally:
-        slot_release(slot)
+    def give_back(self) -> None:
+        """Gives the slot back on its own, retried in the background while Redis cannot be reached, so that a
+        failover leaves no slot counted."""
+        client, key, member = redis_client(), self.active_key, self.member
+        redis_give_back(lambda: client.zrem(key, member), within=slot_hold_seconds())
 
 
-def turn_seconds() -> float:
+class ChatLimits:
+    """The per-admin chat limits as the history stores are given them: the slot a turn takes, and the Lua function
+    that takes it within a store's own script (one round trip for the slot, the session's lock and the history)."""
+
+    take_slot_lua = TAKE_SLOT_LUA
+
+    @staticmethod
+    def slot(admin_id: str) -> AdminSlot:
+        return AdminSlot(admin_id)
+
+
+chat_limits = ChatLimits()
+
+
+def turn_hold_seconds() -> float:
     """How long what a turn holds (its session's lock, a new session's place, its budget reservation) lasts unless
     renewed. A renewal (core.leases.Hold) is due once a third of it has passed and comes the next time the turn
     hears from the upstream, at most LLM_TIMEOUT_SECONDS later (the call's deadline, or one read of a stream): so
@@ -164,15 +186,7 @@ def turn_seconds() -> float:
     return 1.5 * settings.LLM_TIMEOUT_SECONDS + settings.TURN_HOLD_MARGIN_SECONDS
 
 
-def slot_seconds() -> float:
+def slot_hold_seconds() -> float:
     """How long the admin's slot lasts unless renewed: a turn's hold, and the wait for its session (the slot is
     taken before it)."""
-    return settings.CHAT_SESSION_WAIT_SECONDS + turn_seconds()
-
-
-def slot_release(slot: AdminSlot) -> None:
-    if not slot.released:
-        slot.released = True
-        client, key, member = redis_client(), slot.active_key, slot.member
-        # Retried in the background while Redis cannot be reached, so that a failover leaves no slot counted.
-        redis_give_back(lambda: client.zrem(key, member), within=slot_seconds())
+    return settings.CHAT_SESSION_WAIT_SECONDS + turn_hold_seconds()

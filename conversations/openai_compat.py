@@ -24,7 +24,7 @@ from rest_framework.views import APIView
 
 from accounts.authentication import request_budget_owners
 from conversations import openai_serializers
-from conversations.idempotency import StoredResponse, claim_leases, idempotent, recorded
+from conversations.idempotency import Claim, StoredResponse, claim_leases, idempotent, recorded
 from conversations.openai_wire import (
     completion_body,
     completion_chunks,
@@ -33,23 +33,17 @@ from conversations.openai_wire import (
     openai_error,
     replayed_chunks,
 )
+from conversations.services import completion_model_check, completion_send, completion_stream
 from conversations.session_ids import SESSION_ID_RULE, is_session_id
 from conversations.streaming import SSE_HEADERS
-from conversations.turns import ChatOptions, Turn, new_turn_messages, turn_answer, turn_stream
+from conversations.turns import ChatOptions, TurnResult
 from core.errors import exception_handler
-from core.exceptions import ServiceError
 from core.negotiation import IgnoreAccept
 from core.parsers import JSONParser
-from core.shortcuts import reused
+from core.shortcuts import thread_serializer
 
 TAG = "openai-compatible"
 SESSION_HEADER = "X-Session-Id"
-
-
-class ModelNotFound(ServiceError):
-    status_code = 404
-    code = "model_not_found"
-    param = "model"
 
 
 def openai_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
@@ -164,31 +158,33 @@ class ChatCompletionsView(OpenAIView):
             )
         ],
     )
-    def post(self, request: Request) -> Response | StreamingHttpResponse:
-        body = reused(openai_serializers.ChatCompletionRequestSerializer, request.data)
+    def post(self, request: Request, claim: Claim | None) -> Response | StreamingHttpResponse:
+        body = thread_serializer(openai_serializers.ChatCompletionRequestSerializer, request.data)
         body.is_valid(raise_exception=True)
         data = body.validated_data
-        if data["model"] not in settings.CHAT_ALLOWED_MODELS:
-            raise ModelNotFound(f"The model '{data['model']}' does not exist here; see GET /v1/models.")
         session_id = session_id_of(request)
-        messages = data["messages"]
-        if session_id and not new_turn_messages(messages):
-            raise ValidationError(
-                {"messages": ["With X-Session-Id, send a user message, or the results of the last reply's tool calls."]}
-            )
         max_tokens = data.get("max_completion_tokens") or data.get("max_tokens")
-        options = ChatOptions(data["model"], data.get("temperature"), max_tokens, body.generation_params())
-        owners = request_budget_owners(request)
-        turn = Turn(request.user, messages, session_id, options, budget_owners=owners, leases=claim_leases(request))
+        turn = {
+            "admin": request.user,
+            "session_id": session_id,
+            "messages": data["messages"],
+            "options": ChatOptions(data["model"], data.get("temperature"), max_tokens, body.generation_params()),
+            "budget_owners": request_budget_owners(request),
+            "leases": claim_leases(claim),
+        }
         headers = {SESSION_HEADER: session_id} if session_id else {}
         ids = {"completion_id": new_completion_id(), "created": int(time.time())}
         if data["stream"]:
-            events = recorded(request, turn_stream(turn), lambda result: completion_body(result.completion, **ids))
+
+            def body_of(result: TurnResult) -> dict[str, Any]:
+                return completion_body(result.completion, **ids)
+
+            events = recorded(claim, completion_stream(**turn), body_of)
             first = next(events)  # errors before the first piece still get their own HTTP status
             include_usage = bool((data.get("stream_options") or {}).get("include_usage"))
             chunks = completion_chunks(first, events, **ids, model=data["model"], include_usage=include_usage)
             return StreamingHttpResponse(chunks, content_type="text/event-stream", headers={**SSE_HEADERS, **headers})
-        return Response(completion_body(turn_answer(turn).completion, **ids), headers=headers)
+        return Response(completion_body(completion_send(**turn).completion, **ids), headers=headers)
 
 
 def model_card(model: str) -> dict[str, Any]:
@@ -217,8 +213,7 @@ class ModelDetailView(OpenAIView):
         responses={200: openai_serializers.OpenAIModelSerializer, **openai_errors(401, 404, 503)},
     )
     def get(self, request: Request, model: str) -> Response:
-        if model not in settings.CHAT_ALLOWED_MODELS:
-            raise ModelNotFound(f"The model '{model}' does not exist here; see GET /v1/models.")
+        completion_model_check(model)
         return Response(model_card(model))
 
 

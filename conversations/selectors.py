@@ -7,14 +7,14 @@ from typing import Any
 
 from django.conf import settings
 
-from conversations.history import history_store
-from conversations.history.base import summary_of
+from conversations.history.base import list_item_of
 from conversations.session_ids import EXPORT_FORMAT
+from conversations.stores import history_store
 from conversations.usage import usage_totals
 
 
 def session_list(*, admin_id: str) -> list[dict[str, Any]]:
-    return [asdict(summary) for summary in history_store().list(admin_id)]
+    return [asdict(item) for item in history_store().list(admin_id)]
 
 
 def session_detail(*, admin_id: str, session_id: str) -> dict[str, Any] | None:
@@ -22,8 +22,8 @@ def session_detail(*, admin_id: str, session_id: str) -> dict[str, Any] | None:
     if conversation is None:
         return None
     return {
-        **asdict(summary_of(conversation)),
-        "messages": conversation.messages,
+        **asdict(list_item_of(conversation)),
+        "messages": [{**m, "created_at": m["at"]} for m in conversation.messages],
         "summary": conversation.summary or None,
     }
 
@@ -39,7 +39,7 @@ def session_export(*, admin_id: str, session_id: str) -> dict[str, Any] | None:
         "created_at": conversation.created_at,
         "messages": [exported_message(m) for m in conversation.messages],
         "summary": conversation.summary or None,
-        "usage": summary_of(conversation).usage,
+        "usage": list_item_of(conversation).usage,
     }
 
 

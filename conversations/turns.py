@@ -21,9 +21,10 @@ from django.conf import settings
 from accounts.budgets import BudgetOwner, Reservation, budget_reserve
 from accounts.models import AdminUser
 from conversations import summaries
-from conversations.history import Conversation, SessionTurn, history_store, message
-from conversations.history.base import AS_A_TURN, StoreOptions
-from conversations.limits import AdminSlot, admin_slot, process_chats, turn_seconds
+from conversations.history import Conversation, SessionTurn, message
+from conversations.history.base import NEW_EXCHANGE, SessionNotFound, StoreOptions
+from conversations.limits import AdminSlot, chat_limits, process_chats, turn_hold_seconds
+from conversations.stores import history_store
 from conversations.summaries import summary_message
 from conversations.trimming import (
     chars_tokens,
@@ -33,9 +34,9 @@ from conversations.trimming import (
     trim_history,
     upstream_messages,
 )
-from conversations.usage import usage_record
+from conversations.usage import admin_usage_totals
 from core import metrics
-from core.exceptions import NotFound, ServiceError
+from core.exceptions import ServiceError
 from core.leases import Hold, Lease
 from llm_provider.exceptions import LLMError
 from llm_provider.services import llm_client
@@ -73,10 +74,6 @@ class Turn:
     redo: bool = False
     budget_owners: tuple[BudgetOwner, ...] = ()  # the token budgets the turn counts against
     leases: tuple[Lease, ...] = ()  # what the request holds that the turn keeps too (its Idempotency-Key's claim)
-
-
-class SessionNotFound(NotFound):
-    pass
 
 
 class NothingToRedo(ServiceError):
@@ -126,11 +123,30 @@ class _StatelessTurn:
     """A turn without a session: only the admin's slot is held, and only the admin's usage totals are written."""
 
     slot: AdminSlot
+    slot_held: bool
     conversation: None = None
-    leases: tuple[Lease, ...] = ()  # it holds only the admin's slot, whose lease the turn takes from the slot
+    leases: list[Lease] = field(default_factory=list)
 
-    def finish(self, messages: list[dict[str, Any]], usage: dict[str, int], options: StoreOptions = AS_A_TURN) -> None:
-        usage_record(self.slot, usage)  # and the slot given back, in the same round trip
+    def finish(
+        self, messages: list[dict[str, Any]], usage: dict[str, int], options: StoreOptions = NEW_EXCHANGE
+    ) -> None:
+        release = self.slot.release_into if self.slot_held else None  # in the same round trip
+        admin_usage_totals.record(self.slot.admin_id, usage, with_writes=release)
+        self.slot_held = False
+
+
+@contextmanager
+def _stateless_turn(admin_id: str) -> Iterator[_StatelessTurn]:
+    slot = chat_limits.slot(admin_id)
+    turn = _StatelessTurn(slot, slot.take())
+    if turn.slot_held:
+        turn.leases.append(slot.lease())
+    try:
+        yield turn
+    finally:
+        if turn.slot_held:
+            turn.slot_held = False
+            slot.give_back()
 
 
 @dataclass
@@ -161,15 +177,15 @@ def _turn_held(turn: Turn) -> Iterator[_TurnPlan]:
     refusing it costs no Redis round trip and counts nothing against the admin. What the turn holds in Redis is
     one Hold, which the turn keeps (renews) whenever it hears from the upstream."""
     with process_chats.slot(settings.MAX_CHATS_IN_FLIGHT), ExitStack() as stack:
-        slot, hold_seconds = AdminSlot(turn.admin.id), turn_seconds()
+        hold_seconds = turn_hold_seconds()
         hold = Hold(list(turn.leases))
         held: SessionTurn | _StatelessTurn
         if turn.session_id is None:
-            held = _StatelessTurn(stack.enter_context(admin_slot(slot)))
+            held = stack.enter_context(_stateless_turn(turn.admin.id))
         else:
             store = history_store()
-            held = stack.enter_context(store.session_turn(slot, turn.session_id, hold_seconds=hold_seconds))
-        hold.add(*slot.leases(), *held.leases)
+            held = stack.enter_context(store.session_turn(turn.admin.id, turn.session_id, hold_seconds=hold_seconds))
+        hold.add(*held.leases)
         stored = held.conversation.messages if held.conversation else []
         summary = held.conversation.summary if held.conversation else ""
         messages, replace_last = turn.messages, 0

@@ -1,27 +1,46 @@
 """Token usage totals per admin, in Redis (key `{a:<admin id>}:usage`, in the admin's slot), whatever the history
-backend."""
+backend. The history stores are given them (UsageTotals) to add a turn's usage in the turn's last write."""
 
 from __future__ import annotations
 
-from conversations.limits import AdminSlot
-from core.redis_store import redis_admin_key, redis_client
+from collections.abc import Callable, Mapping
 
-USAGE_FIELDS = ("prompt_tokens", "completion_tokens", "total_tokens", "requests")
+from redis.client import Pipeline
+
+from conversations.history.base import USAGE_FIELDS
+from core.redis_store import redis_admin_key, redis_client
 
 
 def usage_key(admin_id: str) -> str:
     return redis_admin_key(admin_id, "usage")
 
 
-def usage_record(slot: AdminSlot, usage: dict[str, int]) -> None:
-    """Adds a turn's usage to its admin's totals and gives back the turn's slot, in one round trip."""
-    pipe = redis_client().pipeline(transaction=False)
-    for name in USAGE_FIELDS:
-        pipe.hincrby(usage_key(slot.admin_id), name, usage.get(name, 0))
-    if not slot.released:
-        slot.release_into(pipe)
-    pipe.execute()
-    slot.released = True
+class UsageTotals:
+    """Where an admin's totals are kept and how a turn adds to them, as the history stores are given it."""
+
+    @staticmethod
+    def key(admin_id: str) -> str:
+        return usage_key(admin_id)
+
+    @staticmethod
+    def add_into(pipe: Pipeline, admin_id: str, usage: Mapping[str, int]) -> None:
+        """Queues the turn's usage on a pipeline that also writes the turn's end."""
+        for name in USAGE_FIELDS:
+            pipe.hincrby(usage_key(admin_id), name, usage.get(name, 0))
+
+    def record(
+        self, admin_id: str, usage: Mapping[str, int], *, with_writes: Callable[[Pipeline], None] | None = None
+    ) -> None:
+        """Adds a turn's usage to its admin's totals in one round trip, with the turn's other last writes queued by
+        `with_writes` (the admin's slot given back)."""
+        pipe = redis_client().pipeline(transaction=False)
+        self.add_into(pipe, admin_id, usage)
+        if with_writes is not None:
+            with_writes(pipe)
+        pipe.execute()
+
+
+admin_usage_totals = UsageTotals()
 
 
 def usage_totals(admin_id: str) -> dict[str, int]:

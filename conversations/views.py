@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from django.conf import settings
@@ -15,15 +15,26 @@ from rest_framework.views import APIView
 
 from accounts.authentication import request_budget_owners
 from conversations import export_serializers, serializers
-from conversations.idempotency import StoredResponse, claim_leases, idempotent, recorded
+from conversations.history.base import SessionNotFound
+from conversations.idempotency import Claim, StoredResponse, claim_leases, idempotent, recorded
 from conversations.selectors import memory_stats, session_detail, session_export, session_list
-from conversations.services import chat_send, chat_stream, chat_turn, redo_turn, session_delete, session_import
-from conversations.session_ids import EXPORT_FORMAT, SESSION_ID_REGEX, new_session_id
+from conversations.services import (
+    ChatReply,
+    admin_test_chat,
+    chat_send,
+    chat_stream,
+    redo_send,
+    redo_stream,
+    session_delete,
+    session_import,
+)
+from conversations.session_ids import EXPORT_FORMAT, SESSION_ID_REGEX
 from conversations.streaming import SSE_HEADERS, replayed_sse, sse_event, sse_stream
-from conversations.turns import ChatOptions, SessionNotFound, Turn, turn_answer
+from conversations.turns import ChatOptions
 from core.browsable import FormPageOnBrowserGet
 from core.schema import error_responses
-from core.shortcuts import reused
+from core.shortcuts import thread_serializer
+from llm_provider.types import StreamDelta
 
 TAG = "chat"
 EVENT_STREAM = "text/event-stream"
@@ -100,19 +111,18 @@ class ChatView(FormPageOnBrowserGet, APIView):
     renderer_classes = [*APIView.renderer_classes, EventStreamRenderer]
 
     @idempotent(replay=chat_replay)
-    def post(self, request: Request) -> Response | StreamingHttpResponse:
-        body = reused(serializers.ChatRequestSerializer, request.data)
+    def post(self, request: Request, claim: Claim | None) -> Response | StreamingHttpResponse:
+        body = thread_serializer(serializers.ChatRequestSerializer, request.data)
         body.is_valid(raise_exception=True)
         data = body.validated_data
-        turn = chat_turn(
-            admin=request.user,
-            session_id=data.get("session_id") or new_session_id(),
+        return chat_answer(
+            request,
+            claim,
+            (chat_stream if wants_stream(request, data["stream"]) else chat_send),
+            session_id=data.get("session_id"),
             text=data["message"],
             options=chat_options(body),
-            budget_owners=request_budget_owners(request),
-            leases=claim_leases(request),
         )
-        return chat_answer(request, turn, stream=data["stream"])
 
 
 def chat_options(body: serializers.ChatOptionsSerializer) -> ChatOptions:
@@ -120,29 +130,41 @@ def chat_options(body: serializers.ChatOptionsSerializer) -> ChatOptions:
     return ChatOptions(data.get("model"), data.get("temperature"), data.get("max_tokens"), body.generation_params())
 
 
-def chat_answer(request: Request, turn: Turn, *, stream: bool) -> Response | StreamingHttpResponse:
-    """The turn's reply as JSON, or as Server-Sent Events when asked for with `stream` or the Accept header."""
-    if stream or request.accepted_media_type == EVENT_STREAM:
-        events = recorded(request, chat_stream(turn), serializers.chat_response_data)
-        first = next(events)  # errors before the first piece still get their own HTTP status
-        sse = sse_stream(first, events, settings.STREAM_KEEPALIVE_SECONDS)
-        return StreamingHttpResponse(sse, content_type=EVENT_STREAM, headers=SSE_HEADERS)
-    return Response(serializers.chat_response_data(chat_send(turn)))
+def wants_stream(request: Request, stream: bool) -> bool:
+    """Server-Sent Events, asked for with `stream` or the Accept header."""
+    return stream or request.accepted_media_type == EVENT_STREAM
+
+
+def chat_answer(
+    request: Request,
+    claim: Claim | None,
+    service: Callable[..., ChatReply | Iterator[StreamDelta | ChatReply]],
+    **parsed: Any,
+) -> Response | StreamingHttpResponse:
+    """The reply of a chat service (chat_send, chat_stream, redo_send, redo_stream) called with what the view
+    parsed and the request's credentials and claim: as JSON, or as Server-Sent Events from a streaming service."""
+    reply = service(
+        admin=request.user, budget_owners=request_budget_owners(request), leases=claim_leases(claim), **parsed
+    )
+    if isinstance(reply, ChatReply):
+        return Response(serializers.chat_response_data(reply))
+    events = recorded(claim, reply, serializers.chat_response_data)
+    first = next(events)  # errors before the first piece still get their own HTTP status
+    sse = sse_stream(first, events, settings.STREAM_KEEPALIVE_SECONDS)
+    return StreamingHttpResponse(sse, content_type=EVENT_STREAM, headers=SSE_HEADERS)
 
 
 def redo_answer(
-    request: Request, session_id: str, body: serializers.ChatOptionsSerializer, *, text: str | None
+    request: Request,
+    claim: Claim | None,
+    session_id: str,
+    body: serializers.ChatOptionsSerializer,
+    *,
+    text: str | None,
 ) -> Response | StreamingHttpResponse:
     """Regenerate (no text) or edit the session's last exchange, answered as `/chat/` answers."""
-    turn = redo_turn(
-        admin=request.user,
-        session_id=session_id,
-        text=text,
-        options=chat_options(body),
-        budget_owners=request_budget_owners(request),
-        leases=claim_leases(request),
-    )
-    return chat_answer(request, turn, stream=body.validated_data["stream"])
+    service = redo_stream if wants_stream(request, body.validated_data["stream"]) else redo_send
+    return chat_answer(request, claim, service, session_id=session_id, text=text, options=chat_options(body))
 
 
 REDO_RESPONSES = {
@@ -167,10 +189,10 @@ class SessionRegenerateView(FormPageOnBrowserGet, APIView):
     renderer_classes = [*APIView.renderer_classes, EventStreamRenderer]
 
     @idempotent(replay=chat_replay)
-    def post(self, request: Request, session_id: str) -> Response | StreamingHttpResponse:
+    def post(self, request: Request, session_id: str, claim: Claim | None) -> Response | StreamingHttpResponse:
         body = serializers.ChatOptionsSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        return redo_answer(request, session_id, body, text=None)
+        return redo_answer(request, claim, session_id, body, text=None)
 
 
 @extend_schema(
@@ -189,10 +211,10 @@ class SessionEditView(FormPageOnBrowserGet, APIView):
     renderer_classes = [*APIView.renderer_classes, EventStreamRenderer]
 
     @idempotent(replay=chat_replay)
-    def post(self, request: Request, session_id: str) -> Response | StreamingHttpResponse:
+    def post(self, request: Request, session_id: str, claim: Claim | None) -> Response | StreamingHttpResponse:
         body = serializers.EditRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        return redo_answer(request, session_id, body, text=body.validated_data["message"])
+        return redo_answer(request, claim, session_id, body, text=body.validated_data["message"])
 
 
 @extend_schema(
@@ -315,20 +337,15 @@ class TestChatView(FormPageOnBrowserGet, APIView):
     def post(self, request: Request) -> Response:
         body = serializers.TestChatRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        started = time.perf_counter()
-        result = turn_answer(
-            Turn(
-                admin=request.user,
-                messages=[{"role": "user", "content": body.validated_data["message"]}],
-                budget_owners=request_budget_owners(request),
-            )
+        result = admin_test_chat(
+            admin=request.user, text=body.validated_data["message"], budget_owners=request_budget_owners(request)
         )
         return Response(
             {
                 "success": True,
-                "response": result.completion.content,
+                "response": result.response,
                 "error": None,
-                "latency_ms": round((time.perf_counter() - started) * 1000, 1),
-                "model": result.completion.model,
+                "latency_ms": result.latency_ms,
+                "model": result.model,
             }
         )

@@ -80,14 +80,6 @@ class ClusterConnectionFactory(ConnectionFactory):
     def disconnect(self, connection: RedisCluster) -> None:  # type: ignore[override]
         connection.disconnect_connection_pools()
 
-    @classmethod
-    def forget(cls) -> None:
-        """Drops this process's clients (tests that point the service at another cluster)."""
-        with cls._lock:
-            for client in cls._clusters.values():
-                client.disconnect_connection_pools()
-            cls._clusters.clear()
-
 
 class SentinelMasterConnectionFactory(SentinelConnectionFactory):
     """django-redis's Sentinel factory, with the primary's name from SENTINEL_MASTER (REDIS_SENTINEL_MASTER) rather

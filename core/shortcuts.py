@@ -19,7 +19,7 @@ S = TypeVar("S", bound=BaseSerializer)
 #
 # A DRF serializer makes every one of its fields afresh on each instance (deep copies of the declared fields).
 # Validating keeps no state in the fields, only in the serializer's `_validated_data`, `_errors` and `_data`, so
-# one instance per class and thread serves every request that thread answers: `reused(cls, data)` in place of
+# one instance per class and thread serves every request that thread answers: `thread_serializer(cls, data)` in place of
 # `cls(data=data)`, then is_valid() and validated_data as usual. A thread answers one request at a time, and what
 # validated_data returned before is a dict of its own that the next validation does not touch.
 VALIDATION_STATE = ("_validated_data", "_errors", "_data")
@@ -29,7 +29,7 @@ _local = threading.local()
 _generation = 0
 
 
-def reused(serializer_class: type[S], data: Any) -> S:
+def thread_serializer(serializer_class: type[S], data: Any) -> S:
     """This thread's `serializer_class`, holding `data` and nothing of the data it validated before."""
     cache: dict[type[BaseSerializer], BaseSerializer] | None = getattr(_local, "serializers", None)
     if cache is None or _local.generation != _generation:

@@ -71,12 +71,6 @@ def rate_limits_latest() -> RateLimits | None:
         return _latest
 
 
-def rate_limits_forget() -> None:
-    global _latest
-    with _lock:
-        _latest = None
-
-
 def _count(raw: str | None) -> int | None:
     try:
         return int((raw or "").strip())

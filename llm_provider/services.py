@@ -116,8 +116,3 @@ def _check_health() -> LLMHealth:
     available = model in ids
     error = None if available else f"The configured model '{model}' is not listed upstream; set GROQ_MODEL_NAME."
     return LLMHealth(available, model, available, ids, error, None if available else "model_unavailable", time.time())
-
-
-def llm_health_forget() -> None:
-    with _health_lock:
-        _health.clear()

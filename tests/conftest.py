@@ -10,9 +10,9 @@ from rest_framework.test import APIClient
 
 from accounts.models import AdminUser
 from accounts.services import admin_create
-from conversations.history import _locmem_store
+from conversations.stores import locmem_store
 from core.redis_store import redis_client
-from llm_provider.services import llm_health_forget
+from llm_provider import services as llm_services
 from tests.fake_groq import FakeGroq
 from tests.support import ALICE_PASSWORD, BOB_PASSWORD, ROOT, login, redis_keys
 from tests.topology import SUITES_ON, Topologies
@@ -106,15 +106,20 @@ def fake_groq(fake_groq_server: FakeGroq) -> FakeGroq:
 
 
 @pytest.fixture(autouse=True)
+def _no_cached_llm_health(monkeypatch) -> None:
+    """Each test's upstream health is asked afresh, of the fake upstream as that test leaves it."""
+    monkeypatch.setattr(llm_services, "_health", {})
+
+
+@pytest.fixture(autouse=True)
 def _clean_state(fake_groq_server: FakeGroq, redis_topology: str) -> Iterator[None]:
     yield
     fake_groq_server.wait_idle()
     fake_groq_server.reset()
-    llm_health_forget()
     delete_test_keys()
     if settings.HISTORY_BACKEND == "locmem":
         caches["history"].clear()
-        _locmem_store.cache_clear()  # and with it the store's record of the sessions just cleared
+        locmem_store.cache_clear()  # and with it the store's record of the sessions just cleared
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from django.conf import settings
 from django.core.management import call_command
 from rest_framework.test import APIClient
 
-from conversations.history.redis_store import RedisHistoryStore
+from conversations.history.redis_store import admin_index_key, session_keys
 from conversations.legacy_keys import upgrade_redis_keys
 from conversations.usage import usage_key
 from core.redis_store import redis_admin_key, redis_client, redis_key
@@ -19,14 +19,14 @@ from tests.support import chat
 def old_names(admin_id: str, sid: str, session_id: str) -> dict[str, str]:
     """Each key's name before the hash tags, by its name now."""
     prefix = settings.REDIS_KEY_PREFIX
-    messages, meta = RedisHistoryStore._keys(admin_id, session_id)
+    messages, meta = session_keys(admin_id, session_id)
     return {
         redis_admin_key(admin_id, "admin"): redis_key("admin", admin_id),
         redis_admin_key(admin_id, "login", sid): redis_key("login", sid),
         redis_admin_key(admin_id, "logins"): redis_key("admin", admin_id, "logins"),
         redis_admin_key(admin_id, "apikeys"): redis_key("admin", admin_id, "apikeys"),
         usage_key(admin_id): redis_key("usage", admin_id),
-        RedisHistoryStore._index_key(admin_id): f"{prefix}:{{conv-index}}:{admin_id}",
+        admin_index_key(admin_id): f"{prefix}:{{conv-index}}:{admin_id}",
         messages: f"{prefix}:conv:{{{admin_id}:{session_id}}}:messages",
         meta: f"{prefix}:conv:{{{admin_id}:{session_id}}}:meta",
     }

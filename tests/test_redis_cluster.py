@@ -18,8 +18,8 @@ from accounts.budgets import Budget, BudgetOwner, budget_set
 from accounts.services import admin_create
 from conversations.history import HistoryFull, message
 from conversations.history.redis_store import RedisHistoryStore
-from conversations.limits import AdminSlot, turn_seconds
-from conversations.usage import usage_key
+from conversations.limits import AdminSlot, chat_limits, turn_hold_seconds
+from conversations.usage import admin_usage_totals, usage_key
 from core.redis_store import redis_client
 from tests.redis_topologies import Cluster
 from tests.support import ALICE_PASSWORD, chat, login
@@ -39,14 +39,14 @@ def slots(keys: list[str]) -> set[int]:
 
 @pytest.mark.parametrize("session_id", ["s1", "with:colons", "{braces}", "x" * 100])
 def test_each_turn_script_keeps_its_keys_in_the_admins_slot(session_id):
-    store = RedisHistoryStore()
+    store = RedisHistoryStore(limits=chat_limits, usage=admin_usage_totals)
     slot = AdminSlot("0123456789abcdef")
     admin_slot = slots([usage_key(slot.admin_id)])
 
     for keys in (
         store.begin_keys(slot, session_id),
-        store.finish_keys(slot.admin_id, session_id),
-        store.release_keys(slot.admin_id, session_id),
+        store.finish_keys(slot, session_id),
+        store.release_keys(slot, session_id),
     ):
         assert slots(keys) == admin_slot, keys
 
@@ -74,12 +74,12 @@ def test_a_conversation_with_a_new_and_a_continued_session(api, fake_groq):
 def test_max_sessions_holds_while_admins_on_every_primary_start_sessions_at_once(settings):
     settings.MAX_SESSIONS, settings.MAX_SESSIONS_PER_ADMIN = 10, 10
     admins = [admin_create(username=f"admin{number}", password=ALICE_PASSWORD) for number in range(6)]
-    store = RedisHistoryStore()
+    store = RedisHistoryStore(limits=chat_limits, usage=admin_usage_totals)
 
     def start_session(number: int) -> bool:
         admin = admins[number % len(admins)]
         try:
-            with store.session_turn(AdminSlot(admin.id), f"s{number}", hold_seconds=turn_seconds()) as turn:
+            with store.session_turn(admin.id, f"s{number}", hold_seconds=turn_hold_seconds()) as turn:
                 turn.finish([message("user", "hi")], {"requests": 1})
         except HistoryFull:
             return False

@@ -14,7 +14,6 @@ import httpx
 import pytest
 
 from accounts.services import admin_create
-from core.redis_connect import ClusterConnectionFactory
 from core.redis_store import redis_admin_key, redis_client, redis_ping
 from tests.failover_load import ChatLoad, failover_times
 from tests.redis_topologies import redis_cluster, redis_sentinel
@@ -22,6 +21,7 @@ from tests.server import running_server
 from tests.support import chat, login, login_headers, wait_until_serving
 from tests.topology import (
     cluster_env,
+    forget_cluster_clients,
     require_redis_server,
     sentinel_env,
     this_process_on_cluster,
@@ -98,7 +98,7 @@ def test_a_cluster_primary_killed_under_load(settings, fake_groq):
                     assert_failover_handled(load, url, killed_at, promoted_at)
 
             # A client made now from REDIS_URL, which names the dead node, starts from the nodes this process knew.
-            ClusterConnectionFactory.forget()
+            forget_cluster_clients()
             assert redis_ping()
 
 

@@ -11,7 +11,7 @@ from rest_framework_simplejwt.tokens import AccessToken
 
 from conversations.openai_serializers import ChatCompletionRequestSerializer
 from conversations.serializers import ChatRequestSerializer
-from core.shortcuts import TOKEN_ATTRIBUTES, VALIDATION_STATE, access_token_from_claims, reused
+from core.shortcuts import TOKEN_ATTRIBUTES, VALIDATION_STATE, access_token_from_claims, thread_serializer
 
 # What a serializer keeps across validations on purpose: its fields and validators, made once.
 KEPT = {"fields", "_validators"}
@@ -50,10 +50,10 @@ def test_drf_keeps_what_a_validation_leaves_in_the_names_reused_clears(
 def test_a_reused_serializer_answers_as_a_new_one(
     serializer_class: type[BaseSerializer], good: dict[str, Any], bad: dict[str, Any]
 ) -> None:
-    first = validated(reused(serializer_class, good))
-    refused = validated(reused(serializer_class, bad))
+    first = validated(thread_serializer(serializer_class, good))
+    refused = validated(thread_serializer(serializer_class, bad))
     errors = refused.errors
-    again = validated(reused(serializer_class, good))
+    again = validated(thread_serializer(serializer_class, good))
 
     assert first is refused is again
     assert errors == validated(serializer_class(data=bad)).errors

@@ -72,6 +72,15 @@ def _cache(location: str, **options: object) -> dict[str, object]:
     return {**default, "LOCATION": location, "OPTIONS": {**default["OPTIONS"], **timeouts, **options}}  # type: ignore[dict-item]
 
 
+def forget_cluster_clients() -> None:
+    """Drops this process's Redis Cluster clients, as a process that points at another cluster (or a new worker)
+    starts without them; the nodes it knew are kept."""
+    with ClusterConnectionFactory._lock:
+        for client in ClusterConnectionFactory._clusters.values():
+            client.disconnect_connection_pools()
+        ClusterConnectionFactory._clusters.clear()
+
+
 @contextmanager
 def this_process_on_cluster(settings, cluster: Cluster, node_index: int = 3) -> Iterator[None]:
     """This process's service (Django's test client) on `cluster`, with the settings REDIS_CLUSTER=true gives."""
@@ -87,7 +96,7 @@ def this_process_on_cluster(settings, cluster: Cluster, node_index: int = 3) -> 
     try:
         yield
     finally:
-        ClusterConnectionFactory.forget()
+        forget_cluster_clients()
         cluster.flush()
 
 

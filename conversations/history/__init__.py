@@ -6,59 +6,39 @@ Two stores behind one interface, chosen by HISTORY_BACKEND:
   and instance; each turn is appended atomically by a Lua script, and a Redis lock serialises the turns of one
   session across instances.
 
+Each is given its policy (the admin's chat limits and usage totals) by conversations.stores.history_store().
 Both keep at most MAX_SESSIONS_PER_ADMIN sessions per admin, dropping that admin's least recently used ones, and
 at most MAX_SESSIONS in all by refusing new sessions when full: one admin's activity never drops another's session.
 """
 
 from __future__ import annotations
 
-from functools import lru_cache
-
-from django.conf import settings
-
 from conversations.history.base import (
     MAX_STORED_MESSAGES,
     USAGE_FIELDS,
     Conversation,
-    ConversationSummary,
     HistoryFull,
     HistoryStore,
     SessionBusy,
+    SessionListItem,
     SessionTurn,
     message,
     now_iso,
 )
-from conversations.history.locmem_store import CacheHistoryStore
+from conversations.history.cache_store import CacheHistoryStore
 from conversations.history.redis_store import RedisHistoryStore
-from core.cached import until_settings_change
 
 __all__ = [
     "MAX_STORED_MESSAGES",
     "USAGE_FIELDS",
     "CacheHistoryStore",
     "Conversation",
-    "ConversationSummary",
     "HistoryFull",
     "HistoryStore",
     "RedisHistoryStore",
     "SessionBusy",
+    "SessionListItem",
     "SessionTurn",
-    "history_store",
     "message",
     "now_iso",
 ]
-
-
-@lru_cache(maxsize=1)
-def _locmem_store() -> CacheHistoryStore:
-    return CacheHistoryStore()
-
-
-@until_settings_change
-def _redis_store() -> RedisHistoryStore:
-    # It holds the process's Redis client and its scripts, nothing of any one request: every thread shares it.
-    return RedisHistoryStore()
-
-
-def history_store() -> HistoryStore:
-    return _redis_store() if settings.HISTORY_BACKEND == "redis" else _locmem_store()

@@ -1,18 +1,21 @@
-"""What both history stores share: the stored shapes, the interface, and the errors a turn can meet."""
+"""What both history stores share: the stored shapes, the interface, the policy they are given (the admin's chat
+slot, its usage totals) and the errors a turn can meet."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from django.conf import settings
+from redis.client import Pipeline
 
-from conversations.limits import AdminSlot
-from conversations.usage import USAGE_FIELDS
 from core.exceptions import ServiceError
 from core.leases import Lease
 from core.timestamps import utcnow_iso
+
+USAGE_FIELDS = ("prompt_tokens", "completion_tokens", "total_tokens", "requests")
 
 # A conversation keeps at most this many messages; older ones fall off (only the newest go upstream anyway).
 MAX_STORED_MESSAGES = 200
@@ -20,6 +23,13 @@ MAX_STORED_MESSAGES = 200
 # far below what a Redis counter holds (2**63 - 1) and within what a Lua number counts exactly (2**53), so that a
 # turn never fails on a counter.
 MAX_USAGE_COUNTER = 10**15
+
+
+class SessionNotFound(ServiceError):
+    """No such session of the asking admin."""
+
+    status_code = 404
+    code = "not_found"
 
 
 class SessionBusy(ServiceError):
@@ -44,7 +54,9 @@ class Conversation:
 
 
 @dataclass(frozen=True)
-class ConversationSummary:
+class SessionListItem:
+    """A session as `/chat/sessions` lists it."""
+
     session_id: str
     message_count: int
     created_at: str
@@ -80,19 +92,61 @@ class StoreOptions:
     summary: str | None = None  # the session's new summary (None: unchanged)
 
 
-AS_A_TURN = StoreOptions()
+NEW_EXCHANGE = StoreOptions()  # the turn's messages follow the stored ones
+
+
+class ChatSlot(Protocol):
+    """A turn's place among its admin's chats (conversations.limits.AdminSlot). The store takes it with the turn's
+    first write and gives it back with its last."""
+
+    admin_id: str
+    member: str
+
+    @property
+    def limited(self) -> bool: ...
+    @property
+    def active_key(self) -> str: ...
+    def keys(self) -> list[str]: ...
+    def args(self) -> Any:
+        """Its ARGV after keys(): a dataclass whose fields are named as SlotPolicy.take_slot_lua's parameters."""
+        ...
+
+    def refusal(self, limit: str) -> ServiceError: ...
+    def lease(self) -> Lease: ...
+    def take(self) -> bool: ...
+    def release_into(self, pipe: Pipeline) -> None: ...
+    def give_back(self) -> None: ...
+
+
+class SlotPolicy(Protocol):
+    """The per-admin chat limits a store is given (conversations.limits.ChatLimits)."""
+
+    # Defines the Lua function take_slot(rate_key, active_key, <ChatSlot.args()'s fields>), which returns nil when
+    # the slot is taken, else the limit that refused it.
+    take_slot_lua: str
+
+    def slot(self, admin_id: str) -> ChatSlot: ...
+
+
+class UsagePolicy(Protocol):
+    """An admin's usage totals, which a store is given (conversations.usage.UsageTotals)."""
+
+    def key(self, admin_id: str) -> str: ...
+    def record(
+        self, admin_id: str, usage: Mapping[str, int], *, with_writes: Callable[[Pipeline], None] | None = None
+    ) -> None: ...
 
 
 class SessionTurn(Protocol):
     """A turn's hold on its session, from `HistoryStore.session_turn`."""
 
     conversation: Conversation | None  # the session's history when the turn began; None for a new session
-    # What the turn holds in Redis besides its admin's slot (the session's lock, a new session's place), for it to
-    # keep while it runs; an in-process lock is held by the turn itself.
+    # What the turn holds in Redis (its admin's slot, the session's lock, a new session's place), for it to keep
+    # while it runs; an in-process lock is held by the turn itself.
     leases: list[Lease]
 
     def finish(
-        self, messages: list[dict[str, Any]], usage: dict[str, int], options: StoreOptions = AS_A_TURN
+        self, messages: list[dict[str, Any]], usage: dict[str, int], options: StoreOptions = NEW_EXCHANGE
     ) -> dict[str, int]:
         """Stores the turn and adds its usage to the session's and the admin's totals, then gives back the lock and
         the admin's slot; returns the session's usage totals, this turn included. `options`: a turn that redoes
@@ -105,9 +159,9 @@ class HistoryStore(Protocol):
     backend: str
 
     def session_turn(
-        self, slot: AdminSlot, session_id: str, *, hold_seconds: float
+        self, admin_id: str, session_id: str, *, hold_seconds: float
     ) -> AbstractContextManager[SessionTurn]:
-        """Begins a turn: takes the admin's chat slot (ChatLimited), the session's lock, waiting up to
+        """Begins a turn: takes a chat slot of the admin (ChatLimited), the session's lock, waiting up to
         CHAT_SESSION_WAIT_SECONDS for it (SessionBusy), admits a session that is not stored yet before its turn
         asks the model (HistoryFull when the store is full and the admin is below its own cap), and reads the
         history. What it holds in Redis lasts `hold_seconds` unless the turn renews it (SessionTurn.leases).
@@ -115,14 +169,8 @@ class HistoryStore(Protocol):
         ...
 
     def get(self, admin_id: str, session_id: str) -> Conversation | None: ...
-    def append(
-        self, admin_id: str, session_id: str, messages: list[dict[str, Any]], usage: dict[str, int]
-    ) -> dict[str, int]:
-        """Adds messages and usage to a session outside a turn (no lock, no admin totals); returns its totals."""
-        ...
-
     def delete(self, admin_id: str, session_id: str) -> bool: ...
-    def list(self, admin_id: str) -> list[ConversationSummary]: ...
+    def list(self, admin_id: str) -> list[SessionListItem]: ...
     def count(self) -> int: ...
 
 
@@ -140,8 +188,8 @@ def usage_added(counter: int, tokens: int) -> int:
     return min(counter + max(tokens, 0), MAX_USAGE_COUNTER)
 
 
-def summary_of(conversation: Conversation) -> ConversationSummary:
-    return ConversationSummary(
+def list_item_of(conversation: Conversation) -> SessionListItem:
+    return SessionListItem(
         conversation.session_id,
         len(conversation.messages),
         conversation.created_at,

@@ -7,7 +7,7 @@ import secrets
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import redis
@@ -15,22 +15,31 @@ from django.conf import settings
 from redis.exceptions import RedisClusterException
 
 from conversations.history.base import (
-    AS_A_TURN,
     MAX_STORED_MESSAGES,
+    NEW_EXCHANGE,
     USAGE_FIELDS,
+    ChatSlot,
     Conversation,
-    ConversationSummary,
     SessionBusy,
+    SessionListItem,
     SessionTurn,
+    SlotPolicy,
     StoreOptions,
+    UsagePolicy,
     history_full,
     now_iso,
     usage_added,
 )
-from conversations.history.redis_scripts import CLUSTER, RESERVE_SCRIPT, SINGLE
-from conversations.limits import AdminSlot, chat_active_key, slot_release
-from conversations.usage import usage_key
+from conversations.history.redis_scripts import (
+    RESERVE_SCRIPT,
+    BeginArgs,
+    FinishArgs,
+    ReleaseArgs,
+    ReserveArgs,
+    turn_scripts,
+)
 from core.leases import Lease, LeaseLost
+from core.lua_args import lua_argv
 from core.redis_store import (
     NotReplicated,
     decoded,
@@ -51,36 +60,120 @@ def index_refresh_seconds() -> int:
     return max(1, min(60, settings.MEMORY_TTL_SECONDS // 10))
 
 
+def session_keys(admin_id: str, session_id: str) -> tuple[str, str]:
+    """The session's messages and its meta."""
+    return redis_admin_key(admin_id, "conv", session_id, "messages"), redis_admin_key(
+        admin_id, "conv", session_id, "meta"
+    )
+
+
+def admin_index_key(admin_id: str) -> str:
+    return redis_admin_key(admin_id, "conv-index")
+
+
+def store_index_key() -> str:
+    return redis_tagged_key("conv-index", "all")
+
+
+def lock_key(admin_id: str, session_id: str) -> str:
+    return redis_admin_key(admin_id, "conv-lock", session_id)
+
+
 @dataclass
 class _RedisTurn:
+    """A turn's hold on its session: the admin's slot, the session's lock and a new session's place. `finish` stores
+    the turn and gives them back in one script; a turn that leaves without it gives them back with `give_back`."""
+
     store: RedisHistoryStore
-    slot: AdminSlot
+    slot: ChatSlot
+    slot_held: bool
     session_id: str
     lock_token: str
-    conversation: Conversation | None
-    leases: list[Lease]
-    reserved_at: float | None = None
+    conversation: Conversation | None = None
+    leases: list[Lease] = field(default_factory=list)
+    reserved: bool = False  # a place was reserved for this new session in the store-wide index
+    reserved_at: float | None = None  # on Redis Cluster, when (RESERVE_SCRIPT)
     finished: bool = False
 
+    @property
+    def member(self) -> str:
+        return f"{self.slot.admin_id}:{self.session_id}"
+
     def finish(
-        self, messages: list[dict[str, Any]], usage: dict[str, int], options: StoreOptions = AS_A_TURN
+        self, messages: list[dict[str, Any]], usage: dict[str, int], options: StoreOptions = NEW_EXCHANGE
     ) -> dict[str, int]:
+        """The finish script (acknowledged once a replica has it, where REDIS_WAIT_REPLICAS asks), then, only when
+        the admin went over MAX_SESSIONS_PER_ADMIN or (Redis Cluster) the session's place in the store-wide index
+        is due for a refresh, one more round trip: the evicted sessions' keys are named only once the script has
+        chosen them."""
+        store, admin_id = self.store, self.slot.admin_id
+        now = time.time()
+        args = FinishArgs(
+            ttl=settings.MEMORY_TTL_SECONDS,
+            now_iso=now_iso(),
+            max_stored=MAX_STORED_MESSAGES,
+            usage_json=json.dumps({name: usage_added(0, int(usage[name])) for name in USAGE_FIELDS if name in usage}),
+            now=now,
+            max_sessions_per_admin=settings.MAX_SESSIONS_PER_ADMIN,
+            session_id=self.session_id,
+            admin_id=admin_id,
+            admin_usage=options.admin_usage,
+            lock_token=self.lock_token,
+            slot_member=self.slot.member if self.slot_held else "",
+            replace_last=options.replace_last,
+            created_at=options.created_at or "",
+            drop_first=options.drop_first,
+            set_summary=options.summary is not None,
+            summary=options.summary or "",
+            reserved_at=self.reserved_at,
+            refresh_seconds=index_refresh_seconds(),
+            messages=[json.dumps(m) for m in messages],
+        )
         try:
-            totals = self.store._store_turn(
-                self.slot.admin_id,
-                self.session_id,
-                messages,
-                usage,
-                options,
-                slot=self.slot,
-                lock_token=self.lock_token,
-                reserved_at=self.reserved_at,
+            outcome = redis_script_replicated(
+                store.finish_script, keys=store.finish_keys(self.slot, self.session_id), args=lua_argv(args)
             )
         except NotReplicated:
             self.finished = True  # stored, and the lock and slot given back, but not confirmed by a replica
             raise
+        if outcome == [b"lost"]:
+            raise LeaseLost("the session's lock")
         self.finished = True
-        return totals
+        totals, evicted, refresh = outcome
+        if evicted or refresh:
+            pipe = redis_client().pipeline(transaction=False)
+            for old_session in evicted:
+                for key in session_keys(admin_id, old_session.decode()):
+                    pipe.delete(key)  # one key per DEL: a cluster pipeline takes no other
+            if not store.store_wide:
+                if evicted:
+                    pipe.zrem(store_index_key(), *(f"{admin_id}:{old.decode()}" for old in evicted))
+                if refresh:
+                    pipe.zadd(store_index_key(), {self.member: now})
+            pipe.execute()
+        return {name: int(value or 0) for name, value in zip(USAGE_FIELDS, totals, strict=True)}
+
+    def give_back(self, *, within: float) -> None:
+        """The release script: the lock, the slot and a new session's place of a turn that stored nothing. When
+        Redis cannot be reached (a failover) it is retried in the background, so that the session is not locked
+        for as long as its lock lives once Redis is back."""
+        args = ReleaseArgs(
+            lock_token=self.lock_token,
+            slot_member=self.slot.member if self.slot_held else "",
+            member=self.member,
+            reserved=self.reserved,
+        )
+        self.slot_held = False
+        keys, argv = self.store.release_keys(self.slot, self.session_id), lua_argv(args)
+        release, member, reserved = self.store.release_script, self.member, self.reserved
+        cluster, client = not self.store.store_wide, redis_client()
+
+        def give_back() -> None:
+            stored = release(keys=keys, args=argv)
+            if reserved and cluster and not stored:
+                client.zrem(store_index_key(), member)
+
+        redis_give_back(give_back, within=within)
 
 
 class RedisHistoryStore:
@@ -99,253 +192,150 @@ class RedisHistoryStore:
                                          are counted apart)
     A turn with a session costs two round trips: the begin script (the admin's chat slot, the lock, the admission
     of a new session, the history read) and the finish script (the messages, the session's and the admin's usage,
-    the indexes, and the lock and slot given back); a failed turn ends with the release script instead.
+    the indexes, and the lock and slot given back); a failed turn ends with the release script instead. The store
+    is given the admin's chat limits (`limits`: the slot and the Lua that takes it in the begin script) and usage
+    totals (`usage`: the key the finish script adds to).
 
     Redis Cluster: each script's keys are in the admin's slot, so the store-wide index, in a slot of its own, is
-    kept apart from the turn scripts (redis_scripts.CLUSTER). A new session costs one more round trip, to reserve
-    its place (RESERVE_SCRIPT); a session's place is scored by its last activity as of its last refresh, which a
-    turn makes (one more round trip) only when it is older than index_refresh_seconds(), and a place is kept that
-    much longer than MEMORY_TTL_SECONDS. So the index never counts fewer sessions than are stored, and MAX_SESSIONS
-    holds; an expired session may keep its place up to index_refresh_seconds() longer than it lives, refusing a
-    new session that much early.
+    kept apart from the turn scripts (redis_scripts.turn_scripts). A new session costs one more round trip, to
+    reserve its place (RESERVE_SCRIPT); a session's place is scored by its last activity as of its last refresh,
+    which a turn makes (one more round trip) only when it is older than index_refresh_seconds(), and a place is kept
+    that much longer than MEMORY_TTL_SECONDS. So the index never counts fewer sessions than are stored, and
+    MAX_SESSIONS holds; an expired session may keep its place up to index_refresh_seconds() longer than it lives,
+    refusing a new session that much early.
     """
 
     backend = "redis"
 
-    def __init__(self) -> None:
+    def __init__(self, *, limits: SlotPolicy, usage: UsagePolicy) -> None:
+        self.limits, self.usage = limits, usage
         self._redis = redis_client()
-        self._scripts = CLUSTER if settings.REDIS_CLUSTER else SINGLE
-        self._begin = redis_script(self._scripts.begin)
-        self._finish = redis_script(self._scripts.finish)
-        self._release = redis_script(self._scripts.release)
-
-    @staticmethod
-    def _keys(admin_id: str, session_id: str) -> tuple[str, str]:
-        return redis_admin_key(admin_id, "conv", session_id, "messages"), redis_admin_key(
-            admin_id, "conv", session_id, "meta"
-        )
-
-    @staticmethod
-    def _index_key(admin_id: str) -> str:
-        return redis_admin_key(admin_id, "conv-index")
-
-    @staticmethod
-    def _all_key() -> str:
-        return redis_tagged_key("conv-index", "all")
-
-    @staticmethod
-    def _lock_key(admin_id: str, session_id: str) -> str:
-        return redis_admin_key(admin_id, "conv-lock", session_id)
+        scripts = turn_scripts(limits.take_slot_lua, cluster=settings.REDIS_CLUSTER)
+        self.store_wide = scripts.store_wide  # the turn scripts use the store-wide index (their last key)
+        self._begin = redis_script(scripts.begin)
+        self.finish_script = redis_script(scripts.finish)
+        self.release_script = redis_script(scripts.release)
 
     def _store_wide(self) -> list[str]:
-        """The store-wide index, as the last key of the turn scripts that use it (not on Redis Cluster)."""
-        return [self._all_key()] if self._scripts.store_wide else []
+        return [store_index_key()] if self.store_wide else []
 
-    def begin_keys(self, slot: AdminSlot, session_id: str) -> list[str]:
+    def begin_keys(self, slot: ChatSlot, session_id: str) -> list[str]:
         admin_id = slot.admin_id
         return [
             *slot.keys(),
-            self._lock_key(admin_id, session_id),
-            self._index_key(admin_id),
-            *self._keys(admin_id, session_id),
+            lock_key(admin_id, session_id),
+            admin_index_key(admin_id),
+            *session_keys(admin_id, session_id),
             *self._store_wide(),
         ]
 
-    def finish_keys(self, admin_id: str, session_id: str) -> list[str]:
+    def finish_keys(self, slot: ChatSlot, session_id: str) -> list[str]:
+        admin_id = slot.admin_id
         return [
-            *self._keys(admin_id, session_id),
-            self._index_key(admin_id),
-            usage_key(admin_id),
-            self._lock_key(admin_id, session_id),
-            chat_active_key(admin_id),
+            *session_keys(admin_id, session_id),
+            admin_index_key(admin_id),
+            self.usage.key(admin_id),
+            lock_key(admin_id, session_id),
+            slot.active_key,
             *self._store_wide(),
         ]
 
-    def release_keys(self, admin_id: str, session_id: str) -> list[str]:
+    def release_keys(self, slot: ChatSlot, session_id: str) -> list[str]:
+        admin_id = slot.admin_id
         return [
-            self._lock_key(admin_id, session_id),
-            chat_active_key(admin_id),
-            self._keys(admin_id, session_id)[1],
+            lock_key(admin_id, session_id),
+            slot.active_key,
+            session_keys(admin_id, session_id)[1],
             *self._store_wide(),
         ]
 
     @contextmanager
-    def session_turn(self, slot: AdminSlot, session_id: str, *, hold_seconds: float) -> Iterator[SessionTurn]:
+    def session_turn(self, admin_id: str, session_id: str, *, hold_seconds: float) -> Iterator[SessionTurn]:
         """One round trip (the begin script) takes the admin's slot, the session's lock, a new session's place and
         reads the history; while another turn holds the session, the script is retried (without taking the slot
         again) every 20 ms for up to CHAT_SESSION_WAIT_SECONDS. On Redis Cluster a new session's place takes one
         more round trip."""
-        admin_id = slot.admin_id
-        member = f"{admin_id}:{session_id}"
-        token = secrets.token_hex(16)
+        slot = self.limits.slot(admin_id)
+        turn = _RedisTurn(self, slot, slot_held=False, session_id=session_id, lock_token=secrets.token_hex(16))
         keys = self.begin_keys(slot, session_id)
         give_up_at = time.monotonic() + settings.CHAT_SESSION_WAIT_SECONDS
-        take_slot = slot.limited
+        slot_to_take = slot.limited
         while True:
             now = time.time()
+            args = BeginArgs(
+                **asdict(slot.args()),
+                slot_to_take=slot_to_take,
+                lock_token=turn.lock_token,
+                lock_ms=int(hold_seconds * 1000),
+                now=now,
+                ttl=settings.MEMORY_TTL_SECONDS,
+                hold_seconds=hold_seconds,
+                max_sessions=settings.MAX_SESSIONS,
+                max_sessions_per_admin=settings.MAX_SESSIONS_PER_ADMIN,
+                session_id=session_id,
+                member=turn.member,
+            )
             try:
-                outcome, *found = self._begin(
-                    keys=keys,
-                    args=[
-                        *slot.args(),
-                        int(take_slot),
-                        token,
-                        int(hold_seconds * 1000),
-                        now,
-                        settings.MEMORY_TTL_SECONDS,
-                        hold_seconds,
-                        settings.MAX_SESSIONS,
-                        settings.MAX_SESSIONS_PER_ADMIN,
-                        session_id,
-                        member,
-                    ],
-                )
+                outcome, *found = self._begin(keys=keys, args=lua_argv(args))
             except (redis.RedisError, RedisClusterException):
                 # It may have run, its answer lost: what it may have taken is given back once Redis answers.
-                slot_member = slot.member if slot.limited and not slot.released else ""
-                slot.released = True
+                turn.slot_held = slot.limited
                 with suppress(redis.RedisError, RedisClusterException):
-                    self._give_back(admin_id, session_id, token, slot_member, reserved=False, within=hold_seconds)
+                    turn.give_back(within=hold_seconds)
                 raise
+            if outcome in (b"rate", b"concurrent"):
+                raise slot.refusal(outcome.decode())  # never taken
+            turn.slot_held = slot.limited
             if outcome != b"busy":
                 break
-            take_slot = False  # taken by the first try, if the limits are on
+            slot_to_take = False  # taken by the first try, if the limits are on
             if time.monotonic() + _LOCK_RETRY_SECONDS > give_up_at:
-                slot_release(slot)
+                if turn.slot_held:
+                    slot.give_back()
                 raise SessionBusy("Another message to this session is still being answered; retry shortly.")
             time.sleep(_LOCK_RETRY_SECONDS)
-        if outcome in (b"rate", b"concurrent"):
-            slot.released = True  # never taken
-            raise slot.refusal(outcome.decode())
         if outcome == b"full":
-            slot.released = True  # given back by the script, with the lock
-            raise history_full(float(found[0]) if found else None, now)
+            raise history_full(float(found[0]) if found else None, now)  # the script gave the slot and lock back
         raw_messages, meta = found
-        lock = Lease("token", self._lock_key(admin_id, session_id), token, hold_seconds, "the session's lock")
-        conversation = self._conversation(session_id, raw_messages, meta)
-        turn = _RedisTurn(self, slot, session_id, token, conversation, [lock])
+        turn.conversation = self._conversation(session_id, raw_messages, meta)
+        if turn.slot_held:
+            turn.leases.append(slot.lease())
+        turn.leases.append(
+            Lease("token", lock_key(admin_id, session_id), turn.lock_token, hold_seconds, "the session's lock")
+        )
         try:
             if outcome == b"new":
-                outcome = self._reserve(member, now, hold_seconds)
-                turn.reserved_at = now if outcome == b"reserved" else None
+                turn.reserved = self._reserve(turn.member, now, hold_seconds)
+                turn.reserved_at = now if turn.reserved else None
             elif outcome == b"reserved":  # on a single Redis: scored minus when it was reserved, until it is stored
-                place = Lease("reserved-member", self._all_key(), member, hold_seconds, "the new session's place")
-                turn.leases.append(place)
+                turn.reserved = True
+                what = "the new session's place"
+                turn.leases.append(Lease("reserved-member", store_index_key(), turn.member, hold_seconds, what))
             yield turn
         finally:
             if not turn.finished:
-                member_held = "" if slot.released else slot.member
-                slot.released = True
-                reserved = outcome == b"reserved"
-                self._give_back(admin_id, session_id, token, member_held, reserved=reserved, within=hold_seconds)
+                turn.give_back(within=hold_seconds)
 
-    def _give_back(
-        self, admin_id: str, session_id: str, token: str, slot_member: str, *, reserved: bool, within: float
-    ) -> None:
-        """The release script: a failed turn's lock, slot and new session's place given back. When Redis cannot be
-        reached (a failover) it is retried in the background, so that the session is not locked for as long as
-        its lock lives once Redis is back."""
-        member = f"{admin_id}:{session_id}"
-        keys, args = self.release_keys(admin_id, session_id), [token, slot_member, member, int(reserved)]
-        release, all_key, client = self._release, self._all_key(), self._redis
-        cluster = not self._scripts.store_wide
-
-        def give_back() -> None:
-            stored = release(keys=keys, args=args)
-            if reserved and cluster and not stored:
-                client.zrem(all_key, member)
-
-        redis_give_back(give_back, within=within)
-
-    def _reserve(self, member: str, now: float, hold_seconds: float) -> bytes:
+    def _reserve(self, member: str, now: float, hold_seconds: float) -> bool:
         """Redis Cluster: a place in the store-wide index for a new session, in a round trip to that index's slot.
-        Returns the admission (b"reserved", or b"admitted" when it had one); raises HistoryFull. The place is
-        scored as a stored session is, so it lasts MEMORY_TTL_SECONDS without renewal."""
-        placed = redis_script(RESERVE_SCRIPT)(
-            keys=[self._all_key()],
-            args=[
-                now,
-                settings.MEMORY_TTL_SECONDS,
-                hold_seconds,
-                index_refresh_seconds(),
-                settings.MAX_SESSIONS,
-                member,
-            ],
+        Returns whether it reserved one (not when the session had one); raises HistoryFull. The place is scored as
+        a stored session is, so it lasts MEMORY_TTL_SECONDS without renewal."""
+        args = ReserveArgs(
+            now=now,
+            ttl=settings.MEMORY_TTL_SECONDS,
+            hold_seconds=hold_seconds,
+            grace=index_refresh_seconds(),
+            max_sessions=settings.MAX_SESSIONS,
+            member=member,
         )
+        placed = redis_script(RESERVE_SCRIPT)(keys=[store_index_key()], args=lua_argv(args))
         if isinstance(placed, list):
             oldest = placed[1] if len(placed) > 1 else None
             raise history_full(float(oldest) if oldest else None, now)
-        return b"reserved" if placed == 1 else b"admitted"
-
-    def _store_turn(
-        self,
-        admin_id: str,
-        session_id: str,
-        messages: list[dict[str, Any]],
-        usage: dict[str, int],
-        options: StoreOptions = AS_A_TURN,
-        *,
-        slot: AdminSlot | None = None,
-        lock_token: str = "",
-        reserved_at: float | None = None,
-    ) -> dict[str, int]:
-        """The finish script (acknowledged once a replica has it, where REDIS_WAIT_REPLICAS asks), then, only when
-        the admin went over MAX_SESSIONS_PER_ADMIN or (Redis Cluster) the session's place in the store-wide index
-        is due for a refresh, one more round trip: the evicted sessions' keys are named only once the script has
-        chosen them."""
-        ttl = settings.MEMORY_TTL_SECONDS
-        counted = {name: usage_added(0, int(usage[name])) for name in USAGE_FIELDS if name in usage}
-        now = time.time()
-        outcome = redis_script_replicated(
-            self._finish,
-            keys=self.finish_keys(admin_id, session_id),
-            args=[
-                ttl,
-                now_iso(),
-                MAX_STORED_MESSAGES,
-                json.dumps(counted),
-                now,
-                settings.MAX_SESSIONS_PER_ADMIN,
-                session_id,
-                admin_id,
-                int(slot is not None and options.admin_usage),
-                lock_token,
-                "" if slot is None or slot.released else slot.member,
-                options.replace_last,
-                options.created_at or "",
-                options.drop_first,
-                int(options.summary is not None),
-                options.summary or "",
-                "" if reserved_at is None else reserved_at,
-                index_refresh_seconds(),
-                *(json.dumps(m) for m in messages),
-            ],
-        )
-        if outcome == [b"lost"]:
-            raise LeaseLost("the session's lock")
-        totals, evicted, refresh = outcome
-        if slot is not None:
-            slot.released = True
-        if evicted or refresh:
-            pipe = self._redis.pipeline(transaction=False)
-            for old_session in evicted:
-                for key in self._keys(admin_id, old_session.decode()):
-                    pipe.delete(key)  # one key per DEL: a cluster pipeline takes no other
-            if not self._scripts.store_wide:
-                if evicted:
-                    pipe.zrem(self._all_key(), *(f"{admin_id}:{old.decode()}" for old in evicted))
-                if refresh:
-                    pipe.zadd(self._all_key(), {f"{admin_id}:{session_id}": now})
-            pipe.execute()
-        return {name: int(value or 0) for name, value in zip(USAGE_FIELDS, totals, strict=True)}
-
-    def append(
-        self, admin_id: str, session_id: str, messages: list[dict[str, Any]], usage: dict[str, int]
-    ) -> dict[str, int]:
-        return self._store_turn(admin_id, session_id, messages, usage)
+        return placed == 1
 
     def get(self, admin_id: str, session_id: str) -> Conversation | None:
-        messages_key, meta_key = self._keys(admin_id, session_id)
+        messages_key, meta_key = session_keys(admin_id, session_id)
         pipe = self._redis.pipeline(transaction=False)
         pipe.lrange(messages_key, 0, -1)
         pipe.hgetall(meta_key)
@@ -371,40 +361,38 @@ class RedisHistoryStore:
 
     def _remove(self, admin_id: str, session_id: str) -> int:
         pipe = self._redis.pipeline(transaction=False)
-        for key in self._keys(admin_id, session_id):
+        for key in session_keys(admin_id, session_id):
             pipe.delete(key)
-        pipe.zrem(self._index_key(admin_id), session_id)
-        pipe.zrem(self._all_key(), f"{admin_id}:{session_id}")
+        pipe.zrem(admin_index_key(admin_id), session_id)
+        pipe.zrem(store_index_key(), f"{admin_id}:{session_id}")
         deleted_messages, deleted_meta, *_ = pipe.execute()
         return deleted_messages + deleted_meta
 
     def delete(self, admin_id: str, session_id: str) -> bool:
         return self._remove(admin_id, session_id) > 0
 
-    def list(self, admin_id: str) -> list[ConversationSummary]:
-        index = self._index_key(admin_id)
+    def list(self, admin_id: str) -> list[SessionListItem]:
+        index = admin_index_key(admin_id)
         self._redis.zremrangebyscore(index, "-inf", time.time() - settings.MEMORY_TTL_SECONDS)
         session_ids = [s.decode() for s in self._redis.zrevrange(index, 0, -1)]
         pipe = self._redis.pipeline(transaction=False)
         for session_id in session_ids:
-            messages_key, meta_key = self._keys(admin_id, session_id)
+            messages_key, meta_key = session_keys(admin_id, session_id)
             pipe.llen(messages_key)
             pipe.hgetall(meta_key)
         results = pipe.execute()
-        summaries = []
+        listed = []
         for session_id, count, meta in zip(session_ids, results[::2], results[1::2], strict=True):
             if meta:
                 meta = decoded(meta)
                 usage = {name: int(meta.get(name, 0)) for name in USAGE_FIELDS}
-                summaries.append(
-                    ConversationSummary(session_id, count, meta["created_at"], meta["last_activity"], usage)
-                )
-        return summaries
+                listed.append(SessionListItem(session_id, count, meta["created_at"], meta["last_activity"], usage))
+        return listed
 
     def count(self) -> int:
         """Sessions stored in all (on Redis Cluster, as the store-wide index counts them: see the class)."""
-        grace = 0 if self._scripts.store_wide else index_refresh_seconds()
+        grace = 0 if self.store_wide else index_refresh_seconds()
         pipe = self._redis.pipeline(transaction=False)
-        pipe.zremrangebyscore(self._all_key(), 0, time.time() - settings.MEMORY_TTL_SECONDS - grace)
-        pipe.zcount(self._all_key(), "(0", "+inf")
+        pipe.zremrangebyscore(store_index_key(), 0, time.time() - settings.MEMORY_TTL_SECONDS - grace)
+        pipe.zcount(store_index_key(), "(0", "+inf")
         return pipe.execute()[1]

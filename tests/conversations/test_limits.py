@@ -6,8 +6,9 @@ from http import HTTPStatus
 import pytest
 from rest_framework.test import APIClient
 
-from conversations.history import SessionBusy, history_store
-from conversations.limits import AdminSlot, turn_seconds
+from conversations.history import SessionBusy
+from conversations.limits import AdminSlot, turn_hold_seconds
+from conversations.stores import history_store
 from core.redis_store import redis_client
 from tests.support import chat, wait_for
 
@@ -122,9 +123,9 @@ def test_a_stream_the_client_leaves_gives_its_process_slot_back(alice_client, fa
 def test_a_turn_that_waits_for_its_session_counts_once_and_gives_its_slot_back(history_backend, alice, settings):
     settings.CHAT_SESSION_WAIT_SECONDS = 0.2
     store = history_store()
-    holder = AdminSlot(alice.id)
-    with store.session_turn(holder, "s1", hold_seconds=turn_seconds()):
-        with pytest.raises(SessionBusy), store.session_turn(AdminSlot(alice.id), "s1", hold_seconds=turn_seconds()):
+    holder = AdminSlot(alice.id)  # its keys: the admin's counter this minute and its chats in flight
+    with store.session_turn(alice.id, "s1", hold_seconds=turn_hold_seconds()):
+        with pytest.raises(SessionBusy), store.session_turn(alice.id, "s1", hold_seconds=turn_hold_seconds()):
             pass  # pragma: no cover - never entered
         assert redis_client().zcard(holder.active_key) == 1  # only the holder's slot
 

@@ -8,7 +8,10 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from conversations.history import CacheHistoryStore, RedisHistoryStore, message
+from conversations.history import CacheHistoryStore, message
+from conversations.history.redis_store import session_keys
+from conversations.limits import turn_hold_seconds
+from conversations.stores import history_store
 from conversations.trimming import estimate_tokens, trim_history, upstream_messages
 
 roles = st.sampled_from(["user", "assistant"])
@@ -55,7 +58,7 @@ admin_ids = st.from_regex(r"[0-9a-f]{16}", fullmatch=True)
 
 @given(a=st.tuples(admin_ids, session_ids), b=st.tuples(admin_ids, session_ids))
 def test_history_keys_never_collide(a, b):
-    for key in (CacheHistoryStore._key, RedisHistoryStore._keys):
+    for key in (CacheHistoryStore._key, session_keys):
         assert (key(*a) == key(*b)) == (a == b)
 
 
@@ -67,9 +70,10 @@ def test_history_keys_never_collide(a, b):
 )
 def test_one_admins_session_is_invisible_to_any_other_key(a, b, backend, settings):
     settings.HISTORY_BACKEND = backend
-    store = CacheHistoryStore(alias="history") if backend == "locmem" else RedisHistoryStore()
+    store = history_store()
     marker = uuid.uuid4().hex
-    store.append(*a, [message("user", marker)], {})
+    with store.session_turn(*a, hold_seconds=turn_hold_seconds()) as turn:
+        turn.finish([message("user", marker)], {})
     try:
         other = store.get(*b)
         if a != b:

@@ -235,3 +235,11 @@ def test_a_tool_conversation_survives_export_and_import(alice_client):
 
     exported = alice_client.get("/chat/sessions/t/export").json()["messages"]
     assert [{k: v for k, v in m.items() if k != "created_at"} for m in exported] == messages
+
+
+def test_a_sessions_messages_carry_their_time_as_created_at_and_as_at(alice_client, fake_groq):
+    assert chat(alice_client, "hi", session_id="timed").status_code == HTTPStatus.OK
+    detail = alice_client.get("/chat/sessions/timed").json()
+    export = alice_client.get("/chat/sessions/timed/export").json()
+    assert [m["created_at"] for m in detail["messages"]] == [m["at"] for m in detail["messages"]]
+    assert [m["created_at"] for m in detail["messages"]] == [m["created_at"] for m in export["messages"]]

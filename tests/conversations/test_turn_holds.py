@@ -14,7 +14,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from accounts.budgets import Budget, BudgetOwner, budget_set, budget_status
-from conversations.limits import slot_seconds
+from conversations.limits import slot_hold_seconds
 from core.redis_store import redis_admin_key, redis_client
 from tests.support import MAX_TOKENS, ask, chat, events_of, sent_messages, worst_case
 
@@ -49,7 +49,7 @@ class Stream:
 
 def outlive_the_hold() -> None:
     """Waits until what a turn begun now would hold without renewal (its slot lasts longest) has expired."""
-    time.sleep(slot_seconds() + 0.3)
+    time.sleep(slot_hold_seconds() + 0.3)
 
 
 def streamed_chat(client: APIClient, message: str, session_id: str = "s1", **headers) -> Stream:

@@ -8,7 +8,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from llm_provider.rate_limits import rate_limits_forget, rate_limits_observe
+from llm_provider import rate_limits
+from llm_provider.rate_limits import rate_limits_observe
 from llm_provider.services import upstream_rate_limits
 from tests.fake_groq import LIMIT_REQUESTS, LIMIT_TOKENS, FakeGroq, go_duration
 from tests.server import running_server
@@ -16,8 +17,8 @@ from tests.support import ALICE_PASSWORD, samples, scrape, value
 
 
 @pytest.fixture(autouse=True)
-def _nothing_observed() -> None:
-    rate_limits_forget()
+def _nothing_observed(monkeypatch) -> None:
+    monkeypatch.setattr(rate_limits, "_latest", None)
 
 
 def chat(client, message: str = "hi"):

@@ -14,21 +14,22 @@ from django.conf import settings
 from django.core.cache import caches
 
 from conversations.history.base import (
-    AS_A_TURN,
     MAX_STORED_MESSAGES,
+    NEW_EXCHANGE,
     USAGE_FIELDS,
+    ChatSlot,
     Conversation,
-    ConversationSummary,
     SessionBusy,
+    SessionListItem,
     SessionTurn,
+    SlotPolicy,
     StoreOptions,
+    UsagePolicy,
     history_full,
+    list_item_of,
     now_iso,
-    summary_of,
     usage_added,
 )
-from conversations.limits import AdminSlot, admin_slot
-from conversations.usage import usage_record
 from core.leases import Lease
 
 
@@ -60,28 +61,42 @@ class _KeyedLocks:
 
 @dataclass
 class _CacheTurn:
+    """A turn's hold: the admin's slot in Redis, the session's lock and a new session's place in this process."""
+
     store: CacheHistoryStore
-    slot: AdminSlot
+    slot: ChatSlot
+    slot_held: bool
     session_id: str
-    conversation: Conversation | None
-    # The lock and a new session's place are in this process, held for as long as the turn runs: nothing to renew.
+    conversation: Conversation | None = None
+    # The lock and a new session's place are held for as long as the turn runs: only the slot is renewed.
     leases: list[Lease] = field(default_factory=list)
 
     def finish(
-        self, messages: list[dict[str, Any]], usage: dict[str, int], options: StoreOptions = AS_A_TURN
+        self, messages: list[dict[str, Any]], usage: dict[str, int], options: StoreOptions = NEW_EXCHANGE
     ) -> dict[str, int]:
-        totals = self.store.append(self.slot.admin_id, self.session_id, messages, usage, options)
-        usage_record(self.slot, usage if options.admin_usage else {})  # and the slot given back, in one round trip
+        admin_id = self.slot.admin_id
+        totals = self.store.write_turn(admin_id, self.session_id, messages, usage, options)
+        # The admin's usage and the slot given back, in one round trip.
+        release = self.slot.release_into if self.slot_held else None
+        self.store.usage.record(admin_id, usage if options.admin_usage else {}, with_writes=release)
+        self.slot_held = False
         return totals
+
+    def give_back(self) -> None:
+        if self.slot_held:
+            self.slot_held = False
+            self.slot.give_back()
 
 
 class CacheHistoryStore:
     """History in a Django cache alias. Which sessions exist is kept in this process, like the cache itself, and
-    the caps are enforced here: the cache's own cull (MAX_ENTRIES) would drop any admin's entries."""
+    the caps are enforced here: the cache's own cull (MAX_ENTRIES) would drop any admin's entries. `limits` and
+    `usage`: the admin's chat slot a turn takes and the totals it adds to, in Redis."""
 
     backend = "locmem"
 
-    def __init__(self, alias: str = "history") -> None:
+    def __init__(self, *, limits: SlotPolicy, usage: UsagePolicy, alias: str = "history") -> None:
+        self.limits, self.usage = limits, usage
         self._cache = caches[alias]
         self._locks = _KeyedLocks()
         self._guard = threading.Lock()
@@ -95,13 +110,20 @@ class CacheHistoryStore:
         return f"conv:{admin_id}:{session_id}"
 
     @contextmanager
-    def session_turn(self, slot: AdminSlot, session_id: str, *, hold_seconds: float) -> Iterator[SessionTurn]:
-        # The admin's slot is in Redis (one round trip to take it); the lock, the admission and the history are here,
-        # held until the turn ends, so `hold_seconds` (how long what is held in Redis lasts unrenewed) has no use.
-        with admin_slot(slot):
-            lock = self._locks.hold(self._key(slot.admin_id, session_id), settings.CHAT_SESSION_WAIT_SECONDS)
-            with lock, self._admitted(slot.admin_id, session_id):
-                yield _CacheTurn(self, slot, session_id, self.get(slot.admin_id, session_id))
+    def session_turn(self, admin_id: str, session_id: str, *, hold_seconds: float) -> Iterator[SessionTurn]:
+        # The admin's slot is in Redis (one round trip to take it; it lasts unrenewed as long as its own policy says);
+        # the lock, the admission and the history are here, held until the turn ends, so `hold_seconds` has no use.
+        slot = self.limits.slot(admin_id)
+        turn = _CacheTurn(self, slot, slot.take(), session_id)
+        if turn.slot_held:
+            turn.leases.append(slot.lease())
+        try:
+            lock = self._locks.hold(self._key(admin_id, session_id), settings.CHAT_SESSION_WAIT_SECONDS)
+            with lock, self._admitted(admin_id, session_id):
+                turn.conversation = self.get(admin_id, session_id)
+                yield turn
+        finally:
+            turn.give_back()
 
     @contextmanager
     def _admitted(self, admin_id: str, session_id: str) -> Iterator[None]:
@@ -131,15 +153,16 @@ class CacheHistoryStore:
         data = self._cache.get(self._key(admin_id, session_id))
         return Conversation(**data) if data else None
 
-    def append(
+    def write_turn(
         self,
         admin_id: str,
         session_id: str,
         messages: list[dict[str, Any]],
         usage: dict[str, int],
-        options: StoreOptions = AS_A_TURN,
+        options: StoreOptions = NEW_EXCHANGE,
     ) -> dict[str, int]:
-        # Callers hold the session lock, so this read-modify-write cannot lose a turn.
+        """Writes a turn to the session (not the admin's totals); returns the session's usage totals. The caller (a
+        turn of this store) holds the session's lock, so this read-modify-write cannot lose a turn."""
         conversation = self.get(admin_id, session_id) or Conversation(
             session_id=session_id, created_at=options.created_at or now_iso()
         )
@@ -189,13 +212,13 @@ class CacheHistoryStore:
         with self._guard:
             return self._drop(admin_id, session_id)
 
-    def list(self, admin_id: str) -> list[ConversationSummary]:
+    def list(self, admin_id: str) -> list[SessionListItem]:
         with self._guard:
             self._prune(time.time())
             session_ids = list(self._by_admin.get(admin_id, {}))
         found = self._cache.get_many([self._key(admin_id, s) for s in session_ids])
         live = [Conversation(**data) for data in found.values()]
-        return sorted((summary_of(c) for c in live), key=lambda s: s.last_activity, reverse=True)
+        return sorted((list_item_of(c) for c in live), key=lambda s: s.last_activity, reverse=True)
 
     def count(self) -> int:
         with self._guard:
