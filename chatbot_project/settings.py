@@ -18,7 +18,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.retry import Retry
 
 from core.env import env_addresses, env_bool, env_choice, env_float, env_int, env_list, env_str
-from core.weak_secrets import is_known_default_password, secret_problem
+from core.weak_secrets import is_known_default_password, is_weak_default_admin_password, secret_problem
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VERSION = "2.1.0"
@@ -220,7 +220,7 @@ AUTH_USER_MODEL = "accounts.AdminUser"
 AUTHENTICATION_BACKENDS = ["accounts.backends.RedisAdminBackend"]
 DEFAULT_ADMIN_USERNAME = env_str("DEFAULT_ADMIN_USERNAME", "admin")
 DEFAULT_ADMIN_PASSWORD = env_str("DEFAULT_ADMIN_PASSWORD", "admin123" if DEBUG else "")
-if not DEBUG and DEFAULT_ADMIN_PASSWORD and is_known_default_password(DEFAULT_ADMIN_PASSWORD):
+if not DEBUG and DEFAULT_ADMIN_PASSWORD and is_weak_default_admin_password(DEFAULT_ADMIN_PASSWORD):
     raise ImproperlyConfigured(
         "DEFAULT_ADMIN_PASSWORD is a known default or an example from the documentation; with DEBUG off set it "
         "to a password of your own (12+ characters)"
