@@ -48,6 +48,7 @@ def favicon(request: HttpRequest) -> HttpResponse:
     response["Cache-Control"] = f"public, max-age={FAVICON_MAX_AGE_SECONDS}"
     return response
 
+
 HealthSerializer = inline_serializer(
     "Health",
     {
