@@ -95,4 +95,4 @@ def failures_as_messages(prefix: str = "") -> Iterator[None]:
         message = failure_message(exc)
         if message is None:
             raise
-        sys.exit(prefix + message)
+        sys.exit(message if message.startswith(prefix) else prefix + message)

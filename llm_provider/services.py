@@ -66,12 +66,11 @@ def upstream_rate_limits() -> dict[str, object] | None:
 
 def _is_local_host(host: str) -> bool:
     """Whether `host` is this machine or a private network (an Ollama, vLLM or stand-in upstream), not a cloud."""
-    if host == "localhost" or host.endswith((".localhost", ".local", ".internal", ".lan")) or "." not in host:
-        return True
     try:
         address = ipaddress.ip_address(host)
     except ValueError:
-        return False
+        # A name without a dot is one a local resolver or Docker's network answers (`ollama`, `localhost`).
+        return "." not in host or host.endswith((".localhost", ".local", ".internal", ".lan"))
     return address.is_loopback or address.is_private or address.is_link_local
 
 

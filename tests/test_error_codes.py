@@ -11,7 +11,7 @@ from django.test import Client
 from rest_framework.test import APIClient
 
 from tests.conftest import ALICE_PASSWORD
-from tests.test_settings import ROOT
+from tests.server import ROOT
 
 SOURCE_DIRS = ("accounts", "conversations", "core", "llm_provider", "system", "chatbot_project")
 # `code = "..."` / `default_code = "..."` on an exception, `code="..."` passed to one, `"code": "..."` in a body,

@@ -41,6 +41,7 @@ def test_provider_matches_the_seed_and_never_shows_the_key(api):
         ("http://192.168.1.20:8000/v1", "local", f"{LOCAL} (192.168.1.20:8000)"),
         ("http://[::1]:8000/v1", "local", f"{LOCAL} ([::1]:8000)"),
         ("http://user:secret@ollama:11434/v1", "local", f"{LOCAL} (ollama:11434)"),
+        ("http://[2606:4700::1111]/v1", "cloud", "OpenAI-compatible LLM service at [2606:4700::1111]"),
     ],
 )
 def test_provider_says_cloud_only_for_a_server_in_the_cloud(api, settings, base_url, kind, description):
