@@ -87,6 +87,13 @@ def test_an_admin_logs_in_and_sends_the_prefilled_chat_message_in_the_browsable_
     page.locator(".request-info", has_text="POST").wait_for()
     page.locator(".response-info", has_text="HTTP 200 OK").wait_for()
     page.locator(".response-info", has_text="Echo: Hello! How are you today?").wait_for()
+
+    # The next message goes on in the session just used, not back in the example's.
+    content = page.locator("#id__content")
+    content.fill(json.dumps({"session_id": "from-the-browser", "message": "First"}))
+    page.locator("form", has=content).locator("button", has_text="POST").click()
+    page.locator(".response-info", has_text="Echo: First").wait_for()
+    assert json.loads(page.locator("#id__content").input_value())["session_id"] == "from-the-browser"
     assert outside_requests == []
 
 
