@@ -94,7 +94,8 @@ def token_invalid_detail(raw: bytes | str, kind: Literal["access", "refresh"]) -
         return "This is an access token: POST /admin/refresh takes the refresh_token that login returned."
     if header.get("alg") != api_settings.ALGORITHM:
         algorithm = header.get("alg")
-        return f"The {kind} token is signed with {algorithm}, not {api_settings.ALGORITHM}: it was not issued here."
+        shown = algorithm if isinstance(algorithm, str) and algorithm.isalnum() and len(algorithm) <= 10 else "?"
+        return f"The {kind} token is signed with {shown}, not {api_settings.ALGORITHM}: it was not issued here."
     if claims.get("iss") != api_settings.ISSUER or claims.get("aud") != api_settings.AUDIENCE:
         return f"The {kind} token was issued for another service (its iss or aud claim differs); log in here."
     if not token_type or not claims.get(api_settings.JTI_CLAIM):

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import base64
+import json
 import time
 from http import HTTPStatus
 
@@ -256,3 +258,13 @@ def test_no_header_still_says_no_credentials_were_provided():
     response = APIClient().get(PROTECTED)
 
     assert response.json() == {"detail": "Authentication credentials were not provided.", "code": "not_authenticated"}
+
+
+def test_a_token_signed_with_another_algorithm_says_so_without_echoing_what_it_was_sent(alice_tokens):
+    claims = claims_of(alice_tokens["access_token"])
+    hs512 = jwt.encode(claims, settings.SIMPLE_JWT["SIGNING_KEY"] + "x" * 64, algorithm="HS512")
+    header = base64.urlsafe_b64encode(json.dumps({"alg": "<script>" * 100, "typ": "JWT"}).encode()).rstrip(b"=")
+    odd = ".".join([header.decode(), alice_tokens["access_token"].split(".", 1)[1]])
+
+    assert refused_detail(f"Bearer {hs512}").startswith("The access token is signed with HS512, not HS256")
+    assert refused_detail(f"Bearer {odd}").startswith("The access token is signed with ?, not HS256")
