@@ -30,7 +30,9 @@ except Exception as exc:  # a bad setting: say which, without a traceback
     sys.exit(f"Configuration error: {exc}")
 
 from django.conf import settings  # noqa: E402  (after django.setup())
-from django.core.management import CommandError, call_command  # noqa: E402
+from django.core.management import call_command  # noqa: E402
+
+from core.startup import failures_as_messages  # noqa: E402  (after django.setup())
 
 bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
 # Defaults chosen with `make bench` (docs/performance.md has the figures, the machine and the models compared).
@@ -96,11 +98,9 @@ def on_starting(server: object) -> None:
     for address in server.cfg.bind:  # type: ignore[attr-defined]
         if _address_in_use(address):
             sys.exit(f"{address} is in use by another program: set PORT to a free port, e.g. PORT=9000 make run")
-    try:
+    with failures_as_messages(prefix="Configuration error: "):
         call_command("upgraderediskeys", verbosity=0)
         call_command("ensureadmin")
-    except CommandError as exc:
-        sys.exit(f"Configuration error: {exc}")
     call_command("checkllm")
 
 

@@ -5,13 +5,13 @@ import sys
 
 def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chatbot_project.settings")
-    from django.core.exceptions import ImproperlyConfigured
     from django.core.management import execute_from_command_line
 
-    try:
+    from core.startup import failures_as_messages
+
+    # A bad setting, or a Redis that is down or misnamed, ends a command with one message, not a traceback.
+    with failures_as_messages():
         execute_from_command_line(sys.argv)
-    except ImproperlyConfigured as exc:
-        sys.exit(f"Configuration error: {exc}")
 
 
 if __name__ == "__main__":

@@ -4,14 +4,14 @@ from rest_framework.authentication import BaseAuthentication, get_authorization_
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.request import Request
 from rest_framework_simplejwt.authentication import JWTAuthentication
-from rest_framework_simplejwt.exceptions import TokenError
+from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
 from rest_framework_simplejwt.tokens import Token
 
 from accounts.admins import admin_get
 from accounts.api_keys import ApiKey, api_key_authenticate, looks_like_api_key
 from accounts.budgets import BudgetOwner
 from accounts.models import AdminUser
-from accounts.tokens import SESSION_CLAIM, access_token_decode, live_session_of
+from accounts.tokens import SESSION_CLAIM, access_token_decode, live_session_of, token_invalid_detail
 
 
 class RedisJWTAuthentication(JWTAuthentication):
@@ -30,7 +30,7 @@ class RedisJWTAuthentication(JWTAuthentication):
         try:
             return access_token_decode(raw_token)
         except TokenError:
-            return super().get_validated_token(raw_token)  # simplejwt's own 401 for a token that is no good
+            raise InvalidToken(token_invalid_detail(raw_token, "access")) from None
 
     def get_user(self, validated_token: Token) -> AdminUser:
         session = live_session_of(validated_token)

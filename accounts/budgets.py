@@ -142,8 +142,8 @@ def budget_status(owner: BudgetOwner) -> dict[str, Any] | None:
 
 # KEYS: for each owner its budget, its usage this day and this month. ARGV: now, the reservation's id, tokens and
 # expiry, and when a usage hash expires (Unix time). Returns {'ok', usage keys reserved on...}, or
-# {'exceeded'|'reserved', the period} for the first budget that refuses: over what is left, or over what other
-# reservations leave.
+# {'exceeded', the period, tokens left} or {'reserved', the period} for the first budget that refuses: over what is
+# left, or over what other reservations leave.
 _RESERVE_SCRIPT = """
 local now, id, amount, expires, expire_at = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5]
 local chosen = {}
@@ -166,7 +166,7 @@ for i = 1, #KEYS, 3 do
       end
     end
     local limit = tonumber(config[1])
-    if amount > limit - used then return {'exceeded', config[2]} end
+    if amount > limit - used then return {'exceeded', config[2], math.max(limit - used, 0)} end
     if amount > limit - used - reserved then return {'reserved', config[2]} end
     chosen[#chosen + 1] = usage
   end
@@ -242,11 +242,15 @@ def budget_reserve(owners: tuple[BudgetOwner, ...], tokens: int, *, hold_seconds
     period: Period = "month" if found and found[0] == b"month" else "day"
     if outcome == b"exceeded":
         resets = period_end(period, now)
-        raise BudgetExceeded(
-            f"This request could use up to {tokens} tokens, more than is left of the token budget this {period}; "
-            f"it resets at {iso_at(resets)}.",
-            retry_after=(resets - now).total_seconds(),
-        )
+        left = int(found[1]) if len(found) > 1 else 0
+        if left > 0:
+            why = (
+                f"This request could use up to {tokens} tokens (its prompt and max_tokens), more than the {left} "
+                f"left of the token budget this {period}: a smaller max_tokens may fit. The budget resets at "
+            )
+        else:
+            why = f"The token budget this {period} is spent; it resets at "
+        raise BudgetExceeded(why + f"{iso_at(resets)}.", retry_after=(resets - now).total_seconds())
     raise BudgetExceeded(
         f"The token budget this {period} is held by requests in flight; retry shortly.",
         retry_after=RESERVED_RETRY_SECONDS,

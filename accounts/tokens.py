@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
+import jwt
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 from rest_framework.exceptions import AuthenticationFailed
@@ -71,6 +72,40 @@ def access_token_decode(raw: bytes) -> AccessToken:
     return token
 
 
+def token_invalid_detail(raw: bytes | str, kind: Literal["access", "refresh"]) -> str:
+    """What is wrong with a token SimpleJWT refused (for a reason other than its age), in words a client can act
+    on. The claims are read unverified, only to explain the refusal."""
+    text = raw.decode(errors="replace") if isinstance(raw, bytes) else raw
+    try:
+        header = jwt.get_unverified_header(text)
+        claims = jwt.decode(text, options={"verify_signature": False})
+    except jwt.InvalidTokenError:
+        return (
+            f"The {kind} token is malformed: a token is three base64url parts separated by dots, exactly as "
+            "POST /admin/login returned it (was it cut short or wrapped when copied?)."
+        )
+    token_type = claims.get(api_settings.TOKEN_TYPE_CLAIM)
+    if token_type == "refresh" and kind == "access":
+        return (
+            "This is a refresh token: send it to POST /admin/refresh for an access token, and send that "
+            "access token as `Authorization: Bearer <access_token>`."
+        )
+    if token_type == "access" and kind == "refresh":
+        return "This is an access token: POST /admin/refresh takes the refresh_token that login returned."
+    if header.get("alg") != api_settings.ALGORITHM:
+        algorithm = header.get("alg")
+        shown = algorithm if isinstance(algorithm, str) and algorithm.isalnum() and len(algorithm) <= 10 else "?"
+        return f"The {kind} token is signed with {shown}, not {api_settings.ALGORITHM}: it was not issued here."
+    if claims.get("iss") != api_settings.ISSUER or claims.get("aud") != api_settings.AUDIENCE:
+        return f"The {kind} token was issued for another service (its iss or aud claim differs); log in here."
+    if not token_type or not claims.get(api_settings.JTI_CLAIM):
+        return f"The {kind} token lacks the claims this service's tokens carry; log in for a new one."
+    return (
+        f"The {kind} token's signature does not match: it was altered, issued by another server, or this "
+        "service's JWT_SIGNING_KEY (or SECRET_KEY) changed since it was issued; log in again."
+    )
+
+
 @receiver(setting_changed)
 def _forget_verified_tokens(*, setting: str, **kwargs: Any) -> None:
     """Another signing key or issuer (tests change them) must verify every token again."""
@@ -118,8 +153,8 @@ def refresh_token_decode(raw: str) -> RefreshToken:
         return RefreshToken(raw)  # type: ignore[arg-type]
     except ExpiredTokenError:
         raise TokenExpired("The refresh token has expired; log in again.") from None
-    except TokenError as exc:
-        raise InvalidToken(str(exc)) from None
+    except TokenError:
+        raise InvalidToken(token_invalid_detail(raw, "refresh")) from None
 
 
 def tokens_refresh(raw_refresh: str) -> tuple[str, int]:

@@ -10,7 +10,7 @@ from django.conf import settings
 from django.core.checks import CheckMessage, Error, register, run_checks
 from django.core.exceptions import ImproperlyConfigured
 
-from core.weak_secrets import is_known_default_password, secret_problem
+from core.weak_secrets import is_known_default_password, is_weak_default_admin_password, secret_problem
 
 TAG = "configuration"
 _GENERATE_SECRET = "generate one with: python -c 'import secrets; print(secrets.token_urlsafe(48))'"
@@ -48,7 +48,7 @@ def known_defaults_are_refused(app_configs: object, **kwargs: object) -> list[Ch
     if settings.DEBUG:
         return []
     found = []
-    if settings.DEFAULT_ADMIN_PASSWORD and is_known_default_password(settings.DEFAULT_ADMIN_PASSWORD):
+    if settings.DEFAULT_ADMIN_PASSWORD and is_weak_default_admin_password(settings.DEFAULT_ADMIN_PASSWORD):
         found.append(
             Error(
                 "DEFAULT_ADMIN_PASSWORD is a known default or an example from the documentation; with DEBUG off set "

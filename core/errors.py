@@ -61,7 +61,29 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     if response is None:
         return None
     response.data = _error_body(exc, response.data)
+    if isinstance(exc, exceptions.NotAuthenticated):
+        hint = _authorization_header_problem(context.get("request"))
+        if hint:
+            response.data["detail"] = hint
     return response
+
+
+def _authorization_header_problem(request: Any) -> str | None:
+    """Why an Authorization header that was sent authenticated nothing, when its form is the reason: DRF would
+    say that no credentials were provided."""
+    header = getattr(request, "META", {}).get("HTTP_AUTHORIZATION", "").strip()
+    if not header:
+        return None
+    parts = header.split()
+    expected = "send `Authorization: Bearer <token>` (an access token from POST /admin/login, or an API key)"
+    if len(parts) == 1:
+        return f"The Authorization header has no `Bearer` prefix: {expected}."
+    if parts[0] == "Bearer":
+        return None
+    if parts[0].lower() == "bearer":
+        return f"The Authorization header's scheme must be written `Bearer`, not `{parts[0]}`: {expected}."
+    scheme = parts[0] if len(parts[0]) <= 20 and parts[0].isalnum() else "another"
+    return f"The Authorization header uses the `{scheme}` scheme, which this API does not take: {expected}."
 
 
 def _retry_after_headers(exc: ServiceError) -> dict[str, str]:

@@ -5,6 +5,8 @@ tests/test_weak_secrets.py scans the docs and examples and fails when one of the
 
 from __future__ import annotations
 
+import re
+
 # Example and placeholder values, lower-cased.
 PLACEHOLDER_SECRETS = frozenset(
     {
@@ -30,8 +32,13 @@ KNOWN_DEFAULT_PASSWORDS = frozenset(
         "letmein",
     }
 )
+# The docs' examples of a password for a new admin or a credential change: fine for trying the API out, never for
+# the admin a production instance creates at its first start.
+DOCUMENTED_EXAMPLE_PASSWORDS = frozenset({"a-long-password", "newsecurepass"})
 # A value containing one of these was copied from an example and never replaced.
 _PLACEHOLDER_MARKERS = ("change-me", "changeme", "change_me", "replace-me", "your-secret", "your-super-secret")
+# A placeholder in the docs' style: `your_groq_api_key_here`, `<your-password>`, `YOUR_REFRESH_TOKEN`.
+_PLACEHOLDER = re.compile(r"^<.*>$|^your[-_].+|.+[-_]here$")
 _MIN_SECRET_CHARS = 32
 _MIN_DISTINCT_SECRET_CHARS = 12
 
@@ -41,7 +48,11 @@ def secret_problem(value: str) -> str | None:
     lowered = value.lower()
     if len(value) < _MIN_SECRET_CHARS:
         return f"must be at least {_MIN_SECRET_CHARS} characters long"
-    if lowered in PLACEHOLDER_SECRETS or any(marker in lowered for marker in _PLACEHOLDER_MARKERS):
+    if (
+        lowered in PLACEHOLDER_SECRETS
+        or any(marker in lowered for marker in _PLACEHOLDER_MARKERS)
+        or _PLACEHOLDER.match(lowered)
+    ):
         return "is an example value from the documentation; anyone who read it can forge tokens"
     if lowered.startswith("django-insecure"):
         return "is Django's insecure development key"
@@ -53,3 +64,14 @@ def secret_problem(value: str) -> str | None:
 def is_known_default_password(password: str) -> bool:
     lowered = password.lower()
     return lowered in KNOWN_DEFAULT_PASSWORDS or any(marker in lowered for marker in _PLACEHOLDER_MARKERS)
+
+
+def is_weak_default_admin_password(password: str) -> bool:
+    """Whether DEFAULT_ADMIN_PASSWORD is a value anyone could read in the docs: a known default, a documented
+    example, or a placeholder left in place (`your_groq_api_key_here`)."""
+    lowered = password.lower()
+    return (
+        is_known_default_password(password)
+        or lowered in DOCUMENTED_EXAMPLE_PASSWORDS
+        or _PLACEHOLDER.match(lowered) is not None
+    )

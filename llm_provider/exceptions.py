@@ -43,7 +43,10 @@ class LLMError(ServiceError):
 class LLMNotConfigured(LLMError):
     status_code = 503
     code = "llm_not_configured"
-    default_detail = "GROQ_API_KEY is not set, so the chat service cannot reach the language model."
+    default_detail = (
+        "GROQ_API_KEY is not set, so the chat service cannot reach the language model: set it in the server's "
+        "environment or in its .env file, then restart the server (it reads its settings only at start)."
+    )
 
 
 class LLMRateLimited(LLMError):

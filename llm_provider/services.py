@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import threading
 import time
 from dataclasses import dataclass, replace
+from urllib.parse import urlsplit
 
 from django.conf import settings
 
@@ -62,15 +64,38 @@ def upstream_rate_limits() -> dict[str, object] | None:
     return None if latest is None else latest.as_dict()
 
 
+def _is_local_host(host: str) -> bool:
+    """Whether `host` is this machine or a private network (an Ollama, vLLM or stand-in upstream), not a cloud."""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        # A name without a dot is one a local resolver or Docker's network answers (`ollama`, `localhost`).
+        return "." not in host or host.endswith((".localhost", ".local", ".internal", ".lan"))
+    return address.is_loopback or address.is_private or address.is_link_local
+
+
+def upstream_kind(base_url: str) -> tuple[str, str]:
+    """The upstream at `base_url` as `(type, description)`: "cloud" or "local", and what it is."""
+    parts = urlsplit(base_url)
+    host = (parts.hostname or "").lower()
+    where = parts.netloc.rpartition("@")[2]  # never the credentials a URL may carry
+    if _is_local_host(host):
+        return "local", f"OpenAI-compatible LLM server on a local or private network ({where})"
+    if host == "groq.com" or host.endswith(".groq.com"):
+        return "cloud", "ChatGroq cloud-based LLM inference"
+    return "cloud", f"OpenAI-compatible LLM service at {where}"
+
+
 def provider_description() -> dict[str, object]:
+    kind, description = upstream_kind(settings.GROQ_BASE_URL)
     return {
         "provider": PROVIDER,
         "model": settings.GROQ_MODEL_NAME,
         "base_url": settings.GROQ_BASE_URL,
         "temperature": settings.TEMPERATURE,
         "max_tokens": settings.MAX_TOKENS,
-        "type": "cloud",
-        "description": "ChatGroq cloud-based LLM inference",
+        "type": kind,
+        "description": description,
     }
 
 

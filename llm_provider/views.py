@@ -7,7 +7,7 @@ from rest_framework.decorators import api_view, authentication_classes, permissi
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from llm_provider.services import PROVIDER, llm_health, provider_description
+from llm_provider.services import PROVIDER, llm_health, provider_description, upstream_kind
 
 TAG = "llm"
 
@@ -72,7 +72,7 @@ def providers(request: Request) -> Response:
     entry = {
         "name": PROVIDER,
         "display_name": "ChatGroq",
-        "type": "cloud",
+        "type": upstream_kind(settings.GROQ_BASE_URL)[0],
         "description": "Groq's OpenAI-compatible chat API (or any OpenAI-compatible server at GROQ_BASE_URL)",
         "requires_api_key": True,
         "current_model": settings.GROQ_MODEL_NAME,

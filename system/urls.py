@@ -9,4 +9,5 @@ urlpatterns = [
     re_path(r"^info/?$", views.info, name="info"),
     re_path(r"^metrics/?$", views.MetricsView.as_view(), name="metrics"),
     re_path(r"^admin/status/?$", views.admin_status, name="admin-status"),
+    re_path(r"^favicon\.ico$", views.favicon, name="favicon"),
 ]

@@ -4,10 +4,12 @@ the Prometheus metrics."""
 from __future__ import annotations
 
 import re
+from functools import cache
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.http import HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
 from django.utils.cache import patch_vary_headers
 from drf_spectacular.types import OpenApiTypes
@@ -31,6 +33,21 @@ from system.openapi import openapi_document
 from system.selectors import SERVICE_NAME, health_report, status_report
 
 _ACCEPTS_GZIP = re.compile(r"\bgzip\b")
+FAVICON = Path(__file__).parent / "static" / "system" / "favicon.ico"
+FAVICON_MAX_AGE_SECONDS = 86_400
+
+
+@cache
+def _favicon_bytes() -> bytes:
+    return FAVICON.read_bytes()
+
+
+def favicon(request: HttpRequest) -> HttpResponse:
+    """The icon a browser asks for at /favicon.ico on every page of the service (a plain view: no API, no schema)."""
+    response = HttpResponse(_favicon_bytes(), content_type="image/x-icon")
+    response["Cache-Control"] = f"public, max-age={FAVICON_MAX_AGE_SECONDS}"
+    return response
+
 
 HealthSerializer = inline_serializer(
     "Health",

@@ -87,3 +87,50 @@ def test_a_browser_gets_an_api_keys_budget_form(alice_client):
 
     assert response.status_code == HTTPStatus.OK
     assert raw_form_content(response.content.decode()) == {"budget": {"tokens": 100000, "period": "month"}}
+
+
+def test_the_chat_form_keeps_the_session_id_it_just_sent(alice_client):
+    body = {"session_id": "my-own-session", "message": "hi"}
+
+    response = alice_client.post("/chat/", body, format="json", HTTP_ACCEPT="text/html")
+
+    assert response.status_code == HTTPStatus.OK
+    assert raw_form_content(response.content.decode()) == {
+        "message": "Hello! How are you today?",
+        "session_id": "my-own-session",
+    }
+
+
+def test_the_chat_form_after_a_refused_body_shows_the_example(alice_client):
+    response = alice_client.post("/chat/", b"{not json", content_type="application/json", HTTP_ACCEPT="text/html")
+
+    assert response.status_code == HTTPStatus.BAD_REQUEST
+    assert raw_form_content(response.content.decode())["session_id"] == "chat123"
+
+
+@pytest.mark.parametrize("path", ["/", "/chat/", "/health"])
+def test_the_browsable_pages_carry_the_services_name_not_djangos(alice_client, path):
+    page = alice_client.get(path, HTTP_ACCEPT="text/html").content.decode()
+
+    assert "<title>" in page and "ChatGroq Conversational Chatbot API</title>" in page
+    assert 'class="navbar-brand" rel="nofollow" href="/">ChatGroq Conversational Chatbot API</a>' in page
+    assert "Django REST framework" not in page
+    assert '<link rel="icon" href="/favicon.ico">' in page
+
+
+def test_the_login_box_carries_the_services_name(api):
+    page = api.get("/api-auth/login/").content.decode()
+
+    assert "<title>Log in - ChatGroq Conversational Chatbot API</title>" in page
+    assert '<h3 style="margin: 0 0 20px;">ChatGroq Conversational Chatbot API</h3>' in page
+    assert "Django REST framework" not in page
+
+
+def test_the_favicon_is_a_small_icon(api):
+    response = api.get("/favicon.ico")
+
+    assert response.status_code == HTTPStatus.OK
+    assert response["Content-Type"] == "image/x-icon"
+    assert response.content[:4] == b"\x00\x00\x01\x00"  # an ICO file's header
+    assert len(response.content) < 8192
+    assert "max-age=" in response["Cache-Control"]

@@ -44,5 +44,7 @@ def test_a_chat_without_a_key_logs_only_its_request_line(alice_client, settings,
         response = alice_client.post("/chat/", {"session_id": "s", "message": "hi"}, format="json")
 
     assert response.status_code == HTTPStatus.SERVICE_UNAVAILABLE
+    detail = response.json()["detail"]
+    assert "GROQ_API_KEY" in detail and ".env" in detail and "restart the server" in detail
     assert [record.name for record in caplog.records] == ["chatbot.requests"]
     assert caplog.records[0].exc_info is None

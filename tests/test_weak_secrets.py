@@ -12,7 +12,7 @@ from django.core.management.base import CommandError
 from accounts.services import admin_create
 from accounts.startup import admin_startup_check
 from core.redis_store import redis_admin_key, redis_client
-from core.weak_secrets import is_known_default_password, secret_problem
+from core.weak_secrets import is_known_default_password, is_weak_default_admin_password, secret_problem
 from tests.server import server_command, server_env
 from tests.support import ROOT, manage_check
 
@@ -37,6 +37,44 @@ def documented_values() -> list[tuple[str, str, str]]:
             if value not in {"...", "${" + name} and not value.startswith("$"):
                 found.add((str(path.relative_to(ROOT.parent)), name, value))
     return sorted(found)
+
+
+# Passwords the docs show elsewhere than in an assignment: a command's `--password`, a JSON body's password field.
+_PASSWORD_EXAMPLE = re.compile(r"--password[ =]['\"]?([^\s'\"]+)|\"(?:new_|current_)?password\"\s*:\s*\"([^\"]+)\"")
+# Placeholders the docs show for any value (`GROQ_API_KEY=your_groq_api_key_here`).
+_PLACEHOLDER_VALUE = re.compile(r"\b(your[-_][\w-]+|[\w-]+[-_]here)\b", re.IGNORECASE)
+
+
+def documented_passwords() -> list[tuple[str, str]]:
+    found = set()
+    for path in DOCUMENTS:
+        text = path.read_text()
+        for match in _PASSWORD_EXAMPLE.finditer(text):
+            found.add((str(path.relative_to(ROOT.parent)), match.group(1) or match.group(2)))
+        for line in text.splitlines():
+            if "=" in line:  # a placeholder stands for a value
+                for value in _PLACEHOLDER_VALUE.findall(line.partition("=")[2]):
+                    found.add((str(path.relative_to(ROOT.parent)), value))
+    return sorted(found)
+
+
+def test_the_scan_finds_the_docs_example_passwords_and_placeholders():
+    values = {value for _, value in documented_passwords()}
+    assert {"a-long-password", "newsecurepass", "admin123", "your_groq_api_key_here"} <= values
+
+
+@pytest.mark.parametrize(("document", "value"), documented_passwords())
+def test_every_password_and_placeholder_in_the_docs_is_refused_as_the_default_admin_password(document, value):
+    assert is_weak_default_admin_password(value), f"{document}: {value} would be accepted as DEFAULT_ADMIN_PASSWORD"
+
+
+@pytest.mark.parametrize("value", ["a-long-password", "newsecurepass", "your_groq_api_key_here"])
+def test_the_docs_examples_stop_production_startup_as_the_default_admin_password(value):
+    result = manage_check(DEFAULT_ADMIN_PASSWORD=value)
+
+    assert result.returncode != 0
+    assert "DEFAULT_ADMIN_PASSWORD" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 @pytest.mark.skipif(not SEED.exists(), reason="the original service's README is not on this machine")

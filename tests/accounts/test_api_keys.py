@@ -12,6 +12,7 @@ from django.core.management import CommandError, call_command
 from rest_framework.test import APIClient
 
 from accounts.api_keys import api_key_create, api_key_list
+from accounts.budgets import Budget, BudgetOwner, budget_set, budget_status
 from accounts.login_sessions import login_session_revoke_all
 from accounts.services import admin_delete, admin_update_credentials
 from core.redis_store import redis_client
@@ -204,3 +205,26 @@ def test_the_schema_offers_one_bearer_scheme_for_a_token_or_a_key(api):
     assert list(schemes) == ["jwtAuth"]  # no separate API key scheme, no session cookie box
     assert schemes["jwtAuth"]["scheme"] == "bearer"
     assert "API key" in schemes["jwtAuth"]["description"]
+
+
+def test_listapikeys_shows_each_keys_last_use_budget_and_usage(alice, fake_groq):
+    budgeted, raw = api_key_create(admin_id=alice.id, name="budgeted")
+    plain, _ = api_key_create(admin_id=alice.id, name="plain")
+    budget_set(BudgetOwner("key", budgeted.id, alice.id), Budget(50_000, "day"))
+    body = {"model": "openai/gpt-oss-20b", "messages": [{"role": "user", "content": "hi"}]}
+    assert key_client(raw).post("/v1/chat/completions", body, format="json").status_code == HTTPStatus.OK
+    used = budget_status(BudgetOwner("key", budgeted.id, alice.id))
+
+    out, _ = run("listapikeys", "alice")
+
+    header, *rows = out.splitlines()
+    assert "LAST USED" in header and "BUDGET" in header and "USED THIS PERIOD" in header
+    (budgeted_row,) = [row for row in rows if row.startswith(budgeted.id)]
+    (plain_row,) = [row for row in rows if row.startswith(plain.id)]
+    assert used is not None and used["used"] > 0
+    assert " 50000/day " in budgeted_row
+    assert f" {used['used']} (resets {used['resets_at']}) " in budgeted_row
+    assert "never" not in budgeted_row
+    (last_used,) = [key.last_used for key in api_key_list(alice.id) if key.id == budgeted.id]
+    assert last_used and f" {last_used} " in budgeted_row
+    assert " never " in plain_row and plain_row.split()[-3:] == ["-", "-", "plain"]

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import io
+import subprocess
+import sys
 from http import HTTPStatus
 
 import pytest
@@ -9,7 +11,8 @@ from rest_framework.test import APIClient
 
 from accounts.admins import admin_get, admin_get_by_username, admin_list
 from accounts.services import admin_authenticate
-from tests.support import ALICE_PASSWORD, login
+from tests.server import server_env
+from tests.support import ALICE_PASSWORD, ROOT, login
 
 
 def run(*args: str, **options) -> str:
@@ -58,6 +61,53 @@ def test_changeadminpassword_sets_the_password_and_revokes_tokens(alice, alice_c
 
     assert admin_authenticate(username="alice", password="a-brand-new-one") is not None
     assert alice_client.get("/admin/info").status_code == HTTPStatus.UNAUTHORIZED
+
+
+def manage(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    """manage.py in its own process, on this test run's Redis keys."""
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env=server_env(),
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_changeadminpassword_reads_the_password_from_standard_input(alice, alice_client):
+    result = manage("changeadminpassword", "alice", "--stdin", stdin="a password from a script\n")
+
+    assert result.returncode == 0, result.stderr
+    assert "Changed the password of 'alice'" in result.stdout
+    assert admin_authenticate(username="alice", password="a password from a script") is not None
+    assert alice_client.get("/admin/info").status_code == HTTPStatus.UNAUTHORIZED
+
+
+def test_createadmin_reads_the_password_from_standard_input(monkeypatch):
+    monkeypatch.setattr("sys.stdin", io.StringIO("carols-password\r\nignored second line\n"))
+
+    run("createadmin", "carol", "--stdin")
+
+    assert admin_authenticate(username="carol", password="carols-password") is not None
+
+
+def test_an_empty_standard_input_is_refused_and_changes_nothing(alice):
+    result = manage("changeadminpassword", "alice", "--stdin", stdin="")
+
+    assert result.returncode != 0
+    assert result.stderr.strip() == (
+        "CommandError: --stdin: standard input held no password (an empty first line, or nothing)."
+    )
+    assert admin_authenticate(username="alice", password=ALICE_PASSWORD) is not None
+
+
+def test_stdin_and_password_cannot_both_be_given(alice):
+    result = manage("changeadminpassword", "alice", "--stdin", "--password", "something-long", stdin="x\n")
+
+    assert result.returncode != 0
+    assert "not allowed with argument" in result.stderr
 
 
 def test_changeadminpassword_for_an_unknown_admin_fails():

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import base64
+import json
 import time
 from http import HTTPStatus
 
@@ -184,3 +186,86 @@ def test_authenticated_requests_answer_503_when_redis_is_down(alice_tokens, redi
     response = get_with(alice_tokens["access_token"])
     assert response.status_code == HTTPStatus.SERVICE_UNAVAILABLE
     assert response.json()["code"] == "redis_unavailable"
+
+
+def refused_detail(authorization: str) -> str:
+    response = APIClient(HTTP_AUTHORIZATION=authorization).get(PROTECTED)
+    assert_refused(response)
+    return response.json()["detail"]
+
+
+@pytest.mark.parametrize("token", ["not-a-token", "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0", "a.b.c"])
+def test_a_malformed_token_is_called_malformed(token):
+    detail = refused_detail(f"Bearer {token}")
+
+    assert detail.startswith("The access token is malformed: a token is three base64url parts")
+
+
+def test_a_cut_short_token_is_called_malformed(alice_tokens):
+    detail = refused_detail(f"Bearer {alice_tokens['access_token'][:40]}")
+
+    assert "malformed" in detail and "Given token not valid" not in detail
+
+
+def test_a_forged_signature_says_the_signature_does_not_match(alice_tokens):
+    claims = claims_of(alice_tokens["access_token"])
+    detail = refused_detail(f"Bearer {sign(claims, key='another-key-that-is-long-enough-0123456789')}")
+
+    assert detail.startswith("The access token's signature does not match")
+    assert "JWT_SIGNING_KEY" in detail
+
+
+def test_a_refresh_token_sent_as_an_access_token_says_where_it_goes(alice_tokens):
+    detail = refused_detail(f"Bearer {alice_tokens['refresh_token']}")
+
+    assert detail.startswith("This is a refresh token: send it to POST /admin/refresh")
+
+
+def test_an_access_token_sent_to_refresh_says_so(api, alice_tokens):
+    response = api.post("/admin/refresh", {"refresh_token": alice_tokens["access_token"]}, format="json")
+
+    assert response.status_code == HTTPStatus.UNAUTHORIZED
+    assert response.json() == {
+        "detail": "This is an access token: POST /admin/refresh takes the refresh_token that login returned.",
+        "code": "token_not_valid",
+    }
+
+
+def test_another_issuers_token_says_it_was_issued_for_another_service(alice_tokens):
+    claims = claims_of(alice_tokens["access_token"]) | {"iss": "someone-else"}
+
+    assert "issued for another service" in refused_detail(f"Bearer {sign(claims)}")
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        ("{token}", "The Authorization header has no `Bearer` prefix"),
+        ("bearer {token}", "must be written `Bearer`, not `bearer`"),
+        ("Token {token}", "uses the `Token` scheme, which this API does not take"),
+        ("Basic YWRtaW46YWRtaW4xMjM=", "uses the `Basic` scheme"),
+    ],
+)
+def test_a_header_without_the_bearer_prefix_says_so(alice_tokens, header, expected):
+    response = APIClient(HTTP_AUTHORIZATION=header.format(token=alice_tokens["access_token"])).get(PROTECTED)
+
+    assert response.status_code == HTTPStatus.UNAUTHORIZED
+    assert response.json()["code"] == "not_authenticated"
+    assert expected in response.json()["detail"]
+    assert "send `Authorization: Bearer <token>`" in response.json()["detail"]
+
+
+def test_no_header_still_says_no_credentials_were_provided():
+    response = APIClient().get(PROTECTED)
+
+    assert response.json() == {"detail": "Authentication credentials were not provided.", "code": "not_authenticated"}
+
+
+def test_a_token_signed_with_another_algorithm_says_so_without_echoing_what_it_was_sent(alice_tokens):
+    claims = claims_of(alice_tokens["access_token"])
+    hs512 = jwt.encode(claims, settings.SIMPLE_JWT["SIGNING_KEY"] + "x" * 64, algorithm="HS512")
+    header = base64.urlsafe_b64encode(json.dumps({"alg": "<script>" * 100, "typ": "JWT"}).encode()).rstrip(b"=")
+    odd = ".".join([header.decode(), alice_tokens["access_token"].split(".", 1)[1]])
+
+    assert refused_detail(f"Bearer {hs512}").startswith("The access token is signed with HS512, not HS256")
+    assert refused_detail(f"Bearer {odd}").startswith("The access token is signed with ?, not HS256")

@@ -9,6 +9,7 @@ import httpx
 from django.urls import reverse
 
 from system.views import ROOT_LINKS
+from tests.browser.conftest import ARTIFACTS
 from tests.support import ALICE_PASSWORD
 
 TITLE = "ChatGroq Conversational Chatbot API"
@@ -86,6 +87,13 @@ def test_an_admin_logs_in_and_sends_the_prefilled_chat_message_in_the_browsable_
     page.locator(".request-info", has_text="POST").wait_for()
     page.locator(".response-info", has_text="HTTP 200 OK").wait_for()
     page.locator(".response-info", has_text="Echo: Hello! How are you today?").wait_for()
+
+    # The next message goes on in the session just used, not back in the example's.
+    content = page.locator("#id__content")
+    content.fill(json.dumps({"session_id": "from-the-browser", "message": "First"}))
+    page.locator("form", has=content).locator("button", has_text="POST").click()
+    page.locator(".response-info", has_text="Echo: First").wait_for()
+    assert json.loads(page.locator("#id__content").input_value())["session_id"] == "from-the-browser"
     assert outside_requests == []
 
 
@@ -98,3 +106,43 @@ def test_the_root_links_every_endpoint_and_the_docs_in_a_browser(page, server_ur
     page.locator(f'.response-info a[href="{server_url}/docs"]').click()
     page.locator(".swagger-ui .info .title", has_text=TITLE).wait_for()
     assert outside_requests == []
+
+
+def test_redoc_asks_no_cdn_for_its_logo(page, server_url, outside_requests):
+    blocked = []
+    page.on("console", lambda message: blocked.append(message.text) if message.type == "error" else None)
+    page.on("request", lambda request: None if "127.0.0.1" in request.url else outside_requests.append(request.url))
+    page.goto(f"{server_url}/redoc")
+
+    page.locator("h1", has_text=TITLE).wait_for()
+    logo = page.locator("a[href='https://redocly.com/redoc/'] img")
+    logo.wait_for(state="attached")
+    page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=logo.element_handle())
+
+    assert logo.get_attribute("src").startswith("data:image/svg+xml,")
+    assert outside_requests == []
+    assert blocked == []
+
+
+def test_json_wraps_at_phone_width_in_the_browsable_api(browser, server_url, alice):
+    context = browser.new_context(viewport={"width": 375, "height": 740}, is_mobile=True)
+    page = context.new_page()
+    token = access_token(server_url)
+    try:
+        # A long unbroken value (a token) and long lines of text.
+        page.set_extra_http_headers({"Authorization": f"Bearer {token}"})
+        for path in ("/llm/providers", "/admin/info", "/"):
+            page.goto(f"{server_url}{path}")
+            page.locator(".response-info", has_text="HTTP 200 OK").wait_for()
+            page.evaluate(f"document.querySelector('.response-info pre').append({json.dumps(token)})")
+
+            overflowing = page.evaluate(
+                "[...document.querySelectorAll('pre')].filter(pre => pre.scrollWidth > pre.clientWidth + 1).length"
+            )
+            page_width = page.evaluate("document.documentElement.scrollWidth")
+            assert overflowing == 0, path
+            assert page_width <= 375, path
+    finally:
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "json_at_phone_width.png"))
+        context.close()

@@ -99,6 +99,31 @@ def test_a_request_over_what_is_left_is_refused_until_the_period_resets(alice, a
     assert alice_client.get("/chat/sessions").json()["count"] == 0
 
 
+def test_a_refusal_says_how_much_is_left_and_that_a_smaller_max_tokens_may_fit(alice, alice_client, settings):
+    budget_set(BudgetOwner("admin", alice.id), Budget(worst_case(settings, "hi") - 50, "day"))
+
+    refused = ask(alice_client)
+    fits = ask(alice_client, max_tokens=MAX_TOKENS - 100)
+
+    assert refused.status_code == HTTPStatus.TOO_MANY_REQUESTS
+    message = refused.json()["error"]["message"]
+    assert f"more than the {worst_case(settings, 'hi') - 50} left" in message
+    assert "a smaller max_tokens may fit" in message
+    assert fits.status_code == HTTPStatus.OK
+
+
+def test_a_spent_budget_says_it_is_spent(alice, alice_client, settings):
+    owner = BudgetOwner("admin", alice.id)
+    budget_set(owner, Budget(worst_case(settings, "hi"), "day"))
+    assert ask(alice_client).status_code == HTTPStatus.OK
+    budget_set(owner, Budget(used(owner), "day"))
+
+    refused = ask(alice_client, max_tokens=1)
+
+    assert refused.status_code == HTTPStatus.TOO_MANY_REQUESTS
+    assert refused.json()["error"]["message"].startswith("The token budget this day is spent; it resets at ")
+
+
 def test_a_request_refused_only_for_reservations_in_flight_gets_a_short_retry_after(
     alice, alice_tokens, fake_groq, settings
 ):

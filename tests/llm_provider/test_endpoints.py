@@ -1,8 +1,12 @@
 from __future__ import annotations
 
 from http import HTTPStatus
+from urllib.parse import urlsplit
 
+import pytest
 from django.conf import settings
+
+LOCAL = "OpenAI-compatible LLM server on a local or private network"
 
 
 def models_requests(fake) -> int:
@@ -11,6 +15,7 @@ def models_requests(fake) -> int:
 
 def test_provider_matches_the_seed_and_never_shows_the_key(api):
     response = api.get("/llm/provider")
+    host_and_port = urlsplit(settings.GROQ_BASE_URL).netloc
 
     assert response.status_code == HTTPStatus.OK
     assert response.json() == {
@@ -20,11 +25,31 @@ def test_provider_matches_the_seed_and_never_shows_the_key(api):
             "base_url": settings.GROQ_BASE_URL,
             "temperature": 0.7,
             "max_tokens": 1024,
-            "type": "cloud",
-            "description": "ChatGroq cloud-based LLM inference",
+            "type": "local",
+            "description": f"{LOCAL} ({host_and_port})",
         }
     }
     assert settings.GROQ_API_KEY not in response.content.decode()
+
+
+@pytest.mark.parametrize(
+    ("base_url", "kind", "description"),
+    [
+        ("https://api.groq.com/openai/v1", "cloud", "ChatGroq cloud-based LLM inference"),
+        ("https://api.openai.com/v1", "cloud", "OpenAI-compatible LLM service at api.openai.com"),
+        ("http://localhost:11434/v1", "local", f"{LOCAL} (localhost:11434)"),
+        ("http://192.168.1.20:8000/v1", "local", f"{LOCAL} (192.168.1.20:8000)"),
+        ("http://[::1]:8000/v1", "local", f"{LOCAL} ([::1]:8000)"),
+        ("http://user:secret@ollama:11434/v1", "local", f"{LOCAL} (ollama:11434)"),
+        ("http://[2606:4700::1111]/v1", "cloud", "OpenAI-compatible LLM service at [2606:4700::1111]"),
+    ],
+)
+def test_provider_says_cloud_only_for_a_server_in_the_cloud(api, settings, base_url, kind, description):
+    settings.GROQ_BASE_URL = base_url
+
+    provider = api.get("/llm/provider").json()["current_provider"]
+
+    assert (provider["type"], provider["description"]) == (kind, description)
 
 
 def test_providers_lists_the_models_the_upstream_lists(api):

@@ -11,7 +11,7 @@ class Command(BaseCommand):
         parser.add_argument("username")
         add_password_arguments(parser)
 
-    def handle(self, *args: object, username: str, password: str | None, **options: object) -> None:
+    def handle(self, *args: object, username: str, password: str | None, stdin: bool, **options: object) -> None:
         admin = find_admin(username)
-        admin_update_credentials(admin=admin, new_password=read_password(password))
+        admin_update_credentials(admin=admin, new_password=read_password(password, from_stdin=stdin))
         self.stdout.write(self.style.SUCCESS(f"Changed the password of {username!r}; its tokens were revoked."))

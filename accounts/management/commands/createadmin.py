@@ -12,9 +12,9 @@ class Command(BaseCommand):
         parser.add_argument("username")
         add_password_arguments(parser)
 
-    def handle(self, *args: object, username: str, password: str | None, **options: object) -> None:
+    def handle(self, *args: object, username: str, password: str | None, stdin: bool, **options: object) -> None:
         try:
-            admin = admin_create(username=username, password=read_password(password))
+            admin = admin_create(username=username, password=read_password(password, from_stdin=stdin))
         except ServiceError as exc:
             raise CommandError(exc.detail) from None
         self.stdout.write(self.style.SUCCESS(f"Created admin {admin.username!r} (id {admin.id})."))
