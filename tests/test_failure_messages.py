@@ -29,6 +29,8 @@ COMMAND_ARGS = {
     "setbudget": ["alice", "--tokens", "1000", "--period", "day"],
     "upgraderediskeys": [],
 }
+# Commands that need no Redis: nothing of theirs can fail for it.
+WITHOUT_REDIS = {"checkllm"}
 OUR_APPS = {"accounts", "conversations", "llm_provider", "system", "core", "chatbot_project"}
 
 
@@ -54,7 +56,7 @@ def assert_one_message(result: subprocess.CompletedProcess[str], *expected: str)
 
 def test_every_command_of_the_service_is_covered():
     ours = {name for name, app in get_commands().items() if app.split(".")[0] in OUR_APPS}
-    assert ours == set(COMMAND_ARGS)
+    assert ours == set(COMMAND_ARGS) | WITHOUT_REDIS
 
 
 @pytest.mark.parametrize("command", sorted(COMMAND_ARGS))
