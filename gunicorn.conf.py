@@ -4,20 +4,10 @@ from __future__ import annotations
 
 # The workers run gevent (worker_class below). Patched here, before Django and the libraries load in the master, so
 # that every lock, queue and socket they make is gevent's in the workers that fork from it.
-from gevent import events, monkey
+# select is left alone: core/cooperative.py says why.
+from core.cooperative import gevent_patch_all
 
-
-def _keep_select(event: object) -> None:
-    """Leaves `select` and `selectors` unpatched (in the master and, since gunicorn patches again, in the workers).
-    The libraries call them only to ask whether a pooled connection has data, with a timeout of 0 (redis-py on every
-    command, httpcore on every reuse): the system's poll answers that at once, where gevent's waits a whole turn of
-    the event loop, behind every other request's work. Nothing in a worker waits in them with a timeout."""
-    if isinstance(event, events.GeventWillPatchModuleEvent) and event.module_name in ("select", "selectors"):
-        raise events.DoNotPatch()
-
-
-events.subscribers.append(_keep_select)
-monkey.patch_all()
+gevent_patch_all()
 
 import os  # noqa: E402
 import socket  # noqa: E402

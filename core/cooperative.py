@@ -7,12 +7,33 @@ so nothing here imports it otherwise."""
 
 from __future__ import annotations
 
+import queue
 import sys
 import threading
 from collections.abc import Callable
 from typing import TypeVar
 
 T = TypeVar("T")
+
+
+def gevent_patch_all() -> None:
+    """gevent's monkey-patching, as gunicorn.conf.py does it for the workers (gunicorn patches again in each worker,
+    with the same result): all of it but `select` and `selectors`. The libraries call those only to ask whether a
+    pooled connection has data, with a timeout of 0 (redis-py on every command, httpcore on every reuse): the
+    system's poll answers that at once, where gevent's waits a whole turn of the event loop, behind every other
+    request's work. Nothing in a worker waits in them with a timeout."""
+    from gevent import events, monkey
+
+    if _keep_select not in events.subscribers:
+        events.subscribers.append(_keep_select)
+    monkey.patch_all()
+
+
+def _keep_select(event: object) -> None:
+    from gevent import events
+
+    if isinstance(event, events.GeventWillPatchModuleEvent) and event.module_name in ("select", "selectors"):
+        raise events.DoNotPatch()
 
 
 def gevent_patched() -> bool:
@@ -40,3 +61,14 @@ def run_beside(work: Callable[[], object]) -> Callable[[], None]:
         return lambda: greenlet.kill(block=False)
     threading.Thread(target=work, name="beside", daemon=True).start()
     return lambda: None
+
+
+def handoff_queue() -> queue.Queue:  # type: ignore[type-arg]
+    """A queue for what work run beside the caller (run_beside) hands it: under gevent, gevent's own, whose put and
+    get cost a fraction of the standard library's (built on patched locks, a new one for every wait); get(timeout=)
+    raises queue.Empty in both."""
+    if gevent_patched():
+        from gevent.queue import Queue
+
+        return Queue()  # type: ignore[return-value]
+    return queue.Queue()
