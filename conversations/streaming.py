@@ -10,7 +10,7 @@ from typing import TypeVar
 
 from conversations.serializers import chat_response_data
 from conversations.services import ChatReply
-from core.cooperative import handoff_queue, run_beside
+from core.cooperative import run_beside
 from core.errors import as_service_error
 from llm_provider.types import StreamDelta
 
@@ -29,7 +29,7 @@ def with_keepalive(events: Iterator[T], interval: float) -> Iterator[T | None]:
     `events` runs beside the caller (a greenlet under gevent) so that silence can be noticed. Closing this generator
     (a client that went away) stops the helper where it waits, under gevent, which closes the upstream request at
     once; a thread closes `events` at its next item instead."""
-    items: queue.Queue[tuple[str, object]] = handoff_queue()
+    items: queue.Queue[tuple[str, object]] = queue.Queue()
     stop = threading.Event()
 
     def pump() -> None:

@@ -7,7 +7,6 @@ so nothing here imports it otherwise."""
 
 from __future__ import annotations
 
-import queue
 import sys
 import threading
 from collections.abc import Callable
@@ -61,14 +60,3 @@ def run_beside(work: Callable[[], object]) -> Callable[[], None]:
         return lambda: greenlet.kill(block=False)
     threading.Thread(target=work, name="beside", daemon=True).start()
     return lambda: None
-
-
-def handoff_queue() -> queue.Queue:  # type: ignore[type-arg]
-    """A queue for what work run beside the caller (run_beside) hands it: under gevent, gevent's own, whose put and
-    get cost a fraction of the standard library's (built on patched locks, a new one for every wait); get(timeout=)
-    raises queue.Empty in both."""
-    if gevent_patched():
-        from gevent.queue import Queue
-
-        return Queue()  # type: ignore[return-value]
-    return queue.Queue()
