@@ -1,9 +1,10 @@
-"""Work that holds a core for a long stretch without yielding (bcrypt), run where it stalls no other request.
+"""gevent in the workers: how the process is patched (gevent_patch_all), and work that holds a core for a long
+stretch without yielding (bcrypt), run where it stalls no other request.
 
 Under gunicorn's gevent worker every request of a worker shares one thread: a 250 ms hash run in it would stall
 them all, so it runs in gevent's thread pool, and the greenlet waits for it. Without gevent (tests, runserver) each
-request has its own thread already, and the work runs in it. gevent is looked up only in a process it has patched,
-so nothing here imports it otherwise."""
+request has its own thread already, and the work runs in it. Apart from the patching, gevent is looked up only in a
+process it has patched, so nothing here imports it otherwise."""
 
 from __future__ import annotations
 
