@@ -17,7 +17,8 @@ other processes). `--callgrind` counts instructions instead, which load does not
 
 Scenarios: `new` (a new session per chat, as the benchmark's overhead and CPU-ceiling rows), `continued` (sessions
 of 20 turns), `v1` (/v1/chat/completions without a session), `stream` (a streamed `/chat/` reply in a new session:
-21 events of content, the fake sending them 1 ms apart so that each arrives on its own, as a slow model's do),
+21 events of content, the fake sending them 1 ms apart so that each arrives on its own, as a slow model's do; with
+`--gevent`, since without it the reply is read in a helper thread whose CPU time is not counted),
 `live` (GET /health/live, the floor of a request).
 Without a token, each request from an address of its own (under ANON_REQUESTS_PER_MINUTE): `openapi`
 (/openapi.json, not gzipped), `docs` (/docs), `redoc`, `health` (/health), `root` (/); and `throttled` (/info from
