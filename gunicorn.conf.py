@@ -4,9 +4,10 @@ from __future__ import annotations
 
 # The workers run gevent (worker_class below). Patched here, before Django and the libraries load in the master, so
 # that every lock, queue and socket they make is gevent's in the workers that fork from it.
-from gevent import monkey
+# select is left alone: core/cooperative.py says why.
+from core.cooperative import gevent_patch_all
 
-monkey.patch_all()
+gevent_patch_all()
 
 import os  # noqa: E402
 import socket  # noqa: E402

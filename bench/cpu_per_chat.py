@@ -16,7 +16,10 @@ other processes). `--callgrind` counts instructions instead, which load does not
 `valgrind --tool=callgrind` that differ only in the number of chats, and their difference divided by the chats.
 
 Scenarios: `new` (a new session per chat, as the benchmark's overhead and CPU-ceiling rows), `continued` (sessions
-of 20 turns), `v1` (/v1/chat/completions without a session), `live` (GET /health/live, the floor of a request).
+of 20 turns), `v1` (/v1/chat/completions without a session), `stream` (a streamed `/chat/` reply in a new session:
+21 events of content, the fake sending them 1 ms apart so that each arrives on its own, as a slow model's do; with
+`--gevent`, since without it the reply is read in a helper thread whose CPU time is not counted),
+`live` (GET /health/live, the floor of a request).
 Without a token, each request from an address of its own (under ANON_REQUESTS_PER_MINUTE): `openapi`
 (/openapi.json, not gzipped), `docs` (/docs), `redoc`, `health` (/health), `root` (/); and `throttled` (/info from
 an address over its ANON_REQUESTS_PER_MINUTE, answered 429).
@@ -44,7 +47,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 MESSAGE = "Hello! Could you tell me, in a few words, what the weather is usually like on the coast in spring?"
 TURNS_PER_SESSION = 20
-SCENARIOS = ("new", "continued", "v1", "live", "openapi", "docs", "redoc", "health", "root", "throttled")
+SCENARIOS = ("new", "continued", "v1", "stream", "live", "openapi", "docs", "redoc", "health", "root", "throttled")
+STREAM_CHUNK_DELAY = 0.001
 ANONYMOUS_PATHS = {"openapi": "/openapi.json", "docs": "/docs", "redoc": "/redoc", "health": "/health", "root": "/"}
 
 
@@ -58,6 +62,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--redis-url", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14"))
     parser.add_argument("--env", action="append", default=[], help="extra service setting NAME=VALUE")
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument(
+        "--gevent", action="store_true", help="patched by gevent as gunicorn.conf.py patches the workers"
+    )
     parser.add_argument("--profile", type=Path, help="write a cProfile of one extra round of each scenario here")
     parser.add_argument("--callgrind", action="store_true", help="count instructions per chat under valgrind")
     parser.add_argument("--fake-url", help=argparse.SUPPRESS)  # a running fake upstream (the callgrind runs')
@@ -195,6 +202,18 @@ def scenario_step(wsgi: Wsgi, name: str) -> Callable[[int], None]:
     if name == "v1":
         body = {"model": "openai/gpt-oss-20b", "messages": [{"role": "user", "content": MESSAGE}]}
         return lambda i: expect(*wsgi.request("POST", "/v1/chat/completions", body))
+    if name == "stream":
+        import httpx
+        from django.conf import settings
+
+        fake_root = settings.GROQ_BASE_URL.removesuffix("/openai/v1")
+        httpx.post(f"{fake_root}/_fake/config", json={"chunk_delay": STREAM_CHUNK_DELAY}, timeout=10).raise_for_status()
+
+        def streamed(i: int) -> None:
+            status, body = wsgi.request("POST", "/chat/", {"message": MESSAGE, "stream": True})
+            expect(status if b"event: done" in body else 502, body)
+
+        return streamed
     if name == "live":
         return lambda i: expect(*wsgi.request("GET", "/health/live"))
     if name in ANONYMOUS_PATHS:
@@ -211,7 +230,7 @@ def scenario_step(wsgi: Wsgi, name: str) -> Callable[[int], None]:
 
 
 def run_round(step: Callable[[int], None], chats: int, start: int) -> tuple[float, float]:
-    """CPU and wall seconds of this thread for `chats` chats."""
+    """CPU and wall seconds of this thread for `chats` chats (under gevent, its event loop's too)."""
     wall, cpu = time.perf_counter(), time.thread_time()
     for i in range(start, start + chats):
         step(i)
@@ -306,6 +325,7 @@ def callgrind(args: argparse.Namespace) -> dict[str, Any]:
                     "--warmup=20",
                     f"--scenarios={name}",
                     f"--backend={args.backend}",
+                    *(["--gevent"] if args.gevent else []),
                     f"--redis-url={args.redis_url}",
                     *(f"--env={item}" for item in args.env),
                 ]
@@ -329,6 +349,10 @@ def _callgrind_total(path: Path) -> int:
 def main() -> None:
     args = parse_args()
     sys.path.insert(0, str(ROOT))
+    if args.gevent:
+        from core.cooperative import gevent_patch_all
+
+        gevent_patch_all()
     if args.callgrind and not args.fake_url:
         results = callgrind(args)
         command = f"--callgrind --chats {args.chats}"
@@ -339,7 +363,8 @@ def main() -> None:
     if args.fake_url:  # an inner callgrind run: its totals are all that counts
         return
     report = {
-        "command": f"python -m bench.cpu_per_chat {command} --scenarios {args.scenarios} --backend {args.backend}",
+        "command": f"python -m bench.cpu_per_chat {command} --scenarios {args.scenarios} --backend {args.backend}"
+        + (" --gevent" if args.gevent else ""),
         "cores": os.cpu_count(),
         "python": sys.version.split()[0],
         "results": results,

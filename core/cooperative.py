@@ -1,9 +1,10 @@
-"""Work that holds a core for a long stretch without yielding (bcrypt), run where it stalls no other request.
+"""gevent in the workers: how the process is patched (gevent_patch_all), and work that holds a core for a long
+stretch without yielding (bcrypt), run where it stalls no other request.
 
 Under gunicorn's gevent worker every request of a worker shares one thread: a 250 ms hash run in it would stall
 them all, so it runs in gevent's thread pool, and the greenlet waits for it. Without gevent (tests, runserver) each
-request has its own thread already, and the work runs in it. gevent is looked up only in a process it has patched,
-so nothing here imports it otherwise."""
+request has its own thread already, and the work runs in it. Apart from the patching, gevent is looked up only in a
+process it has patched, so nothing here imports it otherwise."""
 
 from __future__ import annotations
 
@@ -13,6 +14,26 @@ from collections.abc import Callable
 from typing import TypeVar
 
 T = TypeVar("T")
+
+
+def gevent_patch_all() -> None:
+    """gevent's monkey-patching, as gunicorn.conf.py does it for the workers (gunicorn patches again in each worker,
+    with the same result): all of it but `select` and `selectors`. The libraries call those only to ask whether a
+    pooled connection has data, with a timeout of 0 (redis-py on every command, httpcore on every reuse): the
+    system's poll answers that at once, where gevent's waits a whole turn of the event loop, behind every other
+    request's work. Nothing in a worker waits in them with a timeout."""
+    from gevent import events, monkey
+
+    if _keep_select not in events.subscribers:
+        events.subscribers.append(_keep_select)
+    monkey.patch_all()
+
+
+def _keep_select(event: object) -> None:
+    from gevent import events
+
+    if isinstance(event, events.GeventWillPatchModuleEvent) and event.module_name in ("select", "selectors"):
+        raise events.DoNotPatch()
 
 
 def gevent_patched() -> bool:

@@ -4,12 +4,18 @@ here rather than silently. Its behaviour is tested through a running server (tes
 from __future__ import annotations
 
 import inspect
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 from gevent import socket as gsocket
 from gunicorn.workers.base_async import AsyncWorker
 from gunicorn.workers.ggevent import GeventWorker
 
 from server.worker import CONTINUE, GuardedGeventWorker, RequestSocket
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_gunicorn_hands_each_connection_to_the_handle_method_the_worker_wraps():
@@ -32,3 +38,17 @@ def test_gevent_sendall_sends_through_send_with_a_timeout():
     # RequestSocket.send passes gevent's own keyword (the time left) through to gevent's send.
     assert "timeout" in inspect.signature(gsocket.socket.send).parameters
     assert issubclass(RequestSocket, gsocket.socket)
+
+
+def test_the_workers_keep_the_systems_poll_for_the_libraries_readiness_checks():
+    # gunicorn.conf.py vetoes gevent's patching of select; gunicorn patches again in each worker (GeventWorker.patch).
+    code = (
+        "import runpy, select; runpy.run_path('gunicorn.conf.py'); from gevent import monkey; monkey.patch_all(); "
+        "print(monkey.is_module_patched('socket'), monkey.is_module_patched('select'), "
+        "select.poll is monkey.get_original('select', 'poll'))"
+    )
+    env = {**os.environ, "DEBUG": "true"}
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "True False True"
+    assert "monkey.patch_all()" in inspect.getsource(GeventWorker.patch)
