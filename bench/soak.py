@@ -1,4 +1,4 @@
-"""9. A soak: the service as `make run` starts it (gunicorn.conf.py, Redis history, the fake upstream) under mixed
+"""8. A soak: the service as `make run` starts it (gunicorn.conf.py, Redis history, the fake upstream) under mixed
 traffic at a moderate, steady rate for `--minutes`, each worker's RSS sampled every `--sample-seconds`. Reports each
 worker's RSS at the start (after a warm-up minute), at the end and at its peak, and its growth per hour.
 

@@ -8,8 +8,11 @@ stack (sessions, CSRF, authentication, DRF, logging) runs for them.
 - Per worker, ANON_MAX_CONCURRENT requests without credentials at once; more get a canned 503 with Retry-After, so
   that an anonymous flood never holds more than that many of the worker's turns ahead of a chat.
 
-Refusals are neither logged one by one nor timed, so that each costs as little as possible; a worker logs a count
-at most once a minute, and /metrics counts them (`chatbot_anonymous_refused`)."""
+Each refusal waits ANON_REFUSAL_DELAY_SECONDS before it is sent (a greenlet's sleep, no CPU), so that a client
+that sends its next request when the last one is answered floods at a few requests a second, not at whatever rate
+the machine allows; at most HELD_REFUSALS wait at once in a worker, and past that they are answered at once, so
+holding them never takes the connections chats need. Refusals are neither logged one by one nor timed; a worker
+logs a count at most once a minute, and /metrics counts them (`chatbot_anonymous_refused`)."""
 
 from __future__ import annotations
 
@@ -33,6 +36,10 @@ WINDOW_SECONDS = 60
 TRACKED_ADDRESSES = 10_000
 # Probes call it often from one address; it does no I/O.
 EXEMPT_PATHS = frozenset({"/health/live", "/health/live/"})
+# Readiness probes: within the per-address limit, but never refused for the worker being busy, which would take
+# the instance out of its load balancer during a flood.
+NEVER_BUSY_PATHS = frozenset({"/health", "/health/"})
+HELD_REFUSALS = 1000
 LOG_EVERY_SECONDS = 60.0
 
 
@@ -61,6 +68,7 @@ class AnonymousGuardMiddleware:
         self.in_flight = 0
         self.lock = threading.Lock()
         self.refused = {"rate": 0, "busy": 0}
+        self.held = 0
         self.logged_at = time.monotonic()
         self.session_cookie = settings.SESSION_COOKIE_NAME + "="
 
@@ -79,11 +87,18 @@ class AnonymousGuardMiddleware:
                 over = window.anonymous > limit or window.blocked_until > now
             else:
                 over = bool(limit) and window.failed_credentials > limit
-            busy = not over and not credentials and self.in_flight >= settings.ANON_MAX_CONCURRENT
+            busy = (
+                not over
+                and not credentials
+                and self.in_flight >= settings.ANON_MAX_CONCURRENT
+                and request.path not in NEVER_BUSY_PATHS
+            )
             if not (over or busy):
                 self.in_flight += 0 if credentials else 1
+        if over or busy:
+            self._hold()
         if over:
-            return self._refuse("rate", max(window.ends, window.blocked_until) - now)
+            return self._refuse("rate", max(window.ends, window.blocked_until) - time.monotonic())
         if busy:
             return self._refuse("busy", 1)
         try:
@@ -111,6 +126,16 @@ class AnonymousGuardMiddleware:
             blocked = window.blocked_until if window is not None else 0.0
             window = self.windows[address] = Window(ends=now + WINDOW_SECONDS, blocked_until=blocked)
         return window
+
+    def _hold(self) -> None:
+        delay = settings.ANON_REFUSAL_DELAY_SECONDS
+        if not delay or self.held >= HELD_REFUSALS:
+            return
+        self.held += 1
+        try:
+            time.sleep(delay)  # gevent's sleep in the worker: the greenlet waits, the worker goes on
+        finally:
+            self.held -= 1
 
     def _refuse(self, reason: str, seconds: float) -> HttpResponse:
         retry_after = max(1, int(seconds + 0.999))

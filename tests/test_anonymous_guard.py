@@ -155,6 +155,7 @@ def test_a_worker_serves_at_most_anon_max_concurrent_anonymous_requests_at_once(
             assert hanging_upstream.asked.wait(30)
 
             busy = httpx.get(f"{url}/info", timeout=30)
+            live = httpx.get(f"{url}/health/live", timeout=30)
             chat_side = httpx.get(f"{url}/admin/info", headers=admin, timeout=30)
             hanging_upstream.close()
             holder.join(30)
@@ -164,5 +165,6 @@ def test_a_worker_serves_at_most_anon_max_concurrent_anonymous_requests_at_once(
     assert busy.json() == {"detail": busy.json()["detail"], "code": "anonymous_busy"}
     assert busy.headers["Retry-After"] == "1"
     assert "X-Request-ID" not in busy.headers
+    assert live.status_code == HTTPStatus.OK
     assert chat_side.status_code == HTTPStatus.OK
     assert after.status_code == HTTPStatus.OK
