@@ -36,9 +36,10 @@ WINDOW_SECONDS = 60
 TRACKED_ADDRESSES = 10_000
 # Probes call it often from one address; it does no I/O.
 EXEMPT_PATHS = frozenset({"/health/live", "/health/live/"})
-# Readiness probes: within the per-address limit, but never refused for the worker being busy, which would take
-# the instance out of its load balancer during a flood.
-NEVER_BUSY_PATHS = frozenset({"/health", "/health/"})
+# Within the per-address limit, but never refused for the worker being busy: readiness probes (a refusal would take
+# the instance out of its load balancer during a flood), and logins and refreshes, which wait for bcrypt or Redis
+# many at once by design and have limits of their own (LOGIN_*, BCRYPT_MAX_CONCURRENT).
+NEVER_BUSY_PATHS = frozenset(path + end for path in ("/health", "/admin/login", "/admin/refresh") for end in ("", "/"))
 HELD_REFUSALS = 1000
 LOG_EVERY_SECONDS = 60.0
 

@@ -156,6 +156,8 @@ def test_a_worker_serves_at_most_anon_max_concurrent_anonymous_requests_at_once(
 
             busy = httpx.get(f"{url}/info", timeout=30)
             live = httpx.get(f"{url}/health/live", timeout=30)
+            credentials = {"username": "alice", "password": ALICE_PASSWORD}
+            a_login = httpx.post(f"{url}/admin/login", json=credentials, timeout=30)
             chat_side = httpx.get(f"{url}/admin/info", headers=admin, timeout=30)
             hanging_upstream.close()
             holder.join(30)
@@ -166,5 +168,6 @@ def test_a_worker_serves_at_most_anon_max_concurrent_anonymous_requests_at_once(
     assert busy.headers["Retry-After"] == "1"
     assert "X-Request-ID" not in busy.headers
     assert live.status_code == HTTPStatus.OK
+    assert a_login.status_code == HTTPStatus.OK  # logins have limits of their own
     assert chat_side.status_code == HTTPStatus.OK
     assert after.status_code == HTTPStatus.OK
