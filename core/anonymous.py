@@ -5,8 +5,10 @@ stack (sessions, CSRF, authentication, DRF, logging) runs for them.
   workers, counted here in the worker's memory as well: once an address is over it (by this worker's count, or by
   Redis's verdict, remembered until its Retry-After), its requests without credentials get a canned 429. Requests
   with credentials pass, unless that address's failed credentials (401s) alone are over the limit in the minute.
-- Per worker, ANON_MAX_CONCURRENT requests without credentials at once; more get a canned 503 with Retry-After, so
-  that an anonymous flood never holds more than that many of the worker's turns ahead of a chat.
+- Per worker, ANON_MAX_CONCURRENT requests without credentials at once and ANON_WORKER_REQUESTS_PER_SECOND of them
+  a second; more get a canned 503 with Retry-After, so that an anonymous flood, even from many addresses each under
+  its limit, never holds more than that many of the worker's turns ahead of a chat, nor more than that share of its
+  CPU.
 
 Each refusal waits ANON_REFUSAL_DELAY_SECONDS before it is sent (a greenlet's sleep, no CPU), so that a client
 that sends its next request when the last one is answered floods at a few requests a second, not at whatever rate
@@ -70,6 +72,7 @@ class AnonymousGuardMiddleware:
         self.lock = threading.Lock()
         self.refused = {"rate": 0, "busy": 0}
         self.held = 0
+        self.tokens, self.refilled_at = float(settings.ANON_WORKER_REQUESTS_PER_SECOND), time.monotonic()
         self.logged_at = time.monotonic()
         self.session_cookie = settings.SESSION_COOKIE_NAME + "="
 
@@ -91,8 +94,8 @@ class AnonymousGuardMiddleware:
             busy = (
                 not over
                 and not credentials
-                and self.in_flight >= settings.ANON_MAX_CONCURRENT
                 and request.path not in NEVER_BUSY_PATHS
+                and (self.in_flight >= settings.ANON_MAX_CONCURRENT or not self._take_token(now))
             )
             if not (over or busy):
                 self.in_flight += 0 if credentials else 1
@@ -127,6 +130,18 @@ class AnonymousGuardMiddleware:
             blocked = window.blocked_until if window is not None else 0.0
             window = self.windows[address] = Window(ends=now + WINDOW_SECONDS, blocked_until=blocked)
         return window
+
+    def _take_token(self, now: float) -> bool:
+        """One of the worker's ANON_WORKER_REQUESTS_PER_SECOND (a bucket that holds a second's worth)."""
+        rate = settings.ANON_WORKER_REQUESTS_PER_SECOND
+        if not rate:
+            return True
+        self.tokens = min(float(rate), self.tokens + (now - self.refilled_at) * rate)
+        self.refilled_at = now
+        if self.tokens < 1:
+            return False
+        self.tokens -= 1
+        return True
 
     def _hold(self) -> None:
         delay = settings.ANON_REFUSAL_DELAY_SECONDS

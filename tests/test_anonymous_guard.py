@@ -11,8 +11,10 @@ from http import HTTPStatus
 
 import httpx
 import pytest
+from django.http import HttpResponse
 from rest_framework.test import APIClient
 
+from core.anonymous import AnonymousGuardMiddleware
 from tests.conftest import ALICE_PASSWORD, login
 from tests.server import login_headers, running_server
 
@@ -108,6 +110,18 @@ def test_refusals_are_counted_in_the_metrics(api, settings):
 
     line = next(line for line in text.splitlines() if line.startswith('chatbot_anonymous_refused_total{reason="rate"}'))
     assert float(line.split()[-1]) >= 2
+
+
+def test_a_worker_serves_at_most_anon_worker_requests_per_second(settings):
+    settings.ANON_WORKER_REQUESTS_PER_SECOND = 2
+    guard = AnonymousGuardMiddleware(lambda request: HttpResponse())
+    start = guard.refilled_at
+
+    within_the_first_second = [guard._take_token(start + t) for t in (0.0, 0.1, 0.2)]
+    half_a_second_on = guard._take_token(start + 0.7)
+
+    assert within_the_first_second == [True, True, False]
+    assert half_a_second_on is True
 
 
 class HangingUpstream:
