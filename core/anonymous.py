@@ -91,12 +91,7 @@ class AnonymousGuardMiddleware:
                 over = window.anonymous > limit or window.blocked_until > now
             else:
                 over = bool(limit) and window.failed_credentials > limit
-            busy = (
-                not over
-                and not credentials
-                and request.path not in NEVER_BUSY_PATHS
-                and (self.in_flight >= settings.ANON_MAX_CONCURRENT or not self._take_token(now))
-            )
+            busy = not over and not credentials and self._busy(request.path, now)
             if not (over or busy):
                 self.in_flight += 0 if credentials else 1
         if over or busy:
@@ -130,6 +125,12 @@ class AnonymousGuardMiddleware:
             blocked = window.blocked_until if window is not None else 0.0
             window = self.windows[address] = Window(ends=now + WINDOW_SECONDS, blocked_until=blocked)
         return window
+
+    def _busy(self, path: str, now: float) -> bool:
+        if path in NEVER_BUSY_PATHS:
+            self._take_token(now)  # it still spends the worker's second, so a flood of it leaves less for the rest
+            return False
+        return self.in_flight >= settings.ANON_MAX_CONCURRENT or not self._take_token(now)
 
     def _take_token(self, now: float) -> bool:
         """One of the worker's ANON_WORKER_REQUESTS_PER_SECOND (a bucket that holds a second's worth)."""
