@@ -186,7 +186,11 @@ async def soak(
         }
 
     async def sampler() -> None:
+        logged_in = time.monotonic()
         while True:
+            if time.monotonic() - logged_in > 600:  # a fresh access token long before the last one expires
+                traffic.headers = {"Authorization": f"Bearer {await login(svc.port, 'admin', password)}"}
+                logged_in = time.monotonic()
             sample: dict[str, Any] = {
                 "t": round(time.monotonic() - started, 1),
                 "workers": {str(pid): rss_bytes(pid) for pid in svc.workers()},
