@@ -90,7 +90,8 @@ class Connection:
         except (ConnectionError, asyncio.IncompleteReadError) as exc:
             exc.before_answer = True  # type: ignore[attr-defined]
             raise
-        body = await self._read_body(headers)
+        # A 204 or 304 has no body, whatever its headers say.
+        body = b"" if status in (204, 304) else await self._read_body(headers)
         if headers.get("connection", "").lower() == "close":
             self.close()
         return Response(status, headers, body)

@@ -17,6 +17,7 @@ TARGETS = {
     "memory": "≤ 10 MiB",
     "burst": "≤ 2x normal",
     "flood": "≤ 2x alone; CPU per request ≤ a chat's",
+    "soak": "no steady growth",
 }
 
 
@@ -104,6 +105,19 @@ def _flood(backend: dict[str, Any], name: str) -> str:
     )
 
 
+def _soak(backend: dict[str, Any]) -> str:
+    row = _get(backend, "soak")
+    if not row:
+        return "-"
+    workers = "; ".join(
+        f"{w['start_mib']:.0f} → {w['end_mib']:.0f} MiB (peak {w['peak_mib']:.0f}, "
+        f"{w['growth_mib_per_hour']:+.1f} MiB/h)"
+        for w in row["rss"].values()
+    )
+    requests = sum(sum(counts.values()) for counts in row["requests"].values())
+    return f"{workers} ({requests} requests at {row['rate']:.0f}/s)"
+
+
 def _column_name(name: str, backend: dict[str, Any]) -> str:
     workers = backend.get("workers_started") or _get(backend, "gunicorn", "workers")
     threads = _get(backend, "gunicorn", "threads")
@@ -178,6 +192,10 @@ def render_table(results: dict[str, Any]) -> str:
             lambda b, name=name: _flood(b, name),
             TARGETS["flood"],
         )
+
+    if any(_get(b, "soak") for _, b in cols):
+        minutes = next(_get(b, "soak", "minutes") for _, b in cols if _get(b, "soak"))
+        row(f"8. worker RSS over {minutes:.0f} minutes of mixed traffic", _soak, TARGETS["soak"])
 
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines.extend("| " + " | ".join(r) + " |" for r in rows)

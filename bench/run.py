@@ -3,6 +3,9 @@ bare view under the same gunicorn worker, workers and threads) and a load genera
 the tables and writes bench/results/latest.json and docs/bench.png.
 
     python -m bench.run [--backends locmem,redis] [--quick] [--env NAME=VALUE ...] [--no-floor] [--profile]
+
+The soak (bench/soak.py: worker memory under an hour of mixed traffic) runs only when asked for:
+`--only soak [--soak-minutes 60]`.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from typing import Any
 
 import redis
 
-from bench import scenarios, streams
+from bench import scenarios, soak, streams
 from bench.anonymous_flood import FLOODS, anonymous_flood
 from bench.processes import (
     ROOT,
@@ -53,8 +56,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--redis-url", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14"))
     parser.add_argument("--quick", action="store_true", help="shorter runs, for trying things out")
     parser.add_argument(
-        "--only", default="", help="comma-separated sections: overhead,cpu,inflight,stream,held,memory,burst,flood"
+        "--only",
+        default="",
+        help="comma-separated sections: overhead,cpu,inflight,stream,held,memory,burst,flood (all by default), soak",
     )
+    parser.add_argument("--soak-minutes", type=float, default=60.0, help="how long the soak runs")
     parser.add_argument("--env", action="append", default=[], help="extra service setting NAME=VALUE")
     parser.add_argument("--no-floor", action="store_true", help="skip the floor (bench/floor.py's bare view)")
     parser.add_argument("--profile", action="store_true", help="py-spy record the service during the CPU ceiling")
@@ -196,6 +202,15 @@ async def measure_backend(backend: str, fake, args, sections: set[str], duration
                         target, svc, seconds=durations["flood"], rotate=rotate, concurrency=concurrency
                     )
             print(f"  {backend}: anonymous flood done", flush=True)
+        if "soak" in sections:
+            # A fresh service and key prefix, with the fake upstream answering after 50 ms as a model would.
+            fake.set_latency(0.05)
+            with service({**env, "REDIS_KEY_PREFIX": f"{prefix}-soak"}, log) as svc:
+                out["soak"] = await soak.soak(
+                    svc, password, minutes=args.soak_minutes, rate=25.0, sample_seconds=30.0, redis_client=client
+                )
+            fake.set_latency(0.0)
+            print(f"  {backend}: soak done", flush=True)
     finally:
         keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
         for start in range(0, len(keys), 1000):

@@ -53,6 +53,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: refuses what anonymous traffic may not have before the rest of the stack runs for it.
+    "core.anonymous.AnonymousGuardMiddleware",
     "core.metrics.MetricsMiddleware",
     "core.middleware.RequestLogMiddleware",
     "core.middleware.RequestSizeLimitMiddleware",
@@ -238,6 +240,12 @@ CLIENT_IP_HEADER = env_str("CLIENT_IP_HEADER")
 # Requests per client address per minute that carry no credentials that authenticate, public endpoints included
 # (/health/live excepted); 0 turns the limit off.
 ANON_REQUESTS_PER_MINUTE = env_int("ANON_REQUESTS_PER_MINUTE", 120, minimum=0)
+# Requests without credentials one worker serves at once (core/anonymous.py); more get 503 with Retry-After.
+ANON_MAX_CONCURRENT = env_int("ANON_MAX_CONCURRENT", 4, minimum=1)
+# ... and a second (0: no such bound), whatever their addresses.
+ANON_WORKER_REQUESTS_PER_SECOND = env_int("ANON_WORKER_REQUESTS_PER_SECOND", 50, minimum=0)
+# How long such a refusal (429 or 503) waits before it is sent, so that a closed-loop flood slows to its pace.
+ANON_REFUSAL_DELAY_SECONDS = env_float("ANON_REFUSAL_DELAY_SECONDS", 1.0, minimum=0.0, maximum=10.0)
 # Per admin; 0 turns a limit off.
 CHAT_REQUESTS_PER_MINUTE = env_int("CHAT_REQUESTS_PER_MINUTE", 600, minimum=0)
 CHAT_MAX_CONCURRENT = env_int("CHAT_MAX_CONCURRENT", 64, minimum=0)

@@ -68,6 +68,12 @@ UPSTREAM_RATELIMIT_REMAINING = Gauge(
     ["kind"],
     multiprocess_mode="mostrecent",
 )
+ANONYMOUS_REFUSED = Counter(
+    "chatbot_anonymous_refused",
+    "Requests without credentials refused before Django's stack (core/anonymous.py), by reason: rate (over "
+    "ANON_REQUESTS_PER_MINUTE for the address) or busy (over ANON_MAX_CONCURRENT in the worker).",
+    ["reason"],
+)
 LOGINS = Counter("chatbot_logins", "Password logins (token or browser), by outcome.", ["outcome"])
 TOKENS = Counter("chatbot_llm_tokens", "Tokens used upstream, as the upstream reported them.", ["type"])
 IDEMPOTENT_REQUESTS = Counter(

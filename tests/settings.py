@@ -27,5 +27,9 @@ os.environ.setdefault("TEST_FAKE_GROQ_PORT", str(free_port()))
 os.environ["GROQ_BASE_URL"] = f"http://127.0.0.1:{os.environ['TEST_FAKE_GROQ_PORT']}/openai/v1"
 os.environ.setdefault("LLM_MAX_RETRIES", "1")
 os.environ.setdefault("LLM_TIMEOUT_SECONDS", "5")
+# Refusals of anonymous requests answered at once, and no per-second bound on them (a test sends its requests as
+# fast as it can, from one test client): the tests check what the guard answers, not how it paces a flood.
+os.environ.setdefault("ANON_REFUSAL_DELAY_SECONDS", "0")
+os.environ.setdefault("ANON_WORKER_REQUESTS_PER_SECOND", "0")
 
 from chatbot_project.settings import *  # noqa: F403
