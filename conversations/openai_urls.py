@@ -1,6 +1,7 @@
 from django.urls import re_path
 
 from conversations import openai_compat
+from conversations.responses import views as responses
 
 
 def undocumented(view: type) -> type:
@@ -11,6 +12,12 @@ urlpatterns = [
     re_path(r"^v1/chat/completions/?$", openai_compat.ChatCompletionsView.as_view(), name="openai-chat-completions"),
     re_path(r"^v1/models/?$", openai_compat.ModelListView.as_view(), name="openai-models"),
     re_path(r"^v1/models/(?P<model>\S{1,200})$", openai_compat.ModelDetailView.as_view(), name="openai-model"),
+    re_path(r"^v1/responses/?$", responses.ResponsesView.as_view(), name="openai-responses"),
+    re_path(
+        r"^v1/responses/(?P<response_id>resp_[A-Za-z0-9]{1,90})/?$",
+        responses.ResponseDetailView.as_view(),
+        name="openai-response",
+    ),
     # Groq's SDK adds `/openai/v1/...` to its base URL: the same endpoints there let it use the service's root.
     re_path(
         r"^openai/v1/chat/completions/?$",

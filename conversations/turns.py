@@ -74,6 +74,15 @@ class Turn:
     redo: bool = False
     budget_owners: tuple[BudgetOwner, ...] = ()  # the token budgets the turn counts against
     leases: tuple[Lease, ...] = ()  # what the request holds that the turn keeps too (its Idempotency-Key's claim)
+    # A turn that continues a stored session from one of its replies (a Responses chain): the reply's item id,
+    # which must still be the session's last message when the turn holds its lock.
+    after: str | None = None
+    reply_id: str | None = None  # the item id the stored reply keeps, for a later turn's `after`
+
+
+class HistoryMoved(ServiceError):
+    status_code = 409
+    code = "conflict"
 
 
 class NothingToRedo(ServiceError):
@@ -186,6 +195,8 @@ def _turn_held(turn: Turn) -> Iterator[_TurnPlan]:
             store = history_store()
             held = stack.enter_context(store.session_turn(turn.admin.id, turn.session_id, hold_seconds=hold_seconds))
         hold.add(*held.leases)
+        if turn.after is not None:
+            _check_continues(held.conversation, turn.after)
         stored = held.conversation.messages if held.conversation else []
         summary = held.conversation.summary if held.conversation else ""
         messages, replace_last = turn.messages, 0
@@ -269,6 +280,15 @@ def _fold(
     plan.upstream = upstream_messages(messages, kept, system_prompt=settings.SYSTEM_PROMPT, summary=folded.content)
 
 
+def _check_continues(conversation: Conversation | None, after: str) -> None:
+    if conversation is None:
+        raise SessionNotFound("The conversation this continues has expired or was deleted.")
+    if not conversation.messages or conversation.messages[-1].get("id") != after:
+        raise HistoryMoved(
+            "The conversation has gone on since that response: continue from its latest response instead."
+        )
+
+
 def _redone(turn: Turn, conversation: Conversation | None) -> tuple[list[dict[str, Any]], list[dict[str, Any]], int]:
     """For a turn that redoes the session's last exchange (from its last user message on): the messages to
     answer, the history before that exchange, and how many stored messages the turn replaces."""
@@ -289,7 +309,7 @@ def _turn_record(turn: Turn, plan: _TurnPlan, completion: Completion) -> TurnRes
     usage = {name: reply_usage[name] + plan.fold_usage.get(name, 0) for name in reply_usage}
     metrics.tokens_record(usage)
     plan.reservation.settle(usage["total_tokens"])
-    reply = message("assistant", completion.content, tool_calls=completion.tool_calls)
+    reply = message("assistant", completion.content, tool_calls=completion.tool_calls, item_id=turn.reply_id)
     stored = [*(message(**m) for m in plan.new), reply]
     options = StoreOptions(replace_last=plan.replace_last, drop_first=plan.drop_first, summary=plan.summary)
     totals = plan.held.finish(stored, usage, options)

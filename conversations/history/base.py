@@ -73,12 +73,14 @@ def now_iso() -> str:
 MESSAGE_FIELDS = ("role", "content", "tool_calls", "tool_call_id", "name")
 
 
-def message(role: str, content: str, **extra: Any) -> dict[str, Any]:
-    """A message as stored: `extra` is any of MESSAGE_FIELDS, given only when it has a value."""
+def message(role: str, content: str, *, item_id: str | None = None, **extra: Any) -> dict[str, Any]:
+    """A message as stored: `extra` is any of MESSAGE_FIELDS, given only when it has a value. `item_id`, kept only
+    by the store like the time, names a reply that a later turn may continue from (a Responses output item)."""
     return {
         "role": role,
         "content": content,
         **{k: v for k, v in extra.items() if v and k in MESSAGE_FIELDS},
+        **({"id": item_id} if item_id else {}),
         "at": now_iso(),
     }
 

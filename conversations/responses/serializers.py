@@ -1,0 +1,223 @@
+"""The request of `POST /v1/responses` and the shapes the schema documents. What the upstream cannot do (built-in
+tools, `background`, ...) is a 400 naming the parameter; the rest is translated to a chat completion's parameters
+and checked by the chat completion's own request serializer, with its limits."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from conversations.openai_serializers import FUNCTION_NAME_RE, ChatCompletionRequestSerializer
+from conversations.responses.items import input_messages
+from core.shortcuts import thread_serializer
+
+RESPONSE_ID_RE = r"^resp_[A-Za-z0-9]{1,90}$"
+# Accepted and without effect here: they change nothing an OpenAI-compatible upstream does with a chat completion.
+IGNORED = ("include", "prompt_cache_key", "prompt_cache_retention", "service_tier", "stream_options", "truncation")
+UNSUPPORTED = {
+    "background": "Background responses are not supported.",
+    "conversation": "The Conversations API is not supported yet: chain responses with previous_response_id.",
+    "prompt": "Stored prompts are not supported.",
+    "max_tool_calls": "Not supported.",
+    "top_logprobs": "Not supported.",
+}
+# The chat completion parameter a problem was found in, by the Responses parameter that set it.
+PARAM_NAMES = {
+    "messages": "input",
+    "max_completion_tokens": "max_output_tokens",
+    "response_format": "text.format",
+    "reasoning_effort": "reasoning.effort",
+}
+
+
+@extend_schema_field(
+    {
+        "oneOf": [
+            {"type": "string"},
+            {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "description": "A message (`role`: user, system, developer or assistant; `content`: a string "
+                    "or input_text/output_text parts), a `function_call` or a `function_call_output`.",
+                },
+            },
+        ]
+    }
+)
+class InputField(serializers.Field):
+    def to_internal_value(self, data: Any) -> list[dict[str, Any]]:
+        return input_messages(data)
+
+    def to_representation(self, value: Any) -> Any:
+        return value
+
+
+class FunctionToolSerializer(serializers.Serializer):
+    type = serializers.CharField()
+    name = serializers.RegexField(FUNCTION_NAME_RE)
+    description = serializers.CharField(required=False, allow_null=True, allow_blank=True)
+    parameters = serializers.DictField(required=False, allow_null=True)
+    strict = serializers.BooleanField(required=False, allow_null=True)
+
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("type") != "function":
+            raise serializers.ValidationError(
+                {"type": [f"The built-in tool '{data.get('type')}' is not supported; only function tools."]}
+            )
+        return super().to_internal_value(data)
+
+
+class TextSerializer(serializers.Serializer):
+    format = serializers.DictField(required=False, help_text="`text`, `json_object` or `json_schema`.")
+    verbosity = serializers.CharField(required=False, allow_null=True)
+
+
+class ReasoningSerializer(serializers.Serializer):
+    effort = serializers.ChoiceField(choices=["none", "low", "medium", "high"], required=False, allow_null=True)
+    summary = serializers.CharField(required=False, allow_null=True)
+
+
+class ResponseCreateSerializer(serializers.Serializer):
+    model = serializers.CharField(max_length=200, help_text="One of the models `GET /v1/models` lists.")
+    input = InputField(help_text="A string (one user message) or a list of items.")
+    instructions = serializers.CharField(
+        required=False, allow_null=True, allow_blank=True, help_text="A system message for this response only."
+    )
+    previous_response_id = serializers.RegexField(
+        RESPONSE_ID_RE, required=False, allow_null=True, help_text="Continue the chain of this stored response."
+    )
+    store = serializers.BooleanField(default=True, help_text="Keep it, to retrieve and chain (default true).")
+    stream = serializers.BooleanField(default=False)
+    max_output_tokens = serializers.IntegerField(required=False, allow_null=True, min_value=1)
+    temperature = serializers.FloatField(required=False, allow_null=True, min_value=0.0, max_value=2.0)
+    top_p = serializers.FloatField(required=False, allow_null=True, min_value=0.0, max_value=1.0)
+    metadata = serializers.DictField(
+        child=serializers.CharField(max_length=512, allow_blank=True), required=False, allow_null=True
+    )
+    tools = FunctionToolSerializer(many=True, required=False, allow_null=True)
+    tool_choice = serializers.JSONField(required=False, allow_null=True)
+    parallel_tool_calls = serializers.BooleanField(required=False, allow_null=True)
+    text = TextSerializer(required=False, allow_null=True)
+    reasoning = ReasoningSerializer(required=False, allow_null=True)
+    user = serializers.CharField(required=False, allow_null=True, allow_blank=True, max_length=256)
+    safety_identifier = serializers.CharField(required=False, allow_null=True, allow_blank=True, max_length=256)
+
+    def to_internal_value(self, data: Any) -> dict[str, Any]:
+        if isinstance(data, dict):
+            for name, value in data.items():
+                if name in UNSUPPORTED and value not in (None, False):
+                    raise serializers.ValidationError({name: [UNSUPPORTED[name]]})
+                if name not in self.fields and name not in IGNORED and name not in UNSUPPORTED:
+                    raise serializers.ValidationError({name: ["This parameter is not supported."]})
+            data = {name: value for name, value in data.items() if name in self.fields}
+        return super().to_internal_value(data)
+
+    def validate_metadata(self, value: dict[str, str] | None) -> dict[str, str] | None:
+        if value and (len(value) > 16 or any(len(key) > 64 for key in value)):
+            raise serializers.ValidationError("At most 16 pairs, keys of at most 64 characters.")
+        return value
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        chat = chat_request(attrs)
+        body = thread_serializer(ChatCompletionRequestSerializer, chat)
+        if not body.is_valid():
+            raise serializers.ValidationError({PARAM_NAMES.get(k, k): v for k, v in body.errors.items()})
+        attrs["chat"] = body.validated_data
+        attrs["params"] = body.generation_params()
+        return attrs
+
+
+def chat_request(attrs: dict[str, Any]) -> dict[str, Any]:
+    """The chat completion a Responses request asks for (without the chain's history)."""
+    instructions = [{"role": "system", "content": attrs["instructions"]}] if attrs.get("instructions") else []
+    chat: dict[str, Any] = {"model": attrs["model"], "messages": [*instructions, *attrs["input"]]}
+    simple = {"temperature": "temperature", "top_p": "top_p", "max_output_tokens": "max_completion_tokens"}
+    simple |= {"parallel_tool_calls": "parallel_tool_calls", "user": "user"}
+    for name, chat_name in simple.items():
+        if attrs.get(name) is not None:
+            chat[chat_name] = attrs[name]
+    if attrs.get("tools"):
+        chat["tools"] = [
+            {
+                "type": "function",
+                "function": {k: v for k, v in tool.items() if k != "type" and v is not None},
+            }
+            for tool in attrs["tools"]
+        ]
+    choice = attrs.get("tool_choice")
+    if isinstance(choice, dict) and choice.get("type") == "function":
+        chat["tool_choice"] = {"type": "function", "function": {"name": choice.get("name")}}
+    elif choice is not None:
+        chat["tool_choice"] = choice
+    text_format = (attrs.get("text") or {}).get("format")
+    if text_format and text_format.get("type") != "text":
+        chat["response_format"] = response_format(text_format)
+    effort = (attrs.get("reasoning") or {}).get("effort")
+    if effort is not None:
+        chat["reasoning_effort"] = effort
+    return chat
+
+
+def response_format(text_format: dict[str, Any]) -> dict[str, Any]:
+    """`text.format` as a chat completion's `response_format` (whose json_schema is nested)."""
+    if text_format.get("type") != "json_schema":
+        return dict(text_format)
+    schema = {k: v for k, v in text_format.items() if k in ("name", "schema", "strict", "description")}
+    return {"type": "json_schema", "json_schema": schema}
+
+
+class OutputTextSerializer(serializers.Serializer):
+    type = serializers.CharField(default="output_text")
+    text = serializers.CharField()
+    annotations = serializers.ListField()
+
+
+class OutputItemSerializer(serializers.Serializer):
+    id = serializers.CharField()
+    type = serializers.CharField(help_text="`message`, `function_call` or `reasoning`.")
+    status = serializers.CharField(required=False)
+    role = serializers.CharField(required=False)
+    content = OutputTextSerializer(many=True, required=False)
+    call_id = serializers.CharField(required=False)
+    name = serializers.CharField(required=False)
+    arguments = serializers.CharField(required=False)
+
+
+class ResponseUsageSerializer(serializers.Serializer):
+    input_tokens = serializers.IntegerField()
+    input_tokens_details = serializers.DictField()
+    output_tokens = serializers.IntegerField()
+    output_tokens_details = serializers.DictField()
+    total_tokens = serializers.IntegerField()
+
+
+class ResponseSerializer(serializers.Serializer):
+    id = serializers.CharField(help_text="resp_...")
+    object = serializers.CharField(default="response")
+    created_at = serializers.IntegerField()
+    status = serializers.CharField(help_text="`completed`, or `incomplete` when cut at max_output_tokens.")
+    model = serializers.CharField()
+    output = OutputItemSerializer(many=True)
+    usage = ResponseUsageSerializer()
+    previous_response_id = serializers.CharField(allow_null=True)
+    instructions = serializers.CharField(allow_null=True)
+    metadata = serializers.DictField()
+    store = serializers.BooleanField()
+    temperature = serializers.FloatField(allow_null=True)
+    top_p = serializers.FloatField(allow_null=True)
+    max_output_tokens = serializers.IntegerField(allow_null=True)
+    tools = serializers.ListField()
+    tool_choice = serializers.JSONField()
+    parallel_tool_calls = serializers.BooleanField()
+    text = serializers.DictField()
+    error = serializers.JSONField(allow_null=True)
+    incomplete_details = serializers.JSONField(allow_null=True)
+
+
+class ResponseDeletedSerializer(serializers.Serializer):
+    id = serializers.CharField()
+    object = serializers.CharField(default="response")
+    deleted = serializers.BooleanField()

@@ -1,0 +1,180 @@
+"""The Responses use cases: create (JSON or streamed), retrieve, delete. A chain of stored responses is one stored
+session, named after its first response: each response's turn appends its input and reply to that session, and its
+reply keeps the response's id, so a response that continues the chain checks (under the session's lock) that it
+continues from the session's last reply. TTL, trimming, summaries, per-admin isolation and caps, budgets, usage
+and metrics are those of every turn (conversations.turns)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from accounts.budgets import BudgetOwner
+from accounts.models import AdminUser
+from conversations.responses.items import call_ids, new_id, response_body, unanswered_outputs
+from conversations.responses.store import StoredResponse, response_store
+from conversations.services import NoNewMessage, completion_model_check
+from conversations.stores import history_store
+from conversations.summaries import summary_message
+from conversations.trimming import stored_message_for_upstream
+from conversations.turns import ChatOptions, Turn, TurnResult, new_turn_messages, turn_answer, turn_stream
+from core.exceptions import ServiceError
+from core.leases import Lease
+from llm_provider.types import StreamDelta
+
+
+class ResponseNotFound(ServiceError):
+    status_code = 404
+    code = "not_found"
+
+
+class PreviousNotFound(ResponseNotFound):
+    param = "previous_response_id"
+
+
+class UnansweredOutput(ServiceError):
+    status_code = 400
+    code = "invalid"
+    param = "input"
+
+
+@dataclass(frozen=True)
+class ResponseRequest:
+    """A validated `POST /v1/responses` (see serializers.ResponseCreateSerializer)."""
+
+    model: str
+    messages: list[dict[str, Any]]  # the input as chat messages, `instructions` first
+    options: ChatOptions
+    previous_response_id: str | None
+    store: bool
+    echo: dict[str, Any]  # what the response object repeats of the request
+
+
+@dataclass(frozen=True)
+class PlannedResponse:
+    response_id: str
+    created_at: int
+    turn: Turn
+    request: ResponseRequest
+
+    def body(self, result: TurnResult) -> dict[str, Any]:
+        return response_body(
+            self.response_id,
+            created_at=self.created_at,
+            model=self.request.model,
+            echo=self.request.echo,
+            completion=result.completion,
+        )
+
+    def start_body(self) -> dict[str, Any]:
+        return response_body(
+            self.response_id, created_at=self.created_at, model=self.request.model, echo=self.request.echo
+        )
+
+    def keep(self, result: TurnResult) -> dict[str, Any]:
+        """The response object, stored when the request asked for it."""
+        body = self.body(result)
+        if self.turn.session_id is not None:
+            response_store().put(self.turn.admin.id, self.response_id, StoredResponse(self.turn.session_id, body))
+        return body
+
+
+def _not_found(response_id: str, kind: type[ResponseNotFound] = ResponseNotFound) -> ResponseNotFound:
+    return kind(
+        f"No response '{response_id}' here: it expired, was deleted, was created with store: false, or belongs "
+        "to another admin."
+    )
+
+
+def _previous(admin: AdminUser, response_id: str) -> StoredResponse:
+    previous = response_store().get(admin.id, response_id)
+    if previous is None:
+        raise _not_found(response_id, PreviousNotFound)
+    return previous
+
+
+def _chain_history(admin: AdminUser, previous_id: str, previous: StoredResponse) -> list[dict[str, Any]]:
+    """A chain's history up to and including `previous_id`'s reply, as the upstream takes it: for a response that
+    is not stored, which reads the chain and adds nothing to it."""
+    conversation = history_store().get(admin.id, previous.session_id)
+    if conversation is None:
+        raise PreviousNotFound(f"The conversation of '{previous_id}' has expired or was deleted.")
+    end = next((i for i, m in enumerate(conversation.messages) if m.get("id") == previous_id), None)
+    if end is None:
+        raise PreviousNotFound(f"The history up to '{previous_id}' is no longer stored.")
+    summary = [summary_message(conversation.summary)] if conversation.summary else []
+    return [*summary, *(stored_message_for_upstream(m) for m in conversation.messages[: end + 1])]
+
+
+def _planned(
+    admin: AdminUser, request: ResponseRequest, budget_owners: tuple[BudgetOwner, ...], leases: tuple[Lease, ...]
+) -> PlannedResponse:
+    completion_model_check(request.model)
+    response_id = new_id("resp")
+    previous = _previous(admin, request.previous_response_id) if request.previous_response_id else None
+    earlier_calls = call_ids(previous.body) if previous else set()
+    unanswered = unanswered_outputs(request.messages, earlier_calls)
+    if unanswered:
+        raise UnansweredOutput(f"No function_call with call_id '{unanswered[0]}' precedes its function_call_output.")
+    common = {"options": request.options, "budget_owners": budget_owners, "leases": leases}
+    if not request.store:
+        history = _chain_history(admin, request.previous_response_id, previous) if previous else []
+        leading = [m for m in request.messages[:1] if m["role"] == "system"]  # the instructions
+        messages = [*leading, *history, *request.messages[len(leading) :]]
+        turn = Turn(admin, messages, None, **common)
+    else:
+        if not new_turn_messages(request.messages):
+            raise NoNewMessage("Send a user message, or the output of the previous response's function calls.")
+        session_id = previous.session_id if previous else response_id
+        after = request.previous_response_id if previous else None
+        turn = Turn(admin, request.messages, session_id, **common, after=after, reply_id=response_id)
+    return PlannedResponse(response_id, int(time.time()), turn, request)
+
+
+def response_create(
+    *,
+    admin: AdminUser,
+    request: ResponseRequest,
+    budget_owners: tuple[BudgetOwner, ...],
+    leases: tuple[Lease, ...] = (),
+) -> dict[str, Any]:
+    """`POST /v1/responses`: the response object, after its turn (stored with `store`)."""
+    planned = _planned(admin, request, budget_owners, leases)
+    return planned.keep(turn_answer(planned.turn))
+
+
+def response_stream(
+    *,
+    admin: AdminUser,
+    request: ResponseRequest,
+    budget_owners: tuple[BudgetOwner, ...],
+    leases: tuple[Lease, ...] = (),
+) -> tuple[PlannedResponse, Iterator[StreamDelta | dict[str, Any]]]:
+    """The response as it comes: the reply's pieces, then the response object once the turn is stored. The rules
+    are checked here, before the first piece is asked for."""
+    planned = _planned(admin, request, budget_owners, leases)
+    return planned, _streamed(planned)
+
+
+def _streamed(planned: PlannedResponse) -> Iterator[StreamDelta | dict[str, Any]]:
+    events = turn_stream(planned.turn)
+    try:
+        for item in events:
+            yield planned.keep(item) if isinstance(item, TurnResult) else item
+    finally:
+        events.close()
+
+
+def response_get(*, admin: AdminUser, response_id: str) -> dict[str, Any]:
+    stored = response_store().get(admin.id, response_id)
+    if stored is None:
+        raise _not_found(response_id)
+    return stored.body
+
+
+def response_delete(*, admin: AdminUser, response_id: str) -> None:
+    """Forgets the response: it can no longer be retrieved or continued. Its chain's session keeps the turns."""
+    if not response_store().delete(admin.id, response_id):
+        raise _not_found(response_id)

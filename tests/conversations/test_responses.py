@@ -1,0 +1,226 @@
+"""`/v1/responses` with OpenAI's SDK as the client (over HTTP into the Django app, on both history stores) and the
+fake upstream: chains by previous_response_id, streaming, store: false, isolation, budgets, idempotent retries."""
+
+from __future__ import annotations
+
+import httpx
+import openai
+import pytest
+from django.core.wsgi import get_wsgi_application
+
+from accounts.api_keys import api_key_create
+from accounts.budgets import Budget, BudgetOwner, budget_set
+
+MODEL = "openai/gpt-oss-20b"
+
+
+def sdk_client(key: str) -> openai.OpenAI:
+    transport = httpx.WSGITransport(app=get_wsgi_application())
+    http_client = httpx.Client(transport=transport, base_url="http://testserver")
+    return openai.OpenAI(base_url="http://testserver/v1", api_key=key, max_retries=0, http_client=http_client)
+
+
+@pytest.fixture
+def client(alice, history_backend) -> openai.OpenAI:
+    return sdk_client(api_key_create(admin_id=alice.id, name="sdk")[1])
+
+
+@pytest.fixture
+def bob_sdk(bob) -> openai.OpenAI:
+    return sdk_client(api_key_create(admin_id=bob.id, name="sdk")[1])
+
+
+def upstream_messages(fake_groq) -> list[list[tuple[str, str]]]:
+    return [[(m["role"], m["content"]) for m in r["json"]["messages"]] for r in fake_groq.chat_requests()]
+
+
+def test_a_string_input(client, fake_groq):
+    response = client.responses.create(model=MODEL, input="Hello!", metadata={"ticket": "7"})
+
+    assert response.id.startswith("resp_")
+    assert response.object == "response"
+    assert response.status == "completed"
+    assert response.output_text == "Echo: Hello!"
+    assert response.output[0].type == "message" and response.output[0].content[0].type == "output_text"
+    assert response.usage.total_tokens == response.usage.input_tokens + response.usage.output_tokens > 0
+    assert response.metadata == {"ticket": "7"}
+    assert response.previous_response_id is None
+    assert upstream_messages(fake_groq)[-1][-1] == ("user", "Hello!")
+
+
+def test_items_with_roles_and_parts(client, fake_groq):
+    response = client.responses.create(
+        model=MODEL,
+        instructions="Be brief.",
+        input=[
+            {"role": "developer", "content": "Answer in English."},
+            {"role": "user", "content": [{"type": "input_text", "text": "Hi"}]},
+            {"role": "assistant", "content": [{"type": "output_text", "text": "Hello."}]},
+            {"type": "message", "role": "user", "content": "Why?"},
+        ],
+    )
+
+    assert response.output_text == "Echo: Why?"
+    assert response.instructions == "Be brief."
+    sent = upstream_messages(fake_groq)[-1]
+    assert sent[-5:] == [
+        ("system", "Be brief."),
+        ("system", "Answer in English."),
+        ("user", "Hi"),
+        ("assistant", "Hello."),
+        ("user", "Why?"),
+    ]
+
+
+def test_a_three_turn_chain_sends_the_whole_history(client, fake_groq):
+    first = client.responses.create(model=MODEL, input="one", instructions="Only for the first.")
+    second = client.responses.create(model=MODEL, input="two", previous_response_id=first.id)
+    third = client.responses.create(model=MODEL, input="three", previous_response_id=second.id)
+
+    assert third.previous_response_id == second.id
+    assert third.output_text == "Echo: three"
+    sent = [m for m in upstream_messages(fake_groq)[-1] if m[1] != "Only for the first."]
+    assert sent[-5:] == [
+        ("user", "one"),
+        ("assistant", "Echo: one"),
+        ("user", "two"),
+        ("assistant", "Echo: two"),
+        ("user", "three"),
+    ]
+    assert ("system", "Only for the first.") not in upstream_messages(fake_groq)[-1]
+    assert client.responses.retrieve(second.id).output_text == "Echo: two"
+
+
+def test_a_chain_is_one_stored_session(client, alice, history_backend):
+    from conversations.stores import history_store
+
+    first = client.responses.create(model=MODEL, input="one")
+    client.responses.create(model=MODEL, input="two", previous_response_id=first.id)
+
+    conversation = history_store().get(alice.id, first.id)
+    assert [m["content"] for m in conversation.messages] == ["one", "Echo: one", "two", "Echo: two"]
+
+
+def test_continuing_from_an_earlier_response_of_a_chain_is_a_conflict(client):
+    first = client.responses.create(model=MODEL, input="one")
+    client.responses.create(model=MODEL, input="two", previous_response_id=first.id)
+
+    with pytest.raises(openai.ConflictError) as caught:
+        client.responses.create(model=MODEL, input="branch", previous_response_id=first.id)
+
+    assert "latest response" in caught.value.body["message"]
+
+
+def test_a_stream_consumed_to_its_final_response(client, fake_groq):
+    first = client.responses.create(model=MODEL, input="one")
+    with client.responses.stream(model=MODEL, input="tell me a story", previous_response_id=first.id) as stream:
+        kinds = [event.type for event in stream]
+        final = stream.get_final_response()
+
+    assert kinds[:2] == ["response.created", "response.in_progress"]
+    assert kinds[-1] == "response.completed"
+    assert "response.output_text.delta" in kinds
+    assert final.output_text == "Echo: tell me a story"
+    assert client.responses.retrieve(final.id).output_text == "Echo: tell me a story"
+    assert upstream_messages(fake_groq)[-1][-3:] == [
+        ("user", "one"),
+        ("assistant", "Echo: one"),
+        ("user", "tell me a story"),
+    ]
+
+
+def test_store_false_is_neither_retrievable_nor_chainable(client, fake_groq):
+    first = client.responses.create(model=MODEL, input="one")
+    unstored = client.responses.create(model=MODEL, input="two", previous_response_id=first.id, store=False)
+
+    assert unstored.output_text == "Echo: two"
+    assert upstream_messages(fake_groq)[-1][-3:] == [("user", "one"), ("assistant", "Echo: one"), ("user", "two")]
+    with pytest.raises(openai.NotFoundError):
+        client.responses.retrieve(unstored.id)
+    with pytest.raises(openai.NotFoundError):
+        client.responses.create(model=MODEL, input="three", previous_response_id=unstored.id)
+    # the chain did not change: its latest response is still the first
+    assert client.responses.create(model=MODEL, input="two again", previous_response_id=first.id).output_text
+
+
+def test_another_admins_response_is_not_found(client, bob_sdk):
+    mine = client.responses.create(model=MODEL, input="secret")
+
+    with pytest.raises(openai.NotFoundError) as caught:
+        bob_sdk.responses.retrieve(mine.id)
+    assert "another admin" in caught.value.body["message"]
+    with pytest.raises(openai.NotFoundError) as caught:
+        bob_sdk.responses.create(model=MODEL, input="and?", previous_response_id=mine.id)
+    assert caught.value.body["param"] == "previous_response_id"
+
+
+def test_delete_forgets_a_response(client):
+    response = client.responses.create(model=MODEL, input="hi")
+
+    client.responses.delete(response.id)
+
+    with pytest.raises(openai.NotFoundError):
+        client.responses.retrieve(response.id)
+    with pytest.raises(openai.NotFoundError):
+        client.responses.delete(response.id)
+
+
+@pytest.mark.parametrize(
+    ("extra", "param"),
+    [
+        ({"tools": [{"type": "web_search"}]}, "tools"),
+        ({"background": True}, "background"),
+        ({"input": [{"type": "image_generation_call", "id": "x"}]}, "input"),
+        ({"input": [{"role": "user", "content": [{"type": "input_image", "image_url": "x"}]}]}, "input"),
+        ({"previous_response_id": "not-an-id"}, "previous_response_id"),
+        ({"max_output_tokens": 10**9}, "max_output_tokens"),
+        ({"input": [{"type": "function_call_output", "call_id": "call_x", "output": "42"}]}, "input"),
+        ({"frobnicate": 1}, "frobnicate"),
+    ],
+)
+def test_bad_input_is_a_400_naming_the_parameter(client, fake_groq, extra, param):
+    body = {"model": MODEL, "input": "hi", **extra}
+
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.post("/responses", body=body, cast_to=httpx.Response)
+
+    assert caught.value.body["param"].startswith(param)
+    assert fake_groq.chat_requests() == []
+
+
+def test_a_budget_refusal(client, alice, settings, fake_groq):
+    budget_set(BudgetOwner("admin", alice.id), Budget(5, "day"))
+
+    with pytest.raises(openai.RateLimitError) as caught:
+        client.responses.create(model=MODEL, input="hi")
+
+    assert caught.value.body["code"] == "budget_exceeded"
+    assert fake_groq.chat_requests() == []
+
+
+def test_an_idempotent_retry_gets_the_first_response(client, fake_groq):
+    headers = {"Idempotency-Key": "retry-1"}
+    first = client.responses.create(model=MODEL, input="once", extra_headers=headers)
+    again = client.responses.create(model=MODEL, input="once", extra_headers=headers)
+
+    assert again.id == first.id
+    assert len(fake_groq.chat_requests()) == 1
+
+
+def test_a_function_call_round_trip(client, fake_groq):
+    tools = [{"type": "function", "name": "lookup", "parameters": {"type": "object"}, "strict": False}]
+    asked = client.responses.create(model=MODEL, input="weather?", tools=tools)
+    call = next(item for item in asked.output if item.type == "function_call")
+
+    answered = client.responses.create(
+        model=MODEL,
+        previous_response_id=asked.id,
+        tools=tools,
+        input=[{"type": "function_call_output", "call_id": call.call_id, "output": "sunny"}],
+    )
+
+    assert call.name == "lookup" and call.call_id
+    assert answered.output_text
+    sent = fake_groq.chat_requests()[-1]["json"]["messages"]
+    assert sent[-2]["tool_calls"][0]["id"] == call.call_id
+    assert sent[-1] == {"role": "tool", "tool_call_id": call.call_id, "content": "sunny"}
