@@ -82,7 +82,7 @@ class Turn:
 
 class HistoryMoved(ServiceError):
     status_code = 409
-    code = "conflict"
+    code = "not_latest"
 
 
 class NothingToRedo(ServiceError):

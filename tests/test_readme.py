@@ -28,7 +28,7 @@ _CURL = re.compile(r"(?<![\w./-])curl\s")
 _FLAGS = {"-s", "-S", "-sS", "-N", "-i", "-v", "-f", "-L", "--silent", "--no-buffer", "--include", "--fail"}
 _VALUE_OPTIONS = {"-X", "--request", "-H", "--header", "-d", "--data", "--data-raw", "--data-binary"}
 # Where the docs say `YOUR_TOKEN`, `SESSION_ID` and so on, the test puts real values (see `live`).
-_PLACEHOLDER = re.compile(r"YOUR_REFRESH_TOKEN|YOUR_TOKEN|\$METRICS_TOKEN|\$API_KEY|\$TOKEN|SESSION_ID|KEY_ID")
+_PLACEHOLDER = re.compile(r"YOUR_REFRESH_TOKEN|YOUR_TOKEN|\$METRICS_TOKEN|\$API_KEY|\$TOKEN|SESSION_ID|KEY_ID|RESPONSE_ID")
 _UNFILLED = re.compile(r"\$\w+|\b[A-Z][A-Z0-9]*_[A-Z0-9_]+\b")
 _LOCAL_HOSTS = {"localhost", "127.0.0.1", "[::1]"}
 
@@ -130,14 +130,16 @@ def test_the_docs_have_curl_examples():
 @pytest.fixture
 def live(settings) -> dict[str, str]:
     """What the examples' placeholders stand for: the default admin logged in, one of its API keys, a metrics
-    token."""
+    token, a stored response."""
     settings.METRICS_TOKEN = "metrics-token-of-the-docs-test"
     admin_create(username="admin", password="admin123", check_password=False)
     client = APIClient()
     tokens = client.post("/admin/login", {"username": "admin", "password": "admin123"}, format="json").json()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {tokens['access_token']}")
     key = client.post("/admin/api-keys", {"name": "docs"}, format="json").json()
+    response = client.post("/v1/responses", {"model": settings.CHAT_ALLOWED_MODELS[0], "input": "Hi"}, format="json")
     return {
+        "RESPONSE_ID": response.json()["id"],
         "YOUR_TOKEN": tokens["access_token"],
         "$TOKEN": tokens["access_token"],
         "YOUR_REFRESH_TOKEN": tokens["refresh_token"],
