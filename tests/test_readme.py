@@ -28,7 +28,9 @@ _CURL = re.compile(r"(?<![\w./-])curl\s")
 _FLAGS = {"-s", "-S", "-sS", "-N", "-i", "-v", "-f", "-L", "--silent", "--no-buffer", "--include", "--fail"}
 _VALUE_OPTIONS = {"-X", "--request", "-H", "--header", "-d", "--data", "--data-raw", "--data-binary"}
 # Where the docs say `YOUR_TOKEN`, `SESSION_ID` and so on, the test puts real values (see `live`).
-_PLACEHOLDER = re.compile(r"YOUR_REFRESH_TOKEN|YOUR_TOKEN|\$METRICS_TOKEN|\$API_KEY|\$TOKEN|SESSION_ID|KEY_ID|RESPONSE_ID")
+_PLACEHOLDER = re.compile(
+    r"YOUR_REFRESH_TOKEN|YOUR_TOKEN|\$METRICS_TOKEN|\$API_KEY|\$TOKEN|SESSION_ID|KEY_ID|RESPONSE_ID"
+)
 _UNFILLED = re.compile(r"\$\w+|\b[A-Z][A-Z0-9]*_[A-Z0-9_]+\b")
 _LOCAL_HOSTS = {"localhost", "127.0.0.1", "[::1]"}
 
