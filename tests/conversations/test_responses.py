@@ -3,13 +3,17 @@ fake upstream: chains by previous_response_id, streaming, store: false, isolatio
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import httpx
 import openai
+import pydantic
 import pytest
 from django.core.wsgi import get_wsgi_application
 
 from accounts.api_keys import api_key_create
 from accounts.budgets import Budget, BudgetOwner, budget_set
+from conversations.stores import history_store
 
 MODEL = "openai/gpt-oss-20b"
 
@@ -92,8 +96,6 @@ def test_a_three_turn_chain_sends_the_whole_history(client, fake_groq):
 
 
 def test_a_chain_is_one_stored_session(client, alice, history_backend):
-    from conversations.stores import history_store
-
     first = client.responses.create(model=MODEL, input="one")
     client.responses.create(model=MODEL, input="two", previous_response_id=first.id)
 
@@ -224,3 +226,84 @@ def test_a_function_call_round_trip(client, fake_groq):
     sent = fake_groq.chat_requests()[-1]["json"]["messages"]
     assert sent[-2]["tool_calls"][0]["id"] == call.call_id
     assert sent[-1] == {"role": "tool", "tool_call_id": call.call_id, "content": "sunny"}
+
+
+class Echo(pydantic.BaseModel):
+    echo: str
+
+
+def test_parse_into_a_pydantic_model(client, fake_groq):
+    parsed = client.responses.parse(model=MODEL, input="hi", text_format=Echo)
+
+    assert parsed.output_parsed == Echo(echo="hi")
+    assert parsed.text.format.type == "json_schema"
+    sent = fake_groq.chat_requests()[-1]["json"]["response_format"]
+    assert sent["type"] == "json_schema" and sent["json_schema"]["name"] == "Echo"
+
+
+def test_a_streamed_function_call(client):
+    tools = [{"type": "function", "name": "lookup", "parameters": {"type": "object"}, "strict": False}]
+    with client.responses.stream(model=MODEL, input="weather?", tools=tools) as stream:
+        kinds = [event.type for event in stream]
+        final = stream.get_final_response()
+
+    call = next(item for item in final.output if item.type == "function_call")
+    assert call.name == "lookup" and '"weather?"' in call.arguments
+    assert "response.function_call_arguments.done" in kinds
+    assert kinds[-1] == "response.completed"
+
+
+def test_reasoning_is_an_output_item(client, fake_groq):
+    fake_groq.configure(reasoning=True)
+
+    response = client.responses.create(model=MODEL, input="think")
+
+    reasoning = next(item for item in response.output if item.type == "reasoning")
+    assert reasoning.content[0].text == "Thinking about: think"
+    assert response.output_text == "Echo: think"
+
+
+def test_a_chain_whose_session_expired_is_not_found(client, alice):
+    first = client.responses.create(model=MODEL, input="one")
+    history_store().delete(alice.id, first.id)
+
+    with pytest.raises(openai.NotFoundError) as caught:
+        client.responses.create(model=MODEL, input="two", previous_response_id=first.id)
+
+    assert "expired" in caught.value.body["message"]
+
+
+def test_two_responses_continuing_one_chain_at_once_never_lose_a_turn(client, alice, fake_groq):
+    first = client.responses.create(model=MODEL, input="one")
+    fake_groq.configure(latency=0.3)
+
+    def follow(text: str):
+        try:
+            return client.responses.create(model=MODEL, input=text, previous_response_id=first.id)
+        except openai.APIStatusError as exc:
+            return exc.status_code
+
+    with ThreadPoolExecutor(2) as pool:
+        outcomes = list(pool.map(follow, ["a", "b"]))
+
+    answered = [o for o in outcomes if not isinstance(o, int)]
+    assert len(answered) == 1 and [o for o in outcomes if isinstance(o, int)] == [409]
+    stored = history_store().get(alice.id, first.id).messages
+    reply = answered[0].output_text
+    assert [m["content"] for m in stored] == ["one", "Echo: one", reply.removeprefix("Echo: "), reply]
+
+
+def test_a_long_chain_is_trimmed_like_a_session(client, settings, fake_groq):
+    settings.HISTORY_MAX_MESSAGES = 4
+    previous = None
+    for text in ["one", "two", "three", "four"]:
+        previous = client.responses.create(model=MODEL, input=text, previous_response_id=previous and previous.id)
+
+    sent = [m for m in upstream_messages(fake_groq)[-1] if m[0] != "system"]
+    assert sent == [
+        ("user", "two"),
+        ("assistant", "Echo: two"),
+        ("user", "three"),
+        ("assistant", "Echo: three"),
+        ("user", "four"),
+    ]
