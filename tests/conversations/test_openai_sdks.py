@@ -214,3 +214,25 @@ def test_what_langchain_style_clients_send_is_accepted(server_url, api_key, fake
 
     assert completion.choices[0].message.content == "Echo: hi"
     assert fake_groq.chat_requests()[-1]["json"]["stop"] == ["\nObservation:"]
+
+
+def test_a_response_chain_and_its_stream(server_url, api_key, fake_groq):
+    client = openai_client(server_url, api_key)
+
+    first = client.responses.create(model=MODEL, input="one")
+    second = client.responses.create(
+        model=MODEL, input=[{"role": "user", "content": "two"}], previous_response_id=first.id
+    )
+    with client.responses.stream(model=MODEL, input="three", previous_response_id=second.id) as stream:
+        final = stream.get_final_response()
+
+    assert final.output_text == "Echo: three"
+    assert client.responses.retrieve(final.id).previous_response_id == second.id
+    sent = [(m["role"], m["content"]) for m in fake_groq.chat_requests()[-1]["json"]["messages"]][-5:]
+    assert sent == [
+        ("user", "one"),
+        ("assistant", "Echo: one"),
+        ("user", "two"),
+        ("assistant", "Echo: two"),
+        ("user", "three"),
+    ]
