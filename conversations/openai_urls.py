@@ -18,6 +18,11 @@ urlpatterns = [
         responses.ResponseDetailView.as_view(),
         name="openai-response",
     ),
+    re_path(
+        r"^v1/responses/(?P<response_id>resp_[A-Za-z0-9]{1,90})/input_items/?$",
+        responses.ResponseInputItemsView.as_view(),
+        name="openai-response-input-items",
+    ),
     # Groq's SDK adds `/openai/v1/...` to its base URL: the same endpoints there let it use the service's root.
     re_path(
         r"^openai/v1/chat/completions/?$",

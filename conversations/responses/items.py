@@ -192,3 +192,50 @@ def response_body(
             usage=usage_of(completion),
         )
     return body
+
+
+def input_items(value: Any) -> list[dict[str, Any]]:
+    """`input` (already valid, see input_messages) as the items `input_items` lists, each with an id."""
+    if isinstance(value, str):
+        value = [{"role": "user", "content": value}]
+    items = []
+    for item in value:
+        kind = item.get("type", "message")
+        if kind == "message":
+            part = "output_text" if item["role"] == "assistant" else "input_text"
+            text = _text_of(item["content"], "input")
+            items.append(
+                {
+                    "id": item.get("id") or new_id("msg"),
+                    "type": "message",
+                    "role": item["role"],
+                    "status": "completed",
+                    "content": [{"type": part, "text": text}],
+                }
+            )
+        elif kind == "function_call":
+            call = {k: item[k] for k in ("call_id", "name", "arguments")}
+            items.append({"id": item.get("id") or new_id("fc"), "type": kind, **call, "status": "completed"})
+        else:
+            output = _text_of(item["output"], "input")
+            fields = {"call_id": item["call_id"], "output": output, "status": "completed"}
+            items.append({"id": item.get("id") or new_id("fco"), "type": kind, **fields})
+    return items
+
+
+def page(items: list[dict[str, Any]], *, after: str | None, limit: int, order: str) -> dict[str, Any]:
+    """One page of an OpenAI list: `order` asc is the items' own order; `after` an item id of the previous page."""
+    ordered = items if order == "asc" else items[::-1]
+    if after is not None:
+        start = next((i + 1 for i, item in enumerate(ordered) if item["id"] == after), None)
+        if start is None:
+            raise _invalid("after", f"No item '{after}' in this list.")
+        ordered = ordered[start:]
+    data = ordered[:limit]
+    return {
+        "object": "list",
+        "data": data,
+        "first_id": data[0]["id"] if data else None,
+        "last_id": data[-1]["id"] if data else None,
+        "has_more": len(ordered) > limit,
+    }

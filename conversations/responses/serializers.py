@@ -10,7 +10,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from conversations.openai_serializers import FUNCTION_NAME_RE, ChatCompletionRequestSerializer
-from conversations.responses.items import input_messages
+from conversations.responses.items import input_items, input_messages
 from core.shortcuts import thread_serializer
 
 RESPONSE_ID_RE = r"^resp_[A-Za-z0-9]{1,90}$"
@@ -48,8 +48,9 @@ PARAM_NAMES = {
     }
 )
 class InputField(serializers.Field):
-    def to_internal_value(self, data: Any) -> list[dict[str, Any]]:
-        return input_messages(data)
+    def to_internal_value(self, data: Any) -> Any:
+        input_messages(data)  # valid, or a ValidationError naming the item
+        return data
 
     def to_representation(self, value: Any) -> Any:
         return value
@@ -121,6 +122,7 @@ class ResponseCreateSerializer(serializers.Serializer):
         return value
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        attrs["input_items"] = input_items(attrs["input"])
         chat = chat_request(attrs)
         body = thread_serializer(ChatCompletionRequestSerializer, chat)
         if not body.is_valid():
@@ -133,7 +135,7 @@ class ResponseCreateSerializer(serializers.Serializer):
 def chat_request(attrs: dict[str, Any]) -> dict[str, Any]:
     """The chat completion a Responses request asks for (without the chain's history)."""
     instructions = [{"role": "system", "content": attrs["instructions"]}] if attrs.get("instructions") else []
-    chat: dict[str, Any] = {"model": attrs["model"], "messages": [*instructions, *attrs["input"]]}
+    chat: dict[str, Any] = {"model": attrs["model"], "messages": [*instructions, *input_messages(attrs["input"])]}
     simple = {"temperature": "temperature", "top_p": "top_p", "max_output_tokens": "max_completion_tokens"}
     simple |= {"parallel_tool_calls": "parallel_tool_calls", "user": "user"}
     for name, chat_name in simple.items():
@@ -215,6 +217,23 @@ class ResponseSerializer(serializers.Serializer):
     text = serializers.DictField()
     error = serializers.JSONField(allow_null=True)
     incomplete_details = serializers.JSONField(allow_null=True)
+
+
+class InputItemsQuerySerializer(serializers.Serializer):
+    after = serializers.CharField(required=False, max_length=200, help_text="The last item id of the previous page.")
+    limit = serializers.IntegerField(required=False, default=20, min_value=1, max_value=100)
+    order = serializers.ChoiceField(choices=["asc", "desc"], required=False, default="desc")
+
+
+class InputItemListSerializer(serializers.Serializer):
+    object = serializers.CharField(default="list")
+    data = serializers.ListField(
+        child=serializers.DictField(),
+        help_text="message, function_call and function_call_output items, with their ids.",
+    )
+    first_id = serializers.CharField(allow_null=True)
+    last_id = serializers.CharField(allow_null=True)
+    has_more = serializers.BooleanField()
 
 
 class ResponseDeletedSerializer(serializers.Serializer):

@@ -13,7 +13,7 @@ from typing import Any
 
 from accounts.budgets import BudgetOwner
 from accounts.models import AdminUser
-from conversations.responses.items import call_ids, new_id, response_body, unanswered_outputs
+from conversations.responses.items import call_ids, new_id, page, response_body, unanswered_outputs
 from conversations.responses.store import StoredResponse, response_store
 from conversations.services import NoNewMessage, completion_model_check
 from conversations.stores import history_store
@@ -50,6 +50,7 @@ class ResponseRequest:
     previous_response_id: str | None
     store: bool
     echo: dict[str, Any]  # what the response object repeats of the request
+    input_items: list[dict[str, Any]]  # the input as items with ids, for `input_items`
 
 
 @dataclass(frozen=True)
@@ -77,7 +78,11 @@ class PlannedResponse:
         """The response object, stored when the request asked for it."""
         body = self.body(result)
         if self.turn.session_id is not None:
-            response_store().put(self.turn.admin.id, self.response_id, StoredResponse(self.turn.session_id, body))
+            response_store().put(
+                self.turn.admin.id,
+                self.response_id,
+                StoredResponse(self.turn.session_id, body, self.request.input_items),
+            )
         return body
 
 
@@ -172,6 +177,16 @@ def response_get(*, admin: AdminUser, response_id: str) -> dict[str, Any]:
     if stored is None:
         raise _not_found(response_id)
     return stored.body
+
+
+def response_input_items(
+    *, admin: AdminUser, response_id: str, after: str | None, limit: int, order: str
+) -> dict[str, Any]:
+    """The input items of a stored response (its own, not its chain's), a page of them."""
+    stored = response_store().get(admin.id, response_id)
+    if stored is None:
+        raise _not_found(response_id)
+    return page(stored.input_items, after=after, limit=limit, order=order)
 
 
 def response_delete(*, admin: AdminUser, response_id: str) -> None:

@@ -17,6 +17,7 @@ from core.redis_store import redis_admin_key, redis_client
 class StoredResponse:
     session_id: str  # the stored session of its chain, whose last message it was when it was made
     body: dict[str, Any]
+    input_items: list[dict[str, Any]]
 
 
 class ResponseStore(Protocol):
@@ -26,14 +27,16 @@ class ResponseStore(Protocol):
 
 
 def _encoded(stored: StoredResponse) -> str:
-    return json.dumps({"session_id": stored.session_id, "body": stored.body}, separators=(",", ":"))
+    return json.dumps(
+        {"session_id": stored.session_id, "body": stored.body, "input_items": stored.input_items}, separators=(",", ":")
+    )
 
 
 def _decoded(raw: str | bytes | None) -> StoredResponse | None:
     if raw is None:
         return None
     data = json.loads(raw)
-    return StoredResponse(data["session_id"], data["body"])
+    return StoredResponse(data["session_id"], data["body"], data["input_items"])
 
 
 class RedisResponseStore:

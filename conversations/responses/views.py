@@ -21,6 +21,7 @@ from conversations.responses.services import (
     response_create,
     response_delete,
     response_get,
+    response_input_items,
     response_stream,
 )
 from conversations.streaming import SSE_HEADERS
@@ -74,6 +75,7 @@ def request_of(data: dict[str, Any]) -> ResponseRequest:
         previous_response_id=data.get("previous_response_id"),
         store=data["store"],
         echo=echo,
+        input_items=data["input_items"],
     )
 
 
@@ -146,3 +148,25 @@ class ResponseDetailView(OpenAIView):
     def delete(self, request: Request, response_id: str) -> Response:
         response_delete(admin=request.user, response_id=response_id)
         return Response({"id": response_id, "object": "response", "deleted": True})
+
+
+class ResponseInputItemsView(OpenAIView):
+    @extend_schema(
+        tags=[TAG],
+        summary="A stored response's input items, a page of them (OpenAI's Responses API)",
+        operation_id="v1_responses_input_items_list",
+        parameters=[serializers.InputItemsQuerySerializer],
+        responses={200: serializers.InputItemListSerializer, **openai_errors(400, 401, 404, 503)},
+    )
+    def get(self, request: Request, response_id: str) -> Response:
+        query = serializers.InputItemsQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        asked = query.validated_data
+        items = response_input_items(
+            admin=request.user,
+            response_id=response_id,
+            after=asked.get("after"),
+            limit=asked["limit"],
+            order=asked["order"],
+        )
+        return Response(items)

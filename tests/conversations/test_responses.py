@@ -307,3 +307,45 @@ def test_a_long_chain_is_trimmed_like_a_session(client, settings, fake_groq):
         ("assistant", "Echo: three"),
         ("user", "four"),
     ]
+
+
+def test_input_items_pages_a_responses_own_input(client):
+    first = client.responses.create(model=MODEL, input="one")
+    second = client.responses.create(
+        model=MODEL,
+        previous_response_id=first.id,
+        input=[
+            {"role": "user", "content": "a"},
+            {"role": "assistant", "content": "b"},
+            {"role": "user", "content": [{"type": "input_text", "text": "c"}]},
+        ],
+    )
+
+    newest = client.responses.input_items.list(second.id, limit=2)
+    rest = client.responses.input_items.list(second.id, limit=2, after=newest.data[-1].id)
+    oldest_first = client.responses.input_items.list(second.id, order="asc")
+
+    assert [item.content[0].text for item in newest.data] == ["c", "b"] and newest.has_more
+    assert [item.content[0].text for item in rest.data] == ["a"] and not rest.has_more
+    assert [item.role for item in oldest_first.data] == ["user", "assistant", "user"]
+    assert [item.content[0].text for item in client.responses.input_items.list(first.id).data] == ["one"]
+
+
+def test_a_streamed_retry_replays_the_stored_response(client, fake_groq):
+    headers = {"Idempotency-Key": "stream-1"}
+    with client.responses.stream(model=MODEL, input="once", extra_headers=headers) as stream:
+        first = stream.get_final_response()
+    with client.responses.stream(model=MODEL, input="once", extra_headers=headers) as stream:
+        again = stream.get_final_response()
+
+    assert (again.id, again.output_text) == (first.id, "Echo: once")
+    assert len(fake_groq.chat_requests()) == 1
+
+
+def test_a_stream_refused_by_the_budget_is_an_error_status(client, alice, fake_groq):
+    budget_set(BudgetOwner("admin", alice.id), Budget(5, "day"))
+
+    with pytest.raises(openai.RateLimitError), client.responses.stream(model=MODEL, input="hi") as stream:
+        stream.get_final_response()
+
+    assert fake_groq.chat_requests() == []
