@@ -1,25 +1,30 @@
 """The Responses use cases: create (JSON or streamed), retrieve, delete. A chain of stored responses is one stored
 session, named after its first response: each response's turn appends its input and reply to that session, and its
 reply keeps the response's id, so a response that continues the chain checks (under the session's lock) that it
-continues from the session's last reply. TTL, trimming, summaries, per-admin isolation and caps, budgets, usage
+continues from the session's last reply; one that continues from an earlier reply starts a new session, a copy of
+the chain up to that reply (a branch). TTL, trimming, summaries, per-admin isolation and caps, budgets, usage
 and metrics are those of every turn (conversations.turns)."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from itertools import chain
 from typing import Any
 
 from accounts.budgets import BudgetOwner
 from accounts.models import AdminUser
+from conversations.history import Conversation
+from conversations.history.base import StoreOptions
+from conversations.limits import turn_hold_seconds
 from conversations.responses.items import call_ids, new_id, page, response_body, unanswered_outputs
 from conversations.responses.store import StoredResponse, response_store
 from conversations.services import NoNewMessage, completion_model_check
 from conversations.stores import history_store
 from conversations.summaries import summary_message
 from conversations.trimming import stored_message_for_upstream
-from conversations.turns import ChatOptions, Turn, TurnResult, new_turn_messages, turn_answer, turn_stream
+from conversations.turns import ChatOptions, HistoryMoved, Turn, TurnResult, new_turn_messages, turn_answer, turn_stream
 from core.exceptions import ServiceError
 from core.leases import Lease
 from llm_provider.types import StreamDelta
@@ -59,6 +64,7 @@ class PlannedResponse:
     created_at: int
     turn: Turn
     request: ResponseRequest
+    previous: StoredResponse | None = None
 
     def body(self, result: TurnResult) -> dict[str, Any]:
         return response_body(
@@ -100,17 +106,36 @@ def _previous(admin: AdminUser, response_id: str) -> StoredResponse:
     return previous
 
 
-def _chain_history(admin: AdminUser, previous_id: str, previous: StoredResponse) -> list[dict[str, Any]]:
-    """A chain's history up to and including `previous_id`'s reply, as the upstream takes it: for a response that
-    is not stored, which reads the chain and adds nothing to it."""
+def _chain_until(admin: AdminUser, previous_id: str, previous: StoredResponse) -> Conversation:
+    """The chain's session as it was up to and including `previous_id`'s reply."""
     conversation = history_store().get(admin.id, previous.session_id)
     if conversation is None:
         raise PreviousNotFound(f"The conversation of '{previous_id}' has expired or was deleted.")
     end = next((i for i, m in enumerate(conversation.messages) if m.get("id") == previous_id), None)
     if end is None:
         raise PreviousNotFound(f"The history up to '{previous_id}' is no longer stored.")
+    return replace(conversation, messages=conversation.messages[: end + 1])
+
+
+def _chain_history(admin: AdminUser, previous_id: str, previous: StoredResponse) -> list[dict[str, Any]]:
+    """A chain's history up to and including `previous_id`'s reply, as the upstream takes it: for a response that
+    is not stored, which reads the chain and adds nothing to it."""
+    conversation = _chain_until(admin, previous_id, previous)
     summary = [summary_message(conversation.summary)] if conversation.summary else []
-    return [*summary, *(stored_message_for_upstream(m) for m in conversation.messages[: end + 1])]
+    return [*summary, *(stored_message_for_upstream(m) for m in conversation.messages)]
+
+
+def _forked(planned: PlannedResponse) -> PlannedResponse:
+    """A response that continues its chain from an earlier response than the latest: its turn goes to a new
+    session, named after it, which starts as the chain was up to that response (its summary too)."""
+    turn, previous_id = planned.turn, planned.request.previous_response_id
+    assert planned.previous is not None and previous_id is not None  # only a continuation is forked
+    branch = _chain_until(turn.admin, previous_id, planned.previous)
+    store = history_store()
+    with store.session_turn(turn.admin.id, planned.response_id, hold_seconds=turn_hold_seconds()) as held:
+        options = StoreOptions(summary=branch.summary or None, admin_usage=False)
+        held.finish(branch.messages, {}, options)
+    return replace(planned, turn=replace(turn, session_id=planned.response_id))
 
 
 def _planned(
@@ -135,7 +160,7 @@ def _planned(
         session_id = previous.session_id if previous else response_id
         after = request.previous_response_id if previous else None
         turn = Turn(admin, request.messages, session_id, **common, after=after, reply_id=response_id)
-    return PlannedResponse(response_id, int(time.time()), turn, request)
+    return PlannedResponse(response_id, int(time.time()), turn, request, previous)
 
 
 def response_create(
@@ -147,7 +172,12 @@ def response_create(
 ) -> dict[str, Any]:
     """`POST /v1/responses`: the response object, after its turn (stored with `store`)."""
     planned = _planned(admin, request, budget_owners, leases)
-    return planned.keep(turn_answer(planned.turn))
+    try:
+        result = turn_answer(planned.turn)
+    except HistoryMoved:
+        planned = _forked(planned)
+        result = turn_answer(planned.turn)
+    return planned.keep(result)
 
 
 def response_stream(
@@ -166,7 +196,13 @@ def response_stream(
 def _streamed(planned: PlannedResponse) -> Iterator[StreamDelta | dict[str, Any]]:
     events = turn_stream(planned.turn)
     try:
-        for item in events:
+        first = next(events)
+    except HistoryMoved:
+        planned = _forked(planned)
+        events = turn_stream(planned.turn)
+        first = next(events)
+    try:
+        for item in chain([first], events):
             yield planned.keep(item) if isinstance(item, TurnResult) else item
     finally:
         events.close()

@@ -103,14 +103,40 @@ def test_a_chain_is_one_stored_session(client, alice, history_backend):
     assert [m["content"] for m in conversation.messages] == ["one", "Echo: one", "two", "Echo: two"]
 
 
-def test_continuing_from_an_earlier_response_of_a_chain_is_a_conflict(client):
+@pytest.mark.parametrize("stream", [False, True])
+def test_continuing_from_an_earlier_response_branches(client, alice, fake_groq, stream):
     first = client.responses.create(model=MODEL, input="one")
-    client.responses.create(model=MODEL, input="two", previous_response_id=first.id)
+    second = client.responses.create(model=MODEL, input="two", previous_response_id=first.id)
 
-    with pytest.raises(openai.ConflictError) as caught:
-        client.responses.create(model=MODEL, input="branch", previous_response_id=first.id)
+    if stream:
+        with client.responses.stream(model=MODEL, input="branch", previous_response_id=first.id) as events:
+            branch = events.get_final_response()
+    else:
+        branch = client.responses.create(model=MODEL, input="branch", previous_response_id=first.id)
+    after_branch = client.responses.create(model=MODEL, input="more", previous_response_id=branch.id)
+    after_second = client.responses.create(model=MODEL, input="three", previous_response_id=second.id)
 
-    assert "latest response" in caught.value.body["message"]
+    assert branch.output_text == "Echo: branch"
+    sent = upstream_messages(fake_groq)
+    assert sent[-3][-3:] == [("user", "one"), ("assistant", "Echo: one"), ("user", "branch")]
+    assert sent[-2][-5:] == [
+        ("user", "one"),
+        ("assistant", "Echo: one"),
+        ("user", "branch"),
+        ("assistant", "Echo: branch"),
+        ("user", "more"),
+    ]
+    assert ("user", "branch") not in sent[-1]
+    assert after_second.output_text == "Echo: three" and after_branch.output_text == "Echo: more"
+    branch_session = history_store().get(alice.id, branch.id)
+    assert [m["content"] for m in branch_session.messages] == [
+        "one",
+        "Echo: one",
+        "branch",
+        "Echo: branch",
+        "more",
+        "Echo: more",
+    ]
 
 
 def test_a_stream_consumed_to_its_final_response(client, fake_groq):
@@ -278,19 +304,18 @@ def test_two_responses_continuing_one_chain_at_once_never_lose_a_turn(client, al
     fake_groq.configure(latency=0.3)
 
     def follow(text: str):
-        try:
-            return client.responses.create(model=MODEL, input=text, previous_response_id=first.id)
-        except openai.APIStatusError as exc:
-            return exc.status_code
+        return client.responses.create(model=MODEL, input=text, previous_response_id=first.id)
 
     with ThreadPoolExecutor(2) as pool:
-        outcomes = list(pool.map(follow, ["a", "b"]))
+        answered = list(pool.map(follow, ["a", "b"]))
 
-    answered = [o for o in outcomes if not isinstance(o, int)]
-    assert len(answered) == 1 and [o for o in outcomes if isinstance(o, int)] == [409]
-    stored = history_store().get(alice.id, first.id).messages
-    reply = answered[0].output_text
-    assert [m["content"] for m in stored] == ["one", "Echo: one", reply.removeprefix("Echo: "), reply]
+    # One went on in the chain's session, the other (finding the chain gone on) in a branch of its own.
+    chain = [m["content"] for m in history_store().get(alice.id, first.id).messages]
+    branched = next(r for r in answered if f"Echo: {r.output_text[-1]}" not in chain)
+    branch = [m["content"] for m in history_store().get(alice.id, branched.id).messages]
+    assert len(chain) == len(branch) == 4
+    assert sorted([chain[-1], branch[-1]]) == ["Echo: a", "Echo: b"]
+    assert branch[:2] == chain[:2] == ["one", "Echo: one"]
 
 
 def test_a_long_chain_is_trimmed_like_a_session(client, settings, fake_groq):
