@@ -76,3 +76,24 @@ def test_a_session_evicted_for_a_new_one_costs_one_more(alice, alice_client, rou
     # Its keys are named only once the finish script has chosen it, so they are deleted in a round trip of their own.
     assert counted(round_trips, lambda: chat(alice_client, "hi", "s2")) == 3 + nodes
     assert alice_client.get("/chat/sessions/s1").status_code == HTTPStatus.NOT_FOUND
+
+
+def respond(client, text: str, previous: str | None = None):
+    body = {"model": "openai/gpt-oss-20b", "input": text, "previous_response_id": previous}
+    return client.post("/v1/responses", body, format="json")
+
+
+def test_round_trips_per_response(history_backend, alice_client, round_trips, settings):
+    if history_backend == "redis" and settings.REDIS_CLUSTER:
+        pytest.skip("counted on one Redis server")
+    first = respond(alice_client, "warm up").json()["id"]
+    counts = {
+        "new chain": counted(round_trips, lambda: respond(alice_client, "hi")),
+        "continued chain": counted(round_trips, lambda: respond(alice_client, "again", first)),
+    }
+    # A chat's three, and the stored response: its record written, and for a continuation the previous one read.
+    # With the locmem history the records are in this process too.
+    extra = (
+        {"new chain": 1, "continued chain": 2} if history_backend == "redis" else {"new chain": 0, "continued chain": 0}
+    )
+    assert counts == {name: 3 + extra[name] for name in counts}
