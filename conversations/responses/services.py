@@ -20,7 +20,7 @@ from conversations.history.base import StoreOptions
 from conversations.limits import turn_hold_seconds
 from conversations.responses.items import call_ids, new_id, page, response_body, unanswered_outputs
 from conversations.responses.store import StoredResponse, response_store
-from conversations.services import NoNewMessage, completion_model_check
+from conversations.services import completion_model_check
 from conversations.stores import history_store
 from conversations.summaries import summary_message
 from conversations.trimming import stored_message_for_upstream
@@ -39,7 +39,7 @@ class PreviousNotFound(ResponseNotFound):
     param = "previous_response_id"
 
 
-class UnansweredOutput(ServiceError):
+class InvalidInput(ServiceError):
     status_code = 400
     code = "invalid"
     param = "input"
@@ -147,7 +147,7 @@ def _planned(
     earlier_calls = call_ids(previous.body) if previous else set()
     unanswered = unanswered_outputs(request.messages, earlier_calls)
     if unanswered:
-        raise UnansweredOutput(f"No function_call with call_id '{unanswered[0]}' precedes its function_call_output.")
+        raise InvalidInput(f"No function_call with call_id '{unanswered[0]}' precedes its function_call_output.")
     common = {"options": request.options, "budget_owners": budget_owners, "leases": leases}
     if not request.store:
         history = _chain_history(admin, request.previous_response_id, previous) if previous else []
@@ -156,7 +156,7 @@ def _planned(
         turn = Turn(admin, messages, None, **common)
     else:
         if not new_turn_messages(request.messages):
-            raise NoNewMessage("Send a user message, or the output of the previous response's function calls.")
+            raise InvalidInput("Send a user message, or the output of the previous response's function calls.")
         session_id = previous.session_id if previous else response_id
         after = request.previous_response_id if previous else None
         turn = Turn(admin, request.messages, session_id, **common, after=after, reply_id=response_id)

@@ -204,6 +204,8 @@ def test_delete_forgets_a_response(client):
         ({"max_output_tokens": 10**9}, "max_output_tokens"),
         ({"input": [{"type": "function_call_output", "call_id": "call_x", "output": "42"}]}, "input"),
         ({"frobnicate": 1}, "frobnicate"),
+        ({"input": [{"role": "assistant", "content": "no question"}]}, "input"),
+        ({"conversation": "conv_1"}, "conversation"),
     ],
 )
 def test_bad_input_is_a_400_naming_the_parameter(client, fake_groq, extra, param):
