@@ -1,6 +1,7 @@
 from django.urls import re_path
 
 from conversations import openai_compat
+from conversations.responses import conversation_views as conversations
 from conversations.responses import views as responses
 
 
@@ -22,6 +23,17 @@ urlpatterns = [
         r"^v1/responses/(?P<response_id>resp_[A-Za-z0-9]{1,90})/input_items/?$",
         responses.ResponseInputItemsView.as_view(),
         name="openai-response-input-items",
+    ),
+    re_path(r"^v1/conversations/?$", conversations.ConversationsView.as_view(), name="openai-conversations"),
+    re_path(
+        r"^v1/conversations/(?P<conversation_id>conv_[A-Za-z0-9]{1,90})/?$",
+        conversations.ConversationDetailView.as_view(),
+        name="openai-conversation",
+    ),
+    re_path(
+        r"^v1/conversations/(?P<conversation_id>conv_[A-Za-z0-9]{1,90})/items/?$",
+        conversations.ConversationItemsView.as_view(),
+        name="openai-conversation-items",
     ),
     # Groq's SDK adds `/openai/v1/...` to its base URL: the same endpoints there let it use the service's root.
     re_path(

@@ -4,6 +4,7 @@ and checked by the chat completion's own request serializer, with its limits."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from drf_spectacular.utils import extend_schema_field
@@ -14,11 +15,11 @@ from conversations.responses.items import input_items, input_messages
 from core.shortcuts import thread_serializer
 
 RESPONSE_ID_RE = r"^resp_[A-Za-z0-9]{1,90}$"
+CONVERSATION_ID_RE = r"^conv_[A-Za-z0-9]{1,90}$"
 # Accepted and without effect here: they change nothing an OpenAI-compatible upstream does with a chat completion.
 IGNORED = ("include", "prompt_cache_key", "prompt_cache_retention", "service_tier", "stream_options", "truncation")
 UNSUPPORTED = {
     "background": "Background responses are not supported.",
-    "conversation": "The Conversations API is not supported yet: chain responses with previous_response_id.",
     "prompt": "Stored prompts are not supported.",
     "max_tool_calls": "Not supported.",
     "top_logprobs": "Not supported.",
@@ -90,6 +91,9 @@ class ResponseCreateSerializer(serializers.Serializer):
     previous_response_id = serializers.RegexField(
         RESPONSE_ID_RE, required=False, allow_null=True, help_text="Continue the chain of this stored response."
     )
+    conversation = serializers.JSONField(
+        required=False, allow_null=True, help_text='A conversation to add this response to: its id or {"id": ...}.'
+    )
     store = serializers.BooleanField(default=True, help_text="Keep it, to retrieve and chain (default true).")
     stream = serializers.BooleanField(default=False)
     max_output_tokens = serializers.IntegerField(required=False, allow_null=True, min_value=1)
@@ -121,7 +125,19 @@ class ResponseCreateSerializer(serializers.Serializer):
             raise serializers.ValidationError("At most 16 pairs, keys of at most 64 characters.")
         return value
 
+    def validate_conversation(self, value: Any) -> str | None:
+        conversation_id = value.get("id") if isinstance(value, dict) else value
+        if value is not None and not (
+            isinstance(conversation_id, str) and re.match(CONVERSATION_ID_RE, conversation_id)
+        ):
+            raise serializers.ValidationError('A conversation id (conv_...) or {"id": "conv_..."}.')
+        return conversation_id
+
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if attrs.get("conversation") and attrs.get("previous_response_id"):
+            raise serializers.ValidationError(
+                {"conversation": ["Send conversation or previous_response_id, not both."]}
+            )
         attrs["input_items"] = input_items(attrs["input"])
         chat = chat_request(attrs)
         body = thread_serializer(ChatCompletionRequestSerializer, chat)
@@ -234,6 +250,46 @@ class InputItemListSerializer(serializers.Serializer):
     first_id = serializers.CharField(allow_null=True)
     last_id = serializers.CharField(allow_null=True)
     has_more = serializers.BooleanField()
+
+
+class ConversationCreateSerializer(serializers.Serializer):
+    items = InputField(required=False, help_text="Up to 20 items to start the conversation with.")
+    metadata = serializers.DictField(
+        child=serializers.CharField(max_length=512, allow_blank=True), required=False, allow_null=True
+    )
+
+    def validate_items(self, value: Any) -> list[dict[str, Any]]:
+        if isinstance(value, list) and len(value) > 20:
+            raise serializers.ValidationError("At most 20 items.")
+        return input_messages(value)
+
+    def validate_metadata(self, value: dict[str, str] | None) -> dict[str, str]:
+        if value and (len(value) > 16 or any(len(key) > 64 for key in value)):
+            raise serializers.ValidationError("At most 16 pairs, keys of at most 64 characters.")
+        return value or {}
+
+
+class ConversationUpdateSerializer(ConversationCreateSerializer):
+    items = None  # type: ignore[assignment]
+    metadata = serializers.DictField(child=serializers.CharField(max_length=512, allow_blank=True))
+
+
+class ConversationItemsCreateSerializer(ConversationCreateSerializer):
+    items = InputField(help_text="Up to 20 items to add.")
+    metadata = None  # type: ignore[assignment]
+
+
+class ConversationSerializer(serializers.Serializer):
+    id = serializers.CharField(help_text="conv_...")
+    object = serializers.CharField(default="conversation")
+    created_at = serializers.IntegerField()
+    metadata = serializers.DictField()
+
+
+class ConversationDeletedSerializer(serializers.Serializer):
+    id = serializers.CharField()
+    object = serializers.CharField(default="conversation.deleted")
+    deleted = serializers.BooleanField()
 
 
 class ResponseDeletedSerializer(serializers.Serializer):

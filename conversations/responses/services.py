@@ -18,6 +18,7 @@ from accounts.models import AdminUser
 from conversations.history import Conversation
 from conversations.history.base import StoreOptions
 from conversations.limits import turn_hold_seconds
+from conversations.responses.conversations_api import conversation_check
 from conversations.responses.items import call_ids, new_id, page, response_body, unanswered_outputs
 from conversations.responses.store import StoredResponse, response_store
 from conversations.services import completion_model_check
@@ -53,6 +54,7 @@ class ResponseRequest:
     messages: list[dict[str, Any]]  # the input as chat messages, `instructions` first
     options: ChatOptions
     previous_response_id: str | None
+    conversation: str | None
     store: bool
     echo: dict[str, Any]  # what the response object repeats of the request
     input_items: list[dict[str, Any]]  # the input as items with ids, for `input_items`
@@ -149,7 +151,12 @@ def _planned(
     if unanswered:
         raise InvalidInput(f"No function_call with call_id '{unanswered[0]}' precedes its function_call_output.")
     common = {"options": request.options, "budget_owners": budget_owners, "leases": leases}
-    if not request.store:
+    if request.conversation is not None:
+        conversation_check(admin, request.conversation)
+        if not new_turn_messages(request.messages):
+            raise InvalidInput("Send a user message, or the output of the conversation's last function calls.")
+        turn = Turn(admin, request.messages, request.conversation, **common, reply_id=response_id)
+    elif not request.store:
         history = _chain_history(admin, request.previous_response_id, previous) if previous else []
         leading = [m for m in request.messages[:1] if m["role"] == "system"]  # the instructions
         messages = [*leading, *history, *request.messages[len(leading) :]]

@@ -78,3 +78,45 @@ _CACHE = CacheResponseStore()
 
 def response_store() -> ResponseStore:
     return _REDIS if settings.HISTORY_BACKEND == "redis" else _CACHE
+
+
+@dataclass(frozen=True)
+class StoredConversation:
+    """A Responses conversation: its own metadata; its items are the messages of the session of the same id."""
+
+    created_at: int
+    metadata: dict[str, str]
+
+
+class ConversationStore:
+    """Conversations' records, beside the responses' (in Redis or the "history" cache as HISTORY_BACKEND says)."""
+
+    def _key(self, admin_id: str, conversation_id: str) -> str:
+        if settings.HISTORY_BACKEND == "redis":
+            return redis_admin_key(admin_id, "conv-meta", conversation_id)
+        return f"conv-meta:{admin_id}:{conversation_id}"
+
+    def get(self, admin_id: str, conversation_id: str) -> StoredConversation | None:
+        key = self._key(admin_id, conversation_id)
+        raw = redis_client().get(key) if settings.HISTORY_BACKEND == "redis" else caches["history"].get(key)
+        if raw is None:
+            return None
+        data = json.loads(raw)
+        return StoredConversation(data["created_at"], data["metadata"])
+
+    def put(self, admin_id: str, conversation_id: str, stored: StoredConversation) -> None:
+        key = self._key(admin_id, conversation_id)
+        raw = json.dumps({"created_at": stored.created_at, "metadata": stored.metadata})
+        if settings.HISTORY_BACKEND == "redis":
+            redis_client().set(key, raw, ex=settings.MEMORY_TTL_SECONDS)
+        else:
+            caches["history"].set(key, raw, settings.MEMORY_TTL_SECONDS)
+
+    def delete(self, admin_id: str, conversation_id: str) -> bool:
+        key = self._key(admin_id, conversation_id)
+        if settings.HISTORY_BACKEND == "redis":
+            return bool(redis_client().delete(key))
+        return bool(caches["history"].delete(key))
+
+
+conversation_store = ConversationStore()

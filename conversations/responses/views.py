@@ -65,7 +65,7 @@ def request_of(data: dict[str, Any]) -> ResponseRequest:
         "reasoning": data.get("reasoning"),
         "truncation": "disabled",
         "user": data.get("user"),
-        "conversation": None,
+        "conversation": {"id": data["conversation"]} if data.get("conversation") else None,
     }
     options = ChatOptions(data["model"], data.get("temperature"), data.get("max_output_tokens"), data["params"])
     return ResponseRequest(
@@ -73,6 +73,7 @@ def request_of(data: dict[str, Any]) -> ResponseRequest:
         messages=chat["messages"],
         options=options,
         previous_response_id=data.get("previous_response_id"),
+        conversation=data.get("conversation"),
         store=data["store"],
         echo=echo,
         input_items=data["input_items"],

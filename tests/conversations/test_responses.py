@@ -205,7 +205,7 @@ def test_delete_forgets_a_response(client):
         ({"input": [{"type": "function_call_output", "call_id": "call_x", "output": "42"}]}, "input"),
         ({"frobnicate": 1}, "frobnicate"),
         ({"input": [{"role": "assistant", "content": "no question"}]}, "input"),
-        ({"conversation": "conv_1"}, "conversation"),
+        ({"conversation": "not-a-conversation"}, "conversation"),
     ],
 )
 def test_bad_input_is_a_400_naming_the_parameter(client, fake_groq, extra, param):
@@ -376,3 +376,58 @@ def test_a_stream_refused_by_the_budget_is_an_error_status(client, alice, fake_g
         stream.get_final_response()
 
     assert fake_groq.chat_requests() == []
+
+
+def test_a_conversation_collects_its_responses(client, alice, fake_groq):
+    conversation = client.conversations.create(
+        items=[{"type": "message", "role": "user", "content": "My name is Ada."}], metadata={"topic": "intro"}
+    )
+
+    first = client.responses.create(model=MODEL, input="one", conversation=conversation.id)
+    second = client.responses.create(model=MODEL, input="two", conversation={"id": conversation.id})
+
+    assert conversation.id.startswith("conv_") and conversation.metadata == {"topic": "intro"}
+    assert first.conversation.id == second.conversation.id == conversation.id
+    sent = upstream_messages(fake_groq)[-1]
+    assert [m for m in sent if m[0] != "system"] == [
+        ("user", "My name is Ada."),
+        ("user", "one"),
+        ("assistant", "Echo: one"),
+        ("user", "two"),
+    ]
+    items = client.conversations.items.list(conversation.id, order="asc")
+    texts = [item.content[0].text for item in items.data]
+    assert texts == ["My name is Ada.", "one", "Echo: one", "two", "Echo: two"]
+    assert history_store().get(alice.id, conversation.id) is not None
+
+
+def test_conversation_items_metadata_and_delete(client, bob_sdk):
+    conversation = client.conversations.create()
+    added = client.conversations.items.create(
+        conversation.id, items=[{"type": "message", "role": "user", "content": "hello"}]
+    )
+    page = client.conversations.items.list(conversation.id, limit=1)
+
+    assert [item.content[0].text for item in added.data] == ["hello"]
+    assert page.data[0].id == added.data[0].id
+    updated = client.conversations.update(conversation.id, metadata={"k": "v"})
+    assert updated.metadata == {"k": "v"} == client.conversations.retrieve(conversation.id).metadata
+    with pytest.raises(openai.NotFoundError):
+        bob_sdk.conversations.retrieve(conversation.id)
+    with pytest.raises(openai.NotFoundError):
+        bob_sdk.responses.create(model=MODEL, input="hi", conversation=conversation.id)
+
+    assert client.conversations.delete(conversation.id).deleted
+    with pytest.raises(openai.NotFoundError):
+        client.conversations.retrieve(conversation.id)
+    with pytest.raises(openai.NotFoundError):
+        client.responses.create(model=MODEL, input="hi", conversation=conversation.id)
+
+
+def test_conversation_and_previous_response_id_together_is_a_400(client, fake_groq):
+    conversation = client.conversations.create()
+
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.responses.create(model=MODEL, input="hi", conversation=conversation.id, previous_response_id="resp_abc")
+
+    assert caught.value.body["param"] == "conversation"

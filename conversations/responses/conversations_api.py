@@ -1,0 +1,116 @@
+"""OpenAI's Conversations API on the conversation store: a conversation `conv_...` is the stored session of the
+same id, its items that session's messages; a response with `conversation` is a turn of that session."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from typing import Any
+
+from accounts.models import AdminUser
+from conversations.history.base import StoreOptions, message
+from conversations.limits import turn_hold_seconds
+from conversations.responses.items import function_call_item, new_id, page
+from conversations.responses.store import StoredConversation, conversation_store
+from conversations.stores import history_store
+from core.exceptions import ServiceError
+
+
+class ConversationNotFound(ServiceError):
+    status_code = 404
+    code = "not_found"
+
+
+def _not_found(conversation_id: str) -> ConversationNotFound:
+    return ConversationNotFound(
+        f"No conversation '{conversation_id}' here: it expired, was deleted, or belongs to another admin."
+    )
+
+
+def conversation_body(conversation_id: str, stored: StoredConversation) -> dict[str, Any]:
+    return {
+        "id": conversation_id,
+        "object": "conversation",
+        "created_at": stored.created_at,
+        "metadata": stored.metadata,
+    }
+
+
+def conversation_get(*, admin: AdminUser, conversation_id: str) -> dict[str, Any]:
+    stored = conversation_store.get(admin.id, conversation_id)
+    if stored is None:
+        raise _not_found(conversation_id)
+    return conversation_body(conversation_id, stored)
+
+
+def conversation_check(admin: AdminUser, conversation_id: str) -> None:
+    """A response may join only a conversation of its admin that is still kept."""
+    if conversation_store.get(admin.id, conversation_id) is None:
+        raise _not_found(conversation_id)
+
+
+def _append(admin: AdminUser, conversation_id: str, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Items added by the client, under the session's lock and its caps, counting no usage; the items stored."""
+    stored = [message(**m) for m in messages]
+    store = history_store()
+    with store.session_turn(admin.id, conversation_id, hold_seconds=turn_hold_seconds()) as held:
+        held.finish(stored, {}, StoreOptions(admin_usage=False))
+    return [item for m in stored for item in items_of(m)]
+
+
+def conversation_create(*, admin: AdminUser, messages: list[dict[str, Any]], metadata: dict[str, str]) -> dict:
+    conversation_id = new_id("conv")
+    stored = StoredConversation(int(time.time()), metadata)
+    if messages:
+        _append(admin, conversation_id, messages)
+    conversation_store.put(admin.id, conversation_id, stored)
+    return conversation_body(conversation_id, stored)
+
+
+def conversation_update(*, admin: AdminUser, conversation_id: str, metadata: dict[str, str]) -> dict[str, Any]:
+    stored = conversation_store.get(admin.id, conversation_id)
+    if stored is None:
+        raise _not_found(conversation_id)
+    updated = StoredConversation(stored.created_at, metadata)
+    conversation_store.put(admin.id, conversation_id, updated)
+    return conversation_body(conversation_id, updated)
+
+
+def conversation_delete(*, admin: AdminUser, conversation_id: str) -> None:
+    if not conversation_store.delete(admin.id, conversation_id):
+        raise _not_found(conversation_id)
+    history_store().delete(admin.id, conversation_id)
+
+
+def items_of(stored: dict[str, Any]) -> list[dict[str, Any]]:
+    """A stored message as conversation items (an assistant's text and its function calls are items of their own);
+    their ids are made from what the message is, so they stay the same while it is kept."""
+    digest = hashlib.sha256(f"{stored['at']}:{stored['role']}:{stored['content']}".encode()).hexdigest()[:48]
+    role = stored["role"]
+    if role == "tool":
+        fields = {"call_id": stored.get("tool_call_id"), "output": stored["content"], "status": "completed"}
+        return [{"id": f"fco_{digest}", "type": "function_call_output", **fields}]
+    items = []
+    if stored["content"] or not stored.get("tool_calls"):
+        part = "output_text" if role == "assistant" else "input_text"
+        content = [{"type": part, "text": stored["content"]}]
+        items.append(
+            {"id": f"msg_{digest}", "type": "message", "role": role, "status": "completed", "content": content}
+        )
+    items.extend(function_call_item(call) for call in stored.get("tool_calls") or [])
+    return items
+
+
+def conversation_items(
+    *, admin: AdminUser, conversation_id: str, after: str | None, limit: int, order: str
+) -> dict[str, Any]:
+    conversation_check(admin, conversation_id)
+    stored = history_store().get(admin.id, conversation_id)
+    items = [item for m in stored.messages for item in items_of(m)] if stored else []
+    return page(items, after=after, limit=limit, order=order)
+
+
+def conversation_items_add(*, admin: AdminUser, conversation_id: str, messages: list[dict[str, Any]]) -> dict[str, Any]:
+    conversation_check(admin, conversation_id)
+    items = _append(admin, conversation_id, messages)
+    return page(items, after=None, limit=len(items) or 1, order="asc")
