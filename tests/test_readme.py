@@ -29,7 +29,7 @@ _FLAGS = {"-s", "-S", "-sS", "-N", "-i", "-v", "-f", "-L", "--silent", "--no-buf
 _VALUE_OPTIONS = {"-X", "--request", "-H", "--header", "-d", "--data", "--data-raw", "--data-binary"}
 # Where the docs say `YOUR_TOKEN`, `SESSION_ID` and so on, the test puts real values (see `live`).
 _PLACEHOLDER = re.compile(
-    r"YOUR_REFRESH_TOKEN|YOUR_TOKEN|\$METRICS_TOKEN|\$API_KEY|\$TOKEN|SESSION_ID|KEY_ID|RESPONSE_ID"
+    r"YOUR_REFRESH_TOKEN|YOUR_TOKEN|\$METRICS_TOKEN|\$API_KEY|\$TOKEN|SESSION_ID|KEY_ID|RESPONSE_ID|CONVERSATION_ID"
 )
 _UNFILLED = re.compile(r"\$\w+|\b[A-Z][A-Z0-9]*_[A-Z0-9_]+\b")
 _LOCAL_HOSTS = {"localhost", "127.0.0.1", "[::1]"}
@@ -140,8 +140,10 @@ def live(settings) -> dict[str, str]:
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {tokens['access_token']}")
     key = client.post("/admin/api-keys", {"name": "docs"}, format="json").json()
     response = client.post("/v1/responses", {"model": settings.CHAT_ALLOWED_MODELS[0], "input": "Hi"}, format="json")
+    conversation = client.post("/v1/conversations", {}, format="json")
     return {
         "RESPONSE_ID": response.json()["id"],
+        "CONVERSATION_ID": conversation.json()["id"],
         "YOUR_TOKEN": tokens["access_token"],
         "$TOKEN": tokens["access_token"],
         "YOUR_REFRESH_TOKEN": tokens["refresh_token"],

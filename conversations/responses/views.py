@@ -40,7 +40,8 @@ DESCRIPTION = (
     "expired, deleted, or another admin's is a 404.\n\n"
     "Input is text: messages (roles user, system, developer, assistant; content a string or input_text / "
     "output_text parts), function_call and function_call_output items. Tools are function tools; built-in tools, "
-    "`background` and `conversation` are a 400 naming the parameter. `text.format` (`json_object`, "
+    "`background` and stored prompts are a 400 naming the parameter. `conversation` (a `conv_...` of "
+    "`/v1/conversations`) adds the response to that conversation instead of a chain. `text.format` (`json_object`, "
     "`json_schema`) and `reasoning.effort` are passed on. The limits of `/v1/chat/completions` apply. With "
     "`stream: true` the answer is the Responses event stream, `response.created` to `response.completed`."
 )
