@@ -35,6 +35,11 @@ urlpatterns = [
         conversations.ConversationItemsView.as_view(),
         name="openai-conversation-items",
     ),
+    re_path(
+        r"^v1/conversations/(?P<conversation_id>conv_[A-Za-z0-9]{1,90})/items/(?P<item_id>[a-z]{2,3}_[A-Za-z0-9]{1,90})/?$",
+        conversations.ConversationItemView.as_view(),
+        name="openai-conversation-item",
+    ),
     # Groq's SDK adds `/openai/v1/...` to its base URL: the same endpoints there let it use the service's root.
     re_path(
         r"^openai/v1/chat/completions/?$",

@@ -104,3 +104,24 @@ class ConversationItemsView(OpenAIView):
         data = _valid(serializers.ConversationItemsCreateSerializer, request.data)
         added = api.conversation_items_add(admin=request.user, conversation_id=conversation_id, messages=data["items"])
         return Response(added)
+
+
+class ConversationItemView(OpenAIView):
+    @extend_schema(
+        tags=[TAG],
+        summary="One item of a conversation",
+        operation_id="v1_conversations_items_retrieve",
+        responses={200: serializers.OutputItemSerializer, **openai_errors(401, 404, 503)},
+    )
+    def get(self, request: Request, conversation_id: str, item_id: str) -> Response:
+        return Response(api.conversation_item(admin=request.user, conversation_id=conversation_id, item_id=item_id))
+
+    @extend_schema(
+        tags=[TAG],
+        summary="Delete an item of a conversation: the conversation as it is after",
+        operation_id="v1_conversations_items_destroy",
+        responses={200: serializers.ConversationSerializer, **openai_errors(401, 404, 409, 503)},
+    )
+    def delete(self, request: Request, conversation_id: str, item_id: str) -> Response:
+        deleted = api.conversation_item_delete(admin=request.user, conversation_id=conversation_id, item_id=item_id)
+        return Response(deleted)

@@ -21,6 +21,10 @@ class ConversationNotFound(ServiceError):
     code = "not_found"
 
 
+class ItemNotFound(ConversationNotFound):
+    pass
+
+
 def _not_found(conversation_id: str) -> ConversationNotFound:
     return ConversationNotFound(
         f"No conversation '{conversation_id}' here: it expired, was deleted, or belongs to another admin."
@@ -114,3 +118,30 @@ def conversation_items_add(*, admin: AdminUser, conversation_id: str, messages: 
     conversation_check(admin, conversation_id)
     items = _append(admin, conversation_id, messages)
     return page(items, after=None, limit=len(items) or 1, order="asc")
+
+
+def conversation_item(*, admin: AdminUser, conversation_id: str, item_id: str) -> dict[str, Any]:
+    conversation_check(admin, conversation_id)
+    stored = history_store().get(admin.id, conversation_id)
+    for stored_message in stored.messages if stored else []:
+        for item in items_of(stored_message):
+            if item["id"] == item_id:
+                return item
+    raise ItemNotFound(f"No item '{item_id}' in conversation '{conversation_id}'.")
+
+
+def conversation_item_delete(*, admin: AdminUser, conversation_id: str, item_id: str) -> dict[str, Any]:
+    """Removes the message that holds the item (an assistant's text and function calls go together), under the
+    session's lock: the messages after it are written back in their place."""
+    stored_conversation = conversation_store.get(admin.id, conversation_id)
+    if stored_conversation is None:
+        raise _not_found(conversation_id)
+    store = history_store()
+    with store.session_turn(admin.id, conversation_id, hold_seconds=turn_hold_seconds()) as held:
+        messages = held.conversation.messages if held.conversation else []
+        index = next((i for i, m in enumerate(messages) if any(item["id"] == item_id for item in items_of(m))), None)
+        if index is None:
+            raise ItemNotFound(f"No item '{item_id}' in conversation '{conversation_id}'.")
+        rest = messages[index + 1 :]
+        held.finish(rest, {}, StoreOptions(replace_last=len(messages) - index, admin_usage=False))
+    return conversation_body(conversation_id, stored_conversation)

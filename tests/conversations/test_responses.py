@@ -431,3 +431,29 @@ def test_conversation_and_previous_response_id_together_is_a_400(client, fake_gr
         client.responses.create(model=MODEL, input="hi", conversation=conversation.id, previous_response_id="resp_abc")
 
     assert caught.value.body["param"] == "conversation"
+
+
+def test_conversation_items_retrieve_and_delete(client, fake_groq):
+    conversation = client.conversations.create(
+        items=[
+            {"role": "user", "content": "keep"},
+            {"role": "user", "content": "drop"},
+            {"role": "user", "content": "tail"},
+        ]
+    )
+    ids = [item.id for item in client.conversations.items.list(conversation.id, order="asc").data]
+
+    item = client.conversations.items.retrieve(ids[1], conversation_id=conversation.id)
+    after = client.conversations.items.delete(ids[1], conversation_id=conversation.id)
+
+    assert item.content[0].text == "drop"
+    assert after.id == conversation.id
+    left = client.conversations.items.list(conversation.id, order="asc").data
+    assert [(i.id, i.content[0].text) for i in left] == [(ids[0], "keep"), (ids[2], "tail")]
+    with pytest.raises(openai.NotFoundError):
+        client.conversations.items.retrieve(ids[1], conversation_id=conversation.id)
+    with pytest.raises(openai.NotFoundError):
+        client.conversations.items.delete(ids[1], conversation_id=conversation.id)
+    client.responses.create(model=MODEL, input="next", conversation=conversation.id)
+    sent = [m for m in upstream_messages(fake_groq)[-1] if m[0] != "system"]
+    assert sent == [("user", "keep"), ("user", "tail"), ("user", "next")]
