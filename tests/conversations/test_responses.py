@@ -457,3 +457,16 @@ def test_conversation_items_retrieve_and_delete(client, fake_groq):
     client.responses.create(model=MODEL, input="next", conversation=conversation.id)
     sent = [m for m in upstream_messages(fake_groq)[-1] if m[0] != "system"]
     assert sent == [("user", "keep"), ("user", "tail"), ("user", "next")]
+
+
+def test_a_stream_failing_midway_ends_with_response_failed_and_stores_nothing(client, alice, fake_groq):
+    fake_groq.add_faults({"kind": "stream_error", "after_chunks": 2})
+
+    with client.responses.stream(model=MODEL, input="tell me a long story") as stream:
+        events = list(stream)
+
+    assert events[-1].type == "response.failed"
+    assert events[-1].response.status == "failed" and events[-1].response.error.message
+    assert history_store().get(alice.id, events[0].response.id) is None
+    with pytest.raises(openai.NotFoundError):
+        client.responses.retrieve(events[0].response.id)
