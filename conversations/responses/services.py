@@ -85,7 +85,7 @@ class PlannedResponse:
     def keep(self, result: TurnResult) -> dict[str, Any]:
         """The response object, stored when the request asked for it."""
         body = self.body(result)
-        if self.turn.session_id is not None:
+        if self.request.store and self.turn.session_id is not None:
             response_store().put(
                 self.turn.admin.id,
                 self.response_id,
@@ -147,7 +147,8 @@ def _planned(
     response_id = new_id("resp")
     previous = _previous(admin, request.previous_response_id) if request.previous_response_id else None
     earlier_calls = call_ids(previous.body) if previous else set()
-    unanswered = unanswered_outputs(request.messages, earlier_calls)
+    # In a conversation the calls answered may be any of its items': the upstream judges those.
+    unanswered = [] if request.conversation else unanswered_outputs(request.messages, earlier_calls)
     if unanswered:
         raise InvalidInput(f"No function_call with call_id '{unanswered[0]}' precedes its function_call_output.")
     common = {"options": request.options, "budget_owners": budget_owners, "leases": leases}

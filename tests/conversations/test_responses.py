@@ -470,3 +470,21 @@ def test_a_stream_failing_midway_ends_with_response_failed_and_stores_nothing(cl
     assert history_store().get(alice.id, events[0].response.id) is None
     with pytest.raises(openai.NotFoundError):
         client.responses.retrieve(events[0].response.id)
+
+
+def test_a_function_call_answered_in_a_conversation(client, fake_groq):
+    conversation = client.conversations.create()
+    tools = [{"type": "function", "name": "lookup", "parameters": {"type": "object"}}]
+    asked = client.responses.create(model=MODEL, input="weather?", tools=tools, conversation=conversation.id)
+    call = next(item for item in asked.output if item.type == "function_call")
+
+    answered = client.responses.create(
+        model=MODEL,
+        tools=tools,
+        conversation=conversation.id,
+        input=[{"type": "function_call_output", "call_id": call.call_id, "output": "sunny"}],
+    )
+
+    assert answered.output_text == "Tool said: sunny"
+    kinds = [item.type for item in client.conversations.items.list(conversation.id, order="asc").data]
+    assert kinds == ["message", "function_call", "function_call_output", "message"]
