@@ -236,6 +236,8 @@ ROOT_LINKS = {
     "memory_stats": "memory-stats",
     "openai_chat_completions": "openai-chat-completions",
     "openai_models": "openai-models",
+    "openai_responses": "openai-responses",
+    "openai_conversations": "openai-conversations",
     "llm_provider": "llm-provider",
     "llm_providers": "llm-providers",
     "llm_health": "llm-health",
