@@ -1,6 +1,6 @@
 """Chat limits. Per admin: requests per minute and chats in flight, counted in Redis so that every worker and
-instance shares them. Per process: chats in flight, kept below the server's threads so that a thread is always
-free for health checks, logins and the docs."""
+instance shares them. Per process: chats in flight, at most MAX_CHATS_IN_FLIGHT, which follows the memory a
+process has for them (settings), so that a chat it has no room for is refused at once."""
 
 from __future__ import annotations
 
