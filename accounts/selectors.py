@@ -28,7 +28,7 @@ def admin_info(*, admin_id: str) -> dict[str, str | int]:
         "created_at": admin.created_at,
         "last_updated": admin.last_updated,
         "active_logins": logins,
-        "active_sessions": logins,  # the name earlier clients read
+        "active_sessions": logins,  # the same count under a second name, which existing clients read
     }
 
 

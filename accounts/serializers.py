@@ -26,7 +26,7 @@ def password_checkable(value: str) -> str:
 
 
 class LoginSerializer(TokenObtainSerializer):
-    """SimpleJWT's obtain-pair flow through our Redis backend, answering in the original service's shape
+    """SimpleJWT's obtain-pair flow through our Redis backend, answering in the documented shape
     (`access_token`, `token_type`, `expires_in`, `username`) with the refresh token beside it."""
 
     default_error_messages = {"no_active_account": "Invalid username or password."}

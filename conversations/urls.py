@@ -6,7 +6,7 @@ from conversations.session_ids import SESSION_ID_REGEX
 sessions = views.ChatSessionViewSet.as_view({"get": "list"}, name="Chat sessions")
 session = views.ChatSessionViewSet.as_view({"get": "retrieve", "delete": "destroy"}, name="Chat session")
 
-# The original service's paths, each also answering with a trailing slash.
+# The documented paths (docs/api.md), each also answering with a trailing slash.
 urlpatterns = [
     re_path(r"^chat/?$", views.ChatView.as_view(), name="chat"),
     re_path(r"^chat/memory/stats/?$", views.MemoryStatsView.as_view(), name="memory-stats"),

@@ -1,4 +1,4 @@
-"""System endpoints: health, liveness, info (public, as in the original service), the admin's status view and
+"""System endpoints: health, liveness, info (public, as the documented API has them), the admin's status view and
 the Prometheus metrics."""
 
 from __future__ import annotations
