@@ -23,9 +23,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.authentication import request_budget_owners
-from conversations import openai_serializers
 from conversations.idempotency import Claim, StoredResponse, claim_leases, idempotent, recorded
-from conversations.openai_wire import (
+from conversations.openai import serializers as openai_serializers
+from conversations.openai.wire import (
     completion_body,
     completion_chunks,
     error_param,
