@@ -93,7 +93,9 @@ class AdminInfoSerializer(serializers.Serializer):
     created_at = serializers.CharField()
     last_updated = serializers.CharField()
     active_logins = serializers.IntegerField(help_text="Live logins (unrevoked, unexpired): GET /admin/sessions.")
-    active_sessions = serializers.IntegerField(help_text="The same count as active_logins, under its older name.")
+    active_sessions = serializers.IntegerField(
+        source="active_logins", help_text="The same count as active_logins, under its older name."
+    )
 
 
 class ChangeCredentialsSerializer(serializers.Serializer):

@@ -92,7 +92,7 @@ class AdminInfoView(APIView):
     name = "Admin info"
 
     def get(self, request: Request) -> Response:
-        return Response(selectors.admin_info(admin_id=request.user.id))
+        return Response(serializers.AdminInfoSerializer(selectors.admin_info(admin_id=request.user.id)).data)
 
 
 @extend_schema(
@@ -144,7 +144,7 @@ class LoginSessionListView(APIView):
         sessions = selectors.login_session_list(
             admin_id=request.user.id, current_session_id=request_login_session_id(request)
         )
-        return Response({"count": len(sessions), "sessions": sessions})
+        return Response(serializers.LoginSessionListSerializer({"count": len(sessions), "sessions": sessions}).data)
 
 
 @extend_schema(

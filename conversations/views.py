@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import asdict
 from typing import Any
 
 from django.conf import settings
@@ -229,7 +230,7 @@ class SessionExportView(APIView):
         document = session_export(admin_id=request.user.id, session_id=session_id)
         if document is None:
             raise SessionNotFound("No such session.")
-        return Response(document)
+        return Response(export_serializers.SessionExportSerializer(document).data)
 
 
 @extend_schema(
@@ -262,7 +263,8 @@ class SessionImportView(FormPageOnBrowserGet, APIView):
         body = export_serializers.SessionExportSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         session_id = session_import(admin=request.user, document=body.validated_data)
-        return Response(session_detail(admin_id=request.user.id, session_id=session_id), status=201)
+        detail = session_detail(admin_id=request.user.id, session_id=session_id)
+        return Response(serializers.SessionDetailSerializer(detail).data, status=201)
 
     def http_method_not_allowed(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         # This route comes before /chat/sessions/{id}, whose GET and DELETE a client may send here too: no session
@@ -296,13 +298,13 @@ class ChatSessionViewSet(viewsets.ViewSet):
 
     def list(self, request: Request) -> Response:
         sessions = session_list(admin_id=request.user.id)
-        return Response({"count": len(sessions), "sessions": sessions})
+        return Response(serializers.SessionListSerializer({"count": len(sessions), "sessions": sessions}).data)
 
     def retrieve(self, request: Request, session_id: str) -> Response:
         detail = session_detail(admin_id=request.user.id, session_id=session_id)
         if detail is None:
             raise SessionNotFound("No such session.")
-        return Response(detail)
+        return Response(serializers.SessionDetailSerializer(detail).data)
 
     def destroy(self, request: Request, session_id: str) -> Response:
         if not session_delete(admin=request.user, session_id=session_id):
@@ -319,7 +321,7 @@ class MemoryStatsView(APIView):
     name = "Memory statistics"
 
     def get(self, request: Request) -> Response:
-        return Response(memory_stats(admin_id=request.user.id))
+        return Response(serializers.MemoryStatsSerializer(memory_stats(admin_id=request.user.id)).data)
 
 
 @extend_schema(
@@ -340,12 +342,5 @@ class TestChatView(FormPageOnBrowserGet, APIView):
         result = admin_test_chat(
             admin=request.user, text=body.validated_data["message"], budget_owners=request_budget_owners(request)
         )
-        return Response(
-            {
-                "success": True,
-                "response": result.response,
-                "error": None,
-                "latency_ms": result.latency_ms,
-                "model": result.model,
-            }
-        )
+        data = {"success": True, "error": None, **asdict(result)}
+        return Response(serializers.TestChatResultSerializer(data).data)
