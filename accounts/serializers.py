@@ -43,7 +43,7 @@ class LoginSerializer(TokenObtainSerializer):
             raise AuthenticationFailed(self.error_messages["no_active_account"], "invalid_credentials") from None
         issued = tokens_issue(self.user)
         login_counted("succeeded")
-        return {
+        logged_in = {
             "access_token": issued.access_token,
             "token_type": "bearer",
             "expires_in": issued.expires_in,
@@ -51,6 +51,7 @@ class LoginSerializer(TokenObtainSerializer):
             "refresh_token": issued.refresh_token,
             "refresh_expires_in": issued.refresh_expires_in,
         }
+        return LoginResponseSerializer(logged_in).data
 
 
 class LoginRequestSerializer(serializers.Serializer):
