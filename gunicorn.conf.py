@@ -36,16 +36,16 @@ from django.core.management import call_command  # noqa: E402
 from core.startup import failures_as_messages  # noqa: E402  (after django.setup())
 
 bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
-# Defaults chosen with `make bench` (docs/performance.md has the figures, the machine and the models compared).
+# Defaults chosen with `make bench` (docs/performance.md: the figures, the machine, the worker models compared).
 #
 # gevent: a chat spends nearly all its life waiting on the upstream and Redis, a stream for seconds; a greenlet per
-# connection holds that wait for a few KiB where a thread held a thread, so thousands of chats fit in one worker and
-# MAX_CHATS_IN_FLIGHT follows memory (settings). bcrypt runs in gevent's thread pool, off the loop
+# connection holds that wait for a few KiB where a thread worker would hold a thread, so thousands of chats fit in
+# one worker and MAX_CHATS_IN_FLIGHT follows memory (settings). bcrypt runs in gevent's thread pool, off the loop
 # (core/cooperative.py). gevent alone would let a slow client take its time over a request: this subclass reads each
 # request whole under REQUEST_READ_TIMEOUT_SECONDS first (docs/operations.md, Security).
 worker_class = "server.worker.GuardedGeventWorker"
-# One worker per core with Redis history (more workers than cores measured slower); locmem history lives inside
-# one process, so it needs exactly one worker.
+# One worker per core with Redis history (more workers than cores only contend for them); locmem history lives
+# inside one process, so it needs exactly one worker.
 _default_workers = 1 if settings.HISTORY_BACKEND == "locmem" else (os.cpu_count() or 2)
 workers = int(os.environ.get("WEB_CONCURRENCY", str(_default_workers)))
 # Connections one worker holds at once (streams, slow or idle clients, keep-alive ones); more wait in the listen

@@ -1,11 +1,10 @@
 """The admins' records in Redis: reading, creating, renaming and re-passwording them, keeping usernames unique.
 
-Keys (all under REDIS_KEY_PREFIX):
-  {a:<id>}:admin  hash  id, username, password (bcrypt), created_at, last_updated, auth_epoch, known_default
-  admins          hash  username -> id (the index that keeps usernames unique, ignoring case)
-An admin's id never changes, so renaming keeps its conversations. The record is in its admin's Redis Cluster
-slot (with its logins), the index in another: a name whose record is gone is free (an admin deleted half-way).
-`known_default` is "1" when the password is a well-known default (admin123), which production refuses to run with.
+Its keys, `A:admin` (the record) and `P:admins` (username -> id, keeping usernames unique ignoring case), are in
+the Redis key map (docs/architecture.md). An admin's id never changes, so renaming keeps its conversations. The
+record is in its admin's Redis Cluster slot (with its logins), the index in another: a name whose record is gone is
+free (an admin deleted half-way). `known_default` is "1" when the password is a well-known default (admin123), which
+production refuses to run with.
 Deleting a record goes with its logins, in one script (login_sessions.login_session_revoke_all).
 """
 

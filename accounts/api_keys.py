@@ -2,11 +2,8 @@
 
 A key is shown once, at creation; Redis keeps only its SHA-256, so a leaked dump of Redis holds no usable key.
 A key high in entropy needs no salt or slow hash: nobody can guess one to test against the digest.
-Keys (under REDIS_KEY_PREFIX):
-  apikey:<sha256>        hash  id, admin_id, name, prefix, created_at, last_used, budget ("1" with a budget)
-  apikeys                hash  key id -> sha256 (to revoke by id)
-  {a:<id>}:apikeys       set   the ids of that admin's keys
-Revoking an admin's tokens leaves its keys alone; deleting the admin revokes them.
+Its keys (`P:apikey:<sha256>` the record, `P:apikeys` id -> digest, `A:apikeys` the admin's key ids) are in the Redis
+key map (docs/architecture.md). Revoking an admin's tokens leaves its keys alone; deleting the admin revokes them.
 
 The three keys are in different Redis Cluster slots, so they are written one after the other, in an order that
 leaves nothing usable behind a crash: the indexes before the record when a key is made (an id without a record is

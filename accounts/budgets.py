@@ -4,13 +4,10 @@ Before a call, a turn reserves its worst case (the prompt's estimate plus `max_t
 applies to it, atomically in Redis, so that concurrent calls, on any instance, can never together spend more than
 a budget; after the call it settles to the real usage. An admin's budget counts the requests of its keys too.
 
-Keys (under REDIS_KEY_PREFIX), for an owner `admin:<id>` or `key:<id>`, in the Redis Cluster slot of the admin
-(the key's admin), so that one script reserves against an admin's budget and its key's at once:
-  {a:<admin>}:budget:<owner>                hash  tokens, period
-  {a:<admin>}:budget-usage:<owner>:<period> hash  used (settled tokens), and one `r:<id>` field per reservation,
-                                                  "<tokens>:<expires at>", renewed while its request runs; a
-                                                  reservation of a process that died expires
-The admin's record and its logins, or the key's record, carry `budget: "1"` while a budget applies: those are
+Its keys, `A:budget:<owner>` and `A:budget-usage:<owner>:<period>` for an owner `admin:<id>` or `key:<id>`, are in
+the Redis key map (docs/architecture.md); all are in the Redis Cluster slot of the admin (the key's admin), so that
+one script reserves against an admin's budget and its key's at once, and a reservation of a process that died
+expires. The admin's record and its logins, or the key's record, carry `budget: "1"` while a budget applies: those are
 read by every request anyway, so a chat without a budget makes no round trip for one.
 """
 

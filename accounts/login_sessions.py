@@ -1,10 +1,8 @@
 """Login sessions: one Redis record per login, named by the `sid` claim of its access and refresh tokens.
 
 A token is valid only while its login session exists and its admin does, so deleting the record revokes both
-tokens in every worker and process at once. Keys (under REDIS_KEY_PREFIX, in the admin's slot {a:<id>}):
-  {a:<id>}:login:<sid>   hash  id, admin_id, username, created_at, expires_at, last_activity, budget ("1" when
-                               the admin has a token budget); expires with the refresh token
-  {a:<id>}:logins        set   the sids of that admin's logins
+tokens in every worker and process at once. Its keys, `A:login:<sid>` (expiring with the refresh token) and
+`A:logins`, are in the Redis key map (docs/architecture.md).
 
 Creating a login and revoking them all are each one Lua script, and revoking bumps the admin's `auth_epoch`: a
 login whose password check began before a revocation (or a credential change, or the admin's deletion) finds

@@ -26,7 +26,7 @@ class AdminUser(models.Model):
     created_at: str = ""
     last_updated: str = ""
     auth_epoch: str = "0"
-    known_default: str | None = None  # "1" or "0"; None on a record from before the flag was kept
+    known_default: str | None = None  # "1" or "0"; None on a record written without the flag
     # Whether a token budget applies (accounts.budgets): read with the admin or its login, so that an admin
     # without one costs its chats no Redis round trip for it.
     has_budget: bool = False

@@ -39,7 +39,7 @@ def password_problem(password: str) -> str | None:
 
 
 # Past this wait for a slot shared with the server's other workers, the hash runs anyway: still at most
-# BCRYPT_MAX_CONCURRENT at once in this worker (the bound before workers shared their slots), so a login is slowed,
+# BCRYPT_MAX_CONCURRENT at once in this worker (a bound of the worker's own), so a login is slowed,
 # never refused or hung, by a slot that a stuck process holds.
 HOST_SLOT_WAIT_SECONDS = 2.0
 

@@ -14,10 +14,9 @@ from accounts.api_keys import ApiKey
 from accounts.budgets import BudgetOwner, budget_status
 from accounts.exceptions import AdminNotFound
 
-LOGIN_SESSION_FIELDS = ("id", "created_at", "expires_at", "last_activity")
-
 
 def admin_info(*, admin_id: str) -> dict[str, str | int]:
+    """The admin's account and its count of live logins (AdminInfoSerializer's fields)."""
     admin = admin_get(admin_id)
     if admin is None:
         raise AdminNotFound("This admin no longer exists.")
@@ -28,7 +27,6 @@ def admin_info(*, admin_id: str) -> dict[str, str | int]:
         "created_at": admin.created_at,
         "last_updated": admin.last_updated,
         "active_logins": logins,
-        "active_sessions": logins,  # the name earlier clients read
     }
 
 
@@ -36,10 +34,11 @@ def login_session_count(*, admin_id: str) -> int:
     return len(login_sessions.login_session_list(admin_id))
 
 
-def login_session_list(*, admin_id: str, current_session_id: str | None = None) -> list[dict[str, str | bool]]:
-    """`admin_id`'s live logins, oldest first; `current` marks the one `current_session_id` names."""
+def login_session_list(*, admin_id: str, current_session_id: str | None = None) -> list[dict[str, Any]]:
+    """`admin_id`'s live logins, oldest first; `current` marks the one `current_session_id` names. What an
+    endpoint shows of each is LoginSessionSerializer's choice."""
     return [
-        {**{field: session[field] for field in LOGIN_SESSION_FIELDS}, "current": session["id"] == current_session_id}
+        {**session, "current": session["id"] == current_session_id}
         for session in login_sessions.login_session_list(admin_id)
     ]
 

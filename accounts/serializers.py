@@ -26,7 +26,7 @@ def password_checkable(value: str) -> str:
 
 
 class LoginSerializer(TokenObtainSerializer):
-    """SimpleJWT's obtain-pair flow through our Redis backend, answering in the original service's shape
+    """SimpleJWT's obtain-pair flow through our Redis backend, answering in the documented shape
     (`access_token`, `token_type`, `expires_in`, `username`) with the refresh token beside it."""
 
     default_error_messages = {"no_active_account": "Invalid username or password."}
@@ -43,7 +43,7 @@ class LoginSerializer(TokenObtainSerializer):
             raise AuthenticationFailed(self.error_messages["no_active_account"], "invalid_credentials") from None
         issued = tokens_issue(self.user)
         login_counted("succeeded")
-        return {
+        logged_in = {
             "access_token": issued.access_token,
             "token_type": "bearer",
             "expires_in": issued.expires_in,
@@ -51,6 +51,7 @@ class LoginSerializer(TokenObtainSerializer):
             "refresh_token": issued.refresh_token,
             "refresh_expires_in": issued.refresh_expires_in,
         }
+        return LoginResponseSerializer(logged_in).data
 
 
 class LoginRequestSerializer(serializers.Serializer):
@@ -93,7 +94,9 @@ class AdminInfoSerializer(serializers.Serializer):
     created_at = serializers.CharField()
     last_updated = serializers.CharField()
     active_logins = serializers.IntegerField(help_text="Live logins (unrevoked, unexpired): GET /admin/sessions.")
-    active_sessions = serializers.IntegerField(help_text="The same count as active_logins, under its older name.")
+    active_sessions = serializers.IntegerField(
+        source="active_logins", help_text="The same count as active_logins, under its older name."
+    )
 
 
 class ChangeCredentialsSerializer(serializers.Serializer):

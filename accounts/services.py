@@ -56,7 +56,7 @@ def admin_change_credentials(
     new_password: str | None,
 ) -> AdminUser:
     """What an admin does for itself: proves the current password, then admin_update_credentials. A login made
-    moments ago (`recent_login`) proved it already, so the original service's request without it still works."""
+    moments ago (`recent_login`) proved it already, so the documented request without it (docs/api.md) works."""
     admin = admin_get(admin_id)
     if admin is None:
         raise AdminNotFound("This admin no longer exists.")

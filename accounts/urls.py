@@ -2,7 +2,7 @@ from django.urls import re_path
 
 from accounts import api_key_views, views
 
-# The original service's paths, each also answering with a trailing slash.
+# The documented paths (docs/api.md), each also answering with a trailing slash.
 urlpatterns = [
     re_path(r"^admin/login/?$", views.LoginView.as_view(), name="admin-login"),
     re_path(r"^admin/refresh/?$", views.RefreshView.as_view(), name="admin-refresh"),

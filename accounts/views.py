@@ -59,7 +59,8 @@ class RefreshView(FormPageOnBrowserGet, APIView):
         body = serializers.RefreshRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         access_token, expires_in = tokens_refresh(body.validated_data["refresh_token"])
-        return Response({"access_token": access_token, "token_type": "bearer", "expires_in": expires_in})
+        refreshed = {"access_token": access_token, "token_type": "bearer", "expires_in": expires_in}
+        return Response(serializers.RefreshResponseSerializer(refreshed).data)
 
 
 @extend_schema(
@@ -80,7 +81,7 @@ class LogoutView(FormPageOnBrowserGet, APIView):
             login_session_id=request_login_session_id(request),
             refresh_token=body.validated_data.get("refresh_token"),
         )
-        return Response({"message": "Logged out."})
+        return Response(serializers.MessageSerializer({"message": "Logged out."}).data)
 
 
 @extend_schema(
@@ -92,7 +93,7 @@ class AdminInfoView(APIView):
     name = "Admin info"
 
     def get(self, request: Request) -> Response:
-        return Response(selectors.admin_info(admin_id=request.user.id))
+        return Response(serializers.AdminInfoSerializer(selectors.admin_info(admin_id=request.user.id)).data)
 
 
 @extend_schema(
@@ -124,12 +125,11 @@ class ChangeCredentialsView(FormPageOnBrowserGet, APIView):
             new_username=body.validated_data.get("new_username"),
             new_password=body.validated_data.get("new_password"),
         )
-        return Response(
-            {
-                "message": "Credentials updated. Every token of this admin was revoked; log in again.",
-                "username": admin.username,
-            }
-        )
+        changed = {
+            "message": "Credentials updated. Every token of this admin was revoked; log in again.",
+            "username": admin.username,
+        }
+        return Response(serializers.ChangeCredentialsResponseSerializer(changed).data)
 
 
 @extend_schema(
@@ -144,7 +144,7 @@ class LoginSessionListView(APIView):
         sessions = selectors.login_session_list(
             admin_id=request.user.id, current_session_id=request_login_session_id(request)
         )
-        return Response({"count": len(sessions), "sessions": sessions})
+        return Response(serializers.LoginSessionListSerializer({"count": len(sessions), "sessions": sessions}).data)
 
 
 @extend_schema(

@@ -93,7 +93,7 @@ DATABASES: dict[str, dict[str, str]] = {}
 
 # Chats one server process answers at once, streams included; more get 503 `server_busy`. A chat in flight waits on
 # the upstream in a greenlet of gunicorn's gevent worker, so what bounds them is memory: CHATS_MEMORY_MIB per process,
-# at CHAT_MEMORY_KIB each (the worker's memory per chat in flight, measured by `make bench`, with a margin).
+# at CHAT_MEMORY_KIB each (a worker's memory per chat in flight, with a margin; docs/performance.md).
 CHAT_MEMORY_KIB = 100
 CHATS_MEMORY_MIB = env_int("CHATS_MEMORY_MIB", 64, minimum=1)
 MAX_CHATS_IN_FLIGHT = env_int("MAX_CHATS_IN_FLIGHT", max(1, CHATS_MEMORY_MIB * 1024 // CHAT_MEMORY_KIB), minimum=1)
@@ -123,7 +123,7 @@ _redis_options = {
     "SOCKET_TIMEOUT": REDIS_TIMEOUT_SECONDS,
     "CONNECTION_POOL_KWARGS": {
         # Every chat in flight, and every stream's relay beside it, may hold a connection at once, and the requests
-        # that are not chats some more; redis-py's default of 100 refused chats under load (MaxConnectionsError).
+        # that are not chats some more: redis-py's default of 100 would refuse some (MaxConnectionsError).
         # Connections open only as they are needed.
         "max_connections": 2 * MAX_CHATS_IN_FLIGHT + 64,
         "health_check_interval": 30,
@@ -150,7 +150,7 @@ else:
 
 # --- Conversation memory --------------------------------------------------------------------------
 MEMORY_TTL_SECONDS = env_int("MEMORY_TTL_SECONDS", 3600, minimum=1)
-# Sessions stored in all, of every admin. The original service named it MAX_CACHE_SIZE, which still works.
+# Sessions stored in all, of every admin; MAX_CACHE_SIZE is read when MAX_SESSIONS is not set.
 MAX_SESSIONS = env_int("MAX_SESSIONS", env_int("MAX_CACHE_SIZE", 1000, minimum=1), minimum=1)
 # By default ten admins at their caps fill the store; a full store refuses new sessions (see conversations/history/).
 MAX_SESSIONS_PER_ADMIN = env_int("MAX_SESSIONS_PER_ADMIN", max(1, MAX_SESSIONS // 10), minimum=1, maximum=MAX_SESSIONS)
@@ -211,7 +211,7 @@ BCRYPT_ROUNDS = env_int("BCRYPT_ROUNDS", 12, minimum=4, maximum=16)
 BCRYPT_MAX_CONCURRENT = env_int("BCRYPT_MAX_CONCURRENT", 1, minimum=1)
 # The slot files through which the workers share that limit: gunicorn.conf.py sets it (core/host_slots.py).
 HOST_SLOTS_DIR = env_str("HOST_SLOTS_DIR") or None
-# A login this recent may change its credentials without sending current_password (the original service's request).
+# A login this recent may change its credentials without sending current_password.
 RECENT_LOGIN_SECONDS = env_int("RECENT_LOGIN_SECONDS", 300, minimum=0)
 ACCESS_TOKEN_EXPIRE_MINUTES = env_int("ACCESS_TOKEN_EXPIRE_MINUTES", 60, minimum=1)
 REFRESH_TOKEN_EXPIRE_MINUTES = env_int("REFRESH_TOKEN_EXPIRE_MINUTES", 24 * 60, minimum=1)

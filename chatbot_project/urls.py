@@ -9,7 +9,7 @@ from system.views import OpenApiView
 # match the same path, so the order changes only how many are tried).
 urlpatterns = [
     path("", include("conversations.urls")),
-    path("", include("conversations.openai_urls")),
+    path("", include("conversations.openai.urls")),
     path("", include("system.urls")),
     re_path(r"^openapi\.json$", OpenApiView.as_view(), name="openapi"),
     re_path(r"^docs/?$", SpectacularSwaggerView.as_view(url_name="openapi"), name="docs"),

@@ -12,7 +12,7 @@ from django.conf import settings
 from rest_framework import serializers
 
 from conversations.history.base import MAX_STORED_MESSAGES
-from conversations.openai_serializers import FunctionCallSerializer, ToolCallSerializer, message_chars
+from conversations.openai.serializers import FunctionCallSerializer, ToolCallSerializer, message_chars
 from conversations.serializers import session_id_validator
 from conversations.session_ids import EXPORT_FORMAT
 

@@ -1,7 +1,6 @@
-"""Idempotency keys in Redis, shared by every worker and instance: `{a:<admin id>}:idempotency:<sha256 of the key>`
-(in the admin's Redis Cluster slot), a hash holding the request's `fingerprint` and either the `token` of the
-request running under the key (with a TTL as long as a turn can last) or, once answered, the `response` as JSON
-(kept IDEMPOTENCY_TTL_SECONDS)."""
+"""Idempotency keys in Redis, shared by every worker and instance: one hash per key, `A:idempotency:<sha256>` in the
+Redis key map (docs/architecture.md), holding the request's `fingerprint` and either the `token` of the request
+running under the key or, once answered, the `response`."""
 
 from __future__ import annotations
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from django.conf import settings
 
 from accounts.legacy_keys import renamed, upgrade_account_keys
-from conversations.history.redis_store import admin_index_key, session_keys
+from conversations.history.redis_keys import admin_index_key, session_keys
 from conversations.usage import usage_key
 from core.redis_store import redis_client, redis_key
 

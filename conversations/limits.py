@@ -1,6 +1,6 @@
 """Chat limits. Per admin: requests per minute and chats in flight, counted in Redis so that every worker and
-instance shares them. Per process: chats in flight, kept below the server's threads so that a thread is always
-free for health checks, logins and the docs."""
+instance shares them. Per process: chats in flight, at most MAX_CHATS_IN_FLIGHT, which follows the memory a
+process has for them (settings), so that a chat it has no room for is refused at once."""
 
 from __future__ import annotations
 
@@ -101,9 +101,7 @@ class SlotArgs:
 class AdminSlot:
     """One turn's place among its admin's chats, counted in Redis so that the limits hold across processes. What
     holds it (a store's turn, a turn without a session) takes it once and gives it back once.
-    Key names (under REDIS_KEY_PREFIX, in the admin's slot): {a:<admin>}:chat-rate:<minute> (requests this minute)
-    and {a:<admin>}:chat-active (a sorted set of the slots in flight, scored by when they were taken or last
-    renewed)."""
+    Its keys, `A:chat-rate:<minute>` and `A:chat-active`, are in the Redis key map (docs/architecture.md)."""
 
     admin_id: str
     started: float = field(default_factory=time.time)

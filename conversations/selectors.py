@@ -1,4 +1,4 @@
-"""Reads of the conversation store and the usage totals, in the shapes the endpoints answer with."""
+"""Reads of the conversation store and the usage totals; the endpoints render them through their serializers."""
 
 from __future__ import annotations
 
@@ -7,29 +7,32 @@ from typing import Any
 
 from django.conf import settings
 
-from conversations.history.base import list_item_of
+from conversations.history.base import SessionListItem, list_item_of
 from conversations.session_ids import EXPORT_FORMAT
 from conversations.stores import history_store
 from conversations.usage import usage_totals
 
 
-def session_list(*, admin_id: str) -> list[dict[str, Any]]:
-    return [asdict(item) for item in history_store().list(admin_id)]
+def session_list(*, admin_id: str) -> list[SessionListItem]:
+    return history_store().list(admin_id)
 
 
 def session_detail(*, admin_id: str, session_id: str) -> dict[str, Any] | None:
+    """The session's list row with its stored messages and summary (SessionDetailSerializer's fields)."""
     conversation = history_store().get(admin_id, session_id)
     if conversation is None:
         return None
     return {
         **asdict(list_item_of(conversation)),
-        "messages": [{**m, "created_at": m["at"]} for m in conversation.messages],
+        "messages": conversation.messages,
         "summary": conversation.summary or None,
     }
 
 
 def session_export(*, admin_id: str, session_id: str) -> dict[str, Any] | None:
-    """The session as `chatbot-session/1`: what `POST /chat/sessions/import` takes back."""
+    """The session as `chatbot-session/1`: what `POST /chat/sessions/import` takes back. Built here rather than by
+    SessionExportSerializer, which would refuse a stored tool call an upstream sent without its `type` or a
+    function's `name`; a test holds the two to the same output for complete values."""
     conversation = history_store().get(admin_id, session_id)
     if conversation is None:
         return None

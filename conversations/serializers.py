@@ -202,7 +202,8 @@ class StoredMessageSerializer(serializers.Serializer):
         child=serializers.DictField(), required=False, help_text="An assistant's tool calls, as OpenAI shapes them."
     )
     tool_call_id = serializers.CharField(required=False, help_text="Which call a tool result answers.")
-    created_at = serializers.CharField(help_text="When the message was stored, as the export names it.")
+    name = serializers.CharField(required=False, help_text="The author's name a `/v1` message gave.")
+    created_at = serializers.CharField(source="at", help_text="When the message was stored, as the export names it.")
     at = serializers.CharField(help_text="The same as `created_at`.")
 
 

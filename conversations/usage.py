@@ -1,5 +1,5 @@
-"""Token usage totals per admin, in Redis (key `{a:<admin id>}:usage`, in the admin's slot), whatever the history
-backend. The history stores are given them (UsageTotals) to add a turn's usage in the turn's last write."""
+"""Token usage totals per admin, in Redis (`A:usage` in the Redis key map, docs/architecture.md), whatever the
+history backend. The history stores are given them (UsageTotals) to add a turn's usage in the turn's last write."""
 
 from __future__ import annotations
 

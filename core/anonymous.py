@@ -171,16 +171,16 @@ class AnonymousGuardMiddleware:
             return _canned(
                 503,
                 "Service Unavailable",
-                "anonymous_busy",
-                "Too many requests without credentials at once; retry shortly.",
-                retry_after,
+                code="anonymous_busy",
+                detail="Too many requests without credentials at once; retry shortly.",
+                retry_after=retry_after,
             )
         return _canned(
             429,
             "Too Many Requests",
-            "throttled",
-            f"Too many requests from this address without credentials; retry in {retry_after} seconds.",
-            retry_after,
+            code="throttled",
+            detail=f"Too many requests from this address without credentials; retry in {retry_after} seconds.",
+            retry_after=retry_after,
         )
 
 

@@ -39,8 +39,8 @@ def error_responses(*statuses: int) -> dict[int, OpenApiResponse]:
 
 
 def document_paths_without_optional_slash(endpoints: list[tuple]) -> list[tuple]:
-    """Paths routed as `^admin/login/?$` answer with and without the slash; document them as the original
-    service's README writes them, without it."""
+    """Paths routed as `^admin/login/?$` answer with and without the slash; document them as the
+    README and docs/api.md write them, without it."""
     return [
         (path.rstrip("/") if regex.endswith("/?$") else path, regex, method, callback)
         for path, regex, method, callback in endpoints

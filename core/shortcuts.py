@@ -1,6 +1,6 @@
-"""The CPU shortcuts that reach into libraries' private parts, all of them here: each saves at least 5% of a chat's
-CPU (docs/performance.md), and tests/test_shortcuts.py holds every private name one relies on, failing when a
-library changes it."""
+"""The CPU shortcuts that reach into libraries' private parts, all of them here: each is kept only for a large share
+of a chat's CPU (docs/performance.md has the figures), and tests/test_shortcuts.py holds every private name one relies
+on, failing when a library changes it."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Secrets and passwords that must never run in production: every example value in this project's docs and in
-the original service's README (anyone can read them), and well-known weak ones.
+the FastAPI ChatGroq API's README this API follows (anyone can read them), and well-known weak ones.
 
 tests/test_weak_secrets.py scans the docs and examples and fails when one of their values is not refused here."""
 

@@ -11,19 +11,18 @@ import json
 import logging
 import random
 import time
-import urllib.request
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, TypeVar
-from urllib.parse import SplitResult, unquote, urlsplit
+from urllib.parse import urlsplit
 
 import httpcore
 
 from core import metrics
 
 from . import wire
-from .connections import UpstreamConnections
+from .connections import DEFAULT_PORTS, UpstreamConnections, connection_pool, host_of
 from .exceptions import (
     TRUNCATED,
     LLMBadGateway,
@@ -42,9 +41,6 @@ from .types import Completion, ModelInfo, StreamDelta, StreamDone
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
-DEFAULT_PORTS = {"https": 443, "http": 80}
-# httpx's default: an idle connection older than this may already be closed at the upstream's end.
-KEEPALIVE_SECONDS = 5.0
 # Failures on the way to the upstream or back; a timeout of any kind is told apart first.
 TRANSPORT_ERRORS = (
     httpcore.NetworkError,
@@ -346,36 +342,6 @@ def _headers(response: httpcore.Response) -> dict[str, str]:
 
 def _json_bytes(body: dict[str, Any]) -> bytes:
     return json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
-
-
-def connection_pool(url: SplitResult, max_connections: int) -> UpstreamConnections:
-    """Keep-alive connections for `url`'s origin (through the proxy the environment names for it, if any), at most
-    `max_connections`: a request waits for a free one within its deadline."""
-    factory = httpcore.ConnectionPool(proxy=_proxy_for(url), keepalive_expiry=KEEPALIVE_SECONDS)
-    return UpstreamConnections(factory, max_connections)
-
-
-def _proxy_for(url: SplitResult) -> httpcore.Proxy | None:
-    """The proxy that HTTPS_PROXY / HTTP_PROXY (or ALL_PROXY) name for `url`, unless NO_PROXY exempts its host. A
-    plain-HTTP upstream's requests are forwarded through it; an HTTPS upstream is reached through a tunnel."""
-    proxies = urllib.request.getproxies()
-    proxy = proxies.get(url.scheme or "http") or proxies.get("all")
-    if not proxy or urllib.request.proxy_bypass(host_of(url)):
-        return None
-    parts = urlsplit(proxy)
-    auth = (unquote(parts.username), unquote(parts.password or "")) if parts.username else None
-    return httpcore.Proxy(parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl(), auth=auth)
-
-
-def host_of(url: SplitResult) -> str:
-    """The upstream's host:port, for error details and logs: never the URL, which may carry credentials or a query."""
-    host = _bracketed(url.hostname or "")
-    port = url.port or DEFAULT_PORTS.get(url.scheme)
-    return f"{host}:{port}" if port else host
-
-
-def _bracketed(host: str) -> str:
-    return f"[{host}]" if ":" in host else host
 
 
 def _read_body(response: httpcore.Response, host: str) -> bytes:

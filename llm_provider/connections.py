@@ -1,5 +1,6 @@
-"""The process's connections to the upstream: at most `max_connections`, a request waiting for a free one within its
-pool timeout, idle ones kept alive and reused newest first.
+"""The process's connections to the upstream, made straight or through the proxy HTTPS_PROXY / HTTP_PROXY /
+ALL_PROXY name (NO_PROXY honoured): at most `max_connections`, a request waiting for a free one within its pool
+timeout, idle ones kept alive and reused newest first.
 
 httpcore makes each connection (straight to the upstream, or through the proxy the environment names) and speaks
 HTTP on it; what this pool does is hand them out in constant time. httpcore's own ConnectionPool walks all of its
@@ -9,11 +10,17 @@ the connections it holds, which are as many as the chats in flight."""
 from __future__ import annotations
 
 import threading
+import urllib.request
 from collections.abc import Callable, Iterator
 from functools import partial
 from typing import Any
+from urllib.parse import SplitResult, unquote, urlsplit
 
 import httpcore
+
+DEFAULT_PORTS = {"https": 443, "http": 80}
+# httpx's default: an idle connection older than this may already be closed at the upstream's end.
+KEEPALIVE_SECONDS = 5.0
 
 
 class UpstreamConnections:
@@ -86,3 +93,33 @@ class _Body:
                 self._stream.close()  # complete: the connection stays open; not: it is closed
             finally:
                 self._give_back()
+
+
+def connection_pool(url: SplitResult, max_connections: int) -> UpstreamConnections:
+    """Keep-alive connections for `url`'s origin (through the proxy the environment names for it, if any), at most
+    `max_connections`: a request waits for a free one within its deadline."""
+    factory = httpcore.ConnectionPool(proxy=_proxy_for(url), keepalive_expiry=KEEPALIVE_SECONDS)
+    return UpstreamConnections(factory, max_connections)
+
+
+def _proxy_for(url: SplitResult) -> httpcore.Proxy | None:
+    """The proxy that HTTPS_PROXY / HTTP_PROXY (or ALL_PROXY) name for `url`, unless NO_PROXY exempts its host. A
+    plain-HTTP upstream's requests are forwarded through it; an HTTPS upstream is reached through a tunnel."""
+    proxies = urllib.request.getproxies()
+    proxy = proxies.get(url.scheme or "http") or proxies.get("all")
+    if not proxy or urllib.request.proxy_bypass(host_of(url)):
+        return None
+    parts = urlsplit(proxy)
+    auth = (unquote(parts.username), unquote(parts.password or "")) if parts.username else None
+    return httpcore.Proxy(parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl(), auth=auth)
+
+
+def host_of(url: SplitResult) -> str:
+    """The upstream's host:port, for error details and logs: never the URL, which may carry credentials or a query."""
+    host = _bracketed(url.hostname or "")
+    port = url.port or DEFAULT_PORTS.get(url.scheme)
+    return f"{host}:{port}" if port else host
+
+
+def _bracketed(host: str) -> str:
+    return f"[{host}]" if ":" in host else host

@@ -1,68 +1,33 @@
 from __future__ import annotations
 
 from django.conf import settings
-from drf_spectacular.utils import extend_schema, inline_serializer
-from rest_framework import serializers
+from drf_spectacular.utils import extend_schema
 from rest_framework.decorators import api_view, authentication_classes, permission_classes
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from llm_provider.serializers import CurrentProviderSerializer, LLMHealthSerializer, ProvidersSerializer
 from llm_provider.services import PROVIDER, llm_health, provider_description, upstream_kind
 
 TAG = "llm"
-
-ProviderSerializer = inline_serializer(
-    "Provider",
-    {
-        "provider": serializers.CharField(),
-        "model": serializers.CharField(),
-        "base_url": serializers.CharField(),
-        "temperature": serializers.FloatField(),
-        "max_tokens": serializers.IntegerField(),
-        "type": serializers.CharField(),
-        "description": serializers.CharField(),
-    },
-)
 
 
 @extend_schema(
     tags=[TAG],
     summary="The current LLM provider",
-    responses={200: inline_serializer("CurrentProvider", {"current_provider": ProviderSerializer})},
+    responses={200: CurrentProviderSerializer},
 )
 @api_view(["GET"])
 @authentication_classes([])
 @permission_classes([])
 def provider(request: Request) -> Response:
-    return Response({"current_provider": provider_description()})
+    return Response(CurrentProviderSerializer({"current_provider": provider_description()}).data)
 
 
 @extend_schema(
     tags=[TAG],
     summary="Available LLM providers, with the models the upstream lists",
-    responses={
-        200: inline_serializer(
-            "Providers",
-            {
-                "providers": inline_serializer(
-                    "ProviderEntry",
-                    {
-                        "name": serializers.CharField(),
-                        "display_name": serializers.CharField(),
-                        "type": serializers.CharField(),
-                        "description": serializers.CharField(),
-                        "requires_api_key": serializers.BooleanField(),
-                        "current_model": serializers.CharField(),
-                        "models": serializers.ListField(child=serializers.CharField()),
-                        "models_available": serializers.BooleanField(
-                            help_text="False when the upstream could not be asked (see /llm/health)."
-                        ),
-                    },
-                    many=True,
-                )
-            },
-        )
-    },
+    responses={200: ProvidersSerializer},
 )
 @api_view(["GET"])
 @authentication_classes([])
@@ -79,21 +44,7 @@ def providers(request: Request) -> Response:
         "models": list(health.models),
         "models_available": bool(health.models),
     }
-    return Response({"providers": [entry]})
-
-
-LLMHealthSerializer = inline_serializer(
-    "LLMHealth",
-    {
-        "healthy": serializers.BooleanField(),
-        "provider": serializers.CharField(),
-        "model": serializers.CharField(),
-        "model_available": serializers.BooleanField(allow_null=True),
-        "error": serializers.CharField(allow_null=True),
-        "code": serializers.CharField(allow_null=True),
-        "checked_seconds_ago": serializers.FloatField(),
-    },
-)
+    return Response(ProvidersSerializer({"providers": [entry]}).data)
 
 
 @extend_schema(
@@ -115,4 +66,4 @@ def health(request: Request) -> Response:
         "code": result.error_code,
         "checked_seconds_ago": round(result.age_seconds, 1),
     }
-    return Response(body, status=200 if result.healthy else 503)
+    return Response(LLMHealthSerializer(body).data, status=200 if result.healthy else 503)

@@ -31,14 +31,23 @@ def health_report() -> dict[str, Any]:
     }
 
 
+def info_report() -> dict[str, Any]:
+    return {
+        "name": settings.SPECTACULAR_SETTINGS["TITLE"],
+        "service": SERVICE_NAME,
+        "version": settings.VERSION,
+        "llm_provider": settings.LLM_PROVIDER,
+        "model": settings.GROQ_MODEL_NAME,
+        "docs": {"swagger": "/docs", "redoc": "/redoc", "openapi": "/openapi.json"},
+    }
+
+
 def status_report(*, admin_id: str) -> dict[str, Any]:
     uptime = int(time.monotonic() - STARTED_AT)
-    conversations = sessions_stored_count()
     return {
         "redis_connected": redis_ping(),
         "chatgroq_healthy": llm_health().healthy,
-        "active_conversations_count": conversations,
-        "active_sessions_count": conversations,
+        "active_conversations_count": sessions_stored_count(),
         "uptime_seconds": uptime,
         "uptime_formatted": format_uptime(uptime),
         "history_backend": settings.HISTORY_BACKEND,

@@ -1,4 +1,4 @@
-"""System endpoints: health, liveness, info (public, as in the original service), the admin's status view and
+"""System endpoints: health, liveness, info (public, as the documented API has them), the admin's status view and
 the Prometheus metrics."""
 
 from __future__ import annotations
@@ -13,10 +13,9 @@ from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
 from django.utils.cache import patch_vary_headers
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from drf_spectacular.views import SpectacularJSONAPIView
 from prometheus_client import CONTENT_TYPE_LATEST
-from rest_framework import serializers
 from rest_framework.decorators import api_view, authentication_classes, permission_classes, throttle_classes
 from rest_framework.exceptions import PermissionDenied
 from rest_framework.renderers import JSONRenderer
@@ -24,13 +23,19 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.serializers import BudgetStatusSerializer
 from core.http import client_ip
 from core.metrics import metrics_allowed, metrics_text
 from core.negotiation import IgnoreAccept
 from core.schema import ErrorSerializer, error_responses
 from system.openapi import openapi_document
-from system.selectors import SERVICE_NAME, health_report, status_report
+from system.selectors import health_report, info_report, status_report
+from system.serializers import (
+    ApiRootSerializer,
+    HealthSerializer,
+    InfoSerializer,
+    LivenessSerializer,
+    StatusSerializer,
+)
 
 _ACCEPTS_GZIP = re.compile(r"\bgzip\b")
 FAVICON = Path(__file__).parent / "static" / "system" / "favicon.ico"
@@ -49,124 +54,48 @@ def favicon(request: HttpRequest) -> HttpResponse:
     return response
 
 
-HealthSerializer = inline_serializer(
-    "Health",
-    {
-        "status": serializers.ChoiceField(choices=["healthy", "degraded", "unhealthy"]),
-        "service": serializers.CharField(),
-        "version": serializers.CharField(),
-        "llm_provider": serializers.CharField(),
-        "llm_healthy": serializers.BooleanField(allow_null=True),
-        "redis_healthy": serializers.BooleanField(),
-    },
-)
-
-
 @extend_schema(tags=["system"], summary="Health check", responses={200: HealthSerializer, 503: HealthSerializer})
 @api_view(["GET"])
 @authentication_classes([])
 @permission_classes([])
 def health(request: Request) -> Response:
     report = health_report()
-    return Response(report, status=200 if report["redis_healthy"] else 503)
+    return Response(HealthSerializer(report).data, status=200 if report["redis_healthy"] else 503)
 
 
 @extend_schema(
     tags=["system"],
     summary="Liveness: the process answers (no I/O)",
-    responses={200: inline_serializer("Liveness", {"status": serializers.CharField()})},
+    responses={200: LivenessSerializer},
 )
 @api_view(["GET"])
 @authentication_classes([])
 @permission_classes([])
 @throttle_classes([])  # probes call it, often, from one address
 def liveness(request: Request) -> Response:
-    return Response({"status": "alive"})
+    return Response(LivenessSerializer({"status": "alive"}).data)
 
 
 @extend_schema(
     tags=["system"],
     summary="API information",
-    responses={
-        200: inline_serializer(
-            "Info",
-            {
-                "name": serializers.CharField(),
-                "service": serializers.CharField(),
-                "version": serializers.CharField(),
-                "llm_provider": serializers.CharField(),
-                "model": serializers.CharField(),
-                "docs": serializers.DictField(child=serializers.CharField()),
-            },
-        )
-    },
+    responses={200: InfoSerializer},
 )
 @api_view(["GET"])
 @authentication_classes([])
 @permission_classes([])
 def info(request: Request) -> Response:
-    return Response(
-        {
-            "name": settings.SPECTACULAR_SETTINGS["TITLE"],
-            "service": SERVICE_NAME,
-            "version": settings.VERSION,
-            "llm_provider": settings.LLM_PROVIDER,
-            "model": settings.GROQ_MODEL_NAME,
-            "docs": {"swagger": "/docs", "redoc": "/redoc", "openapi": "/openapi.json"},
-        }
-    )
+    return Response(InfoSerializer(info_report()).data)
 
 
 @extend_schema(
     tags=["admin"],
     summary="System health and status",
-    responses={
-        200: inline_serializer(
-            "Status",
-            {
-                "redis_connected": serializers.BooleanField(),
-                "chatgroq_healthy": serializers.BooleanField(),
-                "active_conversations_count": serializers.IntegerField(
-                    help_text="Conversations (chat sessions) stored, of every admin."
-                ),
-                "active_sessions_count": serializers.IntegerField(
-                    help_text="The same count as active_conversations_count, under its older name."
-                ),
-                "uptime_seconds": serializers.IntegerField(),
-                "uptime_formatted": serializers.CharField(),
-                "history_backend": serializers.CharField(),
-                "model": serializers.CharField(),
-                "usage": serializers.DictField(child=serializers.IntegerField(), help_text="This admin's totals."),
-                "budget": BudgetStatusSerializer(
-                    allow_null=True, help_text="This admin's token budget this period (its keys count too), or null."
-                ),
-                "upstream_rate_limits": inline_serializer(
-                    "UpstreamRateLimits",
-                    {
-                        "limit_requests": serializers.IntegerField(allow_null=True, help_text="Requests per day."),
-                        "remaining_requests": serializers.IntegerField(allow_null=True),
-                        "reset_requests": serializers.CharField(
-                            allow_null=True, help_text="Until the requests limit resets, as Groq writes it: 2m59.56s."
-                        ),
-                        "limit_tokens": serializers.IntegerField(allow_null=True, help_text="Tokens per minute."),
-                        "remaining_tokens": serializers.IntegerField(allow_null=True),
-                        "reset_tokens": serializers.CharField(allow_null=True),
-                        "observed_at": serializers.DateTimeField(),
-                    },
-                    allow_null=True,
-                    help_text=(
-                        "Groq's x-ratelimit-* headers from the latest upstream answer this server process received "
-                        "(any status, 429 included); null before the first. Limits are Groq's, per organisation."
-                    ),
-                ),
-            },
-        ),
-        **error_responses(401, 503),
-    },
+    responses={200: StatusSerializer, **error_responses(401, 503)},
 )
 @api_view(["GET"])
 def admin_status(request: Request) -> Response:
-    return Response(status_report(admin_id=request.user.id))
+    return Response(StatusSerializer(status_report(admin_id=request.user.id)).data)
 
 
 class MetricsView(APIView):
@@ -255,11 +184,11 @@ ROOT_LINKS = {
 @extend_schema(
     tags=["system"],
     summary="API root: a link to every endpoint and to the docs",
-    responses={200: inline_serializer("ApiRoot", {"endpoints": serializers.DictField(child=serializers.URLField())})},
+    responses={200: ApiRootSerializer},
 )
 @api_view(["GET"])
 @authentication_classes([])
 @permission_classes([])
 def api_root(request: Request) -> Response:
     links = {name: request.build_absolute_uri(reverse(route)) for name, route in ROOT_LINKS.items()}
-    return Response({"name": settings.SPECTACULAR_SETTINGS["TITLE"], "endpoints": links})
+    return Response(ApiRootSerializer({"name": settings.SPECTACULAR_SETTINGS["TITLE"], "endpoints": links}).data)

@@ -15,8 +15,8 @@ from django.http import HttpResponse
 from rest_framework.test import APIClient
 
 from core.anonymous import AnonymousGuardMiddleware
-from tests.conftest import ALICE_PASSWORD, login
-from tests.server import login_headers, running_server
+from tests.server import running_server
+from tests.support import ALICE_PASSWORD, login, login_headers
 
 LIMIT = 3
 

@@ -9,7 +9,7 @@ from django.conf import settings
 from django.core.management import call_command
 from rest_framework.test import APIClient
 
-from conversations.history.redis_store import admin_index_key, session_keys
+from conversations.history.redis_keys import admin_index_key, session_keys
 from conversations.legacy_keys import upgrade_redis_keys
 from conversations.usage import usage_key
 from core.redis_store import redis_admin_key, redis_client, redis_key

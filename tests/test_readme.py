@@ -1,8 +1,8 @@
-"""The docs cannot drift from the service: every `curl` example in README.md and docs/*.md (and in the original
-service's README, shared/seed, when present) names a route and a method the service has, and, run as written
-against a fresh admin `admin` / `admin123` and the fake upstream, answers neither 404 nor 405 (ours: no error
-at all). docs/api.md keeps every example of the original README, and docs/configuration.md lists every variable
-the service reads and every variable of the original README."""
+"""The docs cannot drift from the service: every `curl` example in README.md and docs/*.md (and in the README of
+the FastAPI ChatGroq API this API follows, shared/seed, when present) names a route and a method the service
+has, and, run as written against a fresh admin `admin` / `admin123` and the fake upstream, answers neither 404
+nor 405 (ours: no error at all). docs/api.md keeps every example of that README, and docs/configuration.md
+lists every variable the service reads and every variable of that README."""
 
 from __future__ import annotations
 
@@ -199,7 +199,7 @@ def test_every_curl_example_resolves_to_a_route_and_method(example: Example, liv
     assert status not in (404, 405), f"{example.source}: {example.method} {example.path} answered {status}"
     if "authorization" in example.headers:
         assert status not in (401, 403), f"{example.source}: the example's credentials were refused ({status})"
-    # Every example works as written, the original README's included.
+    # Every example works as written, the FastAPI README's included.
     assert status < 400, f"{example.source}: {example.method} {example.path} answered {status}"
 
 
@@ -207,8 +207,8 @@ def _routes(examples: list[Example]) -> set[tuple[str, str]]:
     return {(example.method, example.path) for example in examples}
 
 
-@pytest.mark.skipif(not SEED.exists(), reason="the original service's README is not on this machine")
-def test_the_api_guide_keeps_every_example_of_the_original_readme():
+@pytest.mark.skipif(not SEED.exists(), reason="the FastAPI ChatGroq API's README (shared/seed) is not on this machine")
+def test_the_api_guide_keeps_every_example_of_the_fastapi_readme():
     missing = _routes(examples_in(SEED)) - _routes(examples_in(ROOT / "docs" / "api.md"))
     assert not missing, f"docs/api.md has no curl example for {sorted(missing)}"
 
@@ -229,8 +229,8 @@ def test_the_configuration_page_lists_every_variable_the_service_reads():
     assert not read - documented, f"docs/configuration.md does not list {sorted(read - documented)}"
 
 
-@pytest.mark.skipif(not SEED.exists(), reason="the original service's README is not on this machine")
-def test_the_configuration_page_lists_every_variable_of_the_original_readme():
+@pytest.mark.skipif(not SEED.exists(), reason="the FastAPI ChatGroq API's README (shared/seed) is not on this machine")
+def test_the_configuration_page_lists_every_variable_of_the_fastapi_readme():
     seed_variables = set(re.findall(r"^\| `([A-Z][A-Z0-9_]+)` \|", SEED.read_text(), re.M))
     documented = set(re.findall(r"`([A-Z][A-Z0-9_]+)`", (ROOT / "docs" / "configuration.md").read_text()))
     assert len(seed_variables) >= 10

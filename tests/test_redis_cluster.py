@@ -95,7 +95,7 @@ def test_max_sessions_holds_while_admins_on_every_primary_start_sessions_at_once
 
 @pytest.fixture
 def script_calls(monkeypatch) -> list[tuple[str, list[str]]]:
-    """Every Lua script this process runs, by its first line and its keys (the scripts run as before)."""
+    """Every Lua script this process runs, by its first line and its keys; each call goes on to run the script."""
     calls: list[tuple[str, list[str]]] = []
     real = Script.__call__
 

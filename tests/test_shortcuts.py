@@ -9,7 +9,7 @@ import pytest
 from rest_framework.serializers import BaseSerializer
 from rest_framework_simplejwt.tokens import AccessToken
 
-from conversations.openai_serializers import ChatCompletionRequestSerializer
+from conversations.openai.serializers import ChatCompletionRequestSerializer
 from conversations.serializers import ChatRequestSerializer
 from core.shortcuts import TOKEN_ATTRIBUTES, VALIDATION_STATE, access_token_from_claims, thread_serializer
 

@@ -121,9 +121,10 @@ def parameterless_routes(resolver: URLResolver, namespace: str = "") -> set[str]
 
 
 def test_the_root_links_every_route_without_a_parameter():
-    # The root itself, the catch-alls, the browser's logout (a POST from its navbar), and Groq's SDK paths that
-    # repeat /v1 under /openai/v1.
-    unlinked = {"api-root", "openai-not-found", "rest_framework:logout", "groq-chat-completions", "groq-models"}
+    # The root itself, the browser's icon, the catch-alls, the browser's logout (a POST from its navbar), and Groq's
+    # SDK paths that repeat /v1 under /openai/v1.
+    unlinked = {"api-root", "favicon", "openai-not-found", "rest_framework:logout"}
+    unlinked |= {"groq-chat-completions", "groq-models"}
     assert parameterless_routes(get_resolver()) - unlinked == set(ROOT_LINKS.values())
 
 

@@ -17,7 +17,8 @@ from tests.server import server_command, server_env
 from tests.support import ROOT, manage_check
 
 SEED = ROOT.parent / "shared" / "seed" / "README.md"
-# The project's own docs and examples, and the original service's README (shared/seed, when present).
+# The project's own docs and examples, and the README of the FastAPI ChatGroq API this API follows (shared/seed,
+# when present).
 DOCUMENTS = [
     ROOT / "README.md",
     ROOT / ".env.example",
@@ -77,8 +78,8 @@ def test_the_docs_examples_stop_production_startup_as_the_default_admin_password
     assert "Traceback" not in result.stderr
 
 
-@pytest.mark.skipif(not SEED.exists(), reason="the original service's README is not on this machine")
-def test_the_scan_finds_the_original_readmes_examples():
+@pytest.mark.skipif(not SEED.exists(), reason="the FastAPI ChatGroq API's README (shared/seed) is not on this machine")
+def test_the_scan_finds_the_fastapi_readmes_examples():
     names = {name for _, name, _ in documented_values()}
     assert {"SECRET_KEY", "DEFAULT_ADMIN_PASSWORD"} <= names
 

@@ -7,16 +7,13 @@ import secrets
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import asdict
 
 import redis
 from django.conf import settings
 from redis.exceptions import RedisClusterException
 
 from conversations.history.base import (
-    MAX_STORED_MESSAGES,
-    NEW_EXCHANGE,
     USAGE_FIELDS,
     ChatSlot,
     Conversation,
@@ -24,172 +21,36 @@ from conversations.history.base import (
     SessionListItem,
     SessionTurn,
     SlotPolicy,
-    StoreOptions,
     UsagePolicy,
     history_full,
-    now_iso,
-    usage_added,
+)
+from conversations.history.redis_keys import (
+    admin_index_key,
+    index_refresh_seconds,
+    lock_key,
+    session_keys,
+    store_index_key,
 )
 from conversations.history.redis_scripts import (
     RESERVE_SCRIPT,
     BeginArgs,
-    FinishArgs,
-    ReleaseArgs,
     ReserveArgs,
     turn_scripts,
 )
-from core.leases import Lease, LeaseLost
+from conversations.history.redis_turn import RedisTurn
+from core.leases import Lease
 from core.lua_args import lua_argv
 from core.redis_store import (
-    NotReplicated,
     decoded,
-    redis_admin_key,
     redis_client,
-    redis_give_back,
     redis_script,
-    redis_script_replicated,
-    redis_tagged_key,
 )
 
 _LOCK_RETRY_SECONDS = 0.02
 
 
-def index_refresh_seconds() -> int:
-    """On Redis Cluster, how stale a session's place in the store-wide index may be: a turn refreshes it (one more
-    round trip) only when its last refresh is older than this. A tenth of MEMORY_TTL_SECONDS, at most a minute."""
-    return max(1, min(60, settings.MEMORY_TTL_SECONDS // 10))
-
-
-def session_keys(admin_id: str, session_id: str) -> tuple[str, str]:
-    """The session's messages and its meta."""
-    return redis_admin_key(admin_id, "conv", session_id, "messages"), redis_admin_key(
-        admin_id, "conv", session_id, "meta"
-    )
-
-
-def admin_index_key(admin_id: str) -> str:
-    return redis_admin_key(admin_id, "conv-index")
-
-
-def store_index_key() -> str:
-    return redis_tagged_key("conv-index", "all")
-
-
-def lock_key(admin_id: str, session_id: str) -> str:
-    return redis_admin_key(admin_id, "conv-lock", session_id)
-
-
-@dataclass
-class _RedisTurn:
-    """A turn's hold on its session: the admin's slot, the session's lock and a new session's place. `finish` stores
-    the turn and gives them back in one script; a turn that leaves without it gives them back with `give_back`."""
-
-    store: RedisHistoryStore
-    slot: ChatSlot
-    slot_held: bool
-    session_id: str
-    lock_token: str
-    conversation: Conversation | None = None
-    leases: list[Lease] = field(default_factory=list)
-    reserved: bool = False  # a place was reserved for this new session in the store-wide index
-    reserved_at: float | None = None  # on Redis Cluster, when (RESERVE_SCRIPT)
-    finished: bool = False
-
-    @property
-    def member(self) -> str:
-        return f"{self.slot.admin_id}:{self.session_id}"
-
-    def finish(
-        self, messages: list[dict[str, Any]], usage: dict[str, int], options: StoreOptions = NEW_EXCHANGE
-    ) -> dict[str, int]:
-        """The finish script (acknowledged once a replica has it, where REDIS_WAIT_REPLICAS asks), then, only when
-        the admin went over MAX_SESSIONS_PER_ADMIN or (Redis Cluster) the session's place in the store-wide index
-        is due for a refresh, one more round trip: the evicted sessions' keys are named only once the script has
-        chosen them."""
-        store, admin_id = self.store, self.slot.admin_id
-        now = time.time()
-        args = FinishArgs(
-            ttl=settings.MEMORY_TTL_SECONDS,
-            now_iso=now_iso(),
-            max_stored=MAX_STORED_MESSAGES,
-            usage_json=json.dumps({name: usage_added(0, int(usage[name])) for name in USAGE_FIELDS if name in usage}),
-            now=now,
-            max_sessions_per_admin=settings.MAX_SESSIONS_PER_ADMIN,
-            session_id=self.session_id,
-            admin_id=admin_id,
-            admin_usage=options.admin_usage,
-            lock_token=self.lock_token,
-            slot_member=self.slot.member if self.slot_held else "",
-            replace_last=options.replace_last,
-            created_at=options.created_at or "",
-            drop_first=options.drop_first,
-            set_summary=options.summary is not None,
-            summary=options.summary or "",
-            reserved_at=self.reserved_at,
-            refresh_seconds=index_refresh_seconds(),
-            messages=[json.dumps(m) for m in messages],
-        )
-        try:
-            outcome = redis_script_replicated(
-                store.finish_script, keys=store.finish_keys(self.slot, self.session_id), args=lua_argv(args)
-            )
-        except NotReplicated:
-            self.finished = True  # stored, and the lock and slot given back, but not confirmed by a replica
-            raise
-        if outcome == [b"lost"]:
-            raise LeaseLost("the session's lock")
-        self.finished = True
-        totals, evicted, refresh = outcome
-        if evicted or refresh:
-            pipe = redis_client().pipeline(transaction=False)
-            for old_session in evicted:
-                for key in session_keys(admin_id, old_session.decode()):
-                    pipe.delete(key)  # one key per DEL: a cluster pipeline takes no other
-            if not store.store_wide:
-                if evicted:
-                    pipe.zrem(store_index_key(), *(f"{admin_id}:{old.decode()}" for old in evicted))
-                if refresh:
-                    pipe.zadd(store_index_key(), {self.member: now})
-            pipe.execute()
-        return {name: int(value or 0) for name, value in zip(USAGE_FIELDS, totals, strict=True)}
-
-    def give_back(self, *, within: float) -> None:
-        """The release script: the lock, the slot and a new session's place of a turn that stored nothing. When
-        Redis cannot be reached (a failover) it is retried in the background, so that the session is not locked
-        for as long as its lock lives once Redis is back."""
-        args = ReleaseArgs(
-            lock_token=self.lock_token,
-            slot_member=self.slot.member if self.slot_held else "",
-            member=self.member,
-            reserved=self.reserved,
-        )
-        self.slot_held = False
-        keys, argv = self.store.release_keys(self.slot, self.session_id), lua_argv(args)
-        release, member, reserved = self.store.release_script, self.member, self.reserved
-        cluster, client = not self.store.store_wide, redis_client()
-
-        def give_back() -> None:
-            stored = release(keys=keys, args=argv)
-            if reserved and cluster and not stored:
-                client.zrem(store_index_key(), member)
-
-        redis_give_back(give_back, within=within)
-
-
 class RedisHistoryStore:
-    """History in Redis. Keys (under REDIS_KEY_PREFIX), all of one admin in its Redis Cluster slot {a:<admin>}
-    but the store-wide index:
-    {a:<admin>}:conv:<session>:messages  list of JSON messages
-    {a:<admin>}:conv:<session>:meta      hash created_at, last_activity, usage counters, summary (and on Redis
-                                         Cluster indexed_at, when the session's place in {conv-index}:all was
-                                         refreshed)
-    {a:<admin>}:conv-index               sorted set of the admin's session ids by last activity
-    {a:<admin>}:conv-lock:<session>      the session's lock: a random token per turn, expiring unless its turn
-                                         renews it (SessionTurn.leases)
-    {conv-index}:all                     sorted set of every "<admin>:<session>" by last activity, and (on a single
-                                         Redis) of the places reserved for new sessions, scored minus the time they
-                                         were reserved (so each kind expires on its own clock, and stored sessions
-                                         are counted apart)
+    """History in Redis, under the keys redis_keys.py names.
     A turn with a session costs two round trips: the begin script (the admin's chat slot, the lock, the admission
     of a new session, the history read) and the finish script (the messages, the session's and the admin's usage,
     the indexes, and the lock and slot given back); a failed turn ends with the release script instead. The store
@@ -256,7 +117,7 @@ class RedisHistoryStore:
         again) every 20 ms for up to CHAT_SESSION_WAIT_SECONDS. On Redis Cluster a new session's place takes one
         more round trip."""
         slot = self.limits.slot(admin_id)
-        turn = _RedisTurn(self, slot, slot_held=False, session_id=session_id, lock_token=secrets.token_hex(16))
+        turn = RedisTurn(self, slot, slot_held=False, session_id=session_id, lock_token=secrets.token_hex(16))
         keys = self.begin_keys(slot, session_id)
         give_up_at = time.monotonic() + settings.CHAT_SESSION_WAIT_SECONDS
         slot_to_take = slot.limited

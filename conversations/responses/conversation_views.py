@@ -7,7 +7,7 @@ from drf_spectacular.utils import extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from conversations.openai_compat import TAG, OpenAIView, openai_errors
+from conversations.openai.views import TAG, OpenAIView, openai_errors
 from conversations.responses import conversations_api as api
 from conversations.responses import serializers
 

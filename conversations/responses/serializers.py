@@ -10,7 +10,7 @@ from typing import Any
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from conversations.openai_serializers import FUNCTION_NAME_RE, ChatCompletionRequestSerializer
+from conversations.openai.serializers import FUNCTION_NAME_RE, ChatCompletionRequestSerializer
 from conversations.responses.items import input_items, input_messages
 from core.shortcuts import thread_serializer
 

@@ -13,7 +13,7 @@ from rest_framework.response import Response
 
 from accounts.authentication import request_budget_owners
 from conversations.idempotency import Claim, StoredResponse, claim_leases, idempotent, recorded
-from conversations.openai_compat import TAG, OpenAIView, openai_errors
+from conversations.openai.views import TAG, OpenAIView, openai_errors
 from conversations.responses import serializers
 from conversations.responses.events import replayed_events, response_events
 from conversations.responses.services import (

@@ -53,8 +53,8 @@ def test_change_credentials_needs_the_current_password(alice, alice_client):
     assert admin_get(alice.id).last_updated == alice.last_updated
 
 
-def test_the_original_services_example_without_current_password_works_just_after_login(alice, alice_client):
-    body = {"new_username": "newadmin", "new_password": "newsecurepass"}  # as the original README sends it
+def test_the_documented_example_without_current_password_works_just_after_login(alice, alice_client):
+    body = {"new_username": "newadmin", "new_password": "newsecurepass"}  # as docs/api.md's example sends it
 
     response = alice_client.post("/admin/change-credentials", body, format="json")
 

@@ -42,7 +42,9 @@ def racer(settings) -> AdminUser:
 
 def _login(url: str, username: str, password: str, address: str | None = None) -> httpx.Response:
     headers = {"X-Forwarded-For": address} if address else {}
-    return httpx.post(f"{url}/admin/login", json={"username": username, "password": password}, headers=headers)
+    # Logins in a race queue for one bcrypt slot at 12 rounds: on a busy machine that takes seconds.
+    body = {"username": username, "password": password}
+    return httpx.post(f"{url}/admin/login", json=body, headers=headers, timeout=60)
 
 
 def _bearer(token: str) -> dict[str, str]:

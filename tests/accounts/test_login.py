@@ -12,7 +12,7 @@ from accounts.services import admin_create
 from tests.support import ALICE_PASSWORD
 
 
-def test_it_logs_in_answering_in_the_original_services_shape(api, alice):
+def test_it_logs_in_answering_in_the_documented_shape(api, alice):
     response = api.post("/admin/login", {"username": "alice", "password": ALICE_PASSWORD}, format="json")
 
     assert response.status_code == HTTPStatus.OK

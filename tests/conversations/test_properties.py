@@ -9,7 +9,7 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from conversations.history import CacheHistoryStore, message
-from conversations.history.redis_store import session_keys
+from conversations.history.redis_keys import session_keys
 from conversations.limits import turn_hold_seconds
 from conversations.stores import history_store
 from conversations.trimming import estimate_tokens, trim_history, upstream_messages

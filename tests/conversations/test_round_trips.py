@@ -9,7 +9,7 @@ from http import HTTPStatus
 import pytest
 from redis.connection import AbstractConnection
 
-from conversations.history.redis_store import store_index_key
+from conversations.history.redis_keys import store_index_key
 from conversations.usage import usage_key
 from core.redis_store import redis_client
 from tests.support import chat

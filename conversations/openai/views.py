@@ -23,9 +23,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.authentication import request_budget_owners
-from conversations import openai_serializers
 from conversations.idempotency import Claim, StoredResponse, claim_leases, idempotent, recorded
-from conversations.openai_wire import (
+from conversations.openai import serializers as openai_serializers
+from conversations.openai.wire import (
     completion_body,
     completion_chunks,
     error_param,
@@ -188,7 +188,8 @@ class ChatCompletionsView(OpenAIView):
 
 
 def model_card(model: str) -> dict[str, Any]:
-    return {"id": model, "object": "model", "created": 0, "owned_by": settings.LLM_PROVIDER}
+    """A model as OpenAIModelSerializer renders it (`object` is its default)."""
+    return {"id": model, "created": 0, "owned_by": settings.LLM_PROVIDER}
 
 
 class ModelListView(OpenAIView):
@@ -202,7 +203,8 @@ class ModelListView(OpenAIView):
         },
     )
     def get(self, request: Request) -> Response:
-        return Response({"object": "list", "data": [model_card(m) for m in settings.CHAT_ALLOWED_MODELS]})
+        cards = [model_card(m) for m in settings.CHAT_ALLOWED_MODELS]
+        return Response(openai_serializers.OpenAIModelListSerializer({"data": cards}).data)
 
 
 class ModelDetailView(OpenAIView):
@@ -214,7 +216,7 @@ class ModelDetailView(OpenAIView):
     )
     def get(self, request: Request, model: str) -> Response:
         completion_model_check(model)
-        return Response(model_card(model))
+        return Response(openai_serializers.OpenAIModelSerializer(model_card(model)).data)
 
 
 @csrf_exempt

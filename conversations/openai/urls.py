@@ -1,6 +1,6 @@
 from django.urls import re_path
 
-from conversations import openai_compat
+from conversations.openai import views
 from conversations.responses import conversation_views as conversations
 from conversations.responses import views as responses
 
@@ -10,9 +10,9 @@ def undocumented(view: type) -> type:
 
 
 urlpatterns = [
-    re_path(r"^v1/chat/completions/?$", openai_compat.ChatCompletionsView.as_view(), name="openai-chat-completions"),
-    re_path(r"^v1/models/?$", openai_compat.ModelListView.as_view(), name="openai-models"),
-    re_path(r"^v1/models/(?P<model>\S{1,200})$", openai_compat.ModelDetailView.as_view(), name="openai-model"),
+    re_path(r"^v1/chat/completions/?$", views.ChatCompletionsView.as_view(), name="openai-chat-completions"),
+    re_path(r"^v1/models/?$", views.ModelListView.as_view(), name="openai-models"),
+    re_path(r"^v1/models/(?P<model>\S{1,200})$", views.ModelDetailView.as_view(), name="openai-model"),
     re_path(r"^v1/responses/?$", responses.ResponsesView.as_view(), name="openai-responses"),
     re_path(
         r"^v1/responses/(?P<response_id>resp_[A-Za-z0-9]{1,90})/?$",
@@ -43,14 +43,14 @@ urlpatterns = [
     # Groq's SDK adds `/openai/v1/...` to its base URL: the same endpoints there let it use the service's root.
     re_path(
         r"^openai/v1/chat/completions/?$",
-        undocumented(openai_compat.ChatCompletionsView).as_view(),
+        undocumented(views.ChatCompletionsView).as_view(),
         name="groq-chat-completions",
     ),
-    re_path(r"^openai/v1/models/?$", undocumented(openai_compat.ModelListView).as_view(), name="groq-models"),
+    re_path(r"^openai/v1/models/?$", undocumented(views.ModelListView).as_view(), name="groq-models"),
     re_path(
         r"^openai/v1/models/(?P<model>\S{1,200})$",
-        undocumented(openai_compat.ModelDetailView).as_view(),
+        undocumented(views.ModelDetailView).as_view(),
         name="groq-model",
     ),
-    re_path(r"^(?:openai/)?v1/", openai_compat.openai_not_found, name="openai-not-found"),
+    re_path(r"^(?:openai/)?v1/", views.openai_not_found, name="openai-not-found"),
 ]
