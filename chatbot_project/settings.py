@@ -23,10 +23,15 @@ VERSION = "2.1.0"
 
 # A local `.env` fills in what the real environment leaves unset; ENV_FILE= (empty) turns it off.
 _env_file = os.environ.get("ENV_FILE", str(BASE_DIR / ".env"))
+_debug_from_environment = "DEBUG" in os.environ
 if _env_file:
     load_dotenv(_env_file, override=False)
 
 DEBUG = env_bool("DEBUG", False)
+# Named in the warning an instance with DEBUG on gives at start (core/startup.py): the file that set it, if any.
+DEBUG_SET_BY = (
+    "the environment" if _debug_from_environment else (str(Path(_env_file).resolve()) if "DEBUG" in os.environ else "")
+)
 
 _DEV_SECRET_KEY = "insecure-development-key-do-not-use-in-production-0123456789"
 SECRET_KEY = env_str("SECRET_KEY")
