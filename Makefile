@@ -51,11 +51,20 @@ chromium:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	fi
 
+# tests/test_nginx.py runs deploy/nginx.conf with Debian's nginx (on loopback ports of its own, never as a service):
+# as root a missing nginx is installed with apt-get, without starting it; otherwise those tests skip.
+.PHONY: nginx
+nginx:
+	@if [ ! -x /usr/sbin/nginx ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "Installing nginx for the reverse-proxy tests (apt-get)..."; \
+		apt-get update -qq && RUNLEVEL=1 DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx >/dev/null; \
+	fi
+
 # The suites that use Redis run on one Redis, a Redis Cluster and a Sentinel setup (tests/conftest.py), in
 # TEST_WORKERS processes (pytest-xdist; most tests wait on sockets rather than use a core, and each module stays in
 # one process with the servers it starts); then the tests that time something, alone.
 TEST_WORKERS ?= 4
-test: $(VENV)/.dev chromium
+test: $(VENV)/.dev chromium nginx
 	@$(PY) -m devtools.local_redis $${TEST_REDIS_URL:-redis://127.0.0.1:6379/15}
 	$(PY) -m pytest --redis-topologies=all -m "not timed" -n $(TEST_WORKERS) --dist loadscope
 	$(PY) -m pytest --redis-topologies=all -m timed
