@@ -28,6 +28,16 @@ def debug_mode_warning() -> str | None:
     )
 
 
+def redis_in_use() -> str:
+    """Which Redis (and which keys in it) this process uses, and where that came from: for the output of commands
+    that may run in a shell whose REDIS_URL is not the server's."""
+    source = settings.REDIS_URL_SET_BY or "the default"
+    return (
+        f"Redis at {redacted_url(settings.REDIS_URL)} (REDIS_URL from {source}), "
+        f"key prefix {settings.REDIS_KEY_PREFIX!r}"
+    )
+
+
 def redacted_url(url: str) -> str:
     parts = urlsplit(url)
     if parts.password is None:
