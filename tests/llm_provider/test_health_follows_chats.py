@@ -1,0 +1,43 @@
+"""The upstream's health as /health, /llm/health and /admin/status report it follows what chats find at once: a
+chat that cannot reach the upstream makes it unhealthy, the next one that reaches it healthy again, whatever the
+cached probe said."""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+
+from tests.fake_groq import Fault
+
+
+def _reported(api, alice_client) -> tuple[bool, int, bool]:
+    return (
+        api.get("/health").json()["llm_healthy"],
+        api.get("/llm/health").status_code,
+        alice_client.get("/admin/status").json()["chatgroq_healthy"],
+    )
+
+
+def test_a_failed_chat_makes_health_unhealthy_at_once_and_a_good_one_healthy_again(api, alice_client, fake_groq):
+    assert _reported(api, alice_client) == (True, HTTPStatus.OK, True)  # probed, and cached
+    # The upstream fails every chat (an attempt and its retry), while it still lists its models.
+    fake_groq.add_faults(Fault("status", status=503), Fault("status", status=503))
+
+    failed = alice_client.post("/chat/", {"message": "hello"}, format="json")
+
+    assert (failed.status_code, failed.json()["code"]) == (HTTPStatus.SERVICE_UNAVAILABLE, "upstream_unavailable")
+    assert _reported(api, alice_client) == (False, HTTPStatus.SERVICE_UNAVAILABLE, False)
+    assert api.get("/llm/health").json()["code"] == "upstream_unavailable"
+
+    answered = alice_client.post("/chat/", {"message": "hello again"}, format="json")
+
+    assert answered.status_code == HTTPStatus.OK
+    assert _reported(api, alice_client) == (True, HTTPStatus.OK, True)
+
+
+def test_a_refused_request_leaves_health_as_it_was(api, alice_client, fake_groq):
+    assert _reported(api, alice_client)[0] is True
+    fake_groq.add_faults(Fault("status", status=429), Fault("status", status=429))
+
+    alice_client.post("/chat/", {"message": "hello"}, format="json")
+
+    assert _reported(api, alice_client) == (True, HTTPStatus.OK, True)
