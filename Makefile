@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PORT ?= 8000
 
-.PHONY: run dev test lint bench clean
+.PHONY: run try dev test lint bench clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,10 @@ local-redis: $(VENV)/.runtime
 
 run: $(VENV)/.runtime local-env local-redis
 	PORT=$(PORT) $(VENV)/bin/gunicorn -c gunicorn.conf.py chatbot_project.wsgi
+
+# The service as `make run` starts it, against a stand-in upstream on this machine: answers without a Groq key.
+try: $(VENV)/.dev local-env local-redis
+	@PORT=$(PORT) $(PY) -m devtools.stand_in
 
 dev: $(VENV)/.runtime local-env local-redis
 	$(PY) manage.py upgraderediskeys
