@@ -58,6 +58,7 @@ HealthSerializer = inline_serializer(
         "llm_provider": serializers.CharField(),
         "llm_healthy": serializers.BooleanField(allow_null=True),
         "redis_healthy": serializers.BooleanField(),
+        "redis_warning": serializers.CharField(allow_null=True),
     },
 )
 

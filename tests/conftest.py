@@ -11,6 +11,7 @@ from rest_framework.test import APIClient
 from accounts.models import AdminUser
 from accounts.services import admin_create
 from conversations.stores import locmem_store
+from core import store_marker
 from core.redis_store import redis_client
 from llm_provider import reachability as llm_reachability
 from llm_provider import services as llm_services
@@ -112,6 +113,8 @@ def _no_cached_llm_health(monkeypatch) -> None:
     earlier test counts."""
     monkeypatch.setattr(llm_services, "_health", {})
     monkeypatch.setattr(llm_reachability, "_latest", None)
+    monkeypatch.setattr(store_marker, "_seen", None)
+    monkeypatch.setattr(store_marker, "_lost", None)
 
 
 @pytest.fixture(autouse=True)
