@@ -121,16 +121,15 @@ _health: dict[tuple[str, str], LLMHealth] = {}
 
 def llm_health() -> LLMHealth:
     """Asks the upstream for its models at most once per LLM_HEALTH_CACHE_SECONDS per process: probes from a
-    load balancer must not turn into upstream traffic. A chat of this process that failed to reach the upstream
+    load balancer must not turn into upstream traffic. A chat (of any process) that failed to reach the upstream
     since makes it unhealthy at once; one that reached it after that asks again at once."""
     key = (settings.GROQ_BASE_URL, settings.GROQ_MODEL_NAME)
     with _health_lock:
         cached = _health.get(key)
         chat = reachability_latest()
         if cached is not None and chat is not None and chat.observed_at > cached.checked_at:
-            if chat.error is not None:
-                down = chat.error
-                cached = LLMHealth(False, cached.model, None, cached.models, down.detail, down.code, chat.observed_at)
+            if not chat.reached:
+                cached = LLMHealth(False, cached.model, None, cached.models, chat.detail, chat.code, chat.observed_at)
                 _health[key] = cached
                 return cached
             if not cached.healthy:
