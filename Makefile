@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PORT ?= 8000
 
-.PHONY: run dev test lint bench clean
+.PHONY: run try dev test lint bench clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,10 @@ local-redis: $(VENV)/.runtime
 run: $(VENV)/.runtime local-env local-redis
 	PORT=$(PORT) $(VENV)/bin/gunicorn -c gunicorn.conf.py chatbot_project.wsgi
 
+# The service as `make run` starts it, against a stand-in upstream on this machine: answers without a Groq key.
+try: $(VENV)/.dev local-env local-redis
+	@PORT=$(PORT) $(PY) -m devtools.stand_in
+
 dev: $(VENV)/.runtime local-env local-redis
 	$(PY) manage.py upgraderediskeys
 	$(PY) manage.py ensureadmin
@@ -51,11 +55,20 @@ chromium:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	fi
 
+# tests/test_nginx.py runs deploy/nginx.conf with Debian's nginx (on loopback ports of its own, never as a service):
+# as root a missing nginx is installed with apt-get, without starting it; otherwise those tests skip.
+.PHONY: nginx
+nginx:
+	@if [ ! -x /usr/sbin/nginx ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "Installing nginx for the reverse-proxy tests (apt-get)..."; \
+		apt-get update -qq && RUNLEVEL=1 DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx >/dev/null; \
+	fi
+
 # The suites that use Redis run on one Redis, a Redis Cluster and a Sentinel setup (tests/conftest.py), in
 # TEST_WORKERS processes (pytest-xdist; most tests wait on sockets rather than use a core, and each module stays in
 # one process with the servers it starts); then the tests that time something, alone.
 TEST_WORKERS ?= 4
-test: $(VENV)/.dev chromium
+test: $(VENV)/.dev chromium nginx
 	@$(PY) -m devtools.local_redis $${TEST_REDIS_URL:-redis://127.0.0.1:6379/15}
 	$(PY) -m pytest --redis-topologies=all -m "not timed" -n $(TEST_WORKERS) --dist loadscope
 	$(PY) -m pytest --redis-topologies=all -m timed

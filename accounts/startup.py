@@ -14,6 +14,7 @@ from accounts.exceptions import UsernameTaken, WeakDefaultPassword
 from accounts.models import AdminUser
 from accounts.passwords import password_matches
 from accounts.services import admin_create
+from core.store_marker import store_began
 from core.weak_secrets import is_known_default_password
 
 logger = logging.getLogger(__name__)
@@ -81,6 +82,7 @@ def admin_startup_check() -> AdminUser | None:
     """What runs before the server serves: creates the default admin when none exists, and with DEBUG off refuses
     (WeakDefaultPassword) to run while an admin's password is a well-known default, unless
     ALLOW_KNOWN_ADMIN_PASSWORDS is set. Returns the admin it created, if any."""
+    store_began(existing_data=admin_count() > 0)
     created = default_admin_ensure()
     if settings.DEBUG or settings.ALLOW_KNOWN_ADMIN_PASSWORDS:
         return created

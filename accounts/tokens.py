@@ -17,6 +17,7 @@ from rest_framework_simplejwt.tokens import AccessToken, RefreshToken, Token
 from accounts.login_sessions import login_session_create, login_session_delete, login_session_touch
 from accounts.models import AdminUser
 from core.shortcuts import access_token_from_claims
+from core.store_marker import store_lost_after
 
 SESSION_CLAIM = "sid"
 
@@ -144,6 +145,11 @@ def live_session_of(token: Token) -> dict[str, str]:
         raise InvalidToken("Token is missing required claims.")
     session = login_session_touch(sid=str(sid), admin_id=str(subject))
     if session is None:
+        if store_lost_after(float(token.get("iat", 0))):
+            raise TokenRevoked(
+                "Token has been revoked: Redis lost its data (it restarted without persistence, or was flushed) "
+                "after this token was issued; log in again."
+            )
         raise TokenRevoked()
     return session
 

@@ -23,10 +23,21 @@ VERSION = "2.1.0"
 
 # A local `.env` fills in what the real environment leaves unset; ENV_FILE= (empty) turns it off.
 _env_file = os.environ.get("ENV_FILE", str(BASE_DIR / ".env"))
+_in_environment = set(os.environ)
 if _env_file:
     load_dotenv(_env_file, override=False)
 
+
+def _set_by(name: str) -> str:
+    """Where a variable's value came from, for messages that name it: the environment, the file, or nowhere ("")."""
+    if name in _in_environment:
+        return "the environment"
+    return str(Path(_env_file).resolve()) if name in os.environ else ""
+
+
 DEBUG = env_bool("DEBUG", False)
+# Named in the warning an instance with DEBUG on gives at start (core/startup.py).
+DEBUG_SET_BY = _set_by("DEBUG")
 
 _DEV_SECRET_KEY = "insecure-development-key-do-not-use-in-production-0123456789"
 SECRET_KEY = env_str("SECRET_KEY")
@@ -100,6 +111,8 @@ MAX_CHATS_IN_FLIGHT = env_int("MAX_CHATS_IN_FLIGHT", max(1, CHATS_MEMORY_MIB * 1
 
 # --- Redis ----------------------------------------------------------------------------------------
 REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
+# Named by the commands, which may run in a shell with another REDIS_URL than the server's (core/startup.py).
+REDIS_URL_SET_BY = _set_by("REDIS_URL")
 REDIS_KEY_PREFIX = env_str("REDIS_KEY_PREFIX", "chatbot")
 if "{" in REDIS_KEY_PREFIX or "}" in REDIS_KEY_PREFIX:
     # Braces would change the hash tags that keep each script's keys in one Redis Cluster slot.

@@ -1,5 +1,5 @@
-"""One log line per request: request id, method, path, status, duration. Never the query string or headers,
-which may carry credentials."""
+"""One log line per request: request id, method, path, status, duration, client address. Never the query string
+or headers, which may carry credentials."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ from collections.abc import Callable
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
+
+from core.http import client_ip
 
 logger = logging.getLogger("chatbot.requests")
 
@@ -31,12 +33,13 @@ class RequestLogMiddleware:
         response["X-Request-ID"] = request_id
         # For a stream this is the time to the first byte; the stream logs its own end.
         logger.info(
-            "request_id=%s method=%s path=%s status=%s duration_ms=%.1f",
+            "request_id=%s method=%s path=%s status=%s duration_ms=%.1f client=%s",
             request_id,
             request.method,
             request.path,
             response.status_code,
             duration_ms,
+            client_ip(request),
         )
         return response
 

@@ -16,6 +16,28 @@ from django.core.management.base import CommandError
 from core.redis_store import redis_client, redis_disconnect
 
 
+def debug_mode_warning() -> str | None:
+    """What an instance running with DEBUG on says at start, naming where DEBUG was set; None with DEBUG off."""
+    if not settings.DEBUG:
+        return None
+    source = settings.DEBUG_SET_BY or "the environment"
+    return (
+        f"!!! DEBUG is on (set by {source}): this is a DEVELOPMENT instance, not fit for production. It accepts "
+        "well-known passwords such as admin123 and example secrets, and sends cookies without Secure. For "
+        "production set DEBUG=false (in the environment or in that file). !!!"
+    )
+
+
+def redis_in_use() -> str:
+    """Which Redis (and which keys in it) this process uses, and where that came from: for the output of commands
+    that may run in a shell whose REDIS_URL is not the server's."""
+    source = settings.REDIS_URL_SET_BY or "the default"
+    return (
+        f"Redis at {redacted_url(settings.REDIS_URL)} (REDIS_URL from {source}), "
+        f"key prefix {settings.REDIS_KEY_PREFIX!r}"
+    )
+
+
 def redacted_url(url: str) -> str:
     parts = urlsplit(url)
     if parts.password is None:

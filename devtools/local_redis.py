@@ -1,6 +1,7 @@
-"""`make run`, `make dev` and `make test` on a fresh machine: when no Redis answers at the local address the
-service will use, start one (Debian's redis-server, installed with apt-get where this runs as root), keeping
-nothing on disk. A REDIS_URL pointing anywhere but this machine is never touched.
+"""`make run`, `make dev` and `make test` on a fresh machine: when no Redis answers at the default address
+(127.0.0.1:6379), start one there (Debian's redis-server, installed with apt-get where this runs as root) that keeps
+its data in the project's `.redis/` across restarts. Any other address is never started: a REDIS_URL with a
+mistyped port must not quietly get an empty Redis of its own.
 
 Run as `python -m devtools.local_redis [REDIS_URL]`."""
 
@@ -11,13 +12,16 @@ import shutil
 import subprocess
 import sys
 import time
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import redis
 from dotenv import dotenv_values
 
 DEFAULT_URL = "redis://127.0.0.1:6379/0"
+DEFAULT_PORT = 6379
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
+DATA_DIR = Path(__file__).resolve().parent.parent / ".redis"
 
 
 def redis_url_in_use() -> str:
@@ -44,26 +48,41 @@ def _redis_server() -> str | None:
     return found
 
 
-def local_redis_ensure(url: str) -> str | None:
-    """Starts a Redis for `url` when it is local and nothing answers there; says what it did, or None."""
+def local_redis_ensure(url: str, *, managed_port: int = DEFAULT_PORT, data_dir: Path = DATA_DIR) -> str | None:
+    """Starts a Redis for `url` when it names this machine's `managed_port` and nothing answers there; says what
+    it did, or None. Exits with a message when `url` names another local port where nothing answers."""
     parts = urlsplit(url)
     if parts.scheme != "redis" or parts.hostname not in LOCAL_HOSTS or _answers(url):
         return None
+    port = parts.port or DEFAULT_PORT
+    if port != managed_port:
+        sys.exit(
+            f"No Redis answers at {parts.hostname}:{port} (REDIS_URL). A local Redis is started only at the default "
+            f"address, 127.0.0.1:{managed_port}: start yours at {port}, or fix the port in REDIS_URL."
+        )
     server = _redis_server()
     if server is None:
         sys.exit(
-            f"No Redis answers at {parts.hostname}:{parts.port or 6379} and redis-server is not installed: install "
+            f"No Redis answers at {parts.hostname}:{port} and redis-server is not installed: install "
             "it (apt-get install redis-server, brew install redis) or set REDIS_URL."
         )
-    port = str(parts.port or 6379)
-    command = [server, "--daemonize", "yes", "--bind", "127.0.0.1", "--port", port, "--save", "", "--appendonly", "no"]
+    data_dir.mkdir(parents=True, exist_ok=True)
+    command = [
+        server, "--daemonize", "yes", "--bind", "127.0.0.1", "--port", str(port),
+        # An append-only file in the project, so that admins, keys and conversations outlive a restart.
+        "--dir", str(data_dir), "--appendonly", "yes", "--save", "",
+        "--logfile", str(data_dir / "redis.log"), "--pidfile", str(data_dir / f"redis-{port}.pid"),
+    ]  # fmt: skip
     subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
     deadline = time.monotonic() + 10
     while not _answers(url):
         if time.monotonic() > deadline:
-            sys.exit(f"Started redis-server on port {port}, but it does not answer.")
+            sys.exit(f"Started redis-server on port {port}, but it does not answer (see {data_dir / 'redis.log'}).")
         time.sleep(0.05)
-    return f"Started a local Redis on 127.0.0.1:{port} for this service; it keeps nothing on disk."
+    return (
+        f"Started a local Redis on 127.0.0.1:{port} for this service; it keeps its data in {data_dir}. "
+        f"Stop it with: redis-cli -p {port} shutdown"
+    )
 
 
 if __name__ == "__main__":

@@ -36,6 +36,7 @@ from .exceptions import (
     unreachable,
 )
 from .rate_limits import rate_limits_observe
+from .reachability import reachability_observe
 from .types import Completion, ModelInfo, StreamDelta, StreamDone
 
 logger = logging.getLogger(__name__)
@@ -143,6 +144,7 @@ class ChatClient:
             yield from _read_stream(response, wire.StreamReader(model_sent), deadline, self._host)
         except LLMError as exc:
             metrics.upstream_error(exc.code)
+            reachability_observe(exc)
             raise
         finally:
             response.close()
@@ -223,22 +225,30 @@ class ChatClient:
         )
         operation = "models" if path == "/models" else "chat_stream" if (body or {}).get("stream") else "chat"
         started = time.perf_counter()
+        # A chat's outcome updates the health this process reports; the health probe (`models`) sets it itself.
+        observe = reachability_observe if operation != "models" else _ignore
         try:
             response = self._pool.handle_request(request)
         except httpcore.TimeoutException as exc:
             metrics.upstream_attempt(operation, started, LLMTimeout.code)
-            raise timed_out(self._host, retryable=True) from exc
+            error = timed_out(self._host, retryable=True)
+            observe(error)
+            raise error from exc
         except TRANSPORT_ERRORS as exc:
-            raise self._unreachable(exc, operation, started) from exc
+            error = self._unreachable(exc, operation, started)
+            observe(error)
+            raise error from exc
         response_headers = _headers(response)
         rate_limits_observe(response_headers)
         if response.status == 200:
             metrics.upstream_attempt(operation, started, "ok")
+            observe(None)
             return response
         error = _error_for_response(
             response, response_headers, model=(body or {}).get("model", ""), from_request=from_request, host=self._host
         )
         metrics.upstream_attempt(operation, started, error.code)
+        observe(error)
         raise error
 
     def _unreachable(self, exc: Exception, operation: str, started: float) -> LLMError:
@@ -312,6 +322,10 @@ class ChatClient:
         # Jitter spreads the retries of many workers that failed at the same moment.
         jittered = random.uniform(ceiling / 2, ceiling)
         return max(jittered, hint or 0.0)
+
+
+def _ignore(error: LLMError | None) -> None:
+    pass
 
 
 def _error_for_response(

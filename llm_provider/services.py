@@ -16,6 +16,7 @@ from llm_provider.client import ChatClient, LLMConfig
 from llm_provider.exceptions import LLMError
 from llm_provider.pool import get_client
 from llm_provider.rate_limits import rate_limits_latest
+from llm_provider.reachability import reachability_latest
 from llm_provider.types import ModelInfo
 
 logger = logging.getLogger(__name__)
@@ -120,10 +121,19 @@ _health: dict[tuple[str, str], LLMHealth] = {}
 
 def llm_health() -> LLMHealth:
     """Asks the upstream for its models at most once per LLM_HEALTH_CACHE_SECONDS per process: probes from a
-    load balancer must not turn into upstream traffic."""
+    load balancer must not turn into upstream traffic. A chat (of any process) that failed to reach the upstream
+    since makes it unhealthy at once; one that reached it after that asks again at once."""
     key = (settings.GROQ_BASE_URL, settings.GROQ_MODEL_NAME)
     with _health_lock:
         cached = _health.get(key)
+        chat = reachability_latest()
+        if cached is not None and chat is not None and chat.observed_at > cached.checked_at:
+            if not chat.reached:
+                cached = LLMHealth(False, cached.model, None, cached.models, chat.detail, chat.code, chat.observed_at)
+                _health[key] = cached
+                return cached
+            if not cached.healthy:
+                cached = None  # recovered: ask again now
         if cached is not None and cached.age_seconds < settings.LLM_HEALTH_CACHE_SECONDS:
             return cached
         _health[key] = result = _check_health()

@@ -5,11 +5,13 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import redis
 from django.conf import settings
 
 from accounts.selectors import admin_budget
 from conversations.selectors import admin_usage, sessions_stored_count
 from core.redis_store import redis_ping
+from core.store_marker import store_data_lost
 from llm_provider.services import llm_health, upstream_rate_limits
 
 SERVICE_NAME = "chatbot-api"
@@ -28,6 +30,8 @@ def health_report() -> dict[str, Any]:
         "llm_provider": settings.LLM_PROVIDER,
         "llm_healthy": llm_healthy,
         "redis_healthy": redis_healthy,
+        # Set once this process has seen Redis lose the service's data (restarted without persistence).
+        "redis_warning": _redis_data_lost() if redis_healthy else None,
     }
 
 
@@ -40,6 +44,13 @@ def info_report() -> dict[str, Any]:
         "model": settings.GROQ_MODEL_NAME,
         "docs": {"swagger": "/docs", "redoc": "/redoc", "openapi": "/openapi.json"},
     }
+
+
+def _redis_data_lost() -> str | None:
+    try:
+        return store_data_lost()
+    except redis.RedisError:
+        return None
 
 
 def status_report(*, admin_id: str) -> dict[str, Any]:

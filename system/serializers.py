@@ -14,6 +14,7 @@ class HealthSerializer(serializers.Serializer):
     llm_provider = serializers.CharField()
     llm_healthy = serializers.BooleanField(allow_null=True)
     redis_healthy = serializers.BooleanField()
+    redis_warning = serializers.CharField(allow_null=True)
 
 
 class LivenessSerializer(serializers.Serializer):

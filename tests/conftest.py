@@ -11,7 +11,9 @@ from rest_framework.test import APIClient
 from accounts.models import AdminUser
 from accounts.services import admin_create
 from conversations.stores import locmem_store
+from core import store_marker
 from core.redis_store import redis_client
+from llm_provider import reachability as llm_reachability
 from llm_provider import services as llm_services
 from tests.fake_groq import FakeGroq
 from tests.support import ALICE_PASSWORD, BOB_PASSWORD, ROOT, login, redis_keys
@@ -107,8 +109,12 @@ def fake_groq(fake_groq_server: FakeGroq) -> FakeGroq:
 
 @pytest.fixture(autouse=True)
 def _no_cached_llm_health(monkeypatch) -> None:
-    """Each test's upstream health is asked afresh, of the fake upstream as that test leaves it."""
+    """Each test's upstream health is asked afresh, of the fake upstream as that test leaves it, and no chat of an
+    earlier test counts."""
     monkeypatch.setattr(llm_services, "_health", {})
+    monkeypatch.setattr(llm_reachability, "_latest", None)
+    monkeypatch.setattr(store_marker, "_seen", None)
+    monkeypatch.setattr(store_marker, "_lost", None)
 
 
 @pytest.fixture(autouse=True)

@@ -167,6 +167,43 @@ def validate(body: Any, settings: Settings) -> tuple[str, list[dict[str, Any]]]:
     return model, messages
 
 
+def schema_instance(schema: Any, root: dict[str, Any], text: str, depth: int = 0) -> Any:
+    """A value that follows the JSON schema `schema` (`root` holds its `$defs`): every property filled in, strings
+    echoing `text`, the first of each enum or alternative. What `client.chat.completions.parse` reads back."""
+    if not isinstance(schema, dict) or depth > 8:
+        return None
+    if "$ref" in schema:
+        target: Any = root
+        for part in schema["$ref"].removeprefix("#/").split("/"):
+            target = target.get(part, {}) if isinstance(target, dict) else {}
+        return schema_instance(target, root, text, depth + 1)
+    if "const" in schema:
+        return schema["const"]
+    if schema.get("enum"):
+        return schema["enum"][0]
+    for alternatives in ("anyOf", "oneOf", "allOf"):
+        if schema.get(alternatives):
+            return schema_instance(schema[alternatives][0], root, text, depth + 1)
+    kind = schema.get("type", "object" if "properties" in schema else "string")
+    if isinstance(kind, list):
+        kind = next((k for k in kind if k != "null"), "null")
+    if kind == "object":
+        properties = schema.get("properties") or {}
+        return {name: schema_instance(sub, root, text, depth + 1) for name, sub in properties.items()}
+    if kind == "array":
+        count = max(1, schema.get("minItems", 1))
+        return [schema_instance(schema.get("items") or {}, root, text, depth + 1) for _ in range(count)]
+    if kind in ("integer", "number"):
+        least = schema.get("minimum", schema.get("exclusiveMinimum", -1) + 1)
+        return int(least) if kind == "integer" else float(least)
+    if kind == "boolean":
+        return True
+    if kind == "null":
+        return None
+    text = text.ljust(schema.get("minLength", 0), ".")
+    return text[: schema["maxLength"]] if "maxLength" in schema else text
+
+
 def is_message(message: Any) -> bool:
     if not isinstance(message, dict) or message.get("role") not in ("system", "user", "assistant", "tool"):
         return False
@@ -315,14 +352,18 @@ class FakeGroq:
             raise FakeError(401)
 
     def _answer(self, model: str, messages: list[dict[str, Any]], body: dict[str, Any]) -> Answer:
-        """Echoes the last user message; answers tool results with "Tool said: ...", JSON mode with a JSON object,
-        and `reasoning_format: parsed` with a reasoning too."""
+        """Echoes the last user message; answers tool results with "Tool said: ...", JSON mode with a JSON object
+        (with a `json_schema`, one that follows it), and `reasoning_format: parsed` with a reasoning too."""
         last_user = next((m["content"] for m in reversed(messages) if m["role"] == "user"), "")
         content: str | None = self.settings.reply if self.settings.reply is not None else f"Echo: {last_user}"
         if messages[-1]["role"] == "tool":
             content = f"Tool said: {messages[-1]['content']}"
-        if (body.get("response_format") or {}).get("type") in ("json_object", "json_schema"):
+        response_format = body.get("response_format") or {}
+        if response_format.get("type") == "json_object":
             content = json.dumps({"echo": last_user})
+        elif response_format.get("type") == "json_schema":
+            schema = (response_format.get("json_schema") or {}).get("schema") or {}
+            content = json.dumps(schema_instance(schema, schema, last_user))
         tool_call = tool_call_for(body, messages, last_user)
         if tool_call:
             content = None
@@ -495,13 +536,33 @@ class FakeGroq:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description="A fake Groq upstream")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8100)
-    parser.add_argument("--base-path", default="/openai/v1")
-    parser.add_argument("--api-key", default="test-key")
-    parser.add_argument("--latency", type=float, default=0.0)
-    parser.add_argument("--chunk-delay", type=float, default=0.0)
+    parser = argparse.ArgumentParser(
+        description="A stand-in for Groq's OpenAI-compatible API on this machine: it echoes each message back "
+        '("Echo: ..."), streams word by word, and answers a json_schema response format with JSON that follows '
+        "it. Point the service at it with GROQ_BASE_URL=<the URL it prints> and GROQ_API_KEY=<--api-key>, or run "
+        "both at once with `make try`.",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="Address to listen on (default: %(default)s).")
+    parser.add_argument(
+        "--port", type=int, default=8100, help="Port to listen on; 0 picks a free one (default: %(default)s)."
+    )
+    parser.add_argument(
+        "--base-path", default="/openai/v1", help="Path the API is served under, as Groq's (default: %(default)s)."
+    )
+    parser.add_argument(
+        "--api-key",
+        default="test-key",
+        help="The key clients must send as `Authorization: Bearer` (default: %(default)s).",
+    )
+    parser.add_argument(
+        "--latency", type=float, default=0.0, help="Seconds to wait before each answer (default: %(default)s)."
+    )
+    parser.add_argument(
+        "--chunk-delay",
+        type=float,
+        default=0.0,
+        help="Seconds between the pieces of a streamed answer (default: %(default)s).",
+    )
     args = parser.parse_args()
     fake = FakeGroq(**vars(args))
     stopping = threading.Event()

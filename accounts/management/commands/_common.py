@@ -11,6 +11,7 @@ from django.core.management.base import CommandError, CommandParser
 from accounts.admins import admin_get_by_username
 from accounts.models import AdminUser
 from accounts.passwords import password_problem
+from core.startup import redis_in_use
 
 PASSWORD_ENV = "ADMIN_PASSWORD"
 
@@ -52,5 +53,8 @@ def _password_from_stdin() -> str:
 def find_admin(username: str) -> AdminUser:
     admin = admin_get_by_username(username)
     if admin is None:
-        raise CommandError(f"No admin named {username!r}.")
+        raise CommandError(
+            f"No admin named {username!r} in the {redis_in_use()}. If the server uses another Redis, run this "
+            "command with its REDIS_URL and REDIS_KEY_PREFIX."
+        )
     return admin

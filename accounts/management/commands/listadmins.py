@@ -2,6 +2,7 @@ from django.core.management.base import BaseCommand
 
 from accounts.admins import admin_list
 from accounts.selectors import login_session_count
+from core.startup import redis_in_use
 
 
 class Command(BaseCommand):
@@ -9,6 +10,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: object, **options: object) -> None:
         admins = admin_list()
+        self.stderr.write(f"Admins in the {redis_in_use()}:")
         if not admins:
             self.stdout.write("No admins.")
             return
