@@ -53,7 +53,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    # First: refuses what anonymous traffic may not have before the rest of the stack runs for it.
+    # First: a worker whose loop or memory is spent refuses new chats before the rest of the stack runs for them.
+    "conversations.admission.ChatAdmissionMiddleware",
+    # Then: refuses what anonymous traffic may not have before the rest of the stack runs for it.
     "core.anonymous.AnonymousGuardMiddleware",
     "core.metrics.MetricsMiddleware",
     "core.middleware.RequestLogMiddleware",
@@ -97,6 +99,9 @@ DATABASES: dict[str, dict[str, str]] = {}
 CHAT_MEMORY_KIB = 100
 CHATS_MEMORY_MIB = env_int("CHATS_MEMORY_MIB", 64, minimum=1)
 MAX_CHATS_IN_FLIGHT = env_int("MAX_CHATS_IN_FLIGHT", max(1, CHATS_MEMORY_MIB * 1024 // CHAT_MEMORY_KIB), minimum=1)
+# A worker takes no new chat while its event loop runs this late (conversations/admission.py): its cores are spent,
+# and a chat it took would slow every stream and health probe it holds. 0 takes none (an instance being drained).
+CHAT_ADMIT_MAX_LOOP_LAG_MS = env_int("CHAT_ADMIT_MAX_LOOP_LAG_MS", 50, minimum=0)
 
 # --- Redis ----------------------------------------------------------------------------------------
 REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")

@@ -16,7 +16,8 @@ from rest_framework.test import APIClient
 
 from core.anonymous import AnonymousGuardMiddleware
 from tests.conftest import ALICE_PASSWORD, login
-from tests.server import login_headers, running_server
+from tests.server import running_server
+from tests.support import login_headers
 
 LIMIT = 3
 
