@@ -132,9 +132,10 @@ _redis_options = {
         # Connections open only as they are needed.
         "max_connections": 2 * MAX_CHATS_IN_FLIGHT + 64,
         "health_check_interval": 30,
-        # Each pooled connection keeps a read buffer this size for its life; redis-py's 64 KiB came to 12-14 KiB of
-        # every stream held. A turn's replies are a few KiB; a longer one is read in more pieces.
-        "socket_read_size": 16 * 1024,
+        # Each pooled connection keeps a read buffer this size for its life, and a stream held uses 1.5 of them (its
+        # turn's and its relay's): redis-py's 64 KiB came to 48 KiB of every stream. A turn's replies are a few KiB;
+        # a longer one is read in more pieces.
+        "socket_read_size": 4 * 1024,
     },
 }
 
