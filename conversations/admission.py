@@ -22,16 +22,19 @@ NEW_CHAT = re.compile(
     r"/(?:chat|admin/test-chat|(?:openai/)?v1/chat/completions|chat/sessions/[^/]+/(?:regenerate|edit))/?"
 )
 OPENAI_SHAPED = re.compile(r"/(?:openai/)?v1/")
-RETRY_AFTER_SECONDS = 1
+# A worker at its memory cap frees a slot as soon as any chat ends; one whose cores are spent recovers as its
+# streams end, seconds later, and a client retrying sooner would only spend more of them on its refusal.
+FULL_RETRY_AFTER_SECONDS = 1
+LATE_RETRY_AFTER_SECONDS = 5
 
 
-def busy_response(path: str, detail: str) -> HttpResponse:
+def busy_response(path: str, detail: str, retry_after: int) -> HttpResponse:
     """The view's 503 `server_busy`, in the path's error shape (OpenAI's under /v1/, conversations/openai_wire.py)."""
     body: dict[str, object] = {"detail": detail, "code": "server_busy"}
     if OPENAI_SHAPED.match(path):
         body = {"error": {"message": detail, "type": "server_error", "code": "server_busy", "param": None}}
     response = HttpResponse(json.dumps(body), status=503, content_type="application/json")
-    response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    response["Retry-After"] = str(retry_after)
     response["Cache-Control"] = "no-store"
     return response
 
@@ -44,20 +47,22 @@ class ChatAdmissionMiddleware:
         if request.method == "POST" and NEW_CHAT.fullmatch(request.path):
             refusal = self.refusal()
             if refusal:
-                return busy_response(request.path, refusal)
+                return busy_response(request.path, *refusal)
         return self.get_response(request)
 
     @staticmethod
-    def refusal() -> str:
-        """Why a new chat is refused now, or "" when it is taken."""
+    def refusal() -> tuple[str, int] | None:
+        """Why a new chat is refused now, and when to retry; None when it is taken."""
         limit = settings.MAX_CHATS_IN_FLIGHT
         if process_chats.count >= limit:
-            return f"This server process is answering MAX_CHATS_IN_FLIGHT ({limit}) chats already; try again shortly."
+            detail = f"This server process is answering MAX_CHATS_IN_FLIGHT ({limit}) chats already; try again shortly."
+            return detail, FULL_RETRY_AFTER_SECONDS
         max_lag_ms = settings.CHAT_ADMIT_MAX_LOOP_LAG_MS
         lag_ms = loop_lag.seconds() * 1000
         if lag_ms >= max_lag_ms:
-            return (
+            detail = (
                 f"This server process is running {lag_ms:.0f} ms late (CHAT_ADMIT_MAX_LOOP_LAG_MS {max_lag_ms}): "
                 "it takes no new chat; try again shortly."
             )
-        return ""
+            return detail, LATE_RETRY_AFTER_SECONDS
+        return None
