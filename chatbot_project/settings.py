@@ -64,7 +64,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    # First: refuses what anonymous traffic may not have before the rest of the stack runs for it.
+    # First: a worker whose loop or memory is spent refuses new chats before the rest of the stack runs for them.
+    "conversations.admission.ChatAdmissionMiddleware",
+    # Then: refuses what anonymous traffic may not have before the rest of the stack runs for it.
     "core.anonymous.AnonymousGuardMiddleware",
     "core.metrics.MetricsMiddleware",
     "core.middleware.RequestLogMiddleware",
@@ -108,6 +110,9 @@ DATABASES: dict[str, dict[str, str]] = {}
 CHAT_MEMORY_KIB = 100
 CHATS_MEMORY_MIB = env_int("CHATS_MEMORY_MIB", 64, minimum=1)
 MAX_CHATS_IN_FLIGHT = env_int("MAX_CHATS_IN_FLIGHT", max(1, CHATS_MEMORY_MIB * 1024 // CHAT_MEMORY_KIB), minimum=1)
+# A worker takes no new chat while its event loop runs this late (conversations/admission.py): its cores are spent,
+# and a chat it took would slow every stream and health probe it holds. 0 takes none (an instance being drained).
+CHAT_ADMIT_MAX_LOOP_LAG_MS = env_int("CHAT_ADMIT_MAX_LOOP_LAG_MS", 100, minimum=0)
 
 # --- Redis ----------------------------------------------------------------------------------------
 REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -140,6 +145,10 @@ _redis_options = {
         # Connections open only as they are needed.
         "max_connections": 2 * MAX_CHATS_IN_FLIGHT + 64,
         "health_check_interval": 30,
+        # Each pooled connection keeps a read buffer this size for its life, and a stream held uses 1.5 of them (its
+        # turn's and its relay's): redis-py's 64 KiB came to 48 KiB of every stream. A turn's replies are a few KiB;
+        # a longer one is read in more pieces.
+        "socket_read_size": 4 * 1024,
     },
 }
 

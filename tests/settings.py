@@ -27,6 +27,9 @@ os.environ.setdefault("TEST_FAKE_GROQ_PORT", str(free_port()))
 os.environ["GROQ_BASE_URL"] = f"http://127.0.0.1:{os.environ['TEST_FAKE_GROQ_PORT']}/openai/v1"
 os.environ.setdefault("LLM_MAX_RETRIES", "1")
 os.environ.setdefault("LLM_TIMEOUT_SECONDS", "5")
+# A test machine's load is not the service's overload: servers the tests start take every chat unless a test says
+# otherwise (tests/conversations/test_admission.py).
+os.environ.setdefault("CHAT_ADMIT_MAX_LOOP_LAG_MS", "600000")
 # Refusals of anonymous requests answered at once, and no per-second bound on them (a test sends its requests as
 # fast as it can, from one test client): the tests check what the guard answers, not how it paces a flood.
 os.environ.setdefault("ANON_REFUSAL_DELAY_SECONDS", "0")
