@@ -12,6 +12,8 @@ from collections.abc import Callable
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
+from core import tracing
+
 logger = logging.getLogger("chatbot.requests")
 
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -29,10 +31,25 @@ class RequestLogMiddleware:
         response = self.get_response(request)
         duration_ms = (time.perf_counter() - started) * 1000
         response["X-Request-ID"] = request_id
-        # For a stream this is the time to the first byte; the stream logs its own end.
+        trace_id = tracing.current_trace_id()
+        if trace_id is None:
+            # For a stream this is the time to the first byte; the stream logs its own end.
+            logger.info(
+                "request_id=%s method=%s path=%s status=%s duration_ms=%.1f",
+                request_id,
+                request.method,
+                request.path,
+                response.status_code,
+                duration_ms,
+            )
+            return response
+        match = request.resolver_match
+        tracing.request_span_name(request.method or "", f"/{match.route}" if match else None)
+        response["X-Trace-Id"] = trace_id
         logger.info(
-            "request_id=%s method=%s path=%s status=%s duration_ms=%.1f",
+            "request_id=%s trace_id=%s method=%s path=%s status=%s duration_ms=%.1f",
             request_id,
+            trace_id,
             request.method,
             request.path,
             response.status_code,

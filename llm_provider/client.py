@@ -20,7 +20,7 @@ from urllib.parse import SplitResult, unquote, urlsplit
 
 import httpcore
 
-from core import metrics
+from core import metrics, tracing
 
 from . import wire
 from .connections import UpstreamConnections
@@ -114,7 +114,10 @@ class ChatClient:
             reply = wire.json_object(_read_body(response, self._host))
             return wire.parse_completion(reply, default_model=body["model"])
 
-        return self._with_fallback(attempt, body, deadline, from_request=model_from_request)
+        with tracing.upstream_span(body, self._host) as span:
+            completion = self._with_fallback(attempt, body, deadline, from_request=model_from_request)
+            _traced(span, completion)
+        return completion
 
     def stream(
         self,
@@ -140,16 +143,20 @@ class ChatClient:
             response = self._open("POST", "/chat/completions", deadline, body=body, from_request=model_from_request)
             return response, body["model"]
 
-        # Fallback, like retries, happens only here, before the first delta: never once the answer has begun.
-        response, model_sent = self._with_fallback(attempt, body, deadline, from_request=model_from_request)
-        # Leaving early (also via generator.close()) closes the connection, which tells the upstream to stop.
-        try:
-            yield from _read_stream(response, wire.StreamReader(model_sent), deadline, self._host)
-        except LLMError as exc:
-            metrics.upstream_error(exc.code)
-            raise
-        finally:
-            response.close()
+        with tracing.upstream_span(body, self._host) as span:
+            # Fallback, like retries, happens only here, before the first delta: never once the answer has begun.
+            response, model_sent = self._with_fallback(attempt, body, deadline, from_request=model_from_request)
+            # Leaving early (also via generator.close()) closes the connection, which tells the upstream to stop.
+            try:
+                for item in _read_stream(response, wire.StreamReader(model_sent), deadline, self._host):
+                    if isinstance(item, StreamDone):
+                        _traced(span, item.completion)
+                    yield item
+            except LLMError as exc:
+                metrics.upstream_error(exc.code)
+                raise
+            finally:
+                response.close()
 
     def list_models(self) -> list[ModelInfo]:
         self._require_key()
@@ -336,6 +343,15 @@ def _error_for_response(
         model=model,
         from_request=from_request,
         host=host,
+    )
+
+
+def _traced(span: tracing.UpstreamSpan, completion: Completion) -> None:
+    span.answered(
+        model=completion.model,
+        finish_reasons=[completion.finish_reason] if completion.finish_reason else [],
+        input_tokens=completion.usage.prompt_tokens,
+        output_tokens=completion.usage.completion_tokens,
     )
 
 
