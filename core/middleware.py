@@ -44,7 +44,7 @@ class RequestLogMiddleware:
             )
             return response
         match = request.resolver_match
-        tracing.request_span_name(request.method or "", f"/{match.route}" if match else None)
+        tracing.request_span_name(request.method or "", match.route if match else None)
         response["X-Trace-Id"] = trace_id
         logger.info(
             "request_id=%s trace_id=%s method=%s path=%s status=%s duration_ms=%.1f",

@@ -10,6 +10,7 @@ When off, nothing here imports OpenTelemetry, and every function is a check of o
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -145,14 +146,24 @@ def current_trace_id() -> str | None:
     return f"{context.trace_id:032x}" if context.is_valid else None
 
 
-def request_span_name(method: str, route: str | None) -> None:
+def route_template(pattern: str) -> str:
+    """A URL pattern as the semantic conventions' http.route: `^chat/?$` -> `/chat/`, `<str:session_id>` and
+    `(?P<session_id>[^/]+)` -> `{session_id}`."""
+    route = re.sub(r"\(\?P<(\w+)>[^)]*\)", r"{\1}", pattern)
+    route = re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", route)
+    route = route.removeprefix("^").removesuffix("$").replace("/?", "/")
+    return "/" + route.lstrip("/")
+
+
+def request_span_name(method: str, pattern: str | None) -> None:
     """Names the request's span as the semantic conventions say, `{method} {route}`, once the URL is resolved."""
-    if _tracer is None or not route:
+    if _tracer is None or not pattern:
         return
     from opentelemetry import trace
 
     span = trace.get_current_span()
     if span.is_recording():
+        route = route_template(pattern)
         span.update_name(f"{method} {route}")
         span.set_attribute("http.route", route)
 
