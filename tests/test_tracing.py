@@ -74,7 +74,11 @@ def test_with_tracing_off_no_tracing_is_loaded():
 
 @pytest.mark.parametrize(
     ("pattern", "route"),
-    [("^chat/?$", "/chat/"), ("admin/keys/<str:key_id>", "/admin/keys/{key_id}"), ("^s/(?P<sid>[^/]+)/?$", "/s/{sid}/")],
+    [
+        ("^chat/?$", "/chat/"),
+        ("admin/keys/<str:key_id>", "/admin/keys/{key_id}"),
+        ("^s/(?P<sid>[^/]+)/?$", "/s/{sid}/"),
+    ],
 )
 def test_a_url_pattern_is_named_as_a_route(pattern, route):
     assert tracing.route_template(pattern) == route
