@@ -7,8 +7,9 @@ from core.tracing import traced_wsgi, tracing_requested, tracing_start
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chatbot_project.settings")
 
+django_application = get_wsgi_application()  # the settings read, `.env` with them
 # Here, in each gunicorn worker after it forked (the app is not preloaded), so the exporter's thread is the worker's.
 if tracing_requested():
     tracing_start()
-application = traced_wsgi(get_wsgi_application())
+application = traced_wsgi(django_application)
 configuration_errors_raise()  # a server that starts without gunicorn.conf.py or manage.py refuses a bad deploy too
