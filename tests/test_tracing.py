@@ -24,7 +24,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 from core import tracing
 from tests.server import running_server
-from tests.support import ALICE_PASSWORD, ROOT, events_of, free_port, login_headers, wait_for
+from tests.support import ALICE_PASSWORD, ROOT, events_of, free_port, login_headers
 
 TRACEPARENT = "00-0af7651916cd43dd8448eb211c903319-b7ad6b7169203331-01"
 
@@ -263,7 +263,7 @@ class Receiver(ThreadingHTTPServer):
 class ReceiverHandler(BaseHTTPRequestHandler):
     server: Receiver
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         request = ExportTraceServiceRequest()
         request.ParseFromString(self.rfile.read(int(self.headers["Content-Length"])))
         with self.server.lock:
