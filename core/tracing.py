@@ -133,7 +133,19 @@ def traced_wsgi(application: Callable[..., Iterable[bytes]]) -> Callable[..., It
         return application
     from opentelemetry.instrumentation.wsgi import OpenTelemetryMiddleware
 
-    return OpenTelemetryMiddleware(application, tracer_provider=_provider)
+    return OpenTelemetryMiddleware(application, request_hook=_without_query, tracer_provider=_provider)
+
+
+def _without_query(span: Span, environ: Mapping[str, Any]) -> None:
+    """The request's URL without its query string, which may carry credentials (as the request log leaves it out)."""
+    if not environ.get("QUERY_STRING") or not span.is_recording():
+        return
+    attributes = getattr(span, "attributes", None) or {}
+    for name in ("http.url", "http.target"):
+        if name in attributes:
+            span.set_attribute(name, str(attributes[name]).partition("?")[0])
+    if "url.query" in attributes:
+        span.set_attribute("url.query", "REDACTED")
 
 
 def current_trace_id() -> str | None:
@@ -147,11 +159,11 @@ def current_trace_id() -> str | None:
 
 
 def route_template(pattern: str) -> str:
-    """A URL pattern as the semantic conventions' http.route: `^chat/?$` -> `/chat/`, `<str:session_id>` and
+    """A URL pattern as the semantic conventions' http.route: `^chat/?$` -> `/chat`, `<str:session_id>` and
     `(?P<session_id>[^/]+)` -> `{session_id}`."""
     route = re.sub(r"\(\?P<(\w+)>[^)]*\)", r"{\1}", pattern)
     route = re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", route)
-    route = route.removeprefix("^").removesuffix("$").replace("/?", "/")
+    route = route.removeprefix("^").removesuffix("$").replace("/?", "")
     return "/" + route.lstrip("/")
 
 

@@ -75,9 +75,9 @@ def test_with_tracing_off_no_tracing_is_loaded():
 @pytest.mark.parametrize(
     ("pattern", "route"),
     [
-        ("^chat/?$", "/chat/"),
+        ("^chat/?$", "/chat"),
         ("admin/keys/<str:key_id>", "/admin/keys/{key_id}"),
-        ("^s/(?P<sid>[^/]+)/?$", "/s/{sid}/"),
+        ("^s/(?P<sid>[^/]+)/?$", "/s/{sid}"),
     ],
 )
 def test_a_url_pattern_is_named_as_a_route(pattern, route):
@@ -115,10 +115,11 @@ class Wsgi:
 
     def __call__(self, method: str, path: str, body: Any = None, **headers: str) -> tuple[int, dict[str, str], Any]:
         data = b"" if body is None else json.dumps(body).encode()
+        path, _, query = path.partition("?")
         environ = {
             "REQUEST_METHOD": method,
             "PATH_INFO": path,
-            "QUERY_STRING": "",
+            "QUERY_STRING": query,
             "SERVER_NAME": "testserver",
             "SERVER_PORT": "80",
             "SERVER_PROTOCOL": "HTTP/1.1",
@@ -177,8 +178,8 @@ def test_a_chat_is_one_trace_of_request_redis_and_upstream_spans(wsgi, bearer, s
     [request] = by_kind(finished, SpanKind.SERVER)
     trace_id = f"{request.context.trace_id:032x}"
     assert {span.context.trace_id for span in finished} == {request.context.trace_id}
-    assert request.name == "POST /chat/"
-    assert request.attributes["http.route"] == "/chat/"
+    assert request.name == "POST /chat"
+    assert request.attributes["http.route"] == "/chat"
     assert headers["X-Trace-Id"] == trace_id
     [line] = [record.getMessage() for record in caplog.records if record.name == "chatbot.requests"]
     assert f"trace_id={trace_id}" in line
@@ -200,6 +201,19 @@ def test_a_chat_is_one_trace_of_request_redis_and_upstream_spans(wsgi, bearer, s
     assert attributes["gen_ai.response.finish_reasons"] == ("stop",)
     assert attributes["server.address"] == "127.0.0.1"
     assert upstream.status.status_code == StatusCode.UNSET
+
+
+def test_spans_carry_no_query_string_and_no_message(wsgi, bearer, spans):
+    wsgi.request("GET", "/admin/info?token=secret-in-query", authorization=bearer)
+    wsgi.request("POST", "/chat/", {"message": "a private question", "session_id": "private"}, authorization=bearer)
+
+    finished = spans.get_finished_spans()
+    assert {span.name for span in by_kind(finished, SpanKind.SERVER)} == {"GET /admin/info", "POST /chat"}
+    values = " ".join(str(value) for span in finished for value in span.attributes.values())
+    assert "/admin/info" in values
+    assert "secret-in-query" not in values
+    assert "private question" not in values
+    assert bearer.split()[1] not in values
 
 
 def test_an_incoming_traceparent_continues_the_callers_trace(wsgi, bearer, spans):
@@ -327,7 +341,7 @@ def test_a_server_exports_its_traces_over_otlp_http(receiver, alice, tmp_path):
 
     assert {service for service, _ in receiver.spans} == {"gateway-under-test"}
     spans = spans_of(trace_id)
-    [request] = [span for span in spans if span.name == "POST /chat/"]
+    [request] = [span for span in spans if span.name == "POST /chat"]
     [upstream] = [span for span in spans if span.name.startswith("chat ")]
     assert upstream.parent_span_id == request.span_id
     attributes = attributes_of(upstream)
@@ -340,7 +354,7 @@ def test_a_server_exports_its_traces_over_otlp_http(receiver, alice, tmp_path):
     assert any(attributes_of(span).get("db.system") == "redis" for span in spans)
 
     stream_spans = spans_of(stream_trace_id)
-    [stream_request] = [span for span in stream_spans if span.name == "POST /chat/"]
+    [stream_request] = [span for span in stream_spans if span.name == "POST /chat"]
     [stream_upstream] = [span for span in stream_spans if span.name.startswith("chat ")]
     assert stream_upstream.end_time_unix_nano <= stream_request.end_time_unix_nano
 
