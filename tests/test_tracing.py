@@ -23,7 +23,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, StatusCode
 
 from core import tracing
-from tests.server import running_server
+from tests.server import running_server, server_command, server_env
 from tests.support import ALICE_PASSWORD, ROOT, events_of, free_port, login_headers
 
 TRACEPARENT = "00-0af7651916cd43dd8448eb211c903319-b7ad6b7169203331-01"
@@ -55,6 +55,14 @@ def test_tracing_is_on_only_when_otel_variables_ask_for_it(environ, on):
 def test_settings_the_service_cannot_follow_are_refused_by_name(environ, named):
     with pytest.raises(tracing.TracingConfigurationError, match=named):
         tracing.tracing_configuration_check(environ)
+
+
+def test_the_server_refuses_to_start_with_an_otlp_protocol_it_cannot_speak():
+    env = server_env(OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:4317", OTEL_EXPORTER_OTLP_PROTOCOL="grpc")
+    result = subprocess.run(server_command(free_port()), cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0
+    assert "Configuration error: OTEL_EXPORTER_OTLP_PROTOCOL=grpc is not supported" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_with_tracing_off_no_tracing_is_loaded():
