@@ -376,6 +376,7 @@ def callgrind(args: argparse.Namespace) -> dict[str, Any]:
                     f"--scenarios={name}",
                     f"--backend={args.backend}",
                     *(["--gevent"] if args.gevent else []),
+                    *(["--tracing"] if args.tracing else []),
                     f"--redis-url={args.redis_url}",
                     *(f"--env={item}" for item in args.env),
                 ]
@@ -405,7 +406,7 @@ def main() -> None:
         gevent_patch_all()
     if args.callgrind and not args.fake_url:
         results = callgrind(args)
-        command = f"--callgrind --chats {args.chats}"
+        command = f"--callgrind --chats {args.chats}" + (" --tracing" if args.tracing else "")
     else:
         with fake_upstream(args.fake_url) as fake_url, otlp_sink(args.tracing) as tracing_env:
             args.env += tracing_env
