@@ -18,6 +18,7 @@ import django  # noqa: E402
 from chatbot_project.checks import configuration_errors_raise  # noqa: E402
 from core.host_slots import host_slots_dir_prepare  # noqa: E402
 from core.metrics_multiprocess import metrics_dir_prepare, metrics_worker_exited  # noqa: E402
+from core.tracing import tracing_configuration_check, tracing_stop  # noqa: E402
 
 # Before anything imports prometheus_client: the workers' metrics add up in one directory.
 metrics_dir_prepare()
@@ -27,6 +28,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chatbot_project.settings")
 try:
     django.setup()
     configuration_errors_raise()
+    tracing_configuration_check()
 except Exception as exc:  # a bad setting: say which, without a traceback
     sys.exit(f"Configuration error: {exc}")
 
@@ -103,6 +105,10 @@ def on_starting(server: object) -> None:
         call_command("upgraderediskeys", verbosity=0)
         call_command("ensureadmin")
     call_command("checkllm")
+
+
+def worker_exit(server: object, worker: object) -> None:
+    tracing_stop()  # the spans still waiting for their batch are sent before the worker goes
 
 
 def child_exit(server: object, worker: object) -> None:

@@ -3,6 +3,7 @@
     .venv/bin/python -m bench.cpu_per_chat                      # 5 rounds x 500 chats per scenario, Redis history
     .venv/bin/python -m bench.cpu_per_chat --chats 1000 --rounds 4 --scenarios new,continued,v1
     .venv/bin/python -m bench.cpu_per_chat --callgrind          # instructions per chat under valgrind (slow)
+    .venv/bin/python -m bench.cpu_per_chat --gevent --tracing   # with OpenTelemetry traces exported over OTLP/HTTP
     .venv/bin/python -m bench.cpu_per_chat --profile out.pstats # cProfile of one round
 
 The service's WSGI application is called directly in this thread, with the environ gunicorn would build (the
@@ -19,7 +20,8 @@ Scenarios: `new` (a new session per chat, as the benchmark's overhead and CPU-ce
 of 20 turns), `v1` (/v1/chat/completions without a session), `stream` (a streamed `/chat/` reply in a new session:
 21 events of content, the fake sending them 1 ms apart so that each arrives on its own, as a slow model's do; with
 `--gevent`, since without it the reply is read in a helper thread whose CPU time is not counted),
-`live` (GET /health/live, the floor of a request).
+`live` (GET /health/live, the floor of a request). With `--tracing`, measure with `--gevent` too: the exporter's
+thread is then a greenlet of this thread, so the CPU of sending the spans is counted.
 Without a token, each request from an address of its own (under ANON_REQUESTS_PER_MINUTE): `openapi`
 (/openapi.json, not gzipped), `docs` (/docs), `redoc`, `health` (/health), `root` (/); and `throttled` (/info from
 an address over its ANON_REQUESTS_PER_MINUTE, answered 429).
@@ -65,10 +67,50 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--gevent", action="store_true", help="patched by gevent as gunicorn.conf.py patches the workers"
     )
+    parser.add_argument(
+        "--tracing",
+        action="store_true",
+        help="OpenTelemetry traces on, exported over OTLP/HTTP to a receiver on loopback that discards them",
+    )
     parser.add_argument("--profile", type=Path, help="write a cProfile of one extra round of each scenario here")
     parser.add_argument("--callgrind", action="store_true", help="count instructions per chat under valgrind")
     parser.add_argument("--fake-url", help=argparse.SUPPRESS)  # a running fake upstream (the callgrind runs')
     return parser.parse_args(argv)
+
+
+OTLP_SINK = """
+import sys
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+class Sink(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_POST(self):
+        self.rfile.read(int(self.headers["Content-Length"]))
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+    def log_message(self, *args):
+        pass
+ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Sink).serve_forever()
+"""
+
+
+@contextmanager
+def otlp_sink(wanted: bool) -> Iterator[list[str]]:
+    """With `wanted`, a receiver of OTLP/HTTP traces in a process of its own, and the OTEL_* settings that export
+    to it (the SDK's defaults otherwise: a batch of up to 512 spans every 5 s)."""
+    if not wanted:
+        yield []
+        return
+    from bench.processes import free_port, wait_until_up
+
+    port = free_port()
+    process = subprocess.Popen([sys.executable, "-c", OTLP_SINK, str(port)])
+    try:
+        wait_until_up(f"http://127.0.0.1:{port}/", process, "the OTLP receiver")
+        yield [f"OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:{port}", "OTEL_SERVICE_NAME=bench"]
+    finally:
+        process.terminate()
+        process.wait()
 
 
 @contextmanager
@@ -122,7 +164,12 @@ class Wsgi:
     def __init__(self) -> None:
         from django.core.wsgi import get_wsgi_application
 
-        self.app = get_wsgi_application()
+        from core.tracing import traced_wsgi, tracing_requested, tracing_start
+
+        # As chatbot_project/wsgi.py does (which also checks the configuration, as a server start would).
+        if tracing_requested():
+            tracing_start()
+        self.app = traced_wsgi(get_wsgi_application())
         self.base = {
             "SCRIPT_NAME": "",
             "QUERY_STRING": "",
@@ -286,6 +333,9 @@ def measure(args: argparse.Namespace, fake_url: str) -> dict[str, Any]:
                     profiler.runcall(run_round, steps[name], args.chats, done[name])
                 profiler.dump_stats(args.profile)
     finally:
+        from core.tracing import tracing_stop
+
+        tracing_stop()  # the spans still in a batch are sent before the receiver goes
         client = redis_client()
         keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
         for at in range(0, len(keys), 1000):
@@ -326,6 +376,7 @@ def callgrind(args: argparse.Namespace) -> dict[str, Any]:
                     f"--scenarios={name}",
                     f"--backend={args.backend}",
                     *(["--gevent"] if args.gevent else []),
+                    *(["--tracing"] if args.tracing else []),
                     f"--redis-url={args.redis_url}",
                     *(f"--env={item}" for item in args.env),
                 ]
@@ -355,11 +406,12 @@ def main() -> None:
         gevent_patch_all()
     if args.callgrind and not args.fake_url:
         results = callgrind(args)
-        command = f"--callgrind --chats {args.chats}"
+        command = f"--callgrind --chats {args.chats}" + (" --tracing" if args.tracing else "")
     else:
-        with fake_upstream(args.fake_url) as fake_url:
+        with fake_upstream(args.fake_url) as fake_url, otlp_sink(args.tracing) as tracing_env:
+            args.env += tracing_env
             results = measure(args, fake_url)
-        command = f"--chats {args.chats} --rounds {args.rounds}"
+        command = f"--chats {args.chats} --rounds {args.rounds}" + (" --tracing" if args.tracing else "")
     if args.fake_url:  # an inner callgrind run: its totals are all that counts
         return
     report = {

@@ -317,7 +317,7 @@ CORS_ALLOW_ALL_ORIGINS = _cors_origins == ["*"]
 CORS_ALLOWED_ORIGINS = [] if CORS_ALLOW_ALL_ORIGINS else _cors_origins
 CORS_ALLOW_CREDENTIALS = False
 CORS_ALLOW_HEADERS = (*default_cors_headers, "x-session-id", "x-request-id", "idempotency-key")
-CORS_EXPOSE_HEADERS = ["Retry-After", "X-Request-ID", "Idempotent-Replayed"]
+CORS_EXPOSE_HEADERS = ["Retry-After", "X-Request-ID", "X-Trace-Id", "Idempotent-Replayed"]
 
 STATIC_URL = "static/"
 # WhiteNoise serves the docs UI and browsable API assets straight from the installed packages:

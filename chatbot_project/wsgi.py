@@ -3,8 +3,13 @@ import os
 from django.core.wsgi import get_wsgi_application
 
 from chatbot_project.checks import configuration_errors_raise
+from core.tracing import traced_wsgi, tracing_requested, tracing_start
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chatbot_project.settings")
 
-application = get_wsgi_application()
+django_application = get_wsgi_application()  # the settings read, `.env` with them
+# Here, in each gunicorn worker after it forked (the app is not preloaded), so the exporter's thread is the worker's.
+if tracing_requested():
+    tracing_start()
+application = traced_wsgi(django_application)
 configuration_errors_raise()  # a server that starts without gunicorn.conf.py or manage.py refuses a bad deploy too

@@ -8,6 +8,7 @@ process it has patched, so nothing here imports it otherwise."""
 
 from __future__ import annotations
 
+import contextvars
 import sys
 import threading
 from collections.abc import Callable
@@ -53,11 +54,13 @@ def off_the_loop(work: Callable[[], T]) -> T:
 def run_beside(work: Callable[[], object]) -> Callable[[], None]:
     """Starts `work()` beside the caller and returns what stops it early: under gevent, a greenlet that a stop
     interrupts where it waits (a read from the upstream raises GreenletExit there, so the request is closed at once);
-    otherwise a daemon thread, which a stop cannot interrupt (it ends at its next step)."""
+    otherwise a daemon thread, which a stop cannot interrupt (it ends at its next step). `work` runs in a copy of
+    the caller's context variables (the request's trace, for one)."""
+    context = contextvars.copy_context()
     if gevent_patched():
         import gevent
 
-        greenlet = gevent.spawn(work)
+        greenlet = gevent.spawn(context.run, work)
         return lambda: greenlet.kill(block=False)
-    threading.Thread(target=work, name="beside", daemon=True).start()
+    threading.Thread(target=context.run, args=(work,), name="beside", daemon=True).start()
     return lambda: None

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
+from core import tracing
 from core.http import client_ip
 
 logger = logging.getLogger("chatbot.requests")
@@ -31,10 +32,18 @@ class RequestLogMiddleware:
         response = self.get_response(request)
         duration_ms = (time.perf_counter() - started) * 1000
         response["X-Request-ID"] = request_id
+        trace = ""
+        trace_id = tracing.current_trace_id()
+        if trace_id is not None:
+            match = request.resolver_match
+            tracing.request_span_name(request.method or "", match.route if match else None)
+            response["X-Trace-Id"] = trace_id
+            trace = f" trace_id={trace_id}"
         # For a stream this is the time to the first byte; the stream logs its own end.
         logger.info(
-            "request_id=%s method=%s path=%s status=%s duration_ms=%.1f client=%s",
+            "request_id=%s%s method=%s path=%s status=%s duration_ms=%.1f client=%s",
             request_id,
+            trace,
             request.method,
             request.path,
             response.status_code,

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 import httpcore
 
-from core import metrics
+from core import metrics, tracing
 
 from . import wire
 from .connections import DEFAULT_PORTS, UpstreamConnections, connection_pool, host_of
@@ -111,7 +111,10 @@ class ChatClient:
             reply = wire.json_object(_read_body(response, self._host))
             return wire.parse_completion(reply, default_model=body["model"])
 
-        return self._with_fallback(attempt, body, deadline, from_request=model_from_request)
+        with tracing.upstream_span(body, self._host) as span:
+            completion = self._with_fallback(attempt, body, deadline, from_request=model_from_request)
+            _traced(span, completion)
+        return completion
 
     def stream(
         self,
@@ -137,17 +140,21 @@ class ChatClient:
             response = self._open("POST", "/chat/completions", deadline, body=body, from_request=model_from_request)
             return response, body["model"]
 
-        # Fallback, like retries, happens only here, before the first delta: never once the answer has begun.
-        response, model_sent = self._with_fallback(attempt, body, deadline, from_request=model_from_request)
-        # Leaving early (also via generator.close()) closes the connection, which tells the upstream to stop.
-        try:
-            yield from _read_stream(response, wire.StreamReader(model_sent), deadline, self._host)
-        except LLMError as exc:
-            metrics.upstream_error(exc.code)
-            reachability_observe(exc)
-            raise
-        finally:
-            response.close()
+        with tracing.upstream_span(body, self._host) as span:
+            # Fallback, like retries, happens only here, before the first delta: never once the answer has begun.
+            response, model_sent = self._with_fallback(attempt, body, deadline, from_request=model_from_request)
+            # Leaving early (also via generator.close()) closes the connection, which tells the upstream to stop.
+            try:
+                for item in _read_stream(response, wire.StreamReader(model_sent), deadline, self._host):
+                    if isinstance(item, StreamDone):
+                        _traced(span, item.completion)
+                    yield item
+            except LLMError as exc:
+                metrics.upstream_error(exc.code)
+                reachability_observe(exc)
+                raise
+            finally:
+                response.close()
 
     def list_models(self) -> list[ModelInfo]:
         self._require_key()
@@ -346,6 +353,15 @@ def _error_for_response(
         model=model,
         from_request=from_request,
         host=host,
+    )
+
+
+def _traced(span: tracing.UpstreamSpan, completion: Completion) -> None:
+    span.answered(
+        model=completion.model,
+        finish_reasons=[completion.finish_reason] if completion.finish_reason else [],
+        input_tokens=completion.usage.prompt_tokens,
+        output_tokens=completion.usage.completion_tokens,
     )
 
 

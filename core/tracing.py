@@ -1,0 +1,253 @@
+"""OpenTelemetry traces, off unless the standard OTEL_* variables ask for them (docs/configuration.md, Tracing).
+
+When on, each request is a trace: the request's span (OpenTelemetry's WSGI instrumentation, which ends it when the
+last byte of the body has been handed to the server, so a stream's span lasts as long as the stream), a span per
+Redis command (its Redis instrumentation) and a span for the call to the upstream (`upstream_span`: the upstream
+client speaks httpcore, which no instrumentation covers), with the GenAI semantic conventions' attributes.
+
+When off, nothing here imports OpenTelemetry, and every function is a check of one module-level flag."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SpanExporter
+    from opentelemetry.trace import Span, Tracer
+
+DEFAULT_SERVICE_NAME = "chatbot-api"
+GEN_AI_SYSTEM = "groq"
+
+_tracer: Tracer | None = None
+_provider: TracerProvider | None = None
+
+
+class TracingConfigurationError(ValueError):
+    pass
+
+
+def _off(value: str | None) -> bool:
+    return (value or "").strip().lower() in ("", "none")
+
+
+def tracing_requested(environ: Mapping[str, str] = os.environ) -> bool:
+    """On when OTEL_TRACES_EXPORTER names an exporter, or an OTLP endpoint is set; OTEL_SDK_DISABLED=true wins."""
+    if environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+        return False
+    if "OTEL_TRACES_EXPORTER" in environ:
+        return not _off(environ["OTEL_TRACES_EXPORTER"])
+    return not (
+        _off(environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")) and _off(environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"))
+    )
+
+
+def tracing_enabled() -> bool:
+    return _tracer is not None
+
+
+def _exporter_names(environ: Mapping[str, str]) -> list[str]:
+    names = [name.strip().lower() for name in environ.get("OTEL_TRACES_EXPORTER", "otlp").split(",") if name.strip()]
+    for name in names:
+        if name not in ("otlp", "console", "none"):
+            raise TracingConfigurationError(f"OTEL_TRACES_EXPORTER={name} is not supported: use otlp, console or none.")
+    if "otlp" in names:
+        protocol = environ.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") or environ.get(
+            "OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"
+        )
+        if protocol.strip().lower() != "http/protobuf":
+            raise TracingConfigurationError(
+                f"OTEL_EXPORTER_OTLP_PROTOCOL={protocol} is not supported: this service exports OTLP over HTTP "
+                "(http/protobuf); point OTEL_EXPORTER_OTLP_ENDPOINT at the collector's HTTP port (4318)."
+            )
+    return names
+
+
+def tracing_configuration_check(environ: Mapping[str, str] = os.environ) -> None:
+    """Raises TracingConfigurationError, naming the variable, for OTEL_* settings this service cannot follow: at
+    start, in gunicorn's master, rather than in every worker."""
+    if tracing_requested(environ):
+        _exporter_names(environ)
+
+
+def _exporters(environ: Mapping[str, str]) -> list[SpanExporter]:
+    exporters: list[SpanExporter] = []
+    for name in _exporter_names(environ):
+        if name == "otlp":
+            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+            exporters.append(OTLPSpanExporter())
+        elif name == "console":
+            from opentelemetry.sdk.trace.export import ConsoleSpanExporter
+
+            exporters.append(ConsoleSpanExporter())
+    return exporters
+
+
+def tracing_start(exporter: SpanExporter | None = None, *, environ: Mapping[str, str] = os.environ) -> None:
+    """Sets up tracing in this process, once: the exporters OTEL_TRACES_EXPORTER names (or `exporter`, given
+    directly: the tests' in-memory one, whose spans are then handed over at once), and the Redis instrumentation.
+    Called where the WSGI application is made, so under gunicorn in each worker after it forked: the batch
+    processor's export thread (a greenlet under gevent) belongs to the worker."""
+    global _tracer, _provider
+    if _tracer is not None:
+        return
+    from opentelemetry import trace
+    from opentelemetry.instrumentation.redis import RedisInstrumentor
+    from opentelemetry.sdk.resources import OTEL_SERVICE_NAME, Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
+
+    attributes = {} if environ.get(OTEL_SERVICE_NAME) else {"service.name": DEFAULT_SERVICE_NAME}
+    provider = TracerProvider(resource=Resource.create(attributes))
+    if exporter is not None:
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
+    else:
+        for each in _exporters(environ):
+            provider.add_span_processor(BatchSpanProcessor(each))
+    if not isinstance(trace.get_tracer_provider(), TracerProvider):
+        trace.set_tracer_provider(provider)
+    RedisInstrumentor().instrument(tracer_provider=provider)
+    _provider = provider
+    _tracer = provider.get_tracer("chatbot")
+
+
+def tracing_stop() -> None:
+    """Exports what is left and turns tracing off in this process (a gunicorn worker's exit; the tests)."""
+    global _tracer, _provider
+    if _provider is None:
+        return
+    from opentelemetry.instrumentation.redis import RedisInstrumentor
+
+    RedisInstrumentor().uninstrument()
+    _provider.shutdown()
+    _tracer = _provider = None
+
+
+def traced_wsgi(application: Callable[..., Iterable[bytes]]) -> Callable[..., Iterable[bytes]]:
+    """`application` with a span per request (and the incoming `traceparent` honoured) when tracing is on."""
+    if _provider is None:
+        return application
+    from opentelemetry.instrumentation.wsgi import OpenTelemetryMiddleware
+
+    return OpenTelemetryMiddleware(application, request_hook=_without_query, tracer_provider=_provider)
+
+
+def _without_query(span: Span, environ: Mapping[str, Any]) -> None:
+    """The request's URL without its query string, which may carry credentials (as the request log leaves it out)."""
+    if not environ.get("QUERY_STRING") or not span.is_recording():
+        return
+    attributes = getattr(span, "attributes", None) or {}
+    for name in ("http.url", "http.target"):
+        if name in attributes:
+            span.set_attribute(name, str(attributes[name]).partition("?")[0])
+    if "url.query" in attributes:
+        span.set_attribute("url.query", "REDACTED")
+
+
+def current_trace_id() -> str | None:
+    """The trace id of the request being served, as 32 hex digits; None with tracing off or outside a trace."""
+    if _tracer is None:
+        return None
+    from opentelemetry import trace
+
+    context = trace.get_current_span().get_span_context()
+    return f"{context.trace_id:032x}" if context.is_valid else None
+
+
+def route_template(pattern: str) -> str:
+    """A URL pattern as the semantic conventions' http.route: `^chat/?$` -> `/chat`, `<str:session_id>` and
+    `(?P<session_id>[^/]+)` -> `{session_id}`."""
+    route = re.sub(r"\(\?P<(\w+)>[^)]*\)", r"{\1}", pattern)
+    route = re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", route)
+    route = route.removeprefix("^").removesuffix("$").replace("/?", "")
+    return "/" + route.lstrip("/")
+
+
+def request_span_name(method: str, pattern: str | None) -> None:
+    """Names the request's span as the semantic conventions say, `{method} {route}`, once the URL is resolved."""
+    if _tracer is None or not pattern:
+        return
+    from opentelemetry import trace
+
+    span = trace.get_current_span()
+    if span.is_recording():
+        route = route_template(pattern)
+        span.update_name(f"{method} {route}")
+        span.set_attribute("http.route", route)
+
+
+class UpstreamSpan:
+    """The span of one call to the upstream, from its first attempt to its last byte; not made the current span,
+    since a stream's caller goes on with other work (Redis) between the pieces it reads."""
+
+    __slots__ = ("_span",)
+
+    def __init__(self, span: Span | None) -> None:
+        self._span = span
+
+    def __enter__(self) -> UpstreamSpan:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, _tb: object) -> None:
+        span = self._span
+        if span is None:
+            return
+        if error is not None and not isinstance(error, GeneratorExit):
+            from opentelemetry.trace import Status, StatusCode
+
+            span.set_attribute("error.type", getattr(error, "code", None) or type(error).__qualname__)
+            span.record_exception(error)
+            span.set_status(Status(StatusCode.ERROR, str(error)))
+        span.end()
+
+    def answered(
+        self,
+        *,
+        model: str,
+        finish_reasons: Sequence[str],
+        input_tokens: int,
+        output_tokens: int,
+    ) -> None:
+        if self._span is None:
+            return
+        self._span.set_attributes(
+            {
+                "gen_ai.response.model": model,
+                "gen_ai.response.finish_reasons": list(finish_reasons),
+                "gen_ai.usage.input_tokens": input_tokens,
+                "gen_ai.usage.output_tokens": output_tokens,
+            }
+        )
+
+
+_NO_SPAN = UpstreamSpan(None)
+
+
+def upstream_span(body: Mapping[str, Any], host: str) -> UpstreamSpan:
+    """The span for a chat completion with request `body` sent to `host` (host:port)."""
+    if _tracer is None:
+        return _NO_SPAN
+    from opentelemetry.trace import SpanKind
+
+    model = str(body.get("model", ""))
+    address, _, port = host.rpartition(":")
+    attributes: dict[str, Any] = {
+        "gen_ai.operation.name": "chat",
+        "gen_ai.system": GEN_AI_SYSTEM,
+        "gen_ai.provider.name": GEN_AI_SYSTEM,
+        "gen_ai.request.model": model,
+        "server.address": (address or port).strip("[]"),
+    }
+    if address and port.isdigit():
+        attributes["server.port"] = int(port)
+    for name, key in (("temperature", "gen_ai.request.temperature"), ("top_p", "gen_ai.request.top_p")):
+        if isinstance(body.get(name), int | float):
+            attributes[key] = body[name]
+    limit = body.get("max_completion_tokens", body.get("max_tokens"))
+    if isinstance(limit, int):
+        attributes["gen_ai.request.max_tokens"] = limit
+    return UpstreamSpan(_tracer.start_span(f"chat {model}", kind=SpanKind.CLIENT, attributes=attributes))
