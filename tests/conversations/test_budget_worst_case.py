@@ -90,6 +90,7 @@ def reserved_tokens() -> int:
 
 def reserved_while_upstream(fake_groq, send: Callable[[], object]):
     """Sends a request whose first upstream call waits a moment, and reads what its turn holds meanwhile."""
+    fake_groq.wait_idle()  # an earlier call's handler may still count as in flight after its answer was read
     fake_groq.add_faults({"kind": "hang", "seconds": 0.5})
     with ThreadPoolExecutor(1) as pool:
         sent = pool.submit(send)
