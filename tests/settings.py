@@ -30,9 +30,11 @@ os.environ.setdefault("LLM_TIMEOUT_SECONDS", "5")
 # A test machine's load is not the service's overload: servers the tests start take every chat unless a test says
 # otherwise (tests/conversations/test_admission.py).
 os.environ.setdefault("CHAT_ADMIT_MAX_LOOP_LAG_MS", "600000")
-# Refusals of anonymous requests answered at once, and no per-second bound on them (a test sends its requests as
-# fast as it can, from one test client): the tests check what the guard answers, not how it paces a flood.
+# Refusals of anonymous requests answered at once, no per-second bound on them, and room for the few a test sends at
+# once from one address (a test sends its requests as fast as it can): the tests check what the guard answers, not
+# how it paces a flood (tests/test_anonymous_guard.py sets the bounds it checks).
 os.environ.setdefault("ANON_REFUSAL_DELAY_SECONDS", "0")
 os.environ.setdefault("ANON_WORKER_REQUESTS_PER_SECOND", "0")
+os.environ.setdefault("ANON_MAX_CONCURRENT", "64")
 
 from chatbot_project.settings import *  # noqa: F403
