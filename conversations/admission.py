@@ -7,7 +7,6 @@ limits.py). Chats already running go on, and every other request (health probes,
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable
 
@@ -15,6 +14,8 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
 from conversations.limits import process_chats
+from conversations.openai.wire import openai_error
+from core.http import refusal_response
 from core.loop_lag import loop_lag
 
 # The paths whose POST starts a turn (conversations/urls.py, openai_urls.py).
@@ -29,14 +30,12 @@ LATE_RETRY_AFTER_SECONDS = 5
 
 
 def busy_response(path: str, detail: str, retry_after: int) -> HttpResponse:
-    """The view's 503 `server_busy`, in the path's error shape (OpenAI's under /v1/, conversations/openai_wire.py)."""
-    body: dict[str, object] = {"detail": detail, "code": "server_busy"}
+    """The view's 503 `server_busy`, in the path's error shape (OpenAI's under /v1/)."""
     if OPENAI_SHAPED.match(path):
-        body = {"error": {"message": detail, "type": "server_error", "code": "server_busy", "param": None}}
-    response = HttpResponse(json.dumps(body), status=503, content_type="application/json")
-    response["Retry-After"] = str(retry_after)
-    response["Cache-Control"] = "no-store"
-    return response
+        body = openai_error(detail, status=503, code="server_busy")
+    else:
+        body = {"detail": detail, "code": "server_busy"}
+    return refusal_response(body, status=503, retry_after=retry_after)
 
 
 class ChatAdmissionMiddleware:

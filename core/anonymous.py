@@ -18,7 +18,6 @@ logs a count at most once a minute, and /metrics counts them (`chatbot_anonymous
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -28,7 +27,7 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
-from core.http import client_ip
+from core.http import client_ip, refusal_response
 from core.metrics import ANONYMOUS_REFUSED
 
 logger = logging.getLogger("chatbot.requests")
@@ -52,16 +51,6 @@ class Window:
     anonymous: int = 0
     failed_credentials: int = 0
     blocked_until: float = 0.0
-
-
-def _canned(status: int, reason: str, code: str, detail: str, retry_after: int) -> HttpResponse:
-    response = HttpResponse(
-        json.dumps({"detail": detail, "code": code}), status=status, content_type="application/json"
-    )
-    response.reason_phrase = reason
-    response["Retry-After"] = str(retry_after)
-    response["Cache-Control"] = "no-store"
-    return response
 
 
 class AnonymousGuardMiddleware:
@@ -168,20 +157,10 @@ class AnonymousGuardMiddleware:
             )
             self.refused, self.logged_at = {"rate": 0, "busy": 0}, now
         if reason == "busy":
-            return _canned(
-                503,
-                "Service Unavailable",
-                code="anonymous_busy",
-                detail="Too many requests without credentials at once; retry shortly.",
-                retry_after=retry_after,
-            )
-        return _canned(
-            429,
-            "Too Many Requests",
-            code="throttled",
-            detail=f"Too many requests from this address without credentials; retry in {retry_after} seconds.",
-            retry_after=retry_after,
-        )
+            detail = "Too many requests without credentials at once; retry shortly."
+            return refusal_response({"detail": detail, "code": "anonymous_busy"}, status=503, retry_after=retry_after)
+        detail = f"Too many requests from this address without credentials; retry in {retry_after} seconds."
+        return refusal_response({"detail": detail, "code": "throttled"}, status=429, retry_after=retry_after)
 
 
 def _throttled(response: HttpResponse) -> bool:

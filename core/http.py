@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 from django.conf import settings
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 
 
 def client_ip(request: HttpRequest) -> str:
@@ -17,3 +20,12 @@ def client_ip(request: HttpRequest) -> str:
         if forwarded:
             return forwarded[-1][:64]
     return request.META.get("REMOTE_ADDR", "unknown")
+
+
+def refusal_response(body: dict[str, Any], *, status: int, retry_after: int) -> HttpResponse:
+    """A refusal answered before Django's stack runs (no DRF, no renderer): the error body as JSON, with when to
+    retry, never cached."""
+    response = HttpResponse(json.dumps(body), status=status, content_type="application/json")
+    response["Retry-After"] = str(retry_after)
+    response["Cache-Control"] = "no-store"
+    return response
