@@ -1,0 +1,100 @@
+"""`GET /admin/audit`: an admin reads the audit log entries made by it or about it."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import serializers
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.audit import ACTIONS, audit_entries_of, audit_entry_dict
+from accounts.permissions import NotByApiKey
+from core.schema import ErrorSerializer, error_responses
+
+MAX_LIMIT = 1000
+
+
+class AuditNotByApiKey(NotByApiKey):
+    message = "API keys cannot read the audit log; log in with a password."
+
+
+class AuditQuerySerializer(serializers.Serializer):
+    action = serializers.ChoiceField(choices=ACTIONS, required=False, help_text="Only entries of this action.")
+    # `from` is a Python keyword: the field is named in `fields` below.
+    from_ = serializers.DateTimeField(required=False, help_text="Entries at or after this time (ISO 8601).")
+    to = serializers.DateTimeField(required=False, help_text="Entries at or before this time (ISO 8601).")
+    limit = serializers.IntegerField(min_value=1, max_value=MAX_LIMIT, default=100)
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        fields = super().get_fields()
+        fields["from"] = fields.pop("from_")
+        return fields
+
+
+class AuditEntrySerializer(serializers.Serializer):
+    id = serializers.CharField(help_text="The entry's id: unique, in the order entries were written.")
+    time = serializers.CharField(help_text="When, in UTC (ISO 8601, milliseconds).")
+    actor_kind = serializers.ChoiceField(
+        choices=["admin", "os", "client"],
+        help_text="`admin` (an admin's token or key), `os` (a manage.py command, run as the operating-system user "
+        "`actor`), `client` (a request without credentials: a failed login or refresh).",
+    )
+    actor = serializers.CharField(help_text="The admin's id, or the operating-system user; empty for a client.")
+    actor_name = serializers.CharField(help_text="The admin's username at the time.")
+    action = serializers.ChoiceField(choices=ACTIONS)
+    target = serializers.CharField(
+        help_text="What was acted on: the username as typed for a login, a key, login or chat session id."
+    )
+    subject = serializers.CharField(help_text="The id of the admin the action concerns.")
+    client = serializers.CharField(help_text="The client's address (`local` for a manage.py command).")
+    request_id = serializers.CharField(help_text="The request's X-Request-ID, as in the request log.")
+    outcome = serializers.ChoiceField(choices=["success", "failure"])
+    count = serializers.IntegerField(
+        help_text="For repeated failed logins of one username from one address: how many in the throttle's "
+        "window so far (entries are kept at the 1st, 2nd, 4th, 8th...)."
+    )
+    detail = serializers.CharField(help_text="The fields a change set, or the error code of a failure.")
+
+
+class AuditListSerializer(serializers.Serializer):
+    count = serializers.IntegerField()
+    entries = AuditEntrySerializer(many=True)
+
+
+@extend_schema(
+    tags=["admin"],
+    summary="The audit log entries by or about this admin",
+    description=(
+        "Security-relevant actions (logins, logouts, refreshes, credential changes, admins, logins revoked, API "
+        "keys, budgets and limits, chat sessions deleted or imported), newest first: those this admin made, those "
+        "about it (made by an operator with manage.py, for one), and failed logins typed as its username. "
+        "Read only: nothing can change or delete an entry through the API. `manage.py auditlog` prints all."
+    ),
+    parameters=[AuditQuerySerializer],
+    responses={
+        200: AuditListSerializer,
+        **error_responses(400, 401, 503),
+        403: OpenApiResponse(ErrorSerializer, description="Sent with an API key: log in with a password."),
+    },
+)
+class AuditLogView(APIView):
+    name = "Audit log"
+
+    permission_classes = [IsAuthenticated, AuditNotByApiKey]
+
+    def get(self, request: Request) -> Response:
+        query = AuditQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        wanted = query.validated_data
+        entries = audit_entries_of(
+            admin_id=request.user.id,
+            username=request.user.username,
+            since=wanted.get("from"),
+            until=wanted.get("to"),
+            action=wanted.get("action"),
+            limit=wanted["limit"],
+        )
+        listed = {"count": len(entries), "entries": [audit_entry_dict(entry) for entry in entries]}
+        return Response(AuditListSerializer(listed).data)
