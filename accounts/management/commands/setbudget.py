@@ -43,7 +43,7 @@ class Command(BaseCommand):
         audit_record(
             "budget.set",
             target=owner.id,
-            subject=owner.admin_id or "",
+            subject=owner.id if owner.kind == "admin" else owner.admin_id,
             detail="clear" if clear else f"{tokens}/{period}",
         )
         who = f"API key {key}" if key else f"admin {username!r}"
