@@ -25,7 +25,18 @@ from accounts.budgets import Budget, BudgetOwner, budget_reserve, budget_set, pe
 from core.redis_store import redis_client, redis_tagged_key
 from core.timestamps import iso_at
 from tests.server import running_server
-from tests.support import ALICE_PASSWORD, MODEL, ask, free_port, login_headers, scrape, value, wait_for, worst_case
+from tests.support import (
+    ALICE_PASSWORD,
+    MODEL,
+    ask,
+    free_port,
+    login_headers,
+    manage_check,
+    scrape,
+    value,
+    wait_for,
+    worst_case,
+)
 
 SECRET = "a-webhook-secret-for-the-tests"
 
@@ -258,3 +269,30 @@ def test_two_instances_send_each_threshold_once_for_concurrent_chats(alice, sett
 
     assert thresholds_of(receiver) == [10, 20, 40, 60, 80]
     assert receiver.bad_signatures == 0
+
+
+@pytest.mark.parametrize(
+    ("overrides", "named"),
+    [
+        ({"BUDGET_ALERT_WEBHOOK_URL": "https://hooks.example.com/budget"}, "BUDGET_ALERT_SECRET"),
+        ({"BUDGET_ALERT_WEBHOOK_URL": "hooks.example.com", "BUDGET_ALERT_SECRET": SECRET}, "BUDGET_ALERT_WEBHOOK_URL"),
+        ({"BUDGET_ALERT_THRESHOLDS": "50,eighty"}, "BUDGET_ALERT_THRESHOLDS"),
+        ({"BUDGET_ALERT_THRESHOLDS": "0,150"}, "BUDGET_ALERT_THRESHOLDS"),
+        ({"AUDIT_RETENTION_DAYS": "0"}, "AUDIT_RETENTION_DAYS"),
+    ],
+)
+def test_a_bad_alert_or_audit_setting_stops_startup_naming_it(overrides, named):
+    result = manage_check(**overrides)
+
+    assert result.returncode != 0
+    assert named in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_good_alert_settings_pass_the_checks():
+    result = manage_check(
+        BUDGET_ALERT_WEBHOOK_URL="https://hooks.example.com/budget",
+        BUDGET_ALERT_SECRET=SECRET,
+        BUDGET_ALERT_THRESHOLDS="25,75",
+    )
+    assert result.returncode == 0, result.stderr
