@@ -5,10 +5,13 @@ It is a Redis stream per UTC day and per kind of actor, appended to and never ed
 `P:audit:admin:<day>` holds what admins and operators (`manage.py`, as the operating-system user) did,
 `P:audit:client:<day>` what unauthenticated clients did (failed and throttled logins, failed refreshes), so that a
 flood of the latter cannot push the former out. Each stream is capped at AUDIT_MAX_ENTRIES_PER_DAY (XADD MAXLEN, the
-oldest entries of the day go first) and expires AUDIT_RETENTION_DAYS after its day. Repeated failed logins of one
-username from one address are recorded at the 1st, 2nd, 4th, 8th... failure in the throttle's window, with the
-count, from the counter the login throttle keeps anyway: a failed login costs no bcrypt work and, mostly, no Redis
-round trip more. Text from a client (a username as typed) is escaped as the log lines are (core/log_format.py).
+oldest entries of the day go first) and expires AUDIT_RETENTION_DAYS after its day. Each entry is also copied to
+the stream of each admin it concerns (`A:audit`, as capped, expiring AUDIT_RETENTION_DAYS after its latest entry),
+which is what that admin reads. Repeated failed logins of one username from one address are recorded at the 1st,
+2nd, 4th, 8th... failure in the throttle's window, with the count, from the counter the login throttle keeps anyway:
+a failed login costs no bcrypt work and, but for those few recorded (which look the username up, to file the entry
+with its admin), no Redis round trip more. Text from a client (a username as typed) is escaped as the log lines
+are (core/log_format.py).
 """
 
 from __future__ import annotations
@@ -29,11 +32,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework_simplejwt.settings import api_settings
 
-from accounts.credentials import username_folded
+from accounts.admins import admin_get_by_username
 from accounts.tokens import refresh_token_decode
 from core.http import client_ip
 from core.log_format import escape_controls
-from core.redis_store import decoded, redis_client, redis_key
+from core.redis_store import decoded, redis_admin_key, redis_client, redis_key
 from core.timestamps import iso_at
 
 logger = logging.getLogger("chatbot.audit")
@@ -41,11 +44,10 @@ logger = logging.getLogger("chatbot.audit")
 ActorKind = Literal["admin", "os", "client"]
 Outcome = Literal["success", "failure"]
 STREAMS: tuple[ActorKind, ...] = ("admin", "client")
-# Failed logins, which name an admin only by the username typed: an admin sees those typed as its own name.
-LOGIN_FAILURES = ("login.failed", "login.throttled")
 ACTIONS = (
     "login.succeeded",
-    *LOGIN_FAILURES,
+    "login.failed",
+    "login.throttled",
     "logout",
     "token.refreshed",
     "credentials.changed",
@@ -83,6 +85,10 @@ class AuditEntry:
 
 def _stream_key(kind: str, day: date) -> str:
     return redis_key("audit", kind, day.isoformat())
+
+
+def _admin_stream_key(admin_id: str) -> str:
+    return redis_admin_key(admin_id, "audit")
 
 
 def _actor(request: HttpRequest | Request | None) -> tuple[ActorKind, str, str]:
@@ -144,6 +150,10 @@ def audit_record(
     pipe = redis_client().pipeline(transaction=False)
     pipe.xadd(key, fields, maxlen=settings.AUDIT_MAX_ENTRIES_PER_DAY, approximate=False)
     pipe.expireat(key, int(expires_at.timestamp()))
+    # A copy for each admin it concerns, so that GET /admin/audit reads only that admin's entries.
+    for admin_id in {subject, actor if kind == "admin" else ""} - {""}:
+        pipe.xadd(_admin_stream_key(admin_id), fields, maxlen=settings.AUDIT_MAX_ENTRIES_PER_DAY, approximate=True)
+        pipe.expire(_admin_stream_key(admin_id), timedelta(days=settings.AUDIT_RETENTION_DAYS))
     try:
         pipe.execute()
     except redis.RedisError:
@@ -161,13 +171,25 @@ def audit_login(request: HttpRequest | None, *, username: str, admin_id: str | N
     if admin_id is not None:
         audit_record("login.succeeded", request=request, as_admin=(admin_id, username), target=username)
     elif _repeat_worth_recording(failures):
-        audit_record("login.failed", request=request, target=username, outcome="failure", count=failures)
+        subject = _admin_named(username)
+        audit_record(
+            "login.failed", request=request, target=username, subject=subject, outcome="failure", count=failures
+        )
 
 
 def audit_login_throttled(request: HttpRequest | None, *, username: str, attempts: int) -> None:
     """A login refused before its password was checked; `attempts` is the address's count in the window."""
     if _repeat_worth_recording(attempts):
-        audit_record("login.throttled", request=request, target=username, outcome="failure", count=attempts)
+        subject = _admin_named(username)
+        audit_record(
+            "login.throttled", request=request, target=username, subject=subject, outcome="failure", count=attempts
+        )
+
+
+def _admin_named(username: str) -> str:
+    """The id of the admin a failed login was typed for, if any: only for the entries recorded, never a bcrypt check."""
+    admin = admin_get_by_username(username)
+    return admin.id if admin else ""
 
 
 ViewMethod = Callable[..., Response]
@@ -289,30 +311,18 @@ def audit_entries(
                 yield entry
 
 
-def audit_entry_concerns(entry: AuditEntry, *, admin_id: str, username: str) -> bool:
-    """Whether an admin may see `entry`: made by it, about it, or a failed login typed as its name."""
-    if entry.subject == admin_id or (entry.actor_kind == "admin" and entry.actor == admin_id):
-        return True
-    return entry.action in LOGIN_FAILURES and username_folded(entry.target) == username_folded(username)
-
-
 def audit_entry_dict(entry: AuditEntry) -> dict[str, Any]:
     return asdict(entry)
 
 
 def audit_entries_of(
-    *,
-    admin_id: str,
-    username: str,
-    since: datetime | None,
-    until: datetime | None,
-    action: str | None,
-    limit: int,
+    *, admin_id: str, since: datetime | None, until: datetime | None, action: str | None, limit: int
 ) -> list[AuditEntry]:
-    """The newest `limit` entries an admin may see (audit_entry_concerns), newest first."""
-    seen = (
-        entry
-        for entry in audit_entries(since=since, until=until, action=action)
-        if audit_entry_concerns(entry, admin_id=admin_id, username=username)
-    )
-    return [entry for _, entry in zip(range(limit), seen, strict=False)]
+    """The newest `limit` entries made by the admin or about it (failed logins typed as its username among them),
+    newest first."""
+    now = datetime.now(UTC)
+    oldest = now - timedelta(days=settings.AUDIT_RETENTION_DAYS)
+    since = max(since or oldest, oldest)
+    entries = _read(_admin_stream_key(admin_id), since, min(until or now, now), newest_first=True)
+    wanted = (entry for entry in entries if action is None or entry.action == action)
+    return [entry for _, entry in zip(range(limit), wanted, strict=False)]

@@ -90,7 +90,6 @@ class AuditLogView(APIView):
         wanted = query.validated_data
         entries = audit_entries_of(
             admin_id=request.user.id,
-            username=request.user.username,
             since=wanted.get("from"),
             until=wanted.get("to"),
             action=wanted.get("action"),
