@@ -29,6 +29,7 @@ import redis
 from django.conf import settings
 from django.core.signals import request_started
 
+from core.cached import until_settings_change
 from core.metrics import budget_use_recorded
 from core.redis_store import decoded, redis_client, redis_script, redis_tagged_key
 
@@ -60,8 +61,9 @@ class BudgetUse:
     unit: str = "tokens"
 
 
-def thresholds() -> list[int]:
-    return sorted({int(value) for value in settings.BUDGET_ALERT_THRESHOLDS})
+@until_settings_change
+def thresholds() -> tuple[int, ...]:
+    return tuple(sorted({int(value) for value in settings.BUDGET_ALERT_THRESHOLDS}))
 
 
 def thresholds_crossed(before: Amount, after: Amount, limit: Amount) -> list[int]:
