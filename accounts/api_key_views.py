@@ -10,7 +10,7 @@ from rest_framework.views import APIView
 
 from accounts import selectors, serializers, services
 from accounts.api_keys import ApiKey
-from accounts.audit import answer_field, audited, changed_fields, url_argument
+from accounts.audit_views import answer_field, audited, changed_fields, url_argument
 from accounts.permissions import NotByApiKey
 from core.browsable import FormPageOnBrowserGet
 from core.schema import ErrorSerializer, error_responses

@@ -20,7 +20,7 @@ import functools
 import getpass
 import heapq
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
@@ -29,11 +29,8 @@ import redis
 from django.conf import settings
 from django.http import HttpRequest
 from rest_framework.request import Request
-from rest_framework.response import Response
-from rest_framework_simplejwt.settings import api_settings
 
 from accounts.admins import admin_get_by_username
-from accounts.tokens import refresh_token_decode
 from core.http import client_ip
 from core.log_format import escape_controls
 from core.redis_store import decoded, redis_admin_key, redis_client, redis_key
@@ -190,62 +187,6 @@ def _admin_named(username: str) -> str:
     """The id of the admin a failed login was typed for, if any: only for the entries recorded, never a bcrypt check."""
     admin = admin_get_by_username(username)
     return admin.id if admin else ""
-
-
-ViewMethod = Callable[..., Response]
-# What a view's entry names, from the request, the answer (None when the view raised) and the URL's arguments.
-Naming = Callable[[Request, Response | None, dict[str, Any]], str]
-
-
-def audited(
-    action: str, *, target: Naming | None = None, subject: Naming | None = None, detail: Naming | None = None
-) -> Callable[[ViewMethod], ViewMethod]:
-    """Records a view method's action with its outcome: success for a 2xx answer, failure (with the error's code
-    in `detail`) for an error. By default the subject is the admin making the request."""
-
-    def decorate(method: ViewMethod) -> ViewMethod:
-        @functools.wraps(method)
-        def wrapper(view: Any, request: Request, *args: Any, **kwargs: Any) -> Response:
-            def record(response: Response | None, code: str) -> None:
-                named = {
-                    name: naming(request, response, kwargs) if naming else ""
-                    for name, naming in (("target", target), ("subject", subject), ("detail", detail))
-                }
-                named["detail"] = ",".join(part for part in (named["detail"], code) if part)
-                audit_record(action, request=request, outcome="failure" if code else "success", **named)
-
-            try:
-                response = method(view, request, *args, **kwargs)
-            except Exception as exc:
-                record(None, str(getattr(exc, "code", None) or getattr(exc, "default_code", "error")))
-                raise
-            record(response, "" if response.status_code < 400 else str(response.status_code))
-            return response
-
-        return wrapper
-
-    return decorate
-
-
-def url_argument(name: str) -> Naming:
-    return lambda request, response, kwargs: str(kwargs.get(name, ""))
-
-
-def answer_field(name: str) -> Naming:
-    return lambda request, response, kwargs: str(response.data.get(name, "")) if response is not None else ""
-
-
-def changed_fields(request: Request, response: Response | None, kwargs: dict[str, Any]) -> str:
-    """The fields a request set (never their values: they may be passwords)."""
-    data = request.data if isinstance(request.data, dict) else {}
-    return ",".join(sorted(name for name in data if name != "current_password"))
-
-
-def refresh_token_admin(request: Request, response: Response | None, kwargs: dict[str, Any]) -> str:
-    """The admin whose refresh token got a new access token (the request carries no other credential)."""
-    if response is None:
-        return ""
-    return str(refresh_token_decode(request.data["refresh_token"]).get(api_settings.USER_ID_CLAIM, ""))
 
 
 def _entry(stream_id: bytes, fields: dict[bytes, bytes]) -> AuditEntry:

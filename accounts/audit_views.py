@@ -1,6 +1,11 @@
-"""`GET /admin/audit`: an admin reads the audit log entries made by it or about it."""
+"""`GET /admin/audit`: an admin reads the audit log entries made by it or about it; and `audited`, which records a
+view's action in the audit log with its outcome."""
 
 from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
 
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers
@@ -8,12 +13,69 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
+from rest_framework_simplejwt.settings import api_settings
 
-from accounts.audit import ACTIONS, audit_entries_of, audit_entry_dict
+from accounts.audit import ACTIONS, audit_entries_of, audit_entry_dict, audit_record
 from accounts.permissions import NotByApiKey
+from accounts.tokens import refresh_token_decode
 from core.schema import ErrorSerializer, error_responses
 
 MAX_LIMIT = 1000
+
+ViewMethod = Callable[..., Response]
+# What a view's entry names, from the request, the answer (None when the view raised) and the URL's arguments.
+Naming = Callable[[Request, Response | None, dict[str, Any]], str]
+
+
+def audited(
+    action: str, *, target: Naming | None = None, subject: Naming | None = None, detail: Naming | None = None
+) -> Callable[[ViewMethod], ViewMethod]:
+    """Records a view method's action with its outcome: success for a 2xx answer, failure (with the error's code
+    in `detail`) for an error. By default the subject is the admin making the request."""
+
+    def decorate(method: ViewMethod) -> ViewMethod:
+        @functools.wraps(method)
+        def wrapper(view: Any, request: Request, *args: Any, **kwargs: Any) -> Response:
+            def record(response: Response | None, code: str) -> None:
+                named = {
+                    name: naming(request, response, kwargs) if naming else ""
+                    for name, naming in (("target", target), ("subject", subject), ("detail", detail))
+                }
+                named["detail"] = ",".join(part for part in (named["detail"], code) if part)
+                audit_record(action, request=request, outcome="failure" if code else "success", **named)
+
+            try:
+                response = method(view, request, *args, **kwargs)
+            except Exception as exc:
+                record(None, str(getattr(exc, "code", None) or getattr(exc, "default_code", "error")))
+                raise
+            record(response, "" if response.status_code < 400 else str(response.status_code))
+            return response
+
+        return wrapper
+
+    return decorate
+
+
+def url_argument(name: str) -> Naming:
+    return lambda request, response, kwargs: str(kwargs.get(name, ""))
+
+
+def answer_field(name: str) -> Naming:
+    return lambda request, response, kwargs: str(response.data.get(name, "")) if response is not None else ""
+
+
+def changed_fields(request: Request, response: Response | None, kwargs: dict[str, Any]) -> str:
+    """The fields a request set (never their values: they may be passwords)."""
+    data = request.data if isinstance(request.data, dict) else {}
+    return ",".join(sorted(name for name in data if name != "current_password"))
+
+
+def refresh_token_admin(request: Request, response: Response | None, kwargs: dict[str, Any]) -> str:
+    """The admin whose refresh token got a new access token (the request carries no other credential)."""
+    if response is None:
+        return ""
+    return str(refresh_token_decode(request.data["refresh_token"]).get(api_settings.USER_ID_CLAIM, ""))
 
 
 class AuditNotByApiKey(NotByApiKey):

@@ -7,7 +7,7 @@ from rest_framework.views import APIView
 from rest_framework_simplejwt.views import TokenObtainPairView
 
 from accounts import selectors, serializers, services
-from accounts.audit import audited, changed_fields, refresh_token_admin, url_argument
+from accounts.audit_views import audited, changed_fields, refresh_token_admin, url_argument
 from accounts.authentication import request_login_session_id
 from accounts.tokens import tokens_refresh
 from core.browsable import FormPageOnBrowserGet

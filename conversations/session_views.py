@@ -11,7 +11,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.audit import answer_field, audited, url_argument
+from accounts.audit_views import answer_field, audited, url_argument
 from conversations import export_serializers, serializers
 from conversations.history.base import SessionNotFound
 from conversations.selectors import memory_stats, session_detail, session_export, session_list
