@@ -14,13 +14,14 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from decimal import Decimal
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
 
-from accounts.budget_alerts import thresholds_crossed
+from accounts.budget_alerts import BudgetUse, budget_use_settled, thresholds_crossed
 from accounts.budgets import Budget, BudgetOwner, budget_reserve, budget_set, period_end
 from core.redis_store import redis_client, redis_tagged_key
 from core.timestamps import iso_at
@@ -175,6 +176,26 @@ def test_concurrent_settlements_send_each_threshold_once(alice, receiver, settin
     wait_for(lambda: len(receiver.alerts) >= 10, what="ten alerts")
     time.sleep(1.5)
     assert thresholds_of(receiver) == list(range(10, 101, 10))
+
+
+def test_any_budget_can_feed_the_alerts_dollars_in_decimal_included(receiver):
+    resets_at = iso_at(period_end("month", datetime.now(UTC)))
+    use = BudgetUse(
+        "key",
+        "0123456789abcdef",
+        "month",
+        f"{datetime.now(UTC):%Y-%m}",
+        Decimal("4.10"),
+        Decimal("5.00"),
+        resets_at,
+        unit="usd",
+    )
+    budget_use_settled(use, before=Decimal("3.99"))
+
+    wait_for(lambda: receiver.alerts, what="the dollar alert")
+    alert = receiver.alerts[0]
+    assert (alert["threshold"], alert["used"], alert["limit"], alert["unit"]) == (80, "4.10", "5.00", "usd")
+    assert thresholds_crossed(Decimal("2.49"), Decimal("2.50"), Decimal("5.00")) == [50]
 
 
 def test_a_failing_receiver_gets_the_alert_again_with_backoff(alice, receiver):
