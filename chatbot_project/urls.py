@@ -15,6 +15,7 @@ urlpatterns = [
     re_path(r"^docs/?$", SpectacularSwaggerView.as_view(url_name="openapi"), name="docs"),
     re_path(r"^redoc/?$", SpectacularRedocView.as_view(url_name="openapi"), name="redoc"),
     path("api-auth/", include("rest_framework.urls")),
+    path("console/", include("console.urls")),
     path("", include("accounts.urls")),
     path("", include("llm_provider.urls")),
     # Unknown paths answer JSON even with DEBUG on (Django's debug page would ignore handler404).

@@ -19,6 +19,7 @@ from conversations.history.base import (
     Conversation,
     SessionBusy,
     SessionListItem,
+    first_words,
     SessionTurn,
     SlotPolicy,
     UsagePolicy,
@@ -241,13 +242,18 @@ class RedisHistoryStore:
             messages_key, meta_key = session_keys(admin_id, session_id)
             pipe.llen(messages_key)
             pipe.hgetall(meta_key)
+            pipe.lindex(messages_key, 0)
         results = pipe.execute()
         listed = []
-        for session_id, count, meta in zip(session_ids, results[::2], results[1::2], strict=True):
+        rows = zip(session_ids, results[::3], results[1::3], results[2::3], strict=True)
+        for session_id, count, meta, first in rows:
             if meta:
                 meta = decoded(meta)
                 usage = {name: int(meta.get(name, 0)) for name in USAGE_FIELDS}
-                listed.append(SessionListItem(session_id, count, meta["created_at"], meta["last_activity"], usage))
+                words = first_words(json.loads(first) if first else None)
+                listed.append(
+                    SessionListItem(session_id, count, meta["created_at"], meta["last_activity"], usage, words)
+                )
         return listed
 
     def count(self) -> int:
