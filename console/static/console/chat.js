@@ -86,10 +86,11 @@
       var response = await fetch(url, {
         method: "POST",
         credentials: "same-origin",
-        headers: { "Content-Type": "application/json", "Accept": "text/event-stream", "X-CSRFToken": csrf },
+        // Errors before the stream starts come as JSON with their status; a reply streams as text/event-stream.
+        headers: { "Content-Type": "application/json", "Accept": "application/json", "X-CSRFToken": csrf },
         body: JSON.stringify(body)
       });
-      if (!(response.headers.get("Content-Type") || "").includes("event-stream")) {
+      if (!response.ok) {
         var problem = await response.json().catch(function () { return {}; });
         if (response.status === 401) {  // signed out (or revoked) meanwhile: sign in again, then come back
           window.location.assign(list.dataset.signInUrl + "?next=" + encodeURIComponent(window.location.pathname));
