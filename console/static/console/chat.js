@@ -55,6 +55,7 @@
     if (sessionId === id) { return; }
     sessionId = id;
     window.history.replaceState(null, "", url);
+    document.getElementById("chat-heading").textContent = firstWords.slice(0, 60) || id;
     var sessions = document.getElementById("sessions");
     if (sessions && sessions.tagName !== "UL") {
       var fresh = document.createElement("ul");
