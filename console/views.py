@@ -29,6 +29,14 @@ from core.exceptions import ServiceError
 from system.selectors import console_status
 
 
+SIDEBAR_PAGE = 50
+
+
+def _offset(request: HttpRequest) -> int:
+    raw = request.GET.get("from", "0")
+    return min(int(raw), 100_000) if raw.isdigit() else 0
+
+
 def _next_page(request: HttpRequest) -> str:
     target = request.POST.get("next") or request.GET.get("next") or ""
     safe = url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}, require_https=False)
@@ -77,10 +85,18 @@ def chat(request: HttpRequest, admin: AdminUser, session_id: str | None = None) 
         detail = chat_selectors.session_detail(admin_id=admin.id, session_id=session_id)
         if detail is None:
             raise Http404("No such session.")
+    offset = _offset(request)
+    # A page of the sidebar at a time: its cost is the page's, however many sessions the admin has.
+    sessions = chat_selectors.session_list(admin_id=admin.id, offset=offset, limit=SIDEBAR_PAGE + 1)
     context = {
         "admin": admin,
         "page": "chat",
-        "sessions": chat_selectors.session_list(admin_id=admin.id),
+        "sessions": sessions[:SIDEBAR_PAGE],
+        # Joined in the template: reversing a URL per session would cost more than the rest of the page.
+        "session_base": reverse("console:chat") + "chat/",
+        "current": session_id,
+        "older": offset + SIDEBAR_PAGE if len(sessions) > SIDEBAR_PAGE else None,
+        "newer": max(0, offset - SIDEBAR_PAGE) if offset else None,
         "session": detail,
         "messages": [m for m in (detail or {}).get("messages", []) if m["role"] in ("user", "assistant")],
         "models": chat_selectors.chat_models(),

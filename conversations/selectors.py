@@ -14,8 +14,9 @@ from conversations.stores import history_store
 from conversations.usage import usage_totals
 
 
-def session_list(*, admin_id: str) -> list[SessionListItem]:
-    return history_store().list(admin_id)
+def session_list(*, admin_id: str, offset: int = 0, limit: int | None = None) -> list[SessionListItem]:
+    """The admin's sessions, most recently used first (a page of them with `offset` and `limit`)."""
+    return history_store().list(admin_id, offset=offset, limit=limit)
 
 
 def session_detail(*, admin_id: str, session_id: str) -> dict[str, Any] | None:

@@ -233,10 +233,11 @@ class RedisHistoryStore:
     def delete(self, admin_id: str, session_id: str) -> bool:
         return self._remove(admin_id, session_id) > 0
 
-    def list(self, admin_id: str) -> list[SessionListItem]:
+    def list(self, admin_id: str, *, offset: int = 0, limit: int | None = None) -> list[SessionListItem]:
         index = admin_index_key(admin_id)
         self._redis.zremrangebyscore(index, "-inf", time.time() - settings.MEMORY_TTL_SECONDS)
-        session_ids = [s.decode() for s in self._redis.zrevrange(index, 0, -1)]
+        last = -1 if limit is None else offset + limit - 1
+        session_ids = [s.decode() for s in self._redis.zrevrange(index, offset, last)]
         pipe = self._redis.pipeline(transaction=False)
         for session_id in session_ids:
             messages_key, meta_key = session_keys(admin_id, session_id)
