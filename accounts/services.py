@@ -21,6 +21,7 @@ from accounts.exceptions import (
 from accounts.models import AdminUser
 from accounts.passwords import password_hash, password_matches
 from accounts.tokens import CredentialsChanged, login_lifetime, tokens_revoke_refresh
+from core.metrics import login_counted
 from core.weak_secrets import is_known_default_password
 
 logger = logging.getLogger(__name__)
@@ -104,6 +105,7 @@ def browser_login_start(admin: AdminUser) -> tuple[str, int]:
     )
     if sid is None:
         raise CredentialsChanged()
+    login_counted("succeeded")
     logger.info("browser login: admin_id=%s", admin.id)
     return sid, int(lifetime.total_seconds())
 

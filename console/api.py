@@ -33,7 +33,12 @@ class ChatStreamView(ConsoleApiView):
         body.is_valid(raise_exception=True)
         data = body.validated_data
         return chat_answer(
-            request, None, chat_stream, session_id=data.get("session_id"), text=data["message"], options=chat_options(body)
+            request,
+            None,
+            chat_stream,
+            session_id=data.get("session_id"),
+            text=data["message"],
+            options=chat_options(body),
         )
 
 

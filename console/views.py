@@ -5,6 +5,7 @@ through the apps' selectors and services."""
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
@@ -28,7 +29,6 @@ from conversations.export_serializers import SessionExportSerializer
 from core.exceptions import ServiceError
 from system.selectors import console_status
 
-
 SIDEBAR_PAGE = 50
 
 
@@ -49,13 +49,13 @@ def sign_in(request: HttpRequest) -> HttpResponse:
     if request.method == "GET" and console_admin(request) is not None:
         return redirect(_next_page(request))
     form = SignInForm(request.POST or None)
-    status = 200
+    status, retry_after = 200, None
     if request.method == "POST" and form.is_valid():
         try:
             admin = console_sign_in(request, **form.cleaned_data)
         except ServiceError as exc:  # a throttled sign-in: the form again, with when to retry
             form.add_error(None, exc.detail)
-            status = exc.status_code
+            status, retry_after = exc.status_code, exc.retry_after
         except AuthenticationFailed as exc:  # the credentials changed while the password was checked
             form.add_error(None, str(exc.detail))
             status = 401
@@ -66,7 +66,10 @@ def sign_in(request: HttpRequest) -> HttpResponse:
             status = 401
     elif request.method == "POST":
         status = 400
-    return render(request, "console/sign_in.html", {"form": form, "next": _next_page(request)}, status=status)
+    response = render(request, "console/sign_in.html", {"form": form, "next": _next_page(request)}, status=status)
+    if retry_after is not None:
+        response["Retry-After"] = str(max(1, math.ceil(retry_after)))
+    return response
 
 
 @console_page

@@ -24,9 +24,7 @@ def imported_modules(path: Path) -> set[str]:
             names.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
             # `from accounts import services` imports the module accounts.services.
-            names.update(
-                f"{node.module}.{alias.name}" if node.module in APPS else node.module for alias in node.names
-            )
+            names.update(f"{node.module}.{alias.name}" if node.module in APPS else node.module for alias in node.names)
     return names
 
 

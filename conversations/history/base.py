@@ -185,6 +185,7 @@ class HistoryStore(Protocol):
         """The admin's sessions, most recently used first; `offset` and `limit` take a page of them, read
         without reading the others."""
         ...
+
     def count(self) -> int: ...
 
 

@@ -19,10 +19,10 @@ from conversations.history.base import (
     Conversation,
     SessionBusy,
     SessionListItem,
-    first_words,
     SessionTurn,
     SlotPolicy,
     UsagePolicy,
+    first_words,
     history_full,
 )
 from conversations.history.redis_keys import (

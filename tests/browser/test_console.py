@@ -12,6 +12,7 @@ from tests.browser.conftest import ARTIFACTS
 from tests.support import ALICE_PASSWORD
 
 PHONE = {"width": 375, "height": 740}
+MARKDOWN_REPLY = "Here is some **Markdown**:\n\n- a list\n- of items\n\n```python\nprint('hello, world')\n```"
 
 
 def sign_in(page, server_url: str) -> None:
@@ -183,7 +184,9 @@ def test_every_page_fits_and_is_saved_as_a_screenshot(browser, server_url, alice
         page.goto(f"{server_url}/console/sign-in")
         shot(page, f"console_sign_in_{width}")
         sign_in(page, server_url)
-        fake_groq.configure(reply="Here is some **Markdown**:\n\n- a list\n- of items\n\n```python\nprint('hello, world')\n```")
+        fake_groq.configure(
+            reply="Here is some **Markdown**:\n\n- a list\n- of items\n\n```python\nprint('hello, world')\n```"
+        )
         send(page, "Show me some Markdown with a code block")
         send(page, "And a second question")
         page.reload()  # as it is opened from the sidebar: with its export and delete buttons

@@ -23,7 +23,8 @@ def sign_in(browser: Client, username: str = "alice", password: str = ALICE_PASS
     page = browser.get("/console/sign-in")
     token = csrf_token_of(page.content.decode())
     return browser.post(
-        "/console/sign-in", {"username": username, "password": password, "csrfmiddlewaretoken": token, "next": "/console/keys"}
+        "/console/sign-in",
+        {"username": username, "password": password, "csrfmiddlewaretoken": token, "next": "/console/keys"},
     )
 
 
@@ -61,9 +62,10 @@ def test_a_wrong_password_signs_nobody_in_and_the_login_throttle_applies(alice, 
     settings.LOGIN_MAX_FAILURES_PER_USERNAME = 2
     browser = Client(enforce_csrf_checks=True)
 
-    answers = [sign_in(browser, password="wrong-password").status_code for _ in range(3)]
+    answers = [sign_in(browser, password="wrong-password") for _ in range(3)]
 
-    assert answers == [HTTPStatus.UNAUTHORIZED, HTTPStatus.UNAUTHORIZED, HTTPStatus.TOO_MANY_REQUESTS]
+    assert [a.status_code for a in answers] == [HTTPStatus.UNAUTHORIZED] * 2 + [HTTPStatus.TOO_MANY_REQUESTS]
+    assert int(answers[-1]["Retry-After"]) > 0
     assert sign_in(browser).status_code == HTTPStatus.TOO_MANY_REQUESTS  # even the right password, for now
     assert login_session_list(alice.id) == []
     assert browser.get("/console/keys").status_code == HTTPStatus.FOUND
