@@ -194,3 +194,15 @@ def test_an_import_that_is_not_an_export_is_refused(console):
 def test_the_console_is_not_in_the_api_schema(api):
     paths = api.get("/openapi.json").json()["paths"]
     assert not [path for path in paths if path.startswith("/console")]
+
+
+@pytest.mark.parametrize("path", ["/console/api/chat", "/console/api/chat/a/regenerate", "/console/api/chat/a/edit"])
+def test_the_console_chat_is_admitted_as_chats_are(console, settings, fake_groq, path):
+    settings.CHAT_ADMIT_MAX_LOOP_LAG_MS = 0  # every loop runs at least 0 ms late: no new chat is taken
+    body = json.dumps({"message": "Hi"})
+
+    response = console.post(path, body, content_type="application/json", HTTP_X_CSRFTOKEN=csrf(console))
+
+    assert response.status_code == HTTPStatus.SERVICE_UNAVAILABLE
+    assert response.json()["code"] == "server_busy"
+    assert fake_groq.chat_requests() == []
