@@ -207,3 +207,35 @@ def test_every_page_fits_and_is_saved_as_a_screenshot(browser, server_url, alice
 def shot(page, name: str) -> None:
     assert page.evaluate("document.documentElement.scrollWidth") <= page.viewport_size["width"], name
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def tab_to(page, selector: str, most: int = 20) -> None:
+    for _ in range(most):
+        page.keyboard.press("Tab")
+        if page.evaluate("s => document.activeElement.matches(s)", selector):
+            return
+    raise AssertionError(f"{selector} is not reached with the Tab key")
+
+
+def test_signing_in_and_chatting_with_the_keyboard_only(page, server_url, alice):
+    page.goto(f"{server_url}/console/")
+    tab_to(page, "input[name=username]")
+    page.keyboard.type("alice")
+    tab_to(page, "input[name=password]")
+    page.keyboard.type(ALICE_PASSWORD)
+    page.keyboard.press("Enter")
+    page.get_by_role("heading", name="New chat").wait_for()
+
+    page.keyboard.press("Tab")  # the skip link comes first
+    assert page.evaluate("document.activeElement.textContent") == "Skip to content"
+    page.keyboard.press("Enter")
+    tab_to(page, "textarea#message")
+    page.keyboard.type("Typed, not clicked")
+    page.keyboard.press("Enter")
+    page.locator("#chat-status", has_text="Reply complete.").wait_for()
+    assert last_reply(page).inner_text() == "Echo: Typed, not clicked"
+
+    tab_to(page, "button#regenerate")
+    page.keyboard.press("Enter")
+    page.locator("#chat-status", has_text="Reply complete.").wait_for()
+    assert page.locator("li.message").count() == 2
