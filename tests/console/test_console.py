@@ -78,6 +78,11 @@ def test_a_password_over_bcrypts_limit_is_refused_before_it_is_checked(alice):
     assert "72" in response.content.decode()
 
 
+def test_the_console_without_its_slash_is_the_console():
+    response = Client().get("/console")
+    assert (response.status_code, response["Location"]) == (HTTPStatus.FOUND, "/console/")
+
+
 @pytest.mark.parametrize("page", PAGES)
 def test_pages_need_a_sign_in(page):
     response = Client().get(page)
