@@ -60,6 +60,7 @@ INSTALLED_APPS = [
     "conversations",
     "llm_provider",
     "system",
+    "console",
     "chatbot_project.apps.ProjectConfig",  # the configuration's system checks
 ]
 

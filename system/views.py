@@ -178,6 +178,7 @@ ROOT_LINKS = {
     "redoc": "redoc",
     "openapi": "openapi",
     "browser_login": "rest_framework:login",
+    "console": "console:chat",
 }
 
 
