@@ -112,7 +112,10 @@ def chat(request: HttpRequest, admin: AdminUser, session_id: str | None = None) 
 @require_POST
 @signed_in
 def session_delete(request: HttpRequest, admin: AdminUser, session_id: str) -> HttpResponse:
-    if not chat_services.session_delete(admin=admin, session_id=session_id):
+    deleted = chat_services.session_delete(admin=admin, session_id=session_id)
+    outcome: dict[str, Any] = {} if deleted else {"outcome": "failure", "detail": "not_found"}
+    account_services.action_audit("session.deleted", request=request, admin=admin, target=session_id, **outcome)
+    if not deleted:
         raise Http404("No such session.")
     return redirect(reverse("console:chat"))
 
@@ -147,6 +150,7 @@ def session_import(request: HttpRequest, admin: AdminUser) -> HttpResponse:
             except ServiceError as exc:
                 problem = exc.detail
             else:
+                account_services.action_audit("session.imported", request=request, admin=admin, target=session_id)
                 return redirect(reverse("console:session", args=[session_id]))
         elif body is not None:
             problem = f"Not an exported session: {json.dumps(body.errors)}"
@@ -184,6 +188,7 @@ def key_create(request: HttpRequest, admin: AdminUser) -> HttpResponse:
         return _keys_page(request, admin, errors=body.errors)
     budget = budget_of(body.validated_data.get("budget"))
     key, secret = account_services.api_key_create(admin_id=admin.id, name=body.validated_data["name"], budget=budget)
+    account_services.action_audit("api_key.created", request=request, admin=admin, target=key.id)
     # The secret is on this answer only (never stored, never cached: console_page sends no-store).
     return _keys_page(request, admin, created=key, secret=secret)
 
@@ -201,6 +206,7 @@ def key_revoke(request: HttpRequest, admin: AdminUser, key_id: str) -> HttpRespo
         account_services.api_key_revoke(key_id=key_id, admin_id=admin.id)
     except ApiKeyNotFound:
         raise Http404("No such API key.") from None
+    account_services.action_audit("api_key.revoked", request=request, admin=admin, target=key_id)
     return redirect(reverse("console:keys"))
 
 

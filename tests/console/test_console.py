@@ -13,6 +13,7 @@ from django.core.management import call_command
 from django.test import Client
 
 from accounts.login_sessions import login_session_list
+from accounts.selectors import api_key_list
 from accounts.services import admin_delete, admin_update_credentials, api_key_create
 from tests.support import ALICE_PASSWORD, csrf_token_of
 
@@ -211,3 +212,43 @@ def test_the_console_chat_is_admitted_as_chats_are(console, settings, fake_groq,
     assert response.status_code == HTTPStatus.SERVICE_UNAVAILABLE
     assert response.json()["code"] == "server_busy"
     assert fake_groq.chat_requests() == []
+
+
+def audited(admin_client) -> list[tuple[str, str, str, str]]:
+    body = admin_client.get("/admin/audit").json()
+    return [(e["action"], e["actor"], e["target"], e["outcome"]) for e in body["entries"]]
+
+
+def test_signing_in_and_out_and_a_failed_sign_in_are_in_the_audit_log(alice, alice_client):
+    browser = Client(enforce_csrf_checks=True)
+    assert sign_in(browser, password="wrong-password").status_code == HTTPStatus.UNAUTHORIZED
+    assert sign_in(browser).status_code == HTTPStatus.FOUND
+    token = csrf(browser)
+    assert browser.post("/console/sign-out", {"csrfmiddlewaretoken": token}).status_code == HTTPStatus.FOUND
+    browser.post("/console/sign-out", {"csrfmiddlewaretoken": token})  # signed out already: nothing to record
+
+    assert audited(alice_client)[:3] == [
+        ("logout", alice.id, "", "success"),
+        ("login.succeeded", alice.id, "alice", "success"),
+        ("login.failed", "", "alice", "failure"),
+    ]
+
+
+def test_keys_and_sessions_changed_in_the_console_are_in_the_audit_log(alice, alice_client, console):
+    created = console.post("/console/keys/create", {"name": "ci", "csrfmiddlewaretoken": csrf(console)})
+    key_id = next(key.id for key in api_key_list(admin_id=alice.id))
+    assert created.status_code == HTTPStatus.OK
+    console.post(f"/console/keys/{key_id}/revoke", {"csrfmiddlewaretoken": csrf(console)})
+    document = {"format": "chatbot-session/1", "session_id": "kept", "messages": [{"role": "user", "content": "x"}]}
+    upload = SimpleUploadedFile("kept.json", json.dumps(document).encode(), content_type="application/json")
+    console.post("/console/import", {"file": upload, "csrfmiddlewaretoken": csrf(console)})
+    console.post("/console/chat/kept/delete", {"csrfmiddlewaretoken": csrf(console)})
+    console.post("/console/chat/kept/delete", {"csrfmiddlewaretoken": csrf(console)})
+
+    assert audited(alice_client)[:5] == [
+        ("session.deleted", alice.id, "kept", "failure"),
+        ("session.deleted", alice.id, "kept", "success"),
+        ("session.imported", alice.id, "kept", "success"),
+        ("api_key.revoked", alice.id, key_id, "success"),
+        ("api_key.created", alice.id, key_id, "success"),
+    ]
