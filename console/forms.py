@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, time, timedelta
+
 from django import forms
 from rest_framework import serializers
 
+from accounts.selectors import AUDIT_ACTIONS
 from accounts.serializers import password_checkable
 
 
@@ -22,3 +25,27 @@ class SignInForm(forms.Form):
 
 class ImportForm(forms.Form):
     file = forms.FileField(label="Exported session (JSON)")
+
+
+class AuditFilterForm(forms.Form):
+    """The audit page's filters: an action, and a range of UTC days (both ends included)."""
+
+    action = forms.ChoiceField(choices=[("", "Every action"), *((a, a) for a in AUDIT_ACTIONS)], required=False)
+    since = forms.DateField(label="From", required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    until = forms.DateField(label="To", required=False, widget=forms.DateInput(attrs={"type": "date"}))
+
+    def clean(self) -> dict:
+        data = super().clean()
+        if data.get("since") and data.get("until") and data["since"] > data["until"]:
+            raise forms.ValidationError("The range ends before it starts.")
+        return data
+
+    def query(self) -> dict:
+        """The selector's arguments: the days as the times that bound them."""
+        data = self.cleaned_data
+        since, until = data.get("since"), data.get("until")
+        return {
+            "action": data.get("action") or None,
+            "since": datetime.combine(since, time.min, UTC) if since else None,
+            "until": datetime.combine(until, time.min, UTC) + timedelta(days=1, milliseconds=-1) if until else None,
+        }

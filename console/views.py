@@ -21,7 +21,7 @@ from accounts.exceptions import ApiKeyNotFound
 from accounts.models import AdminUser
 from accounts.serializers import ApiKeyCreateRequestSerializer, budget_of
 from console.auth import console_admin, console_sign_in, console_sign_out, signed_in
-from console.forms import ImportForm, SignInForm
+from console.forms import AuditFilterForm, ImportForm, SignInForm
 from console.security import console_page
 from conversations import selectors as chat_selectors
 from conversations import services as chat_services
@@ -30,6 +30,7 @@ from core.exceptions import ServiceError
 from system.selectors import console_status
 
 SIDEBAR_PAGE = 50
+AUDIT_PAGE = 200
 
 
 def _offset(request: HttpRequest) -> int:
@@ -216,3 +217,15 @@ def key_revoke(request: HttpRequest, admin: AdminUser, key_id: str) -> HttpRespo
 def status(request: HttpRequest, admin: AdminUser) -> HttpResponse:
     context = {"admin": admin, "page": "status", **console_status(admin_id=admin.id)}
     return render(request, "console/status.html", context)
+
+
+@console_page
+@require_GET
+@signed_in
+def audit(request: HttpRequest, admin: AdminUser) -> HttpResponse:
+    form = AuditFilterForm(request.GET)
+    entries = []
+    if form.is_valid():
+        entries = account_selectors.audit_log(admin_id=admin.id, limit=AUDIT_PAGE, **form.query())
+    context = {"admin": admin, "page": "audit", "form": form, "entries": entries, "most": AUDIT_PAGE}
+    return render(request, "console/audit.html", context, status=200 if form.is_valid() else 400)

@@ -24,3 +24,14 @@ def when(value: str | None) -> str:
 def label(name: str) -> str:
     """A field name as words: `prompt_tokens` as `Prompt tokens`."""
     return name.replace("_", " ").capitalize()
+
+
+@register.filter
+def seconds(value: str | None) -> str:
+    """An ISO 8601 time as `2026-12-04 09:30:15 UTC`."""
+    if not value:
+        return ""
+    try:
+        return datetime.fromisoformat(value).strftime("%Y-%m-%d %H:%M:%S UTC")
+    except ValueError:
+        return value

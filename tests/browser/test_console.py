@@ -200,8 +200,27 @@ def test_every_page_fits_and_is_saved_as_a_screenshot(browser, server_url, alice
         shot(page, f"console_keys_{width}")
         page.goto(f"{server_url}/console/status")
         shot(page, f"console_status_{width}")
+        page.goto(f"{server_url}/console/audit")
+        shot(page, f"console_audit_{width}")
     finally:
         context.close()
+
+
+def test_the_audit_log_page_filters_the_admins_entries_by_action(page, server_url, alice):
+    sign_in(page, server_url)
+    page.goto(f"{server_url}/console/keys")
+    page.get_by_label("Name").fill("audited")
+    page.get_by_role("button", name="Create key").click()
+    page.get_by_label("The new API key").wait_for()
+
+    page.get_by_role("link", name="Audit log").click()
+    rows = page.locator("#audit-table tbody tr")
+    assert rows.evaluate_all("rows => rows.map(r => r.dataset.action)") == ["api_key.created", "login.succeeded"]
+    page.get_by_label("Action").select_option("login.succeeded")
+    page.get_by_role("button", name="Filter").click()
+    page.wait_for_url("**action=login.succeeded**")
+    assert rows.evaluate_all("rows => rows.map(r => r.dataset.action)") == ["login.succeeded"]
+    assert page.get_by_label("Action").input_value() == "login.succeeded"  # the filter stays as chosen
 
 
 def shot(page, name: str) -> None:

@@ -5,6 +5,7 @@ the API's schema. The browser tests (tests/browser/test_console.py) drive the sa
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from http import HTTPStatus
 
 import pytest
@@ -17,7 +18,7 @@ from accounts.selectors import api_key_list
 from accounts.services import admin_delete, admin_update_credentials, api_key_create
 from tests.support import ALICE_PASSWORD, csrf_token_of
 
-PAGES = ["/console/", "/console/keys", "/console/status"]
+PAGES = ["/console/", "/console/keys", "/console/status", "/console/audit"]
 
 
 def sign_in(browser: Client, username: str = "alice", password: str = ALICE_PASSWORD):
@@ -252,3 +253,21 @@ def test_keys_and_sessions_changed_in_the_console_are_in_the_audit_log(alice, al
         ("api_key.revoked", alice.id, key_id, "success"),
         ("api_key.created", alice.id, key_id, "success"),
     ]
+
+
+def test_the_audit_page_lists_the_admins_entries_filtered_by_action_and_day(alice, bob, console):
+    console.post("/console/keys/create", {"name": "ci", "csrfmiddlewaretoken": csrf(console)})
+    sign_in(Client(), username="bob", password="wrong-password")  # bob's failed sign-in: not alice's to see
+
+    everything = console.get("/console/audit").content.decode()
+    created = console.get("/console/audit", {"action": "api_key.created"}).content.decode()
+    tomorrow = (datetime.now(UTC).date() + timedelta(days=1)).isoformat()
+    later = console.get("/console/audit", {"since": tomorrow}).content.decode()
+    backwards = console.get("/console/audit", {"since": tomorrow, "until": "2020-01-01"})
+
+    assert 'data-action="login.succeeded"' in everything and 'data-action="api_key.created"' in everything
+    assert 'data-action="login.failed"' not in everything
+    assert 'data-action="api_key.created"' in created and 'data-action="login.succeeded"' not in created
+    assert "data-action=" not in later
+    assert backwards.status_code == HTTPStatus.BAD_REQUEST and "ends before it starts" in backwards.content.decode()
+    assert console.get("/console/audit", {"action": "nonsense"}).status_code == HTTPStatus.BAD_REQUEST
