@@ -14,7 +14,7 @@ from django.core.management import call_command
 from django.test import Client
 
 from accounts.login_sessions import login_session_list
-from accounts.selectors import api_key_list
+from accounts.selectors import api_key_list, api_keys_with_budgets
 from accounts.services import admin_delete, admin_update_credentials, api_key_create
 from tests.support import ALICE_PASSWORD, csrf_token_of
 
@@ -271,3 +271,22 @@ def test_the_audit_page_lists_the_admins_entries_filtered_by_action_and_day(alic
     assert "data-action=" not in later
     assert backwards.status_code == HTTPStatus.BAD_REQUEST and "ends before it starts" in backwards.content.decode()
     assert console.get("/console/audit", {"action": "nonsense"}).status_code == HTTPStatus.BAD_REQUEST
+
+
+def test_a_keys_budget_is_changed_and_removed_on_its_page_and_bad_values_change_nothing(alice, console):
+    key, _ = api_key_create(admin_id=alice.id, name="ci")
+    page = f"/console/keys/{key.id}/change"
+    assert console.get(page).status_code == HTTPStatus.OK
+
+    bad = console.post(page, {"budget_tokens": "-5", "budget_period": "day", "csrfmiddlewaretoken": csrf(console)})
+    assert bad.status_code == HTTPStatus.BAD_REQUEST and api_keys_with_budgets(admin_id=alice.id)[0]["budget"] is None
+    set_ = console.post(page, {"budget_tokens": "500", "budget_period": "month", "csrfmiddlewaretoken": csrf(console)})
+    assert set_.status_code == HTTPStatus.FOUND
+    budget = api_keys_with_budgets(admin_id=alice.id)[0]["budget"]
+    assert (budget["tokens"], budget["period"]) == (500, "month")
+    assert (
+        console.post(page, {"budget_tokens": "", "csrfmiddlewaretoken": csrf(console)}).status_code == HTTPStatus.FOUND
+    )
+    assert api_keys_with_budgets(admin_id=alice.id)[0]["budget"] is None
+    assert console.post(page, {"budget_tokens": "9"}).status_code == HTTPStatus.FORBIDDEN  # no CSRF token
+    assert console.get("/console/keys/0123456789abcdef/change").status_code == HTTPStatus.NOT_FOUND
