@@ -3,9 +3,9 @@ chats in flight (MAX_CHATS_IN_FLIGHT, which follows memory) and its event loop's
 which follows its cores). gunicorn's worker (server/worker.py) decides it on the request's head, before gunicorn's
 parser or Django run; the first middleware (conversations/admission.py) decides it again under any other server.
 
-Hysteresis: a worker that started refusing for a reason goes on refusing until that reason has eased off well
-below its limit (a tenth of the cap's slots free, the lag back under half its limit), so that a worker at its
-limit does not alternate a refusal with a burst of admissions that takes it straight back over."""
+Hysteresis: a worker that started refusing for a reason goes on refusing until that reason has eased off below
+its limit (a tenth of the cap's slots free, the lag back under three quarters of its limit), so that a worker at
+its limit does not alternate a refusal with a burst of admissions that takes it straight back over."""
 
 from __future__ import annotations
 
@@ -25,8 +25,9 @@ FULL_RETRY_AFTER_SECONDS = 1
 LATE_RETRY_AFTER_SECONDS = 5
 # The share of the cap that must be free again before a worker that filled it takes new chats.
 FULL_RESUME_SHARE = 0.9
-# The share of CHAT_ADMIT_MAX_LOOP_LAG_MS the lag must fall under before a late worker takes new chats.
-LATE_RESUME_SHARE = 0.5
+# The share of CHAT_ADMIT_MAX_LOOP_LAG_MS the lag must fall under before a late worker takes new chats: lower would
+# refuse longer on a machine whose other work keeps the loop late, which refuses chats it could answer.
+LATE_RESUME_SHARE = 0.75
 
 
 @dataclass(frozen=True)
