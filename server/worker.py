@@ -7,7 +7,7 @@ fit in one worker. What gevent alone leaves open, this adds: each request is rea
 (REQUEST_BUFFER_BYTES); a write waits a bounded time on a client that does not read (RESPONSE_WRITE_TIMEOUT_SECONDS);
 closing lingers so that a client still sending reads its answer. A request that would start a chat while the
 worker holds MAX_CHATS_IN_FLIGHT of them, or while its event loop runs late, is answered 503 `server_busy` from the
-socket (core/admission.py), at a cost of a few microseconds: under a load far over what the worker serves, every
+socket (core/admission.py), for about 20 µs of Python: under a load far over what the worker serves, every
 refusal made later (gunicorn's parser, the middleware) would take the core its chats and health probes need. All of
 it lives in the connection's socket, so gunicorn's own request handling runs unchanged; the one gunicorn method
 overridden, `handle`, and the attributes and signal handlers the worker relies on are held by tests/test_worker.py.
@@ -159,9 +159,8 @@ class RequestSocket(gsocket.socket):
         here, and the next request read."""
         self._chat_answered()
         while True:
-            taken = self._read_one()
-            if taken is not True:
-                return taken
+            if not self._read_one():
+                return False
             framing = self.framing
             if framing.new_chat_path is None or self.body_missing:
                 return True
@@ -180,6 +179,7 @@ class RequestSocket(gsocket.socket):
             self.limits.chats -= 1
 
     def _read_one(self) -> bool:
+        """Reads until `pending` holds a whole request, which becomes `request` (its head read into `framing`)."""
         limits = self.limits
         first_wait = limits.read_timeout if not self.requests else limits.keepalive
         if limits.stopping:
