@@ -77,6 +77,7 @@ def test_the_worker_refuses_a_chat_past_the_cap_from_the_socket_and_keeps_the_co
         assert b"\r\nRetry-After: 1\r\n" in refusal
         assert b'"code": "server_busy"' in refusal
         assert b"Connection: keep-alive" in refusal
+        assert b"Server: gunicorn" not in refusal  # answered before gunicorn handled the request
         assert b'"alive"' in probe
         assert fake_groq.in_flight <= 1
 
