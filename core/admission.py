@@ -13,9 +13,10 @@ import json
 import re
 from dataclasses import dataclass
 
-# The paths whose POST starts a turn (conversations/urls.py, openai/urls.py).
+# The paths whose POST starts a turn (conversations/urls.py, openai/urls.py, console/urls.py).
 NEW_CHAT_PATH = re.compile(
     r"/(?:chat|admin/test-chat|(?:openai/)?v1/chat/completions|chat/sessions/[^/]+/(?:regenerate|edit))/?"
+    r"|/console/api/chat(?:/[^/]+/(?:regenerate|edit))?"
 )
 # The paths answered in OpenAI's error shape.
 OPENAI_PATH = re.compile(r"/(?:openai/)?v1/")

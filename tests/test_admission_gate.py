@@ -53,6 +53,8 @@ def test_the_worker_reads_which_requests_start_a_chat_and_whether_they_keep_the_
     assert framing(b"POST /chat/ HTTP/1.1\r\nHost: x").new_chat_path == "/chat/"
     assert framing(b"POST /v1/chat/completions?x=1 HTTP/1.1").new_chat_path == "/v1/chat/completions"
     assert framing(b"POST /chat/sessions/abc/regenerate HTTP/1.1").new_chat_path == "/chat/sessions/abc/regenerate"
+    assert framing(b"POST /console/api/chat HTTP/1.1").new_chat_path == "/console/api/chat"
+    assert framing(b"POST /console/api/chat/abc/edit HTTP/1.1").new_chat_path == "/console/api/chat/abc/edit"
     assert framing(b"GET /chat/ HTTP/1.1").new_chat_path is None
     assert framing(b"POST /chat/sessions HTTP/1.1").new_chat_path is None
     assert framing(b"POST /admin/login HTTP/1.1").new_chat_path is None
