@@ -64,8 +64,9 @@ def request_of(data: dict[str, Any]) -> ResponseRequest:
         "parallel_tool_calls": data.get("parallel_tool_calls", True) is not False,
         "text": {"format": text_format},
         "reasoning": data.get("reasoning"),
-        "truncation": "disabled",
+        "truncation": data["truncation"],
         "user": data.get("user"),
+        "safety_identifier": data.get("safety_identifier"),
         "conversation": {"id": data["conversation"]} if data.get("conversation") else None,
     }
     options = ChatOptions(data["model"], data.get("temperature"), data.get("max_output_tokens"), data["params"])
@@ -78,6 +79,7 @@ def request_of(data: dict[str, Any]) -> ResponseRequest:
         store=data["store"],
         echo=echo,
         input_items=data["input_items"],
+        truncation=data["truncation"] == "auto",
     )
 
 
@@ -124,10 +126,10 @@ class ResponsesView(OpenAIView):
         }
         if not body.validated_data["stream"]:
             return Response(response_create(**asked))
-        planned, pieces = response_stream(**asked)
+        pieces = response_stream(**asked)
+        start = next(pieces)  # errors before the first piece still get their own HTTP status
         pieces = recorded(claim, pieces, lambda finished: finished)
-        first = next(pieces)  # errors before the first piece still get their own HTTP status
-        events = response_events(planned.start_body(), first, pieces)
+        events = response_events(start, next(pieces), pieces)
         return StreamingHttpResponse(events, content_type="text/event-stream", headers=SSE_HEADERS)
 
 

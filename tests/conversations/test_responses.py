@@ -13,6 +13,7 @@ from django.core.wsgi import get_wsgi_application
 
 from accounts.api_keys import api_key_create
 from accounts.budgets import Budget, BudgetOwner, budget_set
+from conversations.responses.store import session_of
 from conversations.stores import history_store
 
 MODEL = "openai/gpt-oss-20b"
@@ -99,7 +100,7 @@ def test_a_chain_is_one_stored_session(client, alice, history_backend):
     first = client.responses.create(model=MODEL, input="one")
     client.responses.create(model=MODEL, input="two", previous_response_id=first.id)
 
-    conversation = history_store().get(alice.id, first.id)
+    conversation = history_store().get(alice.id, session_of(first.id))
     assert [m["content"] for m in conversation.messages] == ["one", "Echo: one", "two", "Echo: two"]
 
 
@@ -128,7 +129,7 @@ def test_continuing_from_an_earlier_response_branches(client, alice, fake_groq, 
     ]
     assert ("user", "branch") not in sent[-1]
     assert after_second.output_text == "Echo: three" and after_branch.output_text == "Echo: more"
-    branch_session = history_store().get(alice.id, branch.id)
+    branch_session = history_store().get(alice.id, session_of(branch.id))
     assert [m["content"] for m in branch_session.messages] == [
         "one",
         "Echo: one",
@@ -293,7 +294,7 @@ def test_reasoning_is_an_output_item(client, fake_groq):
 
 def test_a_chain_whose_session_expired_is_not_found(client, alice):
     first = client.responses.create(model=MODEL, input="one")
-    history_store().delete(alice.id, first.id)
+    history_store().delete(alice.id, session_of(first.id))
 
     with pytest.raises(openai.NotFoundError) as caught:
         client.responses.create(model=MODEL, input="two", previous_response_id=first.id)
@@ -312,9 +313,9 @@ def test_two_responses_continuing_one_chain_at_once_never_lose_a_turn(client, al
         answered = list(pool.map(follow, ["a", "b"]))
 
     # One went on in the chain's session, the other (finding the chain gone on) in a branch of its own.
-    chain = [m["content"] for m in history_store().get(alice.id, first.id).messages]
+    chain = [m["content"] for m in history_store().get(alice.id, session_of(first.id)).messages]
     branched = next(r for r in answered if f"Echo: {r.output_text[-1]}" not in chain)
-    branch = [m["content"] for m in history_store().get(alice.id, branched.id).messages]
+    branch = [m["content"] for m in history_store().get(alice.id, session_of(branched.id)).messages]
     assert len(chain) == len(branch) == 4
     assert sorted([chain[-1], branch[-1]]) == ["Echo: a", "Echo: b"]
     assert branch[:2] == chain[:2] == ["one", "Echo: one"]
