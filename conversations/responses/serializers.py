@@ -270,6 +270,9 @@ class ResponseSerializer(serializers.Serializer):
     tool_choice = serializers.JSONField()
     parallel_tool_calls = serializers.BooleanField()
     text = serializers.DictField()
+    truncation = serializers.CharField(help_text="`auto` or `disabled`, as the request said.")
+    user = serializers.CharField(allow_null=True)
+    safety_identifier = serializers.CharField(allow_null=True)
     error = serializers.JSONField(allow_null=True)
     incomplete_details = serializers.JSONField(allow_null=True)
 
