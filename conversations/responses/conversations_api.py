@@ -11,14 +11,7 @@ from accounts.models import AdminUser
 from conversations.history.base import SessionTurn, StoreOptions, message
 from conversations.limits import turn_hold_seconds
 from conversations.responses.items import function_call_item, new_id, page
-from conversations.responses.store import (
-    CONVERSATION_RECORD,
-    StoredConversation,
-    conversation_put,
-)
-from conversations.responses.store import (
-    conversation_get as stored_conversation,
-)
+from conversations.responses.store import CONVERSATION_RECORD, StoredConversation, conversation_put, stored_conversation
 from conversations.stores import history_store
 from core.exceptions import ServiceError
 

@@ -28,8 +28,8 @@ from conversations.responses.store import (
     new_response_id,
     response_forget,
     session_of,
+    stored_response,
 )
-from conversations.responses.store import response_get as stored_response
 from conversations.services import completion_model_check
 from conversations.stores import history_store
 from conversations.summaries import summary_message
@@ -111,10 +111,6 @@ class _Records:
 class PlannedResponse:
     turn: Turn
     records: _Records
-
-    @property
-    def response_id(self) -> str:
-        return self.records.response_id
 
     def start_body(self) -> dict[str, Any]:
         records = self.records

@@ -53,7 +53,7 @@ class StoredResponse:
         return StoredResponse(data["body"], data["input_items"])
 
 
-def response_get(admin_id: str, response_id: str) -> StoredResponse | None:
+def stored_response(admin_id: str, response_id: str) -> StoredResponse | None:
     session_id = session_of(response_id)
     if session_id is None:
         return None
@@ -86,7 +86,7 @@ class StoredConversation:
         return StoredConversation(data["created_at"], data["metadata"])
 
 
-def conversation_get(admin_id: str, conversation_id: str) -> StoredConversation | None:
+def stored_conversation(admin_id: str, conversation_id: str) -> StoredConversation | None:
     return StoredConversation.decoded(history_store().record(admin_id, conversation_id, CONVERSATION_RECORD))
 
 
