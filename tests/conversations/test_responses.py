@@ -423,6 +423,12 @@ def test_a_conversation_collects_its_responses(client, alice, fake_groq):
     texts = [item.content[0].text for item in items.data]
     assert texts == ["My name is Ada.", "one", "Echo: one", "two", "Echo: two"]
     assert history_store().get(alice.id, conversation.id) is not None
+    # A response made in a conversation is stored with it, and goes with it.
+    assert session_of(second.id) == conversation.id
+    assert client.responses.retrieve(second.id).output_text == "Echo: two"
+    client.conversations.delete(conversation.id)
+    with pytest.raises(openai.NotFoundError):
+        client.responses.retrieve(second.id)
 
 
 def test_conversation_items_metadata_and_delete(client, bob_sdk):
@@ -440,6 +446,9 @@ def test_conversation_items_metadata_and_delete(client, bob_sdk):
         bob_sdk.conversations.retrieve(conversation.id)
     with pytest.raises(openai.NotFoundError):
         bob_sdk.responses.create(model=MODEL, input="hi", conversation=conversation.id)
+    with pytest.raises(openai.NotFoundError):
+        bob_sdk.conversations.items.create(conversation.id, items=[{"type": "message", "role": "user", "content": "x"}])
+    assert [item.content[0].text for item in client.conversations.items.list(conversation.id).data] == ["hello"]
 
     assert client.conversations.delete(conversation.id).deleted
     with pytest.raises(openai.NotFoundError):
