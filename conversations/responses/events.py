@@ -38,8 +38,9 @@ class _Output:
 
     def __init__(self, event: _Events, message_id: str) -> None:
         self.event, self.message_id = event, message_id
-        self.keys: list[str] = []  # "message" or "call:<upstream index>"
-        self.calls: dict[int, dict[str, Any]] = {}  # upstream index -> {id, call_id, name, arguments, pending}
+        self.keys: list[str] = []  # "message", "call:<upstream index>", or "whole:<item id>" (opened at the end)
+        # By upstream index: the call's id and name, the arguments sent, and those held until it can be opened.
+        self.calls: dict[int, dict[str, Any]] = {}
 
     def index(self, key: str) -> int | None:
         return self.keys.index(key) if key in self.keys else None
@@ -72,9 +73,8 @@ class _Output:
             if key not in self.keys:
                 if not (call["id"] and call["name"]):
                     continue
-                stub = {"id": "", "function": {"name": call["name"], "arguments": ""}}
-                item = {**function_call_item({**stub, "id": call["id"]}), "status": "in_progress"}
-                yield from self._open(key, item)
+                opened = function_call_item({"id": call["id"], "function": {"name": call["name"], "arguments": ""}})
+                yield from self._open(key, {**opened, "status": "in_progress"})
             if call["pending"]:
                 at = {"item_id": "fc_" + call["id"].removeprefix("call_"), "output_index": self.index(key)}
                 yield self.event("response.function_call_arguments.delta", **at, delta=call["pending"])

@@ -80,7 +80,6 @@ class _Records:
     request: ResponseRequest
     read: str | None
     body: dict[str, Any] | None = None  # the response object, once the turn has its completion
-    previous: StoredResponse | None = None
 
     def check(self, held: SessionTurn) -> None:
         request = self.request
@@ -89,10 +88,10 @@ class _Records:
         if request.conversation is not None:
             conversation_held(held, request.conversation)
         elif request.previous_response_id is not None:
-            self.previous = StoredResponse.decoded(held.record)
-            if self.previous is None:
+            previous = StoredResponse.decoded(held.record)
+            if previous is None:
                 raise _not_found(request.previous_response_id, PreviousNotFound)
-            _check_outputs(request, call_ids(self.previous.body))
+            _check_outputs(request, call_ids(previous.body))
 
     def written(self, completion: Completion) -> tuple[str, str] | None:
         self.body = response_body(
@@ -183,7 +182,7 @@ def _planned(
     }
     previous_id, created_at = request.previous_response_id, int(time.time())
     if request.conversation is None and not request.store:
-        # Reads the chain (one more round trip) and stores nothing.
+        # Reads the previous response and its chain (two more round trips) and stores nothing.
         previous = _previous(admin, previous_id) if previous_id else None
         _check_outputs(request, call_ids(previous.body) if previous else set())
         history = _chain_history(admin, previous_id) if previous_id else []
@@ -203,8 +202,10 @@ def _planned(
         _check_outputs(request, set())
         session_id, read, after = new_chain_session(), None, None
     records = _Records(new_response_id(session_id), created_at, request, read=read)
-    turn = Turn(admin, request.messages, session_id, **common, after=after, reply_id=records.response_id)
-    return PlannedResponse(replace(turn, records=records), records)
+    turn = Turn(
+        admin, request.messages, session_id, **common, after=after, reply_id=records.response_id, records=records
+    )
+    return PlannedResponse(turn, records)
 
 
 def _previous(admin: AdminUser, response_id: str) -> StoredResponse:
