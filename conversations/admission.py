@@ -18,9 +18,10 @@ from conversations.openai.wire import openai_error
 from core.http import refusal_response
 from core.loop_lag import loop_lag
 
-# The paths whose POST starts a turn (conversations/urls.py, openai_urls.py).
+# The paths whose POST starts a turn (conversations/urls.py, openai_urls.py, console/urls.py).
 NEW_CHAT = re.compile(
     r"/(?:chat|admin/test-chat|(?:openai/)?v1/chat/completions|chat/sessions/[^/]+/(?:regenerate|edit))/?"
+    r"|/console/api/chat(?:/[^/]+/(?:regenerate|edit))?"
 )
 OPENAI_SHAPED = re.compile(r"/(?:openai/)?v1/")
 # A worker at its memory cap frees a slot as soon as any chat ends; one whose cores are spent recovers as its

@@ -62,6 +62,15 @@ class SessionListItem:
     created_at: str
     last_activity: str
     usage: dict[str, int] = field(default_factory=dict)
+    first_words: str = ""  # the start of the first stored message, for a list a person reads (the console's)
+
+
+FIRST_WORDS_CHARS = 80
+
+
+def first_words(first_message: dict[str, Any] | None) -> str:
+    content = (first_message or {}).get("content")
+    return " ".join(content.split())[:FIRST_WORDS_CHARS] if isinstance(content, str) else ""
 
 
 def now_iso() -> str:
@@ -186,7 +195,11 @@ class HistoryStore(Protocol):
     def record_put(self, admin_id: str, session_id: str, name: str, value: str) -> None: ...
     def record_delete(self, admin_id: str, session_id: str, name: str) -> bool: ...
 
-    def list(self, admin_id: str) -> list[SessionListItem]: ...
+    def list(self, admin_id: str, *, offset: int = 0, limit: int | None = None) -> list[SessionListItem]:
+        """The admin's sessions, most recently used first; `offset` and `limit` take a page of them, read
+        without reading the others."""
+        ...
+
     def count(self) -> int: ...
 
 
@@ -211,4 +224,5 @@ def list_item_of(conversation: Conversation) -> SessionListItem:
         conversation.created_at,
         conversation.last_activity,
         {name: conversation.usage.get(name, 0) for name in USAGE_FIELDS},
+        first_words(conversation.messages[0] if conversation.messages else None),
     )

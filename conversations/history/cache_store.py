@@ -246,10 +246,11 @@ class CacheHistoryStore:
         with self._guard:
             return self._drop(admin_id, session_id)
 
-    def list(self, admin_id: str) -> list[SessionListItem]:
+    def list(self, admin_id: str, *, offset: int = 0, limit: int | None = None) -> list[SessionListItem]:
         with self._guard:
             self._prune(time.time())
-            session_ids = list(self._by_admin.get(admin_id, {}))
+            newest_first = list(reversed(self._by_admin.get(admin_id, {})))
+            session_ids = newest_first[offset : None if limit is None else offset + limit]
         found = self._cache.get_many([self._key(admin_id, s) for s in session_ids])
         live = [Conversation(**data) for data in found.values()]
         return sorted((list_item_of(c) for c in live), key=lambda s: s.last_activity, reverse=True)

@@ -22,6 +22,7 @@ from conversations.history.base import (
     SessionTurn,
     SlotPolicy,
     UsagePolicy,
+    first_words,
     history_full,
 )
 from conversations.history.redis_keys import (
@@ -252,22 +253,28 @@ class RedisHistoryStore:
     def record_delete(self, admin_id: str, session_id: str, name: str) -> bool:
         return bool(self._redis.hdel(records_key(admin_id, session_id), name))
 
-    def list(self, admin_id: str) -> list[SessionListItem]:
+    def list(self, admin_id: str, *, offset: int = 0, limit: int | None = None) -> list[SessionListItem]:
         index = admin_index_key(admin_id)
         self._redis.zremrangebyscore(index, "-inf", time.time() - settings.MEMORY_TTL_SECONDS)
-        session_ids = [s.decode() for s in self._redis.zrevrange(index, 0, -1)]
+        last = -1 if limit is None else offset + limit - 1
+        session_ids = [s.decode() for s in self._redis.zrevrange(index, offset, last)]
         pipe = self._redis.pipeline(transaction=False)
         for session_id in session_ids:
             messages_key, meta_key = session_keys(admin_id, session_id)
             pipe.llen(messages_key)
             pipe.hgetall(meta_key)
+            pipe.lindex(messages_key, 0)
         results = pipe.execute()
         listed = []
-        for session_id, count, meta in zip(session_ids, results[::2], results[1::2], strict=True):
+        rows = zip(session_ids, results[::3], results[1::3], results[2::3], strict=True)
+        for session_id, count, meta, first in rows:
             if meta:
                 meta = decoded(meta)
                 usage = {name: int(meta.get(name, 0)) for name in USAGE_FIELDS}
-                listed.append(SessionListItem(session_id, count, meta["created_at"], meta["last_activity"], usage))
+                words = first_words(json.loads(first) if first else None)
+                listed.append(
+                    SessionListItem(session_id, count, meta["created_at"], meta["last_activity"], usage, words)
+                )
         return listed
 
     def count(self) -> int:
