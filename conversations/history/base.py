@@ -101,6 +101,9 @@ class StoreOptions:
     admin_usage: bool = True  # add the usage to the admin's totals too (not for an import)
     drop_first: int = 0  # stored messages folded into `summary`, removed from the start
     summary: str | None = None  # the session's new summary (None: unchanged)
+    # A named record written with the turn beside the session (a stored response): kept, like every record of the
+    # session, for as long as the session (its TTL slides with each turn) and removed with it.
+    record: tuple[str, str] | None = None
 
 
 NEW_EXCHANGE = StoreOptions()  # the turn's messages follow the stored ones
@@ -155,6 +158,7 @@ class SessionTurn(Protocol):
     # What the turn holds in Redis (its admin's slot, the session's lock, a new session's place), for it to keep
     # while it runs; an in-process lock is held by the turn itself.
     leases: list[Lease]
+    record: str | None  # the record named by session_turn's `record`, read with the history; None when there is none
 
     def finish(
         self, messages: list[dict[str, Any]], usage: dict[str, int], options: StoreOptions = NEW_EXCHANGE
@@ -170,17 +174,27 @@ class HistoryStore(Protocol):
     backend: str
 
     def session_turn(
-        self, admin_id: str, session_id: str, *, hold_seconds: float
+        self, admin_id: str, session_id: str, *, hold_seconds: float, record: str | None = None
     ) -> AbstractContextManager[SessionTurn]:
         """Begins a turn: takes a chat slot of the admin (ChatLimited), the session's lock, waiting up to
         CHAT_SESSION_WAIT_SECONDS for it (SessionBusy), admits a session that is not stored yet before its turn
         asks the model (HistoryFull when the store is full and the admin is below its own cap), and reads the
-        history. What it holds in Redis lasts `hold_seconds` unless the turn renews it (SessionTurn.leases).
-        Leaving without `finish` (a failed turn) stores nothing and gives back all it holds."""
+        history (and the session's record named `record`, in the same round trip). What it holds in Redis lasts
+        `hold_seconds` unless the turn renews it (SessionTurn.leases). Leaving without `finish` (a failed turn)
+        stores nothing and gives back all it holds."""
         ...
 
     def get(self, admin_id: str, session_id: str) -> Conversation | None: ...
-    def delete(self, admin_id: str, session_id: str) -> bool: ...
+    def delete(self, admin_id: str, session_id: str) -> bool:
+        """Removes the session with its records."""
+        ...
+
+    # The records kept beside a session (StoreOptions.record), outside a turn: they live as long as the session
+    # (MEMORY_TTL_SECONDS since its last turn or since a record was put, whichever is later).
+    def record(self, admin_id: str, session_id: str, name: str) -> str | None: ...
+    def record_put(self, admin_id: str, session_id: str, name: str, value: str) -> None: ...
+    def record_delete(self, admin_id: str, session_id: str, name: str) -> bool: ...
+
     def list(self, admin_id: str, *, offset: int = 0, limit: int | None = None) -> list[SessionListItem]:
         """The admin's sessions, most recently used first; `offset` and `limit` take a page of them, read
         without reading the others."""
