@@ -68,11 +68,43 @@ def _exporter_names(environ: Mapping[str, str]) -> list[str]:
     return names
 
 
+SAMPLERS = (
+    "parentbased_always_on",
+    "parentbased_always_off",
+    "parentbased_traceidratio",
+    "always_on",
+    "always_off",
+    "traceidratio",
+)
+
+
+def _sampler_check(environ: Mapping[str, str]) -> None:
+    """The SDK reads OTEL_TRACES_SAMPLER(_ARG) itself, but takes a name it does not know, or a ratio that is not a
+    number, for its default (every trace): a typo would cost every chat its traces' CPU unannounced."""
+    name = environ.get("OTEL_TRACES_SAMPLER", SAMPLERS[0]).strip().lower()
+    if name not in SAMPLERS:
+        raise TracingConfigurationError(
+            f"OTEL_TRACES_SAMPLER={name} is not supported: use one of {', '.join(SAMPLERS)}."
+        )
+    if name.endswith("traceidratio") and "OTEL_TRACES_SAMPLER_ARG" in environ:
+        ratio = environ["OTEL_TRACES_SAMPLER_ARG"].strip()
+        try:
+            valid = 0.0 <= float(ratio) <= 1.0
+        except ValueError:
+            valid = False
+        if not valid:
+            raise TracingConfigurationError(
+                f"OTEL_TRACES_SAMPLER_ARG={ratio} is not a ratio: give the share of traces to keep, from 0 to 1 "
+                "(0.1 keeps a tenth)."
+            )
+
+
 def tracing_configuration_check(environ: Mapping[str, str] = os.environ) -> None:
     """Raises TracingConfigurationError, naming the variable, for OTEL_* settings this service cannot follow: at
     start, in gunicorn's master, rather than in every worker."""
     if tracing_requested(environ):
         _exporter_names(environ)
+        _sampler_check(environ)
 
 
 def _exporters(environ: Mapping[str, str]) -> list[SpanExporter]:

@@ -50,11 +50,25 @@ def test_tracing_is_on_only_when_otel_variables_ask_for_it(environ, on):
     [
         ({"OTEL_TRACES_EXPORTER": "jaeger"}, "OTEL_TRACES_EXPORTER=jaeger"),
         ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4317", "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"}, "PROTOCOL=grpc"),
+        ({"OTEL_TRACES_EXPORTER": "otlp", "OTEL_TRACES_SAMPLER": "ratio"}, "OTEL_TRACES_SAMPLER=ratio"),
+        (
+            {
+                "OTEL_TRACES_EXPORTER": "otlp",
+                "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
+                "OTEL_TRACES_SAMPLER_ARG": "10%",
+            },
+            "OTEL_TRACES_SAMPLER_ARG=10%",
+        ),
     ],
 )
 def test_settings_the_service_cannot_follow_are_refused_by_name(environ, named):
     with pytest.raises(tracing.TracingConfigurationError, match=named):
         tracing.tracing_configuration_check(environ)
+
+
+def test_a_supported_sampler_is_accepted():
+    environ = {"OTEL_TRACES_EXPORTER": "otlp", "OTEL_TRACES_SAMPLER": "parentbased_traceidratio"}
+    tracing.tracing_configuration_check({**environ, "OTEL_TRACES_SAMPLER_ARG": "0.1"})
 
 
 def test_the_server_refuses_to_start_with_an_otlp_protocol_it_cannot_speak():
