@@ -217,12 +217,13 @@ for i = 1, #KEYS, 3 do
     end
     local wanted = {tokens = tokens, usd = micros}
     if config[3] and micros < 0 then return {'unpriced', config[2]} end
-    for unit, limit in pairs({tokens = config[1], usd = config[3]}) do
-      limit = tonumber(limit)
-      if wanted[unit] > limit - used[unit] then
+    local limits = {tokens = config[1], usd = config[3]}
+    for _, unit in ipairs({'tokens', 'usd'}) do
+      local limit = tonumber(limits[unit])
+      if limit and wanted[unit] > limit - used[unit] then
         return {'exceeded', config[2], math.max(limit - used[unit], 0), unit}
       end
-      if wanted[unit] > limit - used[unit] - reserved[unit] then return {'reserved', config[2], unit} end
+      if limit and wanted[unit] > limit - used[unit] - reserved[unit] then return {'reserved', config[2], unit} end
     end
     chosen[#chosen + 1] = usage
   end
