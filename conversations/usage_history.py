@@ -100,13 +100,21 @@ def oldest_day(today: date | None = None) -> date:
     return (today or datetime.now(UTC).date()) - timedelta(days=settings.USAGE_RETENTION_DAYS)
 
 
-def usage_report(admin_ids: Iterable[str], start: date, end: date, group_by: Iterable[str]) -> dict[str, Any]:
-    """The usage of `admin_ids` from `start` to `end` (UTC days, both included; days past the retention are
-    gone), in rows per the `group_by` dimensions (`day`, `model`, `key`, and `admin` for an operator), sorted by
-    them, and the totals: `{from, to, group_by, rows: [{<dimension>..., requests, input_tokens, output_tokens,
-    total_tokens, cost_usd}], totals}`. One round trip per admin."""
+def usage_report(admin_id: str, start: date, end: date, group_by: Iterable[str]) -> dict[str, Any]:
+    """An admin's usage from `start` to `end` (UTC days, both included; days past the retention are gone), in
+    rows per the `group_by` dimensions (`day`, `model`, `key`), sorted by them, and the totals: `{from, to,
+    group_by, rows: [{<dimension>..., requests, input_tokens, output_tokens, total_tokens, cost_usd}], totals}`.
+    One round trip."""
+    return usage_report_of([admin_id], start, end, group_by)
+
+
+def usage_report_of(admin_ids: Iterable[str], start: date, end: date, group_by: Iterable[str]) -> dict[str, Any]:
+    """usage_report over several admins, with `admin` (the admin's id) as a dimension too. One round trip per
+    admin."""
     dimensions = [name for name in ("admin", *GROUP_BY) if name in set(group_by)]
-    days = [start + timedelta(days=n) for n in range(max((end - start).days + 1, 0))]
+    today = datetime.now(UTC).date()
+    first, last = max(start, oldest_day(today)), min(end, today)
+    days = [first + timedelta(days=n) for n in range(max((last - first).days + 1, 0))]
     rows: dict[tuple[str, ...], _Row] = {}
     totals = _Row()
     client = redis_client()
