@@ -13,10 +13,6 @@ DEFAULT_DAYS = 30  # without `from`: the 30 days up to `to`
 
 
 class UsageQuerySerializer(serializers.Serializer):
-    # `from` is a Python keyword: the field is renamed in __init__.
-    from_ = serializers.DateField(
-        required=False, help_text="The first UTC day, YYYY-MM-DD (default: 29 days before `to`)."
-    )
     to = serializers.DateField(required=False, help_text="The last UTC day, included, YYYY-MM-DD (default: today).")
     group_by = serializers.CharField(
         required=False,
@@ -24,9 +20,12 @@ class UsageQuerySerializer(serializers.Serializer):
         help_text="A comma-separated list of `day`, `model` and `key` (default `day`): the rows' dimensions.",
     )
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.fields["from"] = self.fields.pop("from_")
+    def get_fields(self) -> dict[str, serializers.Field]:
+        # `from` is a Python keyword, so it cannot be declared as the other fields are.
+        first = serializers.DateField(
+            required=False, help_text="The first UTC day, YYYY-MM-DD (default: 29 days before `to`)."
+        )
+        return {"from": first, **super().get_fields()}
 
     def validate_group_by(self, value: str) -> list[str]:
         names = [name.strip() for name in value.split(",") if name.strip()]
@@ -67,16 +66,16 @@ class UsageRowSerializer(UsageCountersSerializer):
     )
 
     def to_representation(self, instance: dict[str, Any]) -> dict[str, Any]:
-        return {name: value for name, value in super().to_representation(instance).items() if name in instance}
+        shown = super().to_representation(instance)
+        dimensions = [name for name in GROUP_BY if name in instance]
+        return {name: shown[name] for name in [*dimensions, *UsageCountersSerializer().fields]}
 
 
 class UsageReportSerializer(serializers.Serializer):
-    from_ = serializers.CharField()
     to = serializers.CharField()
     group_by = serializers.ListField(child=serializers.ChoiceField(choices=GROUP_BY))
     rows = UsageRowSerializer(many=True)
     totals = UsageCountersSerializer()
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.fields["from"] = self.fields.pop("from_")
+    def get_fields(self) -> dict[str, serializers.Field]:
+        return {"from": serializers.CharField(), **super().get_fields()}
