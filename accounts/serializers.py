@@ -156,7 +156,7 @@ class BudgetSerializer(serializers.Serializer):
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if attrs.get("tokens") is None and attrs.get("usd") is None:
-            raise serializers.ValidationError("A budget needs `tokens`, `usd` or both.", code="required")
+            raise serializers.ValidationError("A budget needs `tokens`, `usd` or both.")
         return attrs
 
 
