@@ -4,13 +4,17 @@ work is one round trip to begin it (admin slot, session lock, admission, history
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from decimal import Decimal
 from http import HTTPStatus
 
 import pytest
 from redis.connection import AbstractConnection
 
+from accounts.budgets import Budget, BudgetOwner, budget_set
 from conversations.history.redis_keys import store_index_key
 from conversations.usage import usage_key
+from conversations.usage_history import usage_report
 from core.redis_store import redis_client
 from tests.support import chat
 
@@ -97,3 +101,19 @@ def test_round_trips_per_response(history_backend, alice_client, round_trips, se
         {"new chain": 1, "continued chain": 2} if history_backend == "redis" else {"new chain": 0, "continued chain": 0}
     )
     assert counts == {name: 3 + extra[name] for name in counts}
+
+
+@pytest.mark.parametrize(
+    "budget", [Budget(10**9, "day"), Budget(None, "day", Decimal(1000)), Budget(10**9, "day", Decimal(1000))]
+)
+def test_a_budget_costs_two_round_trips_in_tokens_or_dollars_and_the_usage_of_the_day_none(
+    alice, alice_client, round_trips, budget
+):
+    """Reserving and settling; the usage of the day rides in the turn's finish, whatever the budget."""
+    chat(alice_client, "warm up", "warm")
+    without = counted(round_trips, lambda: chat(alice_client, "hi", "warm"))
+    budget_set(BudgetOwner("admin", alice.id), budget)
+    chat(alice_client, "warm up", "warm")  # the budget's scripts loaded
+    assert counted(round_trips, lambda: chat(alice_client, "hi", "warm")) == without + 2
+    today = datetime.now(UTC).date()
+    assert usage_report(alice.id, today, today, ["day"])["totals"]["requests"] == 4
