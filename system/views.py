@@ -159,6 +159,7 @@ ROOT_LINKS = {
     "api_keys": "admin-api-keys",
     "status": "admin-status",
     "test_chat": "admin-test-chat",
+    "usage": "admin-usage",
     "chat": "chat",
     "chat_sessions": "chat-session-list",
     "chat_session_import": "chat-session-import",
