@@ -388,6 +388,7 @@ def callgrind(args: argparse.Namespace) -> dict[str, Any]:
                     "--warmup=20",
                     f"--scenarios={name}",
                     f"--backend={args.backend}",
+                    *([f"--budget={args.budget}"] if args.budget != "none" else []),
                     *(["--gevent"] if args.gevent else []),
                     *(["--tracing"] if args.tracing else []),
                     f"--redis-url={args.redis_url}",
