@@ -20,8 +20,8 @@ def _budget_columns(budget: dict[str, Any] | None) -> tuple[str, str]:
 
 class Command(BaseCommand):
     help = (
-        "List the API keys of one admin (USERNAME) or of every admin: when each was last used, its token or dollar budget "
-        "and what it used of it this period. Keys themselves are never shown."
+        "List the API keys of one admin (USERNAME) or of every admin: when each was last used, its token or dollar "
+        "budget and what it used of it this period. Keys themselves are never shown."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
