@@ -232,3 +232,13 @@ def test_fifty_concurrent_requests_on_two_instances_never_overspend_dollars(alic
     spent = sum(micros(r.json()["usage"]) for r in ok)
     assert status["used_usd"] == usd(spent)
     assert spent <= 10 * worst
+
+
+def test_listapikeys_shows_a_dollar_budget(alice, alice_client):
+    created = alice_client.post(
+        "/admin/api-keys", {"budget": {"tokens": 900, "usd": "5.00", "period": "month"}}, format="json"
+    ).json()
+    out = StringIO()
+    call_command("listapikeys", "alice", stdout=out, stderr=StringIO())
+    (line,) = [line for line in out.getvalue().splitlines() if line.startswith(created["id"])]
+    assert "900+$5.000000/month" in line and "0 $0.000000 (resets" in line
