@@ -185,7 +185,6 @@ class ChatResponseSerializer(serializers.Serializer):
 
 
 _USAGE = ("prompt_tokens", "completion_tokens", "total_tokens")
-_USAGE_TOTALS = (*_USAGE, "requests")
 
 
 def chat_response_data(reply: ChatReply) -> dict[str, Any]:
@@ -200,8 +199,9 @@ def chat_response_data(reply: ChatReply) -> dict[str, Any]:
         "user_id": str(reply.username),
         "usage": {**{name: int(reply.usage[name]) for name in _USAGE}, "cost_usd": cost_usd(reply.usage)},
         "session_usage": {
-            **{name: int(reply.session_usage[name]) for name in _USAGE_TOTALS},
+            **{name: int(reply.session_usage[name]) for name in _USAGE},
             "cost_usd": cost_usd(reply.session_usage),
+            "requests": int(reply.session_usage["requests"]),
         },
     }
 

@@ -26,7 +26,8 @@ class UsageTotals:
     def add_into(pipe: Pipeline, admin_id: str, usage: Mapping[str, int], day: UsageDay | None = None) -> None:
         """Queues the turn's usage (and its usage of the day) on a pipeline that also writes the turn's end."""
         for name in USAGE_FIELDS:
-            pipe.hincrby(usage_key(admin_id), name, usage.get(name, 0))
+            if usage.get(name):  # a command fewer for each counter this turn leaves as it is
+                pipe.hincrby(usage_key(admin_id), name, usage[name])
         if day is not None and day.increments:
             for name, value in day.increments.items():
                 pipe.hincrby(day.key, name, value)
