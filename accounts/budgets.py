@@ -18,18 +18,19 @@ from __future__ import annotations
 
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal
 
 from accounts.api_keys import api_key_admin_id, api_key_record_key
+from accounts.budget_alerts import Amount, BudgetUse, budget_use_settled
 from accounts.login_sessions import admin_flag_set
 from core.exceptions import NotFound, ServiceError
 from core.leases import Lease
 from core.redis_store import decoded, redis_admin_key, redis_client, redis_script
 from core.timestamps import iso_at
-from llm_provider.pricing import micros_of, usd
+from llm_provider.pricing import MICROS_PER_USD, micros_of, usd
 
 Period = Literal["day", "month"]
 PERIODS: tuple[Period, ...] = ("day", "month")
@@ -181,10 +182,11 @@ def budget_status(owner: BudgetOwner) -> dict[str, Any] | None:
 
 # KEYS: for each owner its budget, its usage this day and this month. ARGV: now, the reservation's id, tokens,
 # micro-dollars (-1: unknown, the model has no price) and expiry, and when a usage hash expires (Unix time). A
-# reservation is the usage hash's field `r:<id>` = "<tokens>:<micro-dollars>:<expires at>". Returns {'ok', usage
-# keys reserved on...}; else, for the first budget that refuses, {'unpriced', period} (a dollar budget and a cost
-# unknown), {'exceeded', period, left, unit} (over what is left) or {'reserved', period, unit} (over what other
-# reservations leave), where unit is 'tokens' or 'usd' and left is in tokens or micro-dollars.
+# reservation is the usage hash's field `r:<id>` = "<tokens>:<micro-dollars>:<expires at>". Returns {'ok', for each
+# usage key reserved on: the key, its token limit and its micro-dollar limit (-1 where it has none)...}; else, for
+# the first budget that refuses, {'unpriced', period} (a dollar budget and a cost unknown), {'exceeded', period,
+# left, unit} (over what is left) or {'reserved', period, unit} (over what other reservations leave), where unit is
+# 'tokens' or 'usd' and left is in tokens or micro-dollars.
 _RESERVE_SCRIPT = """
 local now, id, tokens, micros, expires, expire_at = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3]),
   tonumber(ARGV[4]), ARGV[5], ARGV[6]
@@ -226,30 +228,47 @@ for i = 1, #KEYS, 3 do
       if limit and wanted[unit] > limit - used[unit] - reserved[unit] then return {'reserved', config[2], unit} end
     end
     chosen[#chosen + 1] = usage
+    chosen[#chosen + 1] = tonumber(config[1]) or -1
+    chosen[#chosen + 1] = tonumber(config[3]) or -1
   end
 end
-for _, usage in ipairs(chosen) do
-  redis.call('HSET', usage, 'r:' .. id, tokens .. ':' .. math.max(micros, 0) .. ':' .. expires)
-  redis.call('EXPIREAT', usage, expire_at)
+for i = 1, #chosen, 3 do
+  redis.call('HSET', chosen[i], 'r:' .. id, tokens .. ':' .. math.max(micros, 0) .. ':' .. expires)
+  redis.call('EXPIREAT', chosen[i], expire_at)
 end
 return {'ok', unpack(chosen)}
 """
 
 # KEYS: the usage hashes reserved on. ARGV: the reservation's id, the tokens and micro-dollars really used, when the
 # hashes expire (Unix time). Deleting the reservation's field deletes a hash it was the last field of, and the
-# increment makes it anew: its expiry is set again with it.
+# increment makes it anew: its expiry is set again with it. Returns, for each hash, the tokens and micro-dollars it
+# has used since (for budget_alerts).
 _SETTLE_SCRIPT = """
 local tokens, micros, expire_at = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 if not (tokens and micros and expire_at) then error('settle: the tokens, cost or expiry is not a number') end
-for _, usage in ipairs(KEYS) do
+local used = {}
+for i, usage in ipairs(KEYS) do
   redis.call('HDEL', usage, 'r:' .. ARGV[1])
+  used[2 * i - 1], used[2 * i] = 0, 0
   if tokens > 0 or micros > 0 then
-    if tokens > 0 then redis.call('HINCRBY', usage, 'used', tokens) end
-    if micros > 0 then redis.call('HINCRBY', usage, 'used_micros', micros) end
+    if tokens > 0 then used[2 * i - 1] = redis.call('HINCRBY', usage, 'used', tokens) end
+    if micros > 0 then used[2 * i] = redis.call('HINCRBY', usage, 'used_micros', micros) end
     redis.call('EXPIREAT', usage, expire_at)
   end
 end
+return used
 """
+
+
+@dataclass(frozen=True)
+class HeldBudget:
+    """A budget a reservation is held against: whose, which period, and its limits then (None: no such limit)."""
+
+    owner: BudgetOwner
+    period: Period
+    tokens: int | None
+    micros: int | None
+    now: datetime  # when it was reserved: the period's day or month
 
 
 @dataclass
@@ -261,6 +280,7 @@ class Reservation:
     hold_seconds: float = 0.0  # how long it counts unless settled or renewed
     expire_at: int = 0  # when the usage hashes expire (Unix time)
     settled: bool = False
+    held: list[HeldBudget] = field(default_factory=list)  # one per usage key
 
     def leases(self) -> list[Lease]:
         """The reservation, for its request to keep while it runs (one lease per budget it is held against)."""
@@ -278,7 +298,27 @@ class Reservation:
         self.settled = True
         if self.usage_keys:
             args = [self.id, max(tokens, 0), max(micros, 0), self.expire_at]
-            redis_script(_SETTLE_SCRIPT)(keys=self.usage_keys, args=args)
+            used = redis_script(_SETTLE_SCRIPT)(keys=self.usage_keys, args=args)
+            for budget, now_tokens, now_micros in zip(self.held, used[::2], used[1::2], strict=True):
+                if tokens > 0 and budget.tokens is not None:
+                    budget_use_settled(_use(budget, now_tokens, budget.tokens), before=now_tokens - tokens)
+                if micros > 0 and budget.micros is not None:
+                    dollars = _dollars(now_micros), _dollars(budget.micros)
+                    budget_use_settled(_use(budget, *dollars, unit="usd"), before=_dollars(now_micros - micros))
+
+
+def _dollars(micros: int) -> Decimal:
+    return Decimal(micros) / MICROS_PER_USD
+
+
+def _use(budget: HeldBudget, used: Amount, limit: Amount, *, unit: str = "tokens") -> BudgetUse:
+    owner, period = budget.owner, budget.period
+    resets_at = iso_at(period_end(period, budget.now))
+    return BudgetUse(owner.kind, owner.id, period, period_id(period, budget.now), used, limit, resets_at, unit)
+
+
+def _limit(found: Any) -> int | None:
+    return None if int(found) < 0 else int(found)
 
 
 def budget_reserve(
@@ -292,6 +332,7 @@ def budget_reserve(
         return Reservation("", [])
     now = datetime.now(UTC)
     keys = [key for owner in owners for key in (_config_key(owner), *(_usage_key(owner, p, now) for p in PERIODS))]
+    usage_of = {_usage_key(owner, p, now): (owner, p) for owner in owners for p in PERIODS}
     reservation_id = secrets.token_hex(8)
     clock = time.time()
     # A usage hash outlives its period by a day, so the period's figure can still be read just after it ends.
@@ -301,7 +342,12 @@ def budget_reserve(
         keys=keys, args=[clock, reservation_id, tokens, cost, clock + hold_seconds, expire_at]
     )
     if outcome == b"ok":
-        return Reservation(reservation_id, [key.decode() for key in found], hold_seconds, expire_at)
+        usage_keys = [key.decode() for key in found[::3]]
+        held = [
+            HeldBudget(*usage_of[key], _limit(token_limit), _limit(micro_limit), now)
+            for key, token_limit, micro_limit in zip(usage_keys, found[1::3], found[2::3], strict=True)
+        ]
+        return Reservation(reservation_id, usage_keys, hold_seconds, expire_at, held=held)
     period: Period = "month" if found and found[0] == b"month" else "day"
     if outcome == b"unpriced":
         raise ModelUnpriced(

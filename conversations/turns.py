@@ -14,7 +14,7 @@ import logging
 from collections.abc import Generator, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from django.conf import settings
 
@@ -66,6 +66,22 @@ class ChatOptions:
         }
 
 
+class TurnRecords(Protocol):
+    """What a turn keeps beside its session's history (a stored response, see StoreOptions.record): `read` names
+    the record read with the history, which `check` judges once the session's lock is held (raising to refuse the
+    turn); `written` is the record stored with the turn, in the same write."""
+
+    read: str | None
+
+    def check(self, held: SessionTurn) -> None: ...
+    def written(self, completion: Completion) -> tuple[str, str] | None: ...
+
+
+class ContextTooLong(ServiceError):
+    status_code = 400
+    code = "context_length_exceeded"
+
+
 @dataclass(frozen=True)
 class Turn:
     admin: AdminUser
@@ -80,6 +96,9 @@ class Turn:
     # which must still be the session's last message when the turn holds its lock.
     after: str | None = None
     reply_id: str | None = None  # the item id the stored reply keeps, for a later turn's `after`
+    records: TurnRecords | None = None
+    # False: a history that HISTORY_MAX_* would trim (or HISTORY_SUMMARY fold) refuses the turn (ContextTooLong)
+    truncation: bool = True
 
 
 class HistoryMoved(ServiceError):
@@ -199,8 +218,13 @@ def _turn_held(turn: Turn) -> Iterator[_TurnPlan]:
             held = stack.enter_context(_stateless_turn(turn.admin.id))
         else:
             store = history_store()
-            held = stack.enter_context(store.session_turn(turn.admin.id, turn.session_id, hold_seconds=hold_seconds))
+            record = turn.records.read if turn.records else None
+            held = stack.enter_context(
+                store.session_turn(turn.admin.id, turn.session_id, hold_seconds=hold_seconds, record=record)
+            )
         hold.add(*held.leases)
+        if turn.records is not None and turn.session_id is not None:
+            turn.records.check(held)
         if turn.after is not None:
             _check_continues(held.conversation, turn.after)
         stored = held.conversation.messages if held.conversation else []
@@ -209,6 +233,11 @@ def _turn_held(turn: Turn) -> Iterator[_TurnPlan]:
         if turn.redo:
             messages, stored, replace_last = _redone(turn, held.conversation)
         history, to_fold = _fitting_history(stored, summary, may_fold=settings.HISTORY_SUMMARY and bool(stored))
+        if not turn.truncation and (len(history) < len(stored) or to_fold):
+            raise ContextTooLong(
+                f"The conversation's {len(stored)} stored messages exceed HISTORY_MAX_MESSAGES or HISTORY_MAX_TOKENS "
+                "and truncation is 'disabled': send truncation 'auto' to drop (or summarize) the oldest."
+            )
         kept = stored[len(to_fold) :]  # what a fold leaves of the history
         upstream = upstream_messages(messages, history, system_prompt=settings.SYSTEM_PROMPT, summary=summary)
         worst_case, worst_cost = 0, 0
@@ -339,11 +368,13 @@ def _turn_record(turn: Turn, plan: _TurnPlan, completion: Completion) -> TurnRes
     plan.reservation.settle(usage["total_tokens"], usage["cost_micros"])
     reply = message("assistant", completion.content, tool_calls=completion.tool_calls, item_id=turn.reply_id)
     stored = [*(message(**m) for m in plan.new), reply]
+    record = turn.records.written(completion) if turn.records else None
     options = StoreOptions(
         replace_last=plan.replace_last,
         drop_first=plan.drop_first,
         summary=plan.summary,
         usage_day=usage_day(turn.admin.id, owners_key_id(turn.budget_owners), calls),
+        record=record,
     )
     totals = plan.held.finish(stored, usage, options)
     return TurnResult(completion=completion, session_id=turn.session_id, usage=usage, session_usage=totals)

@@ -64,6 +64,15 @@ class SessionListItem:
     created_at: str
     last_activity: str
     usage: dict[str, int] = field(default_factory=dict)
+    first_words: str = ""  # the start of the first stored message, for a list a person reads (the console's)
+
+
+FIRST_WORDS_CHARS = 80
+
+
+def first_words(first_message: dict[str, Any] | None) -> str:
+    content = (first_message or {}).get("content")
+    return " ".join(content.split())[:FIRST_WORDS_CHARS] if isinstance(content, str) else ""
 
 
 def now_iso() -> str:
@@ -105,6 +114,9 @@ class StoreOptions:
     drop_first: int = 0  # stored messages folded into `summary`, removed from the start
     summary: str | None = None  # the session's new summary (None: unchanged)
     usage_day: UsageDay | None = None  # what the turn adds to its admin's usage of the day, in the same write
+    # A named record written with the turn beside the session (a stored response): kept, like every record of the
+    # session, for as long as the session (its TTL slides with each turn) and removed with it.
+    record: tuple[str, str] | None = None
 
 
 NEW_EXCHANGE = StoreOptions()  # the turn's messages follow the stored ones
@@ -164,6 +176,7 @@ class SessionTurn(Protocol):
     # What the turn holds in Redis (its admin's slot, the session's lock, a new session's place), for it to keep
     # while it runs; an in-process lock is held by the turn itself.
     leases: list[Lease]
+    record: str | None  # the record named by session_turn's `record`, read with the history; None when there is none
 
     def finish(
         self, messages: list[dict[str, Any]], usage: dict[str, int], options: StoreOptions = NEW_EXCHANGE
@@ -179,18 +192,32 @@ class HistoryStore(Protocol):
     backend: str
 
     def session_turn(
-        self, admin_id: str, session_id: str, *, hold_seconds: float
+        self, admin_id: str, session_id: str, *, hold_seconds: float, record: str | None = None
     ) -> AbstractContextManager[SessionTurn]:
         """Begins a turn: takes a chat slot of the admin (ChatLimited), the session's lock, waiting up to
         CHAT_SESSION_WAIT_SECONDS for it (SessionBusy), admits a session that is not stored yet before its turn
         asks the model (HistoryFull when the store is full and the admin is below its own cap), and reads the
-        history. What it holds in Redis lasts `hold_seconds` unless the turn renews it (SessionTurn.leases).
-        Leaving without `finish` (a failed turn) stores nothing and gives back all it holds."""
+        history (and the session's record named `record`, in the same round trip). What it holds in Redis lasts
+        `hold_seconds` unless the turn renews it (SessionTurn.leases). Leaving without `finish` (a failed turn)
+        stores nothing and gives back all it holds."""
         ...
 
     def get(self, admin_id: str, session_id: str) -> Conversation | None: ...
-    def delete(self, admin_id: str, session_id: str) -> bool: ...
-    def list(self, admin_id: str) -> list[SessionListItem]: ...
+    def delete(self, admin_id: str, session_id: str) -> bool:
+        """Removes the session with its records."""
+        ...
+
+    # The records kept beside a session (StoreOptions.record), outside a turn: they live as long as the session
+    # (MEMORY_TTL_SECONDS since its last turn or since a record was put, whichever is later).
+    def record(self, admin_id: str, session_id: str, name: str) -> str | None: ...
+    def record_put(self, admin_id: str, session_id: str, name: str, value: str) -> None: ...
+    def record_delete(self, admin_id: str, session_id: str, name: str) -> bool: ...
+
+    def list(self, admin_id: str, *, offset: int = 0, limit: int | None = None) -> list[SessionListItem]:
+        """The admin's sessions, most recently used first; `offset` and `limit` take a page of them, read
+        without reading the others."""
+        ...
+
     def count(self) -> int: ...
 
 
@@ -215,4 +242,5 @@ def list_item_of(conversation: Conversation) -> SessionListItem:
         conversation.created_at,
         conversation.last_activity,
         {name: conversation.usage.get(name, 0) for name in USAGE_FIELDS},
+        first_words(conversation.messages[0] if conversation.messages else None),
     )

@@ -1,5 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from accounts.audit import audit_record
 from accounts.management.commands._common import find_admin
 from accounts.services import api_key_create
 
@@ -16,5 +17,6 @@ class Command(BaseCommand):
             raise CommandError("--name must be at most 100 characters.")
         admin = find_admin(username)
         key, raw = api_key_create(admin_id=admin.id, name=name)
+        audit_record("api_key.created", target=key.id, subject=admin.id)
         self.stderr.write(f"Created API key {key.id} for {username!r}. Store it now; it is not shown again:")
         self.stdout.write(raw)
