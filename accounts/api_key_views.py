@@ -63,10 +63,15 @@ class ApiKeyDetailView(FormPageOnBrowserGet, APIView):
     permission_classes = [IsAuthenticated, NotByApiKey]
 
     @extend_schema(
-        summary="Set or remove an API key's token budget",
+        summary="Set or remove an API key's token or dollar budget",
         request=serializers.ApiKeyUpdateRequestSerializer,
         responses={200: serializers.ApiKeyInfoSerializer, **error_responses(400, 401, 404, 503), **BY_API_KEY},
-        examples=[OpenApiExample("A monthly budget", value=request_example, request_only=True)],
+        examples=[
+            OpenApiExample("A monthly budget", value=request_example, request_only=True),
+            OpenApiExample(
+                "A monthly dollar budget", value={"budget": {"usd": "5.00", "period": "month"}}, request_only=True
+            ),
+        ],
     )
     @audited("api_key.changed", target=url_argument("key_id"), detail=changed_fields)
     def patch(self, request: Request, key_id: str) -> Response:

@@ -44,8 +44,12 @@ def session_export(*, admin_id: str, session_id: str) -> dict[str, Any] | None:
         "created_at": conversation.created_at,
         "messages": [exported_message(m) for m in conversation.messages],
         "summary": conversation.summary or None,
-        "usage": list_item_of(conversation).usage,
+        # The format's counters: the cost is not exported (an import counts none, as its tokens count in no budget).
+        "usage": {name: value for name, value in list_item_of(conversation).usage.items() if name in EXPORTED_USAGE},
     }
+
+
+EXPORTED_USAGE = ("prompt_tokens", "completion_tokens", "total_tokens", "requests")
 
 
 def exported_message(message: dict[str, Any]) -> dict[str, Any]:

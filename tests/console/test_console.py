@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from http import HTTPStatus
 
 import pytest
@@ -13,6 +14,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
 from django.test import Client
 
+from accounts.budgets import Budget, BudgetOwner, budget_set
 from accounts.login_sessions import login_session_list
 from accounts.selectors import api_key_list, api_keys_with_budgets
 from accounts.services import admin_delete, admin_update_credentials, api_key_create
@@ -290,3 +292,18 @@ def test_a_keys_budget_is_changed_and_removed_on_its_page_and_bad_values_change_
     assert api_keys_with_budgets(admin_id=alice.id)[0]["budget"] is None
     assert console.post(page, {"budget_tokens": "9"}).status_code == HTTPStatus.FORBIDDEN  # no CSRF token
     assert console.get("/console/keys/0123456789abcdef/change").status_code == HTTPStatus.NOT_FOUND
+
+
+def test_the_status_and_keys_pages_show_a_budget_in_tokens_dollars_or_both(console, alice):
+    key, _ = api_key_create(admin_id=alice.id, name="capped")
+    budget_set(BudgetOwner("admin", alice.id), Budget(None, "day", Decimal("2.5")))
+    budget_set(BudgetOwner("key", key.id, alice.id), Budget(1000, "month", Decimal("1")))
+
+    status = console.get("/console/status").content.decode()
+    keys = console.get("/console/keys").content.decode()
+
+    assert "$0.000000 / $2.500000 a day" in " ".join(status.split())
+    assert "tokens" not in status.split("Budget</dt>")[1].split("</dd>")[0]
+    row = " ".join(keys.split('data-label="Budget">')[1].split("</td>")[0].split())
+    assert "0 / 1000 tokens, <meter" in row
+    assert "$0.000000 / $1.000000 a month, resets" in row

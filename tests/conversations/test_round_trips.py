@@ -4,13 +4,17 @@ work is one round trip to begin it (admin slot, session lock, admission, history
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from decimal import Decimal
 from http import HTTPStatus
 
 import pytest
 from redis.connection import AbstractConnection
 
+from accounts.budgets import Budget, BudgetOwner, budget_set
 from conversations.history.redis_keys import store_index_key
 from conversations.usage import usage_key
+from conversations.usage_history import usage_report
 from core.redis_store import redis_client
 from tests.support import chat
 
@@ -104,3 +108,19 @@ def test_a_response_costs_the_round_trips_of_a_chat(history_backend, alice_clien
     assert responses == chats
     assert in_conversation == chats["new"]  # the conversation's first turn
     assert chats["continued"] == 3
+
+
+@pytest.mark.parametrize(
+    "budget", [Budget(10**9, "day"), Budget(None, "day", Decimal(1000)), Budget(10**9, "day", Decimal(1000))]
+)
+def test_a_budget_costs_two_round_trips_in_tokens_or_dollars_and_the_usage_of_the_day_none(
+    alice, alice_client, round_trips, budget
+):
+    """Reserving and settling; the usage of the day rides in the turn's finish, whatever the budget."""
+    chat(alice_client, "warm up", "warm")
+    without = counted(round_trips, lambda: chat(alice_client, "hi", "warm"))
+    budget_set(BudgetOwner("admin", alice.id), budget)
+    chat(alice_client, "warm up", "warm")  # the budget's scripts loaded
+    assert counted(round_trips, lambda: chat(alice_client, "hi", "warm")) == without + 2
+    today = datetime.now(UTC).date()
+    assert usage_report(alice.id, today, today, ["day"])["totals"]["requests"] == 4
