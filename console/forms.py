@@ -53,9 +53,30 @@ class AuditFilterForm(forms.Form):
         }
 
 
+USAGE_DEFAULT_DAYS = 30
+USAGE_MOST_DAYS = 366
+
+
+class UsageRangeForm(forms.Form):
+    """The usage page's range of UTC days (both ends included; by default the last 30)."""
+
+    since = forms.DateField(label="From", required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    until = forms.DateField(label="To", required=False, widget=forms.DateInput(attrs={"type": "date"}))
+
+    def clean(self) -> dict:
+        data = super().clean()
+        until = data.get("until") or datetime.now(UTC).date()
+        since = data.get("since") or until - timedelta(days=USAGE_DEFAULT_DAYS - 1)
+        if since > until:
+            raise forms.ValidationError("The range ends before it starts.")
+        if (until - since).days >= USAGE_MOST_DAYS:
+            raise forms.ValidationError(f"A range is at most {USAGE_MOST_DAYS} days.")
+        return {"since": since, "until": until}
+
+
 def key_change_data(post: QueryDict) -> dict[str, Any]:
     """The key form's fields as the body of `PATCH /admin/api-keys/{id}` (ApiKeyUpdateRequestSerializer checks it):
     a budget with neither amount is none."""
-    amounts = {name: post.get(f"budget_{name}", "").strip() for name in ("tokens",)}
+    amounts = {name: post.get(f"budget_{name}", "").strip() for name in ("tokens", "usd")}
     budget = {name: value for name, value in amounts.items() if value}
     return {"budget": {**budget, "period": post.get("budget_period", "")} if budget else None}

@@ -21,6 +21,7 @@ urlpatterns = [
     re_path(r"^keys/(?P<key_id>[a-f0-9]{16})/change$", views.key_change, name="key-change"),
     path("status", views.status, name="status"),
     path("audit", views.audit, name="audit"),
+    path("usage", views.usage, name="usage"),
     # The chat page's script: streamed replies (console/api.py).
     path("api/chat", api.ChatStreamView.as_view(), name="api-chat"),
     re_path(rf"^api/chat/{SESSION}/regenerate$", api.RegenerateStreamView.as_view(), name="api-regenerate"),

@@ -8,6 +8,7 @@ import json
 import math
 from typing import Any
 
+from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -21,8 +22,9 @@ from accounts.exceptions import ApiKeyNotFound
 from accounts.models import AdminUser
 from accounts.serializers import ApiKeyCreateRequestSerializer, ApiKeyUpdateRequestSerializer, budget_of
 from console.auth import console_admin, console_sign_in, console_sign_out, signed_in
-from console.forms import AuditFilterForm, ImportForm, SignInForm, key_change_data
+from console.forms import AuditFilterForm, ImportForm, SignInForm, UsageRangeForm, key_change_data
 from console.security import console_page
+from console.usage import NO_KEY, usage_charts, usage_totals
 from conversations import selectors as chat_selectors
 from conversations import services as chat_services
 from conversations.export_serializers import SessionExportSerializer
@@ -256,3 +258,40 @@ def audit(request: HttpRequest, admin: AdminUser) -> HttpResponse:
         entries = account_selectors.audit_log(admin_id=admin.id, limit=AUDIT_PAGE, **form.query())
     context = {"admin": admin, "page": "audit", "form": form, "entries": entries, "most": AUDIT_PAGE}
     return render(request, "console/audit.html", context, status=200 if form.is_valid() else 400)
+
+
+@console_page
+@require_GET
+@signed_in
+def usage(request: HttpRequest, admin: AdminUser) -> HttpResponse:
+    form = UsageRangeForm(request.GET)
+    keys = account_selectors.api_keys_with_budgets(admin_id=admin.id)
+    context: dict[str, Any] = {
+        "admin": admin,
+        "page": "usage",
+        "form": form,
+        "keys": keys,
+        "admin_budget": account_selectors.admin_budget(admin_id=admin.id),
+        "retention_days": settings.USAGE_RETENTION_DAYS,
+    }
+    if not form.is_valid():
+        return render(request, "console/usage.html", context, status=400)
+    since, until = form.cleaned_data["since"], form.cleaned_data["until"]
+    report = chat_selectors.usage_over_time(admin_id=admin.id, start=since, end=until, group_by=("day", "model", "key"))
+    names = {key["id"]: key["name"] or key["prefix"] for key in keys}
+
+    def key_name(key_id: str) -> str:
+        return names.get(key_id, f"revoked key {key_id}") if key_id else NO_KEY
+
+    context |= {
+        "form": UsageRangeForm(initial={"since": since, "until": until}),  # the range shown, defaults included
+        "since": since,
+        "until": until,
+        "report": report,
+        "charts": usage_charts(report, since=since, until=until, key_name=key_name),
+        "totals": [
+            ("By model", usage_totals(report, "model"), "totals-by-model"),
+            ("By key", usage_totals(report, "key", key_name), "totals-by-key"),
+        ],
+    }
+    return render(request, "console/usage.html", context)

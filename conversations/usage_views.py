@@ -8,7 +8,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from conversations.usage_history import usage_report
+from conversations.selectors import usage_over_time
 from conversations.usage_serializers import UsageQuerySerializer, UsageReportSerializer
 from core.schema import error_responses
 
@@ -38,5 +38,5 @@ class UsageView(APIView):
     def get(self, request: Request) -> Response:
         query = UsageQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
-        report = usage_report(request.user.id, **query.validated_data)
+        report = usage_over_time(admin_id=request.user.id, **query.validated_data)
         return Response(UsageReportSerializer(report).data)

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 
 from django import template
+from django.utils.safestring import SafeString
+
+from console import charts
 
 register = template.Library()
 
@@ -35,3 +39,20 @@ def seconds(value: str | None) -> str:
         return datetime.fromisoformat(value).strftime("%Y-%m-%d %H:%M:%S UTC")
     except ValueError:
         return value
+
+
+@register.filter
+def thousands(value: int) -> str:
+    return f"{value:,}"
+
+
+@register.filter
+def usd(value: Decimal | str) -> str:
+    """Dollars without trailing zeros past the cents: `$0.0468`, `$12.50`."""
+    amount = Decimal(value)
+    return f"${amount:,.2f}" if amount == amount.quantize(Decimal("0.01")) else f"${amount.normalize():,f}"
+
+
+@register.simple_tag
+def chart_svg(chart: charts.Chart, title_id: str, caption: str) -> SafeString:
+    return charts.chart_svg(chart, title_id=title_id, caption=caption)

@@ -4,15 +4,19 @@ keys, status, sign out; untrusted model output runs nothing; CSRF; a revoked log
 from __future__ import annotations
 
 import io
+import itertools
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
 from django.core.management import call_command
 
+from accounts.selectors import api_key_list
 from tests.browser.conftest import ARTIFACTS
-from tests.support import ALICE_PASSWORD
+from tests.support import ALICE_PASSWORD, record_usage
 
 PHONE = {"width": 375, "height": 740}
+MODELS = ("openai/gpt-oss-20b", "llama-3.3-70b-versatile")
 MARKDOWN_REPLY = "Here is some **Markdown**:\n\n- a list\n- of items\n\n```python\nprint('hello, world')\n```"
 
 
@@ -203,6 +207,9 @@ def test_every_page_fits_and_is_saved_as_a_screenshot(browser, server_url, alice
         shot(page, f"console_status_{width}")
         page.goto(f"{server_url}/console/audit")
         shot(page, f"console_audit_{width}")
+        seed_a_month_of_usage(alice.id)
+        page.goto(f"{server_url}/console/usage")
+        shot(page, f"console_usage_{width}")
         page.goto(f"{server_url}/console/keys")
         page.get_by_role("link", name="Change reporting").click()
         shot(page, f"console_key_change_{width}")
@@ -227,7 +234,7 @@ def test_the_audit_log_page_filters_the_admins_entries_by_action(page, server_ur
     assert page.get_by_label("Action").input_value() == "login.succeeded"  # the filter stays as chosen
 
 
-def test_a_keys_budget_set_in_the_console_has_its_bar_move_after_a_chat(page, server_url, alice):
+def test_a_keys_budget_bar_moves_after_a_chat_and_its_tokens_show_in_the_usage_chart(page, server_url, alice):
     sign_in(page, server_url)
     page.goto(f"{server_url}/console/keys")
     page.get_by_label("Name").fill("metered")
@@ -246,6 +253,26 @@ def test_a_keys_budget_set_in_the_console_has_its_bar_move_after_a_chat(page, se
     used = answer.json()["usage"]["total_tokens"]
     page.reload()
     assert int(bar.get_attribute("value")) == used > 0
+
+    page.get_by_role("link", name="Usage").click()
+    assert int(page.locator("#budgets meter").first.get_attribute("value")) == used
+    today = datetime.now(UTC).date().isoformat()
+    bars = page.locator("#tokens-by-key rect title")
+    assert bars.all_text_contents() == [f"{today} metered: {used}"]
+    assert page.locator("#usage-total-tokens").get_attribute("data-tokens") == str(used)
+    assert page.locator("#totals-by-key tbody th").all_text_contents() == ["metered"]
+
+
+def seed_a_month_of_usage(admin_id: str) -> None:
+    """A month of use (its days cannot be chatted on in a test), under the admin's keys and its sign-in."""
+    today = datetime.now(UTC).date()
+    keys = ["", *(key.id for key in api_key_list(admin_id=admin_id))]
+    for back in range(30):
+        for n, (key_id, model) in enumerate(itertools.product(keys, MODELS)):
+            weight = 1 + (back * 7 + n * 3) % 5
+            record_usage(
+                admin_id, today - timedelta(days=back), key_id, model, 900 * weight, 300 * weight, 260 * weight
+            )
 
 
 def shot(page, name: str) -> None:

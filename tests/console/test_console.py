@@ -18,9 +18,9 @@ from accounts.budgets import Budget, BudgetOwner, budget_set
 from accounts.login_sessions import login_session_list
 from accounts.selectors import api_key_list, api_keys_with_budgets
 from accounts.services import admin_delete, admin_update_credentials, api_key_create
-from tests.support import ALICE_PASSWORD, csrf_token_of
+from tests.support import ALICE_PASSWORD, csrf_token_of, record_usage
 
-PAGES = ["/console/", "/console/keys", "/console/status", "/console/audit"]
+PAGES = ["/console/", "/console/keys", "/console/status", "/console/audit", "/console/usage"]
 
 
 def sign_in(browser: Client, username: str = "alice", password: str = ALICE_PASSWORD):
@@ -307,3 +307,24 @@ def test_the_status_and_keys_pages_show_a_budget_in_tokens_dollars_or_both(conso
     row = " ".join(keys.split('data-label="Budget">')[1].split("</td>")[0].split())
     assert "0 / 1000 tokens, <meter" in row
     assert "$0.000000 / $1.000000 a month, resets" in row
+
+
+def test_the_usage_page_charts_tokens_and_cost_per_day_by_model_and_key_with_totals(alice, console):
+    key, _ = api_key_create(admin_id=alice.id, name="nightly")
+    today = datetime.now(UTC).date()
+    record_usage(alice.id, today, "", "model-a", 100, 50, 1500)
+    record_usage(alice.id, today - timedelta(days=3), key.id, "model-b", 1000, 200, 250_000)
+    record_usage(alice.id, today - timedelta(days=40), key.id, "model-b", 7, 7, 7)  # out of the default 30 days
+
+    page = console.get("/console/usage").content.decode()
+    wider = console.get("/console/usage", {"since": (today - timedelta(days=40)).isoformat()}).content.decode()
+
+    assert f"<title>{today} model-a: 150</title>" in page
+    assert f"<title>{today - timedelta(days=3)} model-b: 1.2k</title>" in page
+    assert f"<title>{today - timedelta(days=3)} nightly: $0.25</title>" in page
+    assert f"<title>{today} signed in (no key): $0.0015</title>" in page
+    assert 'data-tokens="1350">1,350</strong>' in page
+    assert "$0.2515" in page  # the total cost, in the totals table
+    assert 'data-tokens="1364">1,364</strong>' in wider
+    backwards = console.get("/console/usage", {"since": today.isoformat(), "until": "2020-01-01"})
+    assert backwards.status_code == HTTPStatus.BAD_REQUEST
