@@ -268,7 +268,9 @@ def session_import(*, admin: AdminUser, document: dict[str, Any]) -> str:
     with history_store().session_turn(admin.id, session_id, hold_seconds=turn_hold_seconds()) as held:
         if held.conversation is not None:
             raise SessionExists(f"The session '{session_id}' exists; delete it first or import under another id.")
-        usage = document.get("usage") or {}
+        usage = dict(document.get("usage") or {})
+        # An export carries no prices: what the imported calls cost is unknown, not nothing.
+        usage["unpriced_requests"] = usage.get("requests", 0)
         options = StoreOptions(
             created_at=document.get("created_at"), summary=document.get("summary") or None, admin_usage=False
         )

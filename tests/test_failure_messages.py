@@ -28,6 +28,8 @@ COMMAND_ARGS = {
     "revoketokens": ["--all"],
     "setbudget": ["alice", "--tokens", "1000", "--period", "day"],
     "upgraderediskeys": [],
+    "auditlog": [],
+    "usage": [],
 }
 # Commands that need no Redis: nothing of theirs can fail for it.
 WITHOUT_REDIS = {"checkllm"}

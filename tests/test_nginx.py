@@ -122,7 +122,9 @@ def test_the_service_logs_and_throttles_the_clients_own_address_whatever_it_clai
     assert statuses[:3] == [HTTPStatus.UNAUTHORIZED] * 3
     assert statuses[3:] == [HTTPStatus.TOO_MANY_REQUESTS] * 2
     assert elsewhere.status_code == HTTPStatus.OK
-    lines = [line for line in log.read_text().splitlines() if "request_id=spoofed-" in line]
+    lines = [
+        line for line in log.read_text().splitlines() if "chatbot.requests" in line and "request_id=spoofed-" in line
+    ]
     assert len(lines) == 5
     assert all(line.endswith(f"client={CLIENT}") for line in lines), lines
 
