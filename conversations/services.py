@@ -19,7 +19,16 @@ from conversations.history.base import StoreOptions
 from conversations.limits import turn_hold_seconds
 from conversations.session_ids import new_session_id
 from conversations.stores import history_store
-from conversations.turns import ChatOptions, Turn, TurnResult, new_turn_messages, turn_answer, turn_stream
+from conversations.turns import (
+    NO_RATE_LIMITS,
+    ChatOptions,
+    RateLimits,
+    Turn,
+    TurnResult,
+    new_turn_messages,
+    turn_answer,
+    turn_stream,
+)
 from core.exceptions import ServiceError
 from core.leases import Lease
 from llm_provider.services import PROVIDER
@@ -47,6 +56,7 @@ class ChatReply:
     username: str
     usage: dict[str, int]  # this turn's tokens
     session_usage: dict[str, int]  # the session's tokens and requests
+    rate_limits: RateLimits = NO_RATE_LIMITS
 
 
 def _chat_reply(turn: Turn, result: TurnResult) -> ChatReply:
@@ -59,6 +69,7 @@ def _chat_reply(turn: Turn, result: TurnResult) -> ChatReply:
         username=turn.admin.username,
         usage={name: value for name, value in result.usage.items() if name != "requests"},
         session_usage=result.session_usage,
+        rate_limits=result.rate_limits,
     )
 
 

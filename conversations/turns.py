@@ -19,7 +19,9 @@ from typing import Any
 from django.conf import settings
 
 from accounts.budgets import BudgetOwner, Reservation, budget_reserve
+from accounts.key_rules import admin_requests_per_minute, caller_models, model_check
 from accounts.models import AdminUser
+from accounts.rate_limits import RateReservation, RateStatus, caller_rates, rate_reserve
 from conversations import summaries
 from conversations.history import Conversation, SessionTurn, message
 from conversations.history.base import NEW_EXCHANGE, SessionNotFound, StoreOptions
@@ -91,16 +93,40 @@ class NothingToRedo(ServiceError):
 
 
 @dataclass(frozen=True)
+class RateLimits:
+    """Where the caller stands against its own per-minute limits (the tightest of its admin's and its key's) once
+    the turn was let through: the `x-ratelimit-*` headers of its answer. None: no such limit."""
+
+    requests: RateStatus | None = None
+    tokens: RateStatus | None = None
+
+
+NO_RATE_LIMITS = RateLimits()
+
+
+@dataclass(frozen=True)
 class TurnResult:
     completion: Completion
     session_id: str | None
     usage: dict[str, int]  # this turn's tokens and requests
     session_usage: dict[str, int] | None  # the session's totals, this turn included
+    rate_limits: RateLimits = RateLimits()
+
+
+def rate_limit_headers(limits: RateLimits) -> dict[str, str]:
+    """The `x-ratelimit-*` headers OpenAI and Groq send, for the caller's own limits (a reset in seconds, `1.5s`)."""
+    headers = {}
+    for kind, status in (("requests", limits.requests), ("tokens", limits.tokens)):
+        if status is not None:
+            headers[f"x-ratelimit-limit-{kind}"] = str(status.limit)
+            headers[f"x-ratelimit-remaining-{kind}"] = str(status.remaining)
+            headers[f"x-ratelimit-reset-{kind}"] = f"{max(status.reset_seconds, 0):.3g}s"
+    return headers
 
 
 def turn_answer(turn: Turn) -> TurnResult:
     with _turn_held(turn) as plan:
-        completion = llm_client().complete(plan.upstream, **turn.options.llm_kwargs())
+        completion = llm_client().complete(plan.upstream, **turn.options.llm_kwargs(), models_allowed=plan.models)
         return _turn_record(turn, plan, completion)
 
 
@@ -110,7 +136,8 @@ def turn_stream(turn: Turn) -> Iterator[StreamDelta | TurnResult]:
     Failures before the first piece are raised from the first next(), so the caller can still answer with an
     error status. Closing the generator early closes the upstream request and stores nothing."""
     with _turn_held(turn) as plan:
-        completion = yield from _relay(llm_client().stream(plan.upstream, **turn.options.llm_kwargs()), plan)
+        upstream = llm_client().stream(plan.upstream, **turn.options.llm_kwargs(), models_allowed=plan.models)
+        completion = yield from _relay(upstream, plan)
         yield _turn_record(turn, plan, completion)
 
 
@@ -145,8 +172,8 @@ class _StatelessTurn:
 
 
 @contextmanager
-def _stateless_turn(admin_id: str) -> Iterator[_StatelessTurn]:
-    slot = chat_limits.slot(admin_id)
+def _stateless_turn(admin_id: str, requests_per_minute: int | None) -> Iterator[_StatelessTurn]:
+    slot = chat_limits.slot(admin_id, requests_per_minute)
     turn = _StatelessTurn(slot, slot.take())
     if turn.slot_held:
         turn.leases.append(slot.lease())
@@ -166,6 +193,8 @@ class _TurnPlan:
     new: list[dict[str, Any]]  # the caller's messages the turn stores, before the reply
     replace_last: int  # stored messages the turn replaces (a redone exchange)
     reservation: Reservation  # the worst case held against the token budgets until the turn settles it
+    rates: RateReservation  # and against the tokens per minute
+    models: tuple[str, ...] = ()  # the models the caller may use (its API key's); (): any
     drop_first: int = 0  # stored messages folded into the new summary
     summary: str | None = None  # the session's new summary, when the turn folded one
     fold_usage: dict[str, int] = field(default_factory=dict)  # the summary call's tokens
@@ -185,15 +214,23 @@ def _turn_held(turn: Turn) -> Iterator[_TurnPlan]:
     """Holds the chat slots (and the session's lock) for the turn and plans it. The process slot comes first:
     refusing it costs no Redis round trip and counts nothing against the admin. What the turn holds in Redis is
     one Hold, which the turn keeps (renews) whenever it hears from the upstream."""
+    models = caller_models(turn.admin)
+    if models:
+        model_check(turn.options.model or settings.GROQ_MODEL_NAME, models)
+    per_minute = turn.admin.limits.requests_per_minute
     with process_chats.slot(settings.MAX_CHATS_IN_FLIGHT), ExitStack() as stack:
         hold_seconds = turn_hold_seconds()
         hold = Hold(list(turn.leases))
         held: SessionTurn | _StatelessTurn
         if turn.session_id is None:
-            held = stack.enter_context(_stateless_turn(turn.admin.id))
+            held = stack.enter_context(_stateless_turn(turn.admin.id, per_minute))
         else:
             store = history_store()
-            held = stack.enter_context(store.session_turn(turn.admin.id, turn.session_id, hold_seconds=hold_seconds))
+            held = stack.enter_context(
+                store.session_turn(
+                    turn.admin.id, turn.session_id, hold_seconds=hold_seconds, requests_per_minute=per_minute
+                )
+            )
         hold.add(*held.leases)
         if turn.after is not None:
             _check_continues(held.conversation, turn.after)
@@ -205,20 +242,30 @@ def _turn_held(turn: Turn) -> Iterator[_TurnPlan]:
         history, to_fold = _fitting_history(stored, summary, may_fold=settings.HISTORY_SUMMARY and bool(stored))
         kept = stored[len(to_fold) :]  # what a fold leaves of the history
         upstream = upstream_messages(messages, history, system_prompt=settings.SYSTEM_PROMPT, summary=summary)
+        rates = caller_rates(turn.admin)
         worst_case = 0
-        if turn.budget_owners:
+        if turn.budget_owners or any(rate.tokens_per_minute for rate in rates):
             worst_case = _worst_case_tokens(turn, upstream, summary, to_fold, messages=messages, kept=kept)
         reservation = budget_reserve(turn.budget_owners, worst_case, hold_seconds=hold_seconds)
-        hold.add(*reservation.leases())
-        plan = _TurnPlan(held, hold, upstream, new_turn_messages(messages), replace_last, reservation)
+        try:
+            rate_reservation = rate_reserve(rates, worst_case, hold_seconds=hold_seconds)
+        except ServiceError:
+            reservation.settle(0)
+            raise
+        hold.add(*reservation.leases(), *rate_reservation.leases())
+        plan = _TurnPlan(
+            held, hold, upstream, new_turn_messages(messages), replace_last, reservation, rate_reservation, models
+        )
         try:
             if to_fold:
                 _fold(plan, summary, to_fold, kept=kept, messages=messages)
                 hold.keep()
             yield plan
         finally:
-            if not reservation.settled:  # a finished turn has settled it with its usage
-                reservation.settle(plan.unfinished_cost(turn.options.params))
+            if not reservation.settled or not rate_reservation.settled:  # a finished turn has settled them
+                cost = plan.unfinished_cost(turn.options.params)
+                reservation.settle(cost)
+                rate_reservation.settle(cost)
 
 
 def _worst_case_tokens(
@@ -309,11 +356,29 @@ def _turn_record(turn: Turn, plan: _TurnPlan, completion: Completion) -> TurnRes
     usage = {name: reply_usage[name] + plan.fold_usage.get(name, 0) for name in reply_usage}
     metrics.tokens_record(usage)
     plan.reservation.settle(usage["total_tokens"])
+    plan.rates.settle(usage["total_tokens"])
     reply = message("assistant", completion.content, tool_calls=completion.tool_calls, item_id=turn.reply_id)
     stored = [*(message(**m) for m in plan.new), reply]
     options = StoreOptions(replace_last=plan.replace_last, drop_first=plan.drop_first, summary=plan.summary)
     totals = plan.held.finish(stored, usage, options)
-    return TurnResult(completion=completion, session_id=turn.session_id, usage=usage, session_usage=totals)
+    return TurnResult(
+        completion=completion,
+        session_id=turn.session_id,
+        usage=usage,
+        session_usage=totals,
+        rate_limits=_rate_limits(turn.admin, plan),
+    )
+
+
+def _rate_limits(admin: AdminUser, plan: _TurnPlan) -> RateLimits:
+    """The tightest of the caller's limits: the one with the least remaining."""
+    requests = list(plan.rates.requests)
+    per_minute, slot = admin_requests_per_minute(admin), plan.held.slot
+    if per_minute and slot is not None and slot.requests:
+        started = slot.started
+        requests.append(RateStatus(per_minute, max(per_minute - slot.requests, 0), 60 - started % 60))
+    tightest = min(requests, key=lambda status: status.remaining, default=None)
+    return RateLimits(tightest, min(plan.rates.tokens, key=lambda status: status.remaining, default=None))
 
 
 def _relay(upstream: Iterator[StreamDelta | StreamDone], plan: _TurnPlan) -> Generator[StreamDelta, None, Completion]:

@@ -28,7 +28,7 @@ from conversations.services import (
     redo_stream,
 )
 from conversations.streaming import SSE_HEADERS, replayed_sse, sse_event, sse_stream
-from conversations.turns import ChatOptions
+from conversations.turns import ChatOptions, rate_limit_headers
 from core.browsable import FormPageOnBrowserGet
 from core.schema import error_responses
 from core.shortcuts import thread_serializer
@@ -138,7 +138,7 @@ def chat_answer(
         admin=request.user, budget_owners=request_budget_owners(request), leases=claim_leases(claim), **parsed
     )
     if isinstance(reply, ChatReply):
-        return Response(serializers.chat_response_data(reply))
+        return Response(serializers.chat_response_data(reply), headers=rate_limit_headers(reply.rate_limits))
     events = recorded(claim, reply, serializers.chat_response_data)
     first = next(events)  # errors before the first piece still get their own HTTP status
     sse = sse_stream(first, events, settings.STREAM_KEEPALIVE_SECONDS)

@@ -103,6 +103,7 @@ class ChatSlot(Protocol):
 
     admin_id: str
     member: str
+    requests: int  # once taken: the admin's requests this minute, this one included (0: not counted)
 
     @property
     def limited(self) -> bool: ...
@@ -127,7 +128,7 @@ class SlotPolicy(Protocol):
     # the slot is taken, else the limit that refused it.
     take_slot_lua: str
 
-    def slot(self, admin_id: str) -> ChatSlot: ...
+    def slot(self, admin_id: str, requests_per_minute: int | None = None) -> ChatSlot: ...
 
 
 class UsagePolicy(Protocol):
@@ -143,6 +144,7 @@ class SessionTurn(Protocol):
     """A turn's hold on its session, from `HistoryStore.session_turn`."""
 
     conversation: Conversation | None  # the session's history when the turn began; None for a new session
+    slot: ChatSlot  # the admin's place among its chats
     # What the turn holds in Redis (its admin's slot, the session's lock, a new session's place), for it to keep
     # while it runs; an in-process lock is held by the turn itself.
     leases: list[Lease]
@@ -161,13 +163,14 @@ class HistoryStore(Protocol):
     backend: str
 
     def session_turn(
-        self, admin_id: str, session_id: str, *, hold_seconds: float
+        self, admin_id: str, session_id: str, *, hold_seconds: float, requests_per_minute: int | None = None
     ) -> AbstractContextManager[SessionTurn]:
         """Begins a turn: takes a chat slot of the admin (ChatLimited), the session's lock, waiting up to
         CHAT_SESSION_WAIT_SECONDS for it (SessionBusy), admits a session that is not stored yet before its turn
         asks the model (HistoryFull when the store is full and the admin is below its own cap), and reads the
         history. What it holds in Redis lasts `hold_seconds` unless the turn renews it (SessionTurn.leases).
-        Leaving without `finish` (a failed turn) stores nothing and gives back all it holds."""
+        Leaving without `finish` (a failed turn) stores nothing and gives back all it holds.
+        `requests_per_minute`: the admin's own, if it has one (else CHAT_REQUESTS_PER_MINUTE)."""
         ...
 
     def get(self, admin_id: str, session_id: str) -> Conversation | None: ...

@@ -110,10 +110,12 @@ class CacheHistoryStore:
         return f"conv:{admin_id}:{session_id}"
 
     @contextmanager
-    def session_turn(self, admin_id: str, session_id: str, *, hold_seconds: float) -> Iterator[SessionTurn]:
+    def session_turn(
+        self, admin_id: str, session_id: str, *, hold_seconds: float, requests_per_minute: int | None = None
+    ) -> Iterator[SessionTurn]:
         # The admin's slot is in Redis (one round trip to take it; it lasts unrenewed as long as its own policy says);
         # the lock, the admission and the history are here, held until the turn ends, so `hold_seconds` has no use.
-        slot = self.limits.slot(admin_id)
+        slot = self.limits.slot(admin_id, requests_per_minute)
         turn = _CacheTurn(self, slot, slot.take(), session_id)
         if turn.slot_held:
             turn.leases.append(slot.lease())

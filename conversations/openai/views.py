@@ -36,7 +36,7 @@ from conversations.openai.wire import (
 from conversations.services import completion_model_check, completion_send, completion_stream
 from conversations.session_ids import SESSION_ID_RULE, is_session_id
 from conversations.streaming import SSE_HEADERS
-from conversations.turns import ChatOptions, TurnResult
+from conversations.turns import ChatOptions, TurnResult, rate_limit_headers
 from core.errors import exception_handler
 from core.negotiation import IgnoreAccept
 from core.parsers import JSONParser
@@ -184,7 +184,10 @@ class ChatCompletionsView(OpenAIView):
             include_usage = bool((data.get("stream_options") or {}).get("include_usage"))
             chunks = completion_chunks(first, events, **ids, model=data["model"], include_usage=include_usage)
             return StreamingHttpResponse(chunks, content_type="text/event-stream", headers={**SSE_HEADERS, **headers})
-        return Response(completion_body(completion_send(**turn).completion, **ids), headers=headers)
+        result = completion_send(**turn)
+        return Response(
+            completion_body(result.completion, **ids), headers={**headers, **rate_limit_headers(result.rate_limits)}
+        )
 
 
 def model_card(model: str) -> dict[str, Any]:

@@ -1,0 +1,197 @@
+"""Requests and tokens per minute of an admin (its own limits, `manage.py setlimits`) and of an API key, which hold
+under concurrency: as a token budget does (accounts.budgets), a turn reserves its worst case against every
+tokens-per-minute limit that applies, atomically in Redis, and settles to its real usage; a request counts against a
+requests-per-minute limit when it is let through.
+
+The limits count in windows of a UTC minute, `A:rate:<owner>:<minute>` for an owner `admin:<id>` or `key:<id>`
+(in the Redis key map, docs/architecture.md), each a hash of the requests let through, the tokens used and the
+reservations in flight (`r:<id>` = tokens:expiry), in the admin's Redis Cluster slot; a reservation counts in the
+minute it was made. An admin's requests per minute are counted where its chat slot is taken
+(conversations.limits); the admin's tokens per minute and a key's limits are counted here.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from accounts.budgets import BudgetOwner
+from core.exceptions import ServiceError
+from core.leases import Lease
+from core.redis_store import redis_admin_key, redis_script
+
+if TYPE_CHECKING:
+    from accounts.models import AdminUser
+
+# How long a refusal caused only by other requests' reservations asks a client to wait: they settle within a call.
+RESERVED_RETRY_SECONDS = 2.0
+
+
+class RateLimited(ServiceError):
+    status_code = 429
+    code = "rate_limited"
+
+
+@dataclass(frozen=True)
+class Rate:
+    """The per-minute limits of one owner; 0 is no limit."""
+
+    owner: BudgetOwner
+    requests_per_minute: int = 0
+    tokens_per_minute: int = 0
+
+
+@dataclass(frozen=True)
+class RateStatus:
+    """Where a caller stands against one of its per-minute limits once its request is let through."""
+
+    limit: int
+    remaining: int
+    reset_seconds: float
+
+
+def caller_rates(admin: AdminUser) -> tuple[Rate, ...]:
+    """The per-minute limits counted here for a request of `admin` (with its API key, if any): the admin's tokens
+    per minute, and its key's requests and tokens per minute."""
+    rates = []
+    if admin.limits.tokens_per_minute:
+        rates.append(Rate(BudgetOwner("admin", admin.id), 0, admin.limits.tokens_per_minute))
+    key = admin.api_key
+    if key is not None and (key.rules.requests_per_minute or key.rules.tokens_per_minute):
+        owner = BudgetOwner("key", key.id, key.admin_id)
+        rates.append(Rate(owner, key.rules.requests_per_minute or 0, key.rules.tokens_per_minute or 0))
+    return tuple(rates)
+
+
+def _window_key(owner: BudgetOwner, minute: int) -> str:
+    return redis_admin_key(owner.admin_id or owner.id, "rate", owner.name, str(minute))
+
+
+# KEYS: per limit, its owner's window this minute. ARGV: now, the reservation's id, its tokens, when it expires
+# unrenewed, when the windows expire (Unix time), then per limit its requests and tokens per minute (0: none).
+# Returns {'ok', then per limit its requests and its tokens used or held, this request's included}, or for the first
+# limit that refuses {'requests', i}, {'tokens', i, tokens left} or {'reserved', i} (over what other reservations
+# leave).
+_RESERVE_SCRIPT = """
+local now, id, amount, expires, expire_at = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5]
+if not (now and amount and tonumber(expires) and tonumber(expire_at)) then error('rate: not a number') end
+local counts = {}
+for i, window in ipairs(KEYS) do
+  local rpm, tpm = tonumber(ARGV[4 + 2 * i]), tonumber(ARGV[5 + 2 * i])
+  local requests, used, reserved = 0, 0, 0
+  local fields = redis.call('HGETALL', window)
+  for j = 1, #fields, 2 do
+    local name, value = fields[j], fields[j + 1]
+    if name == 'requests' then
+      requests = tonumber(value)
+    elseif name == 'used' then
+      used = tonumber(value)
+    else
+      local tokens, expiry = string.match(value, '^(%d+):(.+)$')
+      if tonumber(expiry) < now then redis.call('HDEL', window, name) else reserved = reserved + tonumber(tokens) end
+    end
+  end
+  if rpm > 0 and requests >= rpm then return {'requests', i} end
+  if tpm > 0 then
+    if amount > tpm - used then return {'tokens', i, math.max(tpm - used, 0)} end
+    if amount > tpm - used - reserved then return {'reserved', i} end
+  end
+  counts[#counts + 1] = requests + 1
+  counts[#counts + 1] = used + reserved + (tpm > 0 and amount or 0)
+end
+for i, window in ipairs(KEYS) do
+  redis.call('HINCRBY', window, 'requests', 1)
+  if tonumber(ARGV[5 + 2 * i]) > 0 then redis.call('HSET', window, 'r:' .. id, amount .. ':' .. expires) end
+  redis.call('EXPIREAT', window, expire_at)
+end
+return {'ok', unpack(counts)}
+"""
+
+# KEYS: the windows whose tokens were reserved on. ARGV: the reservation's id, the tokens really used, when the
+# windows expire (Unix time).
+_SETTLE_SCRIPT = """
+local tokens, expire_at = tonumber(ARGV[2]), tonumber(ARGV[3])
+if not (tokens and expire_at) then error('rate settle: not a number') end
+for _, window in ipairs(KEYS) do
+  redis.call('HDEL', window, 'r:' .. ARGV[1])
+  if tokens > 0 then redis.call('HINCRBY', window, 'used', tokens) end
+  redis.call('EXPIREAT', window, expire_at)
+end
+"""
+
+
+@dataclass
+class RateReservation:
+    """Tokens held against tokens-per-minute limits until `settle`; settling twice does nothing. `statuses`: where
+    the caller stands against each of its limits, requests and tokens, once this request is let through."""
+
+    id: str = ""
+    windows: list[str] = field(default_factory=list)  # those with a tokens-per-minute limit
+    hold_seconds: float = 0.0
+    expire_at: int = 0
+    requests: list[RateStatus] = field(default_factory=list)
+    tokens: list[RateStatus] = field(default_factory=list)
+    settled: bool = False
+
+    def leases(self) -> list[Lease]:
+        if self.settled:
+            return []
+        what = "its tokens-per-minute reservation"
+        return [Lease("expiring-field", key, f"r:{self.id}", self.hold_seconds, what) for key in self.windows]
+
+    def settle(self, tokens: int) -> None:
+        if self.settled:
+            return
+        self.settled = True
+        if self.windows:
+            redis_script(_SETTLE_SCRIPT)(keys=self.windows, args=[self.id, max(tokens, 0), self.expire_at])
+
+
+def rate_reserve(rates: tuple[Rate, ...], tokens: int, *, hold_seconds: float) -> RateReservation:
+    """Counts the request against every requests-per-minute limit of `rates` and reserves `tokens` against every
+    tokens-per-minute one, at once, or raises RateLimited (nothing counted). A reservation neither settled nor
+    renewed within `hold_seconds` stops counting."""
+    rates = tuple(rate for rate in rates if rate.requests_per_minute or rate.tokens_per_minute)
+    if not rates:
+        return RateReservation()
+    clock = time.time()
+    minute = int(clock // 60)
+    reset = (minute + 1) * 60 - clock
+    keys = [_window_key(rate.owner, minute) for rate in rates]
+    limits = [value for rate in rates for value in (rate.requests_per_minute, rate.tokens_per_minute)]
+    reservation_id = secrets.token_hex(8)
+    # A window outlives its minute by the longest a reservation made in it may take to settle.
+    expire_at = (minute + 1) * 60 + int(hold_seconds) + 60
+    outcome, *found = redis_script(_RESERVE_SCRIPT)(
+        keys=keys, args=[clock, reservation_id, tokens, clock + hold_seconds, expire_at, *limits]
+    )
+    if outcome == b"ok":
+        counts = [int(value) for value in found]
+        reservation = RateReservation(reservation_id, [], hold_seconds, expire_at)
+        for i, rate in enumerate(rates):
+            requests, used = counts[2 * i], counts[2 * i + 1]
+            if rate.requests_per_minute:
+                limit = rate.requests_per_minute
+                reservation.requests.append(RateStatus(limit, max(limit - requests, 0), reset))
+            if rate.tokens_per_minute:
+                reservation.windows.append(keys[i])
+                limit = rate.tokens_per_minute
+                reservation.tokens.append(RateStatus(limit, max(limit - used, 0), reset))
+        return reservation
+    rate = rates[int(found[0]) - 1]
+    whose = "this API key" if rate.owner.kind == "key" else "this admin"
+    if outcome == b"requests":
+        raise RateLimited(f"Over the {rate.requests_per_minute} requests per minute of {whose}.", retry_after=reset)
+    if outcome == b"tokens":
+        left = int(found[1])
+        raise RateLimited(
+            f"This request could use up to {tokens} tokens (its prompt and max_tokens), more than the {left} left "
+            f"of the {rate.tokens_per_minute} tokens per minute of {whose}: a smaller max_tokens may fit.",
+            retry_after=reset,
+        )
+    raise RateLimited(
+        f"The tokens per minute of {whose} are held by requests in flight; retry shortly.",
+        retry_after=min(RESERVED_RETRY_SECONDS, reset),
+    )
