@@ -38,6 +38,9 @@ class AdminUser(models.Model):
     limits: AdminLimits = NO_LIMITS
     # The API key (accounts.api_keys.ApiKey) a request came with, whose rules it is under; None for a token.
     api_key: Any = None
+    # Once a chat of the request was let through: where it stands against its own per-minute limits
+    # (conversations.turns.RateLimits), for its answer's x-ratelimit-* headers.
+    rate_limits: Any = None
 
     class Meta:
         managed = False

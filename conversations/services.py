@@ -20,9 +20,7 @@ from conversations.limits import turn_hold_seconds
 from conversations.session_ids import new_session_id
 from conversations.stores import history_store
 from conversations.turns import (
-    NO_RATE_LIMITS,
     ChatOptions,
-    RateLimits,
     Turn,
     TurnResult,
     new_turn_messages,
@@ -56,7 +54,6 @@ class ChatReply:
     username: str
     usage: dict[str, int]  # this turn's tokens
     session_usage: dict[str, int]  # the session's tokens and requests
-    rate_limits: RateLimits = NO_RATE_LIMITS
 
 
 def _chat_reply(turn: Turn, result: TurnResult) -> ChatReply:
@@ -69,7 +66,6 @@ def _chat_reply(turn: Turn, result: TurnResult) -> ChatReply:
         username=turn.admin.username,
         usage={name: value for name, value in result.usage.items() if name != "requests"},
         session_usage=result.session_usage,
-        rate_limits=result.rate_limits,
     )
 
 

@@ -24,7 +24,7 @@ from accounts.models import AdminUser
 from accounts.rate_limits import RateReservation, RateStatus, caller_rates, rate_reserve
 from conversations import summaries
 from conversations.history import Conversation, SessionTurn, message
-from conversations.history.base import NEW_EXCHANGE, SessionNotFound, StoreOptions
+from conversations.history.base import NEW_EXCHANGE, ChatSlot, SessionNotFound, StoreOptions
 from conversations.limits import AdminSlot, chat_limits, process_chats, turn_hold_seconds
 from conversations.stores import history_store
 from conversations.summaries import summary_message
@@ -101,9 +101,6 @@ class RateLimits:
     tokens: RateStatus | None = None
 
 
-NO_RATE_LIMITS = RateLimits()
-
-
 @dataclass(frozen=True)
 class TurnResult:
     completion: Completion
@@ -113,8 +110,12 @@ class TurnResult:
     rate_limits: RateLimits = RateLimits()
 
 
-def rate_limit_headers(limits: RateLimits) -> dict[str, str]:
-    """The `x-ratelimit-*` headers OpenAI and Groq send, for the caller's own limits (a reset in seconds, `1.5s`)."""
+def rate_limit_headers(admin: AdminUser) -> dict[str, str]:
+    """The `x-ratelimit-*` headers OpenAI and Groq send, for the caller's own limits (a reset in seconds, `1.5s`),
+    once its turn was let through (JSON answered, or the first piece of a stream read)."""
+    limits: RateLimits | None = admin.rate_limits
+    if limits is None:
+        return {}
     headers = {}
     for kind, status in (("requests", limits.requests), ("tokens", limits.tokens)):
         if status is not None:
@@ -253,6 +254,7 @@ def _turn_held(turn: Turn) -> Iterator[_TurnPlan]:
             reservation.settle(0)
             raise
         hold.add(*reservation.leases(), *rate_reservation.leases())
+        turn.admin.rate_limits = _rate_limits(turn.admin, held.slot, rate_reservation)
         plan = _TurnPlan(
             held, hold, upstream, new_turn_messages(messages), replace_last, reservation, rate_reservation, models
         )
@@ -361,24 +363,18 @@ def _turn_record(turn: Turn, plan: _TurnPlan, completion: Completion) -> TurnRes
     stored = [*(message(**m) for m in plan.new), reply]
     options = StoreOptions(replace_last=plan.replace_last, drop_first=plan.drop_first, summary=plan.summary)
     totals = plan.held.finish(stored, usage, options)
-    return TurnResult(
-        completion=completion,
-        session_id=turn.session_id,
-        usage=usage,
-        session_usage=totals,
-        rate_limits=_rate_limits(turn.admin, plan),
-    )
+    return TurnResult(completion=completion, session_id=turn.session_id, usage=usage, session_usage=totals)
 
 
-def _rate_limits(admin: AdminUser, plan: _TurnPlan) -> RateLimits:
+def _rate_limits(admin: AdminUser, slot: ChatSlot, rates: RateReservation) -> RateLimits:
     """The tightest of the caller's limits: the one with the least remaining."""
-    requests = list(plan.rates.requests)
-    per_minute, slot = admin_requests_per_minute(admin), plan.held.slot
+    requests = list(rates.requests)
+    per_minute = admin_requests_per_minute(admin)
     if per_minute and slot is not None and slot.requests:
         started = slot.started
         requests.append(RateStatus(per_minute, max(per_minute - slot.requests, 0), 60 - started % 60))
     tightest = min(requests, key=lambda status: status.remaining, default=None)
-    return RateLimits(tightest, min(plan.rates.tokens, key=lambda status: status.remaining, default=None))
+    return RateLimits(tightest, min(rates.tokens, key=lambda status: status.remaining, default=None))
 
 
 def _relay(upstream: Iterator[StreamDelta | StreamDone], plan: _TurnPlan) -> Generator[StreamDelta, None, Completion]:

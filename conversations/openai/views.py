@@ -183,10 +183,11 @@ class ChatCompletionsView(OpenAIView):
             first = next(events)  # errors before the first piece still get their own HTTP status
             include_usage = bool((data.get("stream_options") or {}).get("include_usage"))
             chunks = completion_chunks(first, events, **ids, model=data["model"], include_usage=include_usage)
-            return StreamingHttpResponse(chunks, content_type="text/event-stream", headers={**SSE_HEADERS, **headers})
+            headers = {**SSE_HEADERS, **headers, **rate_limit_headers(request.user)}
+            return StreamingHttpResponse(chunks, content_type="text/event-stream", headers=headers)
         result = completion_send(**turn)
         return Response(
-            completion_body(result.completion, **ids), headers={**headers, **rate_limit_headers(result.rate_limits)}
+            completion_body(result.completion, **ids), headers={**headers, **rate_limit_headers(request.user)}
         )
 
 

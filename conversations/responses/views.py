@@ -25,7 +25,7 @@ from conversations.responses.services import (
     response_stream,
 )
 from conversations.streaming import SSE_HEADERS
-from conversations.turns import ChatOptions
+from conversations.turns import ChatOptions, rate_limit_headers
 from core.shortcuts import thread_serializer
 
 DESCRIPTION = (
@@ -123,12 +123,14 @@ class ResponsesView(OpenAIView):
             "leases": claim_leases(claim),
         }
         if not body.validated_data["stream"]:
-            return Response(response_create(**asked))
+            created = response_create(**asked)
+            return Response(created, headers=rate_limit_headers(request.user))
         planned, pieces = response_stream(**asked)
         pieces = recorded(claim, pieces, lambda finished: finished)
         first = next(pieces)  # errors before the first piece still get their own HTTP status
         events = response_events(planned.start_body(), first, pieces)
-        return StreamingHttpResponse(events, content_type="text/event-stream", headers=SSE_HEADERS)
+        headers = {**SSE_HEADERS, **rate_limit_headers(request.user)}
+        return StreamingHttpResponse(events, content_type="text/event-stream", headers=headers)
 
 
 class ResponseDetailView(OpenAIView):

@@ -53,7 +53,8 @@ def test_an_unknown_model_is_refused_when_the_key_is_made(alice_client):
 def test_an_expired_key_gets_401_api_key_expired(alice_client):
     created, client = new_key(alice_client)
     past = (datetime.now(UTC) - timedelta(seconds=1)).isoformat()
-    assert alice_client.patch(f"/admin/api-keys/{created['id']}", {"expires_at": past}, format="json").status_code == 200
+    changed = alice_client.patch(f"/admin/api-keys/{created['id']}", {"expires_at": past}, format="json")
+    assert changed.status_code == HTTPStatus.OK
 
     response = client.get("/admin/info")
 
@@ -133,3 +134,24 @@ def test_createapikey_and_updateapikey_set_the_rules(alice, alice_client):
     listed = alice_client.get("/admin/api-keys").json()["keys"][0]
 
     assert (listed["models"], listed["requests_per_minute"], listed["tokens_per_minute"]) == ([MODEL], None, 500)
+
+
+def test_streams_and_responses_carry_the_headers_too(alice_client, fake_groq):
+    _, client = new_key(alice_client, requests_per_minute=10, tokens_per_minute=100000)
+
+    answers = {
+        "chat stream": client.post("/chat/", {"message": "hi", "stream": True}, format="json"),
+        "v1 stream": complete(client, user("hi"), stream=True),
+        "responses": client.post("/v1/responses", {"model": MODEL, "input": "hi"}, format="json"),
+        "responses stream": client.post(
+            "/v1/responses", {"model": MODEL, "input": "hi", "stream": True}, format="json"
+        ),
+    }
+
+    for name, response in answers.items():
+        assert response.status_code == HTTPStatus.OK, name
+        if response.streaming:
+            b"".join(response.streaming_content)
+        assert response["x-ratelimit-limit-requests"] == "10", name
+        assert response["x-ratelimit-limit-tokens"] == "100000", name
+        assert int(response["x-ratelimit-remaining-tokens"]) < 100000, name
