@@ -14,13 +14,18 @@ from __future__ import annotations
 
 import secrets
 import time
+from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from functools import partial
+from typing import TYPE_CHECKING, Any
 
-from accounts.budgets import BudgetOwner
+from redis.client import Pipeline
+
+from accounts.budgets import BudgetExceeded, BudgetOwner, Reservation, budget_reserve, budget_reserve_call
 from core.exceptions import ServiceError
 from core.leases import Lease
-from core.redis_store import redis_admin_key, redis_script
+from core.redis_store import ScriptCall, redis_admin_key, redis_client, redis_script, redis_scripts
 
 if TYPE_CHECKING:
     from accounts.models import AdminUser
@@ -134,6 +139,18 @@ class RateReservation:
     requests: list[RateStatus] = field(default_factory=list)
     tokens: list[RateStatus] = field(default_factory=list)
     settled: bool = False
+    counted: list[str] = field(default_factory=list)  # every window the request was counted in
+
+    def settle_uncounted(self) -> None:
+        """Gives back all it took, the request's count too: another limit refused the request."""
+        if self.settled:
+            return
+        self.settled = True
+        pipe = redis_client().pipeline(transaction=False)
+        for window in self.counted:
+            pipe.hincrby(window, "requests", -1)
+            pipe.hdel(window, f"r:{self.id}")
+        pipe.execute()
 
     def leases(self) -> list[Lease]:
         if self.settled:
@@ -148,14 +165,62 @@ class RateReservation:
         if self.windows:
             redis_script(_SETTLE_SCRIPT)(keys=self.windows, args=[self.id, max(tokens, 0), self.expire_at])
 
+    def settle_into(self, pipe: Pipeline, tokens: int) -> None:
+        """Queues the settling on a pipeline that also writes the turn's end (as budgets.Reservation's)."""
+        if self.settled:
+            return
+        self.settled = True
+        for window in self.windows:
+            if tokens > 0:
+                pipe.hincrby(window, "used", tokens)
+            pipe.hdel(window, f"r:{self.id}")
+            pipe.expireat(window, self.expire_at)
+
+
+def limits_reserve(
+    owners: tuple[BudgetOwner, ...], rates: tuple[Rate, ...], tokens: int, *, hold_seconds: float
+) -> tuple[Reservation, RateReservation]:
+    """Reserves `tokens` against every budget of `owners` (budgets.budget_reserve) and every per-minute limit of
+    `rates` (rate_reserve) in one round trip, or raises BudgetExceeded or RateLimited, with nothing held."""
+    rates = _applying(rates)
+    if not owners or not rates:
+        return budget_reserve(owners, tokens, hold_seconds=hold_seconds), rate_reserve(
+            rates, tokens, hold_seconds=hold_seconds
+        )
+    budget_call, budget_outcome = budget_reserve_call(owners, tokens, hold_seconds=hold_seconds)
+    rate_call, rate_outcome = _rate_reserve_call(rates, tokens, hold_seconds=hold_seconds)
+    budget_result, rate_result = redis_scripts([budget_call, rate_call])
+    try:
+        reservation = budget_outcome(budget_result)
+    except BudgetExceeded:
+        with suppress(RateLimited):
+            rate_outcome(rate_result).settle_uncounted()
+        raise
+    try:
+        return reservation, rate_outcome(rate_result)
+    except RateLimited:
+        reservation.settle(0)
+        raise
+
+
+def _applying(rates: tuple[Rate, ...]) -> tuple[Rate, ...]:
+    return tuple(rate for rate in rates if rate.requests_per_minute or rate.tokens_per_minute)
+
 
 def rate_reserve(rates: tuple[Rate, ...], tokens: int, *, hold_seconds: float) -> RateReservation:
     """Counts the request against every requests-per-minute limit of `rates` and reserves `tokens` against every
     tokens-per-minute one, at once, or raises RateLimited (nothing counted). A reservation neither settled nor
     renewed within `hold_seconds` stops counting."""
-    rates = tuple(rate for rate in rates if rate.requests_per_minute or rate.tokens_per_minute)
+    rates = _applying(rates)
     if not rates:
         return RateReservation()
+    call, outcome_of = _rate_reserve_call(rates, tokens, hold_seconds=hold_seconds)
+    return outcome_of(redis_scripts([call])[0])
+
+
+def _rate_reserve_call(
+    rates: tuple[Rate, ...], tokens: int, *, hold_seconds: float
+) -> tuple[ScriptCall, Callable[[Any], RateReservation]]:
     clock = time.time()
     minute = int(clock // 60)
     reset = (minute + 1) * 60 - clock
@@ -164,12 +229,26 @@ def rate_reserve(rates: tuple[Rate, ...], tokens: int, *, hold_seconds: float) -
     reservation_id = secrets.token_hex(8)
     # A window outlives its minute by the longest a reservation made in it may take to settle.
     expire_at = (minute + 1) * 60 + int(hold_seconds) + 60
-    outcome, *found = redis_script(_RESERVE_SCRIPT)(
-        keys=keys, args=[clock, reservation_id, tokens, clock + hold_seconds, expire_at, *limits]
+    call = ScriptCall(
+        redis_script(_RESERVE_SCRIPT), keys, [clock, reservation_id, tokens, clock + hold_seconds, expire_at, *limits]
     )
+    return call, partial(_reserved, rates, keys, tokens, reservation_id, hold_seconds, expire_at, reset)
+
+
+def _reserved(
+    rates: tuple[Rate, ...],
+    keys: list[str],
+    tokens: int,
+    reservation_id: str,
+    hold_seconds: float,
+    expire_at: int,
+    reset: float,
+    result: Any,
+) -> RateReservation:
+    outcome, *found = result
     if outcome == b"ok":
         counts = [int(value) for value in found]
-        reservation = RateReservation(reservation_id, [], hold_seconds, expire_at)
+        reservation = RateReservation(reservation_id, [], hold_seconds, expire_at, counted=keys)
         for i, rate in enumerate(rates):
             requests, used = counts[2 * i], counts[2 * i + 1]
             if rate.requests_per_minute:

@@ -11,20 +11,21 @@ one session are answered one after the other and neither is lost."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Generator, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
+from redis.client import Pipeline
 
-from accounts.budgets import BudgetOwner, Reservation, budget_reserve
+from accounts.budgets import BudgetOwner, Reservation
 from accounts.key_rules import admin_requests_per_minute, caller_models, model_check
 from accounts.models import AdminUser
-from accounts.rate_limits import RateReservation, RateStatus, caller_rates, rate_reserve
+from accounts.rate_limits import RateReservation, RateStatus, caller_rates, limits_reserve
 from conversations import summaries
 from conversations.history import Conversation, SessionTurn, message
-from conversations.history.base import NEW_EXCHANGE, ChatSlot, SessionNotFound, StoreOptions
+from conversations.history.base import NEW_EXCHANGE, ChatSlot, SessionNotFound, StoreOptions, writes_together
 from conversations.limits import AdminSlot, chat_limits, process_chats, turn_hold_seconds
 from conversations.stores import history_store
 from conversations.summaries import summary_message
@@ -165,10 +166,15 @@ class _StatelessTurn:
     leases: list[Lease] = field(default_factory=list)
 
     def finish(
-        self, messages: list[dict[str, Any]], usage: dict[str, int], options: StoreOptions = NEW_EXCHANGE
+        self,
+        messages: list[dict[str, Any]],
+        usage: dict[str, int],
+        options: StoreOptions = NEW_EXCHANGE,
+        *,
+        with_writes: Callable[[Pipeline], None] | None = None,
     ) -> None:
         release = self.slot.release_into if self.slot_held else None  # in the same round trip
-        admin_usage_totals.record(self.slot.admin_id, usage, with_writes=release)
+        admin_usage_totals.record(self.slot.admin_id, usage, with_writes=writes_together(release, with_writes))
         self.slot_held = False
 
 
@@ -247,12 +253,7 @@ def _turn_held(turn: Turn) -> Iterator[_TurnPlan]:
         worst_case = 0
         if turn.budget_owners or any(rate.tokens_per_minute for rate in rates):
             worst_case = _worst_case_tokens(turn, upstream, summary, to_fold, messages=messages, kept=kept)
-        reservation = budget_reserve(turn.budget_owners, worst_case, hold_seconds=hold_seconds)
-        try:
-            rate_reservation = rate_reserve(rates, worst_case, hold_seconds=hold_seconds)
-        except ServiceError:
-            reservation.settle(0)
-            raise
+        reservation, rate_reservation = limits_reserve(turn.budget_owners, rates, worst_case, hold_seconds=hold_seconds)
         hold.add(*reservation.leases(), *rate_reservation.leases())
         turn.admin.rate_limits = _rate_limits(turn.admin, held.slot, rate_reservation)
         plan = _TurnPlan(
@@ -357,12 +358,18 @@ def _turn_record(turn: Turn, plan: _TurnPlan, completion: Completion) -> TurnRes
     reply_usage = {**completion.usage.as_dict(), "requests": 1}
     usage = {name: reply_usage[name] + plan.fold_usage.get(name, 0) for name in reply_usage}
     metrics.tokens_record(usage)
-    plan.reservation.settle(usage["total_tokens"])
-    plan.rates.settle(usage["total_tokens"])
+    spent = usage["total_tokens"]
+    settle = None
+    if not (plan.reservation.settled and plan.rates.settled):
+
+        def settle(pipe: Pipeline) -> None:  # in the finish's round trip
+            plan.reservation.settle_into(pipe, spent)
+            plan.rates.settle_into(pipe, spent)
+
     reply = message("assistant", completion.content, tool_calls=completion.tool_calls, item_id=turn.reply_id)
     stored = [*(message(**m) for m in plan.new), reply]
     options = StoreOptions(replace_last=plan.replace_last, drop_first=plan.drop_first, summary=plan.summary)
-    totals = plan.held.finish(stored, usage, options)
+    totals = plan.held.finish(stored, usage, options, with_writes=settle)
     return TurnResult(completion=completion, session_id=turn.session_id, usage=usage, session_usage=totals)
 
 

@@ -7,12 +7,14 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
 import redis
 from django.conf import settings
 from django_redis import get_redis_connection
+from redis.client import Pipeline
 from redis.cluster import RedisCluster
 from redis.commands.core import Script
 from redis.exceptions import AskError, MovedError, NoScriptError, RedisClusterException
@@ -106,37 +108,57 @@ def _node_of(client: redis.Redis, key: str) -> tuple[str, redis.Redis]:
     return "primary", client
 
 
-def redis_script_replicated(script: Script, *, keys: Sequence[str], args: Sequence[Any]) -> Any:
+def redis_script_replicated(
+    script: Script,
+    *,
+    keys: Sequence[str],
+    args: Sequence[Any],
+    before: Callable[[Pipeline], None] | None = None,
+) -> Any:
     """Runs `script` and answers once REDIS_WAIT_REPLICAS replicas have its writes: WAIT, on the same connection
     right after it (one round trip for both), on the primary that holds its keys. A primary without that many
     connected replicas (a single Redis; a replica promoted after its primary died, until another replica joins)
     is not waited for. Raises NotReplicated (503) when its replicas do not confirm within the WAIT timeout: the
-    writes may then be lost by a failover, so they are not acknowledged."""
+    writes may then be lost by a failover, so they are not acknowledged. `before` queues writes (of keys in the
+    script's slot) to send ahead of the script, in the same round trip."""
     wanted = settings.REDIS_WAIT_REPLICAS
-    if not wanted:
+    if not wanted and before is None:
         return script(keys=keys, args=args)
     client = redis_client()
     name, node = _node_of(client, keys[0])
-    if _connected_replicas(name, node) < wanted:
+    wait = bool(wanted) and _connected_replicas(name, node) >= wanted
+    if not wait and before is None:
         return script(keys=keys, args=args)
+    acked: Any = wanted
     for attempt in range(3):
         pipe = node.pipeline(transaction=False)
+        if before is not None:
+            before(pipe)
+        queued = len(pipe)
         pipe.evalsha(script.sha, len(keys), *keys, *args)
-        pipe.wait(wanted, settings.REDIS_WAIT_TIMEOUT_MS)
-        result, acked = pipe.execute(raise_on_error=False)
+        if wait:
+            pipe.wait(wanted, settings.REDIS_WAIT_TIMEOUT_MS)
+        replies = pipe.execute(raise_on_error=False)
+        result = replies[queued]
+        if wait:
+            acked = replies[queued + 1]
+        if isinstance(result, MovedError | AskError) and isinstance(client, RedisCluster) and attempt < 2:
+            client.nodes_manager.initialize()  # the slot moved (a failover): nothing ran
+            name, node = _node_of(client, keys[0])
+            continue
+        for reply in replies[:queued]:
+            if isinstance(reply, Exception):
+                raise reply
+        before = None  # they ran
         if isinstance(result, NoScriptError) and attempt < 2:  # a new primary (a failover) or a restart
             node.script_load(script.script)
-            continue
-        if isinstance(result, MovedError | AskError) and isinstance(client, RedisCluster) and attempt < 2:
-            client.nodes_manager.initialize()  # the slot moved (a failover): the script did not run
-            name, node = _node_of(client, keys[0])
             continue
         break
     if isinstance(result, Exception):
         raise result
     if isinstance(acked, Exception):
         raise acked
-    if acked < wanted and _connected_replicas(name, node, fresh=True) >= wanted:
+    if wait and acked < wanted and _connected_replicas(name, node, fresh=True) >= wanted:
         logger.warning(
             "redis: a write was confirmed by %d of %d replica(s) within %d ms (on %s)",
             acked,
@@ -148,6 +170,42 @@ def redis_script_replicated(script: Script, *, keys: Sequence[str], args: Sequen
             "Redis did not confirm that a replica has this change; it may be lost. Try again shortly.", retry_after=1
         )
     return result
+
+
+@dataclass(frozen=True)
+class ScriptCall:
+    script: Script
+    keys: list[str]
+    args: list[Any]
+
+
+def redis_scripts(calls: Sequence[ScriptCall]) -> list[Any]:
+    """Runs `calls`, whose keys are all in one Redis Cluster slot, in one round trip, in order; returns their
+    results (raising the first error). A script the server does not know yet (after a restart or a failover) did
+    not run: it is loaded and run again."""
+    if len(calls) == 1:
+        call = calls[0]
+        return [call.script(keys=call.keys, args=call.args)]
+    _, node = _node_of(redis_client(), calls[0].keys[0])
+    results: list[Any] = [None] * len(calls)
+    pending = list(range(len(calls)))
+    for attempt in range(3):
+        pipe = node.pipeline(transaction=False)
+        for i in pending:
+            pipe.evalsha(calls[i].script.sha, len(calls[i].keys), *calls[i].keys, *calls[i].args)
+        retry = []
+        for i, reply in zip(pending, pipe.execute(raise_on_error=False), strict=True):
+            results[i] = reply
+            if isinstance(reply, NoScriptError) and attempt < 2:
+                node.script_load(calls[i].script.script)
+                retry.append(i)
+        if not retry:
+            break
+        pending = retry
+    for result in results:
+        if isinstance(result, Exception):
+            raise result
+    return results
 
 
 # Sets one field of an existing hash and returns the whole hash in one round trip; a missing (revoked or

@@ -150,12 +150,18 @@ class SessionTurn(Protocol):
     leases: list[Lease]
 
     def finish(
-        self, messages: list[dict[str, Any]], usage: dict[str, int], options: StoreOptions = NEW_EXCHANGE
+        self,
+        messages: list[dict[str, Any]],
+        usage: dict[str, int],
+        options: StoreOptions = NEW_EXCHANGE,
+        *,
+        with_writes: Callable[[Pipeline], None] | None = None,
     ) -> dict[str, int]:
         """Stores the turn and adds its usage to the session's and the admin's totals, then gives back the lock and
         the admin's slot; returns the session's usage totals, this turn included. `options`: a turn that redoes
         the last exchange replaces its messages; an import sets `created_at` and leaves the admin's totals
-        alone. Raises LeaseLost, storing nothing, when the turn no longer holds the session's lock."""
+        alone. Raises LeaseLost, storing nothing, when the turn no longer holds the session's lock. `with_writes`
+        queues further writes of keys in the admin's slot (a budget's settling) to send in the same round trip."""
         ...
 
 
@@ -201,3 +207,16 @@ def list_item_of(conversation: Conversation) -> SessionListItem:
         conversation.last_activity,
         {name: conversation.usage.get(name, 0) for name in USAGE_FIELDS},
     )
+
+
+def writes_together(*queues: Callable[[Pipeline], None] | None) -> Callable[[Pipeline], None] | None:
+    """One function that queues the writes of each of `queues` (None: none) on a pipeline."""
+    present = [queue for queue in queues if queue is not None]
+    if len(present) < 2:
+        return present[0] if present else None
+
+    def queue_all(pipe: Pipeline) -> None:
+        for queue in present:
+            queue(pipe)
+
+    return queue_all

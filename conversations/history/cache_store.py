@@ -5,13 +5,14 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
 from django.core.cache import caches
+from redis.client import Pipeline
 
 from conversations.history.base import (
     MAX_STORED_MESSAGES,
@@ -29,6 +30,7 @@ from conversations.history.base import (
     list_item_of,
     now_iso,
     usage_added,
+    writes_together,
 )
 from core.leases import Lease
 
@@ -72,13 +74,20 @@ class _CacheTurn:
     leases: list[Lease] = field(default_factory=list)
 
     def finish(
-        self, messages: list[dict[str, Any]], usage: dict[str, int], options: StoreOptions = NEW_EXCHANGE
+        self,
+        messages: list[dict[str, Any]],
+        usage: dict[str, int],
+        options: StoreOptions = NEW_EXCHANGE,
+        *,
+        with_writes: Callable[[Pipeline], None] | None = None,
     ) -> dict[str, int]:
         admin_id = self.slot.admin_id
         totals = self.store.write_turn(admin_id, self.session_id, messages, usage, options)
         # The admin's usage and the slot given back, in one round trip.
         release = self.slot.release_into if self.slot_held else None
-        self.store.usage.record(admin_id, usage if options.admin_usage else {}, with_writes=release)
+        self.store.usage.record(
+            admin_id, usage if options.admin_usage else {}, with_writes=writes_together(release, with_writes)
+        )
         self.slot_held = False
         return totals
 

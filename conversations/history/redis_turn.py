@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
+from redis.client import Pipeline
 
 from conversations.history.base import (
     MAX_STORED_MESSAGES,
@@ -50,7 +52,12 @@ class RedisTurn:
         return f"{self.slot.admin_id}:{self.session_id}"
 
     def finish(
-        self, messages: list[dict[str, Any]], usage: dict[str, int], options: StoreOptions = NEW_EXCHANGE
+        self,
+        messages: list[dict[str, Any]],
+        usage: dict[str, int],
+        options: StoreOptions = NEW_EXCHANGE,
+        *,
+        with_writes: Callable[[Pipeline], None] | None = None,
     ) -> dict[str, int]:
         """The finish script (acknowledged once a replica has it, where REDIS_WAIT_REPLICAS asks), then, only when
         the admin went over MAX_SESSIONS_PER_ADMIN or (Redis Cluster) the session's place in the store-wide index
@@ -81,7 +88,10 @@ class RedisTurn:
         )
         try:
             outcome = redis_script_replicated(
-                store.finish_script, keys=store.finish_keys(self.slot, self.session_id), args=lua_argv(args)
+                store.finish_script,
+                keys=store.finish_keys(self.slot, self.session_id),
+                args=lua_argv(args),
+                before=with_writes,
             )
         except NotReplicated:
             self.finished = True  # stored, and the lock and slot given back, but not confirmed by a replica

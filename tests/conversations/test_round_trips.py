@@ -8,6 +8,7 @@ from http import HTTPStatus
 
 import pytest
 from redis.connection import AbstractConnection
+from rest_framework.test import APIClient
 
 from conversations.history.redis_keys import store_index_key
 from conversations.usage import usage_key
@@ -97,3 +98,36 @@ def test_round_trips_per_response(history_backend, alice_client, round_trips, se
         {"new chain": 1, "continued chain": 2} if history_backend == "redis" else {"new chain": 0, "continued chain": 0}
     )
     assert counts == {name: 3 + extra[name] for name in counts}
+
+
+def test_a_key_with_models_limits_and_a_budget_costs_one_more(alice, alice_client, round_trips, settings):
+    """Its rules are read with the key; its budget's and its limits' reservations are one round trip, settled in
+    the turn's finish."""
+    from accounts.budgets import Budget, BudgetOwner, budget_set
+    from accounts.key_rules import KeyRules
+    from accounts.services import api_key_create
+
+    settings.HISTORY_BACKEND = "redis"
+    plain = api_key_create(admin_id=alice.id)[1]
+    key, ruled = api_key_create(
+        admin_id=alice.id,
+        rules=KeyRules(models=("openai/gpt-oss-20b",), requests_per_minute=1000, tokens_per_minute=10**9),
+    )
+    budget_set(BudgetOwner("key", key.id, alice.id), Budget(10**9, "day"))
+    clients = {
+        name: APIClient(HTTP_AUTHORIZATION=f"Bearer {raw}") for name, raw in (("plain", plain), ("ruled", ruled))
+    }
+    for client in clients.values():
+        stateless(client)  # scripts loaded
+
+    counts = {
+        (name, kind): counted(round_trips, send)
+        for name, client in clients.items()
+        for kind, send in (
+            ("stateless", lambda c=client: stateless(c)),
+            ("session", lambda c=client: chat(c, "hi", "s1")),
+        )
+    }
+
+    assert counts[("ruled", "stateless")] == counts[("plain", "stateless")] + 1
+    assert counts[("ruled", "session")] == counts[("plain", "session")] + 1
