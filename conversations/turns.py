@@ -111,21 +111,6 @@ class TurnResult:
     rate_limits: RateLimits = RateLimits()
 
 
-def rate_limit_headers(admin: AdminUser) -> dict[str, str]:
-    """The `x-ratelimit-*` headers OpenAI and Groq send, for the caller's own limits (a reset in seconds, `1.5s`),
-    once its turn was let through (JSON answered, or the first piece of a stream read)."""
-    limits: RateLimits | None = admin.rate_limits
-    if limits is None:
-        return {}
-    headers = {}
-    for kind, status in (("requests", limits.requests), ("tokens", limits.tokens)):
-        if status is not None:
-            headers[f"x-ratelimit-limit-{kind}"] = str(status.limit)
-            headers[f"x-ratelimit-remaining-{kind}"] = str(status.remaining)
-            headers[f"x-ratelimit-reset-{kind}"] = f"{max(status.reset_seconds, 0):.3g}s"
-    return headers
-
-
 def turn_answer(turn: Turn) -> TurnResult:
     with _turn_held(turn) as plan:
         completion = llm_client().complete(plan.upstream, **turn.options.llm_kwargs(), models_allowed=plan.models)

@@ -19,6 +19,7 @@ from rest_framework.views import APIView
 from accounts.authentication import request_budget_owners
 from conversations import serializers
 from conversations.idempotency import Claim, StoredResponse, claim_leases, idempotent, recorded
+from conversations.rate_headers import rate_limit_headers
 from conversations.services import (
     ChatReply,
     admin_test_chat,
@@ -28,7 +29,7 @@ from conversations.services import (
     redo_stream,
 )
 from conversations.streaming import SSE_HEADERS, replayed_sse, sse_event, sse_stream
-from conversations.turns import ChatOptions, rate_limit_headers
+from conversations.turns import ChatOptions
 from core.browsable import FormPageOnBrowserGet
 from core.schema import error_responses
 from core.shortcuts import thread_serializer

@@ -33,10 +33,11 @@ from conversations.openai.wire import (
     openai_error,
     replayed_chunks,
 )
+from conversations.rate_headers import rate_limit_headers
 from conversations.services import completion_model_check, completion_send, completion_stream
 from conversations.session_ids import SESSION_ID_RULE, is_session_id
 from conversations.streaming import SSE_HEADERS
-from conversations.turns import ChatOptions, TurnResult, rate_limit_headers
+from conversations.turns import ChatOptions, TurnResult
 from core.errors import exception_handler
 from core.negotiation import IgnoreAccept
 from core.parsers import JSONParser

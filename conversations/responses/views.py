@@ -14,6 +14,7 @@ from rest_framework.response import Response
 from accounts.authentication import request_budget_owners
 from conversations.idempotency import Claim, StoredResponse, claim_leases, idempotent, recorded
 from conversations.openai.views import TAG, OpenAIView, openai_errors
+from conversations.rate_headers import rate_limit_headers
 from conversations.responses import serializers
 from conversations.responses.events import replayed_events, response_events
 from conversations.responses.services import (
@@ -25,7 +26,7 @@ from conversations.responses.services import (
     response_stream,
 )
 from conversations.streaming import SSE_HEADERS
-from conversations.turns import ChatOptions, rate_limit_headers
+from conversations.turns import ChatOptions
 from core.shortcuts import thread_serializer
 
 DESCRIPTION = (

@@ -155,3 +155,17 @@ def test_streams_and_responses_carry_the_headers_too(alice_client, fake_groq):
         assert response["x-ratelimit-limit-requests"] == "10", name
         assert response["x-ratelimit-limit-tokens"] == "100000", name
         assert int(response["x-ratelimit-remaining-tokens"]) < 100000, name
+
+
+def test_the_schema_documents_the_rules_and_the_headers(api):
+    schema = api.get("/openapi.json").json()
+    paths, components = schema["paths"], schema["components"]["schemas"]
+
+    assert "patch" in paths["/admin/api-keys/{key_id}"]
+    for name in ("ApiKeyCreateRequestRequest", "PatchedApiKeyUpdateRequestRequest", "ApiKeyInfo"):
+        assert {"models", "requests_per_minute", "tokens_per_minute", "expires_at"} <= set(
+            components[name]["properties"]
+        )
+    assert "last_used_at" in components["ApiKeyInfo"]["properties"]
+    for path in ("/chat", "/v1/chat/completions", "/v1/responses"):
+        assert "x-ratelimit-remaining-tokens" in paths[path]["post"]["responses"]["200"]["headers"]
