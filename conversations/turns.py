@@ -108,7 +108,6 @@ class TurnResult:
     session_id: str | None
     usage: dict[str, int]  # this turn's tokens and requests
     session_usage: dict[str, int] | None  # the session's totals, this turn included
-    rate_limits: RateLimits = RateLimits()
 
 
 def turn_answer(turn: Turn) -> TurnResult:
@@ -344,17 +343,17 @@ def _turn_record(turn: Turn, plan: _TurnPlan, completion: Completion) -> TurnRes
     usage = {name: reply_usage[name] + plan.fold_usage.get(name, 0) for name in reply_usage}
     metrics.tokens_record(usage)
     spent = usage["total_tokens"]
-    settle = None
-    if not (plan.reservation.settled and plan.rates.settled):
 
-        def settle(pipe: Pipeline) -> None:  # in the finish's round trip
-            plan.reservation.settle_into(pipe, spent)
-            plan.rates.settle_into(pipe, spent)
+    def settle(pipe: Pipeline) -> None:
+        plan.reservation.settle_into(pipe, spent)
+        plan.rates.settle_into(pipe, spent)
 
     reply = message("assistant", completion.content, tool_calls=completion.tool_calls, item_id=turn.reply_id)
     stored = [*(message(**m) for m in plan.new), reply]
     options = StoreOptions(replace_last=plan.replace_last, drop_first=plan.drop_first, summary=plan.summary)
-    totals = plan.held.finish(stored, usage, options, with_writes=settle)
+    # The reservations settle in the finish's round trip; without any, the finish needs no pipeline.
+    reserved = bool(plan.reservation.usage_keys or plan.rates.windows)
+    totals = plan.held.finish(stored, usage, options, with_writes=settle if reserved else None)
     return TurnResult(completion=completion, session_id=turn.session_id, usage=usage, session_usage=totals)
 
 
@@ -362,9 +361,8 @@ def _rate_limits(admin: AdminUser, slot: ChatSlot, rates: RateReservation) -> Ra
     """The tightest of the caller's limits: the one with the least remaining."""
     requests = list(rates.requests)
     per_minute = admin_requests_per_minute(admin)
-    if per_minute and slot is not None and slot.requests:
-        started = slot.started
-        requests.append(RateStatus(per_minute, max(per_minute - slot.requests, 0), 60 - started % 60))
+    if per_minute and slot.requests:
+        requests.append(RateStatus(per_minute, max(per_minute - slot.requests, 0), 60 - slot.started % 60))
     tightest = min(requests, key=lambda status: status.remaining, default=None)
     return RateLimits(tightest, min(rates.tokens, key=lambda status: status.remaining, default=None))
 

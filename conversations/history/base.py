@@ -103,6 +103,7 @@ class ChatSlot(Protocol):
 
     admin_id: str
     member: str
+    started: float  # when the turn began
     requests: int  # once taken: the admin's requests this minute, this one included (0: not counted)
 
     @property
