@@ -25,6 +25,12 @@ def windows_used(admin_id: str) -> dict[str, int]:
     return {key.decode(): int(client.hget(key, "used") or 0) for key in client.scan_iter(match=pattern)}
 
 
+def start_of_a_minute() -> None:
+    """Waits, when the minute is near its end, for the next: 50 requests then count in one window."""
+    if time.time() % 60 > 30:
+        time.sleep(60.5 - time.time() % 60)
+
+
 @pytest.mark.parametrize("tighter", ["key", "admin"])
 def test_fifty_concurrent_requests_on_two_instances_never_pass_a_tokens_per_minute_limit(
     alice, fake_groq, settings, tighter
@@ -36,11 +42,10 @@ def test_fifty_concurrent_requests_on_two_instances_never_pass_a_tokens_per_minu
     key_tpm, admin_tpm = (6 * worst, 10 * worst) if tighter == "key" else (10 * worst, 6 * worst)
     admin_limits_set(alice.id, AdminLimits(tokens_per_minute=admin_tpm))
     _, raw = api_key_create(admin_id=alice.id, rules=KeyRules(tokens_per_minute=key_tpm))
-    if time.time() % 60 > 40:  # all in one minute's window: what the limit counts
-        time.sleep(61 - time.time() % 60)
     with ExitStack() as stack:
         urls = [stack.enter_context(running_server(HISTORY_BACKEND="redis")) for _ in range(2)]
         headers = {"Authorization": f"Bearer {raw}"}
+        start_of_a_minute()
         body = {
             "model": "openai/gpt-oss-20b",
             "messages": [{"role": "user", "content": "hi"}],
@@ -48,7 +53,7 @@ def test_fifty_concurrent_requests_on_two_instances_never_pass_a_tokens_per_minu
         }
 
         def one(i: int) -> httpx.Response:
-            return httpx.post(f"{urls[i % 2]}/v1/chat/completions", json=body, headers=headers, timeout=30)
+            return httpx.post(f"{urls[i % 2]}/v1/chat/completions", json=body, headers=headers, timeout=60)
 
         with ThreadPoolExecutor(50) as pool:
             responses = list(pool.map(one, range(50)))
@@ -56,10 +61,13 @@ def test_fifty_concurrent_requests_on_two_instances_never_pass_a_tokens_per_minu
     ok = [r for r in responses if r.status_code == HTTPStatus.OK]
     refused = [r for r in responses if r.status_code == HTTPStatus.TOO_MANY_REQUESTS]
     assert len(ok) + len(refused) == 50
-    assert 1 <= len(ok) <= 6
     assert {r.json()["error"]["code"] for r in refused} <= {"rate_limited", "chat_limit_exceeded"}
     assert all(r.headers["Retry-After"] for r in refused)
-    spent = sum(r.json()["usage"]["total_tokens"] for r in ok)
-    assert spent <= 6 * worst
     used = windows_used(alice.id)
-    assert sorted(used.values()) == [spent, spent]  # the key's window and the admin's, each settled to the usage
+    # The key's window and the admin's, each settled to the usage, in one minute (two on a slow machine).
+    minutes = len(used) // 2
+    assert minutes in (1, 2)
+    assert 1 <= len(ok) <= 6 * minutes
+    spent = sum(r.json()["usage"]["total_tokens"] for r in ok)
+    assert sum(used.values()) == 2 * spent
+    assert all(tokens <= min(key_tpm, admin_tpm) for tokens in used.values())
