@@ -10,6 +10,7 @@ from rest_framework.views import APIView
 
 from accounts import selectors, serializers, services
 from accounts.api_keys import ApiKey
+from accounts.audit_views import answer_field, audited, changed_fields, url_argument
 from accounts.permissions import NotByApiKey
 from core.browsable import FormPageOnBrowserGet
 from core.schema import ErrorSerializer, error_responses
@@ -46,6 +47,7 @@ class ApiKeyListView(APIView):
         responses={201: serializers.ApiKeyCreatedSerializer, **error_responses(400, 401, 503), **BY_API_KEY},
         examples=[OpenApiExample("A key for a script", value=API_KEY_EXAMPLE, request_only=True)],
     )
+    @audited("api_key.created", target=answer_field("id"))
     def post(self, request: Request) -> Response:
         body = serializers.ApiKeyCreateRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
@@ -76,6 +78,7 @@ class ApiKeyDetailView(FormPageOnBrowserGet, APIView):
         responses={200: serializers.ApiKeyInfoSerializer, **error_responses(400, 401, 404, 503), **BY_API_KEY},
         examples=[OpenApiExample("A monthly budget and a limit per minute", value=request_example, request_only=True)],
     )
+    @audited("api_key.changed", target=url_argument("key_id"), detail=changed_fields)
     def patch(self, request: Request, key_id: str) -> Response:
         body = serializers.ApiKeyUpdateRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
@@ -87,6 +90,7 @@ class ApiKeyDetailView(FormPageOnBrowserGet, APIView):
         return Response(api_key_info(key))
 
     @extend_schema(summary="Revoke an API key", responses={204: None, **error_responses(401, 404, 503), **BY_API_KEY})
+    @audited("api_key.revoked", target=url_argument("key_id"))
     def delete(self, request: Request, key_id: str) -> Response:
         services.api_key_revoke(key_id=key_id, admin_id=request.user.id)
         return Response(status=204)

@@ -4,10 +4,11 @@ from django.contrib.auth.backends import BaseBackend
 from django.http import HttpRequest
 
 from accounts.admins import admin_get
+from accounts.audit import audit_login, audit_login_throttled
 from accounts.models import AdminUser
 from accounts.services import admin_authenticate
 from accounts.startup import default_admin_restore
-from accounts.throttling import login_attempt_start, login_attempt_succeeded
+from accounts.throttling import LoginThrottled, login_attempt_start, login_attempt_succeeded
 from core.http import client_ip
 
 
@@ -22,12 +23,17 @@ class RedisAdminBackend(BaseBackend):
         if username is None or password is None:
             return None
         ip = client_ip(request) if request is not None else "local"
-        login_attempt_start(username=username, ip=ip)
+        try:
+            failures = login_attempt_start(username=username, ip=ip)
+        except LoginThrottled as throttled:
+            audit_login_throttled(request, username=username, attempts=throttled.attempts)
+            raise
         admin = admin_authenticate(username=username, password=password)
         if admin is None and default_admin_restore(username=username):
             admin = admin_authenticate(username=username, password=password)
         if admin is not None:
             login_attempt_succeeded(username=username, ip=ip)
+        audit_login(request, username=username, admin_id=admin.id if admin else None, failures=failures)
         return admin
 
     def get_user(self, user_id: str) -> AdminUser | None:

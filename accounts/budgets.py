@@ -16,7 +16,7 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any, Literal
@@ -24,10 +24,19 @@ from typing import Any, Literal
 from redis.client import Pipeline
 
 from accounts.api_keys import api_key_admin_id, api_key_record_key
+from accounts.budget_alerts import BudgetUse, budget_use_settled
 from accounts.login_sessions import admin_flag_set
 from core.exceptions import NotFound, ServiceError
 from core.leases import Lease
-from core.redis_store import ScriptCall, decoded, redis_admin_key, redis_client, redis_script, redis_scripts
+from core.redis_store import (
+    RepliesHandler,
+    ScriptCall,
+    decoded,
+    redis_admin_key,
+    redis_client,
+    redis_script,
+    redis_scripts,
+)
 from core.timestamps import iso_at
 
 Period = Literal["day", "month"]
@@ -142,7 +151,7 @@ def budget_status(owner: BudgetOwner) -> dict[str, Any] | None:
 
 
 # KEYS: for each owner its budget, its usage this day and this month. ARGV: now, the reservation's id, tokens and
-# expiry, and when a usage hash expires (Unix time). Returns {'ok', usage keys reserved on...}, or
+# expiry, and when a usage hash expires (Unix time). Returns {'ok', each usage key reserved on and its limit...}, or
 # {'exceeded', the period, tokens left} or {'reserved', the period} for the first budget that refuses: over what is
 # left, or over what other reservations leave.
 _RESERVE_SCRIPT = """
@@ -170,29 +179,43 @@ for i = 1, #KEYS, 3 do
     if amount > limit - used then return {'exceeded', config[2], math.max(limit - used, 0)} end
     if amount > limit - used - reserved then return {'reserved', config[2]} end
     chosen[#chosen + 1] = usage
+    chosen[#chosen + 1] = limit
   end
 end
-for _, usage in ipairs(chosen) do
-  redis.call('HSET', usage, 'r:' .. id, amount .. ':' .. expires)
-  redis.call('EXPIREAT', usage, expire_at)
+for i = 1, #chosen, 2 do
+  redis.call('HSET', chosen[i], 'r:' .. id, amount .. ':' .. expires)
+  redis.call('EXPIREAT', chosen[i], expire_at)
 end
 return {'ok', unpack(chosen)}
 """
 
 # KEYS: the usage hashes reserved on. ARGV: the reservation's id, the tokens really used, when the hashes expire
 # (Unix time). Deleting the reservation's field deletes a hash it was the last field of, and the increment makes it
-# anew: its expiry is set again with it.
+# anew: its expiry is set again with it. Returns what each budget has used since (for budget_alerts).
 _SETTLE_SCRIPT = """
 local tokens, expire_at = tonumber(ARGV[2]), tonumber(ARGV[3])
 if not (tokens and expire_at) then error('settle: the tokens or the expiry is not a number') end
-for _, usage in ipairs(KEYS) do
+local used = {}
+for i, usage in ipairs(KEYS) do
   redis.call('HDEL', usage, 'r:' .. ARGV[1])
+  used[i] = 0
   if tokens > 0 then
-    redis.call('HINCRBY', usage, 'used', tokens)
+    used[i] = redis.call('HINCRBY', usage, 'used', tokens)
     redis.call('EXPIREAT', usage, expire_at)
   end
 end
+return used
 """
+
+
+@dataclass(frozen=True)
+class HeldBudget:
+    """A budget a reservation is held against: whose, which period, and its limit then."""
+
+    owner: BudgetOwner
+    period: Period
+    tokens: int
+    now: datetime  # when it was reserved: the period's day or month
 
 
 @dataclass
@@ -204,6 +227,7 @@ class Reservation:
     hold_seconds: float = 0.0  # how long it counts unless settled or renewed
     expire_at: int = 0  # when the usage hashes expire (Unix time)
     settled: bool = False
+    held: list[HeldBudget] = field(default_factory=list)  # one per usage key
 
     def leases(self) -> list[Lease]:
         """The reservation, for its request to keep while it runs (one lease per budget it is held against)."""
@@ -220,20 +244,41 @@ class Reservation:
             return
         self.settled = True
         if self.usage_keys:
-            redis_script(_SETTLE_SCRIPT)(keys=self.usage_keys, args=[self.id, max(tokens, 0), self.expire_at])
+            used = redis_script(_SETTLE_SCRIPT)(keys=self.usage_keys, args=[self.id, max(tokens, 0), self.expire_at])
+            if tokens > 0:
+                for budget, now_used in zip(self.held, used, strict=True):
+                    budget_use_settled(_use(budget, int(now_used)), before=int(now_used) - tokens)
 
-    def settle_into(self, pipe: Pipeline, tokens: int) -> None:
+    def settle_into(self, pipe: Pipeline, tokens: int) -> RepliesHandler | None:
         """Queues the settling on a pipeline that also writes the turn's end: the usage added before the
-        reservation goes, so that a reservation made in between can only find too little left, never too much."""
+        reservation goes, so that a reservation made in between can only find too little left, never too much.
+        Returns what reports each budget's new use (budget_alerts) from the pipeline's replies once it ran: the
+        increments' own replies, so that the alerts cost no round trip of their own."""
         if self.settled:
-            return
+            return None
         self.settled = True
+        increments = []
         for usage in self.usage_keys:
             if tokens > 0:
+                increments.append(len(pipe))
                 pipe.hincrby(usage, "used", tokens)
             pipe.hdel(usage, f"r:{self.id}")
             if tokens > 0:
                 pipe.expireat(usage, self.expire_at)
+        if not increments:
+            return None
+        return partial(self._settled, tokens, increments)
+
+    def _settled(self, tokens: int, increments: list[int], replies: list[Any]) -> None:
+        for budget, at in zip(self.held, increments, strict=True):
+            now_used = int(replies[at])
+            budget_use_settled(_use(budget, now_used), before=now_used - tokens)
+
+
+def _use(budget: HeldBudget, used: int) -> BudgetUse:
+    owner, period = budget.owner, budget.period
+    resets_at = iso_at(period_end(period, budget.now))
+    return BudgetUse(owner.kind, owner.id, period, period_id(period, budget.now), used, budget.tokens, resets_at)
 
 
 def budget_reserve(owners: tuple[BudgetOwner, ...], tokens: int, *, hold_seconds: float) -> Reservation:
@@ -253,6 +298,7 @@ def budget_reserve_call(
     Reservation (or raises BudgetExceeded)."""
     now = datetime.now(UTC)
     keys = [key for owner in owners for key in (_config_key(owner), *(_usage_key(owner, p, now) for p in PERIODS))]
+    usage_of = {_usage_key(owner, p, now): (owner, p) for owner in owners for p in PERIODS}
     reservation_id = secrets.token_hex(8)
     clock = time.time()
     # A usage hash outlives its period by a day, so the period's figure can still be read just after it ends.
@@ -260,15 +306,23 @@ def budget_reserve_call(
     call = ScriptCall(
         redis_script(_RESERVE_SCRIPT), keys, [clock, reservation_id, tokens, clock + hold_seconds, expire_at]
     )
-    return call, partial(_reserved, tokens, now, reservation_id, hold_seconds, expire_at)
+    return call, partial(_reserved, tokens, now, usage_of, reservation_id, hold_seconds, expire_at)
 
 
 def _reserved(
-    tokens: int, now: datetime, reservation_id: str, hold_seconds: float, expire_at: int, result: Any
+    tokens: int,
+    now: datetime,
+    usage_of: dict[str, tuple[BudgetOwner, Period]],
+    reservation_id: str,
+    hold_seconds: float,
+    expire_at: int,
+    result: Any,
 ) -> Reservation:
     outcome, *found = result
     if outcome == b"ok":
-        return Reservation(reservation_id, [key.decode() for key in found], hold_seconds, expire_at)
+        usage_keys = [key.decode() for key in found[::2]]
+        held = [HeldBudget(*usage_of[key], int(limit), now) for key, limit in zip(usage_keys, found[1::2], strict=True)]
+        return Reservation(reservation_id, usage_keys, hold_seconds, expire_at, held=held)
     period: Period = "month" if found and found[0] == b"month" else "day"
     if outcome == b"exceeded":
         resets = period_end(period, now)

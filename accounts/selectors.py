@@ -13,6 +13,7 @@ from accounts.admins import admin_get
 from accounts.api_keys import ApiKey
 from accounts.budgets import BudgetOwner, budget_status
 from accounts.exceptions import AdminNotFound
+from accounts.models import AdminUser
 
 
 def admin_info(*, admin_id: str) -> dict[str, str | int]:
@@ -28,6 +29,17 @@ def admin_info(*, admin_id: str) -> dict[str, str | int]:
         "last_updated": admin.last_updated,
         "active_logins": logins,
     }
+
+
+def browser_login_admin(*, admin_id: str, sid: str) -> AdminUser | None:
+    """The admin of a browser sign-in's live login session `sid`, marked as used now; None once that login is
+    revoked or expired, or its admin deleted (one Redis round trip, as for a token)."""
+    session = login_sessions.login_session_touch(sid=sid, admin_id=admin_id)
+    if session is None:
+        return None
+    admin = AdminUser(id=session["admin_id"], username=session["username"])
+    admin.has_budget = session.get("budget") == "1"
+    return admin
 
 
 def login_session_count(*, admin_id: str) -> int:

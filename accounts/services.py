@@ -21,7 +21,8 @@ from accounts.exceptions import (
 from accounts.key_rules import NO_RULES, KeyRules
 from accounts.models import AdminUser
 from accounts.passwords import password_hash, password_matches
-from accounts.tokens import tokens_revoke_refresh
+from accounts.tokens import CredentialsChanged, login_lifetime, tokens_revoke_refresh
+from core.metrics import login_counted
 from core.weak_secrets import is_known_default_password
 
 logger = logging.getLogger(__name__)
@@ -93,6 +94,21 @@ def admin_delete(admin: AdminUser) -> None:
     admin_unindex(username=admin.username, admin_id=admin.id)
     api_keys.api_key_revoke_all(admin.id)
     logger.info("admin deleted: id=%s username=%s", admin.id, admin.username)
+
+
+def browser_login_start(admin: AdminUser) -> tuple[str, int]:
+    """A login session for a browser sign-in (the console's) by `admin`, as read before its password was checked:
+    the tokens' kind of login, so that logout, a credential change, revoketokens and the admin's deletion end it as
+    they end a token. Returns its id and its lifetime in seconds; raises CredentialsChanged as tokens_issue does."""
+    lifetime = login_lifetime()
+    sid = login_sessions.login_session_create(
+        admin_id=admin.id, username=admin.username, auth_epoch=admin.auth_epoch, lifetime=lifetime
+    )
+    if sid is None:
+        raise CredentialsChanged()
+    login_counted("succeeded")
+    logger.info("browser login: admin_id=%s", admin.id)
+    return sid, int(lifetime.total_seconds())
 
 
 def admin_logout(*, admin_id: str, login_session_id: str | None, refresh_token: str | None = None) -> None:

@@ -10,6 +10,7 @@ from contextlib import suppress
 from django.conf import settings
 
 from accounts.admins import admin_count, admin_get_by_username, admin_known_default_set, admin_list
+from accounts.audit import audit_record
 from accounts.exceptions import UsernameTaken, WeakDefaultPassword
 from accounts.models import AdminUser
 from accounts.passwords import password_matches
@@ -42,6 +43,7 @@ def default_admin_ensure() -> AdminUser | None:
         admin = admin_create(username=username, password=password, check_password=False)
     except UsernameTaken:
         return None  # another worker created it first
+    audit_record("admin.created", target=username, subject=admin.id, detail="default admin")
     if weak:
         logger.warning(
             "!!! Created the default admin %r with a WEAK password. This is accepted only because DEBUG is on. "

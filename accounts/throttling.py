@@ -16,6 +16,7 @@ from core.redis_store import redis_script, redis_tagged_key
 class LoginThrottled(ServiceError):
     status_code = 429
     code = "login_throttled"
+    attempts = 0
 
 
 def _keys(username: str, ip: str) -> tuple[str, str]:
@@ -46,10 +47,11 @@ return {ip[1], ip[2], user[1], user[2]}
 """
 
 
-def login_attempt_start(*, username: str, ip: str) -> None:
+def login_attempt_start(*, username: str, ip: str) -> int:
     """Counts this attempt as a failure before bcrypt runs, atomically, and raises LoginThrottled (with
-    Retry-After) once the address, or this username from this address, is over its limit. Counting first means
-    that simultaneous guesses cannot all pass the check before any of them is counted."""
+    Retry-After, and the address's `attempts`) once the address, or this username from this address, is over its
+    limit. Counting first means that simultaneous guesses cannot all pass the check before any of them is counted.
+    Returns the count of this username's attempts from this address in the window, this one included."""
     user_key, ip_key = _keys(username, ip)
     ip_limit, user_limit = settings.LOGIN_MAX_FAILURES_PER_IP, settings.LOGIN_MAX_FAILURES_PER_USERNAME
     count_attempt = redis_script(_COUNT_ATTEMPT_SCRIPT)
@@ -60,7 +62,10 @@ def login_attempt_start(*, username: str, ip: str) -> None:
     waits = [max(ttl, 1) for count, limit, ttl in limits if count > limit]
     if waits:
         login_counted("throttled")
-        raise LoginThrottled("Too many failed logins; try again later.", retry_after=max(waits))
+        throttled = LoginThrottled("Too many failed logins; try again later.", retry_after=max(waits))
+        throttled.attempts = ip_count
+        raise throttled
+    return user_count
 
 
 # KEYS: the address's counter, the username's counter at that address. Forgets the username's failures and gives

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, Literal
 
 import jwt
@@ -118,10 +119,15 @@ def access_lifetime_seconds() -> int:
     return int(api_settings.ACCESS_TOKEN_LIFETIME.total_seconds())
 
 
+def login_lifetime() -> timedelta:
+    """How long a login session lives: its refresh token's lifetime."""
+    return api_settings.REFRESH_TOKEN_LIFETIME
+
+
 def tokens_issue(admin: AdminUser) -> IssuedTokens:
     """Tokens for `admin`, as read before its password was checked; raises CredentialsChanged when that admin
     was deleted, re-passworded or had its tokens revoked since."""
-    lifetime = api_settings.REFRESH_TOKEN_LIFETIME
+    lifetime = login_lifetime()
     sid = login_session_create(
         admin_id=admin.id, username=admin.username, auth_epoch=admin.auth_epoch, lifetime=lifetime
     )

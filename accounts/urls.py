@@ -1,6 +1,6 @@
 from django.urls import re_path
 
-from accounts import api_key_views, views
+from accounts import api_key_views, audit_views, views
 
 # The documented paths (docs/api.md), each also answering with a trailing slash.
 urlpatterns = [
@@ -15,6 +15,7 @@ urlpatterns = [
         views.LoginSessionDetailView.as_view(),
         name="admin-session-detail",
     ),
+    re_path(r"^admin/audit/?$", audit_views.AuditLogView.as_view(), name="admin-audit"),
     re_path(r"^admin/api-keys/?$", api_key_views.ApiKeyListView.as_view(), name="admin-api-keys"),
     re_path(
         r"^admin/api-keys/(?P<key_id>[a-f0-9]{16})/?$",

@@ -7,6 +7,7 @@ from rest_framework.views import APIView
 from rest_framework_simplejwt.views import TokenObtainPairView
 
 from accounts import selectors, serializers, services
+from accounts.audit_views import audited, changed_fields, refresh_token_admin, url_argument
 from accounts.authentication import request_login_session_id
 from accounts.tokens import tokens_refresh
 from core.browsable import FormPageOnBrowserGet
@@ -55,6 +56,7 @@ class RefreshView(FormPageOnBrowserGet, APIView):
     def get_authenticate_header(self, request: Request) -> str:
         return 'Bearer realm="api"'
 
+    @audited("token.refreshed", subject=refresh_token_admin)
     def post(self, request: Request) -> Response:
         body = serializers.RefreshRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
@@ -73,6 +75,7 @@ class LogoutView(FormPageOnBrowserGet, APIView):
     name = "Log out"
     request_example = REFRESH_EXAMPLE
 
+    @audited("logout")
     def post(self, request: Request) -> Response:
         body = serializers.LogoutRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
@@ -113,6 +116,7 @@ class ChangeCredentialsView(FormPageOnBrowserGet, APIView):
     name = "Change credentials"
     request_example = CHANGE_CREDENTIALS_FORM
 
+    @audited("credentials.changed", detail=changed_fields)
     def post(self, request: Request) -> Response:
         body = serializers.ChangeCredentialsSerializer(data=request.data)
         body.is_valid(raise_exception=True)
@@ -155,6 +159,7 @@ class LoginSessionListView(APIView):
 class LoginSessionDetailView(APIView):
     name = "Login session"
 
+    @audited("login_session.revoked", target=url_argument("session_id"))
     def delete(self, request: Request, session_id: str) -> Response:
         services.login_session_revoke(admin_id=request.user.id, session_id=session_id)
         return Response(status=204)

@@ -20,9 +20,11 @@ Scenarios: `new` (a new session per chat, as the benchmark's overhead and CPU-ce
 of 20 turns), `v1` (/v1/chat/completions without a session), `stream` (a streamed `/chat/` reply in a new session:
 21 events of content, the fake sending them 1 ms apart so that each arrives on its own, as a slow model's do; with
 `--gevent`, since without it the reply is read in a helper thread whose CPU time is not counted),
-`live` (GET /health/live, the floor of a request). `new-key`, `v1-key`: `new` and `v1` with an API key instead of a
-token; `new-key-rules`, `v1-key-rules`: with a key that has models, requests and tokens per minute and a token
-budget (limits far above what the run uses, so that their work is measured, not refusals).
+`v1-session` (/v1/chat/completions with an X-Session-Id, sessions of 20 turns), `responses` (/v1/responses in
+chains of 20 turns by previous_response_id: beside `v1-session`, the Responses API's own cost; the report gives
+their ratio), `live` (GET /health/live, the floor of a request). `new-key`, `v1-key`: `new` and `v1` with an API
+key instead of a token; `new-key-rules`, `v1-key-rules`: with a key that has models, requests and tokens per minute
+and a token budget (limits far above what the run uses, so that their work is measured, not refusals).
 With `--tracing`, measure with `--gevent` too: the exporter's thread is then a greenlet of this thread, so the CPU
 of sending the spans is counted.
 Without a token, each request from an address of its own (under ANON_REQUESTS_PER_MINUTE): `openapi`
@@ -53,21 +55,9 @@ ROOT = Path(__file__).resolve().parent.parent
 MESSAGE = "Hello! Could you tell me, in a few words, what the weather is usually like on the coast in spring?"
 TURNS_PER_SESSION = 20
 SCENARIOS = (
-    "new",
-    "continued",
-    "v1",
-    "new-key",
-    "new-key-rules",
-    "v1-key",
-    "v1-key-rules",
-    "stream",
-    "live",
-    "openapi",
-    "docs",
-    "redoc",
-    "health",
-    "root",
-    "throttled",
+    *("new", "continued", "v1", "v1-session", "responses", "stream", "live"),
+    *("new-key", "new-key-rules", "v1-key", "v1-key-rules"),
+    *("openapi", "docs", "redoc", "health", "root", "throttled"),
 )
 STREAM_CHUNK_DELAY = 0.001
 ANONYMOUS_PATHS = {"openapi": "/openapi.json", "docs": "/docs", "redoc": "/redoc", "health": "/health", "root": "/"}
@@ -218,8 +208,10 @@ class Wsgi:
         *,
         anonymous_from: str = "",
         headers: dict[str, str] | None = None,
+        extra: dict[str, str] | None = None,
     ) -> tuple[int, bytes]:
-        """`anonymous_from`: send no token, from this client address; `headers`: instead of the login's."""
+        """`anonymous_from`: send no token, from this client address; `headers`: instead of the login's. `extra`: more
+        of the environ (headers)."""
         data = b"" if body is None else json.dumps(body).encode()
         environ = {
             **self.base,
@@ -228,6 +220,7 @@ class Wsgi:
             "PATH_INFO": path,
             "CONTENT_LENGTH": str(len(data)),
             "wsgi.input": io.BytesIO(data),
+            **(extra or {}),
         }
         if body is not None:
             environ["CONTENT_TYPE"] = "application/json"
@@ -297,6 +290,24 @@ def scenario_step(wsgi: Wsgi, name: str) -> Callable[[int], None]:
     if name == "v1":
         body = {"model": "openai/gpt-oss-20b", "messages": [{"role": "user", "content": MESSAGE}]}
         return lambda i: expect(*wsgi.request("POST", "/v1/chat/completions", body))
+    if name == "v1-session":
+        body = {"model": "openai/gpt-oss-20b", "messages": [{"role": "user", "content": MESSAGE}]}
+        return lambda i: expect(
+            *wsgi.request(
+                "POST", "/v1/chat/completions", body, extra={"HTTP_X_SESSION_ID": f"{tag}-{i // TURNS_PER_SESSION}"}
+            )
+        )
+    if name == "responses":
+        previous: list[str | None] = [None]
+
+        def respond(i: int) -> None:
+            chained = previous[0] if i % TURNS_PER_SESSION else None  # chains of as many turns as `v1-session`'s
+            body = {"model": "openai/gpt-oss-20b", "input": MESSAGE, "previous_response_id": chained}
+            status, answer = wsgi.request("POST", "/v1/responses", body)
+            expect(status, answer)
+            previous[0] = json.loads(answer)["id"]
+
+        return respond
     if name == "stream":
         import httpx
         from django.conf import settings
@@ -469,6 +480,12 @@ def main() -> None:
         "python": sys.version.split()[0],
         "results": results,
     }
+    if "responses" in results and "v1-session" in results:
+        measured = (
+            "cpu_ms_per_chat_median" if "cpu_ms_per_chat_median" in results["responses"] else "instructions_per_chat"
+        )
+        ratio = results["responses"][measured] / results["v1-session"][measured]
+        results["responses"]["vs_v1_session"] = round(ratio, 3)
     for name, row in results.items():
         print(f"{name:10s} " + "  ".join(f"{key}={value}" for key, value in row.items()))
     if args.json:

@@ -41,6 +41,9 @@ if not settings.configured:
         RESPONSE_WRITE_TIMEOUT_SECONDS=float(os.environ.get("RESPONSE_WRITE_TIMEOUT_SECONDS", "10")),
         MAX_REQUEST_BYTES=int(os.environ.get("MAX_REQUEST_BYTES", str(1024 * 1024))),
         REQUEST_BUFFER_BYTES=int(os.environ.get("REQUEST_BUFFER_BYTES", str(64 * 1024 * 1024))),
+        # The floor takes every chat: the worker's admission runs (its cost is the service's) but never refuses.
+        MAX_CHATS_IN_FLIGHT=10**9,
+        CHAT_ADMIT_MAX_LOOP_LAG_MS=10**9,
     )
 
 # One pool of keep-alive connections per process, made in the worker (after the fork), of the same kind as the

@@ -83,6 +83,31 @@ def redis_topology_is_one(app_configs: object, **kwargs: object) -> list[CheckMe
     return found
 
 
+@register(TAG)
+def budget_alerts_are_deliverable(app_configs: object, **kwargs: object) -> list[CheckMessage]:
+    """A webhook URL needs a secret to sign with, and thresholds that are percentages."""
+    found = []
+    url = settings.BUDGET_ALERT_WEBHOOK_URL
+    if url and urlsplit(url).scheme not in ("http", "https"):
+        found.append(Error(f"BUDGET_ALERT_WEBHOOK_URL must be an http(s) URL, got {url!r}", id="chatbot_project.E020"))
+    if url and len(settings.BUDGET_ALERT_SECRET) < 16:
+        found.append(
+            Error(
+                "BUDGET_ALERT_WEBHOOK_URL needs BUDGET_ALERT_SECRET (16+ characters) to sign the alerts with",
+                id="chatbot_project.E021",
+            )
+        )
+    if not all(value.isdigit() and 1 <= int(value) <= 100 for value in settings.BUDGET_ALERT_THRESHOLDS):
+        found.append(
+            Error(
+                "BUDGET_ALERT_THRESHOLDS must be whole percentages from 1 to 100, separated by commas, got "
+                f"{','.join(settings.BUDGET_ALERT_THRESHOLDS)!r}",
+                id="chatbot_project.E022",
+            )
+        )
+    return found
+
+
 def configuration_errors_raise() -> None:
     """Raises ImproperlyConfigured naming every configuration check that fails, for a server that starts without
     `manage.py`."""

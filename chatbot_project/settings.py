@@ -60,6 +60,7 @@ INSTALLED_APPS = [
     "conversations",
     "llm_provider",
     "system",
+    "console",
     "chatbot_project.apps.ProjectConfig",  # the configuration's system checks
 ]
 
@@ -256,6 +257,14 @@ SIMPLE_JWT = {
 LOGIN_MAX_FAILURES_PER_USERNAME = env_int("LOGIN_MAX_FAILURES_PER_USERNAME", 5, minimum=1)
 LOGIN_MAX_FAILURES_PER_IP = env_int("LOGIN_MAX_FAILURES_PER_IP", 20, minimum=1)
 LOGIN_FAILURE_WINDOW_SECONDS = env_int("LOGIN_FAILURE_WINDOW_SECONDS", 300, minimum=1)
+# The audit log (accounts/audit.py): kept this many days, at most this many entries a day in each of its two streams.
+AUDIT_RETENTION_DAYS = env_int("AUDIT_RETENTION_DAYS", 90, minimum=1, maximum=3650)
+AUDIT_MAX_ENTRIES_PER_DAY = env_int("AUDIT_MAX_ENTRIES_PER_DAY", 10_000, minimum=100)
+# Budget alerts (accounts/budget_alerts.py): a signed POST when a budget's use crosses one of the thresholds.
+BUDGET_ALERT_WEBHOOK_URL = env_str("BUDGET_ALERT_WEBHOOK_URL", "")
+BUDGET_ALERT_SECRET = env_str("BUDGET_ALERT_SECRET", "")
+BUDGET_ALERT_THRESHOLDS = env_list("BUDGET_ALERT_THRESHOLDS", ["50", "80", "100"])
+BUDGET_ALERT_TIMEOUT_SECONDS = env_float("BUDGET_ALERT_TIMEOUT_SECONDS", 5.0, minimum=0.1, maximum=60.0)
 # The header a trusted reverse proxy sets to the client's address (e.g. X-Forwarded-For, X-Real-IP).
 # Unset: the socket's peer address. Never set it without a proxy that overwrites the header.
 CLIENT_IP_HEADER = env_str("CLIENT_IP_HEADER")

@@ -1,5 +1,6 @@
 from django.urls import include, path, re_path
 from django.views.decorators.csrf import csrf_exempt
+from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularRedocView, SpectacularSwaggerView
 
 from core.errors import json_not_found
@@ -15,6 +16,8 @@ urlpatterns = [
     re_path(r"^docs/?$", SpectacularSwaggerView.as_view(url_name="openapi"), name="docs"),
     re_path(r"^redoc/?$", SpectacularRedocView.as_view(url_name="openapi"), name="redoc"),
     path("api-auth/", include("rest_framework.urls")),
+    path("console/", include("console.urls")),
+    re_path(r"^console$", RedirectView.as_view(url="/console/")),
     path("", include("accounts.urls")),
     path("", include("llm_provider.urls")),
     # Unknown paths answer JSON even with DEBUG on (Django's debug page would ignore handler404).

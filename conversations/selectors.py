@@ -8,13 +8,15 @@ from typing import Any
 from django.conf import settings
 
 from conversations.history.base import SessionListItem, list_item_of
+from conversations.limits import process_chats
 from conversations.session_ids import EXPORT_FORMAT
 from conversations.stores import history_store
 from conversations.usage import usage_totals
 
 
-def session_list(*, admin_id: str) -> list[SessionListItem]:
-    return history_store().list(admin_id)
+def session_list(*, admin_id: str, offset: int = 0, limit: int | None = None) -> list[SessionListItem]:
+    """The admin's sessions, most recently used first (a page of them with `offset` and `limit`)."""
+    return history_store().list(admin_id, offset=offset, limit=limit)
 
 
 def session_detail(*, admin_id: str, session_id: str) -> dict[str, Any] | None:
@@ -65,6 +67,17 @@ def exported_tool_call(call: dict[str, Any]) -> dict[str, Any]:
 def sessions_stored_count() -> int:
     """Live sessions of every admin."""
     return history_store().count()
+
+
+def chat_models() -> list[str]:
+    """The models a chat may name (CHAT_ALLOWED_MODELS, as /v1/models lists them), the default first."""
+    default = settings.GROQ_MODEL_NAME
+    return [default, *(model for model in settings.CHAT_ALLOWED_MODELS if model != default)]
+
+
+def chats_in_flight() -> dict[str, int]:
+    """Chats this server process answers now, and how many it takes at most (MAX_CHATS_IN_FLIGHT)."""
+    return {"count": process_chats.count, "limit": settings.MAX_CHATS_IN_FLIGHT}
 
 
 def admin_usage(*, admin_id: str) -> dict[str, int]:

@@ -11,6 +11,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.audit_views import answer_field, audited, url_argument
 from conversations import export_serializers, serializers
 from conversations.history.base import SessionNotFound
 from conversations.selectors import memory_stats, session_detail, session_export, session_list
@@ -70,6 +71,7 @@ class SessionImportView(FormPageOnBrowserGet, APIView):
         ],
     }
 
+    @audited("session.imported", target=answer_field("session_id"))
     def post(self, request: Request) -> Response:
         body = export_serializers.SessionExportSerializer(data=request.data)
         body.is_valid(raise_exception=True)
@@ -117,6 +119,7 @@ class ChatSessionViewSet(viewsets.ViewSet):
             raise SessionNotFound("No such session.")
         return Response(serializers.SessionDetailSerializer(detail).data)
 
+    @audited("session.deleted", target=url_argument("session_id"))
     def destroy(self, request: Request, session_id: str) -> Response:
         if not session_delete(admin=request.user, session_id=session_id):
             raise SessionNotFound("No such session.")

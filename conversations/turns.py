@@ -11,10 +11,10 @@ one session are answered one after the other and neither is lost."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Generator, Iterator, Mapping
+from collections.abc import Generator, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from django.conf import settings
 from redis.client import Pipeline
@@ -41,6 +41,7 @@ from conversations.usage import admin_usage_totals
 from core import metrics
 from core.exceptions import ServiceError
 from core.leases import Hold, Lease
+from core.redis_store import PipelineWrites, RepliesHandler
 from llm_provider.exceptions import LLMError
 from llm_provider.services import llm_client
 from llm_provider.types import Completion, StreamDelta, StreamDone
@@ -67,6 +68,22 @@ class ChatOptions:
         }
 
 
+class TurnRecords(Protocol):
+    """What a turn keeps beside its session's history (a stored response, see StoreOptions.record): `read` names
+    the record read with the history, which `check` judges once the session's lock is held (raising to refuse the
+    turn); `written` is the record stored with the turn, in the same write."""
+
+    read: str | None
+
+    def check(self, held: SessionTurn) -> None: ...
+    def written(self, completion: Completion) -> tuple[str, str] | None: ...
+
+
+class ContextTooLong(ServiceError):
+    status_code = 400
+    code = "context_length_exceeded"
+
+
 @dataclass(frozen=True)
 class Turn:
     admin: AdminUser
@@ -81,6 +98,9 @@ class Turn:
     # which must still be the session's last message when the turn holds its lock.
     after: str | None = None
     reply_id: str | None = None  # the item id the stored reply keeps, for a later turn's `after`
+    records: TurnRecords | None = None
+    # False: a history that HISTORY_MAX_* would trim (or HISTORY_SUMMARY fold) refuses the turn (ContextTooLong)
+    truncation: bool = True
 
 
 class HistoryMoved(ServiceError):
@@ -155,7 +175,7 @@ class _StatelessTurn:
         usage: dict[str, int],
         options: StoreOptions = NEW_EXCHANGE,
         *,
-        with_writes: Callable[[Pipeline], None] | None = None,
+        with_writes: PipelineWrites | None = None,
     ) -> None:
         release = self.slot.release_into if self.slot_held else None  # in the same round trip
         admin_usage_totals.record(self.slot.admin_id, usage, with_writes=writes_together(release, with_writes))
@@ -217,12 +237,19 @@ def _turn_held(turn: Turn) -> Iterator[_TurnPlan]:
             held = stack.enter_context(_stateless_turn(turn.admin.id, per_minute))
         else:
             store = history_store()
+            record = turn.records.read if turn.records else None
             held = stack.enter_context(
                 store.session_turn(
-                    turn.admin.id, turn.session_id, hold_seconds=hold_seconds, requests_per_minute=per_minute
+                    turn.admin.id,
+                    turn.session_id,
+                    hold_seconds=hold_seconds,
+                    record=record,
+                    requests_per_minute=per_minute,
                 )
             )
         hold.add(*held.leases)
+        if turn.records is not None and turn.session_id is not None:
+            turn.records.check(held)
         if turn.after is not None:
             _check_continues(held.conversation, turn.after)
         stored = held.conversation.messages if held.conversation else []
@@ -231,6 +258,11 @@ def _turn_held(turn: Turn) -> Iterator[_TurnPlan]:
         if turn.redo:
             messages, stored, replace_last = _redone(turn, held.conversation)
         history, to_fold = _fitting_history(stored, summary, may_fold=settings.HISTORY_SUMMARY and bool(stored))
+        if not turn.truncation and (len(history) < len(stored) or to_fold):
+            raise ContextTooLong(
+                f"The conversation's {len(stored)} stored messages exceed HISTORY_MAX_MESSAGES or HISTORY_MAX_TOKENS "
+                "and truncation is 'disabled': send truncation 'auto' to drop (or summarize) the oldest."
+            )
         kept = stored[len(to_fold) :]  # what a fold leaves of the history
         upstream = upstream_messages(messages, history, system_prompt=settings.SYSTEM_PROMPT, summary=summary)
         rates = caller_rates(turn.admin)
@@ -344,13 +376,16 @@ def _turn_record(turn: Turn, plan: _TurnPlan, completion: Completion) -> TurnRes
     metrics.tokens_record(usage)
     spent = usage["total_tokens"]
 
-    def settle(pipe: Pipeline) -> None:
-        plan.reservation.settle_into(pipe, spent)
+    def settle(pipe: Pipeline) -> RepliesHandler | None:
         plan.rates.settle_into(pipe, spent)
+        return plan.reservation.settle_into(pipe, spent)  # its budgets' new use, for their alerts
 
     reply = message("assistant", completion.content, tool_calls=completion.tool_calls, item_id=turn.reply_id)
     stored = [*(message(**m) for m in plan.new), reply]
-    options = StoreOptions(replace_last=plan.replace_last, drop_first=plan.drop_first, summary=plan.summary)
+    record = turn.records.written(completion) if turn.records else None
+    options = StoreOptions(
+        replace_last=plan.replace_last, drop_first=plan.drop_first, summary=plan.summary, record=record
+    )
     # The reservations settle in the finish's round trip; without any, the finish needs no pipeline.
     reserved = bool(plan.reservation.usage_keys or plan.rates.windows)
     totals = plan.held.finish(stored, usage, options, with_writes=settle if reserved else None)

@@ -3,12 +3,12 @@ history backend. The history stores are given them (UsageTotals) to add a turn's
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 
 from redis.client import Pipeline
 
 from conversations.history.base import USAGE_FIELDS
-from core.redis_store import redis_admin_key, redis_client
+from core.redis_store import PipelineWrites, redis_admin_key, redis_client
 
 
 def usage_key(admin_id: str) -> str:
@@ -28,16 +28,15 @@ class UsageTotals:
         for name in USAGE_FIELDS:
             pipe.hincrby(usage_key(admin_id), name, usage.get(name, 0))
 
-    def record(
-        self, admin_id: str, usage: Mapping[str, int], *, with_writes: Callable[[Pipeline], None] | None = None
-    ) -> None:
+    def record(self, admin_id: str, usage: Mapping[str, int], *, with_writes: PipelineWrites | None = None) -> None:
         """Adds a turn's usage to its admin's totals in one round trip, with the turn's other last writes queued by
-        `with_writes` (the admin's slot given back)."""
+        `with_writes` (the admin's slot given back), which is handed their replies."""
         pipe = redis_client().pipeline(transaction=False)
         self.add_into(pipe, admin_id, usage)
-        if with_writes is not None:
-            with_writes(pipe)
-        pipe.execute()
+        on_replies = with_writes(pipe) if with_writes is not None else None
+        replies = pipe.execute()
+        if on_replies is not None:
+            on_replies(replies)
 
 
 admin_usage_totals = UsageTotals()

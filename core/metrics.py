@@ -74,6 +74,12 @@ ANONYMOUS_REFUSED = Counter(
     "ANON_REQUESTS_PER_MINUTE for the address) or busy (over ANON_MAX_CONCURRENT in the worker).",
     ["reason"],
 )
+BUDGET_USED = Gauge(
+    "chatbot_budget_used_ratio",
+    "An admin's or API key's use of its budget this period (1 is all of it), as of its latest settled request.",
+    ["owner_kind", "owner_id", "period", "unit"],
+    multiprocess_mode="mostrecent",
+)
 LOGINS = Counter("chatbot_logins", "Password logins (token or browser), by outcome.", ["outcome"])
 TOKENS = Counter("chatbot_llm_tokens", "Tokens used upstream, as the upstream reported them.", ["type"])
 IDEMPOTENT_REQUESTS = Counter(
@@ -119,6 +125,10 @@ def tokens_record(usage: dict[str, int]) -> None:
 
 def idempotent_request(outcome: str) -> None:
     IDEMPOTENT_REQUESTS.labels(outcome).inc()
+
+
+def budget_use_recorded(owner_kind: str, owner_id: str, period: str, unit: str, *, used: float, limit: float) -> None:
+    BUDGET_USED.labels(owner_kind, owner_id, period, unit).set(float(used) / float(limit) if limit else 0.0)
 
 
 def login_counted(outcome: str) -> None:

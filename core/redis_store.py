@@ -108,19 +108,26 @@ def _node_of(client: redis.Redis, key: str) -> tuple[str, redis.Redis]:
     return "primary", client
 
 
+# What a pipeline's replies are handed to once it ran (all of them: it knows where the commands it queued are).
+RepliesHandler = Callable[[list[Any]], None]
+# Queues writes on a pipeline that carries others too (a turn's last writes, in one round trip); returns what wants
+# their replies, if anything does.
+PipelineWrites = Callable[[Pipeline], RepliesHandler | None]
+
+
 def redis_script_replicated(
     script: Script,
     *,
     keys: Sequence[str],
     args: Sequence[Any],
-    before: Callable[[Pipeline], None] | None = None,
+    before: PipelineWrites | None = None,
 ) -> Any:
     """Runs `script` and answers once REDIS_WAIT_REPLICAS replicas have its writes: WAIT, on the same connection
     right after it (one round trip for both), on the primary that holds its keys. A primary without that many
     connected replicas (a single Redis; a replica promoted after its primary died, until another replica joins)
     is not waited for. Raises NotReplicated (503) when its replicas do not confirm within the WAIT timeout: the
     writes may then be lost by a failover, so they are not acknowledged. `before` queues writes (of keys in the
-    script's slot) to send ahead of the script, in the same round trip."""
+    script's slot) to send ahead of the script, in the same round trip; what it returns is handed their replies."""
     wanted = settings.REDIS_WAIT_REPLICAS
     if not wanted and before is None:
         return script(keys=keys, args=args)
@@ -130,10 +137,10 @@ def redis_script_replicated(
     if not wait and before is None:
         return script(keys=keys, args=args)
     acked: Any = wanted
+    written: tuple[RepliesHandler, list[Any]] | None = None  # the writes' replies, once they ran
     for attempt in range(3):
         pipe = node.pipeline(transaction=False)
-        if before is not None:
-            before(pipe)
+        on_replies = before(pipe) if before is not None else None
         queued = len(pipe)
         pipe.evalsha(script.sha, len(keys), *keys, *args)
         if wait:
@@ -149,11 +156,15 @@ def redis_script_replicated(
         for reply in replies[:queued]:
             if isinstance(reply, Exception):
                 raise reply
+        if on_replies is not None:
+            written = on_replies, replies
         before = None  # they ran
         if isinstance(result, NoScriptError) and attempt < 2:  # a new primary (a failover) or a restart
             node.script_load(script.script)
             continue
         break
+    if written is not None:
+        written[0](written[1])
     if isinstance(result, Exception):
         raise result
     if isinstance(acked, Exception):

@@ -1,17 +1,22 @@
-"""gunicorn's gevent worker (`worker_class` in gunicorn.conf.py), made safe against slow and idle clients.
+"""gunicorn's gevent worker (`worker_class` in gunicorn.conf.py), made safe against slow and idle clients, and
+refusing the new chats it has no room for before gunicorn's parser or Django spend anything on them.
 
 A connection costs a greenlet, not a thread, so thousands of streams, slow clients and idle keep-alive connections
 fit in one worker. What gevent alone leaves open, this adds: each request is read whole, under a deadline
 (REQUEST_READ_TIMEOUT_SECONDS), before gunicorn's parser sees a byte of it, and what waits in memory is bounded
 (REQUEST_BUFFER_BYTES); a write waits a bounded time on a client that does not read (RESPONSE_WRITE_TIMEOUT_SECONDS);
-closing lingers so that a client still sending reads its answer. All of it lives in the connection's socket, so
-gunicorn's own request handling runs unchanged; the one gunicorn method overridden, `handle`, is held by
-tests/test_worker.py.
+closing lingers so that a client still sending reads its answer. A request that would start a chat while the
+worker holds MAX_CHATS_IN_FLIGHT of them, or while its event loop runs late, is answered 503 `server_busy` from the
+socket (core/admission.py), for about 20 µs of Python: under a load far over what the worker serves, every
+refusal made later (gunicorn's parser, the middleware) would take the core its chats and health probes need. All of
+it lives in the connection's socket, so gunicorn's own request handling runs unchanged; the one gunicorn method
+overridden, `handle`, and the attributes and signal handlers the worker relies on are held by tests/test_worker.py.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import json
 import resource
@@ -25,6 +30,9 @@ from typing import Any
 from django.conf import settings
 from gevent import socket as gsocket
 from gunicorn.workers.ggevent import GeventWorker
+
+from core.admission import NEW_CHAT_PATH, AdmissionGate, refusal_bytes
+from core.loop_lag import loop_lag
 
 READ_CHUNK = 64 * 1024
 # nginx's default header buffers hold 32 KiB; gunicorn's own field limits allow more than anyone sends.
@@ -63,6 +71,8 @@ class Framing:
     body_length: int
     chunked: bool
     expects_continue: bool
+    keep_alive: bool
+    new_chat_path: str | None  # the path of a POST that starts a chat
 
     @property
     def length(self) -> int:
@@ -72,6 +82,7 @@ class Framing:
     def of(cls, head: bytes, end: int) -> Framing:
         request_line, *fields = head.lstrip(b"\r\n").split(b"\r\n")
         length, chunked, expects_continue = 0, False, False
+        keep_alive = request_line.endswith(b"HTTP/1.1")
         for field in fields:
             name, _, value = field.partition(b":")
             name, value = name.strip().lower(), value.strip()
@@ -81,7 +92,18 @@ class Framing:
                 chunked = True
             elif name == b"expect" and value.lower() == b"100-continue":
                 expects_continue = request_line.endswith(b"HTTP/1.1")  # HTTP/1.0 must ignore it (RFC 9110 10.1.1)
-        return cls(end, length, chunked, expects_continue)
+            elif name == b"connection":
+                keep_alive = value.lower() == b"keep-alive" or (keep_alive and value.lower() != b"close")
+        return cls(end, length, chunked, expects_continue, keep_alive, new_chat_path(request_line))
+
+
+def new_chat_path(request_line: bytes) -> str | None:
+    """The path of a request line that starts a chat (a POST to one of core.admission's paths), else None."""
+    if not request_line.startswith(b"POST /"):
+        return None
+    target = request_line[5:].rpartition(b" ")[0].partition(b"?")[0]
+    path = target.decode("latin-1")
+    return path if NEW_CHAT_PATH.fullmatch(path) else None
 
 
 @dataclass
@@ -93,8 +115,20 @@ class Limits:
     keepalive: float
     max_body: int
     buffer_budget: int
+    max_chats: int
+    max_lag_ms: int
     buffered: int = 0
     stopping: bool = False
+    chats: int = 0  # requests that start a chat, taken and not yet answered
+    gate: AdmissionGate = dataclasses.field(default_factory=AdmissionGate)
+
+    def admit(self, path: str, framing: Framing) -> bytes | None:
+        """None when a new chat is taken (counted until its answer ends), else the refusal to send."""
+        refusal = self.gate.refusal(self.chats, self.max_chats, loop_lag.seconds(), self.max_lag_ms)
+        if refusal is None:
+            self.chats += 1
+            return None
+        return refusal_bytes(path, refusal, keep_alive=framing.keep_alive)
 
 
 class RequestSocket(gsocket.socket):
@@ -106,6 +140,7 @@ class RequestSocket(gsocket.socket):
         self.pending = bytearray()  # read, not yet part of a whole request (a pipelined next one)
         self.request = memoryview(b"")  # a whole request, handed to the parser as it asks
         self.requests = 0
+        self.chat_admitted = False  # the request being answered starts a chat, taken by this worker (limits.chats)
         self.body_missing = False  # the body is over MAX_REQUEST_BYTES: the view answers from the head alone
         self.stalled = False  # a write timed out: the client stopped reading
         return self
@@ -120,7 +155,31 @@ class RequestSocket(gsocket.socket):
 
     def _read_request(self) -> bool:
         """Reads until `pending` holds a whole request, which becomes `request`; False when the connection is to close
-        (the client left or stayed silent, or was answered here)."""
+        (the client left or stayed silent, or was answered here). A new chat the worker has no room for is answered
+        here, and the next request read."""
+        self._chat_answered()
+        while True:
+            if not self._read_one():
+                return False
+            framing = self.framing
+            if framing.new_chat_path is None or self.body_missing:
+                return True
+            refusal = self.limits.admit(framing.new_chat_path, framing)
+            if refusal is None:
+                self.chat_admitted = True
+                return True
+            self.request = memoryview(b"")
+            if not framing.keep_alive:
+                return self._refuse(refusal)
+            self._send_quietly(refusal)
+
+    def _chat_answered(self) -> None:
+        if self.chat_admitted:
+            self.chat_admitted = False
+            self.limits.chats -= 1
+
+    def _read_one(self) -> bool:
+        """Reads until `pending` holds a whole request, which becomes `request` (its head read into `framing`)."""
         limits = self.limits
         first_wait = limits.read_timeout if not self.requests else limits.keepalive
         if limits.stopping:
@@ -144,6 +203,7 @@ class RequestSocket(gsocket.socket):
                     return self._refuse(HEAD_TOO_LARGE)
             if framing is not None and (self.body_missing or len(self.pending) >= framing.length):
                 whole = framing.end if self.body_missing else framing.length
+                self.framing = framing
                 self.request = memoryview(bytes(self.pending[:whole]))
                 del self.pending[:whole]
                 limits.buffered -= whole  # the view's now, as a request being answered is
@@ -219,6 +279,7 @@ class RequestSocket(gsocket.socket):
         if getattr(self, "limits", None) is None or self.fileno() < 0:
             super().close()
             return
+        self._chat_answered()
         self.limits.buffered -= len(self.pending)
         self.pending = bytearray()
         if self.stalled:
@@ -275,6 +336,8 @@ class GuardedGeventWorker(GeventWorker):
             keepalive=float(self.cfg.keepalive),
             max_body=settings.MAX_REQUEST_BYTES,
             buffer_budget=settings.REQUEST_BUFFER_BYTES,
+            max_chats=settings.MAX_CHATS_IN_FLIGHT,
+            max_lag_ms=settings.CHAT_ADMIT_MAX_LOOP_LAG_MS,
         )
         self.worker_connections = connections_allowed(self.cfg.worker_connections)
         super().init_process()  # runs the loop

@@ -9,7 +9,7 @@ import redis
 from django.conf import settings
 
 from accounts.selectors import admin_budget
-from conversations.selectors import admin_usage, sessions_stored_count
+from conversations.selectors import admin_usage, chats_in_flight, sessions_stored_count
 from core.redis_store import redis_ping
 from core.store_marker import store_data_lost
 from llm_provider.services import llm_health, upstream_rate_limits
@@ -67,6 +67,27 @@ def status_report(*, admin_id: str) -> dict[str, Any]:
         "budget": admin_budget(admin_id=admin_id),
         # This process's latest view: another worker may have seen a later answer.
         "upstream_rate_limits": upstream_rate_limits(),
+    }
+
+
+def redis_topology() -> dict[str, Any]:
+    """How the service reaches Redis, as configured: one server, Sentinel or Cluster (no secrets: no URL)."""
+    if settings.REDIS_CLUSTER:
+        return {"kind": "cluster", "nodes": []}
+    if settings.REDIS_SENTINELS:
+        nodes = [f"{host}:{port}" for host, port in settings.REDIS_SENTINELS]
+        return {"kind": "sentinel", "master": settings.REDIS_SENTINEL_MASTER, "nodes": nodes}
+    return {"kind": "single", "nodes": []}
+
+
+def console_status(*, admin_id: str) -> dict[str, Any]:
+    """What the console's status page shows: /health's report, /admin/status's, this process's chats in flight
+    and the Redis topology."""
+    return {
+        "health": health_report(),
+        "status": status_report(admin_id=admin_id),
+        "chats_in_flight": chats_in_flight(),
+        "redis": redis_topology(),
     }
 
 

@@ -157,6 +157,7 @@ ROOT_LINKS = {
     "change_credentials": "admin-change-credentials",
     "login_sessions": "admin-sessions",
     "api_keys": "admin-api-keys",
+    "audit_log": "admin-audit",
     "status": "admin-status",
     "test_chat": "admin-test-chat",
     "chat": "chat",
@@ -178,6 +179,7 @@ ROOT_LINKS = {
     "redoc": "redoc",
     "openapi": "openapi",
     "browser_login": "rest_framework:login",
+    "console": "console:chat",
 }
 
 

@@ -37,6 +37,8 @@ TIMED = (
     "tests/accounts/test_bcrypt_slots.py",
     "tests/llm_provider/test_client.py",
     "tests/conversations/test_streaming.py::test_the_first_event_arrives_before_the_upstream_finishes",
+    "tests/accounts/test_budget_alerts.py::test_a_failing_receiver_gets_the_alert_again_with_backoff",
+    "tests/accounts/test_budget_alerts.py::test_a_slow_receiver_does_not_delay_a_chat",
 )
 
 

@@ -38,6 +38,13 @@ def test_the_broad_flows_leave_no_key_without_the_ttl_the_key_map_gives_it(alice
         alice_client.delete("/chat/sessions/s4")
         return alice_client.post("/chat/sessions/import", document, format="json")
 
+    def responses() -> object:
+        first = alice_client.post("/v1/responses", {"model": MODEL, "input": "one"}, format="json")
+        assert first.status_code == HTTPStatus.OK, first.content
+        body = {"model": MODEL, "input": "two", "previous_response_id": first.json()["id"]}
+        alice_client.post("/v1/responses", body, format="json")
+        return alice_client.post("/v1/conversations", {"metadata": {"topic": "keys"}}, format="json")
+
     def logins() -> object:
         failed = APIClient().post("/admin/login", {"username": "alice", "password": "wrong"}, format="json")
         assert failed.status_code == HTTPStatus.UNAUTHORIZED
@@ -61,6 +68,7 @@ def test_the_broad_flows_leave_no_key_without_the_ttl_the_key_map_gives_it(alice
         "a key's idempotent request": lambda: with_key.post(
             "/v1/chat/completions", request, format="json", HTTP_IDEMPOTENCY_KEY="k2"
         ),
+        "a chain of responses and a conversation": responses,
         "export, delete and import": export_delete_import,
         "reads": lambda: [alice_client.get(p) for p in ("/chat/sessions", "/chat/memory/stats", "/admin/status")][-1],
         "logins": logins,

@@ -30,6 +30,7 @@ _VALUE_OPTIONS = {"-X", "--request", "-H", "--header", "-d", "--data", "--data-r
 # Where the docs say `YOUR_TOKEN`, `SESSION_ID` and so on, the test puts real values (see `live`).
 _PLACEHOLDER = re.compile(
     r"YOUR_REFRESH_TOKEN|YOUR_TOKEN|\$METRICS_TOKEN|\$API_KEY|\$TOKEN|SESSION_ID|KEY_ID|RESPONSE_ID|CONVERSATION_ID"
+    r"|ITEM_ID"
 )
 _UNFILLED = re.compile(r"\$\w+|\b[A-Z][A-Z0-9]*_[A-Z0-9_]+\b")
 _LOCAL_HOSTS = {"localhost", "127.0.0.1", "[::1]"}
@@ -132,7 +133,7 @@ def test_the_docs_have_curl_examples():
 @pytest.fixture
 def live(settings) -> dict[str, str]:
     """What the examples' placeholders stand for: the default admin logged in, one of its API keys, a metrics
-    token, a stored response."""
+    token, a stored response, a conversation and its item."""
     settings.METRICS_TOKEN = "metrics-token-of-the-docs-test"
     admin_create(username="admin", password="admin123", check_password=False)
     client = APIClient()
@@ -140,10 +141,13 @@ def live(settings) -> dict[str, str]:
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {tokens['access_token']}")
     key = client.post("/admin/api-keys", {"name": "docs"}, format="json").json()
     response = client.post("/v1/responses", {"model": settings.CHAT_ALLOWED_MODELS[0], "input": "Hi"}, format="json")
-    conversation = client.post("/v1/conversations", {}, format="json")
+    first_item = {"type": "message", "role": "user", "content": "Hi"}
+    conversation = client.post("/v1/conversations", {"items": [first_item]}, format="json")
+    items = client.get(f"/v1/conversations/{conversation.json()['id']}/items").json()
     return {
         "RESPONSE_ID": response.json()["id"],
         "CONVERSATION_ID": conversation.json()["id"],
+        "ITEM_ID": items["data"][0]["id"],
         "YOUR_TOKEN": tokens["access_token"],
         "$TOKEN": tokens["access_token"],
         "YOUR_REFRESH_TOKEN": tokens["refresh_token"],

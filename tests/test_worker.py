@@ -52,3 +52,31 @@ def test_the_workers_keep_the_systems_poll_for_the_libraries_readiness_checks():
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == "True False True"
     assert "monkey.patch_all()" in inspect.getsource(GeventWorker.patch)
+
+
+def test_the_worker_connections_the_worker_sets_are_the_pool_gunicorn_serves_them_from():
+    # init_process lowers worker_connections to what the open-file limit allows; GeventWorker.run sizes its pool by
+    # that attribute, which AsyncWorker sets from the configuration.
+    assert "Pool(self.worker_connections)" in inspect.getsource(GeventWorker.run)
+    assert "self.worker_connections = self.cfg.worker_connections" in inspect.getsource(AsyncWorker.__init__)
+
+
+def test_the_signal_handlers_the_worker_extends_are_gunicorns():
+    # handle_quit and handle_exit mark the worker as stopping (idle keep-alive connections close sooner).
+    from gunicorn.workers.base import Worker
+
+    source = inspect.getsource(Worker.init_signals)
+    assert "signal.signal(signal.SIGQUIT, self.handle_quit)" in source
+    assert "signal.signal(signal.SIGTERM, self.handle_exit)" in source
+    assert list(inspect.signature(GeventWorker.handle_quit).parameters) == ["self", "sig", "frame"]
+    assert list(inspect.signature(Worker.handle_exit).parameters) == ["self", "sig", "frame"]
+
+
+def test_the_configuration_the_worker_checks_is_gunicorns():
+    # check_config refuses TLS and HTTP/2, which the socket's reading does not handle; the arbiter calls it.
+    from gunicorn import arbiter
+    from gunicorn.config import Config
+
+    assert "self.worker_class.check_config(self.cfg, self.log)" in inspect.getsource(arbiter.Arbiter)
+    cfg = Config()
+    assert (bool(cfg.is_ssl), cfg.protocol, "h2" in cfg.http_protocols) == (False, "http", False)

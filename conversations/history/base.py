@@ -3,7 +3,7 @@ slot, its usage totals) and the errors a turn can meet."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -13,6 +13,7 @@ from redis.client import Pipeline
 
 from core.exceptions import ServiceError
 from core.leases import Lease
+from core.redis_store import PipelineWrites, RepliesHandler
 from core.timestamps import utcnow_iso
 
 USAGE_FIELDS = ("prompt_tokens", "completion_tokens", "total_tokens", "requests")
@@ -62,6 +63,15 @@ class SessionListItem:
     created_at: str
     last_activity: str
     usage: dict[str, int] = field(default_factory=dict)
+    first_words: str = ""  # the start of the first stored message, for a list a person reads (the console's)
+
+
+FIRST_WORDS_CHARS = 80
+
+
+def first_words(first_message: dict[str, Any] | None) -> str:
+    content = (first_message or {}).get("content")
+    return " ".join(content.split())[:FIRST_WORDS_CHARS] if isinstance(content, str) else ""
 
 
 def now_iso() -> str:
@@ -92,6 +102,9 @@ class StoreOptions:
     admin_usage: bool = True  # add the usage to the admin's totals too (not for an import)
     drop_first: int = 0  # stored messages folded into `summary`, removed from the start
     summary: str | None = None  # the session's new summary (None: unchanged)
+    # A named record written with the turn beside the session (a stored response): kept, like every record of the
+    # session, for as long as the session (its TTL slides with each turn) and removed with it.
+    record: tuple[str, str] | None = None
 
 
 NEW_EXCHANGE = StoreOptions()  # the turn's messages follow the stored ones
@@ -136,9 +149,7 @@ class UsagePolicy(Protocol):
     """An admin's usage totals, which a store is given (conversations.usage.UsageTotals)."""
 
     def key(self, admin_id: str) -> str: ...
-    def record(
-        self, admin_id: str, usage: Mapping[str, int], *, with_writes: Callable[[Pipeline], None] | None = None
-    ) -> None: ...
+    def record(self, admin_id: str, usage: Mapping[str, int], *, with_writes: PipelineWrites | None = None) -> None: ...
 
 
 class SessionTurn(Protocol):
@@ -149,6 +160,7 @@ class SessionTurn(Protocol):
     # What the turn holds in Redis (its admin's slot, the session's lock, a new session's place), for it to keep
     # while it runs; an in-process lock is held by the turn itself.
     leases: list[Lease]
+    record: str | None  # the record named by session_turn's `record`, read with the history; None when there is none
 
     def finish(
         self,
@@ -156,7 +168,7 @@ class SessionTurn(Protocol):
         usage: dict[str, int],
         options: StoreOptions = NEW_EXCHANGE,
         *,
-        with_writes: Callable[[Pipeline], None] | None = None,
+        with_writes: PipelineWrites | None = None,
     ) -> dict[str, int]:
         """Stores the turn and adds its usage to the session's and the admin's totals, then gives back the lock and
         the admin's slot; returns the session's usage totals, this turn included. `options`: a turn that redoes
@@ -170,19 +182,39 @@ class HistoryStore(Protocol):
     backend: str
 
     def session_turn(
-        self, admin_id: str, session_id: str, *, hold_seconds: float, requests_per_minute: int | None = None
+        self,
+        admin_id: str,
+        session_id: str,
+        *,
+        hold_seconds: float,
+        record: str | None = None,
+        requests_per_minute: int | None = None,
     ) -> AbstractContextManager[SessionTurn]:
         """Begins a turn: takes a chat slot of the admin (ChatLimited), the session's lock, waiting up to
         CHAT_SESSION_WAIT_SECONDS for it (SessionBusy), admits a session that is not stored yet before its turn
         asks the model (HistoryFull when the store is full and the admin is below its own cap), and reads the
-        history. What it holds in Redis lasts `hold_seconds` unless the turn renews it (SessionTurn.leases).
-        Leaving without `finish` (a failed turn) stores nothing and gives back all it holds.
-        `requests_per_minute`: the admin's own, if it has one (else CHAT_REQUESTS_PER_MINUTE)."""
+        history (and the session's record named `record`, in the same round trip). What it holds in Redis lasts
+        `hold_seconds` unless the turn renews it (SessionTurn.leases). Leaving without `finish` (a failed turn)
+        stores nothing and gives back all it holds. `requests_per_minute`: the admin's own, if it has one (else
+        CHAT_REQUESTS_PER_MINUTE)."""
         ...
 
     def get(self, admin_id: str, session_id: str) -> Conversation | None: ...
-    def delete(self, admin_id: str, session_id: str) -> bool: ...
-    def list(self, admin_id: str) -> list[SessionListItem]: ...
+    def delete(self, admin_id: str, session_id: str) -> bool:
+        """Removes the session with its records."""
+        ...
+
+    # The records kept beside a session (StoreOptions.record), outside a turn: they live as long as the session
+    # (MEMORY_TTL_SECONDS since its last turn or since a record was put, whichever is later).
+    def record(self, admin_id: str, session_id: str, name: str) -> str | None: ...
+    def record_put(self, admin_id: str, session_id: str, name: str, value: str) -> None: ...
+    def record_delete(self, admin_id: str, session_id: str, name: str) -> bool: ...
+
+    def list(self, admin_id: str, *, offset: int = 0, limit: int | None = None) -> list[SessionListItem]:
+        """The admin's sessions, most recently used first; `offset` and `limit` take a page of them, read
+        without reading the others."""
+        ...
+
     def count(self) -> int: ...
 
 
@@ -207,17 +239,26 @@ def list_item_of(conversation: Conversation) -> SessionListItem:
         conversation.created_at,
         conversation.last_activity,
         {name: conversation.usage.get(name, 0) for name in USAGE_FIELDS},
+        first_words(conversation.messages[0] if conversation.messages else None),
     )
 
 
-def writes_together(*queues: Callable[[Pipeline], None] | None) -> Callable[[Pipeline], None] | None:
-    """One function that queues the writes of each of `queues` (None: none) on a pipeline."""
+def writes_together(*queues: PipelineWrites | None) -> PipelineWrites | None:
+    """One function that queues the writes of each of `queues` (None: none) on a pipeline, and hands the replies to
+    each that wants them."""
     present = [queue for queue in queues if queue is not None]
     if len(present) < 2:
         return present[0] if present else None
 
-    def queue_all(pipe: Pipeline) -> None:
-        for queue in present:
-            queue(pipe)
+    def queue_all(pipe: Pipeline) -> RepliesHandler | None:
+        wanting = [on_replies for queue in present if (on_replies := queue(pipe)) is not None]
+        if not wanting:
+            return None
+
+        def replied(replies: list[Any]) -> None:
+            for on_replies in wanting:
+                on_replies(replies)
+
+        return replied
 
     return queue_all

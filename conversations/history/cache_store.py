@@ -5,14 +5,13 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
 from django.core.cache import caches
-from redis.client import Pipeline
 
 from conversations.history.base import (
     MAX_STORED_MESSAGES,
@@ -33,6 +32,7 @@ from conversations.history.base import (
     writes_together,
 )
 from core.leases import Lease
+from core.redis_store import PipelineWrites
 
 
 class _KeyedLocks:
@@ -70,6 +70,7 @@ class _CacheTurn:
     slot_held: bool
     session_id: str
     conversation: Conversation | None = None
+    record: str | None = None
     # The lock and a new session's place are held for as long as the turn runs: only the slot is renewed.
     leases: list[Lease] = field(default_factory=list)
 
@@ -79,7 +80,7 @@ class _CacheTurn:
         usage: dict[str, int],
         options: StoreOptions = NEW_EXCHANGE,
         *,
-        with_writes: Callable[[Pipeline], None] | None = None,
+        with_writes: PipelineWrites | None = None,
     ) -> dict[str, int]:
         admin_id = self.slot.admin_id
         totals = self.store.write_turn(admin_id, self.session_id, messages, usage, options)
@@ -118,9 +119,19 @@ class CacheHistoryStore:
     def _key(admin_id: str, session_id: str) -> str:
         return f"conv:{admin_id}:{session_id}"
 
+    @staticmethod
+    def _records_key(admin_id: str, session_id: str) -> str:
+        return f"conv-records:{admin_id}:{session_id}"
+
     @contextmanager
     def session_turn(
-        self, admin_id: str, session_id: str, *, hold_seconds: float, requests_per_minute: int | None = None
+        self,
+        admin_id: str,
+        session_id: str,
+        *,
+        hold_seconds: float,
+        record: str | None = None,
+        requests_per_minute: int | None = None,
     ) -> Iterator[SessionTurn]:
         # The admin's slot is in Redis (one round trip to take it; it lasts unrenewed as long as its own policy says);
         # the lock, the admission and the history are here, held until the turn ends, so `hold_seconds` has no use.
@@ -132,6 +143,7 @@ class CacheHistoryStore:
             lock = self._locks.hold(self._key(admin_id, session_id), settings.CHAT_SESSION_WAIT_SECONDS)
             with lock, self._admitted(admin_id, session_id):
                 turn.conversation = self.get(admin_id, session_id)
+                turn.record = self.record(admin_id, session_id, record) if record else None
                 yield turn
         finally:
             turn.give_back()
@@ -189,8 +201,33 @@ class CacheHistoryStore:
         with self._guard:
             self._prune(now)
             self._cache.set(self._key(admin_id, session_id), conversation.__dict__, settings.MEMORY_TTL_SECONDS)
+            self._records_write(admin_id, session_id, options.record)
             self._record(admin_id, session_id, now)
         return dict(conversation.usage)
+
+    def _records_write(self, admin_id: str, session_id: str, record: tuple[str, str] | None) -> None:
+        """The session's records, with `record` added, kept for MEMORY_TTL_SECONDS from now (under the guard)."""
+        records = self._cache.get(self._records_key(admin_id, session_id)) or {}
+        if record is None and not records:
+            return
+        if record is not None:
+            records[record[0]] = record[1]
+        self._cache.set(self._records_key(admin_id, session_id), records, settings.MEMORY_TTL_SECONDS)
+
+    def record(self, admin_id: str, session_id: str, name: str) -> str | None:
+        return (self._cache.get(self._records_key(admin_id, session_id)) or {}).get(name)
+
+    def record_put(self, admin_id: str, session_id: str, name: str, value: str) -> None:
+        with self._guard:
+            self._records_write(admin_id, session_id, (name, value))
+
+    def record_delete(self, admin_id: str, session_id: str, name: str) -> bool:
+        with self._guard:
+            records = self._cache.get(self._records_key(admin_id, session_id)) or {}
+            if records.pop(name, None) is None:
+                return False
+            self._cache.set(self._records_key(admin_id, session_id), records, settings.MEMORY_TTL_SECONDS)
+            return True
 
     def _record(self, admin_id: str, session_id: str, now: float) -> None:
         self._reserved.discard((admin_id, session_id))
@@ -217,16 +254,18 @@ class CacheHistoryStore:
         sessions.pop(session_id, None)
         if not sessions:
             self._by_admin.pop(admin_id, None)
-        return bool(self._cache.delete(self._key(admin_id, session_id)))
+        records = self._cache.delete(self._records_key(admin_id, session_id))
+        return bool(self._cache.delete(self._key(admin_id, session_id))) or bool(records)
 
     def delete(self, admin_id: str, session_id: str) -> bool:
         with self._guard:
             return self._drop(admin_id, session_id)
 
-    def list(self, admin_id: str) -> list[SessionListItem]:
+    def list(self, admin_id: str, *, offset: int = 0, limit: int | None = None) -> list[SessionListItem]:
         with self._guard:
             self._prune(time.time())
-            session_ids = list(self._by_admin.get(admin_id, {}))
+            newest_first = list(reversed(self._by_admin.get(admin_id, {})))
+            session_ids = newest_first[offset : None if limit is None else offset + limit]
         found = self._cache.get_many([self._key(admin_id, s) for s in session_ids])
         live = [Conversation(**data) for data in found.values()]
         return sorted((list_item_of(c) for c in live), key=lambda s: s.last_activity, reverse=True)

@@ -5,6 +5,8 @@ but the store-wide index (docs/architecture.md has every key of the service):
 {a:<admin>}:conv:<session>:meta      hash created_at, last_activity, usage counters, summary (and on Redis
                                      Cluster indexed_at, when the session's place in {conv-index}:all was
                                      refreshed)
+{a:<admin>}:conv:<session>:records   hash of records kept beside the session (stored responses, a Responses
+                                     conversation's metadata), expiring with it
 {a:<admin>}:conv-index               sorted set of the admin's session ids by last activity
 {a:<admin>}:conv-lock:<session>      the session's lock: a random token per turn, expiring unless its turn
                                      renews it (SessionTurn.leases)
@@ -32,6 +34,10 @@ def session_keys(admin_id: str, session_id: str) -> tuple[str, str]:
     return redis_admin_key(admin_id, "conv", session_id, "messages"), redis_admin_key(
         admin_id, "conv", session_id, "meta"
     )
+
+
+def records_key(admin_id: str, session_id: str) -> str:
+    return redis_admin_key(admin_id, "conv", session_id, "records")
 
 
 def admin_index_key(admin_id: str) -> str:

@@ -78,22 +78,24 @@ class BeginArgs:
     max_sessions_per_admin: int
     session_id: str
     member: str  # "<admin>:<session>" in the store-wide index
+    record_name: str  # the session's record to read with the history; '': none
 
 
 # KEYS: the admin's rate counter and chats in flight (ChatSlot.keys()), the session's lock, the admin's index, the
-# session's messages and meta, and on a single Redis the store-wide index. ARGV: BeginArgs.
+# session's messages, meta and records, and on a single Redis the store-wide index. ARGV: BeginArgs.
 # Returns {limit} when the admin's slot is refused, {'busy'} when the session is locked (the slot, if taken, is
 # kept for the retry), {'full', oldest activity} when a new session finds no place (the lock and the slot given
-# back), or {admission, messages, meta, the admin's requests this minute (0: not counted)}: admission is
+# back), or {admission, messages, meta, record, the admin's requests this minute (0: not counted)}: admission is
 # 'admitted', 'reserved' (a place was reserved for this new session) or, on Redis Cluster, 'new' (this new session
 # needs a place in the store-wide index: RESERVE_SCRIPT).
 _BEGIN = """
 local per_minute, concurrent, started, stale_before, slot_ttl, slot_member, slot_to_take, lock_token, lock_ms,
-  now, ttl, hold_seconds, max_sessions, max_sessions_per_admin, session_id, member = unpack(ARGV)
+  now, ttl, hold_seconds, max_sessions, max_sessions_per_admin, session_id, member, record_name = unpack(ARGV)
 lock_ms, now, ttl, max_sessions_per_admin = numbers(lock_ms, now, ttl, max_sessions_per_admin)
 require_type(KEYS[4], 'zset')
 require_type(KEYS[5], 'list')
 require_type(KEYS[6], 'hash')
+require_type(KEYS[7], 'hash')
 local requests, refused = 0, nil
 if slot_to_take == '1' then
   refused, requests = take_slot(KEYS[1], KEYS[2], per_minute, concurrent, started, stale_before, slot_ttl, slot_member)
@@ -110,14 +112,15 @@ if not redis.call('ZSCORE', KEYS[4], session_id) and redis.call('ZCARD', KEYS[4]
     return admission
   end
 end
-return {admission, redis.call('LRANGE', KEYS[5], 0, -1), redis.call('HGETALL', KEYS[6]), requests}
+local record = record_name ~= '' and redis.call('HGET', KEYS[7], record_name) or false
+return {admission, redis.call('LRANGE', KEYS[5], 0, -1), redis.call('HGETALL', KEYS[6]), record, requests}
 """
 
 # A new session's admission: 'reserved' (a place reserved for it, scored minus now), 'admitted' (it had one) or
 # {'full', oldest activity}.
 _ADMIT_NEW_SINGLE = """
 local function admit_new(now, ttl, hold_seconds, max_sessions, member)
-  local placed = reserve(KEYS[7], now, ttl, hold_seconds, 0, max_sessions, member, -now)
+  local placed = reserve(KEYS[8], now, ttl, hold_seconds, 0, max_sessions, member, -now)
   if type(placed) == 'table' then return placed end
   return placed == 1 and 'reserved' or 'admitted'
 end
@@ -172,13 +175,16 @@ class FinishArgs:
     summary: str
     reserved_at: float | None  # when this turn reserved the session's place in the store-wide index
     refresh_seconds: int  # the refresh interval of that place (Redis Cluster)
+    record_name: str  # a record to write beside the session (StoreOptions.record); '': none
+    record: str
     messages: list[str] = field(default_factory=list)  # JSON, one per message
 
 
 _FINISH_NAMED = len(lua_argv_names(FinishArgs))
 
 # KEYS: the session's messages and meta, the admin's index, the admin's usage totals, the session's lock, the
-# admin's chats in flight, and on a single Redis the store-wide index. ARGV: FinishArgs, the messages last.
+# admin's chats in flight, the session's records, and on a single Redis the store-wide index. ARGV: FinishArgs, the
+# messages last.
 # Returns {'lost'}, writing nothing, when a lock token is given and the lock
 # is not its own (it expired, or another turn holds it); else the session's usage totals, the sessions evicted to
 # keep the admin within MAX_SESSIONS_PER_ADMIN and, on Redis Cluster, 1 when the session's place in the store-wide
@@ -190,7 +196,7 @@ _FINISH_NAMED = len(lua_argv_names(FinishArgs))
 _FINISH = f"""
 local ttl, now_iso, max_stored, usage_json, now, max_sessions_per_admin, session_id, admin_id, admin_usage,
   lock_token, slot_member, replace_last, created_at, drop_first, set_summary, summary, reserved_at,
-  refresh_seconds = unpack(ARGV, 1, {_FINISH_NAMED})
+  refresh_seconds, record_name, record = unpack(ARGV, 1, {_FINISH_NAMED})
 if lock_token ~= '' and redis.call('GET', KEYS[5]) ~= lock_token then return {{'lost'}} end
 ttl, max_stored, now, max_sessions_per_admin, replace_last, drop_first = numbers(ttl, max_stored, now,
   max_sessions_per_admin, replace_last, drop_first)
@@ -198,6 +204,7 @@ require_type(KEYS[1], 'list')
 require_type(KEYS[2], 'hash')
 require_type(KEYS[3], 'zset')
 require_type(KEYS[4], 'hash')
+require_type(KEYS[7], 'hash')
 local decoded, usage = pcall(cjson.decode, usage_json)
 if not decoded or type(usage) ~= 'table' then error('finish: the usage is not a JSON object') end
 local names, cap = {{{", ".join(f"'{name}'" for name in USAGE_FIELDS)}}}, {MAX_USAGE_COUNTER}
@@ -231,6 +238,8 @@ redis.call('HSETNX', KEYS[2], 'created_at', created_at ~= '' and created_at or n
 redis.call('HSET', KEYS[2], unpack(meta_fields))
 redis.call('HSET', KEYS[2], unpack(session_counters))
 redis.call('EXPIRE', KEYS[2], ttl)
+if record_name ~= '' then redis.call('HSET', KEYS[7], record_name, record) end
+redis.call('EXPIRE', KEYS[7], ttl)
 if admin_counters then redis.call('HSET', KEYS[4], unpack(admin_counters)) end
 redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now - ttl)
 redis.call('ZADD', KEYS[3], now, session_id)
@@ -258,9 +267,9 @@ return {{totals, evicted, refresh}}
 # index_write: the session's place, scored by its last activity. index_evict: the places of the evicted sessions.
 _INDEX_SINGLE = """
 local function index_read(meta_fields, now, reserved_at, refresh_seconds) return 0 end
-local function index_write(now, member) redis.call('ZADD', KEYS[7], now, member) end
+local function index_write(now, member) redis.call('ZADD', KEYS[8], now, member) end
 local function index_evict(evicted, admin_id)
-  for _, id in ipairs(evicted) do redis.call('ZREM', KEYS[7], admin_id .. ':' .. id) end
+  for _, id in ipairs(evicted) do redis.call('ZREM', KEYS[8], admin_id .. ':' .. id) end
 end
 """
 

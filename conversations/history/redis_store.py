@@ -22,12 +22,14 @@ from conversations.history.base import (
     SessionTurn,
     SlotPolicy,
     UsagePolicy,
+    first_words,
     history_full,
 )
 from conversations.history.redis_keys import (
     admin_index_key,
     index_refresh_seconds,
     lock_key,
+    records_key,
     session_keys,
     store_index_key,
 )
@@ -87,6 +89,7 @@ class RedisHistoryStore:
             lock_key(admin_id, session_id),
             admin_index_key(admin_id),
             *session_keys(admin_id, session_id),
+            records_key(admin_id, session_id),
             *self._store_wide(),
         ]
 
@@ -98,6 +101,7 @@ class RedisHistoryStore:
             self.usage.key(admin_id),
             lock_key(admin_id, session_id),
             slot.active_key,
+            records_key(admin_id, session_id),
             *self._store_wide(),
         ]
 
@@ -112,7 +116,13 @@ class RedisHistoryStore:
 
     @contextmanager
     def session_turn(
-        self, admin_id: str, session_id: str, *, hold_seconds: float, requests_per_minute: int | None = None
+        self,
+        admin_id: str,
+        session_id: str,
+        *,
+        hold_seconds: float,
+        record: str | None = None,
+        requests_per_minute: int | None = None,
     ) -> Iterator[SessionTurn]:
         """One round trip (the begin script) takes the admin's slot, the session's lock, a new session's place and
         reads the history; while another turn holds the session, the script is retried (without taking the slot
@@ -137,6 +147,7 @@ class RedisHistoryStore:
                 max_sessions_per_admin=settings.MAX_SESSIONS_PER_ADMIN,
                 session_id=session_id,
                 member=turn.member,
+                record_name=record or "",
             )
             try:
                 outcome, *found = self._begin(keys=keys, args=lua_argv(args))
@@ -159,10 +170,11 @@ class RedisHistoryStore:
             time.sleep(_LOCK_RETRY_SECONDS)
         if outcome == b"full":
             raise history_full(float(found[0]) if found else None, now)  # the script gave the slot and lock back
-        raw_messages, meta, requests = found
+        raw_messages, meta, found_record, requests = found
         if int(requests):  # counted by the first try
             slot.requests = int(requests)
         turn.conversation = self._conversation(session_id, raw_messages, meta)
+        turn.record = found_record.decode() if found_record else None
         if turn.slot_held:
             turn.leases.append(slot.lease())
         turn.leases.append(
@@ -226,32 +238,51 @@ class RedisHistoryStore:
 
     def _remove(self, admin_id: str, session_id: str) -> int:
         pipe = self._redis.pipeline(transaction=False)
-        for key in session_keys(admin_id, session_id):
+        for key in (*session_keys(admin_id, session_id), records_key(admin_id, session_id)):
             pipe.delete(key)
         pipe.zrem(admin_index_key(admin_id), session_id)
         pipe.zrem(store_index_key(), f"{admin_id}:{session_id}")
-        deleted_messages, deleted_meta, *_ = pipe.execute()
-        return deleted_messages + deleted_meta
+        deleted_messages, deleted_meta, deleted_records, *_ = pipe.execute()
+        return deleted_messages + deleted_meta + deleted_records
 
     def delete(self, admin_id: str, session_id: str) -> bool:
         return self._remove(admin_id, session_id) > 0
 
-    def list(self, admin_id: str) -> list[SessionListItem]:
+    def record(self, admin_id: str, session_id: str, name: str) -> str | None:
+        found = self._redis.hget(records_key(admin_id, session_id), name)
+        return found.decode() if found is not None else None
+
+    def record_put(self, admin_id: str, session_id: str, name: str, value: str) -> None:
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.hset(records_key(admin_id, session_id), name, value)
+        pipe.expire(records_key(admin_id, session_id), settings.MEMORY_TTL_SECONDS)
+        pipe.execute()
+
+    def record_delete(self, admin_id: str, session_id: str, name: str) -> bool:
+        return bool(self._redis.hdel(records_key(admin_id, session_id), name))
+
+    def list(self, admin_id: str, *, offset: int = 0, limit: int | None = None) -> list[SessionListItem]:
         index = admin_index_key(admin_id)
         self._redis.zremrangebyscore(index, "-inf", time.time() - settings.MEMORY_TTL_SECONDS)
-        session_ids = [s.decode() for s in self._redis.zrevrange(index, 0, -1)]
+        last = -1 if limit is None else offset + limit - 1
+        session_ids = [s.decode() for s in self._redis.zrevrange(index, offset, last)]
         pipe = self._redis.pipeline(transaction=False)
         for session_id in session_ids:
             messages_key, meta_key = session_keys(admin_id, session_id)
             pipe.llen(messages_key)
             pipe.hgetall(meta_key)
+            pipe.lindex(messages_key, 0)
         results = pipe.execute()
         listed = []
-        for session_id, count, meta in zip(session_ids, results[::2], results[1::2], strict=True):
+        rows = zip(session_ids, results[::3], results[1::3], results[2::3], strict=True)
+        for session_id, count, meta, first in rows:
             if meta:
                 meta = decoded(meta)
                 usage = {name: int(meta.get(name, 0)) for name in USAGE_FIELDS}
-                listed.append(SessionListItem(session_id, count, meta["created_at"], meta["last_activity"], usage))
+                words = first_words(json.loads(first) if first else None)
+                listed.append(
+                    SessionListItem(session_id, count, meta["created_at"], meta["last_activity"], usage, words)
+                )
         return listed
 
     def count(self) -> int:

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
-from redis.client import Pipeline
 
 from conversations.history.base import (
     MAX_STORED_MESSAGES,
@@ -21,11 +19,11 @@ from conversations.history.base import (
     now_iso,
     usage_added,
 )
-from conversations.history.redis_keys import index_refresh_seconds, session_keys, store_index_key
+from conversations.history.redis_keys import index_refresh_seconds, records_key, session_keys, store_index_key
 from conversations.history.redis_scripts import FinishArgs, ReleaseArgs
 from core.leases import Lease, LeaseLost
 from core.lua_args import lua_argv
-from core.redis_store import NotReplicated, redis_client, redis_give_back, redis_script_replicated
+from core.redis_store import NotReplicated, PipelineWrites, redis_client, redis_give_back, redis_script_replicated
 
 if TYPE_CHECKING:
     from conversations.history.redis_store import RedisHistoryStore
@@ -42,6 +40,7 @@ class RedisTurn:
     session_id: str
     lock_token: str
     conversation: Conversation | None = None
+    record: str | None = None
     leases: list[Lease] = field(default_factory=list)
     reserved: bool = False  # a place was reserved for this new session in the store-wide index
     reserved_at: float | None = None  # on Redis Cluster, when (RESERVE_SCRIPT)
@@ -57,7 +56,7 @@ class RedisTurn:
         usage: dict[str, int],
         options: StoreOptions = NEW_EXCHANGE,
         *,
-        with_writes: Callable[[Pipeline], None] | None = None,
+        with_writes: PipelineWrites | None = None,
     ) -> dict[str, int]:
         """The finish script (acknowledged once a replica has it, where REDIS_WAIT_REPLICAS asks), then, only when
         the admin went over MAX_SESSIONS_PER_ADMIN or (Redis Cluster) the session's place in the store-wide index
@@ -84,6 +83,8 @@ class RedisTurn:
             summary=options.summary or "",
             reserved_at=self.reserved_at,
             refresh_seconds=index_refresh_seconds(),
+            record_name=options.record[0] if options.record else "",
+            record=options.record[1] if options.record else "",
             messages=[json.dumps(m) for m in messages],
         )
         try:
@@ -103,7 +104,7 @@ class RedisTurn:
         if evicted or refresh:
             pipe = redis_client().pipeline(transaction=False)
             for old_session in evicted:
-                for key in session_keys(admin_id, old_session.decode()):
+                for key in (*session_keys(admin_id, old_session.decode()), records_key(admin_id, old_session.decode())):
                     pipe.delete(key)  # one key per DEL: a cluster pipeline takes no other
             if not store.store_wide:
                 if evicted:

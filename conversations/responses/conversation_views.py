@@ -7,6 +7,7 @@ from drf_spectacular.utils import extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from conversations.idempotency import Claim, idempotent
 from conversations.openai.views import TAG, OpenAIView, openai_errors
 from conversations.responses import conversations_api as api
 from conversations.responses import serializers
@@ -25,6 +26,7 @@ def _valid(serializer_class: type, data: object) -> dict:
 
 
 class ConversationsView(OpenAIView):
+    @idempotent()
     @extend_schema(
         tags=[TAG],
         summary="Create a conversation (OpenAI's Conversations API)",
@@ -33,7 +35,7 @@ class ConversationsView(OpenAIView):
         request=serializers.ConversationCreateSerializer,
         responses={200: serializers.ConversationSerializer, **openai_errors(400, 401, 409, 415, 429, 503)},
     )
-    def post(self, request: Request) -> Response:
+    def post(self, request: Request, claim: Claim | None) -> Response:  # the decorator keeps the answer
         data = _valid(serializers.ConversationCreateSerializer, request.data)
         created = api.conversation_create(
             admin=request.user, messages=data.get("items") or [], metadata=data.get("metadata") or {}
@@ -93,6 +95,7 @@ class ConversationItemsView(OpenAIView):
         )
         return Response(items)
 
+    @idempotent()
     @extend_schema(
         tags=[TAG],
         summary="Add items to a conversation",
@@ -100,7 +103,7 @@ class ConversationItemsView(OpenAIView):
         request=serializers.ConversationItemsCreateSerializer,
         responses={200: serializers.InputItemListSerializer, **openai_errors(400, 401, 404, 409, 415, 429, 503)},
     )
-    def post(self, request: Request, conversation_id: str) -> Response:
+    def post(self, request: Request, conversation_id: str, claim: Claim | None) -> Response:
         data = _valid(serializers.ConversationItemsCreateSerializer, request.data)
         added = api.conversation_items_add(admin=request.user, conversation_id=conversation_id, messages=data["items"])
         return Response(added)

@@ -8,10 +8,10 @@ import time
 from typing import Any
 
 from accounts.models import AdminUser
-from conversations.history.base import StoreOptions, message
+from conversations.history.base import SessionTurn, StoreOptions, message
 from conversations.limits import turn_hold_seconds
 from conversations.responses.items import function_call_item, new_id, page
-from conversations.responses.store import StoredConversation, conversation_store
+from conversations.responses.store import CONVERSATION_RECORD, StoredConversation, conversation_put, stored_conversation
 from conversations.stores import history_store
 from core.exceptions import ServiceError
 
@@ -41,24 +41,33 @@ def conversation_body(conversation_id: str, stored: StoredConversation) -> dict[
 
 
 def conversation_get(*, admin: AdminUser, conversation_id: str) -> dict[str, Any]:
-    stored = conversation_store.get(admin.id, conversation_id)
+    stored = stored_conversation(admin.id, conversation_id)
     if stored is None:
         raise _not_found(conversation_id)
     return conversation_body(conversation_id, stored)
 
 
-def conversation_check(admin: AdminUser, conversation_id: str) -> None:
-    """A response may join only a conversation of its admin that is still kept."""
-    if conversation_store.get(admin.id, conversation_id) is None:
+def conversation_held(held: SessionTurn, conversation_id: str) -> StoredConversation:
+    """A turn of a conversation (read with CONVERSATION_RECORD) goes on only while the conversation is kept."""
+    stored = StoredConversation.decoded(held.record)
+    if stored is None:
         raise _not_found(conversation_id)
+    return stored
 
 
-def _append(admin: AdminUser, conversation_id: str, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Items added by the client, under the session's lock and its caps, counting no usage; the items stored."""
+def _append(
+    admin: AdminUser, conversation_id: str, messages: list[dict[str, Any]], *, new: StoredConversation | None = None
+) -> list[dict[str, Any]]:
+    """Items added by the client, under the session's lock and its caps, counting no usage; the items stored.
+    `new`: the conversation is created with them (else it must be kept)."""
     stored = [message(**m) for m in messages]
     store = history_store()
-    with store.session_turn(admin.id, conversation_id, hold_seconds=turn_hold_seconds()) as held:
-        held.finish(stored, {}, StoreOptions(admin_usage=False))
+    record = None if new else CONVERSATION_RECORD
+    with store.session_turn(admin.id, conversation_id, hold_seconds=turn_hold_seconds(), record=record) as held:
+        if new is None:
+            conversation_held(held, conversation_id)
+        created = (CONVERSATION_RECORD, new.encoded()) if new else None
+        held.finish(stored, {}, StoreOptions(admin_usage=False, record=created))
     return [item for m in stored for item in items_of(m)]
 
 
@@ -66,22 +75,24 @@ def conversation_create(*, admin: AdminUser, messages: list[dict[str, Any]], met
     conversation_id = new_id("conv")
     stored = StoredConversation(int(time.time()), metadata)
     if messages:
-        _append(admin, conversation_id, messages)
-    conversation_store.put(admin.id, conversation_id, stored)
+        _append(admin, conversation_id, messages, new=stored)
+    else:
+        conversation_put(admin.id, conversation_id, stored)
     return conversation_body(conversation_id, stored)
 
 
 def conversation_update(*, admin: AdminUser, conversation_id: str, metadata: dict[str, str]) -> dict[str, Any]:
-    stored = conversation_store.get(admin.id, conversation_id)
+    stored = stored_conversation(admin.id, conversation_id)
     if stored is None:
         raise _not_found(conversation_id)
     updated = StoredConversation(stored.created_at, metadata)
-    conversation_store.put(admin.id, conversation_id, updated)
+    conversation_put(admin.id, conversation_id, updated)
     return conversation_body(conversation_id, updated)
 
 
 def conversation_delete(*, admin: AdminUser, conversation_id: str) -> None:
-    if not conversation_store.delete(admin.id, conversation_id):
+    """The conversation with its items and the responses stored in it (records of its session)."""
+    if stored_conversation(admin.id, conversation_id) is None:
         raise _not_found(conversation_id)
     history_store().delete(admin.id, conversation_id)
 
@@ -108,20 +119,21 @@ def items_of(stored: dict[str, Any]) -> list[dict[str, Any]]:
 def conversation_items(
     *, admin: AdminUser, conversation_id: str, after: str | None, limit: int, order: str
 ) -> dict[str, Any]:
-    conversation_check(admin, conversation_id)
+    if stored_conversation(admin.id, conversation_id) is None:
+        raise _not_found(conversation_id)
     stored = history_store().get(admin.id, conversation_id)
     items = [item for m in stored.messages for item in items_of(m)] if stored else []
     return page(items, after=after, limit=limit, order=order)
 
 
 def conversation_items_add(*, admin: AdminUser, conversation_id: str, messages: list[dict[str, Any]]) -> dict[str, Any]:
-    conversation_check(admin, conversation_id)
     items = _append(admin, conversation_id, messages)
     return page(items, after=None, limit=len(items) or 1, order="asc")
 
 
 def conversation_item(*, admin: AdminUser, conversation_id: str, item_id: str) -> dict[str, Any]:
-    conversation_check(admin, conversation_id)
+    if stored_conversation(admin.id, conversation_id) is None:
+        raise _not_found(conversation_id)
     stored = history_store().get(admin.id, conversation_id)
     for stored_message in stored.messages if stored else []:
         for item in items_of(stored_message):
@@ -133,15 +145,14 @@ def conversation_item(*, admin: AdminUser, conversation_id: str, item_id: str) -
 def conversation_item_delete(*, admin: AdminUser, conversation_id: str, item_id: str) -> dict[str, Any]:
     """Removes the message that holds the item (an assistant's text and function calls go together), under the
     session's lock: the messages after it are written back in their place."""
-    stored_conversation = conversation_store.get(admin.id, conversation_id)
-    if stored_conversation is None:
-        raise _not_found(conversation_id)
     store = history_store()
-    with store.session_turn(admin.id, conversation_id, hold_seconds=turn_hold_seconds()) as held:
+    hold_seconds = turn_hold_seconds()
+    with store.session_turn(admin.id, conversation_id, hold_seconds=hold_seconds, record=CONVERSATION_RECORD) as held:
+        kept = conversation_held(held, conversation_id)
         messages = held.conversation.messages if held.conversation else []
         index = next((i for i, m in enumerate(messages) if any(item["id"] == item_id for item in items_of(m))), None)
         if index is None:
             raise ItemNotFound(f"No item '{item_id}' in conversation '{conversation_id}'.")
         rest = messages[index + 1 :]
         held.finish(rest, {}, StoreOptions(replace_last=len(messages) - index, admin_usage=False))
-    return conversation_body(conversation_id, stored_conversation)
+    return conversation_body(conversation_id, kept)

@@ -11,7 +11,7 @@ from typing import Any
 
 from django.conf import settings
 
-from conversations.responses.items import message_id_of, message_item
+from conversations.responses.items import function_call_item, message_id_of, message_item
 from conversations.streaming import KEEPALIVE, with_keepalive
 from core.errors import as_service_error
 from llm_provider.types import StreamDelta
@@ -32,21 +32,73 @@ def _failure_code(status: int) -> str:
     return "rate_limit_exceeded" if status == 429 else "server_error"
 
 
+class _Output:
+    """The output items a stream has opened, in the order it opened them (their output_index): the message, and the
+    function calls by the index the upstream gives each, which stream their arguments as they come."""
+
+    def __init__(self, event: _Events, message_id: str) -> None:
+        self.event, self.message_id = event, message_id
+        self.keys: list[str] = []  # "message", "call:<upstream index>", or "whole:<item id>" (opened at the end)
+        # By upstream index: the call's id and name, the arguments sent, and those held until it can be opened.
+        self.calls: dict[int, dict[str, Any]] = {}
+
+    def index(self, key: str) -> int | None:
+        return self.keys.index(key) if key in self.keys else None
+
+    def _open(self, key: str, item: dict[str, Any]) -> Iterator[bytes]:
+        self.keys.append(key)
+        yield self.event("response.output_item.added", output_index=len(self.keys) - 1, item=item)
+
+    def text(self, delta: str) -> Iterator[bytes]:
+        if "message" not in self.keys:
+            yield from self._open("message", message_item(self.message_id, "", "in_progress"))
+            yield self.event("response.content_part.added", **self.message_at(), part=_PART)
+        if delta:
+            yield self.event("response.output_text.delta", **self.message_at(), delta=delta, logprobs=[])
+
+    def message_at(self) -> dict[str, Any]:
+        return {"item_id": self.message_id, "output_index": self.index("message"), "content_index": 0}
+
+    def call_pieces(self, pieces: list[dict[str, Any]]) -> Iterator[bytes]:
+        """Pieces of tool calls (`{index, id?, function: {name?, arguments?}}`): a call is opened once its id and
+        name are known; its arguments are sent as they come (held until then)."""
+        for piece in pieces:
+            upstream_index = piece.get("index", 0)
+            call = self.calls.setdefault(upstream_index, {"id": "", "name": "", "arguments": "", "pending": ""})
+            function = piece.get("function") or {}
+            call["id"] = call["id"] or piece.get("id") or ""
+            call["name"] = call["name"] or function.get("name") or ""
+            call["pending"] += function.get("arguments") or ""
+            key = f"call:{upstream_index}"
+            if key not in self.keys:
+                if not (call["id"] and call["name"]):
+                    continue
+                opened = function_call_item({"id": call["id"], "function": {"name": call["name"], "arguments": ""}})
+                yield from self._open(key, {**opened, "status": "in_progress"})
+            if call["pending"]:
+                at = {"item_id": "fc_" + call["id"].removeprefix("call_"), "output_index": self.index(key)}
+                yield self.event("response.function_call_arguments.delta", **at, delta=call["pending"])
+                call["arguments"] += call["pending"]
+                call["pending"] = ""
+
+    def streamed_call(self, item: dict[str, Any]) -> tuple[int, str] | None:
+        """A finished function call item's output_index and the arguments already sent, if the stream opened it."""
+        for upstream_index, call in self.calls.items():
+            index = self.index(f"call:{upstream_index}")
+            if index is not None and call["id"] == item["call_id"]:
+                return index, call["arguments"]
+        return None
+
+
 def response_events(
     start: dict[str, Any], first: StreamDelta | dict[str, Any], rest: Iterator[StreamDelta | dict[str, Any]]
 ) -> Iterator[bytes]:
     """`start` is the response in progress; `first` and `rest` the reply's pieces, then the finished response.
-    The message's text streams as it comes (output index 0, where the finished response has its message); function
-    calls and reasoning follow whole once the reply is done."""
+    The message's text and the function calls' arguments stream as they come; reasoning follows whole once the
+    reply is done. Items are numbered (output_index) in the order they open, which the finished response's output
+    then follows."""
     event = _Events()
-    message_id = message_id_of(start["id"])
-    at = {"item_id": message_id, "output_index": 0, "content_index": 0}
-    opened = False
-
-    def open_message() -> Iterator[bytes]:
-        yield event("response.output_item.added", output_index=0, item=message_item(message_id, "", "in_progress"))
-        yield event("response.content_part.added", **at, part=_PART)
-
+    output = _Output(event, message_id_of(start["id"]))
     yield event("response.created", response=start)
     yield event("response.in_progress", response=start)
     try:
@@ -55,12 +107,11 @@ def response_events(
                 yield KEEPALIVE
             elif isinstance(piece, StreamDelta):
                 if piece.text:
-                    if not opened:
-                        yield from open_message()
-                        opened = True
-                    yield event("response.output_text.delta", **at, delta=piece.text, logprobs=[])
+                    yield from output.text(piece.text)
+                if piece.tool_calls:
+                    yield from output.call_pieces(piece.tool_calls)
             else:
-                yield from _finished(event, piece, opened=opened, open_message=open_message)
+                yield from _finished(event, piece, output)
     except Exception as exc:
         error = as_service_error(exc)
         if error is None:
@@ -69,27 +120,38 @@ def response_events(
         yield event("response.failed", response={**start, "status": "failed", "error": failure})
 
 
-def _finished(event: _Events, body: dict[str, Any], *, opened: bool, open_message: Any) -> Iterator[bytes]:
-    for index, item in enumerate(body["output"]):
+def _finished(event: _Events, body: dict[str, Any], output: _Output) -> Iterator[bytes]:
+    placed: list[tuple[int, dict[str, Any]]] = []
+    for item in body["output"]:
         if item["type"] == "message":
             text = item["content"][0]["text"]
-            at = {"item_id": item["id"], "output_index": index, "content_index": 0}
-            if not opened:
-                yield from open_message()
-                if text:
-                    yield event("response.output_text.delta", **at, delta=text, logprobs=[])
+            if output.index("message") is None:
+                yield from output.text(text)
+            at = output.message_at()
             yield event("response.output_text.done", **at, text=text, logprobs=[])
             yield event("response.content_part.done", **at, part=item["content"][0])
+            index = at["output_index"]
         elif item["type"] == "function_call":
-            yield event("response.output_item.added", output_index=index, item={**item, "arguments": ""})
+            streamed = output.streamed_call(item)
+            if streamed is None:
+                index, sent = len(output.keys), ""
+                output.keys.append(f"whole:{item['id']}")
+                yield event("response.output_item.added", output_index=index, item={**item, "arguments": ""})
+            else:
+                index, sent = streamed
             at = {"item_id": item["id"], "output_index": index}
-            yield event("response.function_call_arguments.delta", **at, delta=item["arguments"])
+            if item["arguments"] != sent:  # the rest, or (rarely: a call the upstream mended) the whole again
+                rest = item["arguments"].removeprefix(sent)
+                yield event("response.function_call_arguments.delta", **at, delta=rest)
             yield event("response.function_call_arguments.done", **at, name=item["name"], arguments=item["arguments"])
         else:
+            index = len(output.keys)
+            output.keys.append(f"whole:{item['id']}")
             yield event("response.output_item.added", output_index=index, item=item)
         yield event("response.output_item.done", output_index=index, item=item)
+        placed.append((index, item))
     done = "response.incomplete" if body["status"] == "incomplete" else "response.completed"
-    yield event(done, response=body)
+    yield event(done, response={**body, "output": [item for _, item in sorted(placed, key=lambda p: p[0])]})
 
 
 def replayed_events(body: dict[str, Any]) -> Iterator[bytes]:

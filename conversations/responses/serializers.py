@@ -17,7 +17,18 @@ from core.shortcuts import thread_serializer
 RESPONSE_ID_RE = r"^resp_[A-Za-z0-9]{1,90}$"
 CONVERSATION_ID_RE = r"^conv_[A-Za-z0-9]{1,90}$"
 # Accepted and without effect here: they change nothing an OpenAI-compatible upstream does with a chat completion.
-IGNORED = ("include", "prompt_cache_key", "prompt_cache_retention", "service_tier", "stream_options", "truncation")
+IGNORED = ("prompt_cache_key", "prompt_cache_retention", "service_tier", "stream_options")
+# `include` values accepted without effect: the outputs they name (built-in tools', images') cannot occur here, and
+# reasoning comes back as plain text in the reasoning item (nothing is encrypted). Any other value is a 400.
+INCLUDE_WITHOUT_EFFECT = (
+    "code_interpreter_call.outputs",
+    "computer_call_output.output.image_url",
+    "file_search_call.results",
+    "message.input_image.image_url",
+    "reasoning.encrypted_content",
+    "web_search_call.action.sources",
+    "web_search_call.results",
+)
 UNSUPPORTED = {
     "background": "Background responses are not supported.",
     "prompt": "Stored prompts are not supported.",
@@ -108,7 +119,26 @@ class ResponseCreateSerializer(serializers.Serializer):
     text = TextSerializer(required=False, allow_null=True)
     reasoning = ReasoningSerializer(required=False, allow_null=True)
     user = serializers.CharField(required=False, allow_null=True, allow_blank=True, max_length=256)
-    safety_identifier = serializers.CharField(required=False, allow_null=True, allow_blank=True, max_length=256)
+    safety_identifier = serializers.CharField(
+        required=False,
+        allow_null=True,
+        allow_blank=True,
+        max_length=256,
+        help_text="A stable id of the end user, passed upstream as the chat completion's `user` (as `user` is).",
+    )
+    truncation = serializers.ChoiceField(
+        ["auto", "disabled"],
+        default="auto",
+        help_text="`auto` (the default here): history that exceeds HISTORY_MAX_MESSAGES / HISTORY_MAX_TOKENS is "
+        "trimmed (or summarized, with HISTORY_SUMMARY) as a session's is. `disabled`: such a request is a 400 "
+        "(`context_length_exceeded`) instead.",
+    )
+    include = serializers.ListField(
+        child=serializers.CharField(max_length=100),
+        required=False,
+        allow_null=True,
+        help_text="Accepted: " + ", ".join(INCLUDE_WITHOUT_EFFECT) + " (no such output here, or nothing to add).",
+    )
 
     def to_internal_value(self, data: Any) -> dict[str, Any]:
         if isinstance(data, dict):
@@ -124,6 +154,13 @@ class ResponseCreateSerializer(serializers.Serializer):
         if value and (len(value) > 16 or any(len(key) > 64 for key in value)):
             raise serializers.ValidationError("At most 16 pairs, keys of at most 64 characters.")
         return value
+
+    def validate_include(self, value: list[str] | None) -> list[str]:
+        for name in value or []:
+            if name not in INCLUDE_WITHOUT_EFFECT:
+                accepted = ", ".join(INCLUDE_WITHOUT_EFFECT)
+                raise serializers.ValidationError(f"'{name}' is not supported here (accepted: {accepted}).")
+        return value or []
 
     def validate_conversation(self, value: Any) -> str | None:
         conversation_id = value.get("id") if isinstance(value, dict) else value
@@ -157,6 +194,8 @@ def chat_request(attrs: dict[str, Any]) -> dict[str, Any]:
     for name, chat_name in simple.items():
         if attrs.get(name) is not None:
             chat[chat_name] = attrs[name]
+    if attrs.get("safety_identifier") and not attrs.get("user"):
+        chat["user"] = attrs["safety_identifier"]
     if attrs.get("tools"):
         chat["tools"] = [
             {
@@ -231,6 +270,9 @@ class ResponseSerializer(serializers.Serializer):
     tool_choice = serializers.JSONField()
     parallel_tool_calls = serializers.BooleanField()
     text = serializers.DictField()
+    truncation = serializers.CharField(help_text="`auto` or `disabled`, as the request said.")
+    user = serializers.CharField(allow_null=True)
+    safety_identifier = serializers.CharField(allow_null=True)
     error = serializers.JSONField(allow_null=True)
     incomplete_details = serializers.JSONField(allow_null=True)
 

@@ -1,83 +1,71 @@
-"""Where a stored response is kept: its `response` object and the session its chain lives in, per admin, for
-MEMORY_TTL_SECONDS. In Redis with HISTORY_BACKEND=redis, else in the "history" cache alias beside the sessions."""
+"""Where stored responses and conversations' metadata are kept: as records of the session they belong to, beside
+its history (conversations.history: StoreOptions.record), so that they live as long as it does (MEMORY_TTL_SECONDS
+since its last turn) and go with it, and a turn reads and writes them in its own round trips.
+
+A response's id names its session: `resp_<session token><own token>`. A chain's session is `resp_<token>` (24 hex
+digits), a conversation's `conv_<token>` (48), so reading a response needs no lookup of where it is."""
 
 from __future__ import annotations
 
 import json
+import secrets
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
-from django.conf import settings
-from django.core.cache import caches
+from conversations.stores import history_store
 
-from core.redis_store import redis_admin_key, redis_client
+_CHAIN_TOKEN = 24  # hex digits of a chain's session token (a conversation's is that of its id, 48)
+_OWN_TOKEN = 24
+
+
+def new_chain_session() -> str:
+    return "resp_" + secrets.token_hex(_CHAIN_TOKEN // 2)
+
+
+def new_response_id(session_id: str) -> str:
+    """A new response's id, naming `session_id` (a chain's `resp_...` or a conversation's `conv_...`)."""
+    return "resp_" + session_id.partition("_")[2] + secrets.token_hex(_OWN_TOKEN // 2)
+
+
+def session_of(response_id: str) -> str | None:
+    """The session a response id names; None for an id this service did not make."""
+    token = response_id.removeprefix("resp_")
+    if len(token) == _CHAIN_TOKEN + _OWN_TOKEN:
+        return "resp_" + token[:_CHAIN_TOKEN]
+    if len(token) == 48 + _OWN_TOKEN:
+        return "conv_" + token[:48]
+    return None
 
 
 @dataclass(frozen=True)
 class StoredResponse:
-    session_id: str  # the stored session of its chain, whose last message it was when it was made
     body: dict[str, Any]
     input_items: list[dict[str, Any]]
 
+    def encoded(self) -> str:
+        return json.dumps({"body": self.body, "input_items": self.input_items}, separators=(",", ":"))
 
-class ResponseStore(Protocol):
-    def get(self, admin_id: str, response_id: str) -> StoredResponse | None: ...
-    def put(self, admin_id: str, response_id: str, stored: StoredResponse) -> None: ...
-    def delete(self, admin_id: str, response_id: str) -> bool: ...
-
-
-def _encoded(stored: StoredResponse) -> str:
-    return json.dumps(
-        {"session_id": stored.session_id, "body": stored.body, "input_items": stored.input_items}, separators=(",", ":")
-    )
+    @staticmethod
+    def decoded(raw: str | None) -> StoredResponse | None:
+        if raw is None:
+            return None
+        data = json.loads(raw)
+        return StoredResponse(data["body"], data["input_items"])
 
 
-def _decoded(raw: str | bytes | None) -> StoredResponse | None:
-    if raw is None:
+def stored_response(admin_id: str, response_id: str) -> StoredResponse | None:
+    session_id = session_of(response_id)
+    if session_id is None:
         return None
-    data = json.loads(raw)
-    return StoredResponse(data["session_id"], data["body"], data["input_items"])
+    return StoredResponse.decoded(history_store().record(admin_id, session_id, response_id))
 
 
-class RedisResponseStore:
-    @staticmethod
-    def _key(admin_id: str, response_id: str) -> str:
-        return redis_admin_key(admin_id, "resp", response_id)
-
-    def get(self, admin_id: str, response_id: str) -> StoredResponse | None:
-        return _decoded(redis_client().get(self._key(admin_id, response_id)))
-
-    def put(self, admin_id: str, response_id: str, stored: StoredResponse) -> None:
-        redis_client().set(self._key(admin_id, response_id), _encoded(stored), ex=settings.MEMORY_TTL_SECONDS)
-
-    def delete(self, admin_id: str, response_id: str) -> bool:
-        return bool(redis_client().delete(self._key(admin_id, response_id)))
+def response_forget(admin_id: str, response_id: str) -> bool:
+    session_id = session_of(response_id)
+    return session_id is not None and history_store().record_delete(admin_id, session_id, response_id)
 
 
-class CacheResponseStore:
-    def __init__(self, alias: str = "history") -> None:
-        self._alias = alias
-
-    @staticmethod
-    def _key(admin_id: str, response_id: str) -> str:
-        return f"resp:{admin_id}:{response_id}"
-
-    def get(self, admin_id: str, response_id: str) -> StoredResponse | None:
-        return _decoded(caches[self._alias].get(self._key(admin_id, response_id)))
-
-    def put(self, admin_id: str, response_id: str, stored: StoredResponse) -> None:
-        caches[self._alias].set(self._key(admin_id, response_id), _encoded(stored), settings.MEMORY_TTL_SECONDS)
-
-    def delete(self, admin_id: str, response_id: str) -> bool:
-        return bool(caches[self._alias].delete(self._key(admin_id, response_id)))
-
-
-_REDIS = RedisResponseStore()
-_CACHE = CacheResponseStore()
-
-
-def response_store() -> ResponseStore:
-    return _REDIS if settings.HISTORY_BACKEND == "redis" else _CACHE
+CONVERSATION_RECORD = "conversation"  # the record of a conversation's own session that holds its metadata
 
 
 @dataclass(frozen=True)
@@ -87,36 +75,20 @@ class StoredConversation:
     created_at: int
     metadata: dict[str, str]
 
+    def encoded(self) -> str:
+        return json.dumps({"created_at": self.created_at, "metadata": self.metadata}, separators=(",", ":"))
 
-class ConversationStore:
-    """Conversations' records, beside the responses' (in Redis or the "history" cache as HISTORY_BACKEND says)."""
-
-    def _key(self, admin_id: str, conversation_id: str) -> str:
-        if settings.HISTORY_BACKEND == "redis":
-            return redis_admin_key(admin_id, "conv-meta", conversation_id)
-        return f"conv-meta:{admin_id}:{conversation_id}"
-
-    def get(self, admin_id: str, conversation_id: str) -> StoredConversation | None:
-        key = self._key(admin_id, conversation_id)
-        raw = redis_client().get(key) if settings.HISTORY_BACKEND == "redis" else caches["history"].get(key)
+    @staticmethod
+    def decoded(raw: str | None) -> StoredConversation | None:
         if raw is None:
             return None
         data = json.loads(raw)
         return StoredConversation(data["created_at"], data["metadata"])
 
-    def put(self, admin_id: str, conversation_id: str, stored: StoredConversation) -> None:
-        key = self._key(admin_id, conversation_id)
-        raw = json.dumps({"created_at": stored.created_at, "metadata": stored.metadata})
-        if settings.HISTORY_BACKEND == "redis":
-            redis_client().set(key, raw, ex=settings.MEMORY_TTL_SECONDS)
-        else:
-            caches["history"].set(key, raw, settings.MEMORY_TTL_SECONDS)
 
-    def delete(self, admin_id: str, conversation_id: str) -> bool:
-        key = self._key(admin_id, conversation_id)
-        if settings.HISTORY_BACKEND == "redis":
-            return bool(redis_client().delete(key))
-        return bool(caches["history"].delete(key))
+def stored_conversation(admin_id: str, conversation_id: str) -> StoredConversation | None:
+    return StoredConversation.decoded(history_store().record(admin_id, conversation_id, CONVERSATION_RECORD))
 
 
-conversation_store = ConversationStore()
+def conversation_put(admin_id: str, conversation_id: str, stored: StoredConversation) -> None:
+    history_store().record_put(admin_id, conversation_id, CONVERSATION_RECORD, stored.encoded())

@@ -33,9 +33,10 @@ DESCRIPTION = (
     "OpenAI's Responses API: point an OpenAI SDK at `<this service>/v1` and use `client.responses`.\n\n"
     "A stored response (`store`, the default) can be retrieved and continued: a response with "
     "`previous_response_id` sees that response's whole chain (its input and output, and theirs before it), then "
-    "its own input. A chain is one stored session, named after the chain's first response id: it is listed by "
-    "`/chat/sessions` and kept under the same TTL, trimming (HISTORY_MAX_*), summaries (HISTORY_SUMMARY), caps "
-    "and budgets; `SYSTEM_PROMPT` goes first. `instructions` apply to their own response only. Continuing from "
+    "its own input. A chain is one stored session, `resp_` and the first 24 hex digits of its responses' ids: it "
+    "is listed by `/chat/sessions` and kept under the same TTL, trimming (HISTORY_MAX_*), summaries "
+    "(HISTORY_SUMMARY), caps and budgets, with its stored responses beside it; `SYSTEM_PROMPT` goes first. "
+    "`instructions` apply to their own response only. Continuing from "
     "an earlier response than the chain's latest starts a new session (a branch) holding the chain up to it. With "
     "`store: false` a response reads the chain and stores nothing. A response created with `store: false`, "
     "expired, deleted, or another admin's is a 404.\n\n"
@@ -43,8 +44,11 @@ DESCRIPTION = (
     "output_text parts), function_call and function_call_output items. Tools are function tools; built-in tools, "
     "`background` and stored prompts are a 400 naming the parameter. `conversation` (a `conv_...` of "
     "`/v1/conversations`) adds the response to that conversation instead of a chain. `text.format` (`json_object`, "
-    "`json_schema`) and `reasoning.effort` are passed on. The limits of `/v1/chat/completions` apply. With "
-    "`stream: true` the answer is the Responses event stream, `response.created` to `response.completed`."
+    "`json_schema`) and `reasoning.effort` are passed on, `safety_identifier` as the chat completion's `user`. "
+    "`truncation`: `auto` (the default here) trims history as a session's is, `disabled` makes a request whose "
+    "history would be trimmed a 400 (`context_length_exceeded`). The limits of `/v1/chat/completions` apply. With "
+    "`stream: true` the answer is the Responses event stream, `response.created` to `response.completed`, text "
+    "and function-call arguments as the model sends them."
 )
 
 
@@ -65,8 +69,9 @@ def request_of(data: dict[str, Any]) -> ResponseRequest:
         "parallel_tool_calls": data.get("parallel_tool_calls", True) is not False,
         "text": {"format": text_format},
         "reasoning": data.get("reasoning"),
-        "truncation": "disabled",
+        "truncation": data["truncation"],
         "user": data.get("user"),
+        "safety_identifier": data.get("safety_identifier"),
         "conversation": {"id": data["conversation"]} if data.get("conversation") else None,
     }
     options = ChatOptions(data["model"], data.get("temperature"), data.get("max_output_tokens"), data["params"])
@@ -79,6 +84,7 @@ def request_of(data: dict[str, Any]) -> ResponseRequest:
         store=data["store"],
         echo=echo,
         input_items=data["input_items"],
+        truncation=data["truncation"] == "auto",
     )
 
 
@@ -126,10 +132,10 @@ class ResponsesView(OpenAIView):
         if not body.validated_data["stream"]:
             created = response_create(**asked)
             return Response(created, headers=rate_limit_headers(request.user))
-        planned, pieces = response_stream(**asked)
+        pieces = response_stream(**asked)
+        start = next(pieces)  # errors before the first piece still get their own HTTP status
         pieces = recorded(claim, pieces, lambda finished: finished)
-        first = next(pieces)  # errors before the first piece still get their own HTTP status
-        events = response_events(planned.start_body(), first, pieces)
+        events = response_events(start, next(pieces), pieces)
         headers = {**SSE_HEADERS, **rate_limit_headers(request.user)}
         return StreamingHttpResponse(events, content_type="text/event-stream", headers=headers)
 

@@ -13,7 +13,10 @@ from django.core.wsgi import get_wsgi_application
 
 from accounts.api_keys import api_key_create
 from accounts.budgets import Budget, BudgetOwner, budget_set
+from conversations.history.redis_keys import records_key
+from conversations.responses.store import session_of
 from conversations.stores import history_store
+from core.redis_store import redis_client
 
 MODEL = "openai/gpt-oss-20b"
 
@@ -99,7 +102,7 @@ def test_a_chain_is_one_stored_session(client, alice, history_backend):
     first = client.responses.create(model=MODEL, input="one")
     client.responses.create(model=MODEL, input="two", previous_response_id=first.id)
 
-    conversation = history_store().get(alice.id, first.id)
+    conversation = history_store().get(alice.id, session_of(first.id))
     assert [m["content"] for m in conversation.messages] == ["one", "Echo: one", "two", "Echo: two"]
 
 
@@ -128,7 +131,7 @@ def test_continuing_from_an_earlier_response_branches(client, alice, fake_groq, 
     ]
     assert ("user", "branch") not in sent[-1]
     assert after_second.output_text == "Echo: three" and after_branch.output_text == "Echo: more"
-    branch_session = history_store().get(alice.id, branch.id)
+    branch_session = history_store().get(alice.id, session_of(branch.id))
     assert [m["content"] for m in branch_session.messages] == [
         "one",
         "Echo: one",
@@ -281,6 +284,27 @@ def test_a_streamed_function_call(client):
     assert kinds[-1] == "response.completed"
 
 
+def test_a_function_call_streams_its_arguments_as_the_upstream_sends_them(client):
+    tools = [{"type": "function", "name": "lookup", "parameters": {"type": "object"}, "strict": False}]
+    with client.responses.stream(model=MODEL, input="weather?", tools=tools) as stream:
+        events = list(stream)
+        final = stream.get_final_response()
+
+    call = next(item for item in final.output if item.type == "function_call")
+    kinds = [event.type for event in events]
+    deltas = [event for event in events if event.type == "response.function_call_arguments.delta"]
+    added = next(event for event in events if event.type == "response.output_item.added")
+    # The fake upstream sends the call's id and name, then its arguments in two pieces: two deltas, as they came.
+    assert [event.delta for event in deltas] == [
+        call.arguments[: len(call.arguments) // 2],
+        call.arguments[len(call.arguments) // 2 :],
+    ]
+    assert added.item.type == "function_call" and added.item.status == "in_progress"
+    assert {event.output_index for event in deltas} == {added.output_index}
+    done = next(event for event in events if event.type == "response.function_call_arguments.done")
+    assert done.arguments == call.arguments and kinds.index(done.type) > kinds.index(deltas[-1].type)
+
+
 def test_reasoning_is_an_output_item(client, fake_groq):
     fake_groq.configure(reasoning=True)
 
@@ -293,7 +317,7 @@ def test_reasoning_is_an_output_item(client, fake_groq):
 
 def test_a_chain_whose_session_expired_is_not_found(client, alice):
     first = client.responses.create(model=MODEL, input="one")
-    history_store().delete(alice.id, first.id)
+    history_store().delete(alice.id, session_of(first.id))
 
     with pytest.raises(openai.NotFoundError) as caught:
         client.responses.create(model=MODEL, input="two", previous_response_id=first.id)
@@ -312,9 +336,9 @@ def test_two_responses_continuing_one_chain_at_once_never_lose_a_turn(client, al
         answered = list(pool.map(follow, ["a", "b"]))
 
     # One went on in the chain's session, the other (finding the chain gone on) in a branch of its own.
-    chain = [m["content"] for m in history_store().get(alice.id, first.id).messages]
+    chain = [m["content"] for m in history_store().get(alice.id, session_of(first.id)).messages]
     branched = next(r for r in answered if f"Echo: {r.output_text[-1]}" not in chain)
-    branch = [m["content"] for m in history_store().get(alice.id, branched.id).messages]
+    branch = [m["content"] for m in history_store().get(alice.id, session_of(branched.id)).messages]
     assert len(chain) == len(branch) == 4
     assert sorted([chain[-1], branch[-1]]) == ["Echo: a", "Echo: b"]
     assert branch[:2] == chain[:2] == ["one", "Echo: one"]
@@ -399,6 +423,12 @@ def test_a_conversation_collects_its_responses(client, alice, fake_groq):
     texts = [item.content[0].text for item in items.data]
     assert texts == ["My name is Ada.", "one", "Echo: one", "two", "Echo: two"]
     assert history_store().get(alice.id, conversation.id) is not None
+    # A response made in a conversation is stored with it, and goes with it.
+    assert session_of(second.id) == conversation.id
+    assert client.responses.retrieve(second.id).output_text == "Echo: two"
+    client.conversations.delete(conversation.id)
+    with pytest.raises(openai.NotFoundError):
+        client.responses.retrieve(second.id)
 
 
 def test_conversation_items_metadata_and_delete(client, bob_sdk):
@@ -416,6 +446,9 @@ def test_conversation_items_metadata_and_delete(client, bob_sdk):
         bob_sdk.conversations.retrieve(conversation.id)
     with pytest.raises(openai.NotFoundError):
         bob_sdk.responses.create(model=MODEL, input="hi", conversation=conversation.id)
+    with pytest.raises(openai.NotFoundError):
+        bob_sdk.conversations.items.create(conversation.id, items=[{"type": "message", "role": "user", "content": "x"}])
+    assert [item.content[0].text for item in client.conversations.items.list(conversation.id).data] == ["hello"]
 
     assert client.conversations.delete(conversation.id).deleted
     with pytest.raises(openai.NotFoundError):
@@ -488,3 +521,71 @@ def test_a_function_call_answered_in_a_conversation(client, fake_groq):
     assert answered.output_text == "Tool said: sunny"
     kinds = [item.type for item in client.conversations.items.list(conversation.id, order="asc").data]
     assert kinds == ["message", "function_call", "function_call_output", "message"]
+
+
+def test_items_added_under_an_idempotency_key_are_added_once(client):
+    conversation = client.conversations.create()
+    item = [{"type": "message", "role": "user", "content": "hello"}]
+    headers = {"Idempotency-Key": "items-1"}
+
+    first = client.conversations.items.with_raw_response.create(conversation.id, items=item, extra_headers=headers)
+    again = client.conversations.items.with_raw_response.create(conversation.id, items=item, extra_headers=headers)
+
+    assert again.headers.get("Idempotent-Replayed") == "true"
+    assert again.parse().data[0].id == first.parse().data[0].id
+    assert [i.content[0].text for i in client.conversations.items.list(conversation.id).data] == ["hello"]
+
+
+def test_truncation_disabled_refuses_a_history_that_would_be_trimmed(client, fake_groq, settings):
+    settings.HISTORY_MAX_MESSAGES = 2
+    first = client.responses.create(model=MODEL, input="one")
+    second = client.responses.create(model=MODEL, input="two", previous_response_id=first.id, truncation="disabled")
+
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.responses.create(model=MODEL, input="three", previous_response_id=second.id, truncation="disabled")
+    trimmed = client.responses.create(model=MODEL, input="three", previous_response_id=second.id)
+
+    assert caught.value.body["code"] == "context_length_exceeded"
+    assert second.truncation == "disabled" and trimmed.truncation == "auto"
+    assert [m for m in upstream_messages(fake_groq)[-1] if m[0] != "system"] == [
+        ("user", "two"),
+        ("assistant", "Echo: two"),
+        ("user", "three"),
+    ]
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.responses.create(model=MODEL, input="hi", truncation="sometimes")
+    assert caught.value.body["param"] == "truncation"
+
+
+def test_include_takes_only_what_has_a_meaning_here(client, fake_groq):
+    response = client.responses.create(model=MODEL, input="hi", include=["reasoning.encrypted_content"])
+
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.responses.create(model=MODEL, input="hi", include=["message.output_text.logprobs"])
+
+    assert response.status == "completed"
+    assert caught.value.body["param"] == "include" and "logprobs" in caught.value.body["message"]
+
+
+def test_safety_identifier_goes_upstream_as_the_user(client, fake_groq):
+    response = client.responses.create(model=MODEL, input="hi", safety_identifier="user-42")
+
+    assert fake_groq.chat_requests()[-1]["json"]["user"] == "user-42"
+    assert response.safety_identifier == "user-42"
+
+
+def test_a_chain_keeps_its_stored_responses_as_long_as_it_goes_on(client, alice, history_backend):
+    """The records slide with their session's TTL: a later turn renews every stored response of its chain."""
+    if history_backend != "redis":
+        pytest.skip("the TTL read from Redis")
+    first = client.responses.create(model=MODEL, input="one")
+    key = records_key(alice.id, session_of(first.id))
+    redis_client().expire(key, 5)  # as if MEMORY_TTL_SECONDS had nearly passed
+
+    client.responses.create(model=MODEL, input="two", previous_response_id=first.id)
+
+    assert redis_client().ttl(key) > 5
+    assert client.responses.retrieve(first.id).output_text == "Echo: one"
+    history_store().delete(alice.id, session_of(first.id))
+    with pytest.raises(openai.NotFoundError):
+        client.responses.retrieve(first.id)  # gone with its chain

@@ -79,25 +79,32 @@ def test_a_session_evicted_for_a_new_one_costs_one_more(alice, alice_client, rou
     assert alice_client.get("/chat/sessions/s1").status_code == HTTPStatus.NOT_FOUND
 
 
-def respond(client, text: str, previous: str | None = None):
+def respond(client, text: str, previous: str | None = None, conversation: str | None = None):
     body = {"model": "openai/gpt-oss-20b", "input": text, "previous_response_id": previous}
+    if conversation:
+        body["conversation"] = conversation
     return client.post("/v1/responses", body, format="json")
 
 
-def test_round_trips_per_response(history_backend, alice_client, round_trips, settings):
-    if history_backend == "redis" and settings.REDIS_CLUSTER:
-        pytest.skip("counted on one Redis server")
+def test_a_response_costs_the_round_trips_of_a_chat(history_backend, alice_client, round_trips, settings):
+    """The stored response (its record beside the chain's session) is read by the turn's begin and written by its
+    finish; a conversation's record is read by the begin too."""
+    chat(alice_client, "warm up", "warm")
     first = respond(alice_client, "warm up").json()["id"]
-    counts = {
-        "new chain": counted(round_trips, lambda: respond(alice_client, "hi")),
-        "continued chain": counted(round_trips, lambda: respond(alice_client, "again", first)),
+    conversation = alice_client.post("/v1/conversations", {}, format="json").json()["id"]
+    chats = {
+        "new": counted(round_trips, lambda: chat(alice_client, "hi", "s1")),
+        "continued": counted(round_trips, lambda: chat(alice_client, "again", "s1")),
     }
-    # A chat's three, and the stored response: its record written, and for a continuation the previous one read.
-    # With the locmem history the records are in this process too.
-    extra = (
-        {"new chain": 1, "continued chain": 2} if history_backend == "redis" else {"new chain": 0, "continued chain": 0}
-    )
-    assert counts == {name: 3 + extra[name] for name in counts}
+    responses = {
+        "new": counted(round_trips, lambda: respond(alice_client, "hi")),
+        "continued": counted(round_trips, lambda: respond(alice_client, "again", first)),
+    }
+    in_conversation = counted(round_trips, lambda: respond(alice_client, "hi", conversation=conversation))
+
+    assert responses == chats
+    assert in_conversation == chats["new"]  # the conversation's first turn
+    assert chats["continued"] == 3
 
 
 def test_a_key_with_models_limits_and_a_budget_costs_one_more(alice, alice_client, round_trips, settings):

@@ -3,6 +3,7 @@ beside the streams in flight."""
 
 from __future__ import annotations
 
+import socket
 from contextlib import ExitStack
 from http import HTTPStatus
 
@@ -52,3 +53,42 @@ def test_chats_beyond_the_cap_get_503_while_health_and_login_keep_answering(alic
 
         # The clients left: their streams end, and chats are answered again.
         wait_for(lambda: client.request(**completion(url, headers, stream=False)).status_code == HTTPStatus.OK)
+
+
+def test_the_worker_refuses_a_chat_past_the_cap_from_the_socket_and_keeps_the_connection(alice, fake_groq):
+    # Refused on its head alone, before gunicorn's parser or Django: even without credentials (Django would answer
+    # 401), and the connection goes on to its next request.
+    fake_groq.configure(chunk_delay=0.1, reply=" ".join(["word"] * 300))
+    with running_server(MAX_CHATS_IN_FLIGHT="1", WEB_CONCURRENCY="1") as url, httpx.Client(timeout=QUICKLY) as client:
+        token = client.post(f"{url}/admin/login", json={"username": "alice", "password": ALICE_PASSWORD})
+        headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
+        with client.stream(**completion(url, headers, stream=True)) as held:
+            assert held.status_code == HTTPStatus.OK
+            wait_for(lambda: fake_groq.in_flight == 1)
+            host, port = url.removeprefix("http://").split(":")
+            with socket.create_connection((host, int(port)), timeout=QUICKLY) as sock:
+                body = b'{"message": "hi"}'
+                chat = b"POST /chat/ HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 17\r\n\r\n"
+                sock.sendall(chat + body + b"GET /health/live HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+                answers = read_until(sock, b'"alive"')
+
+        refusal, _, probe = answers.partition(b"HTTP/1.1 200")
+        assert refusal.startswith(b"HTTP/1.1 503 ")
+        assert b"\r\nRetry-After: 1\r\n" in refusal
+        assert b'"code": "server_busy"' in refusal
+        assert b"Connection: keep-alive" in refusal
+        assert b"Server: gunicorn" not in refusal  # answered before gunicorn handled the request
+        assert b'"alive"' in probe
+        assert fake_groq.in_flight <= 1
+
+
+def read_until(sock: socket.socket, marker: bytes) -> bytes:
+    received = b""
+    while marker not in received:
+        try:
+            data = sock.recv(65536)
+        except TimeoutError:
+            raise AssertionError(received) from None
+        assert data, received
+        received += data
+    return received

@@ -9,6 +9,13 @@ from django.core.management.base import CommandError, CommandParser
 from accounts.key_rules import MAX_PER_MINUTE, KeyRules, model_problem
 
 NONE = "none"
+# Each option as handle() gets it, and the field of the API (PATCH /admin/api-keys/{id}) that sets the same rule.
+RULE_OPTIONS = {
+    "models": "models",
+    "rpm": "requests_per_minute",
+    "tpm": "tokens_per_minute",
+    "expires_at": "expires_at",
+}
 
 
 def add_rule_arguments(parser: CommandParser) -> None:
@@ -28,7 +35,7 @@ def _per_minute(name: str, value: str) -> int | None:
 
 def rules_from_options(options: dict[str, str | None], current: KeyRules) -> KeyRules:
     """`current` with the rules the options give changed."""
-    models, rpm, tpm, expires = (options.get(name) for name in ("models", "rpm", "tpm", "expires_at"))
+    models, rpm, tpm, expires = (options.get(name) for name in RULE_OPTIONS)
     allowed = current.models
     if models is not None:
         allowed = () if models == NONE else tuple(dict.fromkeys(m.strip() for m in models.split(",") if m.strip()))

@@ -1,5 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from accounts.audit import audit_record
 from accounts.management.commands._common import add_password_arguments, read_password
 from accounts.services import admin_create
 from core.exceptions import ServiceError
@@ -17,4 +18,5 @@ class Command(BaseCommand):
             admin = admin_create(username=username, password=read_password(password, from_stdin=stdin))
         except ServiceError as exc:
             raise CommandError(exc.detail) from None
+        audit_record("admin.created", target=admin.username, subject=admin.id)
         self.stdout.write(self.style.SUCCESS(f"Created admin {admin.username!r} (id {admin.id})."))

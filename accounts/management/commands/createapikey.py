@@ -1,5 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from accounts.audit import audit_record
 from accounts.key_rules import NO_RULES
 from accounts.management.commands._common import find_admin
 from accounts.management.commands._key_rules import add_rule_arguments, rules_from_options, rules_summary
@@ -20,6 +21,7 @@ class Command(BaseCommand):
         rules = rules_from_options(options, NO_RULES)
         admin = find_admin(username)
         key, raw = api_key_create(admin_id=admin.id, name=name, rules=rules)
+        audit_record("api_key.created", target=key.id, subject=admin.id)
         self.stderr.write(
             f"Created API key {key.id} for {username!r} ({rules_summary(rules)}). Store it now; it is not shown again:"
         )

@@ -1,6 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from accounts.admins import admin_count
+from accounts.audit import audit_record
 from accounts.management.commands._common import find_admin
 from accounts.services import admin_delete
 
@@ -17,4 +18,5 @@ class Command(BaseCommand):
         if admin_count() == 1 and not force:
             raise CommandError(f"{username!r} is the last admin; deleting it locks everyone out. Use --force.")
         admin_delete(admin)
+        audit_record("admin.deleted", target=username, subject=admin.id)
         self.stdout.write(self.style.SUCCESS(f"Deleted admin {username!r}."))

@@ -4,6 +4,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 
 from accounts.admins import admin_get_by_username
+from accounts.audit import audit_record
 from accounts.management.commands._common import PASSWORD_ENV, read_password
 from accounts.services import admin_create, admin_update_credentials
 
@@ -24,10 +25,12 @@ class Command(BaseCommand):
         new_password = secrets.token_urlsafe(18) if generate else read_password(password)
         admin = admin_get_by_username(username)
         if admin is None:
-            admin_create(username=username, password=new_password)
+            created = admin_create(username=username, password=new_password)
+            audit_record("admin.created", target=username, subject=created.id)
             self.stdout.write(self.style.SUCCESS(f"Created admin {username!r}."))
         else:
             admin_update_credentials(admin=admin, new_password=new_password)
+            audit_record("credentials.changed", target=username, subject=admin.id, detail="new_password")
             self.stdout.write(self.style.SUCCESS(f"Reset the password of {username!r}; its tokens were revoked."))
         if generate:
             self.stdout.write(f"New password (shown once): {new_password}")

@@ -1,5 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from accounts.audit import audit_record
 from accounts.exceptions import ApiKeyNotFound
 from accounts.services import api_key_revoke
 
@@ -15,4 +16,5 @@ class Command(BaseCommand):
             api_key_revoke(key_id=key_id)
         except ApiKeyNotFound:
             raise CommandError(f"No API key with id {key_id!r}.") from None
+        audit_record("api_key.revoked", target=key_id)
         self.stdout.write(self.style.SUCCESS(f"Revoked API key {key_id}."))

@@ -1,6 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from accounts.admins import admin_list
+from accounts.audit import audit_record
 from accounts.management.commands._common import find_admin
 from accounts.services import admin_tokens_revoke
 
@@ -21,6 +22,8 @@ class Command(BaseCommand):
             raise CommandError("Give either a USERNAME or --all.")
         admins = admin_list() if all else [find_admin(username or "")]
         counts = [admin_tokens_revoke(admin_id=admin.id, with_api_keys=api_keys) for admin in admins]
+        for admin in admins:
+            audit_record("logins.revoked", target=admin.username, subject=admin.id, detail="api_keys" * api_keys)
         message = f"Revoked {sum(logins for logins, _ in counts)} login(s)"
         if api_keys:
             message += f" and {sum(keys for _, keys in counts)} API key(s)"

@@ -1,5 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from accounts.audit import audit_record
 from accounts.budgets import PERIODS, Budget, BudgetOwner, NoSuchOwner, budget_set, budget_status
 from accounts.management.commands._common import find_admin
 
@@ -39,6 +40,12 @@ class Command(BaseCommand):
             budget_set(owner, budget)
         except NoSuchOwner as exc:
             raise CommandError(exc.detail) from None
+        audit_record(
+            "budget.set",
+            target=owner.id,
+            subject=owner.id if owner.kind == "admin" else owner.admin_id,
+            detail="clear" if clear else f"{tokens}/{period}",
+        )
         who = f"API key {key}" if key else f"admin {username!r}"
         status = budget_status(owner)
         if status is None:

@@ -1,6 +1,7 @@
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from accounts.audit import audit_record
 from accounts.key_rules import MAX_PER_MINUTE, AdminLimits, admin_limits_set
 from accounts.management.commands._common import find_admin
 
@@ -37,6 +38,13 @@ class Command(BaseCommand):
             tokens_per_minute=tokens or None,
         )
         admin_limits_set(admin.id, limits)
+        audit_record(
+            "limits.set",
+            target=admin.id,
+            subject=admin.id,
+            detail=f"rpm={'default' if limits.requests_per_minute is None else limits.requests_per_minute},"
+            f"tpm={limits.tokens_per_minute or 0}",
+        )
         requests = (
             settings.CHAT_REQUESTS_PER_MINUTE if limits.requests_per_minute is None else limits.requests_per_minute
         )

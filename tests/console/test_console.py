@@ -1,0 +1,213 @@
+"""The console's pages through Django's test client: its sign-in is a login session that every way of ending
+logins ends, its forms need the CSRF token, its pages carry a strict Content-Security-Policy, and it stays out of
+the API's schema. The browser tests (tests/browser/test_console.py) drive the same pages in Chromium."""
+
+from __future__ import annotations
+
+import json
+from http import HTTPStatus
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.core.management import call_command
+from django.test import Client
+
+from accounts.login_sessions import login_session_list
+from accounts.services import admin_delete, admin_update_credentials, api_key_create
+from tests.support import ALICE_PASSWORD, csrf_token_of
+
+PAGES = ["/console/", "/console/keys", "/console/status"]
+
+
+def sign_in(browser: Client, username: str = "alice", password: str = ALICE_PASSWORD):
+    page = browser.get("/console/sign-in")
+    token = csrf_token_of(page.content.decode())
+    return browser.post(
+        "/console/sign-in",
+        {"username": username, "password": password, "csrfmiddlewaretoken": token, "next": "/console/keys"},
+    )
+
+
+@pytest.fixture
+def console(alice) -> Client:
+    browser = Client(enforce_csrf_checks=True)
+    assert sign_in(browser).status_code == HTTPStatus.FOUND
+    return browser
+
+
+def csrf(browser: Client) -> str:
+    return csrf_token_of(browser.get("/console/keys").content.decode())
+
+
+def test_signing_in_starts_a_login_session_behind_an_httponly_samesite_cookie(alice):
+    browser = Client(enforce_csrf_checks=True)
+
+    response = sign_in(browser)
+
+    assert response.status_code == HTTPStatus.FOUND
+    assert response["Location"] == "/console/keys"
+    cookie = response.cookies["sessionid"]
+    assert cookie["httponly"] and cookie["samesite"] == "Lax"
+    assert len(login_session_list(alice.id)) == 1
+    assert browser.get("/console/keys").status_code == HTTPStatus.OK
+
+
+def test_the_cookie_is_secure_behind_https(alice, settings):
+    settings.SESSION_COOKIE_SECURE = True
+    response = sign_in(Client(enforce_csrf_checks=True))
+    assert response.cookies["sessionid"]["secure"]
+
+
+def test_a_wrong_password_signs_nobody_in_and_the_login_throttle_applies(alice, settings):
+    settings.LOGIN_MAX_FAILURES_PER_USERNAME = 2
+    browser = Client(enforce_csrf_checks=True)
+
+    answers = [sign_in(browser, password="wrong-password") for _ in range(3)]
+
+    assert [a.status_code for a in answers] == [HTTPStatus.UNAUTHORIZED] * 2 + [HTTPStatus.TOO_MANY_REQUESTS]
+    assert int(answers[-1]["Retry-After"]) > 0
+    assert sign_in(browser).status_code == HTTPStatus.TOO_MANY_REQUESTS  # even the right password, for now
+    assert login_session_list(alice.id) == []
+    assert browser.get("/console/keys").status_code == HTTPStatus.FOUND
+
+
+def test_a_password_over_bcrypts_limit_is_refused_before_it_is_checked(alice):
+    response = sign_in(Client(enforce_csrf_checks=True), password="é" * 40)
+
+    assert response.status_code == HTTPStatus.BAD_REQUEST
+    assert "72" in response.content.decode()
+
+
+def test_the_console_without_its_slash_is_the_console():
+    response = Client().get("/console")
+    assert (response.status_code, response["Location"]) == (HTTPStatus.FOUND, "/console/")
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_pages_need_a_sign_in(page):
+    response = Client().get(page)
+    assert response.status_code == HTTPStatus.FOUND
+    assert response["Location"].startswith("/console/sign-in?next=")
+
+
+@pytest.mark.parametrize("page", [*PAGES, "/console/sign-in"])
+def test_pages_carry_a_content_security_policy_without_inline_code(console, page):
+    response = (Client() if page == "/console/sign-in" else console).get(page)
+
+    assert response.status_code == HTTPStatus.OK
+    policy = response["Content-Security-Policy"]
+    assert "script-src 'self'" in policy and "style-src 'self'" in policy
+    assert "unsafe-inline" not in policy and "unsafe-eval" not in policy
+    assert "no-store" in response["Cache-Control"]
+    html = response.content.decode()
+    assert "<script>" not in html and " style=" not in html and "<style" not in html
+
+
+def end_by_logout(browser, alice):
+    browser.post("/console/sign-out", {"csrfmiddlewaretoken": csrf(browser)})
+
+
+def end_by_password_change(browser, alice):
+    admin_update_credentials(admin=alice, new_password="another-password-2")
+
+
+def end_by_revoketokens(browser, alice):
+    call_command("revoketokens", "alice", stdout=None)
+
+
+def end_by_deleting_the_admin(browser, alice):
+    admin_delete(alice)
+
+
+@pytest.mark.parametrize("end", [end_by_logout, end_by_password_change, end_by_revoketokens, end_by_deleting_the_admin])
+def test_every_way_of_ending_logins_ends_the_console_at_its_next_request(console, alice, end):
+    end(console, alice)
+
+    assert console.get("/console/keys").status_code == HTTPStatus.FOUND
+    assert login_session_list(alice.id) == []
+
+
+def test_forms_need_the_csrf_token(console, alice):
+    refused = console.post("/console/keys/create", {"name": "forged"})
+    taken = console.post("/console/keys/create", {"name": "mine", "csrfmiddlewaretoken": csrf(console)})
+
+    assert refused.status_code == HTTPStatus.FORBIDDEN
+    assert taken.status_code == HTTPStatus.OK
+    page = console.get("/console/keys").content.decode()
+    assert "mine" in page and "forged" not in page
+
+
+def test_the_chat_endpoint_needs_the_csrf_header(console, fake_groq):
+    body = json.dumps({"message": "Hi"})
+    refused = console.post("/console/api/chat", body, content_type="application/json")
+    taken = console.post("/console/api/chat", body, content_type="application/json", HTTP_X_CSRFTOKEN=csrf(console))
+
+    assert refused.status_code == HTTPStatus.FORBIDDEN
+    assert taken.status_code == HTTPStatus.OK
+    events = b"".join(taken.streaming_content).decode()
+    assert "event: delta" in events and "event: done" in events and "Echo: Hi" in events
+    assert len(fake_groq.chat_requests()) == 1
+
+
+def test_a_chat_error_before_the_stream_is_json_with_its_status(console):
+    response = console.post(
+        "/console/api/chat",
+        json.dumps({"message": "Hi", "model": "no-such-model"}),
+        content_type="application/json",
+        HTTP_ACCEPT="application/json",
+        HTTP_X_CSRFTOKEN=csrf(console),
+    )
+    assert response.status_code == HTTPStatus.BAD_REQUEST
+    assert response.json()["code"] == "invalid" and "model" in response.json()["errors"]
+
+
+def test_a_key_is_revoked_only_by_its_admin(console, bob):
+    key, _ = api_key_create(admin_id=bob.id, name="bob's")
+
+    page = console.get(f"/console/keys/{key.id}/revoke")
+    revoke = console.post(f"/console/keys/{key.id}/revoke", {"csrfmiddlewaretoken": csrf(console)})
+
+    assert page.status_code == revoke.status_code == HTTPStatus.NOT_FOUND
+
+
+def test_export_then_delete_then_import_a_session(console, fake_groq):
+    token = csrf(console)
+    body = json.dumps({"message": "Remember me", "session_id": "kept"})
+    b"".join(console.post("/console/api/chat", body, content_type="application/json", HTTP_X_CSRFTOKEN=token))
+
+    exported = console.get("/console/chat/kept/export")
+    assert exported.status_code == HTTPStatus.OK
+    assert exported["Content-Disposition"] == 'attachment; filename="kept.json"'
+    assert console.post("/console/chat/kept/delete", {"csrfmiddlewaretoken": token}).status_code == HTTPStatus.FOUND
+    assert console.get("/console/chat/kept").status_code == HTTPStatus.NOT_FOUND
+
+    upload = SimpleUploadedFile("kept.json", exported.content, content_type="application/json")
+    imported = console.post("/console/import", {"file": upload, "csrfmiddlewaretoken": token})
+
+    assert imported.status_code == HTTPStatus.FOUND
+    assert imported["Location"] == "/console/chat/kept"
+    page = console.get("/console/chat/kept").content.decode()
+    assert "Remember me" in page and "Echo: Remember me" in page
+
+
+def test_an_import_that_is_not_an_export_is_refused(console):
+    upload = SimpleUploadedFile("x.json", b"[1, 2]", content_type="application/json")
+    response = console.post("/console/import", {"file": upload, "csrfmiddlewaretoken": csrf(console)})
+    assert response.status_code == HTTPStatus.BAD_REQUEST
+
+
+def test_the_console_is_not_in_the_api_schema(api):
+    paths = api.get("/openapi.json").json()["paths"]
+    assert not [path for path in paths if path.startswith("/console")]
+
+
+@pytest.mark.parametrize("path", ["/console/api/chat", "/console/api/chat/a/regenerate", "/console/api/chat/a/edit"])
+def test_the_console_chat_is_admitted_as_chats_are(console, settings, fake_groq, path):
+    settings.CHAT_ADMIT_MAX_LOOP_LAG_MS = 0  # every loop runs at least 0 ms late: no new chat is taken
+    body = json.dumps({"message": "Hi"})
+
+    response = console.post(path, body, content_type="application/json", HTTP_X_CSRFTOKEN=csrf(console))
+
+    assert response.status_code == HTTPStatus.SERVICE_UNAVAILABLE
+    assert response.json()["code"] == "server_busy"
+    assert fake_groq.chat_requests() == []
