@@ -35,7 +35,6 @@ from core.redis_store import (
     redis_admin_key,
     redis_client,
     redis_script,
-    redis_scripts,
 )
 from core.timestamps import iso_at
 
@@ -288,13 +287,13 @@ def budget_reserve(owners: tuple[BudgetOwner, ...], tokens: int, *, hold_seconds
     if not owners:
         return Reservation("", [])
     call, outcome_of = budget_reserve_call(owners, tokens, hold_seconds=hold_seconds)
-    return outcome_of(redis_scripts([call])[0])
+    return outcome_of(call.script(keys=call.keys, args=call.args))
 
 
 def budget_reserve_call(
     owners: tuple[BudgetOwner, ...], tokens: int, *, hold_seconds: float
 ) -> tuple[ScriptCall, Callable[[Any], Reservation]]:
-    """budget_reserve as a script call, to send with others in one round trip, and what makes its result the
+    """budget_reserve as a script call, to fold into one script with others (rate_limits), and what makes its result the
     Reservation (or raises BudgetExceeded)."""
     now = datetime.now(UTC)
     keys = [key for owner in owners for key in (_config_key(owner), *(_usage_key(owner, p, now) for p in PERIODS))]

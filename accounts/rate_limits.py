@@ -15,17 +15,16 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Callable
-from contextlib import suppress
 from dataclasses import dataclass, field
-from functools import partial
+from functools import cache, partial
 from typing import TYPE_CHECKING, Any
 
 from redis.client import Pipeline
 
-from accounts.budgets import BudgetExceeded, BudgetOwner, Reservation, budget_reserve, budget_reserve_call
+from accounts.budgets import BudgetOwner, Reservation, budget_reserve, budget_reserve_call
 from core.exceptions import ServiceError
 from core.leases import Lease
-from core.redis_store import ScriptCall, redis_admin_key, redis_client, redis_script, redis_scripts
+from core.redis_store import ScriptCall, redis_admin_key, redis_script
 
 if TYPE_CHECKING:
     from accounts.models import AdminUser
@@ -139,18 +138,6 @@ class RateReservation:
     requests: list[RateStatus] = field(default_factory=list)
     tokens: list[RateStatus] = field(default_factory=list)
     settled: bool = False
-    counted: list[str] = field(default_factory=list)  # every window the request was counted in
-
-    def settle_uncounted(self) -> None:
-        """Gives back all it took, the request's count too: another limit refused the request."""
-        if self.settled:
-            return
-        self.settled = True
-        pipe = redis_client().pipeline(transaction=False)
-        for window in self.counted:
-            pipe.hincrby(window, "requests", -1)
-            pipe.hdel(window, f"r:{self.id}")
-        pipe.execute()
 
     def leases(self) -> list[Lease]:
         if self.settled:
@@ -189,18 +176,45 @@ def limits_reserve(
         )
     budget_call, budget_outcome = budget_reserve_call(owners, tokens, hold_seconds=hold_seconds)
     rate_call, rate_outcome = _rate_reserve_call(rates, tokens, hold_seconds=hold_seconds)
-    budget_result, rate_result = redis_scripts([budget_call, rate_call])
-    try:
-        reservation = budget_outcome(budget_result)
-    except BudgetExceeded:
-        with suppress(RateLimited):
-            rate_outcome(rate_result).settle_uncounted()
-        raise
-    try:
-        return reservation, rate_outcome(rate_result)
-    except RateLimited:
-        reservation.settle(0)
-        raise
+    script = redis_script(_both(budget_call.script.script, rate_call.script.script))
+    budget_result, *rate_result = script(
+        keys=[*budget_call.keys, *rate_call.keys],
+        args=[len(budget_call.keys), len(budget_call.args), *budget_call.args, *rate_call.args],
+    )
+    reservation = budget_outcome(budget_result)  # raises BudgetExceeded: the rates were not asked
+    return reservation, rate_outcome(rate_result[0])  # raises RateLimited: the script gave the budgets back
+
+
+@cache
+def _both(budget_lua: str, rate_lua: str) -> str:
+    """One script that reserves against the budgets (budget_lua) and then, if they let the request through, the
+    per-minute limits (rate_lua), giving the budgets back when those refuse: one call where two scripts on a
+    pipeline cost the client about twice the work. KEYS: the budgets' then the rates'. ARGV: how many of KEYS
+    and of ARGV are the budgets', the budgets' ARGV, the rates'. Returns {the budgets' result, the rates'}, or
+    {the budgets' refusal}."""
+    return f"""
+local function budget_reserve(KEYS, ARGV)
+{budget_lua}
+end
+local function rate_reserve(KEYS, ARGV)
+{rate_lua}
+end
+local budget_keys, budget_args = tonumber(ARGV[1]), tonumber(ARGV[2])
+local bk, ba, rk, ra = {{}}, {{}}, {{}}, {{}}
+for i, key in ipairs(KEYS) do
+  if i <= budget_keys then bk[#bk + 1] = key else rk[#rk + 1] = key end
+end
+for i = 3, #ARGV do
+  if i - 2 <= budget_args then ba[#ba + 1] = ARGV[i] else ra[#ra + 1] = ARGV[i] end
+end
+local budget = budget_reserve(bk, ba)
+if budget[1] ~= 'ok' then return {{budget}} end
+local rate = rate_reserve(rk, ra)
+if rate[1] ~= 'ok' then
+  for i = 2, #budget, 2 do redis.call('HDEL', budget[i], 'r:' .. ba[2]) end
+end
+return {{budget, rate}}
+"""
 
 
 def _applying(rates: tuple[Rate, ...]) -> tuple[Rate, ...]:
@@ -215,7 +229,7 @@ def rate_reserve(rates: tuple[Rate, ...], tokens: int, *, hold_seconds: float) -
     if not rates:
         return RateReservation()
     call, outcome_of = _rate_reserve_call(rates, tokens, hold_seconds=hold_seconds)
-    return outcome_of(redis_scripts([call])[0])
+    return outcome_of(call.script(keys=call.keys, args=call.args))
 
 
 def _rate_reserve_call(
@@ -248,7 +262,7 @@ def _reserved(
     outcome, *found = result
     if outcome == b"ok":
         counts = [int(value) for value in found]
-        reservation = RateReservation(reservation_id, [], hold_seconds, expire_at, counted=keys)
+        reservation = RateReservation(reservation_id, [], hold_seconds, expire_at)
         for i, rate in enumerate(rates):
             requests, used = counts[2 * i], counts[2 * i + 1]
             if rate.requests_per_minute:

@@ -185,38 +185,11 @@ def redis_script_replicated(
 
 @dataclass(frozen=True)
 class ScriptCall:
+    """A script and its keys and arguments: to run on its own, or folded into one script with others."""
+
     script: Script
     keys: list[str]
     args: list[Any]
-
-
-def redis_scripts(calls: Sequence[ScriptCall]) -> list[Any]:
-    """Runs `calls`, whose keys are all in one Redis Cluster slot, in one round trip, in order; returns their
-    results (raising the first error). A script the server does not know yet (after a restart or a failover) did
-    not run: it is loaded and run again."""
-    if len(calls) == 1:
-        call = calls[0]
-        return [call.script(keys=call.keys, args=call.args)]
-    _, node = _node_of(redis_client(), calls[0].keys[0])
-    results: list[Any] = [None] * len(calls)
-    pending = list(range(len(calls)))
-    for attempt in range(3):
-        pipe = node.pipeline(transaction=False)
-        for i in pending:
-            pipe.evalsha(calls[i].script.sha, len(calls[i].keys), *calls[i].keys, *calls[i].args)
-        retry = []
-        for i, reply in zip(pending, pipe.execute(raise_on_error=False), strict=True):
-            results[i] = reply
-            if isinstance(reply, NoScriptError) and attempt < 2:
-                node.script_load(calls[i].script.script)
-                retry.append(i)
-        if not retry:
-            break
-        pending = retry
-    for result in results:
-        if isinstance(result, Exception):
-            raise result
-    return results
 
 
 # Sets one field of an existing hash and returns the whole hash in one round trip; a missing (revoked or

@@ -91,6 +91,28 @@ def test_a_key_over_its_tokens_per_minute_gets_429_with_retry_after(alice_client
     assert 0 < float(second["Retry-After"]) <= 60
 
 
+def test_a_refusal_by_one_limit_holds_nothing_against_the_others(alice_client, fake_groq, settings):
+    """The budgets and the per-minute limits are reserved by one script: when the per-minute limit refuses, the
+    budget's reservation is given back; when the budget refuses, the per-minute limits count nothing."""
+    per_request = worst_case(settings, "hi")
+    budget = {"tokens": per_request * 10, "period": "day"}
+    created, client = new_key(alice_client, tokens_per_minute=per_request - 1, budget=budget)
+    refused = ask(client)
+    assert refused.json()["error"]["code"] == "rate_limited"
+    alice_client.patch(f"/admin/api-keys/{created['id']}", {"tokens_per_minute": None}, format="json")
+    # All of the budget is left: ten requests' worst cases fit, the first refusal took none of it.
+    for _ in range(10):
+        fake_groq.configure(completion_tokens=MAX_TOKENS)
+        assert ask(client).status_code == HTTPStatus.OK
+
+    created, client = new_key(alice_client, requests_per_minute=1, budget={"tokens": 1, "period": "day"})
+    assert ask(client).json()["error"]["code"] == "budget_exceeded"
+    alice_client.patch(f"/admin/api-keys/{created['id']}", {"budget": None}, format="json")
+    answered = ask(client)  # the request the budget refused was not counted against the requests per minute
+    assert answered.status_code == HTTPStatus.OK, answered.content
+    assert answered["x-ratelimit-remaining-requests"] == "0"
+
+
 def test_a_key_over_its_requests_per_minute_gets_429_and_headers_count_down(alice_client, fake_groq):
     _, client = new_key(alice_client, requests_per_minute=2)
 
