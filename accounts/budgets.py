@@ -21,15 +21,12 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any, Literal
 
-from redis.client import Pipeline
-
 from accounts.api_keys import api_key_admin_id, api_key_record_key
 from accounts.budget_alerts import BudgetUse, budget_use_settled
 from accounts.login_sessions import admin_flag_set
 from core.exceptions import NotFound, ServiceError
 from core.leases import Lease
 from core.redis_store import (
-    RepliesHandler,
     ScriptCall,
     decoded,
     redis_admin_key,
@@ -244,34 +241,14 @@ class Reservation:
         self.settled = True
         if self.usage_keys:
             used = redis_script(_SETTLE_SCRIPT)(keys=self.usage_keys, args=[self.id, max(tokens, 0), self.expire_at])
-            if tokens > 0:
-                for budget, now_used in zip(self.held, used, strict=True):
-                    budget_use_settled(_use(budget, int(now_used)), before=int(now_used) - tokens)
+            self.settled_to(tokens, used)
 
-    def settle_into(self, pipe: Pipeline, tokens: int) -> RepliesHandler | None:
-        """Queues the settling on a pipeline that also writes the turn's end: the usage added before the
-        reservation goes, so that a reservation made in between can only find too little left, never too much.
-        Returns what reports each budget's new use (budget_alerts) from the pipeline's replies once it ran: the
-        increments' own replies, so that the alerts cost no round trip of their own."""
-        if self.settled:
-            return None
-        self.settled = True
-        increments = []
-        for usage in self.usage_keys:
-            if tokens > 0:
-                increments.append(len(pipe))
-                pipe.hincrby(usage, "used", tokens)
-            pipe.hdel(usage, f"r:{self.id}")
-            if tokens > 0:
-                pipe.expireat(usage, self.expire_at)
-        if not increments:
-            return None
-        return partial(self._settled, tokens, increments)
-
-    def _settled(self, tokens: int, increments: list[int], replies: list[Any]) -> None:
-        for budget, at in zip(self.held, increments, strict=True):
-            now_used = int(replies[at])
-            budget_use_settled(_use(budget, now_used), before=now_used - tokens)
+    def settled_to(self, tokens: int, used: list[Any]) -> None:
+        """Reports what each budget has used since a settling of `tokens` made elsewhere (rate_limits settles it with
+        the per-minute limits in the turn's finish): the gauge and the alerts (budget_alerts)."""
+        if tokens > 0:
+            for budget, now_used in zip(self.held, used, strict=True):
+                budget_use_settled(_use(budget, int(now_used)), before=int(now_used) - tokens)
 
 
 def _use(budget: HeldBudget, used: int) -> BudgetUse:

@@ -24,7 +24,7 @@ from redis.client import Pipeline
 from accounts.budgets import BudgetOwner, Reservation, budget_reserve, budget_reserve_call
 from core.exceptions import ServiceError
 from core.leases import Lease
-from core.redis_store import ScriptCall, redis_admin_key, redis_script
+from core.redis_store import RepliesHandler, ScriptCall, redis_admin_key, redis_script
 
 if TYPE_CHECKING:
     from accounts.models import AdminUser
@@ -152,16 +152,46 @@ class RateReservation:
         if self.windows:
             redis_script(_SETTLE_SCRIPT)(keys=self.windows, args=[self.id, max(tokens, 0), self.expire_at])
 
-    def settle_into(self, pipe: Pipeline, tokens: int) -> None:
-        """Queues the settling on a pipeline that also writes the turn's end (as budgets.Reservation's)."""
-        if self.settled:
-            return
-        self.settled = True
-        for window in self.windows:
-            if tokens > 0:
-                pipe.hincrby(window, "used", tokens)
-            pipe.hdel(window, f"r:{self.id}")
-            pipe.expireat(window, self.expire_at)
+
+# KEYS: the budgets' usage hashes, then the tokens-per-minute windows. ARGV: how many of KEYS are the budgets', the
+# tokens really used, the budgets' reservation id and when their hashes expire, the same of the windows. The usage is
+# added before the reservation goes, so that a reservation made in between can only find too little left, never too
+# much. Returns what each budget has used since (for budget_alerts).
+_SETTLE_BOTH_SCRIPT = """
+local budgets, tokens = tonumber(ARGV[1]), tonumber(ARGV[2])
+if not (budgets and tokens) then error('settle: not a number') end
+local used = {}
+for i, key in ipairs(KEYS) do
+  local budget = i <= budgets
+  if tokens > 0 then
+    local now_used = redis.call('HINCRBY', key, 'used', tokens)
+    if budget then used[i] = now_used end
+  end
+  redis.call('HDEL', key, 'r:' .. (budget and ARGV[3] or ARGV[5]))
+  if tokens > 0 or not budget then redis.call('EXPIREAT', key, budget and ARGV[4] or ARGV[6]) end
+end
+return used
+"""
+
+
+def limits_settle_into(
+    pipe: Pipeline, budgets: Reservation, rates: RateReservation, tokens: int
+) -> RepliesHandler | None:
+    """Queues the settling of both reservations, one script, on a pipeline that also writes the turn's end; returns
+    what reports the budgets' new use (their gauge and alerts) from its reply, so that those cost no round trip."""
+    usage_keys = [] if budgets.settled else budgets.usage_keys
+    windows = [] if rates.settled else rates.windows
+    budgets.settled = rates.settled = True
+    if not usage_keys and not windows:
+        return None
+    at = len(pipe)
+    tokens = max(tokens, 0)
+    args = [len(usage_keys), tokens, budgets.id, budgets.expire_at, rates.id, rates.expire_at]
+    # EVAL, not EVALSHA: a script the server does not know yet could not be loaded and run again within the pipeline.
+    pipe.eval(_SETTLE_BOTH_SCRIPT, len(usage_keys) + len(windows), *usage_keys, *windows, *args)
+    if not usage_keys:
+        return None
+    return lambda replies: budgets.settled_to(tokens, replies[at])
 
 
 def limits_reserve(

@@ -22,7 +22,7 @@ from redis.client import Pipeline
 from accounts.budgets import BudgetOwner, Reservation
 from accounts.key_rules import admin_requests_per_minute, caller_models, model_check
 from accounts.models import AdminUser
-from accounts.rate_limits import RateReservation, RateStatus, caller_rates, limits_reserve
+from accounts.rate_limits import RateReservation, RateStatus, caller_rates, limits_reserve, limits_settle_into
 from conversations import summaries
 from conversations.history import Conversation, SessionTurn, message
 from conversations.history.base import NEW_EXCHANGE, ChatSlot, SessionNotFound, StoreOptions, writes_together
@@ -377,8 +377,7 @@ def _turn_record(turn: Turn, plan: _TurnPlan, completion: Completion) -> TurnRes
     spent = usage["total_tokens"]
 
     def settle(pipe: Pipeline) -> RepliesHandler | None:
-        plan.rates.settle_into(pipe, spent)
-        return plan.reservation.settle_into(pipe, spent)  # its budgets' new use, for their alerts
+        return limits_settle_into(pipe, plan.reservation, plan.rates, spent)  # the budgets' new use, for their alerts
 
     reply = message("assistant", completion.content, tool_calls=completion.tool_calls, item_id=turn.reply_id)
     stored = [*(message(**m) for m in plan.new), reply]
