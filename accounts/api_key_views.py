@@ -71,12 +71,17 @@ class ApiKeyDetailView(FormPageOnBrowserGet, APIView):
     permission_classes = [IsAuthenticated, NotByApiKey]
 
     @extend_schema(
-        summary="Change an API key's rules or token budget",
+        summary="Change an API key's rules or token or dollar budget",
         description="Only the fields sent change; null removes a limit, the budget or the expiry, and "
         "`models: []` allows any model.",
         request=serializers.ApiKeyUpdateRequestSerializer,
         responses={200: serializers.ApiKeyInfoSerializer, **error_responses(400, 401, 404, 503), **BY_API_KEY},
-        examples=[OpenApiExample("A monthly budget and a limit per minute", value=request_example, request_only=True)],
+        examples=[
+            OpenApiExample("A monthly budget and a limit per minute", value=request_example, request_only=True),
+            OpenApiExample(
+                "A monthly dollar budget", value={"budget": {"usd": "5.00", "period": "month"}}, request_only=True
+            ),
+        ],
     )
     @audited("api_key.changed", target=url_argument("key_id"), detail=changed_fields)
     def patch(self, request: Request, key_id: str) -> Response:

@@ -1,5 +1,6 @@
 """The audit log: every security-relevant action (logins, credentials, admins, API keys, budgets and limits, chat
-sessions deleted or imported), with its time, actor, target, client address, request id and outcome.
+sessions deleted or imported, stored responses deleted), with its time, actor, target, client address, request id
+and outcome.
 
 It is a Redis stream per UTC day and per kind of actor, appended to and never edited through the API:
 `P:audit:admin:<day>` holds what admins and operators (`manage.py`, as the operating-system user) did,
@@ -59,6 +60,7 @@ ACTIONS = (
     "limits.set",
     "session.deleted",
     "session.imported",
+    "response.deleted",
 )
 _READ_CHUNK = 500
 

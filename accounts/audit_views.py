@@ -15,8 +15,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 from rest_framework_simplejwt.settings import api_settings
 
-from accounts.audit import ACTIONS, audit_entries_of, audit_entry_dict, audit_record
+from accounts.audit import ACTIONS, audit_entry_dict, audit_record
 from accounts.permissions import NotByApiKey
+from accounts.selectors import audit_log
 from accounts.tokens import refresh_token_decode
 from core.schema import ErrorSerializer, error_responses
 
@@ -150,7 +151,7 @@ class AuditLogView(APIView):
         query = AuditQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         wanted = query.validated_data
-        entries = audit_entries_of(
+        entries = audit_log(
             admin_id=request.user.id,
             since=wanted.get("from"),
             until=wanted.get("to"),

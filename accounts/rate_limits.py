@@ -154,28 +154,33 @@ class RateReservation:
 
 
 # KEYS: the budgets' usage hashes, then the tokens-per-minute windows. ARGV: how many of KEYS are the budgets', the
-# tokens really used, the budgets' reservation id and when their hashes expire, the same of the windows. The usage is
-# added before the reservation goes, so that a reservation made in between can only find too little left, never too
-# much. Returns what each budget has used since (for budget_alerts).
+# tokens and micro-dollars really used, the budgets' reservation id and when their hashes expire, the same of the
+# windows. The usage is added before the reservation goes, so that a reservation made in between can only find too
+# little left, never too much. Returns, for each budget, the tokens and micro-dollars it has used since (for
+# budget_alerts), as budgets' own settling does.
 _SETTLE_BOTH_SCRIPT = """
-local budgets, tokens = tonumber(ARGV[1]), tonumber(ARGV[2])
-if not (budgets and tokens) then error('settle: not a number') end
+local budgets, tokens, micros = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+if not (budgets and tokens and micros) then error('settle: not a number') end
 local used = {}
 for i, key in ipairs(KEYS) do
-  local budget = i <= budgets
-  if tokens > 0 then
-    local now_used = redis.call('HINCRBY', key, 'used', tokens)
-    if budget then used[i] = now_used end
+  if i <= budgets then
+    used[2 * i - 1], used[2 * i] = 0, 0
+    if tokens > 0 then used[2 * i - 1] = redis.call('HINCRBY', key, 'used', tokens) end
+    if micros > 0 then used[2 * i] = redis.call('HINCRBY', key, 'used_micros', micros) end
+    redis.call('HDEL', key, 'r:' .. ARGV[4])
+    if tokens > 0 or micros > 0 then redis.call('EXPIREAT', key, ARGV[5]) end
+  else
+    if tokens > 0 then redis.call('HINCRBY', key, 'used', tokens) end
+    redis.call('HDEL', key, 'r:' .. ARGV[6])
+    redis.call('EXPIREAT', key, ARGV[7])
   end
-  redis.call('HDEL', key, 'r:' .. (budget and ARGV[3] or ARGV[5]))
-  if tokens > 0 or not budget then redis.call('EXPIREAT', key, budget and ARGV[4] or ARGV[6]) end
 end
 return used
 """
 
 
 def limits_settle_into(
-    pipe: Pipeline, budgets: Reservation, rates: RateReservation, tokens: int
+    pipe: Pipeline, budgets: Reservation, rates: RateReservation, tokens: int, micros: int = 0
 ) -> RepliesHandler | None:
     """Queues the settling of both reservations, one script, on a pipeline that also writes the turn's end; returns
     what reports the budgets' new use (their gauge and alerts) from its reply, so that those cost no round trip."""
@@ -185,33 +190,39 @@ def limits_settle_into(
     if not usage_keys and not windows:
         return None
     at = len(pipe)
-    tokens = max(tokens, 0)
-    args = [len(usage_keys), tokens, budgets.id, budgets.expire_at, rates.id, rates.expire_at]
+    tokens, micros = max(tokens, 0), max(micros, 0)
+    args = [len(usage_keys), tokens, micros, budgets.id, budgets.expire_at, rates.id, rates.expire_at]
     # EVAL, not EVALSHA: a script the server does not know yet could not be loaded and run again within the pipeline.
     pipe.eval(_SETTLE_BOTH_SCRIPT, len(usage_keys) + len(windows), *usage_keys, *windows, *args)
     if not usage_keys:
         return None
-    return lambda replies: budgets.settled_to(tokens, replies[at])
+    return lambda replies: budgets.settled_to(tokens, micros, replies[at])
 
 
 def limits_reserve(
-    owners: tuple[BudgetOwner, ...], rates: tuple[Rate, ...], tokens: int, *, hold_seconds: float
+    owners: tuple[BudgetOwner, ...],
+    rates: tuple[Rate, ...],
+    tokens: int,
+    *,
+    micros: int | None = 0,
+    hold_seconds: float,
 ) -> tuple[Reservation, RateReservation]:
-    """Reserves `tokens` against every budget of `owners` (budgets.budget_reserve) and every per-minute limit of
-    `rates` (rate_reserve) in one round trip, or raises BudgetExceeded or RateLimited, with nothing held."""
+    """Reserves `tokens` and `micros` (budgets.budget_reserve) against every budget of `owners` and `tokens` against
+    every per-minute limit of `rates` (rate_reserve) in one round trip, or raises BudgetExceeded, ModelUnpriced or
+    RateLimited, with nothing held."""
     rates = _applying(rates)
     if not owners or not rates:
-        return budget_reserve(owners, tokens, hold_seconds=hold_seconds), rate_reserve(
+        return budget_reserve(owners, tokens, micros=micros, hold_seconds=hold_seconds), rate_reserve(
             rates, tokens, hold_seconds=hold_seconds
         )
-    budget_call, budget_outcome = budget_reserve_call(owners, tokens, hold_seconds=hold_seconds)
+    budget_call, budget_outcome = budget_reserve_call(owners, tokens, micros=micros, hold_seconds=hold_seconds)
     rate_call, rate_outcome = _rate_reserve_call(rates, tokens, hold_seconds=hold_seconds)
     script = redis_script(_both(budget_call.script.script, rate_call.script.script))
     budget_result, *rate_result = script(
         keys=[*budget_call.keys, *rate_call.keys],
         args=[len(budget_call.keys), len(budget_call.args), *budget_call.args, *rate_call.args],
     )
-    reservation = budget_outcome(budget_result)  # raises BudgetExceeded: the rates were not asked
+    reservation = budget_outcome(budget_result)  # raises BudgetExceeded or ModelUnpriced: the rates were not asked
     return reservation, rate_outcome(rate_result[0])  # raises RateLimited: the script gave the budgets back
 
 
@@ -241,7 +252,7 @@ local budget = budget_reserve(bk, ba)
 if budget[1] ~= 'ok' then return {{budget}} end
 local rate = rate_reserve(rk, ra)
 if rate[1] ~= 'ok' then
-  for i = 2, #budget, 2 do redis.call('HDEL', budget[i], 'r:' .. ba[2]) end
+  for i = 2, #budget, 3 do redis.call('HDEL', budget[i], 'r:' .. ba[2]) end
 end
 return {{budget, rate}}
 """

@@ -11,6 +11,7 @@ from django.conf import settings
 from accounts import api_keys, login_sessions
 from accounts.admins import admin_get
 from accounts.api_keys import ApiKey
+from accounts.audit import ACTIONS, AuditEntry, audit_entries_of
 from accounts.budgets import BudgetOwner, budget_status
 from accounts.exceptions import AdminNotFound
 from accounts.models import AdminUser
@@ -81,3 +82,19 @@ def api_key_with_budget(key: ApiKey) -> dict[str, Any]:
 
 def admin_budget(*, admin_id: str) -> dict[str, Any] | None:
     return budget_status(BudgetOwner("admin", admin_id))
+
+
+AUDIT_ACTIONS = ACTIONS
+
+
+def audit_log(
+    *,
+    admin_id: str,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    action: str | None = None,
+    limit: int = 100,
+) -> list[AuditEntry]:
+    """The newest `limit` audit entries by or about the admin, newest first (`GET /admin/audit`, the console's
+    audit page)."""
+    return audit_entries_of(admin_id=admin_id, since=since, until=until, action=action, limit=limit)

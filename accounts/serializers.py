@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from rest_framework import serializers
@@ -141,16 +142,37 @@ class LoginSessionListSerializer(serializers.Serializer):
 
 
 class BudgetSerializer(serializers.Serializer):
-    tokens = serializers.IntegerField(min_value=1, max_value=10**15, help_text="Tokens per period.")
+    tokens = serializers.IntegerField(
+        min_value=1, max_value=10**15, required=False, allow_null=True, help_text="Tokens per period."
+    )
+    usd = serializers.DecimalField(
+        max_digits=16,
+        decimal_places=6,
+        min_value=Decimal("0.000001"),
+        required=False,
+        allow_null=True,
+        help_text='US dollars per period, as a decimal string ("5.00"), at MODEL_PRICES_FILE\'s prices.',
+    )
     period = serializers.ChoiceField(choices=PERIODS, help_text="A UTC day or month.")
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if attrs.get("tokens") is None and attrs.get("usd") is None:
+            raise serializers.ValidationError("A budget needs `tokens`, `usd` or both.")
+        return attrs
 
 
 def budget_of(data: dict[str, Any] | None) -> Budget | None:
-    return Budget(data["tokens"], data["period"]) if data else None
+    return Budget(data.get("tokens"), data["period"], data.get("usd")) if data else None
 
 
 class BudgetStatusSerializer(BudgetSerializer):
     used = serializers.IntegerField(help_text="Tokens used this period, the admin's keys' included for an admin.")
+    used_usd = serializers.DecimalField(
+        max_digits=16,
+        decimal_places=6,
+        allow_null=True,
+        help_text="Dollars spent this period, with a dollar budget (else null).",
+    )
     resets_at = serializers.CharField(help_text="When the period ends (UTC).")
 
 
@@ -191,11 +213,13 @@ class ApiKeyCreateRequestSerializer(ApiKeyRulesSerializer):
     name = serializers.CharField(
         max_length=100, required=False, default="", allow_blank=True, help_text="What the key is for."
     )
-    budget = BudgetSerializer(required=False, allow_null=True, help_text="A token budget for this key.")
+    budget = BudgetSerializer(required=False, allow_null=True, help_text="A token or dollar budget for this key.")
 
 
 class ApiKeyUpdateRequestSerializer(ApiKeyRulesSerializer):
-    budget = BudgetSerializer(required=False, allow_null=True, help_text="The key's token budget; null removes it.")
+    budget = BudgetSerializer(
+        required=False, allow_null=True, help_text="The key's token or dollar budget; null removes it."
+    )
 
 
 class ApiKeyInfoSerializer(serializers.Serializer):
@@ -209,7 +233,9 @@ class ApiKeyInfoSerializer(serializers.Serializer):
     requests_per_minute = serializers.IntegerField(source="rules.requests_per_minute", allow_null=True)
     tokens_per_minute = serializers.IntegerField(source="rules.tokens_per_minute", allow_null=True)
     expires_at = serializers.DateTimeField(source="rules.expires_at", allow_null=True)
-    budget = BudgetStatusSerializer(allow_null=True, required=False, help_text="Its token budget, if it has one.")
+    budget = BudgetStatusSerializer(
+        allow_null=True, required=False, help_text="Its token or dollar budget, if it has one."
+    )
 
 
 class ApiKeyCreatedSerializer(ApiKeyInfoSerializer):

@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import logging
 
+from django.http import HttpRequest
+
 from accounts import api_keys, login_sessions
 from accounts.admins import admin_get, admin_get_by_username, admin_insert, admin_unindex, admin_update
 from accounts.api_keys import ApiKey
+from accounts.audit import Outcome, audit_record
 from accounts.budgets import Budget, BudgetOwner, budget_set
 from accounts.credentials import new_credentials_check
 from accounts.exceptions import (
@@ -175,3 +178,19 @@ def api_key_revoke(*, key_id: str, admin_id: str | None = None) -> None:
     """Revokes the key `key_id`; with `admin_id`, only if it is that admin's."""
     if not api_keys.api_key_delete(key_id=key_id, admin_id=admin_id):
         raise ApiKeyNotFound("No such API key.")
+
+
+def action_audit(
+    action: str,
+    *,
+    request: HttpRequest,
+    admin: AdminUser,
+    target: str = "",
+    outcome: Outcome = "success",
+    detail: str = "",
+) -> None:
+    """Records in the audit log what `admin` did through a request that carries no token (a console page): as the
+    API's `audited` views record it, the admin its actor and subject."""
+    audit_record(
+        action, request=request, as_admin=(admin.id, admin.username), target=target, outcome=outcome, detail=detail
+    )

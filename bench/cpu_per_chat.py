@@ -5,6 +5,7 @@
     .venv/bin/python -m bench.cpu_per_chat --callgrind          # instructions per chat under valgrind (slow)
     .venv/bin/python -m bench.cpu_per_chat --gevent --tracing   # with OpenTelemetry traces exported over OTLP/HTTP
     .venv/bin/python -m bench.cpu_per_chat --profile out.pstats # cProfile of one round
+    .venv/bin/python -m bench.cpu_per_chat --budget usd         # the admin with a dollar budget (or tokens)
 
 The service's WSGI application is called directly in this thread, with the environ gunicorn would build (the
 production settings: DEBUG off, the request log on, prometheus_client in multiprocess mode); the fake upstream
@@ -72,6 +73,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--backend", default="redis", choices=("redis", "locmem"), help="HISTORY_BACKEND")
     parser.add_argument("--redis-url", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14"))
     parser.add_argument("--env", action="append", default=[], help="extra service setting NAME=VALUE")
+    parser.add_argument(
+        "--budget",
+        choices=("none", "tokens", "usd"),
+        default="none",
+        help="give the admin a budget (too large to refuse): every chat then reserves and settles against it",
+    )
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument(
         "--gevent", action="store_true", help="patched by gevent as gunicorn.conf.py patches the workers"
@@ -239,12 +246,19 @@ class Wsgi:
         return int(status[0].split(" ", 1)[0]), content
 
 
-def login(wsgi: Wsgi) -> None:
+def login(wsgi: Wsgi, budget: str = "none") -> None:
+    from decimal import Decimal
+
+    from accounts.budgets import Budget, BudgetOwner, budget_set
     from accounts.services import admin_create
 
     password = secrets.token_urlsafe(18)
     username = f"bench-{secrets.token_hex(3)}"
-    wsgi.admin_id = admin_create(username=username, password=password).id
+    admin = admin_create(username=username, password=password)
+    if budget != "none":
+        amount = Budget(10**12, "month") if budget == "tokens" else Budget(None, "month", Decimal(10**6))
+        budget_set(BudgetOwner("admin", admin.id), amount)
+    wsgi.admin_id = admin.id
     status, body = wsgi.request("POST", "/admin/login", {"username": username, "password": password})
     if status != 200:
         raise RuntimeError(f"login failed: {status} {body[:300]!r}")
@@ -369,7 +383,7 @@ def measure(args: argparse.Namespace, fake_url: str) -> dict[str, Any]:
     try:
         with quiet_stderr():
             wsgi = Wsgi()
-            login(wsgi)
+            login(wsgi, args.budget)
             steps = {name: scenario_step(wsgi, name) for name in names}
             done = dict.fromkeys(names, 0)
             for name in names:
@@ -434,6 +448,7 @@ def callgrind(args: argparse.Namespace) -> dict[str, Any]:
                     "--warmup=20",
                     f"--scenarios={name}",
                     f"--backend={args.backend}",
+                    *([f"--budget={args.budget}"] if args.budget != "none" else []),
                     *(["--gevent"] if args.gevent else []),
                     *(["--tracing"] if args.tracing else []),
                     f"--redis-url={args.redis_url}",

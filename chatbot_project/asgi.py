@@ -1,3 +1,6 @@
+"""Django's ASGI entry point. Nothing in the project serves it (gunicorn serves chatbot_project.wsgi), and it is not
+traced: docs/operations.md, Traces."""
+
 import os
 
 from django.core.asgi import get_asgi_application

@@ -305,6 +305,11 @@ GROQ_MODEL_NAME = env_str("GROQ_MODEL_NAME", "openai/gpt-oss-20b")
 GROQ_FALLBACK_MODELS = env_list("GROQ_FALLBACK_MODELS", [])
 # Models a chat request may pick with `model`; the configured one always.
 CHAT_ALLOWED_MODELS = sorted({GROQ_MODEL_NAME, *env_list("CHAT_ALLOWED_MODELS", [])})
+# A JSON file of prices per model, `{"<model>": {"input": "0.59", "output": "0.79"}}` in USD per million tokens;
+# empty: the defaults in llm_provider/pricing.py (docs/configuration.md lists them and when they were taken).
+MODEL_PRICES_FILE = env_str("MODEL_PRICES_FILE")
+# Days the usage per UTC day (GET /admin/usage, manage.py usage) is kept.
+USAGE_RETENTION_DAYS = env_int("USAGE_RETENTION_DAYS", 90, minimum=1, maximum=3660)
 TEMPERATURE = env_float("TEMPERATURE", 0.7, minimum=0.0, maximum=2.0)
 MAX_TOKENS = env_int("MAX_TOKENS", 1024, minimum=1, maximum=131072)
 LLM_TIMEOUT_SECONDS = env_float("LLM_TIMEOUT_SECONDS", 60.0, minimum=1.0, maximum=600.0)

@@ -48,9 +48,12 @@ def console_admin(request: HttpRequest) -> AdminUser | None:
 
 
 def console_sign_out(request: HttpRequest) -> None:
-    signed = request.session.get(SESSION_KEY)
-    if isinstance(signed, dict):
-        services.admin_logout(admin_id=str(signed.get("admin_id")), login_session_id=str(signed.get("sid")))
+    """Ends the browser's login; recorded in the audit log as `POST /admin/logout` is, when that login was live."""
+    admin = console_admin(request)
+    if admin is not None:
+        signed = request.session[SESSION_KEY]
+        services.admin_logout(admin_id=admin.id, login_session_id=str(signed.get("sid")))
+        services.action_audit("logout", request=request, admin=admin)
     request.session.flush()
 
 

@@ -18,7 +18,10 @@ urlpatterns = [
     path("keys", views.keys, name="keys"),
     path("keys/create", views.key_create, name="key-create"),
     re_path(r"^keys/(?P<key_id>[a-f0-9]{16})/revoke$", views.key_revoke, name="key-revoke"),
+    re_path(r"^keys/(?P<key_id>[a-f0-9]{16})/change$", views.key_change, name="key-change"),
     path("status", views.status, name="status"),
+    path("audit", views.audit, name="audit"),
+    path("usage", views.usage, name="usage"),
     # The chat page's script: streamed replies (console/api.py).
     path("api/chat", api.ChatStreamView.as_view(), name="api-chat"),
     re_path(rf"^api/chat/{SESSION}/regenerate$", api.RegenerateStreamView.as_view(), name="api-regenerate"),

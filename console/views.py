@@ -8,6 +8,7 @@ import json
 import math
 from typing import Any
 
+from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -19,10 +20,11 @@ from accounts import selectors as account_selectors
 from accounts import services as account_services
 from accounts.exceptions import ApiKeyNotFound
 from accounts.models import AdminUser
-from accounts.serializers import ApiKeyCreateRequestSerializer, budget_of
+from accounts.serializers import ApiKeyCreateRequestSerializer, ApiKeyUpdateRequestSerializer, budget_of
 from console.auth import console_admin, console_sign_in, console_sign_out, signed_in
-from console.forms import ImportForm, SignInForm
+from console.forms import AuditFilterForm, ImportForm, SignInForm, UsageRangeForm, key_change_data
 from console.security import console_page
+from console.usage import NO_KEY, usage_charts, usage_totals
 from conversations import selectors as chat_selectors
 from conversations import services as chat_services
 from conversations.export_serializers import SessionExportSerializer
@@ -30,6 +32,7 @@ from core.exceptions import ServiceError
 from system.selectors import console_status
 
 SIDEBAR_PAGE = 50
+AUDIT_PAGE = 200
 
 
 def _offset(request: HttpRequest) -> int:
@@ -112,7 +115,10 @@ def chat(request: HttpRequest, admin: AdminUser, session_id: str | None = None) 
 @require_POST
 @signed_in
 def session_delete(request: HttpRequest, admin: AdminUser, session_id: str) -> HttpResponse:
-    if not chat_services.session_delete(admin=admin, session_id=session_id):
+    deleted = chat_services.session_delete(admin=admin, session_id=session_id)
+    outcome: dict[str, Any] = {} if deleted else {"outcome": "failure", "detail": "not_found"}
+    account_services.action_audit("session.deleted", request=request, admin=admin, target=session_id, **outcome)
+    if not deleted:
         raise Http404("No such session.")
     return redirect(reverse("console:chat"))
 
@@ -147,6 +153,7 @@ def session_import(request: HttpRequest, admin: AdminUser) -> HttpResponse:
             except ServiceError as exc:
                 problem = exc.detail
             else:
+                account_services.action_audit("session.imported", request=request, admin=admin, target=session_id)
                 return redirect(reverse("console:session", args=[session_id]))
         elif body is not None:
             problem = f"Not an exported session: {json.dumps(body.errors)}"
@@ -184,6 +191,7 @@ def key_create(request: HttpRequest, admin: AdminUser) -> HttpResponse:
         return _keys_page(request, admin, errors=body.errors)
     budget = budget_of(body.validated_data.get("budget"))
     key, secret = account_services.api_key_create(admin_id=admin.id, name=body.validated_data["name"], budget=budget)
+    account_services.action_audit("api_key.created", request=request, admin=admin, target=key.id)
     # The secret is on this answer only (never stored, never cached: console_page sends no-store).
     return _keys_page(request, admin, created=key, secret=secret)
 
@@ -201,7 +209,35 @@ def key_revoke(request: HttpRequest, admin: AdminUser, key_id: str) -> HttpRespo
         account_services.api_key_revoke(key_id=key_id, admin_id=admin.id)
     except ApiKeyNotFound:
         raise Http404("No such API key.") from None
+    account_services.action_audit("api_key.revoked", request=request, admin=admin, target=key_id)
     return redirect(reverse("console:keys"))
+
+
+@console_page
+@require_http_methods(["GET", "POST"])
+@signed_in
+def key_change(request: HttpRequest, admin: AdminUser, key_id: str) -> HttpResponse:
+    key = next((k for k in account_selectors.api_keys_with_budgets(admin_id=admin.id) if k["id"] == key_id), None)
+    if key is None:
+        raise Http404("No such API key.")
+    errors = None
+    if request.method == "POST":
+        body = ApiKeyUpdateRequestSerializer(data=key_change_data(request.POST))
+        if body.is_valid():
+            try:
+                account_services.api_key_budget_set(
+                    key_id=key_id, admin_id=admin.id, budget=budget_of(body.validated_data["budget"])
+                )
+            except ApiKeyNotFound:
+                raise Http404("No such API key.") from None
+            changed = ",".join(sorted(body.validated_data))
+            account_services.action_audit(
+                "api_key.changed", request=request, admin=admin, target=key_id, detail=changed
+            )
+            return redirect(reverse("console:keys"))
+        errors = body.errors
+    context = {"admin": admin, "page": "keys", "key": key, "errors": errors, "periods": ("day", "month")}
+    return render(request, "console/key_change.html", context, status=400 if errors else 200)
 
 
 @console_page
@@ -210,3 +246,52 @@ def key_revoke(request: HttpRequest, admin: AdminUser, key_id: str) -> HttpRespo
 def status(request: HttpRequest, admin: AdminUser) -> HttpResponse:
     context = {"admin": admin, "page": "status", **console_status(admin_id=admin.id)}
     return render(request, "console/status.html", context)
+
+
+@console_page
+@require_GET
+@signed_in
+def audit(request: HttpRequest, admin: AdminUser) -> HttpResponse:
+    form = AuditFilterForm(request.GET)
+    entries = []
+    if form.is_valid():
+        entries = account_selectors.audit_log(admin_id=admin.id, limit=AUDIT_PAGE, **form.query())
+    context = {"admin": admin, "page": "audit", "form": form, "entries": entries, "most": AUDIT_PAGE}
+    return render(request, "console/audit.html", context, status=200 if form.is_valid() else 400)
+
+
+@console_page
+@require_GET
+@signed_in
+def usage(request: HttpRequest, admin: AdminUser) -> HttpResponse:
+    form = UsageRangeForm(request.GET)
+    keys = account_selectors.api_keys_with_budgets(admin_id=admin.id)
+    context: dict[str, Any] = {
+        "admin": admin,
+        "page": "usage",
+        "form": form,
+        "keys": keys,
+        "admin_budget": account_selectors.admin_budget(admin_id=admin.id),
+        "retention_days": settings.USAGE_RETENTION_DAYS,
+    }
+    if not form.is_valid():
+        return render(request, "console/usage.html", context, status=400)
+    since, until = form.cleaned_data["since"], form.cleaned_data["until"]
+    report = chat_selectors.usage_over_time(admin_id=admin.id, start=since, end=until, group_by=("day", "model", "key"))
+    names = {key["id"]: key["name"] or key["prefix"] for key in keys}
+
+    def key_name(key_id: str) -> str:
+        return names.get(key_id, f"revoked key {key_id}") if key_id else NO_KEY
+
+    context |= {
+        "form": UsageRangeForm(initial={"since": since, "until": until}),  # the range shown, defaults included
+        "since": since,
+        "until": until,
+        "report": report,
+        "charts": usage_charts(report, since=since, until=until, key_name=key_name),
+        "totals": [
+            ("By model", usage_totals(report, "model"), "totals-by-model"),
+            ("By key", usage_totals(report, "key", key_name), "totals-by-key"),
+        ],
+    }
+    return render(request, "console/usage.html", context)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import asdict
+from datetime import date
 from typing import Any
 
 from django.conf import settings
@@ -12,6 +14,7 @@ from conversations.limits import process_chats
 from conversations.session_ids import EXPORT_FORMAT
 from conversations.stores import history_store
 from conversations.usage import usage_totals
+from conversations.usage_history import usage_report
 
 
 def session_list(*, admin_id: str, offset: int = 0, limit: int | None = None) -> list[SessionListItem]:
@@ -44,8 +47,12 @@ def session_export(*, admin_id: str, session_id: str) -> dict[str, Any] | None:
         "created_at": conversation.created_at,
         "messages": [exported_message(m) for m in conversation.messages],
         "summary": conversation.summary or None,
-        "usage": list_item_of(conversation).usage,
+        # The format's counters: the cost is not exported (an import counts none, as its tokens count in no budget).
+        "usage": {name: value for name, value in list_item_of(conversation).usage.items() if name in EXPORTED_USAGE},
     }
+
+
+EXPORTED_USAGE = ("prompt_tokens", "completion_tokens", "total_tokens", "requests")
 
 
 def exported_message(message: dict[str, Any]) -> dict[str, Any]:
@@ -94,3 +101,9 @@ def memory_stats(*, admin_id: str) -> dict[str, Any]:
         "your_sessions": len(store.list(admin_id)),
         "usage": usage_totals(admin_id),
     }
+
+
+def usage_over_time(*, admin_id: str, start: date, end: date, group_by: Iterable[str]) -> dict[str, Any]:
+    """The admin's usage per UTC day, model and key from `start` to `end` (`GET /admin/usage`, the console's usage
+    page): conversations.usage_history.usage_report. One round trip."""
+    return usage_report(admin_id, start, end, group_by)

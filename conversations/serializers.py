@@ -9,6 +9,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from conversations.session_ids import SESSION_ID_RULE, is_session_id
+from conversations.usage_history import cost_usd
 
 if TYPE_CHECKING:
     from conversations.services import ChatReply
@@ -146,10 +147,27 @@ class EditRequestSerializer(ChatOptionsSerializer):
         limit_message_chars(self.fields["message"])
 
 
+@extend_schema_field({"type": "string", "nullable": True, "example": "0.001234"})
+class CostUsdField(serializers.Field):
+    """The cost in US dollars of the usage it stands beside, from its counters (llm_provider/pricing.py)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault(
+            "help_text",
+            "The cost in US dollars (six decimals, a string), at MODEL_PRICES_FILE's prices; null when part of it "
+            "went to a model without a price.",
+        )
+        super().__init__(source="*", read_only=True, **kwargs)
+
+    def to_representation(self, value: Any) -> str | None:
+        return cost_usd(value)
+
+
 class UsageSerializer(serializers.Serializer):
     prompt_tokens = serializers.IntegerField()
     completion_tokens = serializers.IntegerField()
     total_tokens = serializers.IntegerField()
+    cost_usd = CostUsdField()
 
 
 class UsageTotalsSerializer(UsageSerializer):
@@ -167,7 +185,6 @@ class ChatResponseSerializer(serializers.Serializer):
 
 
 _USAGE = ("prompt_tokens", "completion_tokens", "total_tokens")
-_USAGE_TOTALS = (*_USAGE, "requests")
 
 
 def chat_response_data(reply: ChatReply) -> dict[str, Any]:
@@ -180,8 +197,12 @@ def chat_response_data(reply: ChatReply) -> dict[str, Any]:
         "llm_provider": str(reply.llm_provider),
         "model": str(reply.model),
         "user_id": str(reply.username),
-        "usage": {name: int(reply.usage[name]) for name in _USAGE},
-        "session_usage": {name: int(reply.session_usage[name]) for name in _USAGE_TOTALS},
+        "usage": {**{name: int(reply.usage[name]) for name in _USAGE}, "cost_usd": cost_usd(reply.usage)},
+        "session_usage": {
+            **{name: int(reply.session_usage[name]) for name in _USAGE},
+            "cost_usd": cost_usd(reply.session_usage),
+            "requests": int(reply.session_usage["requests"]),
+        },
     }
 
 

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 from django.conf import settings
 from redis.client import Pipeline
 
-from accounts.budgets import BudgetOwner, Reservation
+from accounts.budgets import BudgetOwner, Reservation, owners_key_id
 from accounts.key_rules import admin_requests_per_minute, caller_models, model_check
 from accounts.models import AdminUser
 from accounts.rate_limits import RateReservation, RateStatus, caller_rates, limits_reserve, limits_settle_into
@@ -38,11 +38,13 @@ from conversations.trimming import (
     upstream_messages,
 )
 from conversations.usage import admin_usage_totals
+from conversations.usage_history import CallUsage, turn_usage, usage_day
 from core import metrics
 from core.exceptions import ServiceError
 from core.leases import Hold, Lease
 from core.redis_store import PipelineWrites, RepliesHandler
 from llm_provider.exceptions import LLMError
+from llm_provider.pricing import worst_cost_micros
 from llm_provider.services import llm_client
 from llm_provider.types import Completion, StreamDelta, StreamDone
 
@@ -178,7 +180,9 @@ class _StatelessTurn:
         with_writes: PipelineWrites | None = None,
     ) -> None:
         release = self.slot.release_into if self.slot_held else None  # in the same round trip
-        admin_usage_totals.record(self.slot.admin_id, usage, with_writes=writes_together(release, with_writes))
+        admin_usage_totals.record(
+            self.slot.admin_id, usage, with_writes=writes_together(release, with_writes), day=options.usage_day
+        )
         self.slot_held = False
 
 
@@ -209,15 +213,19 @@ class _TurnPlan:
     drop_first: int = 0  # stored messages folded into the new summary
     summary: str | None = None  # the session's new summary, when the turn folded one
     fold_usage: dict[str, int] = field(default_factory=dict)  # the summary call's tokens
+    fold_call: CallUsage | None = None  # the summary call's, for its cost and the usage of the day
     received_chars: int = 0  # of a streamed reply so far: what a stream closed early is charged for
 
-    def unfinished_cost(self, params: Mapping[str, Any]) -> int:
-        """The tokens a turn that ends without a reply spent: its summary call's, and if a reply began, its
-        prompt (`params` are the request's other parameters) and what came of it."""
+    def unfinished_cost(self, params: Mapping[str, Any], models: list[str]) -> tuple[int, int]:
+        """The tokens and micro-dollars a turn that ends without a reply spent: its summary call's, and if a reply
+        began, its prompt (`params` are the request's other parameters) and what came of it, at the dearest price
+        of the `models` it may have gone to (0 for a cost unknown)."""
         spent = self.fold_usage.get("total_tokens", 0)
+        cost = (self.fold_call.cost_micros or 0) if self.fold_call else 0
         if not self.received_chars:
-            return spent
-        return spent + request_tokens(self.upstream, params) + chars_tokens(self.received_chars)
+            return spent, cost
+        prompt, reply = request_tokens(self.upstream, params), chars_tokens(self.received_chars)
+        return spent + prompt + reply, cost + (worst_cost_micros(models, prompt, reply) or 0)
 
 
 @contextmanager
@@ -266,10 +274,14 @@ def _turn_held(turn: Turn) -> Iterator[_TurnPlan]:
         kept = stored[len(to_fold) :]  # what a fold leaves of the history
         upstream = upstream_messages(messages, history, system_prompt=settings.SYSTEM_PROMPT, summary=summary)
         rates = caller_rates(turn.admin)
-        worst_case = 0
+        worst_case, worst_cost = 0, 0
         if turn.budget_owners or any(rate.tokens_per_minute for rate in rates):
             worst_case = _worst_case_tokens(turn, upstream, summary, to_fold, messages=messages, kept=kept)
-        reservation, rate_reservation = limits_reserve(turn.budget_owners, rates, worst_case, hold_seconds=hold_seconds)
+        if turn.budget_owners:
+            worst_cost = _worst_case_cost(turn, worst_case, folds=bool(to_fold))
+        reservation, rate_reservation = limits_reserve(
+            turn.budget_owners, rates, worst_case, micros=worst_cost, hold_seconds=hold_seconds
+        )
         hold.add(*reservation.leases(), *rate_reservation.leases())
         turn.admin.rate_limits = _rate_limits(turn.admin, held.slot, rate_reservation)
         plan = _TurnPlan(
@@ -282,9 +294,9 @@ def _turn_held(turn: Turn) -> Iterator[_TurnPlan]:
             yield plan
         finally:
             if not reservation.settled or not rate_reservation.settled:  # a finished turn has settled them
-                cost = plan.unfinished_cost(turn.options.params)
-                reservation.settle(cost)
-                rate_reservation.settle(cost)
+                tokens, micros = plan.unfinished_cost(turn.options.params, _chat_models(turn))
+                reservation.settle(tokens, micros)
+                rate_reservation.settle(tokens)
 
 
 def _worst_case_tokens(
@@ -309,6 +321,23 @@ def _worst_case_tokens(
     longest_summary = message_tokens(summary_message("")) + settings.HISTORY_SUMMARY_MAX_TOKENS
     folded = upstream_messages(messages, kept, system_prompt=settings.SYSTEM_PROMPT)
     return max(prompt, request_tokens(folded, params) + longest_summary) + reply + fold_call
+
+
+def _chat_models(turn: Turn) -> list[str]:
+    """The models a turn's reply may come from: its own, then the fallbacks."""
+    return [turn.options.model or settings.GROQ_MODEL_NAME, *settings.GROQ_FALLBACK_MODELS]
+
+
+def _worst_case_cost(turn: Turn, worst_case: int, *, folds: bool) -> int | None:
+    """The most the turn's `worst_case` tokens may cost, in micro-dollars: its replies (max_tokens, and the summary
+    call's) at the dearest output price, the rest at the dearest input price of every model the turn may call; None
+    when one has no price."""
+    models = _chat_models(turn)
+    output = turn.options.max_tokens or settings.MAX_TOKENS
+    if folds:
+        models.append(settings.HISTORY_SUMMARY_MODEL or settings.GROQ_MODEL_NAME)
+        output += settings.HISTORY_SUMMARY_MAX_TOKENS
+    return worst_cost_micros(models, max(worst_case - output, 0), output)
 
 
 def _fitting_history(
@@ -343,6 +372,7 @@ def _fold(
         return
     plan.summary, plan.drop_first = folded.content, len(to_fold)
     plan.fold_usage = {**folded.usage.as_dict(), "requests": 1}
+    plan.fold_call = CallUsage(folded.model, folded.usage.prompt_tokens, folded.usage.completion_tokens)
     plan.upstream = upstream_messages(messages, kept, system_prompt=settings.SYSTEM_PROMPT, summary=folded.content)
 
 
@@ -373,17 +403,25 @@ def _turn_record(turn: Turn, plan: _TurnPlan, completion: Completion) -> TurnRes
     A turn that lost the session's lock (LeaseLost) stores nothing; its tokens still count against its budgets."""
     reply_usage = {**completion.usage.as_dict(), "requests": 1}
     usage = {name: reply_usage[name] + plan.fold_usage.get(name, 0) for name in reply_usage}
+    calls = [CallUsage(completion.model, completion.usage.prompt_tokens, completion.usage.completion_tokens)]
+    calls += [plan.fold_call] if plan.fold_call else []
+    usage.update(turn_usage(calls))
     metrics.tokens_record(usage)
-    spent = usage["total_tokens"]
+    spent, cost = usage["total_tokens"], usage["cost_micros"]
 
     def settle(pipe: Pipeline) -> RepliesHandler | None:
-        return limits_settle_into(pipe, plan.reservation, plan.rates, spent)  # the budgets' new use, for their alerts
+        # The budgets' new use, for their alerts.
+        return limits_settle_into(pipe, plan.reservation, plan.rates, spent, cost)
 
     reply = message("assistant", completion.content, tool_calls=completion.tool_calls, item_id=turn.reply_id)
     stored = [*(message(**m) for m in plan.new), reply]
     record = turn.records.written(completion) if turn.records else None
     options = StoreOptions(
-        replace_last=plan.replace_last, drop_first=plan.drop_first, summary=plan.summary, record=record
+        replace_last=plan.replace_last,
+        drop_first=plan.drop_first,
+        summary=plan.summary,
+        usage_day=usage_day(turn.admin.id, owners_key_id(turn.budget_owners), calls),
+        record=record,
     )
     # The reservations settle in the finish's round trip; without any, the finish needs no pipeline.
     reserved = bool(plan.reservation.usage_keys or plan.rates.windows)

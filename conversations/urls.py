@@ -1,6 +1,6 @@
 from django.urls import re_path
 
-from conversations import session_views, views
+from conversations import session_views, usage_views, views
 from conversations.session_ids import SESSION_ID_REGEX
 
 sessions = session_views.ChatSessionViewSet.as_view({"get": "list"}, name="Chat sessions")
@@ -29,4 +29,5 @@ urlpatterns = [
         name="chat-session-edit",
     ),
     re_path(r"^admin/test-chat/?$", views.TestChatView.as_view(), name="admin-test-chat"),
+    re_path(r"^admin/usage/?$", usage_views.UsageView.as_view(), name="admin-usage"),
 ]

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 
 from redis.client import Pipeline
 
-from conversations.history.base import USAGE_FIELDS
+from conversations.history.base import USAGE_FIELDS, UsageDay
 from core.redis_store import PipelineWrites, redis_admin_key, redis_client
 
 
@@ -23,16 +23,28 @@ class UsageTotals:
         return usage_key(admin_id)
 
     @staticmethod
-    def add_into(pipe: Pipeline, admin_id: str, usage: Mapping[str, int]) -> None:
-        """Queues the turn's usage on a pipeline that also writes the turn's end."""
+    def add_into(pipe: Pipeline, admin_id: str, usage: Mapping[str, int], day: UsageDay | None = None) -> None:
+        """Queues the turn's usage (and its usage of the day) on a pipeline that also writes the turn's end."""
         for name in USAGE_FIELDS:
-            pipe.hincrby(usage_key(admin_id), name, usage.get(name, 0))
+            if usage.get(name):  # a command fewer for each counter this turn leaves as it is
+                pipe.hincrby(usage_key(admin_id), name, usage[name])
+        if day is not None and day.increments:
+            for name, value in day.increments.items():
+                pipe.hincrby(day.key, name, value)
+            pipe.expireat(day.key, day.expire_at)
 
-    def record(self, admin_id: str, usage: Mapping[str, int], *, with_writes: PipelineWrites | None = None) -> None:
-        """Adds a turn's usage to its admin's totals in one round trip, with the turn's other last writes queued by
-        `with_writes` (the admin's slot given back), which is handed their replies."""
+    def record(
+        self,
+        admin_id: str,
+        usage: Mapping[str, int],
+        *,
+        with_writes: PipelineWrites | None = None,
+        day: UsageDay | None = None,
+    ) -> None:
+        """Adds a turn's usage to its admin's totals and its day in one round trip, with the turn's other last
+        writes queued by `with_writes` (the admin's slot given back), which is handed their replies."""
         pipe = redis_client().pipeline(transaction=False)
-        self.add_into(pipe, admin_id, usage)
+        self.add_into(pipe, admin_id, usage, day)
         on_replies = with_writes(pipe) if with_writes is not None else None
         replies = pipe.execute()
         if on_replies is not None:

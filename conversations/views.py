@@ -90,7 +90,7 @@ def chat_replay(request: Request, stored: StoredResponse) -> Response | Streamin
                 "llm_provider": "chatgroq",
                 "model": "openai/gpt-oss-20b",
                 "user_id": "admin",
-                "usage": {"prompt_tokens": 12, "completion_tokens": 9, "total_tokens": 21},
+                "usage": {"prompt_tokens": 12, "completion_tokens": 9, "total_tokens": 21, "cost_usd": "0.000006"},
             },
             response_only=True,
         ),

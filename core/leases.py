@@ -19,7 +19,7 @@ from core.redis_store import redis_script
 #   member          a sorted-set member, the holder, scored by when it was taken or renewed; the set expires too
 #   reserved-member a sorted-set member scored minus when it was taken or renewed (a score of 0 or more: the place
 #                   is no longer reserved but taken for good, and needs no renewal)
-#   expiring-field  a hash field, the holder, whose value is "<amount>:<expires at>"
+#   expiring-field  a hash field, the holder, whose value is "<amount>:<expires at>" (the amount may hold colons)
 LeaseKind = Literal["token", "hash-token", "member", "reserved-member", "expiring-field"]
 
 
@@ -52,7 +52,7 @@ local function held(key, kind, holder, seconds)
   if kind == 'hash-token' then return redis.call('HGET', key, 'token') == holder end
   if kind == 'expiring-field' then
     local value = redis.call('HGET', key, holder)
-    return value and tonumber(string.match(value, ':(.+)$')) >= now
+    return value and tonumber(string.match(value, ':([^:]*)$')) >= now
   end
   local score = tonumber(redis.call('ZSCORE', key, holder))
   if kind == 'member' then return score and score >= now - seconds end
@@ -62,7 +62,7 @@ local function renew(key, kind, holder, seconds)
   if kind == 'token' or kind == 'hash-token' then
     redis.call('PEXPIRE', key, math.ceil(seconds * 1000))
   elseif kind == 'expiring-field' then
-    local amount = string.match(redis.call('HGET', key, holder), '^(%d+):')
+    local amount = string.match(redis.call('HGET', key, holder), '^(.*):')
     redis.call('HSET', key, holder, amount .. ':' .. string.format('%.3f', now + seconds))
   elseif kind == 'member' then
     redis.call('ZADD', key, string.format('%.6f', now), holder)

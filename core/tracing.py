@@ -1,9 +1,11 @@
 """OpenTelemetry traces, off unless the standard OTEL_* variables ask for them (docs/configuration.md, Tracing).
 
-When on, each request is a trace: the request's span (OpenTelemetry's WSGI instrumentation, which ends it when the
-last byte of the body has been handed to the server, so a stream's span lasts as long as the stream), a span per
-Redis command (its Redis instrumentation) and a span for the call to the upstream (`upstream_span`: the upstream
-client speaks httpcore, which no instrumentation covers), with the GenAI semantic conventions' attributes.
+When on, each request is a trace: the request's span (`traced_wsgi`, ended when the server closes the body, so a
+stream's span lasts as long as the stream), a span per Redis command (OpenTelemetry's Redis instrumentation) and a
+span for the call to the upstream (`upstream_span`: the upstream client speaks httpcore, which no instrumentation
+covers), with the GenAI semantic conventions' attributes. The sampler is the SDK's, from OTEL_TRACES_SAMPLER and
+OTEL_TRACES_SAMPLER_ARG (by default parentbased_always_on: every trace the caller did not mark as dropped); a
+request it drops makes no span at all below its own.
 
 When off, nothing here imports OpenTelemetry, and every function is a check of one module-level flag."""
 
@@ -11,7 +13,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -66,11 +68,43 @@ def _exporter_names(environ: Mapping[str, str]) -> list[str]:
     return names
 
 
+SAMPLERS = (
+    "parentbased_always_on",
+    "parentbased_always_off",
+    "parentbased_traceidratio",
+    "always_on",
+    "always_off",
+    "traceidratio",
+)
+
+
+def _sampler_check(environ: Mapping[str, str]) -> None:
+    """The SDK reads OTEL_TRACES_SAMPLER(_ARG) itself, but takes a name it does not know, or a ratio that is not a
+    number, for its default (every trace): a typo would cost every chat its traces' CPU unannounced."""
+    name = environ.get("OTEL_TRACES_SAMPLER", SAMPLERS[0]).strip().lower()
+    if name not in SAMPLERS:
+        raise TracingConfigurationError(
+            f"OTEL_TRACES_SAMPLER={name} is not supported: use one of {', '.join(SAMPLERS)}."
+        )
+    if name.endswith("traceidratio") and "OTEL_TRACES_SAMPLER_ARG" in environ:
+        ratio = environ["OTEL_TRACES_SAMPLER_ARG"].strip()
+        try:
+            valid = 0.0 <= float(ratio) <= 1.0
+        except ValueError:
+            valid = False
+        if not valid:
+            raise TracingConfigurationError(
+                f"OTEL_TRACES_SAMPLER_ARG={ratio} is not a ratio: give the share of traces to keep, from 0 to 1 "
+                "(0.1 keeps a tenth)."
+            )
+
+
 def tracing_configuration_check(environ: Mapping[str, str] = os.environ) -> None:
     """Raises TracingConfigurationError, naming the variable, for OTEL_* settings this service cannot follow: at
     start, in gunicorn's master, rather than in every worker."""
     if tracing_requested(environ):
         _exporter_names(environ)
+        _sampler_check(environ)
 
 
 def _exporters(environ: Mapping[str, str]) -> list[SpanExporter]:
@@ -129,23 +163,113 @@ def tracing_stop() -> None:
 
 def traced_wsgi(application: Callable[..., Iterable[bytes]]) -> Callable[..., Iterable[bytes]]:
     """`application` with a span per request (and the incoming `traceparent` honoured) when tracing is on."""
-    if _provider is None:
+    if _tracer is None:
         return application
-    from opentelemetry.instrumentation.wsgi import OpenTelemetryMiddleware
-
-    return OpenTelemetryMiddleware(application, request_hook=_without_query, tracer_provider=_provider)
+    return _TracedWsgi(application, _tracer)
 
 
-def _without_query(span: Span, environ: Mapping[str, Any]) -> None:
-    """The request's URL without its query string, which may carry credentials (as the request log leaves it out)."""
-    if not environ.get("QUERY_STRING") or not span.is_recording():
-        return
-    attributes = getattr(span, "attributes", None) or {}
-    for name in ("http.url", "http.target"):
-        if name in attributes:
-            span.set_attribute(name, str(attributes[name]).partition("?")[0])
-    if "url.query" in attributes:
-        span.set_attribute("url.query", "REDACTED")
+class _TracedWsgi:
+    """The request's span, made here rather than by OpenTelemetry's WSGI instrumentation, which before the sampler
+    decides builds some fifteen attributes, four metric records and two wrappers per request (docs/performance.md,
+    Tracing). A request the sampler drops gets a non-recording span (its trace id still in the log line and the
+    header, and passed on) and instrumentation suppressed, so its Redis commands and upstream call make no spans at
+    all. The span and the context end when the server closes the body: a stream's when the stream ends."""
+
+    __slots__ = ("application", "tracer")
+
+    def __init__(self, application: Callable[..., Iterable[bytes]], tracer: Tracer) -> None:
+        self.application = application
+        self.tracer = tracer
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        from opentelemetry import context, propagate, trace
+        from opentelemetry.instrumentation.wsgi import wsgi_getter
+        from opentelemetry.trace import SpanKind
+
+        method = environ.get("REQUEST_METHOD") or "_OTHER"
+        parent = propagate.extract(environ, getter=wsgi_getter)
+        span = self.tracer.start_span(method, parent, kind=SpanKind.SERVER)
+        recording = span.is_recording()
+        if recording:
+            # The path without the query string, which may carry credentials (the request log leaves it out too).
+            span.set_attributes(
+                {
+                    "http.request.method": method,
+                    "url.scheme": environ.get("wsgi.url_scheme", "http"),
+                    "url.path": environ.get("PATH_INFO") or "/",
+                    "server.address": _host_name(environ.get("HTTP_HOST") or environ.get("SERVER_NAME", "")),
+                }
+            )
+        current = trace.set_span_in_context(span, parent)
+        if not recording:
+            current = context.set_value(context._SUPPRESS_INSTRUMENTATION_KEY, True, current)
+        token = context.attach(current)
+
+        def traced_start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            if recording:
+                code = int(status[:3])
+                span.set_attribute("http.response.status_code", code)
+                if code >= 500:
+                    from opentelemetry.trace import Status, StatusCode
+
+                    span.set_attribute("error.type", status[:3])
+                    span.set_status(Status(StatusCode.ERROR))
+            return start_response(status, headers, exc_info)
+
+        try:
+            body = self.application(environ, traced_start_response)
+        except BaseException as error:
+            _failed(span, error)
+            span.end()
+            context.detach(token)
+            raise
+        return _TracedBody(body, span, token)
+
+
+class _TracedBody:
+    """The application's answer, ending the request's span and context when the server closes it (PEP 3333: it
+    always does, also when the client left before the last byte)."""
+
+    __slots__ = ("body", "span", "token")
+
+    def __init__(self, body: Iterable[bytes], span: Span, token: object) -> None:
+        self.body = body
+        self.span = span
+        self.token = token
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self.body)
+
+    def close(self) -> None:
+        from opentelemetry import context
+
+        try:
+            close = getattr(self.body, "close", None)
+            if close is not None:
+                close()
+        except BaseException as error:
+            _failed(self.span, error)
+            raise
+        finally:
+            self.span.end()
+            context.detach(self.token)  # type: ignore[arg-type]
+
+
+def _host_name(host: str) -> str:
+    """`example.com:8000` -> `example.com`, `[::1]:8000` -> `::1`."""
+    name, colon, port = host.rpartition(":")
+    if not colon or not port.isdigit() or (name.count(":") and not name.endswith("]")):
+        name = host
+    return name.strip("[]")
+
+
+def _failed(span: Span, error: BaseException) -> None:
+    if span.is_recording() and not isinstance(error, GeneratorExit):
+        from opentelemetry.trace import Status, StatusCode
+
+        span.set_attribute("error.type", type(error).__qualname__)
+        span.record_exception(error)
+        span.set_status(Status(StatusCode.ERROR, str(error)))
 
 
 def current_trace_id() -> str | None:
@@ -231,7 +355,11 @@ def upstream_span(body: Mapping[str, Any], host: str) -> UpstreamSpan:
     """The span for a chat completion with request `body` sent to `host` (host:port)."""
     if _tracer is None:
         return _NO_SPAN
+    from opentelemetry import context
     from opentelemetry.trace import SpanKind
+
+    if context.get_value(context._SUPPRESS_INSTRUMENTATION_KEY):  # a request the sampler dropped
+        return _NO_SPAN
 
     model = str(body.get("model", ""))
     address, _, port = host.rpartition(":")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from accounts.serializers import BudgetStatusSerializer
+from conversations.serializers import UsageTotalsSerializer
 
 
 class HealthSerializer(serializers.Serializer):
@@ -56,7 +57,7 @@ class StatusSerializer(serializers.Serializer):
     uptime_formatted = serializers.CharField()
     history_backend = serializers.CharField()
     model = serializers.CharField()
-    usage = serializers.DictField(child=serializers.IntegerField(), help_text="This admin's totals.")
+    usage = UsageTotalsSerializer(help_text="This admin's totals.")
     budget = BudgetStatusSerializer(
         allow_null=True, help_text="This admin's token budget this period (its keys count too), or null."
     )

@@ -160,6 +160,7 @@ ROOT_LINKS = {
     "audit_log": "admin-audit",
     "status": "admin-status",
     "test_chat": "admin-test-chat",
+    "usage": "admin-usage",
     "chat": "chat",
     "chat_sessions": "chat-session-list",
     "chat_session_import": "chat-session-import",

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from datetime import date
 from http import HTTPStatus
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -256,3 +257,18 @@ def keys_without_ttl() -> list[str]:
         if client.ttl(key) == -1 and not any(pattern.fullmatch(name) for pattern in permanent):
             found.append(name)
     return sorted(found)
+
+
+def record_usage(
+    admin_id: str, day: date, key_id: str, model: str, tokens_in: int, tokens_out: int, micros: int
+) -> None:
+    """A request's usage of `day` as a chat's finish records it (conversations/usage_history.py), for the days no
+    test can chat on."""
+    from conversations.usage_history import day_key
+    from core.redis_store import redis_client
+
+    pipe = redis_client().pipeline(transaction=False)
+    for counter, value in (("requests", 1), ("input_tokens", tokens_in), ("output_tokens", tokens_out)):
+        pipe.hincrby(day_key(admin_id, day), f"{counter}\t{key_id}\t{model}", value)
+    pipe.hincrby(day_key(admin_id, day), f"cost_micros\t{key_id}\t{model}", micros)
+    pipe.execute()

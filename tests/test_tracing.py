@@ -50,11 +50,25 @@ def test_tracing_is_on_only_when_otel_variables_ask_for_it(environ, on):
     [
         ({"OTEL_TRACES_EXPORTER": "jaeger"}, "OTEL_TRACES_EXPORTER=jaeger"),
         ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4317", "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"}, "PROTOCOL=grpc"),
+        ({"OTEL_TRACES_EXPORTER": "otlp", "OTEL_TRACES_SAMPLER": "ratio"}, "OTEL_TRACES_SAMPLER=ratio"),
+        (
+            {
+                "OTEL_TRACES_EXPORTER": "otlp",
+                "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
+                "OTEL_TRACES_SAMPLER_ARG": "10%",
+            },
+            "OTEL_TRACES_SAMPLER_ARG=10%",
+        ),
     ],
 )
 def test_settings_the_service_cannot_follow_are_refused_by_name(environ, named):
     with pytest.raises(tracing.TracingConfigurationError, match=named):
         tracing.tracing_configuration_check(environ)
+
+
+def test_a_supported_sampler_is_accepted():
+    environ = {"OTEL_TRACES_EXPORTER": "otlp", "OTEL_TRACES_SAMPLER": "parentbased_traceidratio"}
+    tracing.tracing_configuration_check({**environ, "OTEL_TRACES_SAMPLER_ARG": "0.1"})
 
 
 def test_the_server_refuses_to_start_with_an_otlp_protocol_it_cannot_speak():
@@ -232,6 +246,24 @@ def test_an_incoming_traceparent_continues_the_callers_trace(wsgi, bearer, spans
     assert request.parent.span_id == 0xB7AD6B7169203331
 
 
+def test_a_request_the_sampler_drops_makes_no_spans_but_keeps_its_trace_id(wsgi, bearer, spans):
+    # The caller's traceparent marks its trace as not sampled (flags 00): the default parent-based sampler drops it.
+    dropped = TRACEPARENT.removesuffix("-01") + "-00"
+    status, headers, content = wsgi.request(
+        "POST", "/chat/", {"message": "hello", "session_id": "dropped"}, authorization=bearer, traceparent=dropped
+    )
+    assert status == HTTPStatus.OK, content
+    assert headers["X-Trace-Id"] == "0af7651916cd43dd8448eb211c903319"
+    assert spans.get_finished_spans() == ()
+
+    # The next request, sampled, is traced whole: nothing of the dropped one's suppression is left behind.
+    wsgi.request("POST", "/chat/", {"message": "hello", "session_id": "dropped"}, authorization=bearer)
+    finished = spans.get_finished_spans()
+    assert by_kind(finished, SpanKind.SERVER)
+    assert [span for span in finished if span.attributes.get("db.system") == "redis"]
+    assert [span for span in finished if span.name.startswith("chat ")]
+
+
 def test_a_streams_spans_end_when_the_stream_ends(wsgi, bearer, spans, fake_groq):
     fake_groq.configure(chunk_delay=0.01)
     answer, body = wsgi("POST", "/chat/", {"message": "hello", "stream": True}, authorization=bearer)
@@ -258,6 +290,17 @@ def test_a_streams_spans_end_when_the_stream_ends(wsgi, bearer, spans, fake_groq
     redis = [span for span in finished if span.attributes.get("db.system") == "redis"]
     assert any(span.start_time > upstream.end_time for span in redis)
     assert all(span.context.trace_id == request.context.trace_id for span in redis)
+
+
+def test_a_stream_the_client_leaves_before_reading_ends_its_spans(wsgi, bearer, spans, fake_groq):
+    fake_groq.configure(chunk_delay=0.01)
+    answer, body = wsgi("POST", "/chat/", {"message": "hello", "stream": True}, authorization=bearer)
+    assert answer["status"] == HTTPStatus.OK
+    body.close()  # as the server does when the client is gone before the first piece
+
+    [request] = by_kind(spans.get_finished_spans(), SpanKind.SERVER)
+    assert request.name == "POST /chat"
+    assert request.attributes["http.response.status_code"] == HTTPStatus.OK
 
 
 def test_a_failed_upstream_call_is_an_error_span(wsgi, bearer, spans, fake_groq):

@@ -16,7 +16,9 @@ from core.leases import Lease
 from core.redis_store import PipelineWrites, RepliesHandler
 from core.timestamps import utcnow_iso
 
-USAGE_FIELDS = ("prompt_tokens", "completion_tokens", "total_tokens", "requests")
+# cost_micros: the cost in micro-dollars of the calls whose model has a price; unpriced_requests: calls to a model
+# without one (a total's cost is then unknown). See llm_provider/pricing.py.
+USAGE_FIELDS = ("prompt_tokens", "completion_tokens", "total_tokens", "requests", "cost_micros", "unpriced_requests")
 
 # A conversation keeps at most this many messages; older ones fall off (only the newest go upstream anyway).
 MAX_STORED_MESSAGES = 200
@@ -96,12 +98,23 @@ def message(role: str, content: str, *, item_id: str | None = None, **extra: Any
 
 
 @dataclass(frozen=True)
+class UsageDay:
+    """What a turn adds to its admin's usage of the day (conversations.usage_history): the day's hash, its field
+    increments, and when the hash expires (Unix time)."""
+
+    key: str
+    increments: dict[str, int]
+    expire_at: int
+
+
+@dataclass(frozen=True)
 class StoreOptions:
     replace_last: int = 0  # stored messages the new ones replace (a regenerated or edited exchange)
     created_at: str | None = None  # an imported session's own creation time
     admin_usage: bool = True  # add the usage to the admin's totals too (not for an import)
     drop_first: int = 0  # stored messages folded into `summary`, removed from the start
     summary: str | None = None  # the session's new summary (None: unchanged)
+    usage_day: UsageDay | None = None  # what the turn adds to its admin's usage of the day, in the same write
     # A named record written with the turn beside the session (a stored response): kept, like every record of the
     # session, for as long as the session (its TTL slides with each turn) and removed with it.
     record: tuple[str, str] | None = None
@@ -149,7 +162,14 @@ class UsagePolicy(Protocol):
     """An admin's usage totals, which a store is given (conversations.usage.UsageTotals)."""
 
     def key(self, admin_id: str) -> str: ...
-    def record(self, admin_id: str, usage: Mapping[str, int], *, with_writes: PipelineWrites | None = None) -> None: ...
+    def record(
+        self,
+        admin_id: str,
+        usage: Mapping[str, int],
+        *,
+        with_writes: PipelineWrites | None = None,
+        day: UsageDay | None = None,
+    ) -> None: ...
 
 
 class SessionTurn(Protocol):

@@ -86,9 +86,11 @@ class _CacheTurn:
         totals = self.store.write_turn(admin_id, self.session_id, messages, usage, options)
         # The admin's usage and the slot given back, in one round trip.
         release = self.slot.release_into if self.slot_held else None
-        self.store.usage.record(
-            admin_id, usage if options.admin_usage else {}, with_writes=writes_together(release, with_writes)
-        )
+        together = writes_together(release, with_writes)
+        if options.admin_usage:
+            self.store.usage.record(admin_id, usage, with_writes=together, day=options.usage_day)
+        else:
+            self.store.usage.record(admin_id, {}, with_writes=together)
         self.slot_held = False
         return totals
 

@@ -177,14 +177,16 @@ class FinishArgs:
     refresh_seconds: int  # the refresh interval of that place (Redis Cluster)
     record_name: str  # a record to write beside the session (StoreOptions.record); '': none
     record: str
+    day_json: str  # the turn's usage of the day (UsageDay.increments) as JSON, in the last key; '': none
+    day_expire_at: int  # when that day's hash expires (Unix time)
     messages: list[str] = field(default_factory=list)  # JSON, one per message
 
 
 _FINISH_NAMED = len(lua_argv_names(FinishArgs))
 
 # KEYS: the session's messages and meta, the admin's index, the admin's usage totals, the session's lock, the
-# admin's chats in flight, the session's records, and on a single Redis the store-wide index. ARGV: FinishArgs, the
-# messages last.
+# admin's chats in flight, the session's records, on a single Redis the store-wide index, and last, with a day_json,
+# the admin's usage of the day (conversations/usage_history.py). ARGV: FinishArgs, the messages last.
 # Returns {'lost'}, writing nothing, when a lock token is given and the lock
 # is not its own (it expired, or another turn holds it); else the session's usage totals, the sessions evicted to
 # keep the admin within MAX_SESSIONS_PER_ADMIN and, on Redis Cluster, 1 when the session's place in the store-wide
@@ -196,7 +198,7 @@ _FINISH_NAMED = len(lua_argv_names(FinishArgs))
 _FINISH = f"""
 local ttl, now_iso, max_stored, usage_json, now, max_sessions_per_admin, session_id, admin_id, admin_usage,
   lock_token, slot_member, replace_last, created_at, drop_first, set_summary, summary, reserved_at,
-  refresh_seconds, record_name, record = unpack(ARGV, 1, {_FINISH_NAMED})
+  refresh_seconds, record_name, record, day_json, day_expire_at = unpack(ARGV, 1, {_FINISH_NAMED})
 if lock_token ~= '' and redis.call('GET', KEYS[5]) ~= lock_token then return {{'lost'}} end
 ttl, max_stored, now, max_sessions_per_admin, replace_last, drop_first = numbers(ttl, max_stored, now,
   max_sessions_per_admin, replace_last, drop_first)
@@ -214,6 +216,19 @@ for _, name in ipairs(names) do
     error('finish: the usage ' .. name .. ' is not a count')
   end
   usage[name] = math.min(value, cap)
+end
+local day = nil
+if day_json ~= '' then
+  require_type(KEYS[#KEYS], 'hash')
+  local ok, increments = pcall(cjson.decode, day_json)
+  if not ok or type(increments) ~= 'table' then error('finish: the usage of the day is not a JSON object') end
+  for name, value in pairs(increments) do
+    if type(value) ~= 'number' or value < 0 or value ~= math.floor(value) or value > cap then
+      error('finish: the usage of the day ' .. name .. ' is not a count')
+    end
+  end
+  day = increments
+  day_expire_at = numbers(day_expire_at)
 end
 -- The counters of `key` with this turn's usage added, as HSET's field-value pairs.
 local function counters_after(key)
@@ -241,6 +256,10 @@ redis.call('EXPIRE', KEYS[2], ttl)
 if record_name ~= '' then redis.call('HSET', KEYS[7], record_name, record) end
 redis.call('EXPIRE', KEYS[7], ttl)
 if admin_counters then redis.call('HSET', KEYS[4], unpack(admin_counters)) end
+if day then
+  for name, value in pairs(day) do redis.call('HINCRBY', KEYS[#KEYS], name, value) end
+  redis.call('EXPIREAT', KEYS[#KEYS], day_expire_at)
+end
 redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now - ttl)
 redis.call('ZADD', KEYS[3], now, session_id)
 redis.call('EXPIRE', KEYS[3], ttl)

@@ -64,6 +64,7 @@ class RedisTurn:
         chosen them."""
         store, admin_id = self.store, self.slot.admin_id
         now = time.time()
+        day = options.usage_day if options.admin_usage and options.usage_day and options.usage_day.increments else None
         args = FinishArgs(
             ttl=settings.MEMORY_TTL_SECONDS,
             now_iso=now_iso(),
@@ -85,15 +86,13 @@ class RedisTurn:
             refresh_seconds=index_refresh_seconds(),
             record_name=options.record[0] if options.record else "",
             record=options.record[1] if options.record else "",
+            day_json=json.dumps(day.increments) if day else "",
+            day_expire_at=day.expire_at if day else 0,
             messages=[json.dumps(m) for m in messages],
         )
+        keys = store.finish_keys(self.slot, self.session_id) + ([day.key] if day else [])
         try:
-            outcome = redis_script_replicated(
-                store.finish_script,
-                keys=store.finish_keys(self.slot, self.session_id),
-                args=lua_argv(args),
-                before=with_writes,
-            )
+            outcome = redis_script_replicated(store.finish_script, keys=keys, args=lua_argv(args), before=with_writes)
         except NotReplicated:
             self.finished = True  # stored, and the lock and slot given back, but not confirmed by a replica
             raise

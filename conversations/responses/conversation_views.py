@@ -7,6 +7,7 @@ from drf_spectacular.utils import extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from accounts.audit_views import audited, url_argument
 from conversations.idempotency import Claim, idempotent
 from conversations.openai.views import TAG, OpenAIView, openai_errors
 from conversations.responses import conversations_api as api
@@ -71,6 +72,7 @@ class ConversationDetailView(OpenAIView):
         operation_id="v1_conversations_destroy",
         responses={200: serializers.ConversationDeletedSerializer, **openai_errors(401, 404, 503)},
     )
+    @audited("session.deleted", target=url_argument("conversation_id"))
     def delete(self, request: Request, conversation_id: str) -> Response:
         api.conversation_delete(admin=request.user, conversation_id=conversation_id)
         return Response({"id": conversation_id, "object": "conversation.deleted", "deleted": True})

@@ -11,6 +11,7 @@ from rest_framework.fields import BooleanField
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from accounts.audit_views import audited, url_argument
 from accounts.authentication import request_budget_owners
 from conversations.idempotency import Claim, StoredResponse, claim_leases, idempotent, recorded
 from conversations.openai.views import TAG, OpenAIView, openai_errors
@@ -156,6 +157,7 @@ class ResponseDetailView(OpenAIView):
         operation_id="v1_responses_destroy",
         responses={200: serializers.ResponseDeletedSerializer, **openai_errors(401, 404, 503)},
     )
+    @audited("response.deleted", target=url_argument("response_id"))
     def delete(self, request: Request, response_id: str) -> Response:
         response_delete(admin=request.user, response_id=response_id)
         return Response({"id": response_id, "object": "response", "deleted": True})

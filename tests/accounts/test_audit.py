@@ -15,7 +15,7 @@ from django.core.management import call_command
 from rest_framework.test import APIClient
 
 from core.redis_store import redis_client, redis_key
-from tests.support import ALICE_PASSWORD, chat
+from tests.support import ALICE_PASSWORD, MODEL, chat
 
 
 def entries(client: APIClient, **query) -> list[dict]:
@@ -249,3 +249,21 @@ def test_a_flood_of_failed_logins_is_bounded_and_keeps_what_admins_did(api, alic
     assert "api_key.created" in actions(alice_client)
     throttled = auditlog("--action", "login.throttled")
     assert throttled and {entry["count"] & (entry["count"] - 1) for entry in throttled} == {0}
+
+
+def test_deleting_an_openai_conversation_or_a_stored_response_is_recorded(alice, alice_client):
+    conversation = alice_client.post("/v1/conversations", {}, format="json").json()
+    response = alice_client.post("/v1/responses", {"model": MODEL, "input": "hi"}, format="json")
+    assert response.status_code == HTTPStatus.OK, response.content
+    response_id = response.json()["id"]
+
+    assert alice_client.delete(f"/v1/conversations/{conversation['id']}").status_code == HTTPStatus.OK
+    assert alice_client.delete(f"/v1/conversations/{conversation['id']}").status_code == HTTPStatus.NOT_FOUND
+    assert alice_client.delete(f"/v1/responses/{response_id}").status_code == HTTPStatus.OK
+
+    recorded = [(e["action"], e["target"], e["outcome"]) for e in entries(alice_client)][:3]
+    assert recorded == [
+        ("response.deleted", response_id, "success"),
+        ("session.deleted", conversation["id"], "failure"),
+        ("session.deleted", conversation["id"], "success"),
+    ]

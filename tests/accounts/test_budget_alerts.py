@@ -152,6 +152,26 @@ def test_each_threshold_crossed_is_one_signed_post_with_the_documented_fields(al
     assert len(receiver.alerts) == 3
 
 
+def test_a_dollar_budget_alerts_in_dollars_beside_its_token_limit(alice, receiver):
+    owner = BudgetOwner("admin", alice.id)
+    budget_set(owner, Budget(1000, "day", Decimal("2")))
+
+    reservation = budget_reserve((owner,), 600, micros=1_200_000, hold_seconds=30)
+    reservation.settle(600, 1_200_000)  # 60% of the tokens and of the dollars
+    wait_for(lambda: len(receiver.alerts) == 2, what="the 50% alerts in tokens and in dollars")
+
+    by_unit = {alert["unit"]: alert for alert in receiver.alerts}
+    assert {unit: (a["threshold"], a["used"], a["limit"]) for unit, a in by_unit.items()} == {
+        "tokens": (50, 600, 1000),
+        "usd": (50, "1.2", "2"),
+    }
+    assert by_unit["usd"]["id"] == f"admin:{alice.id}:usd:{datetime.now(UTC):%Y-%m-%d}:50"
+    reservation = budget_reserve((owner,), 10, micros=500_000, hold_seconds=30)
+    reservation.settle(10, 500_000)  # 85% of the dollars, 61% of the tokens
+    wait_for(lambda: len(receiver.alerts) == 3, what="the 80% alert in dollars")
+    assert (receiver.alerts[-1]["unit"], receiver.alerts[-1]["threshold"]) == ("usd", 80)
+
+
 def test_a_key_gets_its_own_alerts_and_a_threshold_is_not_sent_twice_in_a_period(alice, alice_client, receiver):
     key_id = alice_client.post("/admin/api-keys", {"name": "k"}, format="json").json()["id"]
     key = BudgetOwner("key", key_id, alice.id)

@@ -4,14 +4,19 @@ keys, status, sign out; untrusted model output runs nothing; CSRF; a revoked log
 from __future__ import annotations
 
 import io
+import itertools
+from datetime import UTC, datetime, timedelta
 
+import httpx
 import pytest
 from django.core.management import call_command
 
+from accounts.selectors import api_key_list
 from tests.browser.conftest import ARTIFACTS
-from tests.support import ALICE_PASSWORD
+from tests.support import ALICE_PASSWORD, record_usage
 
 PHONE = {"width": 375, "height": 740}
+MODELS = ("openai/gpt-oss-20b", "llama-3.3-70b-versatile")
 MARKDOWN_REPLY = "Here is some **Markdown**:\n\n- a list\n- of items\n\n```python\nprint('hello, world')\n```"
 
 
@@ -200,8 +205,74 @@ def test_every_page_fits_and_is_saved_as_a_screenshot(browser, server_url, alice
         shot(page, f"console_keys_{width}")
         page.goto(f"{server_url}/console/status")
         shot(page, f"console_status_{width}")
+        page.goto(f"{server_url}/console/audit")
+        shot(page, f"console_audit_{width}")
+        seed_a_month_of_usage(alice.id)
+        page.goto(f"{server_url}/console/usage")
+        shot(page, f"console_usage_{width}")
+        page.goto(f"{server_url}/console/keys")
+        page.get_by_role("link", name="Change reporting").click()
+        shot(page, f"console_key_change_{width}")
     finally:
         context.close()
+
+
+def test_the_audit_log_page_filters_the_admins_entries_by_action(page, server_url, alice):
+    sign_in(page, server_url)
+    page.goto(f"{server_url}/console/keys")
+    page.get_by_label("Name").fill("audited")
+    page.get_by_role("button", name="Create key").click()
+    page.get_by_label("The new API key").wait_for()
+
+    page.get_by_role("link", name="Audit log").click()
+    rows = page.locator("#audit-table tbody tr")
+    assert rows.evaluate_all("rows => rows.map(r => r.dataset.action)") == ["api_key.created", "login.succeeded"]
+    page.get_by_label("Action").select_option("login.succeeded")
+    page.get_by_role("button", name="Filter").click()
+    page.wait_for_url("**action=login.succeeded**")
+    assert rows.evaluate_all("rows => rows.map(r => r.dataset.action)") == ["login.succeeded"]
+    assert page.get_by_label("Action").input_value() == "login.succeeded"  # the filter stays as chosen
+
+
+def test_a_keys_budget_bar_moves_after_a_chat_and_its_tokens_show_in_the_usage_chart(page, server_url, alice):
+    sign_in(page, server_url)
+    page.goto(f"{server_url}/console/keys")
+    page.get_by_label("Name").fill("metered")
+    page.get_by_role("button", name="Create key").click()
+    secret = page.get_by_label("The new API key").input_value()
+    page.get_by_role("link", name="Change metered").click()
+    page.get_by_label("Tokens").fill("100000")
+    page.get_by_role("button", name="Save").click()
+    bar = page.locator("#keys-table meter").first
+    assert bar.get_attribute("value") == "0" and bar.get_attribute("max") == "100000"
+
+    answer = httpx.post(
+        f"{server_url}/chat/", json={"message": "count me in"}, headers={"Authorization": f"Bearer {secret}"}
+    )
+    assert answer.status_code == 200, answer.text
+    used = answer.json()["usage"]["total_tokens"]
+    page.reload()
+    assert int(bar.get_attribute("value")) == used > 0
+
+    page.get_by_role("link", name="Usage").click()
+    assert int(page.locator("#budgets meter").first.get_attribute("value")) == used
+    today = datetime.now(UTC).date().isoformat()
+    bars = page.locator("#tokens-by-key rect title")
+    assert bars.all_text_contents() == [f"{today} metered: {used}"]
+    assert page.locator("#usage-total-tokens").get_attribute("data-tokens") == str(used)
+    assert page.locator("#totals-by-key tbody th").all_text_contents() == ["metered"]
+
+
+def seed_a_month_of_usage(admin_id: str) -> None:
+    """A month of use (its days cannot be chatted on in a test), under the admin's keys and its sign-in."""
+    today = datetime.now(UTC).date()
+    keys = ["", *(key.id for key in api_key_list(admin_id=admin_id))]
+    for back in range(30):
+        for n, (key_id, model) in enumerate(itertools.product(keys, MODELS)):
+            weight = 1 + (back * 7 + n * 3) % 5
+            record_usage(
+                admin_id, today - timedelta(days=back), key_id, model, 900 * weight, 300 * weight, 260 * weight
+            )
 
 
 def shot(page, name: str) -> None:

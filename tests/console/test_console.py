@@ -5,6 +5,8 @@ the API's schema. The browser tests (tests/browser/test_console.py) drive the sa
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from http import HTTPStatus
 
 import pytest
@@ -12,11 +14,13 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
 from django.test import Client
 
+from accounts.budgets import Budget, BudgetOwner, budget_set
 from accounts.login_sessions import login_session_list
+from accounts.selectors import api_key_list, api_keys_with_budgets
 from accounts.services import admin_delete, admin_update_credentials, api_key_create
-from tests.support import ALICE_PASSWORD, csrf_token_of
+from tests.support import ALICE_PASSWORD, csrf_token_of, record_usage
 
-PAGES = ["/console/", "/console/keys", "/console/status"]
+PAGES = ["/console/", "/console/keys", "/console/status", "/console/audit", "/console/usage"]
 
 
 def sign_in(browser: Client, username: str = "alice", password: str = ALICE_PASSWORD):
@@ -211,3 +215,116 @@ def test_the_console_chat_is_admitted_as_chats_are(console, settings, fake_groq,
     assert response.status_code == HTTPStatus.SERVICE_UNAVAILABLE
     assert response.json()["code"] == "server_busy"
     assert fake_groq.chat_requests() == []
+
+
+def audited(admin_client) -> list[tuple[str, str, str, str]]:
+    body = admin_client.get("/admin/audit").json()
+    return [(e["action"], e["actor"], e["target"], e["outcome"]) for e in body["entries"]]
+
+
+def test_signing_in_and_out_and_a_failed_sign_in_are_in_the_audit_log(alice, alice_client):
+    browser = Client(enforce_csrf_checks=True)
+    assert sign_in(browser, password="wrong-password").status_code == HTTPStatus.UNAUTHORIZED
+    assert sign_in(browser).status_code == HTTPStatus.FOUND
+    token = csrf(browser)
+    assert browser.post("/console/sign-out", {"csrfmiddlewaretoken": token}).status_code == HTTPStatus.FOUND
+    browser.post("/console/sign-out", {"csrfmiddlewaretoken": token})  # signed out already: nothing to record
+
+    assert audited(alice_client)[:3] == [
+        ("logout", alice.id, "", "success"),
+        ("login.succeeded", alice.id, "alice", "success"),
+        ("login.failed", "", "alice", "failure"),
+    ]
+
+
+def test_keys_and_sessions_changed_in_the_console_are_in_the_audit_log(alice, alice_client, console):
+    created = console.post("/console/keys/create", {"name": "ci", "csrfmiddlewaretoken": csrf(console)})
+    key_id = next(key.id for key in api_key_list(admin_id=alice.id))
+    assert created.status_code == HTTPStatus.OK
+    console.post(f"/console/keys/{key_id}/revoke", {"csrfmiddlewaretoken": csrf(console)})
+    document = {"format": "chatbot-session/1", "session_id": "kept", "messages": [{"role": "user", "content": "x"}]}
+    upload = SimpleUploadedFile("kept.json", json.dumps(document).encode(), content_type="application/json")
+    console.post("/console/import", {"file": upload, "csrfmiddlewaretoken": csrf(console)})
+    console.post("/console/chat/kept/delete", {"csrfmiddlewaretoken": csrf(console)})
+    console.post("/console/chat/kept/delete", {"csrfmiddlewaretoken": csrf(console)})
+
+    assert audited(alice_client)[:5] == [
+        ("session.deleted", alice.id, "kept", "failure"),
+        ("session.deleted", alice.id, "kept", "success"),
+        ("session.imported", alice.id, "kept", "success"),
+        ("api_key.revoked", alice.id, key_id, "success"),
+        ("api_key.created", alice.id, key_id, "success"),
+    ]
+
+
+def test_the_audit_page_lists_the_admins_entries_filtered_by_action_and_day(alice, bob, console):
+    console.post("/console/keys/create", {"name": "ci", "csrfmiddlewaretoken": csrf(console)})
+    sign_in(Client(), username="bob", password="wrong-password")  # bob's failed sign-in: not alice's to see
+
+    everything = console.get("/console/audit").content.decode()
+    created = console.get("/console/audit", {"action": "api_key.created"}).content.decode()
+    tomorrow = (datetime.now(UTC).date() + timedelta(days=1)).isoformat()
+    later = console.get("/console/audit", {"since": tomorrow}).content.decode()
+    backwards = console.get("/console/audit", {"since": tomorrow, "until": "2020-01-01"})
+
+    assert 'data-action="login.succeeded"' in everything and 'data-action="api_key.created"' in everything
+    assert 'data-action="login.failed"' not in everything
+    assert 'data-action="api_key.created"' in created and 'data-action="login.succeeded"' not in created
+    assert "data-action=" not in later
+    assert backwards.status_code == HTTPStatus.BAD_REQUEST and "ends before it starts" in backwards.content.decode()
+    assert console.get("/console/audit", {"action": "nonsense"}).status_code == HTTPStatus.BAD_REQUEST
+
+
+def test_a_keys_budget_is_changed_and_removed_on_its_page_and_bad_values_change_nothing(alice, console):
+    key, _ = api_key_create(admin_id=alice.id, name="ci")
+    page = f"/console/keys/{key.id}/change"
+    assert console.get(page).status_code == HTTPStatus.OK
+
+    bad = console.post(page, {"budget_tokens": "-5", "budget_period": "day", "csrfmiddlewaretoken": csrf(console)})
+    assert bad.status_code == HTTPStatus.BAD_REQUEST and api_keys_with_budgets(admin_id=alice.id)[0]["budget"] is None
+    set_ = console.post(page, {"budget_tokens": "500", "budget_period": "month", "csrfmiddlewaretoken": csrf(console)})
+    assert set_.status_code == HTTPStatus.FOUND
+    budget = api_keys_with_budgets(admin_id=alice.id)[0]["budget"]
+    assert (budget["tokens"], budget["period"]) == (500, "month")
+    assert (
+        console.post(page, {"budget_tokens": "", "csrfmiddlewaretoken": csrf(console)}).status_code == HTTPStatus.FOUND
+    )
+    assert api_keys_with_budgets(admin_id=alice.id)[0]["budget"] is None
+    assert console.post(page, {"budget_tokens": "9"}).status_code == HTTPStatus.FORBIDDEN  # no CSRF token
+    assert console.get("/console/keys/0123456789abcdef/change").status_code == HTTPStatus.NOT_FOUND
+
+
+def test_the_status_and_keys_pages_show_a_budget_in_tokens_dollars_or_both(console, alice):
+    key, _ = api_key_create(admin_id=alice.id, name="capped")
+    budget_set(BudgetOwner("admin", alice.id), Budget(None, "day", Decimal("2.5")))
+    budget_set(BudgetOwner("key", key.id, alice.id), Budget(1000, "month", Decimal("1")))
+
+    status = console.get("/console/status").content.decode()
+    keys = console.get("/console/keys").content.decode()
+
+    assert "$0.000000 / $2.500000 a day" in " ".join(status.split())
+    assert "tokens" not in status.split("Budget</dt>")[1].split("</dd>")[0]
+    row = " ".join(keys.split('data-label="Budget">')[1].split("</td>")[0].split())
+    assert "0 / 1000 tokens, <meter" in row
+    assert "$0.000000 / $1.000000 a month, resets" in row
+
+
+def test_the_usage_page_charts_tokens_and_cost_per_day_by_model_and_key_with_totals(alice, console):
+    key, _ = api_key_create(admin_id=alice.id, name="nightly")
+    today = datetime.now(UTC).date()
+    record_usage(alice.id, today, "", "model-a", 100, 50, 1500)
+    record_usage(alice.id, today - timedelta(days=3), key.id, "model-b", 1000, 200, 250_000)
+    record_usage(alice.id, today - timedelta(days=40), key.id, "model-b", 7, 7, 7)  # out of the default 30 days
+
+    page = console.get("/console/usage").content.decode()
+    wider = console.get("/console/usage", {"since": (today - timedelta(days=40)).isoformat()}).content.decode()
+
+    assert f"<title>{today} model-a: 150</title>" in page
+    assert f"<title>{today - timedelta(days=3)} model-b: 1.2k</title>" in page
+    assert f"<title>{today - timedelta(days=3)} nightly: $0.25</title>" in page
+    assert f"<title>{today} signed in (no key): $0.0015</title>" in page
+    assert 'data-tokens="1350">1,350</strong>' in page
+    assert "$0.2515" in page  # the total cost, in the totals table
+    assert 'data-tokens="1364">1,364</strong>' in wider
+    backwards = console.get("/console/usage", {"since": today.isoformat(), "until": "2020-01-01"})
+    assert backwards.status_code == HTTPStatus.BAD_REQUEST

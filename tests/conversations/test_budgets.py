@@ -41,7 +41,7 @@ def test_setbudget_sets_shows_and_clears_an_admins_budget(alice, alice_client):
     assert (budget["tokens"], budget["period"], budget["used"]) == (5000, "month", 0)
     now = datetime.now(UTC)
     assert budget["resets_at"].startswith(f"{now.year + (now.month == 12)}-{now.month % 12 + 1:02d}-01T00:00:00")
-    assert "5000 per month" in out.getvalue()
+    assert "5000 tokens per month" in out.getvalue()
 
     call_command("setbudget", "alice", "--clear", stdout=StringIO())
     assert alice_client.get("/admin/status").json()["budget"] is None

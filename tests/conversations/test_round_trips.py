@@ -4,14 +4,18 @@ work is one round trip to begin it (admin slot, session lock, admission, history
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from decimal import Decimal
 from http import HTTPStatus
 
 import pytest
 from redis.connection import AbstractConnection
 from rest_framework.test import APIClient
 
+from accounts.budgets import Budget, BudgetOwner, budget_set
 from conversations.history.redis_keys import store_index_key
 from conversations.usage import usage_key
+from conversations.usage_history import usage_report
 from core.redis_store import redis_client
 from tests.support import chat
 
@@ -110,7 +114,6 @@ def test_a_response_costs_the_round_trips_of_a_chat(history_backend, alice_clien
 def test_a_key_with_models_limits_and_a_budget_costs_one_more(alice, alice_client, round_trips, settings):
     """Its rules are read with the key; its budget's and its limits' reservations are one round trip, settled in
     the turn's finish."""
-    from accounts.budgets import Budget, BudgetOwner, budget_set
     from accounts.key_rules import KeyRules
     from accounts.services import api_key_create
 
@@ -138,3 +141,19 @@ def test_a_key_with_models_limits_and_a_budget_costs_one_more(alice, alice_clien
 
     assert counts[("ruled", "stateless")] == counts[("plain", "stateless")] + 1
     assert counts[("ruled", "session")] == counts[("plain", "session")] + 1
+
+
+@pytest.mark.parametrize(
+    "budget", [Budget(10**9, "day"), Budget(None, "day", Decimal(1000)), Budget(10**9, "day", Decimal(1000))]
+)
+def test_a_budget_costs_one_round_trip_in_tokens_or_dollars_and_the_usage_of_the_day_none(
+    alice, alice_client, round_trips, budget
+):
+    """Reserving; the settling and the usage of the day ride in the turn's finish, whatever the budget."""
+    chat(alice_client, "warm up", "warm")
+    without = counted(round_trips, lambda: chat(alice_client, "hi", "warm"))
+    budget_set(BudgetOwner("admin", alice.id), budget)
+    chat(alice_client, "warm up", "warm")  # the budget's scripts loaded
+    assert counted(round_trips, lambda: chat(alice_client, "hi", "warm")) == without + 1
+    today = datetime.now(UTC).date()
+    assert usage_report(alice.id, today, today, ["day"])["totals"]["requests"] == 4

@@ -3,11 +3,13 @@ history stores."""
 
 from __future__ import annotations
 
+from decimal import Decimal
 from http import HTTPStatus
 
 import pytest
 
 from conversations.summaries import SUMMARY_PREFIX
+from llm_provider.pricing import cost_micros, usd
 from tests.support import chat
 
 pytestmark = pytest.mark.usefixtures("history_backend")
@@ -126,3 +128,17 @@ def test_off_by_default_nothing_is_summarised(alice_client, fake_groq, settings)
 
     assert len(fake_groq.chat_requests()) == 3
     assert alice_client.get("/chat/sessions/s1").json()["summary"] is None
+
+
+def test_the_summary_call_counts_in_the_usage_of_the_day_under_its_model_at_its_price(alice_client, settings):
+    settings.HISTORY_SUMMARY_MODEL = "openai/gpt-oss-120b"
+    for text in ("one", "two", "three"):
+        chat(alice_client, text)
+
+    rows = {row["model"]: row for row in alice_client.get("/admin/usage", {"group_by": "model"}).json()["rows"]}
+    assert (rows["openai/gpt-oss-20b"]["requests"], rows["openai/gpt-oss-120b"]["requests"]) == (3, 1)
+    fold = rows["openai/gpt-oss-120b"]
+    assert fold["cost_usd"] == usd(cost_micros("openai/gpt-oss-120b", fold["input_tokens"], fold["output_tokens"]))
+    session = alice_client.get("/chat/sessions/s1").json()["usage"]
+    assert session["total_tokens"] == sum(row["total_tokens"] for row in rows.values())
+    assert Decimal(session["cost_usd"]) == sum(Decimal(row["cost_usd"]) for row in rows.values())

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import json
 
-from tests.support import chat
+from llm_provider.pricing import cost_micros, usd
+from tests.support import MODEL, chat
 
 
 def test_each_reply_has_its_turns_usage_and_the_sessions_totals(history_backend, alice_client):
     first = chat(alice_client, "one").json()
     second = chat(alice_client, "two").json()
 
-    assert set(first["usage"]) == {"prompt_tokens", "completion_tokens", "total_tokens"}
+    assert set(first["usage"]) == {"prompt_tokens", "completion_tokens", "total_tokens", "cost_usd"}
     assert first["session_usage"] == {**first["usage"], "requests": 1}
     assert second["session_usage"]["requests"] == 2
     assert second["session_usage"]["total_tokens"] == first["usage"]["total_tokens"] + second["usage"]["total_tokens"]
@@ -49,6 +50,9 @@ def test_admin_totals_add_up_every_session_and_stay_per_admin(alice_client, bob_
         "completion_tokens": sum(r["usage"]["completion_tokens"] for r in replies),
         "total_tokens": sum(r["usage"]["total_tokens"] for r in replies),
         "requests": 2,
+        "cost_usd": usd(
+            sum(cost_micros(MODEL, r["usage"]["prompt_tokens"], r["usage"]["completion_tokens"]) for r in replies)
+        ),
     }
     assert alice_client.get("/chat/memory/stats").json()["usage"] == expected
     assert alice_client.get("/admin/status").json()["usage"] == expected

@@ -8,16 +8,20 @@ from accounts.selectors import api_key_list, api_key_with_budget
 
 
 def _budget_columns(budget: dict[str, Any] | None) -> tuple[str, str]:
-    """The key's budget (`100000/day`) and what it used of it this period (`1234, resets 2026-...`), or `-`."""
+    """The key's budget (`100000/day`, `$5.000000/month`, `100000+$5.000000/day`) and what it used of it this
+    period (`1234 $0.001234 (resets 2026-...)`), or `-`."""
     if budget is None:
         return "-", "-"
-    return f"{budget['tokens']}/{budget['period']}", f"{budget['used']} (resets {budget['resets_at']})"
+    limits = [str(budget["tokens"])] if budget["tokens"] is not None else []
+    limits += [f"${budget['usd']}"] if budget["usd"] is not None else []
+    spent = str(budget["used"]) + (f" ${budget['used_usd']}" if budget["used_usd"] is not None else "")
+    return f"{'+'.join(limits)}/{budget['period']}", f"{spent} (resets {budget['resets_at']})"
 
 
 class Command(BaseCommand):
     help = (
-        "List the API keys of one admin (USERNAME) or of every admin: when each was last used, its token budget "
-        "and what it used of it this period. Keys themselves are never shown."
+        "List the API keys of one admin (USERNAME) or of every admin: when each was last used, its token or dollar "
+        "budget and what it used of it this period. Keys themselves are never shown."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:

@@ -1,3 +1,5 @@
+from decimal import Decimal, InvalidOperation
+
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from accounts.audit import audit_record
@@ -7,7 +9,8 @@ from accounts.management.commands._common import find_admin
 
 class Command(BaseCommand):
     help = (
-        "Set an admin's or an API key's token budget per UTC day or month, or remove it with --clear. "
+        "Set an admin's or an API key's budget in tokens and/or US dollars per UTC day or month, or remove it with "
+        "--clear. "
         "An admin's budget counts its keys' requests too."
     )
 
@@ -15,6 +18,7 @@ class Command(BaseCommand):
         parser.add_argument("username", nargs="?", help="The admin (or give --key).")
         parser.add_argument("--key", metavar="KEY_ID", help="An API key's id (listapikeys shows them).")
         parser.add_argument("--tokens", type=int, help="Tokens per period (at least 1).")
+        parser.add_argument("--usd", help="US dollars per period, such as 5.00 (at most six decimals).")
         parser.add_argument("--period", choices=PERIODS, default="day")
         parser.add_argument("--clear", action="store_true", help="Remove the budget.")
 
@@ -24,18 +28,20 @@ class Command(BaseCommand):
         username: str | None,
         key: str | None,
         tokens: int | None,
+        usd: str | None,
         period: str,
         clear: bool,
         **options: object,
     ) -> None:
         if (username is None) == (key is None):
             raise CommandError("Give a USERNAME or --key KEY_ID.")
-        if clear == (tokens is not None):
-            raise CommandError("Give --tokens N (with --period day|month), or --clear.")
+        if clear == (tokens is not None or usd is not None):
+            raise CommandError("Give --tokens N and/or --usd AMOUNT (with --period day|month), or --clear.")
         if tokens is not None and tokens < 1:
             raise CommandError("--tokens must be at least 1.")
+        dollars = _dollars(usd) if usd is not None else None
         owner = BudgetOwner("key", key) if key else BudgetOwner("admin", find_admin(username or "").id)
-        budget = None if clear else Budget(tokens or 0, "month" if period == "month" else "day")
+        budget = None if clear else Budget(tokens, "month" if period == "month" else "day", dollars)
         try:
             budget_set(owner, budget)
         except NoSuchOwner as exc:
@@ -49,9 +55,24 @@ class Command(BaseCommand):
         who = f"API key {key}" if key else f"admin {username!r}"
         status = budget_status(owner)
         if status is None:
-            self.stdout.write(f"Removed the token budget of {who}.")
+            self.stdout.write(f"Removed the budget of {who}.")
         else:
+            limits = [f"{status['tokens']} tokens"] if status["tokens"] is not None else []
+            limits += [f"${status['usd']}"] if status["usd"] is not None else []
+            spent = f"{status['used']} tokens" + (f", ${status['used_usd']}" if status["used_usd"] else "")
             self.stdout.write(
-                f"Token budget of {who}: {status['tokens']} per {status['period']}, {status['used']} used, "
+                f"Budget of {who}: {' and '.join(limits)} per {status['period']}, {spent} used, "
                 f"resets at {status['resets_at']}."
             )
+
+
+def _dollars(text: str) -> Decimal:
+    try:
+        amount = Decimal(text)
+    except InvalidOperation:
+        amount = Decimal(-1)
+    if not amount.is_finite() or amount <= 0 or amount != amount.quantize(Decimal("0.000001")) or amount >= 10**10:
+        raise CommandError(
+            f"--usd must be a dollar amount above 0 with at most six decimals, such as 5.00; got {text!r}."
+        )
+    return amount
