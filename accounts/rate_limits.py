@@ -193,7 +193,8 @@ def limits_settle_into(
     tokens, micros = max(tokens, 0), max(micros, 0)
     args = [len(usage_keys), tokens, micros, budgets.id, budgets.expire_at, rates.id, rates.expire_at]
     # EVAL, not EVALSHA: a script the server does not know yet could not be loaded and run again within the pipeline.
-    pipe.eval(_SETTLE_BOTH_SCRIPT, len(usage_keys) + len(windows), *usage_keys, *windows, *args)
+    # As a raw command: a Redis Cluster pipeline has no eval(), but routes an EVAL by its keys.
+    pipe.execute_command("EVAL", _SETTLE_BOTH_SCRIPT, len(usage_keys) + len(windows), *usage_keys, *windows, *args)
     if not usage_keys:
         return None
     return lambda replies: budgets.settled_to(tokens, micros, replies[at])

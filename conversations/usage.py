@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from redis.client import Pipeline
 
 from conversations.history.base import USAGE_FIELDS, UsageDay
-from core.redis_store import PipelineWrites, redis_admin_key, redis_client
+from core.redis_store import PipelineWrites, redis_admin_key, redis_client, redis_slot_pipeline
 
 
 def usage_key(admin_id: str) -> str:
@@ -43,7 +43,8 @@ class UsageTotals:
     ) -> None:
         """Adds a turn's usage to its admin's totals and its day in one round trip, with the turn's other last
         writes queued by `with_writes` (the admin's slot given back), which is handed their replies."""
-        pipe = redis_client().pipeline(transaction=False)
+        # On the admin's Redis Cluster slot, as every key the turn's last writes touch.
+        pipe = redis_slot_pipeline(usage_key(admin_id))
         self.add_into(pipe, admin_id, usage, day)
         on_replies = with_writes(pipe) if with_writes is not None else None
         replies = pipe.execute()

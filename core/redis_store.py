@@ -108,6 +108,13 @@ def _node_of(client: redis.Redis, key: str) -> tuple[str, redis.Redis]:
     return "primary", client
 
 
+def redis_slot_pipeline(key: str) -> Pipeline:
+    """A pipeline (no transaction) on the server that holds `key`, for commands on keys of its Redis Cluster slot:
+    a cluster pipeline would ask the server for the keys of each script it carries (COMMAND GETKEYS), a round trip
+    more, and takes no eval()."""
+    return _node_of(redis_client(), key)[1].pipeline(transaction=False)
+
+
 # What a pipeline's replies are handed to once it ran (all of them: it knows where the commands it queued are).
 RepliesHandler = Callable[[list[Any]], None]
 # Queues writes on a pipeline that carries others too (a turn's last writes, in one round trip); returns what wants
