@@ -13,6 +13,7 @@ from __future__ import annotations
 import secrets
 
 from accounts.exceptions import AdminNotFound, UsernameTaken
+from accounts.key_rules import admin_limits_of_record
 from accounts.models import AdminUser
 from core.redis_store import decoded, redis_admin_key, redis_client, redis_key, redis_script
 from core.timestamps import utcnow_iso
@@ -53,6 +54,7 @@ def _admin_from_record(record: dict[str, str]) -> AdminUser:
     admin.auth_epoch = record.get("auth_epoch", "0")
     admin.known_default = record.get("known_default")
     admin.has_budget = record.get("budget") == "1"
+    admin.limits = admin_limits_of_record(record)
     return admin
 
 

@@ -16,7 +16,13 @@ from core.browsable import FormPageOnBrowserGet
 from core.schema import ErrorSerializer, error_responses
 
 TAG = "admin"
-API_KEY_EXAMPLE = {"name": "nightly report"}
+API_KEY_EXAMPLE = {
+    "name": "nightly report",
+    "models": ["openai/gpt-oss-20b"],
+    "requests_per_minute": 60,
+    "tokens_per_minute": 100000,
+    "expires_at": "2027-01-01T00:00:00Z",
+}
 BY_API_KEY = {403: OpenApiResponse(ErrorSerializer, description="Sent with an API key: keys cannot manage keys.")}
 
 
@@ -47,7 +53,9 @@ class ApiKeyListView(APIView):
         body.is_valid(raise_exception=True)
         data = body.validated_data
         budget = serializers.budget_of(data.get("budget"))
-        key, raw = services.api_key_create(admin_id=request.user.id, name=data["name"], budget=budget)
+        key, raw = services.api_key_create(
+            admin_id=request.user.id, name=data["name"], budget=budget, rules=serializers.rules_of(data)
+        )
         return Response({**api_key_info(key), "key": raw}, status=201)
 
 
@@ -58,16 +66,18 @@ def api_key_info(key: ApiKey) -> dict[str, object]:
 @extend_schema(tags=[TAG])
 class ApiKeyDetailView(FormPageOnBrowserGet, APIView):
     name = "API key"
-    request_example = {"budget": {"tokens": 100000, "period": "month"}}
+    request_example = {"budget": {"tokens": 100000, "period": "month"}, "tokens_per_minute": 20000}
 
     permission_classes = [IsAuthenticated, NotByApiKey]
 
     @extend_schema(
-        summary="Set or remove an API key's token or dollar budget",
+        summary="Change an API key's rules or token or dollar budget",
+        description="Only the fields sent change; null removes a limit, the budget or the expiry, and "
+        "`models: []` allows any model.",
         request=serializers.ApiKeyUpdateRequestSerializer,
         responses={200: serializers.ApiKeyInfoSerializer, **error_responses(400, 401, 404, 503), **BY_API_KEY},
         examples=[
-            OpenApiExample("A monthly budget", value=request_example, request_only=True),
+            OpenApiExample("A monthly budget and a limit per minute", value=request_example, request_only=True),
             OpenApiExample(
                 "A monthly dollar budget", value={"budget": {"usd": "5.00", "period": "month"}}, request_only=True
             ),
@@ -77,8 +87,11 @@ class ApiKeyDetailView(FormPageOnBrowserGet, APIView):
     def patch(self, request: Request, key_id: str) -> Response:
         body = serializers.ApiKeyUpdateRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        budget = serializers.budget_of(body.validated_data["budget"])
-        key = services.api_key_budget_set(key_id=key_id, admin_id=request.user.id, budget=budget)
+        data, admin_id = body.validated_data, request.user.id
+        key = services.api_key_of(key_id=key_id, admin_id=admin_id)
+        if "budget" in data:
+            services.api_key_budget_set(key_id=key_id, admin_id=admin_id, budget=serializers.budget_of(data["budget"]))
+        key = services.api_key_rules_set(key_id=key_id, admin_id=admin_id, rules=serializers.rules_of(data, key.rules))
         return Response(api_key_info(key))
 
     @extend_schema(summary="Revoke an API key", responses={204: None, **error_responses(401, 404, 503), **BY_API_KEY})

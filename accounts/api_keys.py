@@ -18,7 +18,8 @@ from dataclasses import dataclass
 
 import redis
 
-from core.redis_store import decoded, hash_touch, redis_admin_key, redis_client, redis_key
+from accounts.key_rules import NO_RULES, KeyRules, rules_of_record, rules_record_fields
+from core.redis_store import decoded, hash_touch, redis_admin_key, redis_client, redis_key, redis_script
 from core.timestamps import utcnow_iso
 
 KEY_PREFIX = "cgk_"
@@ -35,6 +36,7 @@ class ApiKey:
     created_at: str
     last_used: str | None
     has_budget: bool = False  # accounts.budgets: a token budget applies to this key
+    rules: KeyRules = NO_RULES  # accounts.key_rules: its models, rate limits and expiry
 
 
 def _digest(raw_key: str) -> str:
@@ -62,6 +64,7 @@ def _from_record(record: dict[str, str]) -> ApiKey:
         created_at=record.get("created_at", ""),
         last_used=record.get("last_used") or None,
         has_budget=record.get("budget") == "1",
+        rules=rules_of_record(record),
     )
 
 
@@ -69,8 +72,9 @@ def looks_like_api_key(raw: str) -> bool:
     return raw.startswith(KEY_PREFIX)
 
 
-def api_key_create(*, admin_id: str, name: str = "") -> tuple[ApiKey, str]:
-    """Creates a key for `admin_id`; returns it with the raw key, which is never available again."""
+def api_key_create(*, admin_id: str, name: str = "", rules: KeyRules = NO_RULES) -> tuple[ApiKey, str]:
+    """Creates a key for `admin_id` with its `rules`; returns it with the raw key, which is never available
+    again."""
     raw = KEY_PREFIX + secrets.token_urlsafe(32)
     digest = _digest(raw)
     record = {
@@ -80,6 +84,7 @@ def api_key_create(*, admin_id: str, name: str = "") -> tuple[ApiKey, str]:
         "prefix": raw[:SHOWN_CHARS],
         "created_at": utcnow_iso(),
         "last_used": "",
+        **{field: value for field, value in rules_record_fields(rules).items() if value},
     }
     client = redis_client()
     client.sadd(_admin_keys_key(admin_id), record["id"])
@@ -126,6 +131,27 @@ def api_key_record_key(key_id: str) -> str | None:
     """The Redis key of the record of the key `key_id`, or None when there is no such key."""
     digest = redis_client().hget(_ids_key(), key_id)
     return _record_key(digest.decode()) if digest else None
+
+
+# KEYS: an API key's record. ARGV: field, value pairs ('' removes the field). Never recreates a revoked key's record.
+_SET_FIELDS_SCRIPT = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+for i = 1, #ARGV, 2 do
+  if ARGV[i + 1] == '' then
+    redis.call('HDEL', KEYS[1], ARGV[i])
+  else
+    redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+  end
+end
+return 1
+"""
+
+
+def api_key_rules_set(key_id: str, rules: KeyRules) -> bool:
+    """Replaces the rules of the key `key_id`; False when there is no such key."""
+    record = api_key_record_key(key_id)
+    pairs = [item for pair in rules_record_fields(rules).items() for item in pair]
+    return record is not None and bool(redis_script(_SET_FIELDS_SCRIPT)(keys=[record], args=pairs))
 
 
 def api_key_delete(*, key_id: str, admin_id: str | None = None) -> bool:

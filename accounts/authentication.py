@@ -10,6 +10,7 @@ from rest_framework_simplejwt.tokens import Token
 from accounts.admins import admin_get
 from accounts.api_keys import ApiKey, api_key_authenticate, looks_like_api_key
 from accounts.budgets import BudgetOwner, BudgetOwners
+from accounts.key_rules import admin_limits_of_record, rules_expired
 from accounts.models import AdminUser
 from accounts.tokens import SESSION_CLAIM, access_token_decode, live_session_of, token_invalid_detail
 
@@ -36,6 +37,7 @@ class RedisJWTAuthentication(JWTAuthentication):
         session = live_session_of(validated_token)
         admin = AdminUser(id=session["admin_id"], username=session["username"])
         admin.has_budget = session.get("budget") == "1"
+        admin.limits = admin_limits_of_record(session)
         return admin
 
 
@@ -61,6 +63,11 @@ class InvalidApiKey(AuthenticationFailed):
     default_code = "invalid_api_key"
 
 
+class ApiKeyExpired(AuthenticationFailed):
+    default_detail = "This API key has expired."
+    default_code = "api_key_expired"
+
+
 class ApiKeyAuthentication(BaseAuthentication):
     """`Authorization: Bearer cgk_...`, the form OpenAI's SDKs send their `api_key` in."""
 
@@ -76,6 +83,9 @@ class ApiKeyAuthentication(BaseAuthentication):
         admin = admin_get(key.admin_id) if key else None
         if key is None or admin is None:
             raise InvalidApiKey()
+        if rules_expired(key.rules):
+            raise ApiKeyExpired(f"This API key expired at {key.rules.expires_at.isoformat()}.")
+        admin.api_key = key
         return admin, key
 
     def authenticate_header(self, request: Request) -> str:

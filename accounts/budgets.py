@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from functools import partial
 from typing import Any, Literal
 
 from accounts.api_keys import api_key_admin_id, api_key_record_key
@@ -28,7 +30,13 @@ from accounts.budget_alerts import Amount, BudgetUse, budget_use_settled
 from accounts.login_sessions import admin_flag_set
 from core.exceptions import NotFound, ServiceError
 from core.leases import Lease
-from core.redis_store import decoded, redis_admin_key, redis_client, redis_script
+from core.redis_store import (
+    ScriptCall,
+    decoded,
+    redis_admin_key,
+    redis_client,
+    redis_script,
+)
 from core.timestamps import iso_at
 from llm_provider.pricing import MICROS_PER_USD, micros_of, usd
 
@@ -298,13 +306,19 @@ class Reservation:
         self.settled = True
         if self.usage_keys:
             args = [self.id, max(tokens, 0), max(micros, 0), self.expire_at]
-            used = redis_script(_SETTLE_SCRIPT)(keys=self.usage_keys, args=args)
-            for budget, now_tokens, now_micros in zip(self.held, used[::2], used[1::2], strict=True):
-                if tokens > 0 and budget.tokens is not None:
-                    budget_use_settled(_use(budget, now_tokens, budget.tokens), before=now_tokens - tokens)
-                if micros > 0 and budget.micros is not None:
-                    dollars = _dollars(now_micros), _dollars(budget.micros)
-                    budget_use_settled(_use(budget, *dollars, unit="usd"), before=_dollars(now_micros - micros))
+            self.settled_to(tokens, micros, redis_script(_SETTLE_SCRIPT)(keys=self.usage_keys, args=args))
+
+    def settled_to(self, tokens: int, micros: int, used: list[Any]) -> None:
+        """Reports what each budget has used since a settling of `tokens` and `micros` made here or elsewhere
+        (rate_limits settles it with the per-minute limits in the turn's finish): `used` holds, per budget, its
+        tokens and micro-dollars used since. Feeds the gauge and the alerts (budget_alerts)."""
+        for budget, now_tokens, now_micros in zip(self.held, used[::2], used[1::2], strict=True):
+            now_tokens, now_micros = int(now_tokens), int(now_micros)
+            if tokens > 0 and budget.tokens is not None:
+                budget_use_settled(_use(budget, now_tokens, budget.tokens), before=now_tokens - tokens)
+            if micros > 0 and budget.micros is not None:
+                dollars = _dollars(now_micros), _dollars(budget.micros)
+                budget_use_settled(_use(budget, *dollars, unit="usd"), before=_dollars(now_micros - micros))
 
 
 def _dollars(micros: int) -> Decimal:
@@ -330,6 +344,15 @@ def budget_reserve(
     process died) stops counting."""
     if not owners:
         return Reservation("", [])
+    call, outcome_of = budget_reserve_call(owners, tokens, micros=micros, hold_seconds=hold_seconds)
+    return outcome_of(call.script(keys=call.keys, args=call.args))
+
+
+def budget_reserve_call(
+    owners: tuple[BudgetOwner, ...], tokens: int, *, micros: int | None = 0, hold_seconds: float
+) -> tuple[ScriptCall, Callable[[Any], Reservation]]:
+    """budget_reserve as a script call, to fold into one script with others (rate_limits), and what makes its result the
+    Reservation (or raises BudgetExceeded or ModelUnpriced)."""
     now = datetime.now(UTC)
     keys = [key for owner in owners for key in (_config_key(owner), *(_usage_key(owner, p, now) for p in PERIODS))]
     usage_of = {_usage_key(owner, p, now): (owner, p) for owner in owners for p in PERIODS}
@@ -338,9 +361,23 @@ def budget_reserve(
     # A usage hash outlives its period by a day, so the period's figure can still be read just after it ends.
     expire_at = int(period_end("month", now).timestamp()) + 86_400
     cost = -1 if micros is None else micros
-    outcome, *found = redis_script(_RESERVE_SCRIPT)(
-        keys=keys, args=[clock, reservation_id, tokens, cost, clock + hold_seconds, expire_at]
+    call = ScriptCall(
+        redis_script(_RESERVE_SCRIPT), keys, [clock, reservation_id, tokens, cost, clock + hold_seconds, expire_at]
     )
+    return call, partial(_reserved, tokens, cost, now, usage_of, reservation_id, hold_seconds, expire_at)
+
+
+def _reserved(
+    tokens: int,
+    cost: int,
+    now: datetime,
+    usage_of: dict[str, tuple[BudgetOwner, Period]],
+    reservation_id: str,
+    hold_seconds: float,
+    expire_at: int,
+    result: Any,
+) -> Reservation:
+    outcome, *found = result
     if outcome == b"ok":
         usage_keys = [key.decode() for key in found[::3]]
         held = [

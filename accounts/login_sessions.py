@@ -39,7 +39,10 @@ if redis.call('EXISTS', KEYS[1]) == 0 or (redis.call('HGET', KEYS[1], 'auth_epoc
   return 0
 end
 redis.call('HSET', KEYS[2], unpack(ARGV, 4))
-if redis.call('HGET', KEYS[1], 'budget') == '1' then redis.call('HSET', KEYS[2], 'budget', '1') end
+for _, copied in ipairs({'budget', 'rpm', 'tpm'}) do
+  local value = redis.call('HGET', KEYS[1], copied)
+  if value then redis.call('HSET', KEYS[2], copied, value) end
+end
 redis.call('EXPIRE', KEYS[2], lifetime)
 redis.call('SADD', KEYS[3], ARGV[3])
 if redis.call('TTL', KEYS[3]) < lifetime then redis.call('EXPIRE', KEYS[3], lifetime) end

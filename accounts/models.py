@@ -3,8 +3,12 @@ machinery (sessions for the browsable API, `get_user_model()`) the shape it expe
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.db import models
 from django.utils.crypto import salted_hmac
+
+from accounts.key_rules import NO_LIMITS, AdminLimits
 
 
 class AdminUser(models.Model):
@@ -30,6 +34,13 @@ class AdminUser(models.Model):
     # Whether a token budget applies (accounts.budgets): read with the admin or its login, so that an admin
     # without one costs its chats no Redis round trip for it.
     has_budget: bool = False
+    # Its own requests and tokens per minute (accounts.key_rules), read with the admin or its login likewise.
+    limits: AdminLimits = NO_LIMITS
+    # The API key (accounts.api_keys.ApiKey) a request came with, whose rules it is under; None for a token.
+    api_key: Any = None
+    # Once a chat of the request was let through: where it stands against its own per-minute limits
+    # (conversations.turns.RateLimits), for its answer's x-ratelimit-* headers.
+    rate_limits: Any = None
 
     class Meta:
         managed = False

@@ -9,6 +9,7 @@ from rest_framework_simplejwt.serializers import PasswordField, TokenObtainSeria
 
 from accounts.budgets import PERIODS, Budget
 from accounts.credentials import username_problem
+from accounts.key_rules import MAX_PER_MINUTE, NO_RULES, KeyRules, model_problem
 from accounts.passwords import BCRYPT_MAX_BYTES, bcrypt_limit_problem, password_problem
 from accounts.tokens import tokens_issue
 from core.metrics import login_counted
@@ -175,15 +176,50 @@ class BudgetStatusSerializer(BudgetSerializer):
     resets_at = serializers.CharField(help_text="When the period ends (UTC).")
 
 
-class ApiKeyCreateRequestSerializer(serializers.Serializer):
+class ApiKeyRulesSerializer(serializers.Serializer):
+    models = serializers.ListField(
+        child=serializers.CharField(max_length=200),
+        required=False,
+        max_length=100,
+        help_text="The models this key may use (of CHAT_ALLOWED_MODELS); empty or absent: any.",
+    )
+    requests_per_minute = serializers.IntegerField(
+        min_value=1, max_value=MAX_PER_MINUTE, required=False, allow_null=True, help_text="null: no limit."
+    )
+    tokens_per_minute = serializers.IntegerField(
+        min_value=1, max_value=MAX_PER_MINUTE, required=False, allow_null=True, help_text="null: no limit."
+    )
+    expires_at = serializers.DateTimeField(
+        required=False, allow_null=True, help_text="After it the key gets 401 api_key_expired; null: never."
+    )
+
+    def validate_models(self, value: list[str]) -> list[str]:
+        for model in value:
+            _valid(model, model_problem(model))
+        return list(dict.fromkeys(value))
+
+
+def rules_of(data: dict[str, Any], current: KeyRules = NO_RULES) -> KeyRules:
+    """The key's rules with the fields given in `data` changed."""
+    return KeyRules(
+        models=tuple(data.get("models", current.models)),
+        requests_per_minute=data.get("requests_per_minute", current.requests_per_minute),
+        tokens_per_minute=data.get("tokens_per_minute", current.tokens_per_minute),
+        expires_at=data.get("expires_at", current.expires_at),
+    )
+
+
+class ApiKeyCreateRequestSerializer(ApiKeyRulesSerializer):
     name = serializers.CharField(
         max_length=100, required=False, default="", allow_blank=True, help_text="What the key is for."
     )
     budget = BudgetSerializer(required=False, allow_null=True, help_text="A token or dollar budget for this key.")
 
 
-class ApiKeyUpdateRequestSerializer(serializers.Serializer):
-    budget = BudgetSerializer(allow_null=True, help_text="The key's token or dollar budget; null removes it.")
+class ApiKeyUpdateRequestSerializer(ApiKeyRulesSerializer):
+    budget = BudgetSerializer(
+        required=False, allow_null=True, help_text="The key's token or dollar budget; null removes it."
+    )
 
 
 class ApiKeyInfoSerializer(serializers.Serializer):
@@ -191,7 +227,12 @@ class ApiKeyInfoSerializer(serializers.Serializer):
     name = serializers.CharField()
     prefix = serializers.CharField(help_text="The key's first characters, to tell keys apart.")
     created_at = serializers.CharField()
-    last_used = serializers.CharField(allow_null=True)
+    last_used = serializers.CharField(allow_null=True, help_text="The same as last_used_at, under its older name.")
+    last_used_at = serializers.CharField(source="last_used", allow_null=True, help_text="null: never used.")
+    models = serializers.ListField(child=serializers.CharField(), source="rules.models", help_text="[]: any.")
+    requests_per_minute = serializers.IntegerField(source="rules.requests_per_minute", allow_null=True)
+    tokens_per_minute = serializers.IntegerField(source="rules.tokens_per_minute", allow_null=True)
+    expires_at = serializers.DateTimeField(source="rules.expires_at", allow_null=True)
     budget = BudgetStatusSerializer(
         allow_null=True, required=False, help_text="Its token or dollar budget, if it has one."
     )

@@ -21,6 +21,7 @@ from accounts.exceptions import (
     LoginSessionNotFound,
     WrongPassword,
 )
+from accounts.key_rules import NO_RULES, KeyRules
 from accounts.models import AdminUser
 from accounts.passwords import password_hash, password_matches
 from accounts.tokens import CredentialsChanged, login_lifetime, tokens_revoke_refresh
@@ -135,10 +136,12 @@ def admin_tokens_revoke(*, admin_id: str, with_api_keys: bool = False) -> tuple[
     return logins, (api_keys.api_key_revoke_all(admin_id) if with_api_keys else 0)
 
 
-def api_key_create(*, admin_id: str, name: str = "", budget: Budget | None = None) -> tuple[ApiKey, str]:
-    """A new key of `admin_id` (with its token budget, if given), with the raw key, which is never available
-    again."""
-    key, raw = api_keys.api_key_create(admin_id=admin_id, name=name)
+def api_key_create(
+    *, admin_id: str, name: str = "", budget: Budget | None = None, rules: KeyRules = NO_RULES
+) -> tuple[ApiKey, str]:
+    """A new key of `admin_id` (with its token budget and its rules, if given), with the raw key, which is never
+    available again."""
+    key, raw = api_keys.api_key_create(admin_id=admin_id, name=name, rules=rules)
     if budget is not None:
         budget_set(BudgetOwner("key", key.id, admin_id), budget)
     return key, raw
@@ -151,6 +154,24 @@ def api_key_budget_set(*, key_id: str, admin_id: str, budget: Budget | None) -> 
         raise ApiKeyNotFound("No such API key.")
     budget_set(BudgetOwner("key", key_id, admin_id), budget)
     return key
+
+
+def api_key_of(*, key_id: str, admin_id: str | None = None) -> ApiKey:
+    """The key `key_id` (only if it is `admin_id`'s, when given); ApiKeyNotFound otherwise."""
+    if admin_id is None:
+        admin_id = api_keys.api_key_admin_id(key_id)
+    key = next((key for key in api_keys.api_key_list(admin_id) if key.id == key_id), None) if admin_id else None
+    if key is None:
+        raise ApiKeyNotFound("No such API key.")
+    return key
+
+
+def api_key_rules_set(*, key_id: str, admin_id: str | None, rules: KeyRules) -> ApiKey:
+    """Replaces the rules of the key `key_id` (only `admin_id`'s, when given); returns the key as it now is."""
+    key = api_key_of(key_id=key_id, admin_id=admin_id)
+    if not api_keys.api_key_rules_set(key_id, rules):
+        raise ApiKeyNotFound("No such API key.")
+    return api_key_of(key_id=key_id, admin_id=key.admin_id)
 
 
 def api_key_revoke(*, key_id: str, admin_id: str | None = None) -> None:

@@ -23,8 +23,11 @@ of 20 turns), `v1` (/v1/chat/completions without a session), `stream` (a streame
 `--gevent`, since without it the reply is read in a helper thread whose CPU time is not counted),
 `v1-session` (/v1/chat/completions with an X-Session-Id, sessions of 20 turns), `responses` (/v1/responses in
 chains of 20 turns by previous_response_id: beside `v1-session`, the Responses API's own cost; the report gives
-their ratio), `live` (GET /health/live, the floor of a request). With `--tracing`, measure with `--gevent` too:
-the exporter's thread is then a greenlet of this thread, so the CPU of sending the spans is counted.
+their ratio), `live` (GET /health/live, the floor of a request). `new-key`, `v1-key`: `new` and `v1` with an API
+key instead of a token; `new-key-rules`, `v1-key-rules`: with a key that has models, requests and tokens per minute
+and a token budget (limits far above what the run uses, so that their work is measured, not refusals).
+With `--tracing`, measure with `--gevent` too: the exporter's thread is then a greenlet of this thread, so the CPU
+of sending the spans is counted.
 Without a token, each request from an address of its own (under ANON_REQUESTS_PER_MINUTE): `openapi`
 (/openapi.json, not gzipped), `docs` (/docs), `redoc`, `health` (/health), `root` (/); and `throttled` (/info from
 an address over its ANON_REQUESTS_PER_MINUTE, answered 429).
@@ -54,6 +57,7 @@ MESSAGE = "Hello! Could you tell me, in a few words, what the weather is usually
 TURNS_PER_SESSION = 20
 SCENARIOS = (
     *("new", "continued", "v1", "v1-session", "responses", "stream", "live"),
+    *("new-key", "new-key-rules", "v1-key", "v1-key-rules"),
     *("openapi", "docs", "redoc", "health", "root", "throttled"),
 )
 STREAM_CHUNK_DELAY = 0.001
@@ -201,15 +205,24 @@ class Wsgi:
             "wsgi.file_wrapper": None,
         }
         self.headers: dict[str, str] = {}
+        self.admin_id = ""
 
     def request(
-        self, method: str, path: str, body: Any = None, *, anonymous_from: str = "", extra: dict[str, str] | None = None
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        anonymous_from: str = "",
+        headers: dict[str, str] | None = None,
+        extra: dict[str, str] | None = None,
     ) -> tuple[int, bytes]:
-        """`anonymous_from`: send no token, from this client address. `extra`: more of the environ (headers)."""
+        """`anonymous_from`: send no token, from this client address; `headers`: instead of the login's. `extra`: more
+        of the environ (headers)."""
         data = b"" if body is None else json.dumps(body).encode()
         environ = {
             **self.base,
-            **({"REMOTE_ADDR": anonymous_from} if anonymous_from else self.headers),
+            **({"REMOTE_ADDR": anonymous_from} if anonymous_from else headers or self.headers),
             "REQUEST_METHOD": method,
             "PATH_INFO": path,
             "CONTENT_LENGTH": str(len(data)),
@@ -245,10 +258,25 @@ def login(wsgi: Wsgi, budget: str = "none") -> None:
     if budget != "none":
         amount = Budget(10**12, "month") if budget == "tokens" else Budget(None, "month", Decimal(10**6))
         budget_set(BudgetOwner("admin", admin.id), amount)
+    wsgi.admin_id = admin.id
     status, body = wsgi.request("POST", "/admin/login", {"username": username, "password": password})
     if status != 200:
         raise RuntimeError(f"login failed: {status} {body[:300]!r}")
     wsgi.headers = {"HTTP_AUTHORIZATION": f"Bearer {json.loads(body)['access_token']}"}
+
+
+def api_key(admin_id: str, *, with_rules: bool) -> str:
+    """A key of the admin: without rules, or with models, requests and tokens per minute and a token budget."""
+    from accounts.budgets import Budget, BudgetOwner, budget_set
+    from accounts.key_rules import KeyRules
+    from accounts.services import api_key_create
+
+    if not with_rules:
+        return api_key_create(admin_id=admin_id)[1]
+    rules = KeyRules(models=("openai/gpt-oss-20b",), requests_per_minute=10**9, tokens_per_minute=10**12)
+    key, raw = api_key_create(admin_id=admin_id, rules=rules)
+    budget_set(BudgetOwner("key", key.id, admin_id), Budget(10**15, "month"))
+    return raw
 
 
 def scenario_step(wsgi: Wsgi, name: str) -> Callable[[int], None]:
@@ -263,6 +291,12 @@ def scenario_step(wsgi: Wsgi, name: str) -> Callable[[int], None]:
 
     if name == "new":
         return lambda i: expect(*wsgi.request("POST", "/chat/", {"message": MESSAGE}))
+    if name in ("new-key", "new-key-rules", "v1-key", "v1-key-rules"):
+        key = {"HTTP_AUTHORIZATION": f"Bearer {api_key(wsgi.admin_id, with_rules=name.endswith('-rules'))}"}
+        if name.startswith("new"):
+            return lambda i: expect(*wsgi.request("POST", "/chat/", {"message": MESSAGE}, headers=key))
+        body = {"model": "openai/gpt-oss-20b", "messages": [{"role": "user", "content": MESSAGE}]}
+        return lambda i: expect(*wsgi.request("POST", "/v1/chat/completions", body, headers=key))
     if name == "continued":
         return lambda i: expect(
             *wsgi.request("POST", "/chat/", {"message": MESSAGE, "session_id": f"{tag}-{i // TURNS_PER_SESSION}"})

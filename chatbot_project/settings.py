@@ -331,7 +331,13 @@ CORS_ALLOW_ALL_ORIGINS = _cors_origins == ["*"]
 CORS_ALLOWED_ORIGINS = [] if CORS_ALLOW_ALL_ORIGINS else _cors_origins
 CORS_ALLOW_CREDENTIALS = False
 CORS_ALLOW_HEADERS = (*default_cors_headers, "x-session-id", "x-request-id", "idempotency-key")
-CORS_EXPOSE_HEADERS = ["Retry-After", "X-Request-ID", "X-Trace-Id", "Idempotent-Replayed"]
+CORS_EXPOSE_HEADERS = [
+    "Retry-After",
+    "X-Request-ID",
+    "X-Trace-Id",
+    "Idempotent-Replayed",
+    *(f"x-ratelimit-{what}-{kind}" for kind in ("requests", "tokens") for what in ("limit", "remaining", "reset")),
+]
 
 STATIC_URL = "static/"
 # WhiteNoise serves the docs UI and browsable API assets straight from the installed packages:
@@ -405,6 +411,7 @@ SPECTACULAR_SETTINGS = {
         "drf_spectacular.hooks.postprocess_schema_enums",
         "core.schema.add_common_error_responses",
         "conversations.idempotency.document_idempotency",
+        "conversations.rate_headers.document_rate_limit_headers",
     ],
 }
 

@@ -76,7 +76,13 @@ class UsageRangeForm(forms.Form):
 
 def key_change_data(post: QueryDict) -> dict[str, Any]:
     """The key form's fields as the body of `PATCH /admin/api-keys/{id}` (ApiKeyUpdateRequestSerializer checks it):
-    a budget with neither amount is none."""
+    every field is sent, so an emptied one removes its rule; a budget with neither amount is none."""
     amounts = {name: post.get(f"budget_{name}", "").strip() for name in ("tokens", "usd")}
     budget = {name: value for name, value in amounts.items() if value}
-    return {"budget": {**budget, "period": post.get("budget_period", "")} if budget else None}
+    rules = {name: post.get(name, "").strip() or None for name in ("requests_per_minute", "tokens_per_minute")}
+    return {
+        "budget": {**budget, "period": post.get("budget_period", "")} if budget else None,
+        "models": post.getlist("models"),  # none ticked: any model
+        **rules,
+        "expires_at": post.get("expires_at", "").strip() or None,  # a UTC time, from a datetime-local field
+    }

@@ -20,7 +20,7 @@ from accounts import selectors as account_selectors
 from accounts import services as account_services
 from accounts.exceptions import ApiKeyNotFound
 from accounts.models import AdminUser
-from accounts.serializers import ApiKeyCreateRequestSerializer, ApiKeyUpdateRequestSerializer, budget_of
+from accounts.serializers import ApiKeyCreateRequestSerializer, ApiKeyUpdateRequestSerializer, budget_of, rules_of
 from console.auth import console_admin, console_sign_in, console_sign_out, signed_in
 from console.forms import AuditFilterForm, ImportForm, SignInForm, UsageRangeForm, key_change_data
 from console.security import console_page
@@ -224,19 +224,29 @@ def key_change(request: HttpRequest, admin: AdminUser, key_id: str) -> HttpRespo
     if request.method == "POST":
         body = ApiKeyUpdateRequestSerializer(data=key_change_data(request.POST))
         if body.is_valid():
-            try:
-                account_services.api_key_budget_set(
-                    key_id=key_id, admin_id=admin.id, budget=budget_of(body.validated_data["budget"])
+            data = body.validated_data
+            try:  # as PATCH /admin/api-keys/{id} does
+                current = account_services.api_key_of(key_id=key_id, admin_id=admin.id)
+                account_services.api_key_budget_set(key_id=key_id, admin_id=admin.id, budget=budget_of(data["budget"]))
+                account_services.api_key_rules_set(
+                    key_id=key_id, admin_id=admin.id, rules=rules_of(data, current.rules)
                 )
             except ApiKeyNotFound:
                 raise Http404("No such API key.") from None
-            changed = ",".join(sorted(body.validated_data))
+            changed = ",".join(sorted(data))
             account_services.action_audit(
                 "api_key.changed", request=request, admin=admin, target=key_id, detail=changed
             )
             return redirect(reverse("console:keys"))
         errors = body.errors
-    context = {"admin": admin, "page": "keys", "key": key, "errors": errors, "periods": ("day", "month")}
+    context = {
+        "admin": admin,
+        "page": "keys",
+        "key": key,
+        "errors": errors,
+        "periods": ("day", "month"),
+        "models": chat_selectors.chat_models(),
+    }
     return render(request, "console/key_change.html", context, status=400 if errors else 200)
 
 

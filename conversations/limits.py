@@ -57,16 +57,17 @@ class ProcessChats:
 
 process_chats = ProcessChats()
 
-# A Lua function that takes one chat slot of an admin: counts the request against CHAT_REQUESTS_PER_MINUTE and,
-# when CHAT_MAX_CONCURRENT leaves room, adds the slot to the admin's chats in flight. Returns nil when the slot is
-# taken, or the limit that refused it ('rate' or 'concurrent'). A script that takes a slot defines it first (the
+# A Lua function that takes one chat slot of an admin: counts the request against its requests per minute (its own,
+# else CHAT_REQUESTS_PER_MINUTE) and, when CHAT_MAX_CONCURRENT leaves room, adds the slot to the admin's chats in
+# flight. Returns nil and the requests this minute when the slot is taken, or the limit that refused it ('rate' or
+# 'concurrent'). A script that takes a slot defines it first (the
 # history stores are given it: ChatLimits) and calls it with AdminSlot.keys() and, named as here, SlotArgs.
 TAKE_SLOT_LUA = """
 local function take_slot(rate_key, active_key, per_minute, concurrent, started, stale_before, slot_ttl, slot_member)
   per_minute, concurrent, started, stale_before, slot_ttl = tonumber(per_minute), tonumber(concurrent),
     tonumber(started), tonumber(stale_before), tonumber(slot_ttl)
   if not (per_minute and concurrent and started and stale_before and slot_ttl) then error('slot: not a number') end
-  if per_minute == 0 and concurrent == 0 then return nil end
+  if per_minute == 0 and concurrent == 0 then return nil, 0 end
   local requests = redis.call('INCR', rate_key)
   redis.call('EXPIRE', rate_key, 61)
   if per_minute > 0 and requests > per_minute then return 'rate' end
@@ -74,11 +75,14 @@ local function take_slot(rate_key, active_key, per_minute, concurrent, started, 
   if concurrent > 0 and redis.call('ZCARD', active_key) >= concurrent then return 'concurrent' end
   redis.call('ZADD', active_key, started, slot_member)
   redis.call('EXPIRE', active_key, slot_ttl)
-  return nil
+  return nil, requests
 end
 """
 
-_TAKE_SCRIPT = TAKE_SLOT_LUA + "return take_slot(KEYS[1], KEYS[2], unpack(ARGV))"
+_TAKE_SCRIPT = (
+    TAKE_SLOT_LUA
+    + "local refused, requests = take_slot(KEYS[1], KEYS[2], unpack(ARGV)) return {refused or '', requests or 0}"
+)
 
 
 def chat_active_key(admin_id: str) -> str:
@@ -97,19 +101,26 @@ class SlotArgs:
     slot_member: str  # the slot
 
 
-@dataclass(frozen=True)
+@dataclass
 class AdminSlot:
     """One turn's place among its admin's chats, counted in Redis so that the limits hold across processes. What
     holds it (a store's turn, a turn without a session) takes it once and gives it back once.
     Its keys, `A:chat-rate:<minute>` and `A:chat-active`, are in the Redis key map (docs/architecture.md)."""
 
     admin_id: str
+    per_minute_own: int | None = None  # the admin's own requests per minute (accounts.key_rules), if it has one
     started: float = field(default_factory=time.time)
     member: str = field(default_factory=lambda: secrets.token_hex(8))
+    requests: int = 0  # once taken: the admin's requests this minute, this one included
+
+    @property
+    def per_minute(self) -> int:
+        own = self.per_minute_own
+        return settings.CHAT_REQUESTS_PER_MINUTE if own is None else own
 
     @property
     def limited(self) -> bool:
-        return bool(settings.CHAT_REQUESTS_PER_MINUTE or settings.CHAT_MAX_CONCURRENT)
+        return bool(self.per_minute or settings.CHAT_MAX_CONCURRENT)
 
     @property
     def active_key(self) -> str:
@@ -120,7 +131,7 @@ class AdminSlot:
 
     def args(self) -> SlotArgs:
         return SlotArgs(
-            per_minute=settings.CHAT_REQUESTS_PER_MINUTE,
+            per_minute=self.per_minute,
             concurrent=settings.CHAT_MAX_CONCURRENT,
             started=self.started,
             stale_before=self.started - slot_hold_seconds(),
@@ -130,10 +141,8 @@ class AdminSlot:
 
     def refusal(self, limit: str) -> ChatLimited:
         if limit == "rate":
-            per_minute = settings.CHAT_REQUESTS_PER_MINUTE
-            return ChatLimited(
-                f"Over CHAT_REQUESTS_PER_MINUTE ({per_minute}) for this admin.", retry_after=60 - self.started % 60
-            )
+            what = "CHAT_REQUESTS_PER_MINUTE" if self.per_minute_own is None else "the requests per minute"
+            return ChatLimited(f"Over {what} ({self.per_minute}) for this admin.", retry_after=60 - self.started % 60)
         concurrent = settings.CHAT_MAX_CONCURRENT
         return ChatLimited(f"Over CHAT_MAX_CONCURRENT ({concurrent}) chats in flight for this admin.", retry_after=1)
 
@@ -146,9 +155,10 @@ class AdminSlot:
         CHAT_MAX_CONCURRENT; returns whether a slot is now held (none when the limits are off)."""
         if not self.limited:
             return False
-        refused = redis_script(_TAKE_SCRIPT)(keys=self.keys(), args=lua_argv(self.args()))
+        refused, requests = redis_script(_TAKE_SCRIPT)(keys=self.keys(), args=lua_argv(self.args()))
         if refused:
             raise self.refusal(refused.decode())
+        self.requests = int(requests)
         return True
 
     def release_into(self, pipe: Pipeline) -> None:
@@ -169,8 +179,8 @@ class ChatLimits:
     take_slot_lua = TAKE_SLOT_LUA
 
     @staticmethod
-    def slot(admin_id: str) -> AdminSlot:
-        return AdminSlot(admin_id)
+    def slot(admin_id: str, requests_per_minute: int | None = None) -> AdminSlot:
+        return AdminSlot(admin_id, requests_per_minute)
 
 
 chat_limits = ChatLimits()

@@ -19,7 +19,14 @@ from conversations.history.base import StoreOptions
 from conversations.limits import turn_hold_seconds
 from conversations.session_ids import new_session_id
 from conversations.stores import history_store
-from conversations.turns import ChatOptions, Turn, TurnResult, new_turn_messages, turn_answer, turn_stream
+from conversations.turns import (
+    ChatOptions,
+    Turn,
+    TurnResult,
+    new_turn_messages,
+    turn_answer,
+    turn_stream,
+)
 from core.exceptions import ServiceError
 from core.leases import Lease
 from llm_provider.services import PROVIDER

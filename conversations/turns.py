@@ -17,12 +17,15 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from django.conf import settings
+from redis.client import Pipeline
 
-from accounts.budgets import BudgetOwner, Reservation, budget_reserve, owners_key_id
+from accounts.budgets import BudgetOwner, Reservation, owners_key_id
+from accounts.key_rules import admin_requests_per_minute, caller_models, model_check
 from accounts.models import AdminUser
+from accounts.rate_limits import RateReservation, RateStatus, caller_rates, limits_reserve, limits_settle_into
 from conversations import summaries
 from conversations.history import Conversation, SessionTurn, message
-from conversations.history.base import NEW_EXCHANGE, SessionNotFound, StoreOptions
+from conversations.history.base import NEW_EXCHANGE, ChatSlot, SessionNotFound, StoreOptions, writes_together
 from conversations.limits import AdminSlot, chat_limits, process_chats, turn_hold_seconds
 from conversations.stores import history_store
 from conversations.summaries import summary_message
@@ -39,6 +42,7 @@ from conversations.usage_history import CallUsage, turn_usage, usage_day
 from core import metrics
 from core.exceptions import ServiceError
 from core.leases import Hold, Lease
+from core.redis_store import PipelineWrites, RepliesHandler
 from llm_provider.exceptions import LLMError
 from llm_provider.pricing import worst_cost_micros
 from llm_provider.services import llm_client
@@ -112,6 +116,15 @@ class NothingToRedo(ServiceError):
 
 
 @dataclass(frozen=True)
+class RateLimits:
+    """Where the caller stands against its own per-minute limits (the tightest of its admin's and its key's) once
+    the turn was let through: the `x-ratelimit-*` headers of its answer. None: no such limit."""
+
+    requests: RateStatus | None = None
+    tokens: RateStatus | None = None
+
+
+@dataclass(frozen=True)
 class TurnResult:
     completion: Completion
     session_id: str | None
@@ -121,7 +134,7 @@ class TurnResult:
 
 def turn_answer(turn: Turn) -> TurnResult:
     with _turn_held(turn) as plan:
-        completion = llm_client().complete(plan.upstream, **turn.options.llm_kwargs())
+        completion = llm_client().complete(plan.upstream, **turn.options.llm_kwargs(), models_allowed=plan.models)
         return _turn_record(turn, plan, completion)
 
 
@@ -131,7 +144,8 @@ def turn_stream(turn: Turn) -> Iterator[StreamDelta | TurnResult]:
     Failures before the first piece are raised from the first next(), so the caller can still answer with an
     error status. Closing the generator early closes the upstream request and stores nothing."""
     with _turn_held(turn) as plan:
-        completion = yield from _relay(llm_client().stream(plan.upstream, **turn.options.llm_kwargs()), plan)
+        upstream = llm_client().stream(plan.upstream, **turn.options.llm_kwargs(), models_allowed=plan.models)
+        completion = yield from _relay(upstream, plan)
         yield _turn_record(turn, plan, completion)
 
 
@@ -158,16 +172,23 @@ class _StatelessTurn:
     leases: list[Lease] = field(default_factory=list)
 
     def finish(
-        self, messages: list[dict[str, Any]], usage: dict[str, int], options: StoreOptions = NEW_EXCHANGE
+        self,
+        messages: list[dict[str, Any]],
+        usage: dict[str, int],
+        options: StoreOptions = NEW_EXCHANGE,
+        *,
+        with_writes: PipelineWrites | None = None,
     ) -> None:
         release = self.slot.release_into if self.slot_held else None  # in the same round trip
-        admin_usage_totals.record(self.slot.admin_id, usage, with_writes=release, day=options.usage_day)
+        admin_usage_totals.record(
+            self.slot.admin_id, usage, with_writes=writes_together(release, with_writes), day=options.usage_day
+        )
         self.slot_held = False
 
 
 @contextmanager
-def _stateless_turn(admin_id: str) -> Iterator[_StatelessTurn]:
-    slot = chat_limits.slot(admin_id)
+def _stateless_turn(admin_id: str, requests_per_minute: int | None) -> Iterator[_StatelessTurn]:
+    slot = chat_limits.slot(admin_id, requests_per_minute)
     turn = _StatelessTurn(slot, slot.take())
     if turn.slot_held:
         turn.leases.append(slot.lease())
@@ -187,6 +208,8 @@ class _TurnPlan:
     new: list[dict[str, Any]]  # the caller's messages the turn stores, before the reply
     replace_last: int  # stored messages the turn replaces (a redone exchange)
     reservation: Reservation  # the worst case held against the token budgets until the turn settles it
+    rates: RateReservation  # and against the tokens per minute
+    models: tuple[str, ...] = ()  # the models the caller may use (its API key's); (): any
     drop_first: int = 0  # stored messages folded into the new summary
     summary: str | None = None  # the session's new summary, when the turn folded one
     fold_usage: dict[str, int] = field(default_factory=dict)  # the summary call's tokens
@@ -210,17 +233,27 @@ def _turn_held(turn: Turn) -> Iterator[_TurnPlan]:
     """Holds the chat slots (and the session's lock) for the turn and plans it. The process slot comes first:
     refusing it costs no Redis round trip and counts nothing against the admin. What the turn holds in Redis is
     one Hold, which the turn keeps (renews) whenever it hears from the upstream."""
+    models = caller_models(turn.admin)
+    if models:
+        model_check(turn.options.model or settings.GROQ_MODEL_NAME, models)
+    per_minute = turn.admin.limits.requests_per_minute
     with process_chats.slot(settings.MAX_CHATS_IN_FLIGHT), ExitStack() as stack:
         hold_seconds = turn_hold_seconds()
         hold = Hold(list(turn.leases))
         held: SessionTurn | _StatelessTurn
         if turn.session_id is None:
-            held = stack.enter_context(_stateless_turn(turn.admin.id))
+            held = stack.enter_context(_stateless_turn(turn.admin.id, per_minute))
         else:
             store = history_store()
             record = turn.records.read if turn.records else None
             held = stack.enter_context(
-                store.session_turn(turn.admin.id, turn.session_id, hold_seconds=hold_seconds, record=record)
+                store.session_turn(
+                    turn.admin.id,
+                    turn.session_id,
+                    hold_seconds=hold_seconds,
+                    record=record,
+                    requests_per_minute=per_minute,
+                )
             )
         hold.add(*held.leases)
         if turn.records is not None and turn.session_id is not None:
@@ -240,21 +273,30 @@ def _turn_held(turn: Turn) -> Iterator[_TurnPlan]:
             )
         kept = stored[len(to_fold) :]  # what a fold leaves of the history
         upstream = upstream_messages(messages, history, system_prompt=settings.SYSTEM_PROMPT, summary=summary)
+        rates = caller_rates(turn.admin)
         worst_case, worst_cost = 0, 0
-        if turn.budget_owners:
+        if turn.budget_owners or any(rate.tokens_per_minute for rate in rates):
             worst_case = _worst_case_tokens(turn, upstream, summary, to_fold, messages=messages, kept=kept)
+        if turn.budget_owners:
             worst_cost = _worst_case_cost(turn, worst_case, folds=bool(to_fold))
-        reservation = budget_reserve(turn.budget_owners, worst_case, micros=worst_cost, hold_seconds=hold_seconds)
-        hold.add(*reservation.leases())
-        plan = _TurnPlan(held, hold, upstream, new_turn_messages(messages), replace_last, reservation)
+        reservation, rate_reservation = limits_reserve(
+            turn.budget_owners, rates, worst_case, micros=worst_cost, hold_seconds=hold_seconds
+        )
+        hold.add(*reservation.leases(), *rate_reservation.leases())
+        turn.admin.rate_limits = _rate_limits(turn.admin, held.slot, rate_reservation)
+        plan = _TurnPlan(
+            held, hold, upstream, new_turn_messages(messages), replace_last, reservation, rate_reservation, models
+        )
         try:
             if to_fold:
                 _fold(plan, summary, to_fold, kept=kept, messages=messages)
                 hold.keep()
             yield plan
         finally:
-            if not reservation.settled:  # a finished turn has settled it with its usage
-                reservation.settle(*plan.unfinished_cost(turn.options.params, _chat_models(turn)))
+            if not reservation.settled or not rate_reservation.settled:  # a finished turn has settled them
+                tokens, micros = plan.unfinished_cost(turn.options.params, _chat_models(turn))
+                reservation.settle(tokens, micros)
+                rate_reservation.settle(tokens)
 
 
 def _worst_case_tokens(
@@ -365,7 +407,12 @@ def _turn_record(turn: Turn, plan: _TurnPlan, completion: Completion) -> TurnRes
     calls += [plan.fold_call] if plan.fold_call else []
     usage.update(turn_usage(calls))
     metrics.tokens_record(usage)
-    plan.reservation.settle(usage["total_tokens"], usage["cost_micros"])
+    spent, cost = usage["total_tokens"], usage["cost_micros"]
+
+    def settle(pipe: Pipeline) -> RepliesHandler | None:
+        # The budgets' new use, for their alerts.
+        return limits_settle_into(pipe, plan.reservation, plan.rates, spent, cost)
+
     reply = message("assistant", completion.content, tool_calls=completion.tool_calls, item_id=turn.reply_id)
     stored = [*(message(**m) for m in plan.new), reply]
     record = turn.records.written(completion) if turn.records else None
@@ -376,8 +423,20 @@ def _turn_record(turn: Turn, plan: _TurnPlan, completion: Completion) -> TurnRes
         usage_day=usage_day(turn.admin.id, owners_key_id(turn.budget_owners), calls),
         record=record,
     )
-    totals = plan.held.finish(stored, usage, options)
+    # The reservations settle in the finish's round trip; without any, the finish needs no pipeline.
+    reserved = bool(plan.reservation.usage_keys or plan.rates.windows)
+    totals = plan.held.finish(stored, usage, options, with_writes=settle if reserved else None)
     return TurnResult(completion=completion, session_id=turn.session_id, usage=usage, session_usage=totals)
+
+
+def _rate_limits(admin: AdminUser, slot: ChatSlot, rates: RateReservation) -> RateLimits:
+    """The tightest of the caller's limits: the one with the least remaining."""
+    requests = list(rates.requests)
+    per_minute = admin_requests_per_minute(admin)
+    if per_minute and slot.requests:
+        requests.append(RateStatus(per_minute, max(per_minute - slot.requests, 0), 60 - slot.started % 60))
+    tightest = min(requests, key=lambda status: status.remaining, default=None)
+    return RateLimits(tightest, min(rates.tokens, key=lambda status: status.remaining, default=None))
 
 
 def _relay(upstream: Iterator[StreamDelta | StreamDone], plan: _TurnPlan) -> Generator[StreamDelta, None, Completion]:

@@ -3,12 +3,12 @@ history backend. The history stores are given them (UsageTotals) to add a turn's
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 
 from redis.client import Pipeline
 
 from conversations.history.base import USAGE_FIELDS, UsageDay
-from core.redis_store import redis_admin_key, redis_client
+from core.redis_store import PipelineWrites, redis_admin_key, redis_client, redis_slot_pipeline
 
 
 def usage_key(admin_id: str) -> str:
@@ -38,16 +38,18 @@ class UsageTotals:
         admin_id: str,
         usage: Mapping[str, int],
         *,
-        with_writes: Callable[[Pipeline], None] | None = None,
+        with_writes: PipelineWrites | None = None,
         day: UsageDay | None = None,
     ) -> None:
         """Adds a turn's usage to its admin's totals and its day in one round trip, with the turn's other last
-        writes queued by `with_writes` (the admin's slot given back)."""
-        pipe = redis_client().pipeline(transaction=False)
+        writes queued by `with_writes` (the admin's slot given back), which is handed their replies."""
+        # On the admin's Redis Cluster slot, as every key the turn's last writes touch.
+        pipe = redis_slot_pipeline(usage_key(admin_id))
         self.add_into(pipe, admin_id, usage, day)
-        if with_writes is not None:
-            with_writes(pipe)
-        pipe.execute()
+        on_replies = with_writes(pipe) if with_writes is not None else None
+        replies = pipe.execute()
+        if on_replies is not None:
+            on_replies(replies)
 
 
 admin_usage_totals = UsageTotals()

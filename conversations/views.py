@@ -19,6 +19,7 @@ from rest_framework.views import APIView
 from accounts.authentication import request_budget_owners
 from conversations import serializers
 from conversations.idempotency import Claim, StoredResponse, claim_leases, idempotent, recorded
+from conversations.rate_headers import rate_limit_headers
 from conversations.services import (
     ChatReply,
     admin_test_chat,
@@ -138,11 +139,12 @@ def chat_answer(
         admin=request.user, budget_owners=request_budget_owners(request), leases=claim_leases(claim), **parsed
     )
     if isinstance(reply, ChatReply):
-        return Response(serializers.chat_response_data(reply))
+        return Response(serializers.chat_response_data(reply), headers=rate_limit_headers(request.user))
     events = recorded(claim, reply, serializers.chat_response_data)
     first = next(events)  # errors before the first piece still get their own HTTP status
     sse = sse_stream(first, events, settings.STREAM_KEEPALIVE_SECONDS)
-    return StreamingHttpResponse(sse, content_type=EVENT_STREAM, headers=SSE_HEADERS)
+    headers = {**SSE_HEADERS, **rate_limit_headers(request.user)}
+    return StreamingHttpResponse(sse, content_type=EVENT_STREAM, headers=headers)
 
 
 def redo_answer(

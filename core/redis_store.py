@@ -7,12 +7,14 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
 import redis
 from django.conf import settings
 from django_redis import get_redis_connection
+from redis.client import Pipeline
 from redis.cluster import RedisCluster
 from redis.commands.core import Script
 from redis.exceptions import AskError, MovedError, NoScriptError, RedisClusterException
@@ -106,37 +108,75 @@ def _node_of(client: redis.Redis, key: str) -> tuple[str, redis.Redis]:
     return "primary", client
 
 
-def redis_script_replicated(script: Script, *, keys: Sequence[str], args: Sequence[Any]) -> Any:
+def redis_slot_pipeline(key: str) -> Pipeline:
+    """A pipeline (no transaction) on the server that holds `key`, for commands on keys of its Redis Cluster slot:
+    a cluster pipeline would ask the server for the keys of each script it carries (COMMAND GETKEYS), a round trip
+    more, and takes no eval()."""
+    return _node_of(redis_client(), key)[1].pipeline(transaction=False)
+
+
+# What a pipeline's replies are handed to once it ran (all of them: it knows where the commands it queued are).
+RepliesHandler = Callable[[list[Any]], None]
+# Queues writes on a pipeline that carries others too (a turn's last writes, in one round trip); returns what wants
+# their replies, if anything does.
+PipelineWrites = Callable[[Pipeline], RepliesHandler | None]
+
+
+def redis_script_replicated(
+    script: Script,
+    *,
+    keys: Sequence[str],
+    args: Sequence[Any],
+    before: PipelineWrites | None = None,
+) -> Any:
     """Runs `script` and answers once REDIS_WAIT_REPLICAS replicas have its writes: WAIT, on the same connection
     right after it (one round trip for both), on the primary that holds its keys. A primary without that many
     connected replicas (a single Redis; a replica promoted after its primary died, until another replica joins)
     is not waited for. Raises NotReplicated (503) when its replicas do not confirm within the WAIT timeout: the
-    writes may then be lost by a failover, so they are not acknowledged."""
+    writes may then be lost by a failover, so they are not acknowledged. `before` queues writes (of keys in the
+    script's slot) to send ahead of the script, in the same round trip; what it returns is handed their replies."""
     wanted = settings.REDIS_WAIT_REPLICAS
-    if not wanted:
+    if not wanted and before is None:
         return script(keys=keys, args=args)
     client = redis_client()
     name, node = _node_of(client, keys[0])
-    if _connected_replicas(name, node) < wanted:
+    wait = bool(wanted) and _connected_replicas(name, node) >= wanted
+    if not wait and before is None:
         return script(keys=keys, args=args)
+    acked: Any = wanted
+    written: tuple[RepliesHandler, list[Any]] | None = None  # the writes' replies, once they ran
     for attempt in range(3):
         pipe = node.pipeline(transaction=False)
+        on_replies = before(pipe) if before is not None else None
+        queued = len(pipe)
         pipe.evalsha(script.sha, len(keys), *keys, *args)
-        pipe.wait(wanted, settings.REDIS_WAIT_TIMEOUT_MS)
-        result, acked = pipe.execute(raise_on_error=False)
+        if wait:
+            pipe.wait(wanted, settings.REDIS_WAIT_TIMEOUT_MS)
+        replies = pipe.execute(raise_on_error=False)
+        result = replies[queued]
+        if wait:
+            acked = replies[queued + 1]
+        if isinstance(result, MovedError | AskError) and isinstance(client, RedisCluster) and attempt < 2:
+            client.nodes_manager.initialize()  # the slot moved (a failover): nothing ran
+            name, node = _node_of(client, keys[0])
+            continue
+        for reply in replies[:queued]:
+            if isinstance(reply, Exception):
+                raise reply
+        if on_replies is not None:
+            written = on_replies, replies
+        before = None  # they ran
         if isinstance(result, NoScriptError) and attempt < 2:  # a new primary (a failover) or a restart
             node.script_load(script.script)
             continue
-        if isinstance(result, MovedError | AskError) and isinstance(client, RedisCluster) and attempt < 2:
-            client.nodes_manager.initialize()  # the slot moved (a failover): the script did not run
-            name, node = _node_of(client, keys[0])
-            continue
         break
+    if written is not None:
+        written[0](written[1])
     if isinstance(result, Exception):
         raise result
     if isinstance(acked, Exception):
         raise acked
-    if acked < wanted and _connected_replicas(name, node, fresh=True) >= wanted:
+    if wait and acked < wanted and _connected_replicas(name, node, fresh=True) >= wanted:
         logger.warning(
             "redis: a write was confirmed by %d of %d replica(s) within %d ms (on %s)",
             acked,
@@ -148,6 +188,15 @@ def redis_script_replicated(script: Script, *, keys: Sequence[str], args: Sequen
             "Redis did not confirm that a replica has this change; it may be lost. Try again shortly.", retry_after=1
         )
     return result
+
+
+@dataclass(frozen=True)
+class ScriptCall:
+    """A script and its keys and arguments: to run on its own, or folded into one script with others."""
+
+    script: Script
+    keys: list[str]
+    args: list[Any]
 
 
 # Sets one field of an existing hash and returns the whole hash in one round trip; a missing (revoked or

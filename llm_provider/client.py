@@ -11,7 +11,7 @@ import json
 import logging
 import random
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, TypeVar
@@ -100,6 +100,7 @@ class ChatClient:
         max_tokens: int | None = None,
         model_from_request: bool = False,
         params: Mapping[str, Any] | None = None,
+        models_allowed: Collection[str] = (),
     ) -> Completion:
         body = self._chat_body(
             messages, model=model, temperature=temperature, max_tokens=max_tokens, stream=False, params=params
@@ -112,7 +113,9 @@ class ChatClient:
             return wire.parse_completion(reply, default_model=body["model"])
 
         with tracing.upstream_span(body, self._host) as span:
-            completion = self._with_fallback(attempt, body, deadline, from_request=model_from_request)
+            completion = self._with_fallback(
+                attempt, body, deadline, from_request=model_from_request, models_allowed=models_allowed
+            )
             _traced(span, completion)
         return completion
 
@@ -125,6 +128,7 @@ class ChatClient:
         max_tokens: int | None = None,
         model_from_request: bool = False,
         params: Mapping[str, Any] | None = None,
+        models_allowed: Collection[str] = (),
     ) -> Iterator[StreamDelta | StreamDone]:
         """Yield the answer as it arrives, then a StreamDone.
 
@@ -142,7 +146,9 @@ class ChatClient:
 
         with tracing.upstream_span(body, self._host) as span:
             # Fallback, like retries, happens only here, before the first delta: never once the answer has begun.
-            response, model_sent = self._with_fallback(attempt, body, deadline, from_request=model_from_request)
+            response, model_sent = self._with_fallback(
+                attempt, body, deadline, from_request=model_from_request, models_allowed=models_allowed
+            )
             # Leaving early (also via generator.close()) closes the connection, which tells the upstream to stop.
             try:
                 for item in _read_stream(response, wire.StreamReader(model_sent), deadline, self._host):
@@ -265,11 +271,18 @@ class ChatClient:
         return unreachable(self._host, cause)
 
     def _with_fallback(
-        self, attempt: Callable[[dict[str, Any]], T], body: dict[str, Any], deadline: float, *, from_request: bool
+        self,
+        attempt: Callable[[dict[str, Any]], T],
+        body: dict[str, Any],
+        deadline: float,
+        *,
+        from_request: bool,
+        models_allowed: Collection[str] = (),
     ) -> T:
         """Runs `attempt` on `body`, with its retries; when the model still fails in a way another model may not
         (gone, rate limited, over capacity, failing, unreachable, slow), runs it again with the next of
-        GROQ_FALLBACK_MODELS in the body, within the same deadline. The last model's error is the call's."""
+        GROQ_FALLBACK_MODELS in the body (of `models_allowed` only, when given), within the same deadline. The last
+        model's error is the call's."""
         tried: list[str] = []
         while True:
             model = body["model"]
@@ -281,7 +294,9 @@ class ChatClient:
                 if len(tried) > 1 and isinstance(error, LLMModelUnavailable):
                     # A fallback model comes from our settings even when the request named its first model.
                     failure = LLMModelUnavailable(model, fallback=True)
-                following = self._fallback_model(failure, tried, deadline, own_model=from_request and len(tried) == 1)
+                following = self._fallback_model(
+                    failure, tried, deadline, own_model=from_request and len(tried) == 1, allowed=models_allowed
+                )
                 if following is None:
                     if failure is error:
                         raise
@@ -290,7 +305,9 @@ class ChatClient:
             metrics.upstream_fallback(model, following, failure.code)
             body = {**body, "model": following}
 
-    def _fallback_model(self, error: LLMError, tried: list[str], deadline: float, *, own_model: bool) -> str | None:
+    def _fallback_model(
+        self, error: LLMError, tried: list[str], deadline: float, *, own_model: bool, allowed: Collection[str] = ()
+    ) -> str | None:
         """The model to try after `error`, or None. `own_model`: the failed model is the one the request named, and
         one that does not exist is the request's mistake (its 400), not a reason to answer with another."""
         if isinstance(error, LLMModelUnavailable):
@@ -300,7 +317,8 @@ class ChatClient:
             return None
         if time.monotonic() >= deadline:
             return None
-        return next((m for m in self._config.fallback_models if m not in tried), None)
+        usable = (m for m in self._config.fallback_models if not allowed or m in allowed)
+        return next((m for m in usable if m not in tried), None)
 
     def _with_retries(self, attempt: Callable[[], T], deadline: float) -> T:
         attempt_number = 0

@@ -118,3 +118,25 @@ def test_an_unknown_openai_path_is_unknown_url(alice_client):
 def test_a_host_not_allowed_is_a_bad_request():
     response = Client(HTTP_HOST="evil.example").get("/health")
     assert_error(response, HTTPStatus.BAD_REQUEST, "bad_request")
+
+
+def test_an_expired_api_key_is_api_key_expired(alice_client):
+    key = alice_client.post("/admin/api-keys", {"expires_at": "2020-01-01T00:00:00Z"}, format="json").json()["key"]
+    response = APIClient(HTTP_AUTHORIZATION=f"Bearer {key}").get("/admin/info")
+    assert_error(response, HTTPStatus.UNAUTHORIZED, "api_key_expired")
+
+
+def test_a_model_an_api_key_may_not_use_is_model_not_allowed(alice_client, settings):
+    settings.CHAT_ALLOWED_MODELS = ["openai/gpt-oss-20b", "other/model"]
+    key = alice_client.post("/admin/api-keys", {"models": ["other/model"]}, format="json").json()["key"]
+    response = APIClient(HTTP_AUTHORIZATION=f"Bearer {key}").post("/chat/", {"message": "hi"}, format="json")
+    assert_error(response, HTTPStatus.FORBIDDEN, "model_not_allowed")
+
+
+def test_an_api_key_over_its_requests_per_minute_is_rate_limited(alice_client, fake_groq):
+    key = alice_client.post("/admin/api-keys", {"requests_per_minute": 1}, format="json").json()["key"]
+    client = APIClient(HTTP_AUTHORIZATION=f"Bearer {key}")
+    assert client.post("/chat/", {"message": "hi"}, format="json").status_code == HTTPStatus.OK
+    response = client.post("/chat/", {"message": "hi"}, format="json")
+    assert_error(response, HTTPStatus.TOO_MANY_REQUESTS, "rate_limited")
+    assert response["Retry-After"]

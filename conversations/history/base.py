@@ -3,7 +3,7 @@ slot, its usage totals) and the errors a turn can meet."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -13,6 +13,7 @@ from redis.client import Pipeline
 
 from core.exceptions import ServiceError
 from core.leases import Lease
+from core.redis_store import PipelineWrites, RepliesHandler
 from core.timestamps import utcnow_iso
 
 # cost_micros: the cost in micro-dollars of the calls whose model has a price; unpriced_requests: calls to a model
@@ -128,6 +129,8 @@ class ChatSlot(Protocol):
 
     admin_id: str
     member: str
+    started: float  # when the turn began
+    requests: int  # once taken: the admin's requests this minute, this one included (0: not counted)
 
     @property
     def limited(self) -> bool: ...
@@ -152,7 +155,7 @@ class SlotPolicy(Protocol):
     # the slot is taken, else the limit that refused it.
     take_slot_lua: str
 
-    def slot(self, admin_id: str) -> ChatSlot: ...
+    def slot(self, admin_id: str, requests_per_minute: int | None = None) -> ChatSlot: ...
 
 
 class UsagePolicy(Protocol):
@@ -164,7 +167,7 @@ class UsagePolicy(Protocol):
         admin_id: str,
         usage: Mapping[str, int],
         *,
-        with_writes: Callable[[Pipeline], None] | None = None,
+        with_writes: PipelineWrites | None = None,
         day: UsageDay | None = None,
     ) -> None: ...
 
@@ -173,18 +176,25 @@ class SessionTurn(Protocol):
     """A turn's hold on its session, from `HistoryStore.session_turn`."""
 
     conversation: Conversation | None  # the session's history when the turn began; None for a new session
+    slot: ChatSlot  # the admin's place among its chats
     # What the turn holds in Redis (its admin's slot, the session's lock, a new session's place), for it to keep
     # while it runs; an in-process lock is held by the turn itself.
     leases: list[Lease]
     record: str | None  # the record named by session_turn's `record`, read with the history; None when there is none
 
     def finish(
-        self, messages: list[dict[str, Any]], usage: dict[str, int], options: StoreOptions = NEW_EXCHANGE
+        self,
+        messages: list[dict[str, Any]],
+        usage: dict[str, int],
+        options: StoreOptions = NEW_EXCHANGE,
+        *,
+        with_writes: PipelineWrites | None = None,
     ) -> dict[str, int]:
         """Stores the turn and adds its usage to the session's and the admin's totals, then gives back the lock and
         the admin's slot; returns the session's usage totals, this turn included. `options`: a turn that redoes
         the last exchange replaces its messages; an import sets `created_at` and leaves the admin's totals
-        alone. Raises LeaseLost, storing nothing, when the turn no longer holds the session's lock."""
+        alone. Raises LeaseLost, storing nothing, when the turn no longer holds the session's lock. `with_writes`
+        queues further writes of keys in the admin's slot (a budget's settling) to send in the same round trip."""
         ...
 
 
@@ -192,14 +202,21 @@ class HistoryStore(Protocol):
     backend: str
 
     def session_turn(
-        self, admin_id: str, session_id: str, *, hold_seconds: float, record: str | None = None
+        self,
+        admin_id: str,
+        session_id: str,
+        *,
+        hold_seconds: float,
+        record: str | None = None,
+        requests_per_minute: int | None = None,
     ) -> AbstractContextManager[SessionTurn]:
         """Begins a turn: takes a chat slot of the admin (ChatLimited), the session's lock, waiting up to
         CHAT_SESSION_WAIT_SECONDS for it (SessionBusy), admits a session that is not stored yet before its turn
         asks the model (HistoryFull when the store is full and the admin is below its own cap), and reads the
         history (and the session's record named `record`, in the same round trip). What it holds in Redis lasts
         `hold_seconds` unless the turn renews it (SessionTurn.leases). Leaving without `finish` (a failed turn)
-        stores nothing and gives back all it holds."""
+        stores nothing and gives back all it holds. `requests_per_minute`: the admin's own, if it has one (else
+        CHAT_REQUESTS_PER_MINUTE)."""
         ...
 
     def get(self, admin_id: str, session_id: str) -> Conversation | None: ...
@@ -244,3 +261,24 @@ def list_item_of(conversation: Conversation) -> SessionListItem:
         {name: conversation.usage.get(name, 0) for name in USAGE_FIELDS},
         first_words(conversation.messages[0] if conversation.messages else None),
     )
+
+
+def writes_together(*queues: PipelineWrites | None) -> PipelineWrites | None:
+    """One function that queues the writes of each of `queues` (None: none) on a pipeline, and hands the replies to
+    each that wants them."""
+    present = [queue for queue in queues if queue is not None]
+    if len(present) < 2:
+        return present[0] if present else None
+
+    def queue_all(pipe: Pipeline) -> RepliesHandler | None:
+        wanting = [on_replies for queue in present if (on_replies := queue(pipe)) is not None]
+        if not wanting:
+            return None
+
+        def replied(replies: list[Any]) -> None:
+            for on_replies in wanting:
+                on_replies(replies)
+
+        return replied
+
+    return queue_all

@@ -29,8 +29,10 @@ from conversations.history.base import (
     list_item_of,
     now_iso,
     usage_added,
+    writes_together,
 )
 from core.leases import Lease
+from core.redis_store import PipelineWrites
 
 
 class _KeyedLocks:
@@ -73,16 +75,22 @@ class _CacheTurn:
     leases: list[Lease] = field(default_factory=list)
 
     def finish(
-        self, messages: list[dict[str, Any]], usage: dict[str, int], options: StoreOptions = NEW_EXCHANGE
+        self,
+        messages: list[dict[str, Any]],
+        usage: dict[str, int],
+        options: StoreOptions = NEW_EXCHANGE,
+        *,
+        with_writes: PipelineWrites | None = None,
     ) -> dict[str, int]:
         admin_id = self.slot.admin_id
         totals = self.store.write_turn(admin_id, self.session_id, messages, usage, options)
         # The admin's usage and the slot given back, in one round trip.
         release = self.slot.release_into if self.slot_held else None
+        together = writes_together(release, with_writes)
         if options.admin_usage:
-            self.store.usage.record(admin_id, usage, with_writes=release, day=options.usage_day)
+            self.store.usage.record(admin_id, usage, with_writes=together, day=options.usage_day)
         else:
-            self.store.usage.record(admin_id, {}, with_writes=release)
+            self.store.usage.record(admin_id, {}, with_writes=together)
         self.slot_held = False
         return totals
 
@@ -119,11 +127,17 @@ class CacheHistoryStore:
 
     @contextmanager
     def session_turn(
-        self, admin_id: str, session_id: str, *, hold_seconds: float, record: str | None = None
+        self,
+        admin_id: str,
+        session_id: str,
+        *,
+        hold_seconds: float,
+        record: str | None = None,
+        requests_per_minute: int | None = None,
     ) -> Iterator[SessionTurn]:
         # The admin's slot is in Redis (one round trip to take it; it lasts unrenewed as long as its own policy says);
         # the lock, the admission and the history are here, held until the turn ends, so `hold_seconds` has no use.
-        slot = self.limits.slot(admin_id)
+        slot = self.limits.slot(admin_id, requests_per_minute)
         turn = _CacheTurn(self, slot, slot.take(), session_id)
         if turn.slot_held:
             turn.leases.append(slot.lease())

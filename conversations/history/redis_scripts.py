@@ -85,8 +85,9 @@ class BeginArgs:
 # session's messages, meta and records, and on a single Redis the store-wide index. ARGV: BeginArgs.
 # Returns {limit} when the admin's slot is refused, {'busy'} when the session is locked (the slot, if taken, is
 # kept for the retry), {'full', oldest activity} when a new session finds no place (the lock and the slot given
-# back), or {admission, messages, meta, record}: admission is 'admitted', 'reserved' (a place was reserved for this new
-# session) or, on Redis Cluster, 'new' (this new session needs a place in the store-wide index: RESERVE_SCRIPT).
+# back), or {admission, messages, meta, record, the admin's requests this minute (0: not counted)}: admission is
+# 'admitted', 'reserved' (a place was reserved for this new session) or, on Redis Cluster, 'new' (this new session
+# needs a place in the store-wide index: RESERVE_SCRIPT).
 _BEGIN = """
 local per_minute, concurrent, started, stale_before, slot_ttl, slot_member, slot_to_take, lock_token, lock_ms,
   now, ttl, hold_seconds, max_sessions, max_sessions_per_admin, session_id, member, record_name = unpack(ARGV)
@@ -95,8 +96,9 @@ require_type(KEYS[4], 'zset')
 require_type(KEYS[5], 'list')
 require_type(KEYS[6], 'hash')
 require_type(KEYS[7], 'hash')
+local requests, refused = 0, nil
 if slot_to_take == '1' then
-  local refused = take_slot(KEYS[1], KEYS[2], per_minute, concurrent, started, stale_before, slot_ttl, slot_member)
+  refused, requests = take_slot(KEYS[1], KEYS[2], per_minute, concurrent, started, stale_before, slot_ttl, slot_member)
   if refused then return {refused} end
 end
 if not redis.call('SET', KEYS[3], lock_token, 'NX', 'PX', lock_ms) then return {'busy'} end
@@ -111,7 +113,7 @@ if not redis.call('ZSCORE', KEYS[4], session_id) and redis.call('ZCARD', KEYS[4]
   end
 end
 local record = record_name ~= '' and redis.call('HGET', KEYS[7], record_name) or false
-return {admission, redis.call('LRANGE', KEYS[5], 0, -1), redis.call('HGETALL', KEYS[6]), record}
+return {admission, redis.call('LRANGE', KEYS[5], 0, -1), redis.call('HGETALL', KEYS[6]), record, requests}
 """
 
 # A new session's admission: 'reserved' (a place reserved for it, scored minus now), 'admitted' (it had one) or

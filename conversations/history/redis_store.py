@@ -116,13 +116,19 @@ class RedisHistoryStore:
 
     @contextmanager
     def session_turn(
-        self, admin_id: str, session_id: str, *, hold_seconds: float, record: str | None = None
+        self,
+        admin_id: str,
+        session_id: str,
+        *,
+        hold_seconds: float,
+        record: str | None = None,
+        requests_per_minute: int | None = None,
     ) -> Iterator[SessionTurn]:
         """One round trip (the begin script) takes the admin's slot, the session's lock, a new session's place and
         reads the history; while another turn holds the session, the script is retried (without taking the slot
         again) every 20 ms for up to CHAT_SESSION_WAIT_SECONDS. On Redis Cluster a new session's place takes one
         more round trip."""
-        slot = self.limits.slot(admin_id)
+        slot = self.limits.slot(admin_id, requests_per_minute)
         turn = RedisTurn(self, slot, slot_held=False, session_id=session_id, lock_token=secrets.token_hex(16))
         keys = self.begin_keys(slot, session_id)
         give_up_at = time.monotonic() + settings.CHAT_SESSION_WAIT_SECONDS
@@ -164,7 +170,9 @@ class RedisHistoryStore:
             time.sleep(_LOCK_RETRY_SECONDS)
         if outcome == b"full":
             raise history_full(float(found[0]) if found else None, now)  # the script gave the slot and lock back
-        raw_messages, meta, found_record = found
+        raw_messages, meta, found_record, requests = found
+        if int(requests):  # counted by the first try
+            slot.requests = int(requests)
         turn.conversation = self._conversation(session_id, raw_messages, meta)
         turn.record = found_record.decode() if found_record else None
         if turn.slot_held:

@@ -23,7 +23,7 @@ from conversations.history.redis_keys import index_refresh_seconds, records_key,
 from conversations.history.redis_scripts import FinishArgs, ReleaseArgs
 from core.leases import Lease, LeaseLost
 from core.lua_args import lua_argv
-from core.redis_store import NotReplicated, redis_client, redis_give_back, redis_script_replicated
+from core.redis_store import NotReplicated, PipelineWrites, redis_client, redis_give_back, redis_script_replicated
 
 if TYPE_CHECKING:
     from conversations.history.redis_store import RedisHistoryStore
@@ -51,7 +51,12 @@ class RedisTurn:
         return f"{self.slot.admin_id}:{self.session_id}"
 
     def finish(
-        self, messages: list[dict[str, Any]], usage: dict[str, int], options: StoreOptions = NEW_EXCHANGE
+        self,
+        messages: list[dict[str, Any]],
+        usage: dict[str, int],
+        options: StoreOptions = NEW_EXCHANGE,
+        *,
+        with_writes: PipelineWrites | None = None,
     ) -> dict[str, int]:
         """The finish script (acknowledged once a replica has it, where REDIS_WAIT_REPLICAS asks), then, only when
         the admin went over MAX_SESSIONS_PER_ADMIN or (Redis Cluster) the session's place in the store-wide index
@@ -87,7 +92,7 @@ class RedisTurn:
         )
         keys = store.finish_keys(self.slot, self.session_id) + ([day.key] if day else [])
         try:
-            outcome = redis_script_replicated(store.finish_script, keys=keys, args=lua_argv(args))
+            outcome = redis_script_replicated(store.finish_script, keys=keys, args=lua_argv(args), before=with_writes)
         except NotReplicated:
             self.finished = True  # stored, and the lock and slot given back, but not confirmed by a replica
             raise

@@ -33,6 +33,7 @@ from conversations.openai.wire import (
     openai_error,
     replayed_chunks,
 )
+from conversations.rate_headers import rate_limit_headers
 from conversations.services import completion_model_check, completion_send, completion_stream
 from conversations.session_ids import SESSION_ID_RULE, is_session_id
 from conversations.streaming import SSE_HEADERS
@@ -183,8 +184,12 @@ class ChatCompletionsView(OpenAIView):
             first = next(events)  # errors before the first piece still get their own HTTP status
             include_usage = bool((data.get("stream_options") or {}).get("include_usage"))
             chunks = completion_chunks(first, events, **ids, model=data["model"], include_usage=include_usage)
-            return StreamingHttpResponse(chunks, content_type="text/event-stream", headers={**SSE_HEADERS, **headers})
-        return Response(completion_body(completion_send(**turn).completion, **ids), headers=headers)
+            headers = {**SSE_HEADERS, **headers, **rate_limit_headers(request.user)}
+            return StreamingHttpResponse(chunks, content_type="text/event-stream", headers=headers)
+        result = completion_send(**turn)
+        return Response(
+            completion_body(result.completion, **ids), headers={**headers, **rate_limit_headers(request.user)}
+        )
 
 
 def model_card(model: str) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from accounts.audit_views import audited, url_argument
 from accounts.authentication import request_budget_owners
 from conversations.idempotency import Claim, StoredResponse, claim_leases, idempotent, recorded
 from conversations.openai.views import TAG, OpenAIView, openai_errors
+from conversations.rate_headers import rate_limit_headers
 from conversations.responses import serializers
 from conversations.responses.events import replayed_events, response_events
 from conversations.responses.services import (
@@ -130,12 +131,14 @@ class ResponsesView(OpenAIView):
             "leases": claim_leases(claim),
         }
         if not body.validated_data["stream"]:
-            return Response(response_create(**asked))
+            created = response_create(**asked)
+            return Response(created, headers=rate_limit_headers(request.user))
         pieces = response_stream(**asked)
         start = next(pieces)  # errors before the first piece still get their own HTTP status
         pieces = recorded(claim, pieces, lambda finished: finished)
         events = response_events(start, next(pieces), pieces)
-        return StreamingHttpResponse(events, content_type="text/event-stream", headers=SSE_HEADERS)
+        headers = {**SSE_HEADERS, **rate_limit_headers(request.user)}
+        return StreamingHttpResponse(events, content_type="text/event-stream", headers=headers)
 
 
 class ResponseDetailView(OpenAIView):

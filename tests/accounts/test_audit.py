@@ -85,7 +85,8 @@ def test_each_admin_action_through_the_api_is_recorded_with_its_outcome(api, ali
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {alice_tokens['access_token']}")
     created = client.post("/admin/api-keys", {"name": "report"}, format="json").json()
-    client.patch(f"/admin/api-keys/{created['id']}", {"budget": {"tokens": 1000, "period": "day"}}, format="json")
+    changes = {"budget": {"tokens": 1000, "period": "day"}, "tokens_per_minute": 500}
+    assert client.patch(f"/admin/api-keys/{created['id']}", changes, format="json").status_code == HTTPStatus.OK
     client.delete(f"/admin/api-keys/{created['id']}")
     client.delete("/admin/api-keys/0123456789abcdef")
     refreshed = api.post("/admin/refresh", {"refresh_token": alice_tokens["refresh_token"]}, format="json")
@@ -102,7 +103,7 @@ def test_each_admin_action_through_the_api_is_recorded_with_its_outcome(api, ali
     assert recorded == [
         ("login.succeeded", "alice", "success", ""),
         ("api_key.created", created["id"], "success", ""),
-        ("api_key.changed", created["id"], "success", "budget"),
+        ("api_key.changed", created["id"], "success", "budget,tokens_per_minute"),
         ("api_key.revoked", created["id"], "success", ""),
         ("api_key.revoked", "0123456789abcdef", "failure", "not_found"),
         ("session.imported", "imported", "success", ""),
@@ -184,7 +185,11 @@ def test_management_commands_are_recorded_as_the_operating_system_user():
     out = io.StringIO()
     call_command("createadmin", "carol", "--password", "carol-password-1", stdout=out)
     call_command("setbudget", "carol", "--tokens", "500", stdout=out)
-    call_command("createapikey", "carol", stdout=out, stderr=io.StringIO())
+    created = io.StringIO()
+    call_command("createapikey", "carol", "--rpm", "60", stdout=out, stderr=created)
+    key_id = created.getvalue().split()[3]
+    call_command("updateapikey", key_id, "--tpm", "1000", "--models", "none", stdout=out)
+    call_command("setlimits", "carol", "--rpm", "30", "--tpm", "5000", stdout=out)
     call_command("changeadminpassword", "carol", "--password", "carol-password-2", stdout=out)
     call_command("deleteadmin", "carol", "--force", stdout=out)
 
@@ -193,6 +198,8 @@ def test_management_commands_are_recorded_as_the_operating_system_user():
         "admin.created",
         "budget.set",
         "api_key.created",
+        "api_key.changed",
+        "limits.set",
         "credentials.changed",
         "admin.deleted",
     ]
@@ -200,6 +207,8 @@ def test_management_commands_are_recorded_as_the_operating_system_user():
         ("os", getpass.getuser(), "local")
     }
     assert logged[1]["detail"] == "500/day"
+    assert (logged[3]["target"], logged[3]["detail"]) == (key_id, "models,tokens_per_minute")
+    assert logged[4]["detail"] == "rpm=30,tpm=5000"
     assert len({entry["subject"] for entry in logged}) == 1
     assert [entry["action"] for entry in auditlog("--action", "admin.deleted")] == ["admin.deleted"]
     assert auditlog("--from", (datetime.now(UTC) + timedelta(minutes=1)).isoformat()) == []

@@ -20,9 +20,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
+from rest_framework.test import APIClient
 
 from accounts.budget_alerts import BudgetUse, budget_use_settled, thresholds_crossed
-from accounts.budgets import Budget, BudgetOwner, budget_reserve, budget_set, period_end
+from accounts.budgets import Budget, BudgetOwner, budget_reserve, budget_set, budget_status, period_end
+from accounts.key_rules import KeyRules
+from accounts.services import api_key_create
 from core.redis_store import redis_client, redis_tagged_key
 from core.timestamps import iso_at
 from tests.server import running_server
@@ -242,6 +245,29 @@ def test_a_slow_receiver_does_not_delay_a_chat(alice, alice_client, receiver, se
     assert took < receiver.delay
     wait_for(lambda: receiver.alerts, timeout=10, what="the alert from the chat")
     assert receiver.alerts[0]["used"] > 0
+
+
+@pytest.mark.parametrize("session", [None, "s1"])
+def test_a_chat_under_a_key_with_rules_alerts_with_the_use_its_finish_settled(alice, receiver, settings, session):
+    """The turn's finish settles the budgets and the tokens per minute in its own round trip: the alerts get each
+    budget's use from that settling, the chat's tokens."""
+    settings.HISTORY_BACKEND = "redis"
+    settings.BUDGET_ALERT_THRESHOLDS = ["1"]
+    key, raw = api_key_create(admin_id=alice.id, rules=KeyRules(requests_per_minute=1000, tokens_per_minute=10**9))
+    owners = (BudgetOwner("admin", alice.id), BudgetOwner("key", key.id, alice.id))
+    for owner in owners:
+        budget_set(owner, Budget(worst_case(settings, "hi"), "day"))
+
+    client = APIClient(HTTP_AUTHORIZATION=f"Bearer {raw}")
+    if session:
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}", HTTP_X_SESSION_ID=session)
+    answer = ask(client)
+    assert answer.status_code == HTTPStatus.OK, answer.content
+
+    wait_for(lambda: len(receiver.alerts) == 2, what="the admin's and the key's alerts")
+    spent = answer.json()["usage"]["total_tokens"]
+    assert sorted((a["owner"]["kind"], a["used"]) for a in receiver.alerts) == [("admin", spent), ("key", spent)]
+    assert [budget_status(owner)["used"] for owner in owners] == [spent, spent]
 
 
 def test_the_gauge_shows_each_owners_use(alice, alice_client):

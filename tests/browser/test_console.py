@@ -241,7 +241,7 @@ def test_a_keys_budget_bar_moves_after_a_chat_and_its_tokens_show_in_the_usage_c
     page.get_by_role("button", name="Create key").click()
     secret = page.get_by_label("The new API key").input_value()
     page.get_by_role("link", name="Change metered").click()
-    page.get_by_label("Tokens").fill("100000")
+    page.get_by_label("Tokens", exact=True).fill("100000")
     page.get_by_role("button", name="Save").click()
     bar = page.locator("#keys-table meter").first
     assert bar.get_attribute("value") == "0" and bar.get_attribute("max") == "100000"

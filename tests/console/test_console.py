@@ -328,3 +328,29 @@ def test_the_usage_page_charts_tokens_and_cost_per_day_by_model_and_key_with_tot
     assert 'data-tokens="1364">1,364</strong>' in wider
     backwards = console.get("/console/usage", {"since": today.isoformat(), "until": "2020-01-01"})
     assert backwards.status_code == HTTPStatus.BAD_REQUEST
+
+
+def test_a_keys_models_limits_and_expiry_are_changed_on_its_page_and_shown_in_the_table(alice, console, settings):
+    settings.CHAT_ALLOWED_MODELS = ["model-a", "model-b"]
+    settings.GROQ_MODEL_NAME = "model-a"
+    key, _ = api_key_create(admin_id=alice.id, name="ci")
+    page = f"/console/keys/{key.id}/change"
+    form = {
+        "models": ["model-b"],
+        "requests_per_minute": "30",
+        "tokens_per_minute": "",
+        "expires_at": "2031-05-06T07:08",
+        "budget_tokens": "",
+        "csrfmiddlewaretoken": csrf(console),
+    }
+
+    assert console.post(page, form).status_code == HTTPStatus.FOUND
+    table = console.get("/console/keys").content.decode()
+    unknown = console.post(page, {**form, "models": ["not-a-model"], "csrfmiddlewaretoken": csrf(console)})
+
+    rules = api_key_list(admin_id=alice.id)[0].rules
+    assert (rules.models, rules.requests_per_minute, rules.tokens_per_minute) == (("model-b",), 30, None)
+    assert rules.expires_at == datetime(2031, 5, 6, 7, 8, tzinfo=UTC)
+    assert "<code>model-b</code>" in table and "30 requests/min" in table and "2031-05-06 07:08 UTC" in table
+    assert unknown.status_code == HTTPStatus.BAD_REQUEST and api_key_list(admin_id=alice.id)[0].rules == rules
+    assert 'value="model-b" checked' in console.get(page).content.decode()

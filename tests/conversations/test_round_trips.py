@@ -10,6 +10,7 @@ from http import HTTPStatus
 
 import pytest
 from redis.connection import AbstractConnection
+from rest_framework.test import APIClient
 
 from accounts.budgets import Budget, BudgetOwner, budget_set
 from conversations.history.redis_keys import store_index_key
@@ -110,17 +111,50 @@ def test_a_response_costs_the_round_trips_of_a_chat(history_backend, alice_clien
     assert chats["continued"] == 3
 
 
+def test_a_key_with_models_limits_and_a_budget_costs_one_more(alice, alice_client, round_trips, settings):
+    """Its rules are read with the key; its budget's and its limits' reservations are one round trip, settled in
+    the turn's finish."""
+    from accounts.key_rules import KeyRules
+    from accounts.services import api_key_create
+
+    settings.HISTORY_BACKEND = "redis"
+    plain = api_key_create(admin_id=alice.id)[1]
+    key, ruled = api_key_create(
+        admin_id=alice.id,
+        rules=KeyRules(models=("openai/gpt-oss-20b",), requests_per_minute=1000, tokens_per_minute=10**9),
+    )
+    budget_set(BudgetOwner("key", key.id, alice.id), Budget(10**9, "day"))
+    clients = {
+        name: APIClient(HTTP_AUTHORIZATION=f"Bearer {raw}") for name, raw in (("plain", plain), ("ruled", ruled))
+    }
+    for name, client in clients.items():
+        stateless(client)  # scripts loaded
+        chat(client, "warm up", name)
+
+    counts = {
+        (name, kind): counted(round_trips, send)
+        for name, client in clients.items()
+        for kind, send in (
+            ("stateless", lambda c=client: stateless(c)),
+            ("session", lambda c=client, session=name: chat(c, "hi", session)),
+        )
+    }
+
+    assert counts[("ruled", "stateless")] == counts[("plain", "stateless")] + 1
+    assert counts[("ruled", "session")] == counts[("plain", "session")] + 1
+
+
 @pytest.mark.parametrize(
     "budget", [Budget(10**9, "day"), Budget(None, "day", Decimal(1000)), Budget(10**9, "day", Decimal(1000))]
 )
-def test_a_budget_costs_two_round_trips_in_tokens_or_dollars_and_the_usage_of_the_day_none(
+def test_a_budget_costs_one_round_trip_in_tokens_or_dollars_and_the_usage_of_the_day_none(
     alice, alice_client, round_trips, budget
 ):
-    """Reserving and settling; the usage of the day rides in the turn's finish, whatever the budget."""
+    """Reserving; the settling and the usage of the day ride in the turn's finish, whatever the budget."""
     chat(alice_client, "warm up", "warm")
     without = counted(round_trips, lambda: chat(alice_client, "hi", "warm"))
     budget_set(BudgetOwner("admin", alice.id), budget)
     chat(alice_client, "warm up", "warm")  # the budget's scripts loaded
-    assert counted(round_trips, lambda: chat(alice_client, "hi", "warm")) == without + 2
+    assert counted(round_trips, lambda: chat(alice_client, "hi", "warm")) == without + 1
     today = datetime.now(UTC).date()
     assert usage_report(alice.id, today, today, ["day"])["totals"]["requests"] == 4
