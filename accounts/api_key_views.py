@@ -21,7 +21,6 @@ API_KEY_EXAMPLE = {
     "models": ["openai/gpt-oss-20b"],
     "requests_per_minute": 60,
     "tokens_per_minute": 100000,
-    "expires_at": "2027-01-01T00:00:00Z",
 }
 BY_API_KEY = {403: OpenApiResponse(ErrorSerializer, description="Sent with an API key: keys cannot manage keys.")}
 

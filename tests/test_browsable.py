@@ -10,6 +10,7 @@ from http import HTTPStatus
 
 import pytest
 
+from accounts.api_key_views import API_KEY_EXAMPLE
 from tests.support import ALICE_PASSWORD, login
 
 
@@ -31,7 +32,7 @@ def raw_form_content(page: str) -> dict:
             "/admin/change-credentials",
             {"new_password": "YOUR_NEW_PASSWORD", "current_password": "YOUR_CURRENT_PASSWORD"},
         ),
-        ("/admin/api-keys", {"name": "nightly report"}),
+        ("/admin/api-keys", API_KEY_EXAMPLE),
         ("/chat/sessions/s1/regenerate", {}),
         ("/chat/sessions/s1/edit", {"message": "Say it in French."}),
         (
@@ -86,7 +87,10 @@ def test_a_browser_gets_an_api_keys_budget_form(alice_client):
     response = alice_client.get(f"/admin/api-keys/{key_id}", HTTP_ACCEPT="text/html")
 
     assert response.status_code == HTTPStatus.OK
-    assert raw_form_content(response.content.decode()) == {"budget": {"tokens": 100000, "period": "month"}}
+    assert raw_form_content(response.content.decode()) == {
+        "budget": {"tokens": 100000, "period": "month"},
+        "tokens_per_minute": 20000,
+    }
 
 
 def test_the_chat_form_keeps_the_session_id_it_just_sent(alice_client):

@@ -30,6 +30,8 @@ COMMAND_ARGS = {
     "upgraderediskeys": [],
     "auditlog": [],
     "usage": [],
+    "setlimits": ["alice", "--rpm", "10"],
+    "updateapikey": ["0123456789abcdef", "--rpm", "10"],
 }
 # Commands that need no Redis: nothing of theirs can fail for it.
 WITHOUT_REDIS = {"checkllm"}
