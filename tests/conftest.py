@@ -39,6 +39,7 @@ TIMED = (
     "tests/conversations/test_streaming.py::test_the_first_event_arrives_before_the_upstream_finishes",
     "tests/accounts/test_budget_alerts.py::test_a_failing_receiver_gets_the_alert_again_with_backoff",
     "tests/accounts/test_budget_alerts.py::test_a_slow_receiver_does_not_delay_a_chat",
+    "tests/browser/test_console.py::test_a_reply_with_html_script_and_javascript_links_runs_nothing",
 )
 
 

@@ -31,7 +31,7 @@ def sign_in(page, server_url: str) -> None:
 def send(page, text: str) -> None:
     page.get_by_label("Message").fill(text)
     page.get_by_label("Message").press("Enter")
-    page.locator("#chat-status", has_text="Reply complete.").wait_for()
+    page.locator("#chat-status", has_text="Reply complete.").wait_for(timeout=30_000)
 
 
 def last_reply(page):
@@ -53,7 +53,7 @@ def test_sign_in_chat_streamed_continue_after_reload_regenerate_and_sign_out(
     page.wait_for_function(
         "el => el.textContent.startsWith('Echo') && !el.textContent.includes('stream')", arg=reply.element_handle()
     )
-    page.locator("#chat-status", has_text="Reply complete.").wait_for()
+    page.locator("#chat-status", has_text="Reply complete.").wait_for(timeout=30_000)
     assert reply.inner_text() == "Echo: Hello console with several words to stream"
     assert reply.locator("strong", has_text="console").count() == 1  # rendered as Markdown
     assert "/console/chat/" in page.url
@@ -72,7 +72,7 @@ def test_sign_in_chat_streamed_continue_after_reload_regenerate_and_sign_out(
     assert page.locator("li.message").count() == 6
 
     page.get_by_role("button", name="Regenerate").click()
-    page.locator("#chat-status", has_text="Reply complete.").wait_for()
+    page.locator("#chat-status", has_text="Reply complete.").wait_for(timeout=30_000)
     assert page.locator("li.message").count() == 6
     assert last_reply(page).inner_text() == "Echo: Third"
     assert fake_groq.chat_requests()[-1]["json"]["messages"][-1]["content"] == "Third"
@@ -80,7 +80,7 @@ def test_sign_in_chat_streamed_continue_after_reload_regenerate_and_sign_out(
     page.get_by_role("button", name="Edit last message").click()
     page.get_by_label("Message").fill("Third, edited")
     page.get_by_label("Message").press("Enter")
-    page.locator("#chat-status", has_text="Reply complete.").wait_for()
+    page.locator("#chat-status", has_text="Reply complete.").wait_for(timeout=30_000)
     page.reload()
     assert page.locator("li.message").count() == 6
     assert last_reply(page).inner_text() == "Echo: Third, edited"
@@ -303,10 +303,10 @@ def test_signing_in_and_chatting_with_the_keyboard_only(page, server_url, alice)
     tab_to(page, "textarea#message")
     page.keyboard.type("Typed, not clicked")
     page.keyboard.press("Enter")
-    page.locator("#chat-status", has_text="Reply complete.").wait_for()
+    page.locator("#chat-status", has_text="Reply complete.").wait_for(timeout=30_000)
     assert last_reply(page).inner_text() == "Echo: Typed, not clicked"
 
     tab_to(page, "button#regenerate")
     page.keyboard.press("Enter")
-    page.locator("#chat-status", has_text="Reply complete.").wait_for()
+    page.locator("#chat-status", has_text="Reply complete.").wait_for(timeout=30_000)
     assert page.locator("li.message").count() == 2
