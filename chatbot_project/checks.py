@@ -11,7 +11,6 @@ from django.core.checks import CheckMessage, Error, register, run_checks
 from django.core.exceptions import ImproperlyConfigured
 
 from core.weak_secrets import is_known_default_password, is_weak_default_admin_password, secret_problem
-from llm_provider.pricing import PriceTableError, price_table
 
 TAG = "configuration"
 _GENERATE_SECRET = "generate one with: python -c 'import secrets; print(secrets.token_urlsafe(48))'"
@@ -82,15 +81,6 @@ def redis_topology_is_one(app_configs: object, **kwargs: object) -> list[CheckMe
             )
         )
     return found
-
-
-@register(TAG)
-def model_prices_are_readable(app_configs: object, **kwargs: object) -> list[CheckMessage]:
-    try:
-        price_table()
-    except PriceTableError as exc:
-        return [Error(f"MODEL_PRICES_FILE: {exc}", id="chatbot_project.E008")]
-    return []
 
 
 @register(TAG)

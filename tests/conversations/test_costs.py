@@ -70,7 +70,7 @@ def test_a_bad_price_table_is_refused(raw):
 
 
 def test_a_bad_price_file_fails_the_configuration_check(tmp_path, settings):
-    from chatbot_project.checks import model_prices_are_readable
+    from llm_provider.checks import model_prices_are_readable
 
     path = tmp_path / "bad.json"
     path.write_text('{"m": {"input": "x", "output": "1"}}')
