@@ -212,6 +212,7 @@ def test_every_page_fits_and_is_saved_as_a_screenshot(browser, server_url, alice
         shot(page, f"console_usage_{width}")
         page.goto(f"{server_url}/console/keys")
         page.get_by_role("link", name="Change reporting").click()
+        page.get_by_role("heading", name="Change “reporting”").wait_for()
         shot(page, f"console_key_change_{width}")
     finally:
         context.close()

@@ -326,10 +326,11 @@ def test_concurrent_messages_to_one_session_lose_nothing(history_backend, alice_
 
 def test_a_session_busy_past_the_wait_is_a_409(alice_client, alice_tokens, fake_groq, settings):
     settings.CHAT_SESSION_WAIT_SECONDS = 0.1
-    fake_groq.configure(latency=0.5)
+    fake_groq.configure(latency=2.0)  # long enough for the second request to reach Redis on a loaded machine
     first = threading.Thread(target=chat, args=(alice_client, "slow"))
     first.start()
-    wait_for(lambda: fake_groq.in_flight == 1)  # the first turn holds the session
+    # The first turn holds the session once its own request reaches the upstream (not another test's leftover).
+    wait_for(lambda: any(sent[-1]["content"] == "slow" for sent in sent_messages(fake_groq)))
     from rest_framework.test import APIClient
 
     other = APIClient()

@@ -2,6 +2,7 @@
 (function () {
   "use strict";
   document.querySelectorAll("[data-copy]").forEach(function (button) {
+    button.hidden = false;  // shown once it works: the page's script may still be loading when the page is read
     button.addEventListener("click", function () {
       var field = document.getElementById(button.dataset.copy);
       var status = document.getElementById("copy-status");
