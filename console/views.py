@@ -24,7 +24,7 @@ from accounts.serializers import ApiKeyCreateRequestSerializer, ApiKeyUpdateRequ
 from console.auth import console_admin, console_sign_in, console_sign_out, signed_in
 from console.forms import AuditFilterForm, ImportForm, SignInForm, UsageRangeForm, key_change_data
 from console.security import console_page
-from console.usage import NO_KEY, usage_charts, usage_totals
+from console.usage import NO_KEY, usage_figures
 from conversations import selectors as chat_selectors
 from conversations import services as chat_services
 from conversations.export_serializers import SessionExportSerializer
@@ -287,7 +287,7 @@ def usage(request: HttpRequest, admin: AdminUser) -> HttpResponse:
     if not form.is_valid():
         return render(request, "console/usage.html", context, status=400)
     since, until = form.cleaned_data["since"], form.cleaned_data["until"]
-    report = chat_selectors.usage_over_time(admin_id=admin.id, start=since, end=until, group_by=("day", "model", "key"))
+    counts = chat_selectors.usage_per_day_model_and_key(admin_id=admin.id, start=since, end=until)
     names = {key["id"]: key["name"] or key["prefix"] for key in keys}
 
     def key_name(key_id: str) -> str:
@@ -297,11 +297,6 @@ def usage(request: HttpRequest, admin: AdminUser) -> HttpResponse:
         "form": UsageRangeForm(initial={"since": since, "until": until}),  # the range shown, defaults included
         "since": since,
         "until": until,
-        "report": report,
-        "charts": usage_charts(report, since=since, until=until, key_name=key_name),
-        "totals": [
-            ("By model", usage_totals(report, "model"), "totals-by-model"),
-            ("By key", usage_totals(report, "key", key_name), "totals-by-key"),
-        ],
+        "figures": usage_figures(counts, since=since, until=until, key_name=key_name),
     }
     return render(request, "console/usage.html", context)

@@ -14,7 +14,7 @@ from conversations.limits import process_chats
 from conversations.session_ids import EXPORT_FORMAT
 from conversations.stores import history_store
 from conversations.usage import usage_totals
-from conversations.usage_history import usage_report
+from conversations.usage_history import UsageCount, usage_counts, usage_report
 
 
 def session_list(*, admin_id: str, offset: int = 0, limit: int | None = None) -> list[SessionListItem]:
@@ -107,3 +107,9 @@ def usage_over_time(*, admin_id: str, start: date, end: date, group_by: Iterable
     """The admin's usage per UTC day, model and key from `start` to `end` (`GET /admin/usage`, the console's usage
     page): conversations.usage_history.usage_report. One round trip."""
     return usage_report(admin_id, start, end, group_by)
+
+
+def usage_per_day_model_and_key(*, admin_id: str, start: date, end: date) -> list[UsageCount]:
+    """usage_over_time's figures per day, model and key as integers (the console's usage page sums them into its
+    charts and totals). One round trip."""
+    return usage_counts(admin_id, start, end)

@@ -9,9 +9,9 @@ counter of each key (empty: the admin's own login) and model, expiring USAGE_RET
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from django.conf import settings
 
@@ -76,28 +76,50 @@ def cost_usd(totals: dict[str, Any]) -> str | None:
     return usd(int(totals.get("cost_micros", 0)))
 
 
-@dataclass
-class _Row:
-    dims: dict[str, Any] = field(default_factory=dict)
-    counters: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNTERS, 0))
+# Sums of the COUNTERS, in their order, per dimension values (a key's id, "" for the admin's own login)
+Counts = list[int]
+REQUESTS, INPUT_TOKENS, OUTPUT_TOKENS, COST_MICROS, UNPRICED_REQUESTS = range(len(COUNTERS))
+_COUNTER_INDEX = {name.encode(): n for n, name in enumerate(COUNTERS)}
 
-    def add(self, counter: str, value: int) -> None:
-        self.counters[counter] += value
 
-    def as_dict(self) -> dict[str, Any]:
-        c = self.counters
-        return {
-            "requests": c["requests"],
-            "input_tokens": c["input_tokens"],
-            "output_tokens": c["output_tokens"],
-            "total_tokens": c["input_tokens"] + c["output_tokens"],
-            "cost_usd": cost_usd(c),
-        }
+def counts_as_dict(counts: Counts) -> dict[str, Any]:
+    """A row's or the totals' figures as GET /admin/usage shows them."""
+    return {
+        "requests": counts[REQUESTS],
+        "input_tokens": counts[INPUT_TOKENS],
+        "output_tokens": counts[OUTPUT_TOKENS],
+        "total_tokens": counts[INPUT_TOKENS] + counts[OUTPUT_TOKENS],
+        "cost_usd": None if counts[UNPRICED_REQUESTS] else usd(counts[COST_MICROS]),
+    }
+
+
+def counts_total(table: list[Counts]) -> Counts:
+    return [sum(column) for column in zip(*table, strict=True)] if table else [0] * len(COUNTERS)
 
 
 def oldest_day(today: date | None = None) -> date:
     """The first day still kept."""
     return (today or datetime.now(UTC).date()) - timedelta(days=settings.USAGE_RETENTION_DAYS)
+
+
+class UsageCount(NamedTuple):
+    """One day's usage of one model under one key ("" for the admin's own login), costs in micro-dollars."""
+
+    day: str
+    model: str
+    key: str
+    requests: int
+    input_tokens: int
+    output_tokens: int
+    cost_micros: int
+    unpriced_requests: int
+
+
+def usage_counts(admin_id: str, start: date, end: date) -> list[UsageCount]:
+    """An admin's usage from `start` to `end` per day, model and key (in that order), as plain integers: what
+    usage_report shows, before its rows are formatted. One round trip."""
+    table = usage_table([admin_id], start, end, ["day", "model", "key"])
+    return [UsageCount(*values, *counts) for values, counts in sorted(table.items())]
 
 
 def usage_report(admin_id: str, start: date, end: date, group_by: Iterable[str]) -> dict[str, Any]:
@@ -112,30 +134,62 @@ def usage_report_of(admin_ids: Iterable[str], start: date, end: date, group_by: 
     """usage_report over several admins, with `admin` (the admin's id) as a dimension too. One round trip per
     admin."""
     dimensions = [name for name in ("admin", *GROUP_BY) if name in set(group_by)]
-    today = datetime.now(UTC).date()
-    first, last = max(start, oldest_day(today)), min(end, today)
-    days = [first + timedelta(days=n) for n in range(max((last - first).days + 1, 0))]
-    rows: dict[tuple[str, ...], _Row] = {}
-    totals = _Row()
-    client = redis_client()
-    for admin_id in admin_ids:
-        pipe = client.pipeline(transaction=False)
-        for day in days:
-            pipe.hgetall(day_key(admin_id, day))
-        for day, stored in zip(days, pipe.execute() if days else [], strict=True):
-            for raw_name, raw_value in stored.items():
-                counter, key_id, model = raw_name.decode().split("\t", 2)
-                if counter not in COUNTERS:
-                    continue
-                value = int(raw_value)
-                found = {"admin": admin_id, "day": day.isoformat(), "model": model, "key": key_id or None}
-                dims = {name: found[name] for name in dimensions}
-                rows.setdefault(tuple(str(v or "") for v in dims.values()), _Row(dims)).add(counter, value)
-                totals.add(counter, value)
+    table = usage_table(admin_ids, start, end, dimensions)
+    rows = []
+    for values, counts in sorted(table.items()):
+        dims = dict(zip(dimensions, values, strict=True))
+        if "key" in dims:
+            dims["key"] = dims["key"] or None
+        rows.append({**dims, **counts_as_dict(counts)})
     return {
         "from": start.isoformat(),
         "to": end.isoformat(),
         "group_by": dimensions,
-        "rows": [{**row.dims, **row.as_dict()} for _, row in sorted(rows.items())],
-        "totals": totals.as_dict(),
+        "rows": rows,
+        "totals": counts_as_dict(counts_total(list(table.values()))),
     }
+
+
+def usage_table(
+    admin_ids: Iterable[str], start: date, end: date, dimensions: list[str]
+) -> dict[tuple[str, ...], Counts]:
+    """The counters from `start` to `end` (UTC days, both included, within the retention) summed per the values of
+    `dimensions` (in the order admin, day, model, key; a day in ISO form, "" for no key). One round trip per admin.
+
+    A day's hash has a field per counter, key and model: each distinct field is parsed once, not once a day."""
+    today = datetime.now(UTC).date()
+    first, last = max(start, oldest_day(today)), min(end, today)
+    days = [first + timedelta(days=n) for n in range(max((last - first).days + 1, 0))]
+    by_admin, by_day = "admin" in dimensions, "day" in dimensions
+    fields: dict[bytes, tuple[int, tuple[str, ...]] | None] = {}
+    table: dict[tuple[str, ...], Counts] = {}
+    client = redis_client()
+    for admin_id in admin_ids:
+        if not days:
+            break
+        pipe = client.pipeline(transaction=False)
+        for day in days:
+            pipe.hgetall(day_key(admin_id, day))
+        for day, stored in zip(days, pipe.execute(), strict=True):
+            prefix = (admin_id,) * by_admin + (day.isoformat(),) * by_day
+            for raw_name, raw_value in stored.items():
+                if raw_name not in fields:
+                    fields[raw_name] = _field(raw_name, dimensions)
+                if (parsed := fields[raw_name]) is None:
+                    continue
+                index, suffix = parsed
+                values = prefix + suffix
+                if (counts := table.get(values)) is None:
+                    counts = table[values] = [0] * len(COUNTERS)
+                counts[index] += int(raw_value)
+    return table
+
+
+def _field(raw_name: bytes, dimensions: list[str]) -> tuple[int, tuple[str, ...]] | None:
+    """A day's field `<counter>\\t<key id>\\t<model>`: its counter's index and its model and key as far as they are
+    dimensions, or None for a counter this version does not know."""
+    counter, key_id, model = raw_name.split(b"\t", 2)
+    if (index := _COUNTER_INDEX.get(counter)) is None:
+        return None
+    found = {"model": model.decode(), "key": key_id.decode()}
+    return index, tuple(found[name] for name in ("model", "key") if name in dimensions)
