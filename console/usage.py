@@ -4,7 +4,7 @@ in micro-dollars); dollars only for drawing and for the page."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -17,31 +17,22 @@ NO_KEY = "signed in (no key)"
 MICROS_PER_USD = 1_000_000
 
 
-@dataclass
-class _Sum:
-    requests: int = 0
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cost_micros: int = 0
-    unpriced_requests: int = 0
+def _line(name: str, sums: list[int]) -> dict[str, Any]:
+    """Requests, tokens and cost (a Decimal of dollars, None when part of it went to a model without a price) from
+    sums in UsageCount's order."""
+    requests, input_tokens, output_tokens, cost_micros, unpriced_requests = sums
+    return {
+        "name": name,
+        "requests": requests,
+        "input_tokens": input_tokens,
+        "output_tokens": output_tokens,
+        "total_tokens": input_tokens + output_tokens,
+        "cost": None if unpriced_requests else Decimal(cost_micros).scaleb(-6),
+    }
 
-    def add(self, count: UsageCount) -> None:
-        self.requests += count.requests
-        self.input_tokens += count.input_tokens
-        self.output_tokens += count.output_tokens
-        self.cost_micros += count.cost_micros
-        self.unpriced_requests += count.unpriced_requests
 
-    def line(self, name: str) -> dict[str, Any]:
-        """Requests, tokens and cost (a Decimal of dollars, None when part of it went to a model without a price)."""
-        return {
-            "name": name,
-            "requests": self.requests,
-            "input_tokens": self.input_tokens,
-            "output_tokens": self.output_tokens,
-            "total_tokens": self.input_tokens + self.output_tokens,
-            "cost": None if self.unpriced_requests else Decimal(self.cost_micros).scaleb(-6),
-        }
+def _summed(rows: Iterable[list[int]]) -> list[int]:
+    return [sum(column) for column in zip(*rows, strict=True)] or [0] * 5
 
 
 @dataclass
@@ -66,23 +57,27 @@ def usage_figures(
     tokens_by_key: dict[tuple[str, str], int] = {}
     cost_by_model: dict[tuple[str, str], int] = {}  # (day, model): micro-dollars
     cost_by_key: dict[tuple[str, str], int] = {}
-    by_model: dict[str, _Sum] = {}
-    by_key: dict[str, _Sum] = {}
-    total = _Sum()
-    for count in counts:
-        used = count.input_tokens + count.output_tokens
-        at_model, at_key = (count.day, count.model), (count.day, count.key)
+    pairs: dict[tuple[str, str], list[int]] = {}  # (model, key): sums in UsageCount's order
+    for day, model, key, requests, input_tokens, output_tokens, cost, unpriced in counts:
+        used = input_tokens + output_tokens
+        at_model, at_key = (day, model), (day, key)
         tokens_by_model[at_model] = tokens_by_model.get(at_model, 0) + used
         tokens_by_key[at_key] = tokens_by_key.get(at_key, 0) + used
-        cost_by_model[at_model] = cost_by_model.get(at_model, 0) + count.cost_micros
-        cost_by_key[at_key] = cost_by_key.get(at_key, 0) + count.cost_micros
-        if (model := by_model.get(count.model)) is None:
-            model = by_model[count.model] = _Sum()
-        if (key := by_key.get(count.key)) is None:
-            key = by_key[count.key] = _Sum()
-        model.add(count)
-        key.add(count)
-        total.add(count)
+        cost_by_model[at_model] = cost_by_model.get(at_model, 0) + cost
+        cost_by_key[at_key] = cost_by_key.get(at_key, 0) + cost
+        if (sums := pairs.get((model, key))) is None:
+            pairs[model, key] = [requests, input_tokens, output_tokens, cost, unpriced]
+        else:
+            sums[0] += requests
+            sums[1] += input_tokens
+            sums[2] += output_tokens
+            sums[3] += cost
+            sums[4] += unpriced
+    by_model: dict[str, list[list[int]]] = {}
+    by_key: dict[str, list[list[int]]] = {}
+    for (model, key), sums in pairs.items():
+        by_model.setdefault(model, []).append(sums)
+        by_key.setdefault(key, []).append(sums)
 
     days = days_between(since, until)
 
@@ -101,10 +96,10 @@ def usage_figures(
         },
         by_model=_ranked(by_model, str),
         by_key=_ranked(by_key, key_name),
-        total=total.line(""),
+        total=_line("", _summed(pairs.values())),
     )
 
 
-def _ranked(sums: dict[str, _Sum], name: Callable[[str], str]) -> list[dict[str, Any]]:
-    lines = [sum_.line(name(value)) for value, sum_ in sums.items()]
+def _ranked(groups: dict[str, list[list[int]]], name: Callable[[str], str]) -> list[dict[str, Any]]:
+    lines = [_line(name(value), _summed(sums)) for value, sums in groups.items()]
     return sorted(lines, key=lambda line: (-line["total_tokens"], line["name"]))

@@ -119,7 +119,7 @@ def usage_counts(admin_id: str, start: date, end: date) -> list[UsageCount]:
     """An admin's usage from `start` to `end` per day, model and key (in that order), as plain integers: what
     usage_report shows, before its rows are formatted. One round trip."""
     table = usage_table([admin_id], start, end, ["day", "model", "key"])
-    return [UsageCount(*values, *counts) for values, counts in sorted(table.items())]
+    return [UsageCount._make((*values, *counts)) for values, counts in sorted(table.items())]
 
 
 def usage_report(admin_id: str, start: date, end: date, group_by: Iterable[str]) -> dict[str, Any]:
@@ -173,15 +173,17 @@ def usage_table(
         for day, stored in zip(days, pipe.execute(), strict=True):
             prefix = (admin_id,) * by_admin + (day.isoformat(),) * by_day
             for raw_name, raw_value in stored.items():
-                if raw_name not in fields:
-                    fields[raw_name] = _field(raw_name, dimensions)
-                if (parsed := fields[raw_name]) is None:
-                    continue
-                index, suffix = parsed
-                values = prefix + suffix
-                if (counts := table.get(values)) is None:
-                    counts = table[values] = [0] * len(COUNTERS)
-                counts[index] += int(raw_value)
+                try:
+                    parsed = fields[raw_name]
+                except KeyError:
+                    parsed = fields[raw_name] = _field(raw_name, dimensions)
+                if parsed is not None:
+                    index, suffix = parsed
+                    try:
+                        table[prefix + suffix][index] += int(raw_value)
+                    except KeyError:
+                        table[prefix + suffix] = counts = [0] * len(COUNTERS)
+                        counts[index] = int(raw_value)
     return table
 
 
