@@ -17,7 +17,7 @@ from django.utils.safestring import SafeString, mark_safe
 # Series beyond these are summed as one "other": more colours would not be told apart.
 MAX_SERIES = 7
 WIDTH, HEIGHT = 720, 240
-LEFT, RIGHT, TOP, BOTTOM = 64, 8, 8, 28
+LEFT, RIGHT, TOP, BOTTOM = 72, 8, 8, 28  # room on the left for a tick's label in a phone's larger font
 
 
 class Bar(NamedTuple):  # a tuple: a 90-day page draws some 1,600 of them
@@ -74,10 +74,12 @@ def stacked_by_day(
     points: Iterable[tuple[str, str, float]],
     *,
     fmt: Callable[[float], str],
+    tick_fmt: Callable[[float], str] | None = None,
     series_name: Callable[[str], str] = str,
 ) -> Chart:
     """A chart of one bar per day, stacked by series, from (day ISO, series, value) points. The series are ordered
-    by their total, largest first (and drawn from the bottom up); past MAX_SERIES the rest are one "other"."""
+    by their total, largest first (and drawn from the bottom up); past MAX_SERIES the rest are one "other". The
+    values are written with `fmt`, the scale's ticks with `tick_fmt` (fmt if None)."""
     totals: dict[str, float] = {}
     for _, name, value in (points := list(points)):
         totals[name] = totals.get(name, 0) + value
@@ -112,7 +114,7 @@ def stacked_by_day(
                 base -= height
                 bars.append(Bar(x, round(base, 2), width, round(height, 2), i, day, fmt(value)))
     y_ticks = [
-        Tick(round(TOP + plot_h - k * step / scale_top * plot_h, 2), fmt(k * step))
+        Tick(round(TOP + plot_h - k * step / scale_top * plot_h, 2), (tick_fmt or fmt)(k * step))
         for k in range(round(scale_top / step) + 1)
     ]
     every = max(1, math.ceil(len(days) / 8))  # about 8 dates under the bars, whatever the range
@@ -146,6 +148,11 @@ def dollars(value: float) -> str:
     if value == 0:
         return "$0"
     return f"${value:,.2f}" if value >= 1 else f"${value:.4g}"
+
+
+def dollars_tick(value: float) -> str:
+    """A round amount on a chart's scale, short: $0.005, $20, $1,500."""
+    return f"${value:,.0f}" if value >= 1 and value == int(value) else dollars(value)
 
 
 def chart_svg(chart: Chart, *, title_id: str, caption: str) -> SafeString:

@@ -10,7 +10,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from console.charts import Chart, days_between, dollars, stacked_by_day, tokens
+from console.charts import Chart, days_between, dollars, dollars_tick, stacked_by_day, tokens
 from conversations.usage_history import UsageCount
 
 NO_KEY = "signed in (no key)"
@@ -91,8 +91,8 @@ def usage_figures(
         charts={
             "tokens_by_model": chart(tokens_by_model, tokens),
             "tokens_by_key": chart(tokens_by_key, tokens, series_name=key_name),
-            "cost_by_model": chart(dollars_of(cost_by_model), dollars),
-            "cost_by_key": chart(dollars_of(cost_by_key), dollars, series_name=key_name),
+            "cost_by_model": chart(dollars_of(cost_by_model), dollars, tick_fmt=dollars_tick),
+            "cost_by_key": chart(dollars_of(cost_by_key), dollars, tick_fmt=dollars_tick, series_name=key_name),
         },
         by_model=_ranked(by_model, str),
         by_key=_ranked(by_key, key_name),

@@ -11,7 +11,9 @@ import httpx
 import pytest
 from django.core.management import call_command
 
+from accounts.key_rules import KeyRules
 from accounts.selectors import api_key_list
+from accounts.services import api_key_create, api_key_rules_set
 from tests.browser.conftest import ARTIFACTS
 from tests.support import ALICE_PASSWORD, record_usage
 
@@ -189,6 +191,10 @@ def test_every_page_fits_and_is_saved_as_a_screenshot(browser, server_url, alice
         page.goto(f"{server_url}/console/sign-in")
         shot(page, f"console_sign_in_{width}")
         sign_in(page, server_url)
+        ruled, _ = api_key_create(admin_id=alice.id, name="nightly build")  # the keys page's rule columns, filled
+        expires = datetime.combine(datetime.now(UTC).date() + timedelta(days=180), datetime.min.time(), tzinfo=UTC)
+        rules = KeyRules(("openai/gpt-oss-20b",), requests_per_minute=30, tokens_per_minute=20_000, expires_at=expires)
+        api_key_rules_set(key_id=ruled.id, admin_id=alice.id, rules=rules)
         fake_groq.configure(
             reply="Here is some **Markdown**:\n\n- a list\n- of items\n\n```python\nprint('hello, world')\n```"
         )
