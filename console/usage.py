@@ -11,7 +11,7 @@ from decimal import Decimal
 from typing import Any
 
 from console.charts import Chart, days_between, dollars, dollars_tick, stacked_by_day, tokens
-from conversations.usage_history import UsageCount
+from conversations.selectors import UsageCount
 
 NO_KEY = "signed in (no key)"
 MICROS_PER_USD = 1_000_000

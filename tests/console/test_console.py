@@ -18,6 +18,8 @@ from accounts.budgets import Budget, BudgetOwner, budget_set
 from accounts.login_sessions import login_session_list
 from accounts.selectors import api_key_list, api_keys_with_budgets
 from accounts.services import admin_delete, admin_update_credentials, api_key_create
+from conversations.usage_history import day_key
+from core.redis_store import redis_client
 from tests.support import ALICE_PASSWORD, csrf_token_of, record_usage
 
 PAGES = ["/console/", "/console/keys", "/console/status", "/console/audit", "/console/usage"]
@@ -328,6 +330,26 @@ def test_the_usage_page_charts_tokens_and_cost_per_day_by_model_and_key_with_tot
     assert 'data-tokens="1364">1,364</strong>' in wider
     backwards = console.get("/console/usage", {"since": today.isoformat(), "until": "2020-01-01"})
     assert backwards.status_code == HTTPStatus.BAD_REQUEST
+
+
+def test_the_usage_pages_totals_show_an_unknown_cost_and_name_a_revoked_key(alice, console):
+    """A model without a price makes its line's and the range's cost unknown; the other model's cost stays exact
+    (micro-dollars summed as integers: 3 x $0.000001 is $0.000003, not a float's 2.9999e-06)."""
+    today = datetime.now(UTC).date()
+    for back in range(3):
+        record_usage(alice.id, today - timedelta(days=back), "0123456789abcdef", "model-a", 10, 5, 1)
+    record_usage(alice.id, today, "", "no-price", 7, 3, 0)
+    redis_client().hincrby(day_key(alice.id, today), "unpriced_requests\t\tno-price", 1)
+
+    page = " ".join(console.get("/console/usage").content.decode().split())
+    by_model = page.split('id="totals-by-model"')[1].split("</table>")[0]
+    by_key = page.split('id="totals-by-key"')[1].split("</table>")[0]
+
+    assert "costing <strong>an unknown amount (a model without a price)</strong>" in page
+    assert '<th scope="row">model-a</th>' in by_model and "<td>$0.000003</td>" in by_model
+    assert '<th scope="row">no-price</th>' in by_model and "<td>unknown</td>" in by_model
+    assert "revoked key 0123456789abcdef" in by_key and "signed in (no key)" in by_key
+    assert f"<title>{today} revoked key 0123456789abcdef: 15</title>" in page
 
 
 def test_a_keys_models_limits_and_expiry_are_changed_on_its_page_and_shown_in_the_table(alice, console, settings):
