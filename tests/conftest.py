@@ -123,7 +123,7 @@ def _no_cached_llm_health(monkeypatch) -> None:
 @pytest.fixture(autouse=True)
 def _clean_state(fake_groq_server: FakeGroq, redis_topology: str) -> Iterator[None]:
     yield
-    fake_groq_server.wait_idle()
+    fake_groq_server.finish()
     fake_groq_server.reset()
     delete_test_keys()
     if settings.HISTORY_BACKEND == "locmem":
