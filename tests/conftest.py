@@ -49,6 +49,15 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.timed)
 
 
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object | None:
+    """`--dist loadscope` as tests/scheduling.py shares it out: a unit per module and Redis topology, slowest first."""
+    if config.getvalue("dist") != "loadscope":
+        return None
+    from tests.scheduling import ByModuleAndTopology
+
+    return ByModuleAndTopology(config, log)
+
+
 def _topologies_asked(config: pytest.Config) -> list[str]:
     asked = [name.strip() for name in config.getoption("--redis-topologies").split(",") if name.strip()]
     if "all" in asked:
