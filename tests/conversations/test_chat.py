@@ -289,10 +289,10 @@ def test_history_expires_after_the_ttl_since_last_activity(history_backend, alic
     chat(alice_client, "one")
     time.sleep(1.2)
     chat(alice_client, "two")  # activity: the TTL starts again
-    time.sleep(1.2)
+    time.sleep(0.9)  # past the TTL since "one" (2.1 s), 1.1 s within the one since "two"
     assert alice_client.get("/chat/sessions/s1").json()["message_count"] == 4
 
-    time.sleep(2.1)
+    time.sleep(1.3)  # past the TTL since "two"
 
     assert alice_client.get("/chat/sessions/s1").status_code == HTTPStatus.NOT_FOUND
     assert alice_client.get("/chat/sessions").json()["count"] == 0
