@@ -70,6 +70,8 @@ def _topologies_asked(config: pytest.Config) -> list[str]:
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """Each test of a suite that uses Redis runs once per topology asked for, the topology in its id."""
+    if metafunc.definition.get_closest_marker("one_redis"):
+        return
     path = metafunc.definition.path.relative_to(ROOT).as_posix()
     also_on = [
         name

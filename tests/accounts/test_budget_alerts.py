@@ -123,6 +123,7 @@ def thresholds_of(receiver: Receiver) -> list[int]:
     return sorted(alert["threshold"] for alert in receiver.alerts)
 
 
+@pytest.mark.one_redis
 def test_crossings_are_found_from_the_use_before_and_after(settings):
     assert thresholds_crossed(0, 49, 100) == []
     assert thresholds_crossed(49, 50, 100) == [50]
@@ -355,6 +356,7 @@ def test_two_instances_send_each_threshold_once_for_concurrent_chats(alice, sett
         ({"AUDIT_RETENTION_DAYS": "0"}, "AUDIT_RETENTION_DAYS"),
     ],
 )
+@pytest.mark.one_redis  # `manage.py check` of the settings alone
 def test_a_bad_alert_or_audit_setting_stops_startup_naming_it(overrides, named):
     result = manage_check(**overrides)
 
@@ -363,6 +365,7 @@ def test_a_bad_alert_or_audit_setting_stops_startup_naming_it(overrides, named):
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.one_redis
 def test_good_alert_settings_pass_the_checks():
     result = manage_check(
         BUDGET_ALERT_WEBHOOK_URL="https://hooks.example.com/budget",
