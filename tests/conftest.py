@@ -49,6 +49,15 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.timed)
 
 
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object | None:
+    """`--dist loadscope` as tests/scheduling.py shares it out: a unit per module and Redis topology, slowest first."""
+    if config.getvalue("dist") != "loadscope":
+        return None
+    from tests.scheduling import ByModuleAndTopology
+
+    return ByModuleAndTopology(config, log)
+
+
 def _topologies_asked(config: pytest.Config) -> list[str]:
     asked = [name.strip() for name in config.getoption("--redis-topologies").split(",") if name.strip()]
     if "all" in asked:
@@ -61,6 +70,8 @@ def _topologies_asked(config: pytest.Config) -> list[str]:
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """Each test of a suite that uses Redis runs once per topology asked for, the topology in its id."""
+    if metafunc.definition.get_closest_marker("one_redis"):
+        return
     path = metafunc.definition.path.relative_to(ROOT).as_posix()
     also_on = [
         name
@@ -123,7 +134,7 @@ def _no_cached_llm_health(monkeypatch) -> None:
 @pytest.fixture(autouse=True)
 def _clean_state(fake_groq_server: FakeGroq, redis_topology: str) -> Iterator[None]:
     yield
-    fake_groq_server.wait_idle()
+    fake_groq_server.finish()
     fake_groq_server.reset()
     delete_test_keys()
     if settings.HISTORY_BACKEND == "locmem":

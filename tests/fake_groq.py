@@ -4,7 +4,7 @@ In-process: `with FakeGroq() as fake: ... fake.url`. Standalone (for benchmarks)
 `python -m tests.fake_groq --port 8100 --latency 0.3`, then steer it over HTTP via `/_fake/*`.
 
 Faults each consume one chat request: `status` (HTTP error with Groq's body, plus `retry-after` when
-`retry_after` is set), `hang` (sleep `seconds`, then answer), `malformed` (200 with invalid JSON),
+`retry_after` is set), `hang` (sleep `seconds`, or until `release()`, then answer), `malformed` (200 with invalid JSON),
 `truncated` (connection closed mid-body), `stream_error` (`after_chunks` chunks, then a chunk carrying
 `x_groq.error`; a non-stream request gets a 500 instead).
 """
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import math
 import re
@@ -274,6 +275,10 @@ class FakeGroq:
         self._faults: deque[Fault] = deque()
         self._requests: deque[dict[str, Any]] = deque(maxlen=10_000)
         self.disconnects = self.in_flight = self._used_requests = self._used_tokens = 0
+        # reset() starts a new generation: a request of an earlier one (a test's leftover, still waiting upstream)
+        # no longer counts in `in_flight` or `disconnects`, which then describe the current test's requests alone.
+        self._generation = 0
+        self._wakeup: asyncio.Event | None = None  # set by release(): every wait (latency, hang) ends at once
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
         self._thread: threading.Thread | None = None
@@ -310,8 +315,42 @@ class FakeGroq:
         with self._lock:
             self._faults.clear()
             self._requests.clear()
-            self.disconnects = self._used_requests = self._used_tokens = 0
+            self.disconnects = self.in_flight = self._used_requests = self._used_tokens = 0
+            self._generation += 1
         self.settings = Settings(**self._initial)
+
+    def release(self) -> None:
+        """Ends every wait of the requests in progress now (their latency, a `hang` fault): they answer at once.
+        A test holds a request upstream with a long hang, as long as it needs, then releases it."""
+        if self._loop is None:
+            return
+        done = threading.Event()
+
+        def wake() -> None:
+            if self._wakeup is not None:
+                self._wakeup.set()
+            self._wakeup = asyncio.Event()
+            done.set()
+
+        self._loop.call_soon_threadsafe(wake)
+        done.wait(10)
+
+    async def _wait(self, seconds: float) -> None:
+        """Sleeps `seconds`, or less if release() is called meanwhile."""
+        if seconds <= 0 or self._wakeup is None:
+            await asyncio.sleep(max(seconds, 0))
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wakeup.wait(), seconds)
+
+    def finish(self, timeout: float = 5.0) -> bool:
+        """Ends what a test left behind: no more faults or delays, and the requests in progress answered at once;
+        then waits until none is in flight (see wait_idle)."""
+        with self._lock:
+            self._faults.clear()
+        self.configure(latency=0.0, chunk_delay=0.0)
+        self.release()
+        return self.wait_idle(timeout)
 
     def wait_idle(self, timeout: float = 5.0) -> bool:
         """Wait until no chat request is in progress, so a late disconnect cannot leak into the next test."""
@@ -320,9 +359,10 @@ class FakeGroq:
             time.sleep(0.01)
         return not self.in_flight
 
-    def _add(self, name: str, delta: int) -> None:
+    def _add(self, name: str, delta: int, generation: int | None = None) -> None:
         with self._lock:
-            setattr(self, name, getattr(self, name) + delta)
+            if generation is None or generation == self._generation:
+                setattr(self, name, getattr(self, name) + delta)
 
     def _next_fault(self) -> Fault | None:
         with self._lock:
@@ -383,21 +423,23 @@ class FakeGroq:
         except ValueError:
             body = None
         headers = self._record(request, body)
-        self._add("in_flight", 1)
+        with self._lock:
+            generation = self._generation
+            self.in_flight += 1
         try:
             return await self._respond(request, body, headers)
         except FakeError as error:
             return error.response(headers)
         except (asyncio.CancelledError, ConnectionResetError):
-            self._add("disconnects", 1)
+            self._add("disconnects", 1, generation)
             raise
         finally:
-            self._add("in_flight", -1)
+            self._add("in_flight", -1, generation)
 
     async def _respond(self, request: web.Request, body: Any, headers: dict[str, str]) -> web.StreamResponse:
         self._check_auth(request)
         model, messages = validate(body, self.settings)
-        await asyncio.sleep(self.settings.latency)
+        await self._wait(self.settings.latency)
         fault, streaming = self._next_fault(), bool(body.get("stream"))
         kind = fault.kind if fault else None
         if fault and kind == "status":
@@ -405,7 +447,7 @@ class FakeGroq:
                 headers["retry-after"] = f"{fault.retry_after:g}"
             raise fault_error(fault, model)
         if fault and kind == "hang":
-            await asyncio.sleep(fault.seconds)
+            await self._wait(fault.seconds)
         if kind == "stream_error" and not streaming:
             raise FakeError(500)
         if kind == "malformed":
@@ -443,7 +485,7 @@ class FakeGroq:
         if fault and fault.kind in ("stream_error", "truncated"):
             words = words[: fault.after_chunks]
         for word in words:
-            await asyncio.sleep(self.settings.chunk_delay)
+            await self._wait(self.settings.chunk_delay)
             await response.write(answer.event({"content": word}))
         if answer.tool_call:
             for piece in tool_call_pieces(answer.tool_call):
@@ -506,6 +548,7 @@ class FakeGroq:
             site = web.TCPSite(self._runner, self.host, self.port, backlog=1024)
             await site.start()
             self.port = self._runner.addresses[0][1]
+            self._wakeup = asyncio.Event()
             ready.set()
 
         def run() -> None:

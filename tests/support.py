@@ -56,7 +56,7 @@ def free_port(*, with_bus: bool = False) -> int:
         return port
 
 
-def wait_for(condition: Callable[[], object], timeout: float = 5.0, what: str = "the condition") -> None:
+def wait_for(condition: Callable[[], object], timeout: float = 15.0, what: str = "the condition") -> None:
     """A test's wait for a state (not for a guessed number of seconds): fails the test if `condition()` does not
     hold within `timeout` seconds."""
     deadline = time.monotonic() + timeout

@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import groq
@@ -12,6 +13,7 @@ import httpx
 import pytest
 
 from tests.fake_groq import FakeGroq, go_duration
+from tests.support import wait_for
 
 MODEL = "openai/gpt-oss-20b"
 HELLO = [{"role": "user", "content": "hello there"}]
@@ -162,3 +164,19 @@ def test_it_runs_standalone() -> None:
     finally:
         process.terminate()
     assert process.wait(timeout=10) == 0
+
+
+def test_a_hang_ends_at_release_and_a_reset_forgets_the_requests_still_in_flight(fake: FakeGroq) -> None:
+    fake.add_faults({"kind": "hang", "seconds": 60})
+    headers = {"Authorization": "Bearer test-key"}
+    with ThreadPoolExecutor(1) as pool:
+        answer = pool.submit(
+            httpx.post, f"{fake.url}/chat/completions", json={"model": MODEL, "messages": HELLO}, headers=headers
+        )
+        wait_for(lambda: fake.in_flight == 1, what="the request held upstream")
+        fake.reset()  # as between two tests: the held request is an earlier test's now
+        assert fake.in_flight == 0
+        fake.release()
+        assert answer.result(timeout=10).status_code == 200
+
+    assert fake.in_flight == 0

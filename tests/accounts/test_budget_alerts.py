@@ -112,10 +112,18 @@ def spend(owner: BudgetOwner, tokens: int) -> None:
     reservation.settle(tokens)
 
 
+def all_queued_delivered() -> None:
+    """Waits until no alert is queued: each one queued was delivered (a second one of any would be queued by now,
+    as alerts are queued when the use is settled)."""
+    due = redis_tagged_key("budget-alerts", "due")
+    wait_for(lambda: not redis_client().zcard(due), timeout=20, what="every queued alert delivered")
+
+
 def thresholds_of(receiver: Receiver) -> list[int]:
     return sorted(alert["threshold"] for alert in receiver.alerts)
 
 
+@pytest.mark.one_redis
 def test_crossings_are_found_from_the_use_before_and_after(settings):
     assert thresholds_crossed(0, 49, 100) == []
     assert thresholds_crossed(49, 50, 100) == [50]
@@ -148,7 +156,7 @@ def test_each_threshold_crossed_is_one_signed_post_with_the_documented_fields(al
     }
     assert thresholds_of(receiver) == [50, 80, 100]
     assert receiver.bad_signatures == 0
-    time.sleep(1.5)  # a second delivery of any of them would have come by now
+    all_queued_delivered()
     assert len(receiver.alerts) == 3
 
 
@@ -181,7 +189,7 @@ def test_a_key_gets_its_own_alerts_and_a_threshold_is_not_sent_twice_in_a_period
     # A raised budget puts the use below 50% again; crossing it again this period sends nothing more.
     budget_set(key, Budget(1000, "month"))
     spend(key, 500)
-    time.sleep(1.5)
+    all_queued_delivered()
 
     assert [(a["owner"], a["period"], a["threshold"]) for a in receiver.alerts] == [
         ({"kind": "key", "id": key_id}, "month", 50)
@@ -197,7 +205,7 @@ def test_concurrent_settlements_send_each_threshold_once(alice, receiver, settin
         list(pool.map(lambda _: spend(owner, 50), range(20)))
 
     wait_for(lambda: len(receiver.alerts) >= 10, what="ten alerts")
-    time.sleep(1.5)
+    all_queued_delivered()
     assert thresholds_of(receiver) == list(range(10, 101, 10))
 
 
@@ -332,7 +340,7 @@ def test_two_instances_send_each_threshold_once_for_concurrent_chats(alice, sett
             statuses = list(pool.map(chat, range(60)))
         assert HTTPStatus.OK in statuses
         wait_for(lambda: 80 in thresholds_of(receiver), timeout=20, what="the 80% alert")
-        time.sleep(2)
+        all_queued_delivered()
 
     assert thresholds_of(receiver) == [10, 20, 40, 60, 80]
     assert receiver.bad_signatures == 0
@@ -348,6 +356,7 @@ def test_two_instances_send_each_threshold_once_for_concurrent_chats(alice, sett
         ({"AUDIT_RETENTION_DAYS": "0"}, "AUDIT_RETENTION_DAYS"),
     ],
 )
+@pytest.mark.one_redis  # `manage.py check` of the settings alone
 def test_a_bad_alert_or_audit_setting_stops_startup_naming_it(overrides, named):
     result = manage_check(**overrides)
 
@@ -356,6 +365,7 @@ def test_a_bad_alert_or_audit_setting_stops_startup_naming_it(overrides, named):
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.one_redis
 def test_good_alert_settings_pass_the_checks():
     result = manage_check(
         BUDGET_ALERT_WEBHOOK_URL="https://hooks.example.com/budget",

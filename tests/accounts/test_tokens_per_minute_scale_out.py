@@ -26,8 +26,9 @@ def windows_used(admin_id: str) -> dict[str, int]:
 
 
 def start_of_a_minute() -> None:
-    """Waits, when the minute is near its end, for the next: 50 requests then count in one window."""
-    if time.time() % 60 > 30:
+    """Waits, when the minute is about to end, for the next: 50 requests then most often count in one window (the
+    test holds in two as well, so it need not wait long)."""
+    if time.time() % 60 > 50:
         time.sleep(60.5 - time.time() % 60)
 
 

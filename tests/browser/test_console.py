@@ -28,9 +28,11 @@ def sign_in(page, server_url: str) -> None:
     page.get_by_label("Password").fill(ALICE_PASSWORD)
     page.get_by_role("button", name="Sign in").click()
     page.get_by_role("heading", name="New chat").wait_for()
+    page.wait_for_load_state()  # the chat page's script runs before a key press is sent to it
 
 
 def send(page, text: str) -> None:
+    page.wait_for_load_state()  # on a page just opened, Enter sends only once the chat's script has run
     page.get_by_label("Message").fill(text)
     page.get_by_label("Message").press("Enter")
     page.locator("#chat-status", has_text="Reply complete.").wait_for(timeout=30_000)
@@ -232,6 +234,7 @@ def test_the_audit_log_page_filters_the_admins_entries_by_action(page, server_ur
     page.get_by_label("The new API key").wait_for()
 
     page.get_by_role("link", name="Audit log").click()
+    page.wait_for_url(f"{server_url}/console/audit")  # the rows are read at once, not waited for
     rows = page.locator("#audit-table tbody tr")
     assert rows.evaluate_all("rows => rows.map(r => r.dataset.action)") == ["api_key.created", "login.succeeded"]
     page.get_by_label("Action").select_option("login.succeeded")
@@ -248,6 +251,7 @@ def test_a_keys_budget_bar_moves_after_a_chat_and_its_tokens_show_in_the_usage_c
     page.get_by_role("button", name="Create key").click()
     secret = page.get_by_label("The new API key").input_value()
     page.get_by_role("link", name="Change metered").click()
+    page.get_by_role("heading", name="Change “metered”").wait_for()  # the keys page has a Tokens field too
     page.get_by_label("Tokens", exact=True).fill("100000")
     page.get_by_role("button", name="Save").click()
     bar = page.locator("#keys-table meter").first
@@ -262,6 +266,7 @@ def test_a_keys_budget_bar_moves_after_a_chat_and_its_tokens_show_in_the_usage_c
     assert int(bar.get_attribute("value")) == used > 0
 
     page.get_by_role("link", name="Usage").click()
+    page.wait_for_url(f"{server_url}/console/usage")
     assert int(page.locator("#budgets meter").first.get_attribute("value")) == used
     today = datetime.now(UTC).date().isoformat()
     bars = page.locator("#tokens-by-key rect title")
@@ -283,6 +288,7 @@ def seed_a_month_of_usage(admin_id: str) -> None:
 
 
 def shot(page, name: str) -> None:
+    page.wait_for_load_state()  # the page's styles and images in place (the caller waited for the page itself)
     assert page.evaluate("document.documentElement.scrollWidth") <= page.viewport_size["width"], name
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
 
@@ -303,6 +309,7 @@ def test_signing_in_and_chatting_with_the_keyboard_only(page, server_url, alice)
     page.keyboard.type(ALICE_PASSWORD)
     page.keyboard.press("Enter")
     page.get_by_role("heading", name="New chat").wait_for()
+    page.wait_for_load_state()
 
     page.keyboard.press("Tab")  # the skip link comes first
     assert page.evaluate("document.activeElement.textContent") == "Skip to content"

@@ -9,6 +9,7 @@ import textwrap
 from http import HTTPStatus
 
 import httpx
+import pytest
 
 from tests.server import running_server
 from tests.support import ALICE_PASSWORD, ROOT, chat, login_headers
@@ -67,6 +68,7 @@ def test_under_gunicorn_new_chats_are_refused_at_the_lag_threshold_and_health_an
         assert fake_groq.chat_requests() == []
 
 
+@pytest.mark.one_redis  # a process of its own, without Redis
 def test_the_lag_of_a_gevent_loop_held_by_work_shows_before_the_sampler_wakes():
     script = textwrap.dedent(
         """

@@ -128,13 +128,14 @@ def test_a_request_refused_only_for_reservations_in_flight_gets_a_short_retry_af
     alice, alice_tokens, fake_groq, settings
 ):
     budget_set(BudgetOwner("admin", alice.id), Budget(worst_case(settings, "hi") * 3 // 2, "day"))
-    fake_groq.add_faults({"kind": "hang", "seconds": 1.0})
+    fake_groq.add_faults({"kind": "hang", "seconds": 60})  # held upstream until the second request is answered
     client = APIClient(HTTP_AUTHORIZATION=f"Bearer {alice_tokens['access_token']}")
     first = threading.Thread(target=ask, args=(client,))
     first.start()
     wait_for(lambda: fake_groq.in_flight == 1)  # the first request holds its reservation upstream
 
     second = ask(APIClient(HTTP_AUTHORIZATION=f"Bearer {alice_tokens['access_token']}"))
+    fake_groq.release()
     first.join()
 
     assert second.status_code == HTTPStatus.TOO_MANY_REQUESTS

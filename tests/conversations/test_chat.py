@@ -289,10 +289,10 @@ def test_history_expires_after_the_ttl_since_last_activity(history_backend, alic
     chat(alice_client, "one")
     time.sleep(1.2)
     chat(alice_client, "two")  # activity: the TTL starts again
-    time.sleep(1.2)
+    time.sleep(0.9)  # past the TTL since "one" (2.1 s), 1.1 s within the one since "two"
     assert alice_client.get("/chat/sessions/s1").json()["message_count"] == 4
 
-    time.sleep(2.1)
+    time.sleep(1.3)  # past the TTL since "two"
 
     assert alice_client.get("/chat/sessions/s1").status_code == HTTPStatus.NOT_FOUND
     assert alice_client.get("/chat/sessions").json()["count"] == 0
@@ -326,7 +326,7 @@ def test_concurrent_messages_to_one_session_lose_nothing(history_backend, alice_
 
 def test_a_session_busy_past_the_wait_is_a_409(alice_client, alice_tokens, fake_groq, settings):
     settings.CHAT_SESSION_WAIT_SECONDS = 0.1
-    fake_groq.configure(latency=2.0)  # long enough for the second request to reach Redis on a loaded machine
+    fake_groq.add_faults({"kind": "hang", "seconds": 60})  # held upstream until the second request is answered
     first = threading.Thread(target=chat, args=(alice_client, "slow"))
     first.start()
     # The first turn holds the session once its own request reaches the upstream (not another test's leftover).
@@ -336,6 +336,7 @@ def test_a_session_busy_past_the_wait_is_a_409(alice_client, alice_tokens, fake_
     other = APIClient()
     other.credentials(HTTP_AUTHORIZATION=f"Bearer {alice_tokens['access_token']}")
     response = chat(other, "impatient")
+    fake_groq.release()
     first.join()
 
     assert response.status_code == HTTPStatus.CONFLICT

@@ -106,7 +106,7 @@ def test_the_same_key_on_another_endpoint_is_a_422(alice_client):
 
 
 def test_a_retry_while_the_first_is_running_is_a_409(alice_client, alice_tokens, fake_groq):
-    fake_groq.add_faults({"kind": "hang", "seconds": 1})
+    fake_groq.add_faults({"kind": "hang", "seconds": 60})  # held upstream until the retry is answered
     body = {"session_id": "s1", "message": "slow"}
     answers = {}
     first = threading.Thread(target=lambda: answers.update(first=post_chat(alice_client, body)))
@@ -116,6 +116,7 @@ def test_a_retry_while_the_first_is_running_is_a_409(alice_client, alice_tokens,
     other = APIClient()
     other.credentials(HTTP_AUTHORIZATION=f"Bearer {alice_tokens['access_token']}")
     during = post_chat(other, body)
+    fake_groq.release()
     first.join()
     after = post_chat(other, body)
 

@@ -30,7 +30,7 @@ def test_an_admin_over_its_requests_per_minute_gets_429(alice_client, bob_client
 
 def test_an_admin_over_its_concurrent_chats_gets_429(alice_client, alice_tokens, fake_groq, settings):
     settings.CHAT_MAX_CONCURRENT = 2
-    fake_groq.configure(latency=0.5)
+    fake_groq.add_faults(*[{"kind": "hang", "seconds": 60}] * 2)  # both held upstream until the third is answered
     results = []
 
     def send(session: str) -> None:
@@ -43,6 +43,7 @@ def test_an_admin_over_its_concurrent_chats_gets_429(alice_client, alice_tokens,
         thread.start()
     wait_for(lambda: fake_groq.in_flight == 2)  # both slots taken
     third = chat(alice_client, "hi", session_id="s3")
+    fake_groq.release()
     for thread in threads:
         thread.join()
 
@@ -50,7 +51,6 @@ def test_an_admin_over_its_concurrent_chats_gets_429(alice_client, alice_tokens,
     assert third["Retry-After"] == "1"
     assert results == [200, 200]
     # Slots are given back when the turns end.
-    fake_groq.configure(latency=0)
     assert chat(alice_client, "hi", session_id="s3").status_code == HTTPStatus.OK
 
 

@@ -136,7 +136,7 @@ def test_an_expired_session_gives_its_place_back(history_backend, caps, alice_cl
     open_sessions(alice_client, "a1")
     assert chat(bob_client, "hello", "b1").status_code == HTTPStatus.SERVICE_UNAVAILABLE
 
-    wait_for(lambda: chat(bob_client, "hello", "b1").status_code == HTTPStatus.OK, timeout=3)
+    wait_for(lambda: chat(bob_client, "hello", "b1").status_code == HTTPStatus.OK, timeout=10)
 
     assert session_ids(alice_client) == set()
 

@@ -21,5 +21,5 @@ def test_a_stream_left_by_its_client_closes_its_upstream_request_at_once(alice, 
             assert held.status_code == HTTPStatus.OK
             wait_for(lambda: fake_groq.in_flight == 1)
         # The client has left: the upstream request is closed long before the upstream's next word.
-        wait_for(lambda: fake_groq.in_flight == 0, timeout=5)
+        wait_for(lambda: fake_groq.in_flight == 0, timeout=15)  # the next word would come in 30 s
         assert fake_groq.disconnects == 1

@@ -18,7 +18,10 @@ from conversations.limits import slot_hold_seconds
 from core.redis_store import redis_admin_key, redis_client
 from tests.support import MAX_TOKENS, ask, chat, events_of, sent_messages, worst_case
 
-LONG_REPLY = " ".join(f"w{i}" for i in range(30))
+# 400 pieces 0.15 s apart: a minute, unless the test lets the stream end (let_the_streams_end) once it has seen what
+# it needs while the stream runs. Each piece comes well within the upstream's read timeout.
+LONG_REPLY = " ".join(f"w{i}" for i in range(400))
+SHORT_REPLY = " ".join(f"w{i}" for i in range(30))  # 4.5 s: past the hold, for a test that lets it run
 
 
 @pytest.fixture(autouse=True)
@@ -26,7 +29,6 @@ def short_hold(settings, fake_groq) -> None:
     settings.LLM_TIMEOUT_SECONDS = 1.0
     settings.TURN_HOLD_MARGIN_SECONDS = 0.5
     settings.CHAT_SESSION_WAIT_SECONDS = 0
-    # 30 pieces 0.15 s apart: each piece well within the upstream's read timeout, the whole reply well past the hold.
     fake_groq.configure(reply=LONG_REPLY, chunk_delay=0.15)
 
 
@@ -47,6 +49,11 @@ class Stream:
         return events_of(self.body())
 
 
+def let_the_streams_end(fake_groq) -> None:
+    """The rest of every reply comes at once: the test has seen what it needed while the stream ran."""
+    fake_groq.configure(chunk_delay=0)
+
+
 def outlive_the_hold() -> None:
     """Waits until what a turn begun now would hold without renewal (its slot lasts longest) has expired."""
     time.sleep(slot_hold_seconds() + 0.3)
@@ -62,11 +69,12 @@ def stored(client: APIClient, session_id: str = "s1") -> list[str]:
     return [m["content"] for m in response.json()["messages"]] if response.status_code == HTTPStatus.OK else []
 
 
-def test_a_second_message_to_a_session_is_refused_while_a_long_stream_runs(history_backend, alice_client):
+def test_a_second_message_to_a_session_is_refused_while_a_long_stream_runs(history_backend, alice_client, fake_groq):
     first = streamed_chat(alice_client, "first")
     outlive_the_hold()
 
     second = chat(alice_client, "second")
+    let_the_streams_end(fake_groq)
 
     assert second.status_code == HTTPStatus.CONFLICT
     assert second.json()["code"] == "session_busy"
@@ -79,6 +87,7 @@ def test_a_message_that_waits_for_a_long_stream_is_stored_after_it(history_backe
     outlive_the_hold()
 
     settings.CHAT_SESSION_WAIT_SECONDS = 10
+    let_the_streams_end(fake_groq)  # the first still streams what is left as the second arrives
     second = chat(alice_client, "second")  # waits for the session
 
     assert second.status_code == HTTPStatus.OK
@@ -101,6 +110,7 @@ def test_a_long_stream_keeps_its_budget_reservation(alice, alice_client, fake_gr
     outlive_the_hold()
 
     second = ask(alice_client)
+    let_the_streams_end(fake_groq)
 
     assert second.status_code == HTTPStatus.TOO_MANY_REQUESTS
     assert second.json()["error"]["code"] == "budget_exceeded"
@@ -109,12 +119,13 @@ def test_a_long_stream_keeps_its_budget_reservation(alice, alice_client, fake_gr
     assert status is not None and 0 < status["used"] <= budget
 
 
-def test_a_long_stream_keeps_its_place_among_the_admins_chats(history_backend, alice_client, settings):
+def test_a_long_stream_keeps_its_place_among_the_admins_chats(history_backend, alice_client, fake_groq, settings):
     settings.CHAT_MAX_CONCURRENT = 1
     first = streamed_chat(alice_client, "first", session_id="a")
     outlive_the_hold()
 
     second = chat(alice_client, "second", session_id="b")
+    let_the_streams_end(fake_groq)
 
     assert second.status_code == HTTPStatus.TOO_MANY_REQUESTS
     assert second.json()["code"] == "chat_limit_exceeded"
@@ -122,12 +133,15 @@ def test_a_long_stream_keeps_its_place_among_the_admins_chats(history_backend, a
     assert chat(alice_client, "third", session_id="b").status_code == HTTPStatus.OK
 
 
-def test_a_long_stream_to_a_new_session_keeps_its_place_in_the_store(history_backend, alice_client, settings):
+def test_a_long_stream_to_a_new_session_keeps_its_place_in_the_store(
+    history_backend, alice_client, fake_groq, settings
+):
     settings.MAX_SESSIONS = 1
     first = streamed_chat(alice_client, "first", session_id="a")
     outlive_the_hold()
 
     second = chat(alice_client, "second", session_id="b")
+    let_the_streams_end(fake_groq)
 
     assert second.status_code == HTTPStatus.SERVICE_UNAVAILABLE
     assert second.json()["code"] == "history_full"
@@ -143,6 +157,7 @@ def test_a_retry_with_the_key_of_a_long_stream_still_running_is_a_409(alice_clie
     retry = alice_client.post(
         "/chat/", {"session_id": "s1", "message": "first", "stream": True}, format="json", **headers
     )
+    let_the_streams_end(fake_groq)
 
     assert retry.status_code == HTTPStatus.CONFLICT
     assert retry.json()["code"] == "idempotency_key_in_use"
@@ -150,8 +165,9 @@ def test_a_retry_with_the_key_of_a_long_stream_still_running_is_a_409(alice_clie
     assert len(fake_groq.chat_requests()) == 1
 
 
-def test_a_turn_whose_lock_is_taken_away_stores_nothing(alice, alice_client, settings):
+def test_a_turn_whose_lock_is_taken_away_stores_nothing(alice, alice_client, fake_groq, settings):
     settings.HISTORY_BACKEND = "redis"
+    fake_groq.configure(reply=SHORT_REPLY)
     first = streamed_chat(alice_client, "first")
     lock = redis_admin_key(alice.id, "conv-lock", "s1")
     assert redis_client().delete(lock) == 1  # as a Redis that lost it would
@@ -162,4 +178,4 @@ def test_a_turn_whose_lock_is_taken_away_stores_nothing(alice, alice_client, set
     name, error = first.events()[-1]
     assert name == "error"
     assert (error["code"], error["status"]) == ("hold_lost", HTTPStatus.SERVICE_UNAVAILABLE)
-    assert stored(alice_client) == ["second", LONG_REPLY]
+    assert stored(alice_client) == ["second", SHORT_REPLY]
