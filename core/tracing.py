@@ -216,13 +216,15 @@ class _OsLockThreading:
 def _os_locks(on: bool) -> None:
     """Under gevent (a gunicorn worker), gives the locks of a span's own state OS locks instead of gevent's.
 
-    The SDK takes a lock per span, per attribute dictionary, per event and link list, and takes two at each
+    The SDK makes a lock per span, per attribute dictionary, per event and link list, and takes two at each
     `set_attribute` (the Redis instrumentation sets seven per command): gevent's lock is Python code, and was the
     largest single item of a traced chat's CPU (docs/performance.md, Tracing). An OS lock is safe here because no
     greenlet switch can happen while one of these is held: they guard a few dictionary and deque operations, no I/O
-    and no gevent call, and a span is used by the one request that made it. The batch processor's locks and event,
-    which its export (I/O) runs under, are in another module and stay gevent's. tests/test_tracing.py fails if the
-    SDK's modules start using `threading` for anything but these locks."""
+    and no gevent call, and a span is used by the one request that made it (the one exception, a warning logged
+    under a span's lock when an ended span is given an attribute, could at worst switch to a greenlet that does not
+    use that span). The batch processor's lock and event, which its export (I/O) runs under, are in another module
+    and stay gevent's. tests/test_tracing.py fails if the SDK's modules start using `threading` for anything but
+    these locks."""
     import importlib
     import threading
 
