@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SpanExporter
     from opentelemetry.trace import Span, Tracer
@@ -26,6 +27,10 @@ GEN_AI_SYSTEM = "groq"
 
 _tracer: Tracer | None = None
 _provider: TracerProvider | None = None
+
+# The SDK's modules whose `threading.Lock()` guards a span's own state: the span (`opentelemetry.sdk.trace`), its
+# attributes (`opentelemetry.attributes`), its events and links (`opentelemetry.sdk.util`). See `_os_locks`.
+SPAN_LOCK_MODULES = ("opentelemetry.sdk.trace", "opentelemetry.attributes", "opentelemetry.sdk.util")
 
 
 class TracingConfigurationError(ValueError):
@@ -113,6 +118,7 @@ def _exporters(environ: Mapping[str, str]) -> list[SpanExporter]:
         if name == "otlp":
             from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
+            _in_place_encoding(True)
             exporters.append(OTLPSpanExporter())
         elif name == "console":
             from opentelemetry.sdk.trace.export import ConsoleSpanExporter
@@ -135,8 +141,9 @@ def tracing_start(exporter: SpanExporter | None = None, *, environ: Mapping[str,
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 
+    _os_locks(True)
     attributes = {} if environ.get(OTEL_SERVICE_NAME) else {"service.name": DEFAULT_SERVICE_NAME}
-    provider = TracerProvider(resource=Resource.create(attributes))
+    provider = TracerProvider(resource=_resource_hashed_once(Resource.create(attributes)))
     if exporter is not None:
         provider.add_span_processor(SimpleSpanProcessor(exporter))
     else:
@@ -149,6 +156,22 @@ def tracing_start(exporter: SpanExporter | None = None, *, environ: Mapping[str,
     _tracer = provider.get_tracer("chatbot")
 
 
+def _resource_hashed_once(resource: Resource) -> Resource:
+    """`resource` with its hash computed once: the OTLP exporter groups each span by its resource, and the SDK's
+    `Resource.__hash__` serialises the attributes to JSON every time (a resource never changes)."""
+    from opentelemetry.sdk.resources import Resource as SdkResource
+
+    class HashedOnce(SdkResource):
+        def __init__(self, attributes: Mapping[str, Any], schema_url: str | None) -> None:
+            super().__init__(attributes, schema_url)
+            self._hash = super().__hash__()
+
+        def __hash__(self) -> int:
+            return self._hash
+
+    return HashedOnce(resource.attributes, resource.schema_url)
+
+
 def tracing_stop() -> None:
     """Exports what is left and turns tracing off in this process (a gunicorn worker's exit; the tests)."""
     global _tracer, _provider
@@ -159,6 +182,61 @@ def tracing_stop() -> None:
     RedisInstrumentor().uninstrument()
     _provider.shutdown()
     _tracer = _provider = None
+    _os_locks(False)
+    _in_place_encoding(False)
+
+
+def _in_place_encoding(on: bool) -> None:
+    """The OTLP exporter encodes a batch with `encode_spans`, a name of its module: `core.otlp_spans` builds the
+    same message at about half the CPU. tests/test_tracing.py holds both the message and that name."""
+    import sys
+
+    exporter = sys.modules.get("opentelemetry.exporter.otlp.proto.http.trace_exporter")
+    if exporter is None:
+        return
+    if on:
+        from core.otlp_spans import encode_spans
+    else:
+        from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+    exporter.encode_spans = encode_spans  # type: ignore[attr-defined]
+
+
+class _OsLockThreading:
+    """`threading` as the span modules see it under gevent: `Lock` is the operating system's, the rest gevent's."""
+
+    def __init__(self, lock: Callable[[], Any]) -> None:
+        self.Lock = lock
+
+    def __getattr__(self, name: str) -> Any:
+        import threading
+
+        return getattr(threading, name)
+
+
+def _os_locks(on: bool) -> None:
+    """Under gevent (a gunicorn worker), gives the locks of a span's own state OS locks instead of gevent's.
+
+    The SDK makes a lock per span, per attribute dictionary, per event and link list, and takes two at each
+    `set_attribute` (the Redis instrumentation sets seven per command): gevent's lock is Python code, and was the
+    largest single item of a traced chat's CPU (docs/performance.md, Tracing). An OS lock is safe here because no
+    greenlet switch can happen while one of these is held: they guard a few dictionary and deque operations, no I/O
+    and no gevent call, and a span is used by the one request that made it (the one exception, a warning logged
+    under a span's lock when an ended span is given an attribute, could at worst switch to a greenlet that does not
+    use that span). The batch processor's lock and event, which its export (I/O) runs under, are in another module
+    and stay gevent's. tests/test_tracing.py fails if the SDK's modules start using `threading` for anything but
+    these locks."""
+    import importlib
+    import threading
+
+    try:
+        from gevent import monkey
+    except ImportError:
+        return
+    if not monkey.is_module_patched("threading"):
+        return
+    replacement = _OsLockThreading(monkey.get_original("_thread", "allocate_lock")) if on else threading
+    for name in SPAN_LOCK_MODULES:
+        importlib.import_module(name).threading = replacement  # type: ignore[attr-defined]
 
 
 def traced_wsgi(application: Callable[..., Iterable[bytes]]) -> Callable[..., Iterable[bytes]]:

@@ -35,7 +35,7 @@ def running_server(log: IO[bytes] | None = None, **env: str) -> Iterator[str]:
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 120
         while True:
             if process.poll() is not None:
                 output = Path(log.name).read_bytes() if log else process.stdout.read()  # type: ignore[union-attr]
