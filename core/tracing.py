@@ -118,7 +118,6 @@ def _exporters(environ: Mapping[str, str]) -> list[SpanExporter]:
         if name == "otlp":
             from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
-            _in_place_encoding(True)
             exporters.append(OTLPSpanExporter())
         elif name == "console":
             from opentelemetry.sdk.trace.export import ConsoleSpanExporter
@@ -183,22 +182,6 @@ def tracing_stop() -> None:
     _provider.shutdown()
     _tracer = _provider = None
     _os_locks(False)
-    _in_place_encoding(False)
-
-
-def _in_place_encoding(on: bool) -> None:
-    """The OTLP exporter encodes a batch with `encode_spans`, a name of its module: `core.otlp_spans` builds the
-    same message at about half the CPU. tests/test_tracing.py holds both the message and that name."""
-    import sys
-
-    exporter = sys.modules.get("opentelemetry.exporter.otlp.proto.http.trace_exporter")
-    if exporter is None:
-        return
-    if on:
-        from core.otlp_spans import encode_spans
-    else:
-        from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
-    exporter.encode_spans = encode_spans  # type: ignore[attr-defined]
 
 
 class _OsLockThreading:

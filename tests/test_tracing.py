@@ -161,45 +161,6 @@ def test_under_gevent_a_spans_own_state_has_os_locks_and_the_export_gevents():
     assert stopped == "[False, False, False, False]"  # tracing_stop gives the SDK back gevent's
 
 
-def test_the_in_place_encoding_is_the_exporters_own_message(caplog):
-    from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
-    from opentelemetry.exporter.otlp.proto.http import trace_exporter
-    from opentelemetry.sdk.resources import Resource
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-    from opentelemetry.trace import Link, Status
-
-    from core.otlp_spans import encode_spans as in_place
-
-    memory = InMemorySpanExporter()
-    finished = []
-    for service in ("a", "b"):
-        provider = TracerProvider(resource=Resource.create({"service.name": service}))
-        provider.add_span_processor(SimpleSpanProcessor(memory))
-        for scope in ("one", "two"):
-            tracer = provider.get_tracer(scope, "1.0", schema_url="https://opentelemetry.io/schemas/1.21.0")
-            with tracer.start_as_current_span("root", kind=SpanKind.SERVER) as root:
-                root.set_attributes({"s": "x", "i": 7, "b": True, "f": 0.5, "l": ["stop", "length"], "big": 2**70})
-                child = tracer.start_span(
-                    "child", kind=SpanKind.CLIENT, links=[Link(root.get_span_context(), {"k": 1})]
-                )
-                child.add_event("retry", {"attempt": 2})
-                child.set_status(Status(StatusCode.ERROR, "upstream_timeout"))
-                child.set_attribute("bad", "\ud800")
-                child.end()
-        finished.extend(memory.get_finished_spans())
-        memory.clear()
-
-    with caplog.at_level(logging.ERROR):
-        ours = in_place(finished)
-    assert ours == encode_spans(finished)
-    assert ours.SerializeToString(deterministic=True) == encode_spans(finished).SerializeToString(deterministic=True)
-    assert [record.getMessage() for record in caplog.records if "big" in record.getMessage()]  # left out, logged
-    # core/tracing.py gives the exporter this encoder by replacing this name of its module.
-    assert "encode_spans" in trace_exporter.OTLPSpanExporter.export.__code__.co_names
-    assert trace_exporter.encode_spans is encode_spans  # tracing is off here: the library's own
-
-
 # In process: the WSGI application with the in-memory exporter
 
 
