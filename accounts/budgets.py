@@ -26,10 +26,11 @@ from functools import partial
 from typing import Any, Literal
 
 from accounts.api_keys import api_key_admin_id, api_key_record_key
-from accounts.budget_alerts import Amount, BudgetUse, budget_use_settled
+from accounts.budget_alerts import Amount, BudgetUse, budget_alerts_on, budget_use_settled
 from accounts.login_sessions import admin_flag_set
 from core.exceptions import NotFound, ServiceError
 from core.leases import Lease
+from core.metrics import budget_use_recorded
 from core.redis_store import (
     ScriptCall,
     decoded,
@@ -312,13 +313,26 @@ class Reservation:
         """Reports what each budget has used since a settling of `tokens` and `micros` made here or elsewhere
         (rate_limits settles it with the per-minute limits in the turn's finish): `used` holds, per budget, its
         tokens and micro-dollars used since. Feeds the gauge and the alerts (budget_alerts)."""
+        alerts = budget_alerts_on()
         for budget, now_tokens, now_micros in zip(self.held, used[::2], used[1::2], strict=True):
             now_tokens, now_micros = int(now_tokens), int(now_micros)
             if tokens > 0 and budget.tokens is not None:
-                budget_use_settled(_use(budget, now_tokens, budget.tokens), before=now_tokens - tokens)
+                if alerts:
+                    budget_use_settled(_use(budget, now_tokens, budget.tokens), before=now_tokens - tokens)
+                else:
+                    _gauge(budget, "tokens", now_tokens, budget.tokens)
             if micros > 0 and budget.micros is not None:
-                dollars = _dollars(now_micros), _dollars(budget.micros)
-                budget_use_settled(_use(budget, *dollars, unit="usd"), before=_dollars(now_micros - micros))
+                if alerts:
+                    dollars = _dollars(now_micros), _dollars(budget.micros)
+                    budget_use_settled(_use(budget, *dollars, unit="usd"), before=_dollars(now_micros - micros))
+                else:
+                    _gauge(budget, "usd", now_micros, budget.micros)
+
+
+def _gauge(budget: HeldBudget, unit: str, used: int, limit: int) -> None:
+    """Without alerts, a settlement only sets the gauge of the budget's use, a ratio: micro-dollars give it as well
+    as dollars, without the BudgetUse an alert needs (its period's id and end, dollars) made on every chat."""
+    budget_use_recorded(budget.owner.kind, budget.owner.id, budget.period, unit, used=used, limit=limit)
 
 
 def _dollars(micros: int) -> Decimal:
@@ -354,8 +368,16 @@ def budget_reserve_call(
     """budget_reserve as a script call, to fold into one script with others (rate_limits), and what makes its result the
     Reservation (or raises BudgetExceeded or ModelUnpriced)."""
     now = datetime.now(UTC)
-    keys = [key for owner in owners for key in (_config_key(owner), *(_usage_key(owner, p, now) for p in PERIODS))]
-    usage_of = {_usage_key(owner, p, now): (owner, p) for owner in owners for p in PERIODS}
+    periods = [(period, period_id(period, now)) for period in PERIODS]
+    keys: list[str] = []
+    usage_of: dict[str, tuple[BudgetOwner, Period]] = {}
+    for owner in owners:
+        slot = _slot_admin(owner)
+        keys.append(redis_admin_key(slot, "budget", owner.name))
+        for period, this_period in periods:
+            usage = redis_admin_key(slot, "budget-usage", owner.name, this_period)
+            keys.append(usage)
+            usage_of[usage] = (owner, period)
     reservation_id = secrets.token_hex(8)
     clock = time.time()
     # A usage hash outlives its period by a day, so the period's figure can still be read just after it ends.
