@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from functools import partial
+from functools import lru_cache, partial
 from typing import Any, Literal
 
 from accounts.api_keys import api_key_admin_id, api_key_record_key
@@ -109,7 +109,9 @@ def _usage_key(owner: BudgetOwner, period: Period, now: datetime) -> str:
 
 
 def period_id(period: Period, now: datetime) -> str:
-    return now.strftime("%Y-%m-%d" if period == "day" else "%Y-%m")
+    """`2026-12-04` or `2026-12` (as strftime would write them, at a fraction of its cost on every chat)."""
+    month = f"{now.year:04d}-{now.month:02d}"
+    return f"{month}-{now.day:02d}" if period == "day" else month
 
 
 def period_end(period: Period, now: datetime) -> datetime:
@@ -381,12 +383,18 @@ def budget_reserve_call(
     reservation_id = secrets.token_hex(8)
     clock = time.time()
     # A usage hash outlives its period by a day, so the period's figure can still be read just after it ends.
-    expire_at = int(period_end("month", now).timestamp()) + 86_400
+    expire_at = _usage_expire_at(now.year, now.month)
     cost = -1 if micros is None else micros
     call = ScriptCall(
         redis_script(_RESERVE_SCRIPT), keys, [clock, reservation_id, tokens, cost, clock + hold_seconds, expire_at]
     )
     return call, partial(_reserved, tokens, cost, now, usage_of, reservation_id, hold_seconds, expire_at)
+
+
+@lru_cache(maxsize=4)
+def _usage_expire_at(year: int, month: int) -> int:
+    """When the usage hashes of a reservation made in that month expire (Unix time): a day after the month ends."""
+    return int(period_end("month", datetime(year, month, 1, tzinfo=UTC)).timestamp()) + 86_400
 
 
 def _reserved(
