@@ -113,10 +113,15 @@ return ids
 """
 
 
+def budget_alerts_on() -> bool:
+    """Alerts are sent (BUDGET_ALERT_WEBHOOK_URL); without them a settlement only sets the gauge."""
+    return bool(settings.BUDGET_ALERT_WEBHOOK_URL)
+
+
 def budget_use_settled(use: BudgetUse, *, before: Amount) -> None:
     """After a settlement took `use.used` from `before`: the gauge, and an alert per threshold crossed."""
     budget_use_recorded(use.owner_kind, use.owner_id, use.period, use.unit, used=use.used, limit=use.limit)
-    if not settings.BUDGET_ALERT_WEBHOOK_URL:
+    if not budget_alerts_on():
         return
     delivery.ensure_running()
     for threshold in thresholds_crossed(before, use.used, use.limit):

@@ -22,14 +22,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from functools import partial
+from functools import lru_cache, partial
 from typing import Any, Literal
 
 from accounts.api_keys import api_key_admin_id, api_key_record_key
-from accounts.budget_alerts import Amount, BudgetUse, budget_use_settled
+from accounts.budget_alerts import Amount, BudgetUse, budget_alerts_on, budget_use_settled
 from accounts.login_sessions import admin_flag_set
 from core.exceptions import NotFound, ServiceError
 from core.leases import Lease
+from core.metrics import budget_use_recorded
 from core.redis_store import (
     ScriptCall,
     decoded,
@@ -108,7 +109,9 @@ def _usage_key(owner: BudgetOwner, period: Period, now: datetime) -> str:
 
 
 def period_id(period: Period, now: datetime) -> str:
-    return now.strftime("%Y-%m-%d" if period == "day" else "%Y-%m")
+    """`2026-12-04` or `2026-12` (as strftime would write them, at a fraction of its cost on every chat)."""
+    month = f"{now.year:04d}-{now.month:02d}"
+    return f"{month}-{now.day:02d}" if period == "day" else month
 
 
 def period_end(period: Period, now: datetime) -> datetime:
@@ -312,13 +315,26 @@ class Reservation:
         """Reports what each budget has used since a settling of `tokens` and `micros` made here or elsewhere
         (rate_limits settles it with the per-minute limits in the turn's finish): `used` holds, per budget, its
         tokens and micro-dollars used since. Feeds the gauge and the alerts (budget_alerts)."""
+        alerts = budget_alerts_on()
         for budget, now_tokens, now_micros in zip(self.held, used[::2], used[1::2], strict=True):
             now_tokens, now_micros = int(now_tokens), int(now_micros)
             if tokens > 0 and budget.tokens is not None:
-                budget_use_settled(_use(budget, now_tokens, budget.tokens), before=now_tokens - tokens)
+                if alerts:
+                    budget_use_settled(_use(budget, now_tokens, budget.tokens), before=now_tokens - tokens)
+                else:
+                    _gauge(budget, "tokens", now_tokens, budget.tokens)
             if micros > 0 and budget.micros is not None:
-                dollars = _dollars(now_micros), _dollars(budget.micros)
-                budget_use_settled(_use(budget, *dollars, unit="usd"), before=_dollars(now_micros - micros))
+                if alerts:
+                    dollars = _dollars(now_micros), _dollars(budget.micros)
+                    budget_use_settled(_use(budget, *dollars, unit="usd"), before=_dollars(now_micros - micros))
+                else:
+                    _gauge(budget, "usd", now_micros, budget.micros)
+
+
+def _gauge(budget: HeldBudget, unit: str, used: int, limit: int) -> None:
+    """Without alerts, a settlement only sets the gauge of the budget's use, a ratio: micro-dollars give it as well
+    as dollars, without the BudgetUse an alert needs (its period's id and end, dollars) made on every chat."""
+    budget_use_recorded(budget.owner.kind, budget.owner.id, budget.period, unit, used=used, limit=limit)
 
 
 def _dollars(micros: int) -> Decimal:
@@ -354,17 +370,31 @@ def budget_reserve_call(
     """budget_reserve as a script call, to fold into one script with others (rate_limits), and what makes its result the
     Reservation (or raises BudgetExceeded or ModelUnpriced)."""
     now = datetime.now(UTC)
-    keys = [key for owner in owners for key in (_config_key(owner), *(_usage_key(owner, p, now) for p in PERIODS))]
-    usage_of = {_usage_key(owner, p, now): (owner, p) for owner in owners for p in PERIODS}
+    periods = [(period, period_id(period, now)) for period in PERIODS]
+    keys: list[str] = []
+    usage_of: dict[str, tuple[BudgetOwner, Period]] = {}
+    for owner in owners:
+        slot = _slot_admin(owner)
+        keys.append(redis_admin_key(slot, "budget", owner.name))
+        for period, this_period in periods:
+            usage = redis_admin_key(slot, "budget-usage", owner.name, this_period)
+            keys.append(usage)
+            usage_of[usage] = (owner, period)
     reservation_id = secrets.token_hex(8)
     clock = time.time()
     # A usage hash outlives its period by a day, so the period's figure can still be read just after it ends.
-    expire_at = int(period_end("month", now).timestamp()) + 86_400
+    expire_at = _usage_expire_at(now.year, now.month)
     cost = -1 if micros is None else micros
     call = ScriptCall(
         redis_script(_RESERVE_SCRIPT), keys, [clock, reservation_id, tokens, cost, clock + hold_seconds, expire_at]
     )
     return call, partial(_reserved, tokens, cost, now, usage_of, reservation_id, hold_seconds, expire_at)
+
+
+@lru_cache(maxsize=4)
+def _usage_expire_at(year: int, month: int) -> int:
+    """When the usage hashes of a reservation made in that month expire (Unix time): a day after the month ends."""
+    return int(period_end("month", datetime(year, month, 1, tzinfo=UTC)).timestamp()) + 86_400
 
 
 def _reserved(

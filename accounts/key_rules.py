@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from django.conf import settings
@@ -49,11 +50,18 @@ RULE_FIELDS = ("models", "rpm", "tpm", "expires_at")
 
 
 def rules_of_record(record: dict[str, str]) -> KeyRules:
-    expires = record.get("expires_at")
+    get = record.get
+    return _parsed_rules(get("models", ""), get("rpm", ""), get("tpm", ""), get("expires_at", ""))
+
+
+@lru_cache(maxsize=1024)
+def _parsed_rules(models: str, rpm: str, tpm: str, expires: str) -> KeyRules:
+    """Rules as the record's fields spell them, parsed once per process for all the requests of a key (they are
+    immutable, so they can be shared)."""
     return KeyRules(
-        models=tuple(m for m in record.get("models", "").split(MODELS_SEPARATOR) if m),
-        requests_per_minute=int(record["rpm"]) if record.get("rpm") else None,
-        tokens_per_minute=int(record["tpm"]) if record.get("tpm") else None,
+        models=tuple(m for m in models.split(MODELS_SEPARATOR) if m),
+        requests_per_minute=int(rpm) if rpm else None,
+        tokens_per_minute=int(tpm) if tpm else None,
         expires_at=datetime.fromisoformat(expires) if expires else None,
     )
 

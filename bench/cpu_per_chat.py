@@ -25,7 +25,7 @@ of 20 turns), `v1` (/v1/chat/completions without a session), `stream` (a streame
 chains of 20 turns by previous_response_id: beside `v1-session`, the Responses API's own cost; the report gives
 their ratio), `live` (GET /health/live, the floor of a request). `new-key`, `v1-key`: `new` and `v1` with an API
 key instead of a token; `new-key-rules`, `v1-key-rules`: with a key that has models, requests and tokens per minute
-and a token budget (limits far above what the run uses, so that their work is measured, not refusals).
+and a dollar budget (limits far above what the run uses, so that their work is measured, not refusals).
 With `--tracing`, measure with `--gevent` too: the exporter's thread is then a greenlet of this thread, so the CPU
 of sending the spans is counted.
 Without a token, each request from an address of its own (under ANON_REQUESTS_PER_MINUTE): `openapi`
@@ -266,7 +266,9 @@ def login(wsgi: Wsgi, budget: str = "none") -> None:
 
 
 def api_key(admin_id: str, *, with_rules: bool) -> str:
-    """A key of the admin: without rules, or with models, requests and tokens per minute and a token budget."""
+    """A key of the admin: without rules, or with models, requests and tokens per minute and a dollar budget."""
+    from decimal import Decimal
+
     from accounts.budgets import Budget, BudgetOwner, budget_set
     from accounts.key_rules import KeyRules
     from accounts.services import api_key_create
@@ -275,7 +277,7 @@ def api_key(admin_id: str, *, with_rules: bool) -> str:
         return api_key_create(admin_id=admin_id)[1]
     rules = KeyRules(models=("openai/gpt-oss-20b",), requests_per_minute=10**9, tokens_per_minute=10**12)
     key, raw = api_key_create(admin_id=admin_id, rules=rules)
-    budget_set(BudgetOwner("key", key.id, admin_id), Budget(10**15, "month"))
+    budget_set(BudgetOwner("key", key.id, admin_id), Budget(None, "month", usd=Decimal(10**9)))
     return raw
 
 

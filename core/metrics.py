@@ -13,6 +13,7 @@ import ipaddress
 import os
 import time
 from collections.abc import Callable, Iterator
+from functools import lru_cache
 
 import redis
 from django.conf import settings
@@ -128,7 +129,13 @@ def idempotent_request(outcome: str) -> None:
 
 
 def budget_use_recorded(owner_kind: str, owner_id: str, period: str, unit: str, *, used: float, limit: float) -> None:
-    BUDGET_USED.labels(owner_kind, owner_id, period, unit).set(float(used) / float(limit) if limit else 0.0)
+    _budget_used(owner_kind, owner_id, period, unit).set(float(used) / float(limit) if limit else 0.0)
+
+
+@lru_cache(maxsize=1024)
+def _budget_used(owner_kind: str, owner_id: str, period: str, unit: str) -> Gauge:
+    """The gauge's child for these labels: the one labels() returns, without its checks on every chat's settling."""
+    return BUDGET_USED.labels(owner_kind, owner_id, period, unit)
 
 
 def login_counted(outcome: str) -> None:

@@ -2,15 +2,15 @@
 file MODEL_PRICES_FILE names, or else the defaults below. A model without a price still counts its tokens; its cost
 is unknown (None), and a dollar budget refuses it.
 
-Costs are counted in whole micro-dollars (millionths of a dollar) with Decimal arithmetic, never floats: a price
-per million tokens times a token count is a count of micro-dollars, rounded half up per call (or up, for a
-budget's worst case)."""
+Costs are counted in whole micro-dollars (millionths of a dollar) with exact arithmetic (Decimal, or the same
+figures scaled to integers), never floats: a price per million tokens times a token count is a count of
+micro-dollars, rounded half up per call (or up, for a budget's worst case)."""
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from decimal import ROUND_CEILING, ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from functools import lru_cache
 from pathlib import Path
 
@@ -91,11 +91,29 @@ def cost_micros(model: str, input_tokens: int, output_tokens: int) -> int | None
 
 def worst_cost_micros(models: list[str], input_tokens: int, output_tokens: int) -> int | None:
     """The most a call that may go to any of `models` can cost (rounded up), or None when one has no price."""
-    prices = [model_price(model) for model in models]
-    if not prices or any(price is None for price in prices):
+    scale, table = _scaled(settings.MODEL_PRICES_FILE)
+    prices = [table.get(model) for model in models]
+    if not prices or None in prices:
         return None
-    exact = max(p.input for p in prices if p) * input_tokens + max(p.output for p in prices if p) * output_tokens
-    return int(exact.to_integral_value(rounding=ROUND_CEILING))
+    exact = max(p[0] for p in prices if p) * input_tokens + max(p[1] for p in prices if p) * output_tokens
+    return -(-exact // scale)  # rounded up
+
+
+@lru_cache(maxsize=4)
+def _scaled(path: str) -> tuple[int, dict[str, tuple[int, int]]]:
+    """The price table in whole units of 1/`scale` micro-dollar per token, the same exact figures as integers: a
+    budget reckons a chat's worst case with them, in integer arithmetic rather than Decimal's, on every chat."""
+    table = _load(path)
+    digits = max(
+        (max(-price.as_tuple().exponent, 0) for p in table.values() for price in (p.input, p.output)), default=0
+    )
+    return 10**digits, {model: (_times(p.input, digits), _times(p.output, digits)) for model, p in table.items()}
+
+
+def _times(price: Decimal, digits: int) -> int:
+    """`price` times 10**`digits`, exactly (Decimal's own arithmetic would round past its precision)."""
+    _, figures, exponent = price.as_tuple()
+    return int("".join(map(str, figures))) * 10 ** (int(exponent) + digits)
 
 
 def usd(micros: int | None) -> str | None:

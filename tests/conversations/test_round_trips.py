@@ -123,7 +123,7 @@ def test_a_key_with_models_limits_and_a_budget_costs_one_more(alice, alice_clien
         admin_id=alice.id,
         rules=KeyRules(models=("openai/gpt-oss-20b",), requests_per_minute=1000, tokens_per_minute=10**9),
     )
-    budget_set(BudgetOwner("key", key.id, alice.id), Budget(10**9, "day"))
+    budget_set(BudgetOwner("key", key.id, alice.id), Budget(10**9, "day", Decimal(1000)))  # tokens and dollars
     clients = {
         name: APIClient(HTTP_AUTHORIZATION=f"Bearer {raw}") for name, raw in (("plain", plain), ("ruled", ruled))
     }
