@@ -113,7 +113,7 @@ CHATS_MEMORY_MIB = env_int("CHATS_MEMORY_MIB", 64, minimum=1)
 MAX_CHATS_IN_FLIGHT = env_int("MAX_CHATS_IN_FLIGHT", max(1, CHATS_MEMORY_MIB * 1024 // CHAT_MEMORY_KIB), minimum=1)
 # A worker takes no new chat while its event loop runs this late (conversations/admission.py): its cores are spent,
 # and a chat it took would slow every stream and health probe it holds. 0 takes none (an instance being drained).
-CHAT_ADMIT_MAX_LOOP_LAG_MS = env_int("CHAT_ADMIT_MAX_LOOP_LAG_MS", 100, minimum=0)
+CHAT_ADMIT_MAX_LOOP_LAG_MS = env_int("CHAT_ADMIT_MAX_LOOP_LAG_MS", 1000, minimum=0)
 
 # --- Redis ----------------------------------------------------------------------------------------
 REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
