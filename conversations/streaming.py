@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import queue
-import threading
 from collections.abc import Iterator
+from json.encoder import encode_basestring_ascii  # type: ignore[attr-defined]
 from typing import TypeVar
 
 from conversations.serializers import chat_response_data
@@ -23,42 +23,55 @@ def sse_event(event: str, data: dict[str, object]) -> bytes:
     return f"event: {event}\ndata: {json.dumps(data)}\n\n".encode()
 
 
+def delta_event(text: str) -> bytes:
+    """sse_event("delta", {"content": text}), byte for byte, without building the dict: one per piece."""
+    return f'event: delta\ndata: {{"content": {encode_basestring_ascii(text)}}}\n\n'.encode()
+
+
+# What the helper hands over besides the items: the end of `events`, or (with the exception) its failure.
+_END, _FAILED = object(), object()
+
+
 def with_keepalive(events: Iterator[T], interval: float) -> Iterator[T | None]:
     """Yields the items of `events`, and None whenever `interval` seconds pass without one.
 
     `events` runs beside the caller (a greenlet under gevent) so that silence can be noticed. Closing this generator
     (a client that went away) stops the helper where it waits, under gevent, which closes the upstream request at
     once; a thread closes `events` at its next item instead."""
-    items: queue.Queue[tuple[str, object]] = queue.Queue()
-    stop = threading.Event()
+    # The items themselves go through the queue (no tuple per item); the end and a failure are marked.
+    items: queue.SimpleQueue[object] = queue.SimpleQueue()
+    stopped = False
 
     def pump() -> None:
+        put = items.put
         try:
             for item in events:
-                items.put(("item", item))
-                if stop.is_set():
+                put(item)
+                if stopped:
                     break
-            items.put(("end", None))
+            put(_END)
         except BaseException as exc:  # handed to the consumer, which raises it
-            items.put(("error", exc))
+            put(_FAILED)
+            put(exc)
         finally:
             events.close()  # type: ignore[attr-defined]
 
     stop_pump = run_beside(pump)
+    get = items.get
     try:
         while True:
             try:
-                kind, value = items.get(timeout=interval)
+                item = get(timeout=interval)
             except queue.Empty:
                 yield None
                 continue
-            if kind == "end":
+            if item is _END:
                 return
-            if kind == "error":
-                raise value  # type: ignore[misc]
-            yield value  # type: ignore[misc]
+            if item is _FAILED:
+                raise get()  # type: ignore[misc]
+            yield item  # type: ignore[misc]
     finally:
-        stop.set()
+        stopped = True
         stop_pump()
 
 
@@ -87,5 +100,5 @@ def replayed_sse(reply: dict[str, object]) -> Iterator[bytes]:
 
 def _event_for(item: StreamDelta | ChatReply) -> bytes:
     if isinstance(item, StreamDelta):
-        return sse_event("delta", {"content": item.text}) if item.text else b""
+        return delta_event(item.text) if item.text else b""
     return sse_event("done", chat_response_data(item))

@@ -90,16 +90,22 @@ class Hold:
     # When the leases were last renewed; at first, when the request began holding them (each lasts long enough
     # from there, an Idempotency-Key's claim, taken a little before, included).
     renewed_at: float = field(default_factory=time.monotonic)
+    # A third of the shortest lease: kept up to date by add(), since keep() runs for every piece of a streamed reply.
+    _due_after: float = field(init=False, repr=False, default=0.0)
+
+    def __post_init__(self) -> None:
+        self._due_after = min((lease.seconds for lease in self.leases), default=0.0) / 3
 
     def add(self, *leases: Lease) -> None:
         self.leases.extend(leases)
+        self.__post_init__()
 
     def keep(self) -> None:
         """Renews every lease when one is due, or raises LeaseLost (renewing none) when one is gone."""
         if not self.leases:
             return
         now = time.monotonic()
-        if now - self.renewed_at < min(lease.seconds for lease in self.leases) / 3:
+        if now - self.renewed_at < self._due_after:
             return
         args = chain.from_iterable((lease.kind, lease.holder, lease.seconds) for lease in self.leases)
         lost = redis_script(_RENEW)(keys=[lease.key for lease in self.leases], args=[time.time(), *args])

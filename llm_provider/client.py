@@ -403,17 +403,6 @@ def _read_body(response: httpcore.Response, host: str) -> bytes:
         response.close()
 
 
-def _lines(response: httpcore.Response) -> Iterator[str]:
-    """The body's lines as they arrive (an event stream is neither chunked by lines nor done until the end)."""
-    pending = b""
-    for chunk in response.iter_stream():
-        *lines, pending = (pending + chunk).split(b"\n")
-        for line in lines:
-            yield line.removesuffix(b"\r").decode()
-    if pending:
-        yield pending.removesuffix(b"\r").decode()
-
-
 def _read_stream(
     response: httpcore.Response, reader: wire.StreamReader, deadline: float, host: str
 ) -> Iterator[StreamDelta | StreamDone]:
@@ -423,7 +412,7 @@ def _read_stream(
     for longer than any sensible deadline, so after that only the per-read timeout applies.
     """
     try:
-        for data in wire.sse_data(_lines(response)):
+        for data in wire.sse_data(response.iter_stream()):
             # Reading on after [DONE] drains the body, so the connection can return to the pool.
             if reader.finished:
                 continue

@@ -135,15 +135,26 @@ def parse_models(data: dict[str, Any]) -> list[ModelInfo]:
     return [ModelInfo(str(e["id"])) for e in entries if isinstance(e, dict) and e.get("id")]
 
 
-def sse_data(lines: Iterable[str]) -> Iterator[str]:
-    """Yield the data of each server-sent event; comment lines (keep-alives) and other fields are skipped."""
+def sse_data(chunks: Iterable[bytes]) -> Iterator[str]:
+    """Yield the data of each server-sent event of a body that arrives in `chunks` (cut anywhere, even within a
+    line or a character); comment lines (keep-alives) and other fields are skipped. One generator from bytes to
+    events, since it runs for every piece of a streamed reply."""
+    pending = b""
     buffer: list[str] = []
-    for line in lines:
-        if line.startswith("data:"):
-            buffer.append(line[5:].removeprefix(" "))
-        elif not line and buffer:
-            yield "\n".join(buffer)
-            buffer.clear()
+    for chunk in chunks:
+        complete, newline, pending = (pending + chunk).rpartition(b"\n")
+        if not newline:
+            continue
+        for line in complete.decode().split("\n"):
+            line = line.removesuffix("\r")
+            if line.startswith("data:"):
+                buffer.append(line[5:].removeprefix(" "))
+            elif not line and buffer:
+                yield "\n".join(buffer)
+                buffer.clear()
+    last = pending.removesuffix(b"\r").decode()
+    if last.startswith("data:"):
+        buffer.append(last[5:].removeprefix(" "))
     if buffer:
         yield "\n".join(buffer)
 
@@ -161,22 +172,24 @@ class StreamReader:
         self.finish_reason: str | None = None
         self.finished = False
 
-    def feed(self, data: str) -> Iterator[StreamDelta]:
+    def feed(self, data: str) -> list[StreamDelta]:
+        """The pieces of text, reasoning or tool calls in one event's data (a list: most events carry one)."""
         if data.strip() == "[DONE]":
             self.finished = True
-            return
+            return []
         chunk = json_object(data)
         _raise_for_stream_error(chunk)
         if usage := _chunk_usage(chunk):
             self.usage, self.usage_details = usage
         self.model = str(chunk.get("model") or self.model)
-        for choice in chunk.get("choices") or []:
+        deltas = []
+        for choice in chunk.get("choices") or ():
             self.finish_reason = _choice_finish_reason(choice) or self.finish_reason
             delta = choice.get("delta")
             if not isinstance(delta, dict):
                 continue
             text, reasoning, calls = _text(delta, "content"), _text(delta, "reasoning"), delta.get("tool_calls") or []
-            if not _are_tool_call_pieces(calls):
+            if calls and not _are_tool_call_pieces(calls):
                 raise LLMBadGateway()
             if not (text or reasoning or calls):
                 continue
@@ -184,7 +197,8 @@ class StreamReader:
             self.reasoning.append(reasoning)
             for piece in calls:
                 self._add_tool_call_piece(piece)
-            yield StreamDelta(text, reasoning, calls, self.model)
+            deltas.append(StreamDelta(text, reasoning, calls, self.model))
+        return deltas
 
     def _add_tool_call_piece(self, piece: dict[str, Any]) -> None:
         call = self.tool_calls.setdefault(piece["index"], {"id": "", "type": "function", "function": {}})
@@ -214,6 +228,8 @@ class StreamReader:
 
 def _chunk_usage(chunk: dict[str, Any]) -> tuple[Usage, dict[str, Any]] | None:
     """Groq puts usage in the last chunk's x_groq; with include_usage an OpenAI-style final chunk carries it too."""
+    if "usage" not in chunk and "x_groq" not in chunk:  # most chunks: a piece of the reply, and nothing else
+        return None
     x_groq = chunk.get("x_groq")
     for data in (chunk.get("usage"), x_groq.get("usage") if isinstance(x_groq, dict) else None):
         if usage := parse_usage(data):

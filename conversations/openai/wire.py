@@ -141,9 +141,12 @@ def completion_chunks(
     if include_usage:
         envelope["usage"] = None
 
+    # _data({**envelope, "choices": [choice]}) byte for byte, with the envelope's JSON made once: one per piece.
+    head = f'data: {json.dumps(envelope)[:-1]}, "choices": [{{"index": 0, "delta": '
+
     def chunk(delta: dict[str, Any], finish_reason: str | None = None) -> bytes:
-        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
-        return _data({**envelope, "choices": [choice]})
+        tail = f'"logprobs": null, "finish_reason": {json.dumps(finish_reason)}}}]}}\n\n'
+        return f"{head}{json.dumps(delta)}, {tail}".encode()
 
     yield chunk({"role": "assistant", "content": ""})
     try:

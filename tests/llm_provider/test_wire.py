@@ -10,6 +10,8 @@ def test_max_tokens_param_follows_the_host_unless_forced() -> None:
 
 
 def test_sse_parsing_skips_comments_and_joins_lines() -> None:
-    lines = [": keep-alive", "", 'data: {"a":', "data: 1}", "", "event: ping", "", "data: [DONE]", ""]
+    body = ': keep-alive\r\n\r\ndata: {"a":\ndata: 1}\n\nevent: ping\n\ndata: "\u00e9"\n\ndata: [DONE]'.encode()
 
-    assert list(sse_data(lines)) == ['{"a":\n1}', "[DONE]"]
+    for size in (1, 2, 7, len(body)):  # however the body is cut into chunks, even within a character
+        chunks = [body[i : i + size] for i in range(0, len(body), size)]
+        assert list(sse_data(chunks)) == ['{"a":\n1}', '"\u00e9"', "[DONE]"]
