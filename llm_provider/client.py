@@ -11,7 +11,7 @@ import json
 import logging
 import random
 import time
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Generator, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, TypeVar
@@ -151,10 +151,9 @@ class ChatClient:
             )
             # Leaving early (also via generator.close()) closes the connection, which tells the upstream to stop.
             try:
-                for item in _read_stream(response, wire.StreamReader(model_sent), deadline, self._host):
-                    if isinstance(item, StreamDone):
-                        _traced(span, item.completion)
-                    yield item
+                done = yield from _read_stream(response, wire.StreamReader(model_sent), deadline, self._host)
+                _traced(span, done.completion)
+                yield done
             except LLMError as exc:
                 metrics.upstream_error(exc.code)
                 reachability_observe(exc)
@@ -405,8 +404,8 @@ def _read_body(response: httpcore.Response, host: str) -> bytes:
 
 def _read_stream(
     response: httpcore.Response, reader: wire.StreamReader, deadline: float, host: str
-) -> Iterator[StreamDelta | StreamDone]:
-    """Turn the event stream into deltas and a final StreamDone.
+) -> Generator[StreamDelta, None, StreamDone]:
+    """Turn the event stream into deltas, and return the StreamDone.
 
     The call's deadline only bounds the wait for the first content: a long answer may legitimately stream
     for longer than any sensible deadline, so after that only the per-read timeout applies.
@@ -425,4 +424,4 @@ def _read_stream(
     except TRANSPORT_ERRORS as exc:
         if not reader.finished:
             raise LLMBadGateway(TRUNCATED) from exc
-    yield reader.done()
+    return reader.done()

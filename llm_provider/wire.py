@@ -173,22 +173,35 @@ class StreamReader:
         self.finished = False
 
     def feed(self, data: str) -> list[StreamDelta]:
-        """The pieces of text, reasoning or tool calls in one event's data (a list: most events carry one)."""
+        """The pieces of text, reasoning or tool calls in one event's data (a list: most events carry one). It runs
+        for every piece of a streamed reply, hence the checks written out here rather than in helpers."""
         if data.strip() == "[DONE]":
             self.finished = True
             return []
-        chunk = json_object(data)
-        _raise_for_stream_error(chunk)
-        if usage := _chunk_usage(chunk):
-            self.usage, self.usage_details = usage
-        self.model = str(chunk.get("model") or self.model)
+        try:
+            chunk = json.loads(data)
+        except ValueError:
+            raise LLMBadGateway() from None
+        if not isinstance(chunk, dict):
+            raise LLMBadGateway()
+        if "x_groq" in chunk or "error" in chunk or "usage" in chunk:  # most chunks: a piece of the reply only
+            _raise_for_stream_error(chunk)
+            if usage := _chunk_usage(chunk):
+                self.usage, self.usage_details = usage
+        model = self.model = str(chunk.get("model") or self.model)
         deltas = []
         for choice in chunk.get("choices") or ():
-            self.finish_reason = _choice_finish_reason(choice) or self.finish_reason
+            if not isinstance(choice, dict):
+                raise LLMBadGateway()
+            reason = choice.get("finish_reason")
+            if isinstance(reason, str) and reason:
+                self.finish_reason = reason
             delta = choice.get("delta")
             if not isinstance(delta, dict):
                 continue
-            text, reasoning, calls = _text(delta, "content"), _text(delta, "reasoning"), delta.get("tool_calls") or []
+            text, reasoning, calls = delta.get("content"), delta.get("reasoning"), delta.get("tool_calls") or []
+            text = text if isinstance(text, str) else ""
+            reasoning = reasoning if isinstance(reasoning, str) else ""
             if calls and not _are_tool_call_pieces(calls):
                 raise LLMBadGateway()
             if not (text or reasoning or calls):
@@ -197,7 +210,7 @@ class StreamReader:
             self.reasoning.append(reasoning)
             for piece in calls:
                 self._add_tool_call_piece(piece)
-            deltas.append(StreamDelta(text, reasoning, calls, self.model))
+            deltas.append(StreamDelta(text, reasoning, calls, model))
         return deltas
 
     def _add_tool_call_piece(self, piece: dict[str, Any]) -> None:
@@ -228,8 +241,6 @@ class StreamReader:
 
 def _chunk_usage(chunk: dict[str, Any]) -> tuple[Usage, dict[str, Any]] | None:
     """Groq puts usage in the last chunk's x_groq; with include_usage an OpenAI-style final chunk carries it too."""
-    if "usage" not in chunk and "x_groq" not in chunk:  # most chunks: a piece of the reply, and nothing else
-        return None
     x_groq = chunk.get("x_groq")
     for data in (chunk.get("usage"), x_groq.get("usage") if isinstance(x_groq, dict) else None):
         if usage := parse_usage(data):
@@ -243,18 +254,6 @@ def _raise_for_stream_error(chunk: dict[str, Any]) -> None:
     if error:
         logger.warning("The language model service stopped a stream: %.300s", error)
         raise LLMStreamError()
-
-
-def _choice_finish_reason(choice: Any) -> str | None:
-    if not isinstance(choice, dict):
-        raise LLMBadGateway()
-    reason = choice.get("finish_reason")
-    return reason if isinstance(reason, str) else None
-
-
-def _text(delta: dict[str, Any], name: str) -> str:
-    text = delta.get(name)
-    return text if isinstance(text, str) else ""
 
 
 def _are_tool_call_pieces(pieces: Any) -> bool:
