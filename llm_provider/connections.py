@@ -84,7 +84,7 @@ class _Body:
         self._closed = False
 
     def __iter__(self) -> Iterator[bytes]:
-        yield from self._stream
+        return iter(self._stream)  # no generator of its own: this runs for every chunk of a streamed reply
 
     def close(self) -> None:
         if not self._closed:
