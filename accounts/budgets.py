@@ -77,6 +77,12 @@ class BudgetOwner:
         return f"{self.kind}:{self.id}"
 
 
+@lru_cache(maxsize=1024)
+def budget_owner(kind: Literal["admin", "key"], owner_id: str, admin_id: str = "") -> BudgetOwner:
+    """The owner, immutable and shared: made once, not on every chat (a frozen dataclass is slow to make)."""
+    return BudgetOwner(kind, owner_id, admin_id)
+
+
 class BudgetOwners(tuple[BudgetOwner, ...]):
     """The budgets a chat counts against, and the API key it was made with ('' for none), which its usage is
     recorded under (conversations/usage_history.py) whether or not the key has a budget."""

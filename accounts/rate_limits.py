@@ -17,11 +17,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache, lru_cache, partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from redis.client import Pipeline
 
-from accounts.budgets import BudgetOwner, Reservation, budget_reserve, budget_reserve_call, clock_text
+from accounts.budgets import BudgetOwner, Reservation, budget_owner, budget_reserve, budget_reserve_call, clock_text
 from core.exceptions import ServiceError
 from core.leases import Lease
 from core.redis_store import RepliesHandler, ScriptCall, redis_admin_key, redis_script
@@ -61,12 +61,18 @@ def caller_rates(admin: AdminUser) -> tuple[Rate, ...]:
     per minute, and its key's requests and tokens per minute."""
     rates = []
     if admin.limits.tokens_per_minute:
-        rates.append(Rate(BudgetOwner("admin", admin.id), 0, admin.limits.tokens_per_minute))
+        rates.append(_rate("admin", admin.id, "", 0, admin.limits.tokens_per_minute))
     key = admin.api_key
     if key is not None and (key.rules.requests_per_minute or key.rules.tokens_per_minute):
-        owner = BudgetOwner("key", key.id, key.admin_id)
-        rates.append(Rate(owner, key.rules.requests_per_minute or 0, key.rules.tokens_per_minute or 0))
+        requests, tokens = key.rules.requests_per_minute or 0, key.rules.tokens_per_minute or 0
+        rates.append(_rate("key", key.id, key.admin_id, requests, tokens))
     return tuple(rates)
+
+
+@lru_cache(maxsize=1024)
+def _rate(kind: Literal["admin", "key"], owner_id: str, admin_id: str, requests: int, tokens: int) -> Rate:
+    """A limit, immutable and shared: made once per owner and figures, not on every chat."""
+    return Rate(budget_owner(kind, owner_id, admin_id), requests, tokens)
 
 
 @lru_cache(maxsize=1024)
