@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from functools import lru_cache, partial
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from accounts.api_keys import api_key_admin_id, api_key_record_key
 from accounts.budget_alerts import Amount, BudgetUse, budget_alerts_on, budget_use_settled
@@ -277,9 +277,9 @@ return used
 """
 
 
-@dataclass(frozen=True)
-class HeldBudget:
-    """A budget a reservation is held against: whose, which period, and its limits then (None: no such limit)."""
+class HeldBudget(NamedTuple):
+    """A budget a reservation is held against: whose, which period, and its limits then (None: no such limit).
+    Immutable as a tuple, which is quicker to make than a frozen dataclass: one or two on every chat."""
 
     owner: BudgetOwner
     period: Period
@@ -387,7 +387,7 @@ def budget_reserve_call(
     if reservation_id is None:
         reservation_id = secrets.token_hex(8)
     now = datetime.fromtimestamp(clock, UTC)
-    period_ids = tuple(period_id(period, now) for period in PERIODS)
+    period_ids = _period_ids(now.year, now.month, now.day)
     keys: list[str] = []
     usage_of: dict[str, tuple[BudgetOwner, Period]] = {}
     for owner in owners:
@@ -416,6 +416,12 @@ def _owner_keys(slot: str, name: str, period_ids: tuple[str, ...]) -> tuple[str,
     """An owner's budget key and its usage keys for these periods (named once a day, not on every chat)."""
     usages = (redis_admin_key(slot, "budget-usage", name, this_period) for this_period in period_ids)
     return (redis_admin_key(slot, "budget", name), *usages)
+
+
+@lru_cache(maxsize=4)
+def _period_ids(year: int, month: int, day: int) -> tuple[str, ...]:
+    """The ids of a day's PERIODS (named once a day, not on every chat)."""
+    return tuple(period_id(period, datetime(year, month, day, tzinfo=UTC)) for period in PERIODS)
 
 
 @lru_cache(maxsize=4)

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache, lru_cache, partial
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from redis.client import Pipeline
 
@@ -47,9 +47,9 @@ class Rate:
     tokens_per_minute: int = 0
 
 
-@dataclass(frozen=True)
-class RateStatus:
-    """Where a caller stands against one of its per-minute limits once its request is let through."""
+class RateStatus(NamedTuple):
+    """Where a caller stands against one of its per-minute limits once its request is let through (a tuple,
+    quicker to make than a frozen dataclass, on every chat)."""
 
     limit: int
     remaining: int
