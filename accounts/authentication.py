@@ -9,7 +9,7 @@ from rest_framework_simplejwt.tokens import Token
 
 from accounts.admins import admin_get
 from accounts.api_keys import ApiKey, api_key_authenticate, looks_like_api_key
-from accounts.budgets import BudgetOwner, BudgetOwners
+from accounts.budgets import BudgetOwner, BudgetOwners, budget_owner
 from accounts.key_rules import admin_limits_of_record, rules_expired
 from accounts.models import AdminUser
 from accounts.tokens import SESSION_CLAIM, access_token_decode, live_session_of, token_invalid_detail
@@ -51,10 +51,10 @@ def request_login_session_id(request: Request) -> str | None:
 def request_budget_owners(request: Request) -> tuple[BudgetOwner, ...]:
     """The budgets a request's chat counts against: its admin's and its API key's, where they have one; and its
     API key, which its usage is recorded under."""
-    owners = [BudgetOwner("admin", request.user.id)] if getattr(request.user, "has_budget", False) else []
+    owners = [budget_owner("admin", request.user.id)] if getattr(request.user, "has_budget", False) else []
     key = request.auth
     if isinstance(key, ApiKey) and key.has_budget:
-        owners.append(BudgetOwner("key", key.id, key.admin_id))
+        owners.append(budget_owner("key", key.id, key.admin_id))
     return BudgetOwners(owners, key.id if isinstance(key, ApiKey) else "")
 
 

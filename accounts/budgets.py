@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from functools import lru_cache, partial
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from accounts.api_keys import api_key_admin_id, api_key_record_key
 from accounts.budget_alerts import Amount, BudgetUse, budget_alerts_on, budget_use_settled
@@ -75,6 +75,12 @@ class BudgetOwner:
     @property
     def name(self) -> str:
         return f"{self.kind}:{self.id}"
+
+
+@lru_cache(maxsize=1024)
+def budget_owner(kind: Literal["admin", "key"], owner_id: str, admin_id: str = "") -> BudgetOwner:
+    """The owner, immutable and shared: made once, not on every chat (a frozen dataclass is slow to make)."""
+    return BudgetOwner(kind, owner_id, admin_id)
 
 
 class BudgetOwners(tuple[BudgetOwner, ...]):
@@ -271,9 +277,9 @@ return used
 """
 
 
-@dataclass(frozen=True)
-class HeldBudget:
-    """A budget a reservation is held against: whose, which period, and its limits then (None: no such limit)."""
+class HeldBudget(NamedTuple):
+    """A budget a reservation is held against: whose, which period, and its limits then (None: no such limit).
+    Immutable as a tuple, which is quicker to make than a frozen dataclass: one or two on every chat."""
 
     owner: BudgetOwner
     period: Period
@@ -365,30 +371,57 @@ def budget_reserve(
 
 
 def budget_reserve_call(
-    owners: tuple[BudgetOwner, ...], tokens: int, *, micros: int | None = 0, hold_seconds: float
+    owners: tuple[BudgetOwner, ...],
+    tokens: int,
+    *,
+    micros: int | None = 0,
+    hold_seconds: float,
+    clock: float | None = None,
+    reservation_id: str | None = None,
 ) -> tuple[ScriptCall, Callable[[Any], Reservation]]:
     """budget_reserve as a script call, to fold into one script with others (rate_limits), and what makes its result the
-    Reservation (or raises BudgetExceeded or ModelUnpriced)."""
-    now = datetime.now(UTC)
-    periods = [(period, period_id(period, now)) for period in PERIODS]
+    Reservation (or raises BudgetExceeded or ModelUnpriced). `clock` and `reservation_id`, when given, are shared
+    with the calls it is folded with (each float argument costs the client its text, each id its randomness)."""
+    if clock is None:
+        clock = time.time()
+    if reservation_id is None:
+        reservation_id = secrets.token_hex(8)
+    now = datetime.fromtimestamp(clock, UTC)
+    period_ids = _period_ids(now.year, now.month, now.day)
     keys: list[str] = []
     usage_of: dict[str, tuple[BudgetOwner, Period]] = {}
     for owner in owners:
-        slot = _slot_admin(owner)
-        keys.append(redis_admin_key(slot, "budget", owner.name))
-        for period, this_period in periods:
-            usage = redis_admin_key(slot, "budget-usage", owner.name, this_period)
-            keys.append(usage)
+        config, *usages = _owner_keys(_slot_admin(owner), owner.name, period_ids)
+        keys.append(config)
+        keys.extend(usages)
+        for usage, period in zip(usages, PERIODS, strict=True):
             usage_of[usage] = (owner, period)
-    reservation_id = secrets.token_hex(8)
-    clock = time.time()
     # A usage hash outlives its period by a day, so the period's figure can still be read just after it ends.
     expire_at = _usage_expire_at(now.year, now.month)
     cost = -1 if micros is None else micros
-    call = ScriptCall(
-        redis_script(_RESERVE_SCRIPT), keys, [clock, reservation_id, tokens, cost, clock + hold_seconds, expire_at]
-    )
+    args = [clock_text(clock), reservation_id, tokens, cost, clock_text(clock + hold_seconds), expire_at]
+    call = ScriptCall(redis_script(_RESERVE_SCRIPT), keys, args)
     return call, partial(_reserved, tokens, cost, now, usage_of, reservation_id, hold_seconds, expire_at)
+
+
+@lru_cache(maxsize=8)
+def clock_text(clock: float) -> str:
+    """A Unix time as a script's argument: the text the client would make of the float (its repr), made once for
+    the calls folded into one script that share the clock."""
+    return repr(clock)
+
+
+@lru_cache(maxsize=1024)
+def _owner_keys(slot: str, name: str, period_ids: tuple[str, ...]) -> tuple[str, ...]:
+    """An owner's budget key and its usage keys for these periods (named once a day, not on every chat)."""
+    usages = (redis_admin_key(slot, "budget-usage", name, this_period) for this_period in period_ids)
+    return (redis_admin_key(slot, "budget", name), *usages)
+
+
+@lru_cache(maxsize=4)
+def _period_ids(year: int, month: int, day: int) -> tuple[str, ...]:
+    """The ids of a day's PERIODS (named once a day, not on every chat)."""
+    return tuple(period_id(period, datetime(year, month, day, tzinfo=UTC)) for period in PERIODS)
 
 
 @lru_cache(maxsize=4)
