@@ -144,7 +144,6 @@ def test_it_answers_prometheus_text_whatever_the_accept_header():
 def test_counts_add_up_across_gunicorn_workers(tmp_path: Path):
     metrics_dir = tmp_path / "metrics"
     with running_server(HISTORY_BACKEND="redis", WEB_CONCURRENCY="2", PROMETHEUS_MULTIPROC_DIR=str(metrics_dir)) as url:
-
         statuses: list[int] = []
 
         def hit(count: int) -> None:
