@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
@@ -54,3 +55,16 @@ def running_server(log: IO[bytes] | None = None, **env: str) -> Iterator[str]:
             process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+def concurrent_chats(
+    urls: list[str], headers: dict[str, str], max_tokens: int, count: int = 50
+) -> list[httpx.Response]:
+    """`count` /v1/chat/completions requests at once, shared in turn among the servers at `urls`."""
+    body = {"model": "openai/gpt-oss-20b", "messages": [{"role": "user", "content": "hi"}], "max_tokens": max_tokens}
+
+    def one(i: int) -> httpx.Response:
+        return httpx.post(f"{urls[i % len(urls)]}/v1/chat/completions", json=body, headers=headers, timeout=60)
+
+    with ThreadPoolExecutor(count) as pool:
+        return list(pool.map(one, range(count)))

@@ -4,17 +4,15 @@ never pass a key's or an admin's limit."""
 from __future__ import annotations
 
 import time
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from http import HTTPStatus
 
-import httpx
 import pytest
 
 from accounts.key_rules import AdminLimits, KeyRules, admin_limits_set
 from accounts.services import api_key_create
 from core.redis_store import redis_admin_key, redis_client
-from tests.server import running_server
+from tests.server import concurrent_chats, running_server
 from tests.support import MAX_TOKENS, worst_case
 
 
@@ -47,17 +45,7 @@ def test_fifty_concurrent_requests_on_two_instances_never_pass_a_tokens_per_minu
         urls = [stack.enter_context(running_server(HISTORY_BACKEND="redis")) for _ in range(2)]
         headers = {"Authorization": f"Bearer {raw}"}
         start_of_a_minute()
-        body = {
-            "model": "openai/gpt-oss-20b",
-            "messages": [{"role": "user", "content": "hi"}],
-            "max_tokens": MAX_TOKENS,
-        }
-
-        def one(i: int) -> httpx.Response:
-            return httpx.post(f"{urls[i % 2]}/v1/chat/completions", json=body, headers=headers, timeout=60)
-
-        with ThreadPoolExecutor(50) as pool:
-            responses = list(pool.map(one, range(50)))
+        responses = concurrent_chats(urls, headers, MAX_TOKENS)
 
     ok = [r for r in responses if r.status_code == HTTPStatus.OK]
     refused = [r for r in responses if r.status_code == HTTPStatus.TOO_MANY_REQUESTS]

@@ -4,7 +4,6 @@ and never overspent by concurrent requests, on one instance or two."""
 from __future__ import annotations
 
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 from http import HTTPStatus
@@ -19,7 +18,7 @@ from rest_framework.test import APIClient
 from accounts.budgets import Budget, BudgetOwner, budget_set, budget_status, period_end
 from core.redis_store import redis_client
 from llm_provider.wire import MAX_CALL_TOKENS
-from tests.server import running_server
+from tests.server import concurrent_chats, running_server
 from tests.support import ALICE_PASSWORD, MAX_TOKENS, ask, wait_for, worst_case
 
 
@@ -223,17 +222,7 @@ def test_fifty_concurrent_requests_on_two_instances_never_overspend(alice, fake_
         urls = [stack.enter_context(running_server(HISTORY_BACKEND="redis")) for _ in range(2)]
         login = httpx.post(f"{urls[0]}/admin/login", json={"username": "alice", "password": ALICE_PASSWORD})
         headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
-        body = {
-            "model": "openai/gpt-oss-20b",
-            "messages": [{"role": "user", "content": "hi"}],
-            "max_tokens": MAX_TOKENS,
-        }
-
-        def one(i: int) -> httpx.Response:
-            return httpx.post(f"{urls[i % 2]}/v1/chat/completions", json=body, headers=headers, timeout=30)
-
-        with ThreadPoolExecutor(50) as pool:
-            responses = list(pool.map(one, range(50)))
+        responses = concurrent_chats(urls, headers, MAX_TOKENS)
 
     ok = [r for r in responses if r.status_code == HTTPStatus.OK]
     assert {r.status_code for r in responses} <= {HTTPStatus.OK, HTTPStatus.TOO_MANY_REQUESTS}
