@@ -275,6 +275,7 @@ class FakeGroq:
         self._faults: deque[Fault] = deque()
         self._requests: deque[dict[str, Any]] = deque(maxlen=10_000)
         self.disconnects = self.in_flight = self._used_requests = self._used_tokens = 0
+        self.held = 0  # requests waiting in a `hang` fault now: what a test waits for before it reads their effect
         # reset() starts a new generation: a request of an earlier one (a test's leftover, still waiting upstream)
         # no longer counts in `in_flight` or `disconnects`, which then describe the current test's requests alone.
         self._generation = 0
@@ -316,6 +317,7 @@ class FakeGroq:
             self._faults.clear()
             self._requests.clear()
             self.disconnects = self.in_flight = self._used_requests = self._used_tokens = 0
+            self.held = 0
             self._generation += 1
         self.settings = Settings(**self._initial)
 
@@ -342,6 +344,15 @@ class FakeGroq:
             return
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wakeup.wait(), seconds)
+
+    async def _hold(self, seconds: float) -> None:
+        with self._lock:
+            generation = self._generation
+            self.held += 1
+        try:
+            await self._wait(seconds)
+        finally:
+            self._add("held", -1, generation)
 
     def finish(self, timeout: float = 5.0) -> bool:
         """Ends what a test left behind: no more faults or delays, and the requests in progress answered at once;
@@ -447,7 +458,7 @@ class FakeGroq:
                 headers["retry-after"] = f"{fault.retry_after:g}"
             raise fault_error(fault, model)
         if fault and kind == "hang":
-            await self._wait(fault.seconds)
+            await self._hold(fault.seconds)
         if kind == "stream_error" and not streaming:
             raise FakeError(500)
         if kind == "malformed":

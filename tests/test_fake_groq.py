@@ -173,10 +173,11 @@ def test_a_hang_ends_at_release_and_a_reset_forgets_the_requests_still_in_flight
         answer = pool.submit(
             httpx.post, f"{fake.url}/chat/completions", json={"model": MODEL, "messages": HELLO}, headers=headers
         )
-        wait_for(lambda: fake.in_flight == 1, what="the request held upstream")
+        wait_for(lambda: fake.held == 1, what="the request held upstream")
+        assert fake.in_flight == 1
         fake.reset()  # as between two tests: the held request is an earlier test's now
-        assert fake.in_flight == 0
+        assert fake.in_flight == fake.held == 0
         fake.release()
         assert answer.result(timeout=10).status_code == 200
 
-    assert fake.in_flight == 0
+    assert fake.in_flight == fake.held == 0

@@ -89,13 +89,13 @@ def reserved_tokens() -> int:
 
 
 def reserved_while_upstream(fake_groq, send: Callable[[], object]):
-    """Sends a request whose first upstream call waits a moment, and reads what its turn holds meanwhile."""
-    fake_groq.wait_idle()  # an earlier call's handler may still count as in flight after its answer was read
+    """Sends a request whose next upstream call to reach the fake's faults is held, and reads what its turn holds
+    meanwhile."""
     fake_groq.add_faults({"kind": "hang", "seconds": 60})  # held upstream until its reservation is read
     with ThreadPoolExecutor(1) as pool:
         sent = pool.submit(send)
         try:
-            wait_for(lambda: fake_groq.in_flight == 1)
+            wait_for(lambda: fake_groq.held == 1)
             held = reserved_tokens()
         finally:
             fake_groq.release()

@@ -131,7 +131,7 @@ def test_a_request_refused_only_for_reservations_in_flight_gets_a_short_retry_af
     client = APIClient(HTTP_AUTHORIZATION=f"Bearer {alice_tokens['access_token']}")
     first = threading.Thread(target=ask, args=(client,))
     first.start()
-    wait_for(lambda: fake_groq.in_flight == 1)  # the first request holds its reservation upstream
+    wait_for(lambda: fake_groq.held == 1)  # the first request holds its reservation upstream
 
     second = ask(APIClient(HTTP_AUTHORIZATION=f"Bearer {alice_tokens['access_token']}"))
     fake_groq.release()

@@ -111,7 +111,7 @@ def test_a_retry_while_the_first_is_running_is_a_409(alice_client, alice_tokens,
     answers = {}
     first = threading.Thread(target=lambda: answers.update(first=post_chat(alice_client, body)))
     first.start()
-    wait_for(lambda: fake_groq.in_flight == 1)
+    wait_for(lambda: fake_groq.held == 1)
 
     other = APIClient()
     other.credentials(HTTP_AUTHORIZATION=f"Bearer {alice_tokens['access_token']}")
