@@ -41,7 +41,7 @@ def test_an_admin_over_its_concurrent_chats_gets_429(alice_client, alice_tokens,
     threads = [threading.Thread(target=send, args=(f"s{i}",)) for i in range(2)]
     for thread in threads:
         thread.start()
-    wait_for(lambda: fake_groq.in_flight == 2)  # both slots taken
+    wait_for(lambda: fake_groq.held == 2)  # both slots taken
     third = chat(alice_client, "hi", session_id="s3")
     fake_groq.release()
     for thread in threads:
