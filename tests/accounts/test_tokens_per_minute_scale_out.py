@@ -49,7 +49,8 @@ def test_fifty_concurrent_requests_on_two_instances_never_pass_a_tokens_per_minu
 
     ok = [r for r in responses if r.status_code == HTTPStatus.OK]
     refused = [r for r in responses if r.status_code == HTTPStatus.TOO_MANY_REQUESTS]
-    assert len(ok) + len(refused) == 50
+    others = [(r.status_code, r.text[:200]) for r in responses if r not in ok and r not in refused]
+    assert not others
     assert {r.json()["error"]["code"] for r in refused} <= {"rate_limited", "chat_limit_exceeded"}
     assert all(r.headers["Retry-After"] for r in refused)
     used = windows_used(alice.id)
