@@ -211,6 +211,8 @@ def _entry(stream_id: bytes, fields: dict[bytes, bytes]) -> AuditEntry:
 
 
 def _read(key: str, since: datetime, until: datetime, *, newest_first: bool) -> Iterator[AuditEntry]:
+    if until < since:  # also keeps a time before 1970 out of the stream ids, which Redis refuses
+        return
     client = redis_client()
     low, high = str(int(since.timestamp() * 1000)), str(int(until.timestamp() * 1000))
     while True:

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 import pytest
 from django.conf import settings
 from django.core.cache import caches
+from hypothesis import settings as hypothesis_settings
 from rest_framework.test import APIClient
 
 from accounts.models import AdminUser
@@ -16,8 +17,11 @@ from core.redis_store import redis_client
 from llm_provider import reachability as llm_reachability
 from llm_provider import services as llm_services
 from tests.fake_groq import FakeGroq
-from tests.support import ALICE_PASSWORD, BOB_PASSWORD, ROOT, login, redis_keys
+from tests.support import ALICE_PASSWORD, BOB_PASSWORD, ROOT, SLOW_MACHINE, login, redis_keys
 from tests.topology import SUITES_ON, Topologies
+
+hypothesis_settings.register_profile("suite", deadline=None, suppress_health_check=SLOW_MACHINE)
+hypothesis_settings.load_profile("suite")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import redis
 from django.conf import settings
+from hypothesis import HealthCheck
 from prometheus_client.parser import text_string_to_metric_families
 
 if TYPE_CHECKING:
@@ -32,6 +33,8 @@ KEY_MAP = ROOT / "docs" / "architecture.md"
 
 ALICE_PASSWORD = "alice-password-1"
 BOB_PASSWORD = "bob-password-22"
+# How fast a loaded machine generates examples is not what the property tests are about (tests/conftest.py).
+SLOW_MACHINE = [HealthCheck.too_slow]
 MODEL = "openai/gpt-oss-20b"
 
 

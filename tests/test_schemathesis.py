@@ -13,6 +13,7 @@ from accounts.admins import admin_get
 from accounts.services import admin_create
 from accounts.tokens import tokens_issue
 from chatbot_project.wsgi import application
+from tests.support import SLOW_MACHINE
 
 schema = schemathesis.openapi.from_wsgi("/openapi.json", application)
 schema.config.generation.update(modes=[GenerationMode.POSITIVE, GenerationMode.NEGATIVE], max_examples=40)
@@ -29,7 +30,7 @@ def fuzz_admin(settings):
 
 
 @schema.parametrize()
-@hypothesis_settings(suppress_health_check=[HealthCheck.function_scoped_fixture], deadline=None)
+@hypothesis_settings(suppress_health_check=[*SLOW_MACHINE, HealthCheck.function_scoped_fixture], deadline=None)
 def test_the_api_honours_its_schema(case, fuzz_admin):
     # A fresh login per case, as the admin is now: a generated logout or credential change must not starve the
     # cases after it.

@@ -13,6 +13,7 @@ from conversations.history.redis_keys import session_keys
 from conversations.limits import turn_hold_seconds
 from conversations.stores import history_store
 from conversations.trimming import estimate_tokens, trim_history, upstream_messages
+from tests.support import SLOW_MACHINE
 
 roles = st.sampled_from(["user", "assistant"])
 messages = st.lists(
@@ -62,7 +63,9 @@ def test_history_keys_never_collide(a, b):
         assert (key(*a) == key(*b)) == (a == b)
 
 
-@hypothesis_settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@hypothesis_settings(
+    max_examples=30, deadline=None, suppress_health_check=[*SLOW_MACHINE, HealthCheck.function_scoped_fixture]
+)
 @given(
     a=st.tuples(admin_ids, session_ids),
     b=st.tuples(admin_ids, session_ids),
