@@ -181,6 +181,7 @@ async def held_streams(
         "stream_p99_ms": ms(percentile(result.stream_seconds, 99)),
         "refused": result.refused,
         "refused_without_retry_after": result.refused_without_retry_after,
+        "refusal_p50_ms": ms(percentile(result.refusal_seconds, 50)),
         "refusal_p99_ms": ms(percentile(result.refusal_seconds, 99)),
         "errors": result.errors,
         "error_kinds": result.error_kinds,

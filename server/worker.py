@@ -9,8 +9,11 @@ closing lingers so that a client still sending reads its answer. A request that 
 worker holds MAX_CHATS_IN_FLIGHT of them, or while its event loop runs late, is answered 503 `server_busy` from the
 socket (core/admission.py), for about 20 µs of Python: under a load far over what the worker serves, every
 refusal made later (gunicorn's parser, the middleware) would take the core its chats and health probes need. All of
-it lives in the connection's socket, so gunicorn's own request handling runs unchanged; the one gunicorn method
-overridden, `handle`, and the attributes and signal handlers the worker relies on are held by tests/test_worker.py.
+it lives in the connection's socket, so gunicorn's own request handling runs unchanged. The worker's loop takes up to
+ACCEPTS_PER_WAKEUP new connections each time it comes round to its listener (gunicorn takes one with several
+workers), so that a busy worker's refusals and health answers do not wait in the kernel's queue. The gunicorn
+methods overridden (`run`, gunicorn's but for that, and `handle`), and the attributes and signal
+handlers the worker relies on are held by tests/test_worker.py.
 """
 
 from __future__ import annotations
@@ -25,10 +28,14 @@ import struct
 import sys
 import time
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
+import gevent
 from django.conf import settings
 from gevent import socket as gsocket
+from gevent.pool import Pool
+from gevent.server import StreamServer
 from gunicorn.workers.ggevent import GeventWorker
 
 from core.admission import NEW_CHAT_PATH, AdmissionGate, refusal_bytes
@@ -45,6 +52,12 @@ FD_RESERVE = 1024
 # How long a connection kept alive waits for its next request while the worker stops.
 STOPPING_IDLE_SECONDS = 1.0
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+# Connections a listener accepts each time the event loop finds it ready (gevent's own default). gunicorn sets 1
+# when there are several workers, to share connections out evenly; but a loop busy with thousands of streams comes
+# round to its listener a few times a second, and at one connection each time new clients and health probes waited
+# seconds in the kernel's queue behind each other, unanswered and unrefused (docs/performance.md). The worker whose
+# loop is freer comes round sooner and takes more, which is the sharing wanted.
+ACCEPTS_PER_WAKEUP = 100
 
 
 def error_response(status: str, code: str, detail: str) -> bytes:
@@ -341,6 +354,35 @@ class GuardedGeventWorker(GeventWorker):
         )
         self.worker_connections = connections_allowed(self.cfg.worker_connections)
         super().init_process()  # runs the loop
+
+    def run(self) -> None:
+        """gunicorn's GeventWorker.run, each listener accepting up to ACCEPTS_PER_WAKEUP connections at a time."""
+        servers = []
+        for listener in self.sockets:
+            listener.setblocking(1)
+            server = StreamServer(listener, handle=partial(self.handle, listener), spawn=Pool(self.worker_connections))
+            server.max_accept = ACCEPTS_PER_WAKEUP
+            server.start()
+            servers.append(server)
+        while self.alive:
+            self.notify()
+            gevent.sleep(1.0)
+        self.drain(servers)
+
+    def drain(self, servers: list[StreamServer]) -> None:
+        """As gunicorn's worker stops: no new connection; those open are answered for up to graceful_timeout,
+        then ended."""
+        for server in servers:
+            server.close()
+        deadline = time.monotonic() + self.cfg.graceful_timeout
+        while time.monotonic() <= deadline:
+            if all(server.pool.free_count() == server.pool.size for server in servers):
+                return
+            self.notify()
+            gevent.sleep(1.0)
+        self.log.warning("Worker graceful timeout (pid:%s)", self.pid)
+        for server in servers:
+            server.stop(timeout=1)
 
     def handle(self, listener: Any, client: Any, addr: Any) -> None:
         guarded = RequestSocket(client.family, client.type, client.proto, fileno=client.detach()).setup(self.limits)

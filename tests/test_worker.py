@@ -3,6 +3,7 @@ here rather than silently. Its behaviour is tested through a running server (tes
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 import os
 import subprocess
@@ -10,16 +11,33 @@ import sys
 from pathlib import Path
 
 from gevent import socket as gsocket
+from gevent.server import StreamServer
 from gunicorn.workers.base_async import AsyncWorker
 from gunicorn.workers.ggevent import GeventWorker
 
-from server.worker import CONTINUE, GuardedGeventWorker, RequestSocket
+from server.worker import ACCEPTS_PER_WAKEUP, CONTINUE, GuardedGeventWorker, RequestSocket
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
+# GuardedGeventWorker.run is gunicorn's GeventWorker.run (version 27.0.1) with one change, listed in the test below.
+GUNICORN_RUN_SHA256 = "50119854ef8be38c"
+
+
+def test_the_worker_runs_gunicorns_gevent_loop_but_accepts_more_than_one_connection_at_a_time():
+    # A change to gunicorn's run (how it serves listeners, stops, or drains) must be carried over by hand.
+    source = inspect.getsource(GeventWorker.run)
+    assert hashlib.sha256(source.encode()).hexdigest()[:16] == GUNICORN_RUN_SHA256, (
+        "gunicorn's GeventWorker.run changed: compare it with GuardedGeventWorker.run, then update the hash"
+    )
+    assert "server.max_accept = 1" in source  # the one difference, and the reason for the override
+    assert GuardedGeventWorker.run is not GeventWorker.run
+    assert StreamServer.max_accept == ACCEPTS_PER_WAKEUP  # gevent's default, which gunicorn lowers
+
+
 def test_gunicorn_hands_each_connection_to_the_handle_method_the_worker_wraps():
-    # GeventWorker.run serves each listener with partial(self.handle, listener): the socket is wrapped there.
+    # The worker's run serves each listener with partial(self.handle, listener), as gunicorn's does; the socket is
+    # wrapped there and handed on to gunicorn's handling.
     assert list(inspect.signature(GeventWorker.handle).parameters) == ["self", "listener", "client", "addr"]
     assert "partial(self.handle, s)" in inspect.getsource(GeventWorker.run)
     assert GuardedGeventWorker.handle is not AsyncWorker.handle
@@ -54,9 +72,10 @@ def test_the_workers_keep_the_systems_poll_for_the_libraries_readiness_checks():
     assert "monkey.patch_all()" in inspect.getsource(GeventWorker.patch)
 
 
-def test_the_worker_connections_the_worker_sets_are_the_pool_gunicorn_serves_them_from():
-    # init_process lowers worker_connections to what the open-file limit allows; GeventWorker.run sizes its pool by
-    # that attribute, which AsyncWorker sets from the configuration.
+def test_the_worker_connections_the_worker_sets_are_the_pool_it_serves_them_from():
+    # init_process lowers worker_connections to what the open-file limit allows; run sizes its pool by that
+    # attribute (as gunicorn's run does), which AsyncWorker sets from the configuration.
+    assert "Pool(self.worker_connections)" in inspect.getsource(GuardedGeventWorker.run)
     assert "Pool(self.worker_connections)" in inspect.getsource(GeventWorker.run)
     assert "self.worker_connections = self.cfg.worker_connections" in inspect.getsource(AsyncWorker.__init__)
 
