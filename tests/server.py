@@ -23,14 +23,9 @@ def server_command(port: int) -> list[str]:
     return [str(gunicorn), "-c", "gunicorn.conf.py", "--bind", f"127.0.0.1:{port}", "chatbot_project.wsgi"]
 
 
-# A busy test machine (the suite's workers, a dozen Redis processes, gunicorn) can keep a worker's loop from reading
-# a Redis reply for longer than the default timeout of 0.5 s: the servers the tests start wait longer, unless a test
-# sets its own.
-REDIS_TIMEOUT_UNDER_LOAD = {"REDIS_TIMEOUT_SECONDS": "2"}
-
-
 def server_env(**overrides: str) -> dict[str, str]:
-    return {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings", **REDIS_TIMEOUT_UNDER_LOAD, **overrides}
+    # The tests' environment (tests/settings.py's defaults among it: a longer Redis timeout, no loop-lag refusals).
+    return {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings", **overrides}
 
 
 @contextmanager

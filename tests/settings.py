@@ -30,6 +30,9 @@ os.environ.setdefault("LLM_TIMEOUT_SECONDS", "5")
 # A test machine's load is not the service's overload: servers the tests start take every chat unless a test says
 # otherwise (tests/conversations/test_admission.py).
 os.environ.setdefault("CHAT_ADMIT_MAX_LOOP_LAG_MS", "600000")
+# Nor is a Redis reply that a loaded machine delays past the default 0.5 s a fault of Redis: the tests wait longer
+# (tests/test_faults.py sets the default back for what it measures).
+os.environ.setdefault("REDIS_TIMEOUT_SECONDS", "2")
 # Refusals of anonymous requests answered at once, no per-second bound on them, and room for the few a test sends at
 # once from one address (a test sends its requests as fast as it can): the tests check what the guard answers, not
 # how it paces a flood (tests/test_anonymous_guard.py sets the bounds it checks).

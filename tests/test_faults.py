@@ -60,7 +60,11 @@ class OwnRedis:
 def own_redis(settings):
     server = OwnRedis()
     server.start()
-    settings.CACHES = {**settings.CACHES, "default": {**settings.CACHES["default"], "LOCATION": server.url}}
+    default = settings.CACHES["default"]
+    # The service's default timeout, which the tests' settings raise: these tests measure how soon a fault is seen.
+    timeouts = {"SOCKET_TIMEOUT": 0.5, "SOCKET_CONNECT_TIMEOUT": 0.5}
+    options = {**default["OPTIONS"], **timeouts}
+    settings.CACHES = {**settings.CACHES, "default": {**default, "LOCATION": server.url, "OPTIONS": options}}
     yield server
     server.resume()
     server.process.kill()
