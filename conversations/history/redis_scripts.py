@@ -187,8 +187,7 @@ _FINISH_NAMED = len(lua_argv_names(FinishArgs))
 
 # KEYS: the session's messages and meta, the admin's index, the admin's usage totals, the session's lock, the
 # admin's chats in flight, the session's records and their order, on a single Redis the store-wide index, and last,
-# with a day_json,
-# the admin's usage of the day (conversations/usage_history.py). ARGV: FinishArgs, the messages last.
+# with a day_json, the admin's usage of the day (conversations/usage_history.py). ARGV: FinishArgs, the messages last.
 # Returns {'lost'}, writing nothing, when a lock token is given and the lock
 # is not its own (it expired, or another turn holds it); else the session's usage totals, the sessions evicted to
 # keep the admin within MAX_SESSIONS_PER_ADMIN and, on Redis Cluster, 1 when the session's place in the store-wide
@@ -260,7 +259,7 @@ if record_name ~= '' then
   redis.call('HSET', KEYS[7], record_name, record)
   if records_kept > 0 then
     -- The counted records in the order they were written (a turn holds the session's lock): past the cap, the
-    -- oldest go. One HDEL each: a dropped cap can leave more than unpack() takes.
+    -- oldest go. One HDEL each: a lowered cap can drop more than unpack() takes.
     redis.call('RPUSH', KEYS[8], record_name)
     local excess = redis.call('LLEN', KEYS[8]) - records_kept
     if excess > 0 then
