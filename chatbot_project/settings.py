@@ -177,6 +177,9 @@ MEMORY_TTL_SECONDS = env_int("MEMORY_TTL_SECONDS", 3600, minimum=1)
 MAX_SESSIONS = env_int("MAX_SESSIONS", env_int("MAX_CACHE_SIZE", 1000, minimum=1), minimum=1)
 # By default ten admins at their caps fill the store; a full store refuses new sessions (see conversations/history/).
 MAX_SESSIONS_PER_ADMIN = env_int("MAX_SESSIONS_PER_ADMIN", max(1, MAX_SESSIONS // 10), minimum=1, maximum=MAX_SESSIONS)
+# Stored /v1/responses kept per session (a chain's or a conversation's); past it the oldest go. Each response stores
+# at least its input and its reply, so a session's 200 messages hold at most 100 responses' turns.
+MAX_STORED_RESPONSES = env_int("MAX_STORED_RESPONSES", 100, minimum=1, maximum=10_000)
 HISTORY_BACKEND = env_choice("HISTORY_BACKEND", "locmem", ("locmem", "redis"))
 HISTORY_MAX_MESSAGES = env_int("HISTORY_MAX_MESSAGES", 40, minimum=0)
 HISTORY_MAX_TOKENS = env_int("HISTORY_MAX_TOKENS", 8000, minimum=0)

@@ -73,9 +73,11 @@ class ChatOptions:
 class TurnRecords(Protocol):
     """What a turn keeps beside its session's history (a stored response, see StoreOptions.record): `read` names
     the record read with the history, which `check` judges once the session's lock is held (raising to refuse the
-    turn); `written` is the record stored with the turn, in the same write."""
+    turn); `written` is the record stored with the turn, in the same write, which counts in a cap of `kept` such
+    records per session (StoreOptions.records_kept)."""
 
     read: str | None
+    kept: int
 
     def check(self, held: SessionTurn) -> None: ...
     def written(self, completion: Completion) -> tuple[str, str] | None: ...
@@ -422,6 +424,7 @@ def _turn_record(turn: Turn, plan: _TurnPlan, completion: Completion) -> TurnRes
         summary=plan.summary,
         usage_day=usage_day(turn.admin.id, owners_key_id(turn.budget_owners), calls),
         record=record,
+        records_kept=turn.records.kept if turn.records else 0,
     )
     # The reservations settle in the finish's round trip; without any, the finish needs no pipeline.
     reserved = bool(plan.reservation.usage_keys or plan.rates.windows)

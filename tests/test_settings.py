@@ -28,6 +28,8 @@ def test_good_settings_pass():
         ("MAX_CACHE_SIZE", "0"),
         ("MAX_SESSIONS_PER_ADMIN", "0"),
         ("MAX_SESSIONS_PER_ADMIN", "1001"),  # more than MAX_CACHE_SIZE
+        ("MAX_STORED_RESPONSES", "0"),
+        ("MAX_STORED_RESPONSES", "10001"),
         ("DEBUG", "maybe"),
         ("HISTORY_BACKEND", "memcached"),
         ("LLM_PROVIDER", "openai"),

@@ -118,6 +118,9 @@ class StoreOptions:
     # A named record written with the turn beside the session (a stored response): kept, like every record of the
     # session, for as long as the session (its TTL slides with each turn) and removed with it.
     record: tuple[str, str] | None = None
+    # With `record`: the session keeps at most this many records written with a cap, the oldest dropped in the same
+    # write (stored responses: MAX_STORED_RESPONSES); 0, the record is not counted and never dropped for another.
+    records_kept: int = 0
 
 
 NEW_EXCHANGE = StoreOptions()  # the turn's messages follow the stored ones

@@ -62,6 +62,29 @@ class _KeyedLocks:
 
 
 @dataclass
+class _SessionRecords:
+    """The records kept beside a session (StoreOptions.record), in one cache entry with it."""
+
+    named: dict[str, str] = field(default_factory=dict)
+    order: list[str] = field(default_factory=list)  # the names written with a cap (records_kept), oldest first
+
+    def put(self, name: str, value: str, kept: int) -> None:
+        """Adds the record; with a cap (`kept` > 0) it counts, and the oldest counted past the cap go."""
+        self.named[name] = value
+        if kept > 0:
+            self.order.append(name)
+            while len(self.order) > kept:
+                self.named.pop(self.order.pop(0), None)
+
+    def delete(self, name: str) -> bool:
+        if self.named.pop(name, None) is None:
+            return False
+        if name in self.order:
+            self.order.remove(name)
+        return True
+
+
+@dataclass
 class _CacheTurn:
     """A turn's hold: the admin's slot in Redis, the session's lock and a new session's place in this process."""
 
@@ -203,21 +226,25 @@ class CacheHistoryStore:
         with self._guard:
             self._prune(now)
             self._cache.set(self._key(admin_id, session_id), conversation.__dict__, settings.MEMORY_TTL_SECONDS)
-            self._records_write(admin_id, session_id, options.record)
+            self._records_write(admin_id, session_id, options.record, options.records_kept)
             self._record(admin_id, session_id, now)
         return dict(conversation.usage)
 
-    def _records_write(self, admin_id: str, session_id: str, record: tuple[str, str] | None) -> None:
-        """The session's records, with `record` added, kept for MEMORY_TTL_SECONDS from now (under the guard)."""
-        records = self._cache.get(self._records_key(admin_id, session_id)) or {}
-        if record is None and not records:
+    def _records(self, admin_id: str, session_id: str) -> _SessionRecords:
+        return self._cache.get(self._records_key(admin_id, session_id)) or _SessionRecords()
+
+    def _records_write(self, admin_id: str, session_id: str, record: tuple[str, str] | None, kept: int = 0) -> None:
+        """The session's records, with `record` added (counted in a cap of `kept`, if any), kept for
+        MEMORY_TTL_SECONDS from now (under the guard)."""
+        records = self._records(admin_id, session_id)
+        if record is None and not records.named:
             return
         if record is not None:
-            records[record[0]] = record[1]
+            records.put(*record, kept)
         self._cache.set(self._records_key(admin_id, session_id), records, settings.MEMORY_TTL_SECONDS)
 
     def record(self, admin_id: str, session_id: str, name: str) -> str | None:
-        return (self._cache.get(self._records_key(admin_id, session_id)) or {}).get(name)
+        return self._records(admin_id, session_id).named.get(name)
 
     def record_put(self, admin_id: str, session_id: str, name: str, value: str) -> None:
         with self._guard:
@@ -225,8 +252,8 @@ class CacheHistoryStore:
 
     def record_delete(self, admin_id: str, session_id: str, name: str) -> bool:
         with self._guard:
-            records = self._cache.get(self._records_key(admin_id, session_id)) or {}
-            if records.pop(name, None) is None:
+            records = self._records(admin_id, session_id)
+            if not records.delete(name):
                 return False
             self._cache.set(self._records_key(admin_id, session_id), records, settings.MEMORY_TTL_SECONDS)
             return True

@@ -7,6 +7,9 @@ but the store-wide index (docs/architecture.md has every key of the service):
                                      refreshed)
 {a:<admin>}:conv:<session>:records   hash of records kept beside the session (stored responses, a Responses
                                      conversation's metadata), expiring with it
+{a:<admin>}:conv:<session>:record-order  list of the names of the records written with a cap
+                                     (StoreOptions.records_kept), oldest first: the finish script drops the
+                                     oldest past the cap; expiring with the session
 {a:<admin>}:conv-index               sorted set of the admin's session ids by last activity
 {a:<admin>}:conv-lock:<session>      the session's lock: a random token per turn, expiring unless its turn
                                      renews it (SessionTurn.leases)
@@ -38,6 +41,19 @@ def session_keys(admin_id: str, session_id: str) -> tuple[str, str]:
 
 def records_key(admin_id: str, session_id: str) -> str:
     return redis_admin_key(admin_id, "conv", session_id, "records")
+
+
+def record_order_key(admin_id: str, session_id: str) -> str:
+    return redis_admin_key(admin_id, "conv", session_id, "record-order")
+
+
+def every_session_key(admin_id: str, session_id: str) -> tuple[str, ...]:
+    """Every key of the session, to remove it."""
+    return (
+        *session_keys(admin_id, session_id),
+        records_key(admin_id, session_id),
+        record_order_key(admin_id, session_id),
+    )
 
 
 def admin_index_key(admin_id: str) -> str:

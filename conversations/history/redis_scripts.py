@@ -177,6 +177,7 @@ class FinishArgs:
     refresh_seconds: int  # the refresh interval of that place (Redis Cluster)
     record_name: str  # a record to write beside the session (StoreOptions.record); '': none
     record: str
+    records_kept: int  # StoreOptions.records_kept: 0, the record is not counted; else the cap of those counted
     day_json: str  # the turn's usage of the day (UsageDay.increments) as JSON, in the last key; '': none
     day_expire_at: int  # when that day's hash expires (Unix time)
     messages: list[str] = field(default_factory=list)  # JSON, one per message
@@ -185,8 +186,8 @@ class FinishArgs:
 _FINISH_NAMED = len(lua_argv_names(FinishArgs))
 
 # KEYS: the session's messages and meta, the admin's index, the admin's usage totals, the session's lock, the
-# admin's chats in flight, the session's records, on a single Redis the store-wide index, and last, with a day_json,
-# the admin's usage of the day (conversations/usage_history.py). ARGV: FinishArgs, the messages last.
+# admin's chats in flight, the session's records and their order, on a single Redis the store-wide index, and last,
+# with a day_json, the admin's usage of the day (conversations/usage_history.py). ARGV: FinishArgs, the messages last.
 # Returns {'lost'}, writing nothing, when a lock token is given and the lock
 # is not its own (it expired, or another turn holds it); else the session's usage totals, the sessions evicted to
 # keep the admin within MAX_SESSIONS_PER_ADMIN and, on Redis Cluster, 1 when the session's place in the store-wide
@@ -198,15 +199,16 @@ _FINISH_NAMED = len(lua_argv_names(FinishArgs))
 _FINISH = f"""
 local ttl, now_iso, max_stored, usage_json, now, max_sessions_per_admin, session_id, admin_id, admin_usage,
   lock_token, slot_member, replace_last, created_at, drop_first, set_summary, summary, reserved_at,
-  refresh_seconds, record_name, record, day_json, day_expire_at = unpack(ARGV, 1, {_FINISH_NAMED})
+  refresh_seconds, record_name, record, records_kept, day_json, day_expire_at = unpack(ARGV, 1, {_FINISH_NAMED})
 if lock_token ~= '' and redis.call('GET', KEYS[5]) ~= lock_token then return {{'lost'}} end
-ttl, max_stored, now, max_sessions_per_admin, replace_last, drop_first = numbers(ttl, max_stored, now,
-  max_sessions_per_admin, replace_last, drop_first)
+ttl, max_stored, now, max_sessions_per_admin, replace_last, drop_first, records_kept = numbers(ttl, max_stored, now,
+  max_sessions_per_admin, replace_last, drop_first, records_kept)
 require_type(KEYS[1], 'list')
 require_type(KEYS[2], 'hash')
 require_type(KEYS[3], 'zset')
 require_type(KEYS[4], 'hash')
 require_type(KEYS[7], 'hash')
+require_type(KEYS[8], 'list')
 local decoded, usage = pcall(cjson.decode, usage_json)
 if not decoded or type(usage) ~= 'table' then error('finish: the usage is not a JSON object') end
 local names, cap = {{{", ".join(f"'{name}'" for name in USAGE_FIELDS)}}}, {MAX_USAGE_COUNTER}
@@ -253,8 +255,21 @@ redis.call('HSETNX', KEYS[2], 'created_at', created_at ~= '' and created_at or n
 redis.call('HSET', KEYS[2], unpack(meta_fields))
 redis.call('HSET', KEYS[2], unpack(session_counters))
 redis.call('EXPIRE', KEYS[2], ttl)
-if record_name ~= '' then redis.call('HSET', KEYS[7], record_name, record) end
+if record_name ~= '' then
+  redis.call('HSET', KEYS[7], record_name, record)
+  if records_kept > 0 then
+    -- The counted records in the order they were written (a turn holds the session's lock): past the cap, the
+    -- oldest go. One HDEL each: a lowered cap can drop more than unpack() takes.
+    redis.call('RPUSH', KEYS[8], record_name)
+    local excess = redis.call('LLEN', KEYS[8]) - records_kept
+    if excess > 0 then
+      for _, name in ipairs(redis.call('LRANGE', KEYS[8], 0, excess - 1)) do redis.call('HDEL', KEYS[7], name) end
+      redis.call('LTRIM', KEYS[8], excess, -1)
+    end
+  end
+end
 redis.call('EXPIRE', KEYS[7], ttl)
+redis.call('EXPIRE', KEYS[8], ttl)
 if admin_counters then redis.call('HSET', KEYS[4], unpack(admin_counters)) end
 if day then
   for name, value in pairs(day) do redis.call('HINCRBY', KEYS[#KEYS], name, value) end
@@ -286,9 +301,9 @@ return {{totals, evicted, refresh}}
 # index_write: the session's place, scored by its last activity. index_evict: the places of the evicted sessions.
 _INDEX_SINGLE = """
 local function index_read(meta_fields, now, reserved_at, refresh_seconds) return 0 end
-local function index_write(now, member) redis.call('ZADD', KEYS[8], now, member) end
+local function index_write(now, member) redis.call('ZADD', KEYS[9], now, member) end
 local function index_evict(evicted, admin_id)
-  for _, id in ipairs(evicted) do redis.call('ZREM', KEYS[8], admin_id .. ':' .. id) end
+  for _, id in ipairs(evicted) do redis.call('ZREM', KEYS[9], admin_id .. ':' .. id) end
 end
 """
 

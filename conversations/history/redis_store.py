@@ -27,8 +27,10 @@ from conversations.history.base import (
 )
 from conversations.history.redis_keys import (
     admin_index_key,
+    every_session_key,
     index_refresh_seconds,
     lock_key,
+    record_order_key,
     records_key,
     session_keys,
     store_index_key,
@@ -102,6 +104,7 @@ class RedisHistoryStore:
             lock_key(admin_id, session_id),
             slot.active_key,
             records_key(admin_id, session_id),
+            record_order_key(admin_id, session_id),
             *self._store_wide(),
         ]
 
@@ -238,12 +241,12 @@ class RedisHistoryStore:
 
     def _remove(self, admin_id: str, session_id: str) -> int:
         pipe = self._redis.pipeline(transaction=False)
-        for key in (*session_keys(admin_id, session_id), records_key(admin_id, session_id)):
-            pipe.delete(key)
+        keys = every_session_key(admin_id, session_id)
+        for key in keys:
+            pipe.delete(key)  # one key per DEL: a cluster pipeline takes no other
         pipe.zrem(admin_index_key(admin_id), session_id)
         pipe.zrem(store_index_key(), f"{admin_id}:{session_id}")
-        deleted_messages, deleted_meta, deleted_records, *_ = pipe.execute()
-        return deleted_messages + deleted_meta + deleted_records
+        return sum(pipe.execute()[: len(keys)])
 
     def delete(self, admin_id: str, session_id: str) -> bool:
         return self._remove(admin_id, session_id) > 0
@@ -255,11 +258,17 @@ class RedisHistoryStore:
     def record_put(self, admin_id: str, session_id: str, name: str, value: str) -> None:
         pipe = self._redis.pipeline(transaction=False)
         pipe.hset(records_key(admin_id, session_id), name, value)
-        pipe.expire(records_key(admin_id, session_id), settings.MEMORY_TTL_SECONDS)
+        for key in (records_key(admin_id, session_id), record_order_key(admin_id, session_id)):
+            pipe.expire(key, settings.MEMORY_TTL_SECONDS)
         pipe.execute()
 
     def record_delete(self, admin_id: str, session_id: str, name: str) -> bool:
-        return bool(self._redis.hdel(records_key(admin_id, session_id), name))
+        """Removes the record, and its name from the order of those counted (it no longer counts in the cap)."""
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.hdel(records_key(admin_id, session_id), name)
+        pipe.lrem(record_order_key(admin_id, session_id), 1, name)
+        deleted, _ = pipe.execute()
+        return bool(deleted)
 
     def list(self, admin_id: str, *, offset: int = 0, limit: int | None = None) -> list[SessionListItem]:
         index = admin_index_key(admin_id)

@@ -19,7 +19,7 @@ from conversations.history.base import (
     now_iso,
     usage_added,
 )
-from conversations.history.redis_keys import index_refresh_seconds, records_key, session_keys, store_index_key
+from conversations.history.redis_keys import every_session_key, index_refresh_seconds, store_index_key
 from conversations.history.redis_scripts import FinishArgs, ReleaseArgs
 from core.leases import Lease, LeaseLost
 from core.lua_args import lua_argv
@@ -86,6 +86,7 @@ class RedisTurn:
             refresh_seconds=index_refresh_seconds(),
             record_name=options.record[0] if options.record else "",
             record=options.record[1] if options.record else "",
+            records_kept=options.records_kept if options.record else 0,
             day_json=json.dumps(day.increments) if day else "",
             day_expire_at=day.expire_at if day else 0,
             messages=[json.dumps(m) for m in messages],
@@ -103,7 +104,7 @@ class RedisTurn:
         if evicted or refresh:
             pipe = redis_client().pipeline(transaction=False)
             for old_session in evicted:
-                for key in (*session_keys(admin_id, old_session.decode()), records_key(admin_id, old_session.decode())):
+                for key in every_session_key(admin_id, old_session.decode()):
                     pipe.delete(key)  # one key per DEL: a cluster pipeline takes no other
             if not store.store_wide:
                 if evicted:

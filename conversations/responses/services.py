@@ -14,6 +14,8 @@ from dataclasses import dataclass, replace
 from itertools import chain
 from typing import Any
 
+from django.conf import settings
+
 from accounts.budgets import BudgetOwner
 from accounts.models import AdminUser
 from conversations.history import Conversation
@@ -81,6 +83,11 @@ class _Records:
     read: str | None
     body: dict[str, Any] | None = None  # the response object, once the turn has its completion
 
+    @property
+    def kept(self) -> int:
+        """A session keeps its newest MAX_STORED_RESPONSES responses; an older one is then unknown (a 404)."""
+        return settings.MAX_STORED_RESPONSES
+
     def check(self, held: SessionTurn) -> None:
         request = self.request
         if self.read is None:  # a new chain, or a branch (whose previous response was read by the first try)
@@ -125,8 +132,8 @@ class PlannedResponse:
 
 def _not_found(response_id: str, kind: type[ResponseNotFound] = ResponseNotFound) -> ResponseNotFound:
     return kind(
-        f"No response '{response_id}' here: it expired, was deleted, was created with store: false, or belongs "
-        "to another admin."
+        f"No response '{response_id}' here: it expired, was deleted, was dropped for newer ones of its session "
+        "(MAX_STORED_RESPONSES), was created with store: false, or belongs to another admin."
     )
 
 

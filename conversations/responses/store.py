@@ -1,6 +1,8 @@
 """Where stored responses and conversations' metadata are kept: as records of the session they belong to, beside
 its history (conversations.history: StoreOptions.record), so that they live as long as it does (MEMORY_TTL_SECONDS
-since its last turn) and go with it, and a turn reads and writes them in its own round trips.
+since its last turn) and go with it, and a turn reads and writes them in its own round trips. A session keeps its
+newest MAX_STORED_RESPONSES responses (StoreOptions.records_kept; a conversation's metadata is not counted): the
+write that stores one more drops the oldest.
 
 A response's id names its session: `resp_<session token><own token>`. A chain's session is `resp_<token>` (24 hex
 digits), a conversation's `conv_<token>` (48), so reading a response needs no lookup of where it is."""

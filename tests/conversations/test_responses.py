@@ -13,7 +13,7 @@ from django.core.wsgi import get_wsgi_application
 
 from accounts.api_keys import api_key_create
 from accounts.budgets import Budget, BudgetOwner, budget_set
-from conversations.history.redis_keys import records_key
+from conversations.history.redis_keys import every_session_key, record_order_key, records_key, session_keys
 from conversations.responses.store import session_of
 from conversations.stores import history_store
 from core.redis_store import redis_client
@@ -589,3 +589,96 @@ def test_a_chain_keeps_its_stored_responses_as_long_as_it_goes_on(client, alice,
     history_store().delete(alice.id, session_of(first.id))
     with pytest.raises(openai.NotFoundError):
         client.responses.retrieve(first.id)  # gone with its chain
+
+
+def not_found(call, *args, **kwargs) -> dict:
+    with pytest.raises(openai.NotFoundError) as caught:
+        call(*args, **kwargs)
+    return caught.value.body
+
+
+def unknown_of(response_id: str) -> str:
+    """An id of the same session that no response has."""
+    return response_id[:-1] + ("0" if response_id[-1] != "0" else "1")
+
+
+def test_a_chain_keeps_its_newest_responses_up_to_the_cap(client, history_backend, settings):
+    settings.MAX_STORED_RESPONSES = 3
+    chain = [client.responses.create(model=MODEL, input="r0")]
+    for n in range(1, 5):
+        chain.append(client.responses.create(model=MODEL, input=f"r{n}", previous_response_id=chain[-1].id))
+
+    def continued(response_id: str) -> object:
+        return client.responses.create(model=MODEL, input="more", previous_response_id=response_id)
+
+    assert len({session_of(r.id) for r in chain}) == 1  # one session, five responses
+    assert [client.responses.retrieve(r.id).output_text for r in chain[2:]] == ["Echo: r2", "Echo: r3", "Echo: r4"]
+    for dropped in chain[:2]:
+        unknown = unknown_of(dropped.id)
+        for ask in (client.responses.retrieve, client.responses.input_items.list, continued):
+            body, unknown_body = not_found(ask, dropped.id), not_found(ask, unknown)
+            # A dropped response answers as an unknown one does.
+            assert body == {**unknown_body, "message": unknown_body["message"].replace(unknown, dropped.id)}
+        assert not_found(continued, dropped.id)["param"] == "previous_response_id"
+
+    # The chain goes on from its latest response, and branches from a kept earlier one.
+    latest = continued(chain[-1].id)
+    branch = client.responses.create(model=MODEL, input="b", previous_response_id=chain[3].id)
+    assert session_of(latest.id) == session_of(chain[0].id) != session_of(branch.id)
+    assert branch.output_text == "Echo: b"
+    not_found(client.responses.retrieve, chain[2].id)  # the chain's session stored one more: its oldest went
+    kept = (chain[3], chain[4], latest)
+    assert [client.responses.retrieve(r.id).output_text for r in kept] == ["Echo: r3", "Echo: r4", "Echo: more"]
+
+
+def test_a_deleted_response_no_longer_counts_in_the_cap(client, history_backend, settings):
+    settings.MAX_STORED_RESPONSES = 2
+    conversation = client.conversations.create()
+    first = client.responses.create(model=MODEL, input="a", conversation=conversation.id)
+    second = client.responses.create(model=MODEL, input="b", conversation=conversation.id)
+    client.responses.delete(second.id)
+
+    third = client.responses.create(model=MODEL, input="c", conversation=conversation.id)
+
+    assert [client.responses.retrieve(r.id).output_text for r in (first, third)] == ["Echo: a", "Echo: c"]
+
+
+def test_a_conversation_keeps_its_newest_responses_and_itself(client, alice, history_backend, settings):
+    settings.MAX_STORED_RESPONSES = 2
+    conversation = client.conversations.create(
+        items=[{"type": "message", "role": "user", "content": "hello"}], metadata={"topic": "cap"}
+    )
+    responses = [client.responses.create(model=MODEL, input=f"r{n}", conversation=conversation.id) for n in range(4)]
+
+    assert client.conversations.retrieve(conversation.id).metadata == {"topic": "cap"}  # never counted, never dropped
+    assert [client.responses.retrieve(r.id).output_text for r in responses[2:]] == ["Echo: r2", "Echo: r3"]
+    for dropped in responses[:2]:
+        not_found(client.responses.retrieve, dropped.id)
+    assert len(client.conversations.items.list(conversation.id, limit=100).data) == 9  # the items stay
+    if history_backend != "redis":
+        return
+    redis = redis_client()
+    records, order = records_key(alice.id, conversation.id), record_order_key(alice.id, conversation.id)
+    assert sorted(k.decode() for k in redis.hkeys(records)) == sorted(["conversation", *(r.id for r in responses[2:])])
+    assert [name.decode() for name in redis.lrange(order, 0, -1)] == [r.id for r in responses[2:]]
+    session_ttl = redis.ttl(session_keys(alice.id, conversation.id)[0])
+    assert session_ttl > 0 and abs(redis.ttl(order) - session_ttl) <= 1 and abs(redis.ttl(records) - session_ttl) <= 1
+
+    client.conversations.delete(conversation.id)
+
+    assert not [key for key in every_session_key(alice.id, conversation.id) if redis.exists(key)]
+    assert not list(redis.scan_iter(match=f"*{conversation.id}*"))
+
+
+def test_a_deleted_chain_leaves_no_key(client, alice, history_backend, settings):
+    if history_backend != "redis":
+        pytest.skip("the keys read from Redis")
+    settings.MAX_STORED_RESPONSES = 1
+    first = client.responses.create(model=MODEL, input="one")
+    client.responses.create(model=MODEL, input="two", previous_response_id=first.id)
+    session_id = session_of(first.id)
+    assert redis_client().llen(record_order_key(alice.id, session_id)) == 1
+
+    history_store().delete(alice.id, session_id)
+
+    assert not list(redis_client().scan_iter(match=f"*{session_id}*"))
