@@ -19,8 +19,10 @@ other processes). `--callgrind` counts instructions instead, which load does not
 
 Scenarios: `new` (a new session per chat, as the benchmark's overhead and CPU-ceiling rows), `continued` (sessions
 of 20 turns), `v1` (/v1/chat/completions without a session), `stream` (a streamed `/chat/` reply in a new session:
-21 events of content, the fake sending them 1 ms apart so that each arrives on its own, as a slow model's do; with
-`--gevent`, since without it the reply is read in a helper thread whose CPU time is not counted),
+21 events of content among the upstream's 24, the fake sending them `--chunk-delay` apart, 1 ms by default so that
+each arrives on its own, as a slow model's do; under callgrind, 50 ms, since the service then runs some 50 times
+slower and pieces 1 ms apart pile up and are read many at once; with `--gevent`, since without it the reply is read
+in a helper thread whose CPU time is not counted), `v1-stream` (the same reply streamed by /v1/chat/completions),
 `v1-session` (/v1/chat/completions with an X-Session-Id, sessions of 20 turns), `responses` (/v1/responses in
 chains of 20 turns by previous_response_id: beside `v1-session`, the Responses API's own cost; the report gives
 their ratio), `live` (GET /health/live, the floor of a request). `new-key`, `v1-key`: `new` and `v1` with an API
