@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import queue
-import threading
-import time
 from collections.abc import Iterator
 from json.encoder import encode_basestring_ascii  # type: ignore[attr-defined]
 from typing import TypeVar
@@ -40,21 +38,16 @@ def with_keepalive(events: Iterator[T], interval: float) -> Iterator[T | None]:
     `events` runs beside the caller (a greenlet under gevent) so that silence can be noticed. Closing this generator
     (a client that went away) stops the helper where it waits, under gevent, which closes the upstream request at
     once; a thread closes `events` at its next item instead."""
-    # The items themselves go through the queue (no tuple per item); the end and a failure are marked. The consumer
-    # waits without a timeout: a second helper puts the None after `interval` of silence, so that no item pays for
-    # a timer of its own (a timer started and cancelled per piece of a reply).
+    # The items themselves go through the queue (no tuple per item); the end and a failure are marked.
     items: queue.SimpleQueue[object] = queue.SimpleQueue()
-    stopped = threading.Event()
-    last_put = time.monotonic()
+    stopped = False
 
     def pump() -> None:
-        nonlocal last_put
-        put, clock = items.put, time.monotonic
+        put = items.put
         try:
             for item in events:
-                last_put = clock()
                 put(item)
-                if stopped.is_set():
+                if stopped:
                     break
             put(_END)
         except BaseException as exc:  # handed to the consumer, which raises it
@@ -63,28 +56,23 @@ def with_keepalive(events: Iterator[T], interval: float) -> Iterator[T | None]:
         finally:
             events.close()  # type: ignore[attr-defined]
 
-    def keep_alive() -> None:
-        nonlocal last_put
-        while not stopped.wait(max(last_put + interval - time.monotonic(), 0.0)):
-            if time.monotonic() - last_put >= interval:
-                last_put = time.monotonic()
-                items.put(None)
-
     stop_pump = run_beside(pump)
-    stop_keep_alive = run_beside(keep_alive)
     get = items.get
     try:
         while True:
-            item = get()
+            try:
+                item = get(timeout=interval)
+            except queue.Empty:
+                yield None
+                continue
             if item is _END:
                 return
             if item is _FAILED:
                 raise get()  # type: ignore[misc]
             yield item  # type: ignore[misc]
     finally:
-        stopped.set()
+        stopped = True
         stop_pump()
-        stop_keep_alive()
 
 
 def sse_stream(
