@@ -19,8 +19,10 @@ other processes). `--callgrind` counts instructions instead, which load does not
 
 Scenarios: `new` (a new session per chat, as the benchmark's overhead and CPU-ceiling rows), `continued` (sessions
 of 20 turns), `v1` (/v1/chat/completions without a session), `stream` (a streamed `/chat/` reply in a new session:
-21 events of content, the fake sending them 1 ms apart so that each arrives on its own, as a slow model's do; with
-`--gevent`, since without it the reply is read in a helper thread whose CPU time is not counted),
+21 events of content among the upstream's 24, the fake sending them `--chunk-delay` apart, 1 ms by default so that
+each arrives on its own, as a slow model's do; under callgrind, 50 ms, since the service then runs some 50 times
+slower and pieces 1 ms apart pile up and are read many at once; with `--gevent`, since without it the reply is read
+in a helper thread whose CPU time is not counted), `v1-stream` (the same reply streamed by /v1/chat/completions),
 `v1-session` (/v1/chat/completions with an X-Session-Id, sessions of 20 turns), `responses` (/v1/responses in
 chains of 20 turns by previous_response_id: beside `v1-session`, the Responses API's own cost; the report gives
 their ratio), `live` (GET /health/live, the floor of a request). `new-key`, `v1-key`: `new` and `v1` with an API
@@ -56,7 +58,7 @@ ROOT = Path(__file__).resolve().parent.parent
 MESSAGE = "Hello! Could you tell me, in a few words, what the weather is usually like on the coast in spring?"
 TURNS_PER_SESSION = 20
 SCENARIOS = (
-    *("new", "continued", "v1", "v1-session", "responses", "stream", "live"),
+    *("new", "continued", "v1", "v1-session", "responses", "stream", "v1-stream", "live"),
     *("new-key", "new-key-rules", "v1-key", "v1-key-rules"),
     *("openapi", "docs", "redoc", "health", "root", "throttled"),
 )
@@ -90,6 +92,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--profile", type=Path, help="write a cProfile of one extra round of each scenario here")
     parser.add_argument("--callgrind", action="store_true", help="count instructions per chat under valgrind")
+    parser.add_argument(
+        "--chunk-delay",
+        type=float,
+        default=STREAM_CHUNK_DELAY,
+        help="seconds between the pieces of a streamed reply (under callgrind, 0.05 keeps them apart as a slow "
+        "model's are; 0.001 lets them pile up, read many at a time)",
+    )
     parser.add_argument("--fake-url", help=argparse.SUPPRESS)  # a running fake upstream (the callgrind runs')
     return parser.parse_args(argv)
 
@@ -281,7 +290,7 @@ def api_key(admin_id: str, *, with_rules: bool) -> str:
     return raw
 
 
-def scenario_step(wsgi: Wsgi, name: str) -> Callable[[int], None]:
+def scenario_step(wsgi: Wsgi, name: str, chunk_delay: float = STREAM_CHUNK_DELAY) -> Callable[[int], None]:
     tag = secrets.token_hex(4)
 
     def expect(status: int, body: bytes, wanted: int = 200) -> None:
@@ -324,18 +333,23 @@ def scenario_step(wsgi: Wsgi, name: str) -> Callable[[int], None]:
             previous[0] = json.loads(answer)["id"]
 
         return respond
-    if name == "stream":
+    if name in ("stream", "v1-stream"):
         import httpx
         from django.conf import settings
 
         fake_root = settings.GROQ_BASE_URL.removesuffix("/openai/v1")
-        httpx.post(f"{fake_root}/_fake/config", json={"chunk_delay": STREAM_CHUNK_DELAY}, timeout=10).raise_for_status()
+        httpx.post(f"{fake_root}/_fake/config", json={"chunk_delay": chunk_delay}, timeout=10).raise_for_status()
 
         def streamed(i: int) -> None:
             status, body = wsgi.request("POST", "/chat/", {"message": MESSAGE, "stream": True})
             expect(status if b"event: done" in body else 502, body)
 
-        return streamed
+        def v1_streamed(i: int) -> None:
+            chunks = {"model": "openai/gpt-oss-20b", "messages": [{"role": "user", "content": MESSAGE}], "stream": True}
+            status, body = wsgi.request("POST", "/v1/chat/completions", chunks)
+            expect(status if body.endswith(b"data: [DONE]\n\n") else 502, body)
+
+        return streamed if name == "stream" else v1_streamed
     if name == "live":
         return lambda i: expect(*wsgi.request("GET", "/health/live"))
     if name in ANONYMOUS_PATHS:
@@ -386,7 +400,7 @@ def measure(args: argparse.Namespace, fake_url: str) -> dict[str, Any]:
         with quiet_stderr():
             wsgi = Wsgi()
             login(wsgi, args.budget)
-            steps = {name: scenario_step(wsgi, name) for name in names}
+            steps = {name: scenario_step(wsgi, name, args.chunk_delay) for name in names}
             done = dict.fromkeys(names, 0)
             for name in names:
                 run_round(steps[name], args.warmup, 0)
@@ -449,6 +463,7 @@ def callgrind(args: argparse.Namespace) -> dict[str, Any]:
                     "--rounds=1",
                     "--warmup=20",
                     f"--scenarios={name}",
+                    f"--chunk-delay={args.chunk_delay}",
                     f"--backend={args.backend}",
                     *([f"--budget={args.budget}"] if args.budget != "none" else []),
                     *(["--gevent"] if args.gevent else []),
@@ -483,6 +498,7 @@ def main() -> None:
     if args.callgrind and not args.fake_url:
         results = callgrind(args)
         command = f"--callgrind --chats {args.chats}" + (" --tracing" if args.tracing else "")
+        command += f" --chunk-delay {args.chunk_delay}" if args.chunk_delay != STREAM_CHUNK_DELAY else ""
     else:
         with fake_upstream(args.fake_url) as fake_url, otlp_sink(args.tracing) as tracing_env:
             args.env += tracing_env

@@ -7,6 +7,7 @@ import json
 import uuid
 from collections.abc import Iterator
 from itertools import chain
+from json.encoder import encode_basestring_ascii  # type: ignore[attr-defined]
 from typing import Any
 
 from django.conf import settings
@@ -148,13 +149,19 @@ def completion_chunks(
         tail = f'"logprobs": null, "finish_reason": {json.dumps(finish_reason)}}}]}}\n\n'
         return f"{head}{json.dumps(delta)}, {tail}".encode()
 
+    # chunk({"content": text}), byte for byte, without a dict or json.dumps: most pieces are text only.
+    text_head, text_tail = f'{head}{{"content": ', '}, "logprobs": null, "finish_reason": null}]}\n\n'
+
     yield chunk({"role": "assistant", "content": ""})
     try:
         for item in chain([first], with_keepalive(rest, settings.STREAM_KEEPALIVE_SECONDS)):
             if item is None:
                 yield KEEPALIVE
             elif isinstance(item, StreamDelta):
-                yield chunk(delta_body(item))
+                if item.text and not item.reasoning and not item.tool_calls:
+                    yield f"{text_head}{encode_basestring_ascii(item.text)}{text_tail}".encode()
+                else:
+                    yield chunk(delta_body(item))
             else:
                 yield chunk({}, item.completion.finish_reason or "stop")
                 if include_usage:

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from http import HTTPStatus
 
+import pytest
+
 from accounts.api_keys import api_key_create
+from conversations.openai.wire import _data, completion_chunks
+from llm_provider.types import StreamDelta
 from tests.support import MODEL, chat, chunks_of, complete, sent_messages, user
 
 
@@ -126,6 +130,26 @@ def test_a_stream_of_openai_chunks(alice_client):
     assert text == "Echo: tell me a story"
     assert chunks[-1]["choices"][0] == {"index": 0, "delta": {}, "logprobs": None, "finish_reason": "stop"}
     assert "usage" not in chunks[0]
+
+
+@pytest.mark.parametrize("include_usage", [False, True])
+def test_a_text_piece_is_the_chunk_json_dumps_makes_byte_for_byte(include_usage):
+    text = 'Ünïcode "quoted" \\ \n\t\u2028 and 😀'
+    chunks = completion_chunks(
+        StreamDelta(text, model=MODEL),
+        (piece for piece in [StreamDelta(text)]),  # a generator: the stream closes what it reads
+        completion_id="chatcmpl-1",
+        created=1,
+        model=MODEL,
+        include_usage=include_usage,
+    )
+    envelope = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1, "model": MODEL}
+    envelope |= {"system_fingerprint": None, **({"usage": None} if include_usage else {})}
+    choice = {"index": 0, "delta": {"content": text}, "logprobs": None, "finish_reason": None}
+
+    _role, *pieces, _done = list(chunks)
+
+    assert pieces == [_data({**envelope, "choices": [choice]})] * 2
 
 
 def test_a_stream_with_usage_ends_with_a_usage_chunk(alice_client):
