@@ -7,6 +7,7 @@ import contextlib
 import json
 import select
 import socket
+import statistics
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -54,6 +55,13 @@ def live_latencies(url: str, seconds: float) -> list[float]:
         samples.append(round(time.monotonic() - started, 3))
         time.sleep(0.05)
     return samples
+
+
+def assert_answered_promptly(samples: list[float]) -> None:
+    """Probes that waited behind the slow clients would wait for their deadline (READ_TIMEOUT, or PROBE_TIMEOUT):
+    most of them. On a loaded machine a probe or two may be slow; the median says which it is."""
+    assert statistics.median(samples) < 0.5, samples
+    assert max(samples) < PROBE_TIMEOUT, samples
 
 
 @contextmanager
@@ -160,14 +168,14 @@ def test_slow_header_senders_do_not_delay_other_requests(server_url):
     ):
         samples = live_latencies(server_url, 3)
 
-    assert max(samples) < 1.0, samples
+    assert_answered_promptly(samples)
 
 
 def test_idle_connections_do_not_delay_other_requests(server_url):
     with connections(server_url, 400):
         samples = live_latencies(server_url, 3)
 
-    assert max(samples) < 1.0, samples
+    assert_answered_promptly(samples)
 
 
 def test_slow_body_senders_do_not_delay_other_requests(server_url):
@@ -175,14 +183,14 @@ def test_slow_body_senders_do_not_delay_other_requests(server_url):
     with connections(server_url, 300, head + b'{"username": "') as socks, trickling(socks, b"a"):
         samples = live_latencies(server_url, 3)
 
-    assert max(samples) < 1.0, samples
+    assert_answered_promptly(samples)
 
 
 def test_clients_that_never_close_do_not_delay_other_requests(server_url):
     with connections(server_url, 20, request_head("GET", "/health/live", "Connection: close")):
         samples = live_latencies(server_url, 3)
 
-    assert max(samples) < 1.0, samples
+    assert_answered_promptly(samples)
 
 
 def test_a_client_that_never_reads_is_dropped_after_the_write_timeout(server_url):
