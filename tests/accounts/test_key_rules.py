@@ -74,6 +74,32 @@ def test_a_model_the_key_may_not_use_is_403_naming_the_allowed_ones(alice_client
     assert not fake_groq.requests
 
 
+def test_a_fallback_model_the_key_may_not_use_is_skipped(alice_client, fake_groq, settings):
+    third = "llama-3.1-8b-instant"
+    settings.CHAT_ALLOWED_MODELS = [MODEL, "openai/gpt-oss-120b", third]
+    settings.GROQ_FALLBACK_MODELS, settings.LLM_MAX_RETRIES = ["openai/gpt-oss-120b", third], 0
+    _, client = new_key(alice_client, models=[MODEL, third])
+    fake_groq.add_faults({"kind": "status", "status": 503})
+
+    response = complete(client, user("hi"), model=MODEL)
+
+    assert response.status_code == HTTPStatus.OK, response.content
+    assert response.json()["model"] == third
+    assert [r["json"]["model"] for r in fake_groq.chat_requests()] == [MODEL, third]
+
+
+def test_a_key_without_an_allowed_fallback_gets_the_models_own_failure(alice_client, fake_groq, settings):
+    settings.CHAT_ALLOWED_MODELS = [MODEL, "openai/gpt-oss-120b"]
+    settings.GROQ_FALLBACK_MODELS, settings.LLM_MAX_RETRIES = ["openai/gpt-oss-120b"], 0
+    _, client = new_key(alice_client, models=[MODEL])
+    fake_groq.add_faults({"kind": "status", "status": 503})
+
+    response = complete(client, user("hi"), model=MODEL)
+
+    assert response.status_code == HTTPStatus.SERVICE_UNAVAILABLE
+    assert [r["json"]["model"] for r in fake_groq.chat_requests()] == [MODEL]
+
+
 def test_a_key_over_its_tokens_per_minute_gets_429_with_retry_after(alice_client, fake_groq, settings):
     per_request = worst_case(settings, "hi")
     _, client = new_key(alice_client, tokens_per_minute=per_request + per_request // 2)
