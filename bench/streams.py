@@ -10,6 +10,7 @@ import asyncio
 import json
 import random
 import resource
+import statistics
 import sys
 import time
 from collections.abc import Callable
@@ -132,7 +133,7 @@ async def held_streams(
                     wait = min(RETRY_AFTER_CAP, float(retry_after or 1))
                     await asyncio.sleep(wait * random.uniform(0.5, 1.5))
                 elif counted:
-                    result.error(f"HTTP {response.status}")
+                    result.error(f"HTTP {response.status} {error_code(response.body)}".rstrip())
         finally:
             connection.close()
 
@@ -195,9 +196,11 @@ async def held_streams(
             health_errors=result.probe_errors,
         )
     if rss is not None:
-        # Streams the service held at the peak: the clients' requests in flight less the refused, which are answered
-        # at once; the rate over a reply's length is what the service holds on average.
-        held = min(peak_in_flight_at_rss or streams, round(result.answered / seconds * STREAM_SECONDS) or 1)
+        # Streams the service held: by Little's law, the rate of answered streams times how long one took (on
+        # cores too busy a 5 s reply takes longer, and the service holds more of them than the rate over 5 s says);
+        # never more than the clients' requests in flight at the peak.
+        lasted = statistics.fmean(result.stream_seconds) if result.stream_seconds else STREAM_SECONDS
+        held = min(peak_in_flight_at_rss or streams, round(result.answered / seconds * lasted) or 1)
         out.update(
             idle_rss_mib=round(idle_rss / 2**20, 1),
             peak_rss_mib=round(peak_rss / 2**20, 1),
@@ -205,6 +208,18 @@ async def held_streams(
             kib_per_stream=round((peak_rss - idle_rss) / 1024 / max(held, 1), 1),
         )
     return out
+
+
+def error_code(body: bytes) -> str:
+    """The service's error code in an error body (`code`, or OpenAI's `error.code`), or "" when there is none."""
+    try:
+        parsed = json.loads(body)
+    except ValueError:
+        return ""
+    if not isinstance(parsed, dict):
+        return ""
+    nested = parsed.get("error")
+    return str(parsed.get("code") or (nested.get("code") if isinstance(nested, dict) else "") or "")
 
 
 def direct_body(model: str, message: str) -> dict[str, Any]:
