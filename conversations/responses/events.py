@@ -1,6 +1,6 @@
 """The Responses event stream: Server-Sent Events with `type` and an increasing `sequence_number`, from
 `response.created` to `response.completed` (or `response.incomplete`, or `response.failed` for a failure once the
-stream began)."""
+stream began, after an `error` event when no output had been sent)."""
 
 from __future__ import annotations
 
@@ -117,6 +117,8 @@ def response_events(
         if error is None:
             raise
         failure = {"code": _failure_code(error.status_code), "message": error.detail}
+        if not output.keys:
+            yield event("error", **failure, param=None)
         yield event("response.failed", response={**start, "status": "failed", "error": failure})
 
 

@@ -505,6 +505,20 @@ def test_a_stream_failing_midway_ends_with_response_failed_and_stores_nothing(cl
         client.responses.retrieve(events[0].response.id)
 
 
+def test_a_stream_failing_before_any_output_sends_an_error_event_then_response_failed(client, alice, fake_groq):
+    fake_groq.configure(reasoning=True)  # the model reasons (its reasoning goes out whole at the end), then fails
+    fake_groq.add_faults({"kind": "stream_error", "after_chunks": 0})
+
+    with client.responses.stream(model=MODEL, input="hello") as stream:
+        events = list(stream)
+
+    kinds = [event.type for event in events]
+    assert kinds == ["response.created", "response.in_progress", "error", "response.failed"]
+    assert events[2].code == "server_error" and events[2].message == events[3].response.error.message
+    assert [event.sequence_number for event in events] == [0, 1, 2, 3]
+    assert history_store().get(alice.id, events[0].response.id) is None
+
+
 def test_a_function_call_answered_in_a_conversation(client, fake_groq):
     conversation = client.conversations.create()
     tools = [{"type": "function", "name": "lookup", "parameters": {"type": "object"}}]
