@@ -57,6 +57,10 @@ class ModelUnpriced(ServiceError):
     code = "model_unpriced"
 
 
+# The most tokens a budget may count per period: well inside the integers Redis's Lua adds up exactly (2**53).
+MAX_BUDGET_TOKENS = 10**15
+
+
 @dataclass(frozen=True)
 class Budget:
     """At least one of `tokens` and `usd` (dollars, at most six decimals)."""

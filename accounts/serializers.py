@@ -7,7 +7,7 @@ from rest_framework import serializers
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework_simplejwt.serializers import PasswordField, TokenObtainSerializer
 
-from accounts.budgets import PERIODS, Budget
+from accounts.budgets import MAX_BUDGET_TOKENS, PERIODS, Budget
 from accounts.credentials import username_problem
 from accounts.key_rules import MAX_PER_MINUTE, NO_RULES, KeyRules, model_problem
 from accounts.passwords import BCRYPT_MAX_BYTES, bcrypt_limit_problem, password_problem
@@ -143,7 +143,7 @@ class LoginSessionListSerializer(serializers.Serializer):
 
 class BudgetSerializer(serializers.Serializer):
     tokens = serializers.IntegerField(
-        min_value=1, max_value=10**15, required=False, allow_null=True, help_text="Tokens per period."
+        min_value=1, max_value=MAX_BUDGET_TOKENS, required=False, allow_null=True, help_text="Tokens per period."
     )
     usd = serializers.DecimalField(
         max_digits=16,

@@ -197,6 +197,8 @@ def test_setbudget_sets_a_dollar_budget(alice, alice_client):
     assert "$5.000000 per month" in out.getvalue()
     call_command("setbudget", "alice", "--usd", "1", "--tokens", "100", stdout=out)
     assert alice_client.get("/admin/status").json()["budget"]["tokens"] == 100
+    entries = alice_client.get("/admin/audit", {"action": "budget.set"}).json()["entries"]
+    assert sorted(entry["detail"] for entry in entries) == ["$5.00/month", "100+$1/day"]
 
 
 @pytest.mark.parametrize("amount", ["0", "-1", "abc", "1.0000001", "NaN"])

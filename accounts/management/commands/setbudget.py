@@ -3,7 +3,7 @@ from decimal import Decimal, InvalidOperation
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from accounts.audit import audit_record
-from accounts.budgets import PERIODS, Budget, BudgetOwner, NoSuchOwner, budget_set, budget_status
+from accounts.budgets import MAX_BUDGET_TOKENS, PERIODS, Budget, BudgetOwner, NoSuchOwner, budget_set, budget_status
 from accounts.management.commands._common import find_admin
 
 
@@ -17,7 +17,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("username", nargs="?", help="The admin (or give --key).")
         parser.add_argument("--key", metavar="KEY_ID", help="An API key's id (listapikeys shows them).")
-        parser.add_argument("--tokens", type=int, help="Tokens per period (at least 1).")
+        parser.add_argument("--tokens", type=int, help=f"Tokens per period (1 to {MAX_BUDGET_TOKENS:,}).")
         parser.add_argument("--usd", help="US dollars per period, such as 5.00 (at most six decimals).")
         parser.add_argument("--period", choices=PERIODS, default="day")
         parser.add_argument("--clear", action="store_true", help="Remove the budget.")
@@ -37,8 +37,8 @@ class Command(BaseCommand):
             raise CommandError("Give a USERNAME or --key KEY_ID.")
         if clear == (tokens is not None or usd is not None):
             raise CommandError("Give --tokens N and/or --usd AMOUNT (with --period day|month), or --clear.")
-        if tokens is not None and tokens < 1:
-            raise CommandError("--tokens must be at least 1.")
+        if tokens is not None and not 1 <= tokens <= MAX_BUDGET_TOKENS:
+            raise CommandError(f"--tokens must be from 1 to {MAX_BUDGET_TOKENS:,}.")
         dollars = _dollars(usd) if usd is not None else None
         owner = BudgetOwner("key", key) if key else BudgetOwner("admin", find_admin(username or "").id)
         budget = None if clear else Budget(tokens, "month" if period == "month" else "day", dollars)
@@ -50,7 +50,7 @@ class Command(BaseCommand):
             "budget.set",
             target=owner.id,
             subject=owner.id if owner.kind == "admin" else owner.admin_id,
-            detail="clear" if clear else f"{tokens}/{period}",
+            detail="clear" if clear else _detail(tokens, dollars, period),
         )
         who = f"API key {key}" if key else f"admin {username!r}"
         status = budget_status(owner)
@@ -64,6 +64,12 @@ class Command(BaseCommand):
                 f"Budget of {who}: {' and '.join(limits)} per {status['period']}, {spent} used, "
                 f"resets at {status['resets_at']}."
             )
+
+
+def _detail(tokens: int | None, dollars: Decimal | None, period: str) -> str:
+    """As "500/day", "$5.00/month" or "500+$5.00/day"."""
+    amounts = ([str(tokens)] if tokens is not None else []) + ([f"${dollars}"] if dollars is not None else [])
+    return f"{'+'.join(amounts)}/{period}"
 
 
 def _dollars(text: str) -> Decimal:
