@@ -73,7 +73,7 @@ test: $(VENV)/.dev chromium nginx
 	$(PY) -m pytest --redis-topologies=all -m "not timed" -n $(TEST_WORKERS) --dist loadscope
 	$(PY) -m pytest --redis-topologies=all -m timed
 
-# The fake upstream, the service under gunicorn.conf.py and a load generator, all on this machine (about 10 minutes);
+# The fake upstream, the service under gunicorn.conf.py and a load generator, all on this machine (about 15 minutes);
 # a local Redis is installed and started when none answers. BENCH_ARGS=--quick for a short try.
 bench: $(VENV)/.bench
 	@$(PY) -m devtools.local_redis redis://127.0.0.1:6379/0
