@@ -174,8 +174,8 @@ def service_env(*, fake: Fake, redis_url: str, key_prefix: str, admin_password: 
         # Redis round trips are still measured.
         "CHAT_REQUESTS_PER_MINUTE": "100000000",
         "CHAT_MAX_CONCURRENT": "100000",
-        # And its sessions: a thousand streams in new sessions at once are a thousand sessions locked at once, past
-        # the defaults' 1,000 in all and 100 per admin (503 history_full), as no one admin holds in production.
+        # And its sessions: a thousand streams in new sessions are a thousand sessions locked at once, past the
+        # defaults (1,000 in all, 100 per admin), which would answer 503 history_full.
         "MAX_SESSIONS": "100000",
         "MAX_SESSIONS_PER_ADMIN": "100000",
         **extra,
