@@ -4,6 +4,7 @@ second process."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -51,7 +52,9 @@ def running_server(log: IO[bytes] | None = None, **env: str) -> Iterator[str]:
                 time.sleep(0.1)
         yield url
     finally:
-        process.terminate()
+        # gunicorn's quick shutdown: its graceful one (SIGTERM) waits for idle keep-alive connections that a test's
+        # clients left open, up to graceful_timeout.
+        process.send_signal(signal.SIGQUIT)
         try:
             process.wait(timeout=10)
         except subprocess.TimeoutExpired:
