@@ -10,7 +10,7 @@ import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import IO
 
@@ -30,27 +30,14 @@ def server_env(**overrides: str) -> dict[str, str]:
 
 
 @contextmanager
-def running_server(log: IO[bytes] | None = None, **env: str) -> Iterator[str]:
-    """`log`: a file that receives what the server writes (its output is otherwise read only if it fails to start)."""
+def _launched(log: IO[bytes] | None, env: dict[str, str]) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    """A server process that is starting, and its URL; stopped on leaving."""
     port = free_port()
     process = subprocess.Popen(
         server_command(port), cwd=ROOT, env=server_env(**env), stdout=log or subprocess.PIPE, stderr=subprocess.STDOUT
     )
-    url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            if process.poll() is not None:
-                output = Path(log.name).read_bytes() if log else process.stdout.read()  # type: ignore[union-attr]
-                raise RuntimeError(f"server exited: {output.decode()}")
-            try:
-                httpx.get(f"{url}/health/live", timeout=1)
-                break
-            except httpx.TransportError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.1)
-        yield url
+        yield process, f"http://127.0.0.1:{port}"
     finally:
         # gunicorn's quick shutdown: its graceful one (SIGTERM) waits for idle keep-alive connections that a test's
         # clients left open, up to graceful_timeout.
@@ -59,6 +46,39 @@ def running_server(log: IO[bytes] | None = None, **env: str) -> Iterator[str]:
             process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+def _wait_until_live(process: subprocess.Popen[bytes], url: str, log: IO[bytes] | None) -> None:
+    deadline = time.monotonic() + 120
+    while True:
+        if process.poll() is not None:
+            output = Path(log.name).read_bytes() if log else process.stdout.read()  # type: ignore[union-attr]
+            raise RuntimeError(f"server exited: {output.decode()}")
+        try:
+            httpx.get(f"{url}/health/live", timeout=1)
+            return
+        except httpx.TransportError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+@contextmanager
+def running_server(log: IO[bytes] | None = None, **env: str) -> Iterator[str]:
+    """`log`: a file that receives what the server writes (its output is otherwise read only if it fails to start)."""
+    with _launched(log, env) as (process, url):
+        _wait_until_live(process, url, log)
+        yield url
+
+
+@contextmanager
+def running_servers(count: int, **env: str) -> Iterator[list[str]]:
+    """`count` instances of the same settings, started at once rather than one after the other."""
+    with ExitStack() as stack:
+        launched = [stack.enter_context(_launched(None, env)) for _ in range(count)]
+        for process, url in launched:
+            _wait_until_live(process, url, None)
+        yield [url for _, url in launched]
 
 
 def concurrent_chats(

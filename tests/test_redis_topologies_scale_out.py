@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from tests.redis_topologies import redis_cluster, redis_sentinel
-from tests.server import running_server, server_env
+from tests.server import running_servers, server_env
 from tests.support import ROOT
 from tests.topology import cluster_env, require_redis_server, sentinel_env
 
@@ -47,8 +47,7 @@ def instances(request) -> Iterator[Instances]:
         else:
             env = sentinel_env(stack.enter_context(redis_sentinel()))
         env |= {"CHAT_REQUESTS_PER_MINUTE": str(PER_MINUTE), "LOGIN_MAX_FAILURES_PER_USERNAME": "5"}
-        first = stack.enter_context(running_server(**env))
-        second = stack.enter_context(running_server(**env))
+        first, second = stack.enter_context(running_servers(2, **env))
         yield Instances(first, second, env)
 
 

@@ -6,21 +6,18 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack
 from http import HTTPStatus
 
 import httpx
 import pytest
 
-from tests.server import running_server
+from tests.server import running_servers
 from tests.support import ALICE_PASSWORD, login_headers
 
 
 @pytest.fixture(scope="module")
 def instances(redis_topology: str) -> Iterator[tuple[str, str]]:
-    with ExitStack() as stack:
-        first = stack.enter_context(running_server(HISTORY_BACKEND="redis"))
-        second = stack.enter_context(running_server(HISTORY_BACKEND="redis"))
+    with running_servers(2, HISTORY_BACKEND="redis") as (first, second):
         yield first, second
 
 

@@ -28,7 +28,7 @@ from accounts.key_rules import KeyRules
 from accounts.services import api_key_create
 from core.redis_store import redis_client, redis_tagged_key
 from core.timestamps import iso_at
-from tests.server import running_server
+from tests.server import running_server, running_servers
 from tests.support import (
     ALICE_PASSWORD,
     MODEL,
@@ -325,7 +325,7 @@ def test_two_instances_send_each_threshold_once_for_concurrent_chats(alice, sett
     owner = BudgetOwner("admin", alice.id)
     with ExitStack() as stack:
         receiver = stack.enter_context(receiving())
-        urls = [stack.enter_context(running_server(BUDGET_ALERT_WEBHOOK_URL=receiver.url, **env)) for _ in range(2)]
+        urls = stack.enter_context(running_servers(2, BUDGET_ALERT_WEBHOOK_URL=receiver.url, **env))
         headers = [login_headers(url, "alice", ALICE_PASSWORD) for url in urls]
         # A long prompt and one token of answer: each chat uses about what it reserves.
         body = {"model": MODEL, "messages": [{"role": "user", "content": "x " * 1000}], "max_tokens": 1}

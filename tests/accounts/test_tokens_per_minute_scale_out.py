@@ -12,7 +12,7 @@ import pytest
 from accounts.key_rules import AdminLimits, KeyRules, admin_limits_set
 from accounts.services import api_key_create
 from core.redis_store import redis_admin_key, redis_client
-from tests.server import concurrent_chats, running_server
+from tests.server import concurrent_chats, running_servers
 from tests.support import MAX_TOKENS, worst_case
 
 
@@ -42,7 +42,7 @@ def test_fifty_concurrent_requests_on_two_instances_never_pass_a_tokens_per_minu
     admin_limits_set(alice.id, AdminLimits(tokens_per_minute=admin_tpm))
     _, raw = api_key_create(admin_id=alice.id, rules=KeyRules(tokens_per_minute=key_tpm))
     with ExitStack() as stack:
-        urls = [stack.enter_context(running_server(HISTORY_BACKEND="redis")) for _ in range(2)]
+        urls = stack.enter_context(running_servers(2, HISTORY_BACKEND="redis"))
         headers = {"Authorization": f"Bearer {raw}"}
         start_of_a_minute()
         responses = concurrent_chats(urls, headers, MAX_TOKENS)

@@ -18,7 +18,7 @@ from rest_framework.test import APIClient
 from accounts.budgets import Budget, BudgetOwner, budget_set, budget_status, period_end
 from core.redis_store import redis_client
 from llm_provider.wire import MAX_CALL_TOKENS
-from tests.server import concurrent_chats, running_server
+from tests.server import concurrent_chats, running_servers
 from tests.support import ALICE_PASSWORD, MAX_TOKENS, ask, wait_for, worst_case
 
 
@@ -226,7 +226,7 @@ def test_fifty_concurrent_requests_on_two_instances_never_overspend(alice, fake_
     worst = worst_case(settings, "hi")
     budget_set(BudgetOwner("admin", alice.id), Budget(10 * worst, "day"))
     with ExitStack() as stack:
-        urls = [stack.enter_context(running_server(HISTORY_BACKEND="redis")) for _ in range(2)]
+        urls = stack.enter_context(running_servers(2, HISTORY_BACKEND="redis"))
         login = httpx.post(f"{urls[0]}/admin/login", json={"username": "alice", "password": ALICE_PASSWORD})
         headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
         responses = concurrent_chats(urls, headers, MAX_TOKENS)

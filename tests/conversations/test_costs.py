@@ -18,7 +18,7 @@ from django.core.management import CommandError, call_command
 from accounts.budgets import Budget, BudgetOwner, budget_reserve, budget_set, budget_status
 from core.leases import Hold
 from llm_provider.pricing import PriceTableError, cost_micros, parse_price_table, usd, worst_cost_micros
-from tests.server import running_server
+from tests.server import running_servers
 from tests.support import ALICE_PASSWORD, MAX_TOKENS, MODEL, ask, worst_case
 
 OTHER = "openai/gpt-oss-120b"  # left without a price in these tests
@@ -215,7 +215,7 @@ def test_fifty_concurrent_requests_on_two_instances_never_overspend_dollars(alic
     budget_set(owner, Budget(None, "day", Decimal(10 * worst) / 1_000_000))
     with ExitStack() as stack:
         env = {"HISTORY_BACKEND": "redis", "MODEL_PRICES_FILE": prices}
-        urls = [stack.enter_context(running_server(**env)) for _ in range(2)]
+        urls = stack.enter_context(running_servers(2, **env))
         login = httpx.post(f"{urls[0]}/admin/login", json={"username": "alice", "password": ALICE_PASSWORD})
         headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
         body = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "max_tokens": MAX_TOKENS}

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator
-from contextlib import ExitStack
 from http import HTTPStatus
 
 import httpx
@@ -18,7 +17,7 @@ from rest_framework.test import APIClient
 from accounts.api_keys import api_key_create
 from conversations import idempotency_store
 from core.redis_store import redis_client
-from tests.server import running_server
+from tests.server import running_servers
 from tests.support import MODEL, chunks_of, events_of, user, wait_for
 
 KEY = "order-42"
@@ -380,8 +379,8 @@ def test_a_streamed_tool_call_is_replayed(alice_client, fake_groq):
 
 @pytest.fixture(scope="module")
 def instances(redis_topology: str) -> Iterator[tuple[str, str]]:
-    with ExitStack() as stack:
-        yield tuple(stack.enter_context(running_server(HISTORY_BACKEND="redis")) for _ in range(2))
+    with running_servers(2, HISTORY_BACKEND="redis") as (first, second):
+        yield first, second
 
 
 def test_a_key_holds_across_instances(instances, alice, fake_groq):

@@ -9,7 +9,7 @@ from http import HTTPStatus
 import httpx
 
 from tests.fake_groq import Fault
-from tests.server import running_server
+from tests.server import running_servers
 from tests.support import ALICE_PASSWORD, login_headers
 
 
@@ -49,7 +49,7 @@ def test_a_refused_request_leaves_health_as_it_was(api, alice_client, fake_groq)
 
 def test_every_worker_and_instance_reports_what_one_chat_found(alice, fake_groq):
     # Two instances of two workers each: a chat on one, the health asked of every worker of both.
-    with running_server(WEB_CONCURRENCY="2") as first, running_server(WEB_CONCURRENCY="2") as second:
+    with running_servers(2, WEB_CONCURRENCY="2") as (first, second):
         headers = login_headers(first, "alice", ALICE_PASSWORD)
 
         def healths() -> set[bool]:
