@@ -175,13 +175,8 @@ async def measure_backend(backend: str, fake, args, sections: set[str], duration
                 print(f"  {backend}: login burst done", flush=True)
         if "memory" in sections:
             # A fresh service and key prefix, so that neither what earlier rows stored nor the login burst's
-            # throttle counters count; room for every session.
-            memory_env = {
-                **env,
-                "MAX_CACHE_SIZE": "10000",
-                "MAX_SESSIONS_PER_ADMIN": "10000",
-                "REDIS_KEY_PREFIX": f"{prefix}-memory",
-            }
+            # throttle counters count (service_env already has room for every session).
+            memory_env = {**env, "REDIS_KEY_PREFIX": f"{prefix}-memory"}
             with service(memory_env, log) as svc:
                 quiet("memory")
                 token = await scenarios.login(svc.port, "admin", password)

@@ -30,7 +30,7 @@ from bench.http import Connection, HTTPError
 from bench.processes import Service, fake_upstream, rss_bytes, service, service_env
 from bench.scenarios import MESSAGE, login
 
-SESSIONS = 80  # chats and streams turn on this many sessions in turn (MAX_SESSIONS_PER_ADMIN is 100)
+SESSIONS = 80  # chats and streams turn on this many sessions in turn (under the default 100 per admin too)
 STREAM_REPLY = " ".join(["word"] * 60)
 KINDS = {  # weight of each kind of request in the mix
     "chat": 30,
