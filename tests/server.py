@@ -19,9 +19,9 @@ import httpx
 from tests.support import ROOT, free_port
 
 
-def server_command(port: int) -> list[str]:
+def server_command(port: int, app: str = "chatbot_project.wsgi") -> list[str]:
     gunicorn = Path(sys.executable).with_name("gunicorn")
-    return [str(gunicorn), "-c", "gunicorn.conf.py", "--bind", f"127.0.0.1:{port}", "chatbot_project.wsgi"]
+    return [str(gunicorn), "-c", "gunicorn.conf.py", "--bind", f"127.0.0.1:{port}", app]
 
 
 def server_env(**overrides: str) -> dict[str, str]:
@@ -30,11 +30,17 @@ def server_env(**overrides: str) -> dict[str, str]:
 
 
 @contextmanager
-def _launched(log: IO[bytes] | None, env: dict[str, str]) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+def _launched(
+    log: IO[bytes] | None, env: dict[str, str], app: str = "chatbot_project.wsgi"
+) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
     """A server process that is starting, and its URL; stopped on leaving."""
     port = free_port()
     process = subprocess.Popen(
-        server_command(port), cwd=ROOT, env=server_env(**env), stdout=log or subprocess.PIPE, stderr=subprocess.STDOUT
+        server_command(port, app),
+        cwd=ROOT,
+        env=server_env(**env),
+        stdout=log or subprocess.PIPE,
+        stderr=subprocess.STDOUT,
     )
     try:
         yield process, f"http://127.0.0.1:{port}"
@@ -64,9 +70,10 @@ def _wait_until_live(process: subprocess.Popen[bytes], url: str, log: IO[bytes] 
 
 
 @contextmanager
-def running_server(log: IO[bytes] | None = None, **env: str) -> Iterator[str]:
-    """`log`: a file that receives what the server writes (its output is otherwise read only if it fails to start)."""
-    with _launched(log, env) as (process, url):
+def running_server(log: IO[bytes] | None = None, app: str = "chatbot_project.wsgi", **env: str) -> Iterator[str]:
+    """`log`: a file that receives what the server writes (its output is otherwise read only if it fails to start);
+    `app`: the WSGI application gunicorn serves, the service's unless a test wraps it."""
+    with _launched(log, env, app) as (process, url):
         _wait_until_live(process, url, log)
         yield url
 

@@ -10,12 +10,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 from gevent import socket as gsocket
 from gevent.server import StreamServer
 from gunicorn.workers.base_async import AsyncWorker
 from gunicorn.workers.ggevent import GeventWorker
 
-from server.worker import ACCEPTS_PER_WAKEUP, CONTINUE, GuardedGeventWorker, RequestSocket
+from server.worker import ACCEPTS_PER_WAKEUP, CONTINUE, GC_YOUNGEST_THRESHOLD, GuardedGeventWorker, RequestSocket
+from tests.server import running_server
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -99,3 +101,12 @@ def test_the_configuration_the_worker_checks_is_gunicorns():
     assert "self.worker_class.check_config(self.cfg, self.log)" in inspect.getsource(arbiter.Arbiter)
     cfg = Config()
     assert (bool(cfg.is_ssl), cfg.protocol, "h2" in cfg.http_protocols) == (False, "http", False)
+
+
+def test_a_worker_freezes_what_it_loaded_and_collects_its_youngest_objects_less_often():
+    # Measured under held streams (docs/performance.md, "The garbage collector"); at CPython's defaults nothing is
+    # frozen and the threshold is 700.
+    with running_server(app="tests.gc_state_app") as url:
+        state = httpx.get(f"{url}/gc-state", timeout=10).json()
+    assert state["threshold"][0] == GC_YOUNGEST_THRESHOLD
+    assert state["frozen"] > 50_000  # Django, DRF and the service's modules, not a handful of objects
