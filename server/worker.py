@@ -9,9 +9,10 @@ closing lingers so that a client still sending reads its answer. A request that 
 worker holds MAX_CHATS_IN_FLIGHT of them, or while its event loop runs late, is answered 503 `server_busy` from the
 socket (core/admission.py), for about 20 µs of Python: under a load far over what the worker serves, every
 refusal made later (gunicorn's parser, the middleware) would take the core its chats and health probes need. All of
-it lives in the connection's socket, so gunicorn's own request handling runs unchanged. The worker's loop takes up to
-ACCEPTS_PER_WAKEUP new connections each time it comes round to its listener (gunicorn takes one with several
-workers), so that a busy worker's refusals and health answers do not wait in the kernel's queue. The gunicorn
+it lives in the connection's socket, so gunicorn's own request handling runs unchanged. The worker's loop takes one new
+connection each time it comes round to its listener while it keeps up (so that the workers share a burst of new
+connections), and up to ACCEPTS_PER_WAKEUP once it runs late, so that a busy worker's refusals and health answers do
+not wait in the kernel's queue. The gunicorn
 methods overridden (`run`, gunicorn's but for that, and `handle`), and the attributes and signal
 handlers the worker relies on are held by tests/test_worker.py.
 """
@@ -53,12 +54,15 @@ FD_RESERVE = 1024
 # How long a connection kept alive waits for its next request while the worker stops.
 STOPPING_IDLE_SECONDS = 1.0
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
-# Connections a listener accepts each time the event loop finds it ready (gevent's own default). gunicorn sets 1
-# when there are several workers, to share connections out evenly; but a loop busy with thousands of streams comes
-# round to its listener a few times a second, and at one connection each time new clients and health probes waited
-# seconds in the kernel's queue behind each other, unanswered and unrefused (docs/performance.md). The worker whose
-# loop is freer comes round sooner and takes more, which is the sharing wanted.
+# Connections a listener accepts each time the event loop finds it ready while the loop runs late (gevent's own
+# default). gunicorn takes one at a time with several workers, to share connections out evenly; but a loop busy with
+# thousands of streams comes round to its listener a few times a second, and at one connection each time new clients
+# and health probes waited seconds in the kernel's queue, unanswered and unrefused (docs/performance.md). Taking 100
+# at every turn, though, a worker whose loop was idle took a whole burst of new keep-alive connections (32 or 128
+# clients connecting at once) and served them alone for their life while the other worker idled. So a worker takes
+# one at a time while its loop keeps up, and many once the loop runs ACCEPT_MANY_AFTER_LAG_SECONDS late.
 ACCEPTS_PER_WAKEUP = 100
+ACCEPT_MANY_AFTER_LAG_SECONDS = 0.02
 # CPython collects its youngest generation after 700 new objects by default. A worker holding a thousand streams
 # allocates hundreds of thousands of objects a second and keeps a few hundred thousand alive, so at the default its
 # collector ran a full collection every few seconds, each pausing the loop (and every stream, refusal and health
@@ -66,6 +70,16 @@ ACCEPTS_PER_WAKEUP = 100
 # collection, the workers spent about half the time collecting and a refusal's p99 fell from 1.3 s to 0.4-0.5 s at
 # 4,000 streams (docs/performance.md, "The garbage collector").
 GC_YOUNGEST_THRESHOLD = 3000
+
+
+class Listener(StreamServer):
+    """gevent's server for one listening socket, taking one new connection each time the loop comes round to it
+    while the loop keeps up, so that the workers (each woken by a new connection) share a burst of them; up to
+    ACCEPTS_PER_WAKEUP while the loop runs late, so that the kernel's queue does not fill."""
+
+    @property  # type: ignore[override]  # gevent's class attribute, read on each wakeup
+    def max_accept(self) -> int:
+        return ACCEPTS_PER_WAKEUP if loop_lag.seconds() > ACCEPT_MANY_AFTER_LAG_SECONDS else 1
 
 
 def garbage_collector_tune() -> None:
@@ -373,14 +387,13 @@ class GuardedGeventWorker(GeventWorker):
         super().init_process()  # runs the loop
 
     def run(self) -> None:
-        """gunicorn's GeventWorker.run, each listener accepting up to ACCEPTS_PER_WAKEUP connections at a time
-        (and the collector tuned first, the application being loaded)."""
+        """gunicorn's GeventWorker.run, each listener a Listener (and the collector tuned first, the application
+        being loaded)."""
         garbage_collector_tune()
         servers = []
         for listener in self.sockets:
             listener.setblocking(1)
-            server = StreamServer(listener, handle=partial(self.handle, listener), spawn=Pool(self.worker_connections))
-            server.max_accept = ACCEPTS_PER_WAKEUP
+            server = Listener(listener, handle=partial(self.handle, listener), spawn=Pool(self.worker_connections))
             server.start()
             servers.append(server)
         while self.alive:

@@ -8,6 +8,7 @@ import inspect
 import os
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import httpx
@@ -110,3 +111,24 @@ def test_a_worker_freezes_what_it_loaded_and_collects_its_youngest_objects_less_
         state = httpx.get(f"{url}/gc-state", timeout=10).json()
     assert state["threshold"][0] == GC_YOUNGEST_THRESHOLD
     assert state["frozen"] > 50_000  # Django, DRF and the service's modules, not a handful of objects
+
+
+def test_a_listener_takes_one_connection_at_a_time_while_its_loop_keeps_up_and_many_once_it_runs_late():
+    script = textwrap.dedent(
+        """
+        from core.cooperative import gevent_patch_all
+        gevent_patch_all()
+        import socket, time
+        from server.worker import ACCEPTS_PER_WAKEUP, Listener
+        listener = socket.create_server(("127.0.0.1", 0))
+        server = Listener(listener, handle=lambda client, address: None)
+        time.sleep(0.1)  # the loop's lag sampler runs
+        assert server.max_accept == 1, server.max_accept
+        end = time.monotonic() + 1.0
+        while time.monotonic() < end:  # work that never yields: the loop runs late
+            pass
+        assert server.max_accept == ACCEPTS_PER_WAKEUP, server.max_accept
+        """
+    )
+    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
