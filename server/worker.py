@@ -12,9 +12,9 @@ refusal made later (gunicorn's parser, the middleware) would take the core its c
 it lives in the connection's socket, so gunicorn's own request handling runs unchanged. The worker's loop takes one new
 connection each time it comes round to its listener while it keeps up (so that the workers share a burst of new
 connections), and up to ACCEPTS_PER_WAKEUP once it runs late, so that a busy worker's refusals and health answers do
-not wait in the kernel's queue. The gunicorn
-methods overridden (`run`, gunicorn's but for that, and `handle`), and the attributes and signal
-handlers the worker relies on are held by tests/test_worker.py.
+not wait in the kernel's queue. The gunicorn methods overridden (`run`, gunicorn's but for its listeners and the
+garbage collector's tuning, and `handle`), and the attributes and signal handlers the worker relies on are held by
+tests/test_worker.py.
 """
 
 from __future__ import annotations
