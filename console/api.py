@@ -17,7 +17,7 @@ from console.auth import ConsoleAuthentication
 from conversations import serializers
 from conversations.services import chat_stream
 from conversations.views import EventStreamRenderer, chat_answer, chat_options, redo_answer
-from core.shortcuts import thread_serializer
+from core.shortcuts import lent_serializer
 
 
 class ConsoleApiView(APIView):
@@ -29,16 +29,16 @@ class ConsoleApiView(APIView):
 class ChatStreamView(ConsoleApiView):
     @extend_schema(exclude=True)
     def post(self, request: Request) -> Response | StreamingHttpResponse:
-        body = thread_serializer(serializers.ChatRequestSerializer, request.data)
-        body.is_valid(raise_exception=True)
-        data = body.validated_data
+        with lent_serializer(serializers.ChatRequestSerializer, request.data) as body:
+            body.is_valid(raise_exception=True)
+            data, options = body.validated_data, chat_options(body)
         return chat_answer(
             request,
             None,
             chat_stream,
             session_id=data.get("session_id"),
             text=data["message"],
-            options=chat_options(body),
+            options=options,
         )
 
 

@@ -32,7 +32,7 @@ from conversations.streaming import SSE_HEADERS, replayed_sse, sse_event, sse_st
 from conversations.turns import ChatOptions
 from core.browsable import FormPageOnBrowserGet
 from core.schema import error_responses
-from core.shortcuts import thread_serializer
+from core.shortcuts import lent_serializer
 from llm_provider.types import StreamDelta
 
 TAG = "chat"
@@ -104,16 +104,16 @@ class ChatView(FormPageOnBrowserGet, APIView):
 
     @idempotent(replay=chat_replay)
     def post(self, request: Request, claim: Claim | None) -> Response | StreamingHttpResponse:
-        body = thread_serializer(serializers.ChatRequestSerializer, request.data)
-        body.is_valid(raise_exception=True)
-        data = body.validated_data
+        with lent_serializer(serializers.ChatRequestSerializer, request.data) as body:
+            body.is_valid(raise_exception=True)
+            data, options = body.validated_data, chat_options(body)
         return chat_answer(
             request,
             claim,
             (chat_stream if wants_stream(request, data["stream"]) else chat_send),
             session_id=data.get("session_id"),
             text=data["message"],
-            options=chat_options(body),
+            options=options,
         )
 
 

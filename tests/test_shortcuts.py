@@ -6,12 +6,13 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from rest_framework.exceptions import ValidationError
 from rest_framework.serializers import BaseSerializer
 from rest_framework_simplejwt.tokens import AccessToken
 
 from conversations.openai.serializers import ChatCompletionRequestSerializer
 from conversations.serializers import ChatRequestSerializer
-from core.shortcuts import TOKEN_ATTRIBUTES, VALIDATION_STATE, access_token_from_claims, thread_serializer
+from core.shortcuts import TOKEN_ATTRIBUTES, VALIDATION_STATE, access_token_from_claims, lent_serializer
 
 # What a serializer keeps across validations on purpose: its fields and validators, made once.
 KEPT = {"fields", "_validators"}
@@ -47,18 +48,35 @@ def test_drf_keeps_what_a_validation_leaves_in_the_names_reused_clears(
 
 
 @pytest.mark.parametrize(("serializer_class", "good", "bad"), REQUESTS)
-def test_a_reused_serializer_answers_as_a_new_one(
+def test_a_lent_serializer_answers_as_a_new_one(
     serializer_class: type[BaseSerializer], good: dict[str, Any], bad: dict[str, Any]
 ) -> None:
-    first = validated(thread_serializer(serializer_class, good))
-    refused = validated(thread_serializer(serializer_class, bad))
-    errors = refused.errors
-    again = validated(thread_serializer(serializer_class, good))
+    with lent_serializer(serializer_class, good) as first:
+        validated(first)
+    with lent_serializer(serializer_class, bad) as refused:
+        errors = validated(refused).errors
+    with lent_serializer(serializer_class, good) as again:
+        validated(again)
 
     assert first is refused is again
     assert errors == validated(serializer_class(data=bad)).errors
     assert again.validated_data == validated(serializer_class(data=good)).validated_data
     assert not again.errors
+
+
+@pytest.mark.parametrize(("serializer_class", "good", "bad"), REQUESTS)
+def test_a_serializer_is_lent_to_one_block_at_a_time_and_not_given_back_from_a_failed_one(
+    serializer_class: type[BaseSerializer], good: dict[str, Any], bad: dict[str, Any]
+) -> None:
+    # A validation that waits lets another request (greenlet) validate meanwhile: it must get one of its own.
+    with lent_serializer(serializer_class, good) as waiting, lent_serializer(serializer_class, bad) as meanwhile:
+        assert waiting is not meanwhile
+        assert validated(meanwhile).errors == validated(serializer_class(data=bad)).errors
+        assert validated(waiting).validated_data == validated(serializer_class(data=good)).validated_data
+    with pytest.raises(ValidationError), lent_serializer(serializer_class, {}) as failed:
+        failed.is_valid(raise_exception=True)  # the exception's errors refer to it
+    with lent_serializer(serializer_class, good) as after:
+        assert after is not failed
 
 
 def test_simplejwt_sets_on_an_access_token_only_what_the_shortcut_sets(alice_tokens: dict[str, str]) -> None:

@@ -41,7 +41,7 @@ from conversations.turns import ChatOptions, TurnResult
 from core.errors import exception_handler
 from core.negotiation import IgnoreAccept
 from core.parsers import JSONParser
-from core.shortcuts import thread_serializer
+from core.shortcuts import lent_serializer
 
 TAG = "openai-compatible"
 SESSION_HEADER = "X-Session-Id"
@@ -160,16 +160,16 @@ class ChatCompletionsView(OpenAIView):
         ],
     )
     def post(self, request: Request, claim: Claim | None) -> Response | StreamingHttpResponse:
-        body = thread_serializer(openai_serializers.ChatCompletionRequestSerializer, request.data)
-        body.is_valid(raise_exception=True)
-        data = body.validated_data
+        with lent_serializer(openai_serializers.ChatCompletionRequestSerializer, request.data) as body:
+            body.is_valid(raise_exception=True)
+            data, params = body.validated_data, body.generation_params()
         session_id = session_id_of(request)
         max_tokens = data.get("max_completion_tokens") or data.get("max_tokens")
         turn = {
             "admin": request.user,
             "session_id": session_id,
             "messages": data["messages"],
-            "options": ChatOptions(data["model"], data.get("temperature"), max_tokens, body.generation_params()),
+            "options": ChatOptions(data["model"], data.get("temperature"), max_tokens, params),
             "budget_owners": request_budget_owners(request),
             "leases": claim_leases(claim),
         }

@@ -12,7 +12,7 @@ from rest_framework import serializers
 
 from conversations.openai.serializers import FUNCTION_NAME_RE, ChatCompletionRequestSerializer
 from conversations.responses.items import input_items, input_messages
-from core.shortcuts import thread_serializer
+from core.shortcuts import lent_serializer
 
 RESPONSE_ID_RE = r"^resp_[A-Za-z0-9]{1,90}$"
 CONVERSATION_ID_RE = r"^conv_[A-Za-z0-9]{1,90}$"
@@ -177,11 +177,10 @@ class ResponseCreateSerializer(serializers.Serializer):
             )
         attrs["input_items"] = input_items(attrs["input"])
         chat = chat_request(attrs)
-        body = thread_serializer(ChatCompletionRequestSerializer, chat)
-        if not body.is_valid():
-            raise serializers.ValidationError({PARAM_NAMES.get(k, k): v for k, v in body.errors.items()})
-        attrs["chat"] = body.validated_data
-        attrs["params"] = body.generation_params()
+        with lent_serializer(ChatCompletionRequestSerializer, chat) as body:
+            if not body.is_valid():
+                raise serializers.ValidationError({PARAM_NAMES.get(k, k): v for k, v in body.errors.items()})
+            attrs["chat"], attrs["params"] = body.validated_data, body.generation_params()
         return attrs
 
 

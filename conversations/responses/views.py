@@ -28,7 +28,7 @@ from conversations.responses.services import (
 )
 from conversations.streaming import SSE_HEADERS
 from conversations.turns import ChatOptions
-from core.shortcuts import thread_serializer
+from core.shortcuts import lent_serializer
 
 DESCRIPTION = (
     "OpenAI's Responses API: point an OpenAI SDK at `<this service>/v1` and use `client.responses`.\n\n"
@@ -122,15 +122,16 @@ class ResponsesView(OpenAIView):
         ],
     )
     def post(self, request: Request, claim: Claim | None) -> Response | StreamingHttpResponse:
-        body = thread_serializer(serializers.ResponseCreateSerializer, request.data)
-        body.is_valid(raise_exception=True)
+        with lent_serializer(serializers.ResponseCreateSerializer, request.data) as body:
+            body.is_valid(raise_exception=True)
+            data = body.validated_data
         asked = {
             "admin": request.user,
-            "request": request_of(body.validated_data),
+            "request": request_of(data),
             "budget_owners": request_budget_owners(request),
             "leases": claim_leases(claim),
         }
-        if not body.validated_data["stream"]:
+        if not data["stream"]:
             created = response_create(**asked)
             return Response(created, headers=rate_limit_headers(request.user))
         pieces = response_stream(**asked)
