@@ -1,5 +1,5 @@
-"""The chat endpoints validate with one request serializer per thread (core/shortcuts.py). Django's test
-client answers every request in the test's thread, so these requests all share one serializer each."""
+"""The chat endpoints validate with request serializers lent from a pool per process (core/shortcuts.py). Django's
+test client answers one request at a time, so these requests all share one serializer each."""
 
 from __future__ import annotations
 
