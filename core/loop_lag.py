@@ -20,6 +20,7 @@ SAMPLE_WEIGHT = 0.2
 class LoopLag:
     def __init__(self) -> None:
         self.average = 0.0  # seconds the samples woke late, on average (SAMPLE_WEIGHT)
+        self.last = 0.0  # seconds the latest sample woke late
         self.due = float("inf")  # when the sample now sleeping should wake
         self.pid = 0
 
@@ -31,9 +32,16 @@ class LoopLag:
         overdue = time.monotonic() - self.due
         return max(self.average, self.average + SAMPLE_WEIGHT * (overdue - self.average))
 
+    def latest_seconds(self) -> float:
+        """How late the loop is now, without the average's memory: the latest sample's lag, or the sleeping sample's
+        if it is overdue by more. A loop that has just become free reads as free at once."""
+        if self.pid != os.getpid():
+            self._start()
+        return max(self.last, time.monotonic() - self.due)
+
     def _start(self) -> None:
         self.pid = os.getpid()  # a worker forked from a process that sampled starts its own sampler
-        self.average, self.due = 0.0, float("inf")
+        self.average, self.last, self.due = 0.0, 0.0, float("inf")
         if gevent_patched():
             import gevent
 
@@ -43,7 +51,8 @@ class LoopLag:
         while True:
             self.due = time.monotonic() + SAMPLE_SECONDS
             time.sleep(SAMPLE_SECONDS)  # gevent's sleep: the greenlet is woken by the loop, when the loop gets to it
-            self.average += SAMPLE_WEIGHT * (max(0.0, time.monotonic() - self.due) - self.average)
+            self.last = max(0.0, time.monotonic() - self.due)
+            self.average += SAMPLE_WEIGHT * (self.last - self.average)
 
 
 loop_lag = LoopLag()

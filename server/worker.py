@@ -60,7 +60,9 @@ CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 # and health probes waited seconds in the kernel's queue, unanswered and unrefused (docs/performance.md). Taking 100
 # at every turn, though, a worker whose loop was idle took a whole burst of new keep-alive connections (32 or 128
 # clients connecting at once) and served them alone for their life while the other worker idled. So a worker takes
-# one at a time while its loop keeps up, and many once the loop runs ACCEPT_MANY_AFTER_LAG_SECONDS late.
+# one at a time while its loop keeps up, and many once the loop runs ACCEPT_MANY_AFTER_LAG_SECONDS late: late now,
+# by its latest sample, not by the admission's moving average, which still reads late for a few hundred ms after
+# the loop is free (and a burst of clients connecting just then went to one worker).
 ACCEPTS_PER_WAKEUP = 100
 ACCEPT_MANY_AFTER_LAG_SECONDS = 0.02
 # CPython collects its youngest generation after 700 new objects by default. A worker holding a thousand streams
@@ -79,7 +81,7 @@ class Listener(StreamServer):
 
     @property  # type: ignore[override]  # gevent's class attribute, read on each wakeup
     def max_accept(self) -> int:
-        return ACCEPTS_PER_WAKEUP if loop_lag.seconds() > ACCEPT_MANY_AFTER_LAG_SECONDS else 1
+        return ACCEPTS_PER_WAKEUP if loop_lag.latest_seconds() > ACCEPT_MANY_AFTER_LAG_SECONDS else 1
 
 
 def garbage_collector_tune() -> None:
