@@ -18,8 +18,10 @@ import httpx
 
 from tests.support import ROOT, free_port
 
+SERVICE_APP = "chatbot_project.wsgi"
 
-def server_command(port: int, app: str = "chatbot_project.wsgi") -> list[str]:
+
+def server_command(port: int, app: str = SERVICE_APP) -> list[str]:
     gunicorn = Path(sys.executable).with_name("gunicorn")
     return [str(gunicorn), "-c", "gunicorn.conf.py", "--bind", f"127.0.0.1:{port}", app]
 
@@ -31,7 +33,7 @@ def server_env(**overrides: str) -> dict[str, str]:
 
 @contextmanager
 def _launched(
-    log: IO[bytes] | None, env: dict[str, str], app: str = "chatbot_project.wsgi"
+    log: IO[bytes] | None, env: dict[str, str], app: str = SERVICE_APP
 ) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
     """A server process that is starting, and its URL; stopped on leaving."""
     port = free_port()
@@ -70,7 +72,7 @@ def _wait_until_live(process: subprocess.Popen[bytes], url: str, log: IO[bytes] 
 
 
 @contextmanager
-def running_server(log: IO[bytes] | None = None, app: str = "chatbot_project.wsgi", **env: str) -> Iterator[str]:
+def running_server(log: IO[bytes] | None = None, app: str = SERVICE_APP, **env: str) -> Iterator[str]:
     """`log`: a file that receives what the server writes (its output is otherwise read only if it fails to start);
     `app`: the WSGI application gunicorn serves, the service's unless a test wraps it."""
     with _launched(log, env, app) as (process, url):

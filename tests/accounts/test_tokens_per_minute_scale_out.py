@@ -4,7 +4,6 @@ never pass a key's or an admin's limit."""
 from __future__ import annotations
 
 import time
-from contextlib import ExitStack
 from http import HTTPStatus
 
 import pytest
@@ -41,8 +40,7 @@ def test_fifty_concurrent_requests_on_two_instances_never_pass_a_tokens_per_minu
     key_tpm, admin_tpm = (6 * worst, 10 * worst) if tighter == "key" else (10 * worst, 6 * worst)
     admin_limits_set(alice.id, AdminLimits(tokens_per_minute=admin_tpm))
     _, raw = api_key_create(admin_id=alice.id, rules=KeyRules(tokens_per_minute=key_tpm))
-    with ExitStack() as stack:
-        urls = stack.enter_context(running_servers(2, HISTORY_BACKEND="redis"))
+    with running_servers(2, HISTORY_BACKEND="redis") as urls:
         headers = {"Authorization": f"Bearer {raw}"}
         start_of_a_minute()
         responses = concurrent_chats(urls, headers, MAX_TOKENS)

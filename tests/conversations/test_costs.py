@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack
 from decimal import Decimal
 from http import HTTPStatus
 from io import StringIO
@@ -213,9 +212,7 @@ def test_fifty_concurrent_requests_on_two_instances_never_overspend_dollars(alic
     worst = worst_case(settings, "hi") + MAX_TOKENS
     owner = BudgetOwner("admin", alice.id)
     budget_set(owner, Budget(None, "day", Decimal(10 * worst) / 1_000_000))
-    with ExitStack() as stack:
-        env = {"HISTORY_BACKEND": "redis", "MODEL_PRICES_FILE": prices}
-        urls = stack.enter_context(running_servers(2, **env))
+    with running_servers(2, HISTORY_BACKEND="redis", MODEL_PRICES_FILE=prices) as urls:
         login = httpx.post(f"{urls[0]}/admin/login", json={"username": "alice", "password": ALICE_PASSWORD})
         headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
         body = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "max_tokens": MAX_TOKENS}
