@@ -1,7 +1,8 @@
 """Whether a worker takes a new chat: the requests that start one, and the decision, with hysteresis, from its
 chats in flight (MAX_CHATS_IN_FLIGHT, which follows memory) and its event loop's lag (CHAT_ADMIT_MAX_LOOP_LAG_MS,
-which follows its cores). gunicorn's worker (server/worker.py) decides it on the request's head, before gunicorn's
-parser or Django run; the first middleware (conversations/admission.py) decides it again under any other server.
+which follows its cores); a new stream, also by a cap of its own that follows the lag more closely (StreamCap).
+gunicorn's worker (server/worker.py) decides it on the request as read, before gunicorn's parser or Django run; the
+first middleware (conversations/admission.py) decides it again, without the streams' cap, under any other server.
 
 Hysteresis: a worker that started refusing for a reason goes on refusing until that reason has eased off below
 its limit (a tenth of the cap's slots free, the lag back under three quarters of its limit), so that a worker at
@@ -29,6 +30,22 @@ FULL_RESUME_SHARE = 0.9
 # The share of CHAT_ADMIT_MAX_LOOP_LAG_MS the lag must fall under before a late worker takes new chats: lower would
 # refuse longer on a machine whose other work keeps the loop late, which refuses chats it could answer.
 LATE_RESUME_SHARE = 0.75
+
+
+# A stream holds its share of the worker's core for as long as its reply lasts (seconds to minutes): a worker that
+# takes new streams until its loop runs CHAT_ADMIT_MAX_LOOP_LAG_MS late holds more than its core serves, and every
+# stream, refusal and health probe in it waits on that loop. So new streams have a cap of their own, which follows
+# the lag (StreamCap): cut to just under the streams held while the loop runs STREAM_CAP_LAG_MS late, raised a step
+# at a time while it keeps up (additive increase, multiplicative decrease, as TCP's congestion window).
+STREAM_CAP_LAG_MS = 50
+STREAM_CAP_CUT = 0.9
+# The cap rises by this share of MAX_CHATS_IN_FLIGHT at most every STREAM_CAP_ADJUST_SECONDS: slowly, since the
+# streams it lets in load the loop for as long as they last, long after the lag that let them in was read.
+STREAM_CAP_RISE_SHARE = 0.02
+STREAM_CAP_ADJUST_SECONDS = 0.5
+# Requests that ask for a streamed reply: `"stream": true` as a key of the body (a nested object's key reads as one
+# too, which costs only a stricter admission; in a JSON string, a quote is escaped and cannot match).
+STREAM_REQUESTED = re.compile(rb'"stream"\s*:\s*true')
 
 
 @dataclass(frozen=True)
@@ -61,6 +78,38 @@ class AdmissionGate:
                 LATE_RETRY_AFTER_SECONDS,
             )
         return None
+
+
+@dataclass
+class StreamCap:
+    """How many streams one process takes at most now (STREAM_CAP_LAG_MS above), within MAX_CHATS_IN_FLIGHT."""
+
+    ceiling: int
+    limit: float = 0.0
+    adjusted: float = float("-inf")
+
+    def __post_init__(self) -> None:
+        self.limit = self.limit or self.ceiling
+
+    def refusal(self, streams: int, lag_seconds: float, now: float) -> Refusal | None:
+        """Why a new stream is refused now (None: taken), given the process's streams in flight and its loop's lag."""
+        if now - self.adjusted >= STREAM_CAP_ADJUST_SECONDS:
+            self._adjust(streams, lag_seconds * 1000)
+            self.adjusted = now
+        if streams < self.limit:
+            return None
+        return Refusal(
+            f"This server process holds {streams} streams, as many as its event loop keeps up with; try again shortly.",
+            LATE_RETRY_AFTER_SECONDS,
+        )
+
+    def _adjust(self, streams: int, lag_ms: float) -> None:
+        if lag_ms >= STREAM_CAP_LAG_MS:
+            # Cut once the streams held are down to the last cut: until then, the lag still reads the streams it let in.
+            if streams <= self.limit:
+                self.limit = max(1.0, streams * STREAM_CAP_CUT)
+        elif lag_ms < STREAM_CAP_LAG_MS / 2 and streams >= self.limit * STREAM_CAP_CUT:
+            self.limit = min(float(self.ceiling), self.limit + max(1.0, self.ceiling * STREAM_CAP_RISE_SHARE))
 
 
 def refusal_body(path: str, refusal: Refusal) -> dict[str, object]:

@@ -4,12 +4,13 @@ refusing the new chats it has no room for before gunicorn's parser or Django spe
 A connection costs a greenlet, not a thread, so thousands of streams, slow clients and idle keep-alive connections
 fit in one worker. What gevent alone leaves open, this adds: each request is read whole, under a deadline
 (REQUEST_READ_TIMEOUT_SECONDS), before gunicorn's parser sees a byte of it, and what waits in memory is bounded
-(REQUEST_BUFFER_BYTES); a write waits a bounded time on a client that does not read (RESPONSE_WRITE_TIMEOUT_SECONDS);
-closing lingers so that a client still sending reads its answer. A request that would start a chat while the
-worker holds MAX_CHATS_IN_FLIGHT of them, or while its event loop runs late, is answered 503 `server_busy` from the
-socket (core/admission.py), for about 20 µs of Python: under a load far over what the worker serves, every
-refusal made later (gunicorn's parser, the middleware) would take the core its chats and health probes need. All of
-it lives in the connection's socket, so gunicorn's own request handling runs unchanged. The worker's loop takes one new
+(REQUEST_BUFFER_BYTES); a write waits a bounded time on a client that does not read
+(RESPONSE_WRITE_TIMEOUT_SECONDS); closing lingers so that a client still sending reads its answer. A request that
+would start a chat while the worker holds MAX_CHATS_IN_FLIGHT of them, or while its event loop runs late (for a new
+stream, while it holds as many streams as its loop keeps up with), is answered 503 `server_busy` from the socket
+(core/admission.py), for about 20 µs of Python: under a load far over what the worker serves, every refusal made
+later (gunicorn's parser, the middleware) would take the core its chats and health probes need. All of it lives in
+the connection's socket, so gunicorn's own request handling runs unchanged. The worker's loop takes one new
 connection each time it comes round to its listener while it keeps up (so that the workers share a burst of new
 connections), and up to ACCEPTS_PER_WAKEUP once it runs late, so that a busy worker's refusals and health answers do
 not wait in the kernel's queue. The gunicorn methods overridden (`run`, gunicorn's but for its listeners and the
@@ -40,7 +41,7 @@ from gevent.pool import Pool
 from gevent.server import StreamServer
 from gunicorn.workers.ggevent import GeventWorker
 
-from core.admission import NEW_CHAT_PATH, AdmissionGate, refusal_bytes
+from core.admission import NEW_CHAT_PATH, STREAM_REQUESTED, AdmissionGate, StreamCap, refusal_bytes
 from core.loop_lag import loop_lag
 
 READ_CHUNK = 64 * 1024
@@ -166,13 +167,22 @@ class Limits:
     buffered: int = 0
     stopping: bool = False
     chats: int = 0  # requests that start a chat, taken and not yet answered
+    streams: int = 0  # of those, the ones that asked for a streamed reply
     gate: AdmissionGate = dataclasses.field(default_factory=AdmissionGate)
+    stream_cap: StreamCap = dataclasses.field(init=False)
 
-    def admit(self, path: str, framing: Framing) -> bytes | None:
+    def __post_init__(self) -> None:
+        self.stream_cap = StreamCap(self.max_chats)
+
+    def admit(self, path: str, framing: Framing, streamed: bool) -> bytes | None:
         """None when a new chat is taken (counted until its answer ends), else the refusal to send."""
-        refusal = self.gate.refusal(self.chats, self.max_chats, loop_lag.seconds(), self.max_lag_ms)
+        lag = loop_lag.seconds()
+        refusal = self.gate.refusal(self.chats, self.max_chats, lag, self.max_lag_ms)
+        if refusal is None and streamed:
+            refusal = self.stream_cap.refusal(self.streams, lag, time.monotonic())
         if refusal is None:
             self.chats += 1
+            self.streams += streamed
             return None
         return refusal_bytes(path, refusal, keep_alive=framing.keep_alive)
 
@@ -187,6 +197,7 @@ class RequestSocket(gsocket.socket):
         self.request = memoryview(b"")  # a whole request, handed to the parser as it asks
         self.requests = 0
         self.chat_admitted = False  # the request being answered starts a chat, taken by this worker (limits.chats)
+        self.stream_admitted = False  # ... and asked for a streamed reply (limits.streams)
         self.body_missing = False  # the body is over MAX_REQUEST_BYTES: the view answers from the head alone
         self.stalled = False  # a write timed out: the client stopped reading
         return self
@@ -210,9 +221,10 @@ class RequestSocket(gsocket.socket):
             framing = self.framing
             if framing.new_chat_path is None or self.body_missing:
                 return True
-            refusal = self.limits.admit(framing.new_chat_path, framing)
+            streamed = STREAM_REQUESTED.search(self.request, framing.end) is not None
+            refusal = self.limits.admit(framing.new_chat_path, framing, streamed)
             if refusal is None:
-                self.chat_admitted = True
+                self.chat_admitted, self.stream_admitted = True, streamed
                 return True
             self.request = memoryview(b"")
             if not framing.keep_alive:
@@ -223,6 +235,7 @@ class RequestSocket(gsocket.socket):
         if self.chat_admitted:
             self.chat_admitted = False
             self.limits.chats -= 1
+            self.limits.streams -= self.stream_admitted
 
     def _read_one(self) -> bool:
         """Reads until `pending` holds a whole request, which becomes `request` (its head read into `framing`)."""
