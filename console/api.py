@@ -11,16 +11,16 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from console.auth import ConsoleAuthentication
 from conversations import serializers
 from conversations.services import chat_stream
 from conversations.views import EventStreamRenderer, chat_answer, chat_options, redo_answer
 from core.shortcuts import lent_serializer
+from core.views import StreamingAPIView
 
 
-class ConsoleApiView(APIView):
+class ConsoleApiView(StreamingAPIView):
     authentication_classes = [ConsoleAuthentication]
     permission_classes = [IsAuthenticated]
     renderer_classes = [JSONRenderer, EventStreamRenderer]

@@ -14,7 +14,6 @@ from rest_framework import renderers
 from rest_framework.fields import BooleanField
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from accounts.authentication import request_budget_owners
 from conversations import serializers
@@ -33,6 +32,7 @@ from conversations.turns import ChatOptions
 from core.browsable import FormPageOnBrowserGet
 from core.schema import error_responses
 from core.shortcuts import lent_serializer
+from core.views import StreamingAPIView
 from llm_provider.types import StreamDelta
 
 TAG = "chat"
@@ -96,11 +96,11 @@ def chat_replay(request: Request, stored: StoredResponse) -> Response | Streamin
         ),
     ],
 )
-class ChatView(FormPageOnBrowserGet, APIView):
+class ChatView(FormPageOnBrowserGet, StreamingAPIView):
     name = "Chat"
     request_example = CHAT_EXAMPLE
 
-    renderer_classes = [*APIView.renderer_classes, EventStreamRenderer]
+    renderer_classes = [*StreamingAPIView.renderer_classes, EventStreamRenderer]
 
     @idempotent(replay=chat_replay)
     def post(self, request: Request, claim: Claim | None) -> Response | StreamingHttpResponse:
@@ -176,10 +176,10 @@ REDO_RESPONSES = {
     request=serializers.ChatOptionsSerializer,
     responses=REDO_RESPONSES,
 )
-class SessionRegenerateView(FormPageOnBrowserGet, APIView):
+class SessionRegenerateView(FormPageOnBrowserGet, StreamingAPIView):
     name = "Regenerate the last reply"
     request_example: dict[str, object] = {}
-    renderer_classes = [*APIView.renderer_classes, EventStreamRenderer]
+    renderer_classes = [*StreamingAPIView.renderer_classes, EventStreamRenderer]
 
     @idempotent(replay=chat_replay)
     def post(self, request: Request, session_id: str, claim: Claim | None) -> Response | StreamingHttpResponse:
@@ -198,10 +198,10 @@ class SessionRegenerateView(FormPageOnBrowserGet, APIView):
     responses=REDO_RESPONSES,
     examples=[OpenApiExample("A new wording", value={"message": "Say it in French."}, request_only=True)],
 )
-class SessionEditView(FormPageOnBrowserGet, APIView):
+class SessionEditView(FormPageOnBrowserGet, StreamingAPIView):
     name = "Edit the last message"
     request_example = {"message": "Say it in French."}
-    renderer_classes = [*APIView.renderer_classes, EventStreamRenderer]
+    renderer_classes = [*StreamingAPIView.renderer_classes, EventStreamRenderer]
 
     @idempotent(replay=chat_replay)
     def post(self, request: Request, session_id: str, claim: Claim | None) -> Response | StreamingHttpResponse:
@@ -218,7 +218,7 @@ class SessionEditView(FormPageOnBrowserGet, APIView):
     description="A turn without a session: the chat limits apply and the usage counts, as for a chat.",
     examples=[OpenApiExample("Test", value=TEST_CHAT_EXAMPLE, request_only=True)],
 )
-class TestChatView(FormPageOnBrowserGet, APIView):
+class TestChatView(FormPageOnBrowserGet, StreamingAPIView):
     name = "Test chat"
     request_example = TEST_CHAT_EXAMPLE
 

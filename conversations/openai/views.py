@@ -20,7 +20,6 @@ from rest_framework.fields import BooleanField
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from accounts.authentication import request_budget_owners
 from conversations.idempotency import Claim, StoredResponse, claim_leases, idempotent, recorded
@@ -42,6 +41,7 @@ from core.errors import exception_handler
 from core.negotiation import IgnoreAccept
 from core.parsers import JSONParser
 from core.shortcuts import lent_serializer
+from core.views import StreamingAPIView
 
 TAG = "openai-compatible"
 SESSION_HEADER = "X-Session-Id"
@@ -60,7 +60,7 @@ def openai_exception_handler(exc: Exception, context: dict[str, Any]) -> Respons
     return response
 
 
-class OpenAIView(APIView):
+class OpenAIView(StreamingAPIView):
     parser_classes = [JSONParser]
     renderer_classes = [JSONRenderer]
     content_negotiation_class = IgnoreAccept

@@ -1,9 +1,16 @@
 from __future__ import annotations
 
+import gc
 import time
 from http import HTTPStatus
 
+import pytest
+from rest_framework.request import Request
+from rest_framework.views import APIView
+
 from tests.support import events_of, sent_messages, wait_for
+
+MODEL = "openai/gpt-oss-20b"
 
 
 def stream(client, message="tell me a story", **extra):
@@ -112,3 +119,31 @@ def test_streamed_turns_feed_the_next_turn(alice_client, fake_groq):
         {"role": "user", "content": "first"},
         {"role": "assistant", "content": "Echo: first"},
     ]
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/chat/", {"session_id": "s1", "message": "hi", "stream": True}),
+        ("/v1/chat/completions", {"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "stream": True}),
+    ],
+)
+def test_a_finished_stream_leaves_its_request_and_view_to_reference_counting(alice_client, path, body):
+    # Left to the garbage collector, each stream's request and view reach its oldest generation while the stream
+    # lasts, and the worker's full collections stop its loop (core/views.py).
+    gc.collect()
+    gc.disable()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        response = alice_client.post(path, body, format="json")
+        assert response.streaming
+        b"".join(response.streaming_content)
+        response.close()
+        del response
+        gc.collect()
+        left = [type(o).__name__ for o in gc.garbage if isinstance(o, (Request, APIView))]
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+        gc.enable()
+    assert left == []
