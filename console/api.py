@@ -17,10 +17,10 @@ from conversations import serializers
 from conversations.services import chat_stream
 from conversations.views import EventStreamRenderer, chat_answer, chat_options, redo_answer
 from core.shortcuts import lent_serializer
-from core.views import StreamingAPIView
+from core.views import ChatAPIView
 
 
-class ConsoleApiView(StreamingAPIView):
+class ConsoleApiView(ChatAPIView):
     authentication_classes = [ConsoleAuthentication]
     permission_classes = [IsAuthenticated]
     renderer_classes = [JSONRenderer, EventStreamRenderer]

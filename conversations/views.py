@@ -32,7 +32,7 @@ from conversations.turns import ChatOptions
 from core.browsable import FormPageOnBrowserGet
 from core.schema import error_responses
 from core.shortcuts import lent_serializer
-from core.views import StreamingAPIView
+from core.views import ChatAPIView
 from llm_provider.types import StreamDelta
 
 TAG = "chat"
@@ -96,11 +96,11 @@ def chat_replay(request: Request, stored: StoredResponse) -> Response | Streamin
         ),
     ],
 )
-class ChatView(FormPageOnBrowserGet, StreamingAPIView):
+class ChatView(FormPageOnBrowserGet, ChatAPIView):
     name = "Chat"
     request_example = CHAT_EXAMPLE
 
-    renderer_classes = [*StreamingAPIView.renderer_classes, EventStreamRenderer]
+    renderer_classes = [*ChatAPIView.renderer_classes, EventStreamRenderer]
 
     @idempotent(replay=chat_replay)
     def post(self, request: Request, claim: Claim | None) -> Response | StreamingHttpResponse:
@@ -176,10 +176,10 @@ REDO_RESPONSES = {
     request=serializers.ChatOptionsSerializer,
     responses=REDO_RESPONSES,
 )
-class SessionRegenerateView(FormPageOnBrowserGet, StreamingAPIView):
+class SessionRegenerateView(FormPageOnBrowserGet, ChatAPIView):
     name = "Regenerate the last reply"
     request_example: dict[str, object] = {}
-    renderer_classes = [*StreamingAPIView.renderer_classes, EventStreamRenderer]
+    renderer_classes = [*ChatAPIView.renderer_classes, EventStreamRenderer]
 
     @idempotent(replay=chat_replay)
     def post(self, request: Request, session_id: str, claim: Claim | None) -> Response | StreamingHttpResponse:
@@ -198,10 +198,10 @@ class SessionRegenerateView(FormPageOnBrowserGet, StreamingAPIView):
     responses=REDO_RESPONSES,
     examples=[OpenApiExample("A new wording", value={"message": "Say it in French."}, request_only=True)],
 )
-class SessionEditView(FormPageOnBrowserGet, StreamingAPIView):
+class SessionEditView(FormPageOnBrowserGet, ChatAPIView):
     name = "Edit the last message"
     request_example = {"message": "Say it in French."}
-    renderer_classes = [*StreamingAPIView.renderer_classes, EventStreamRenderer]
+    renderer_classes = [*ChatAPIView.renderer_classes, EventStreamRenderer]
 
     @idempotent(replay=chat_replay)
     def post(self, request: Request, session_id: str, claim: Claim | None) -> Response | StreamingHttpResponse:
@@ -218,7 +218,7 @@ class SessionEditView(FormPageOnBrowserGet, StreamingAPIView):
     description="A turn without a session: the chat limits apply and the usage counts, as for a chat.",
     examples=[OpenApiExample("Test", value=TEST_CHAT_EXAMPLE, request_only=True)],
 )
-class TestChatView(FormPageOnBrowserGet, StreamingAPIView):
+class TestChatView(FormPageOnBrowserGet, ChatAPIView):
     name = "Test chat"
     request_example = TEST_CHAT_EXAMPLE
 

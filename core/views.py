@@ -1,25 +1,39 @@
-"""The base of the views that may answer with a stream (the chat paths): DRF's APIView, whose request and view are
-freed by reference counting once the stream ends.
+"""The base of the chat paths' views: DRF's APIView, whose request, view and response are freed by reference
+counting once the answer is made, rather than by the garbage collector.
 
-DRF's Request holds its view (`parser_context["view"]`) and itself (`parser_context["request"]`), and the view
-holds the request: a cycle only the garbage collector frees. A stream outlives the collector's young generations,
-so each stream's request, view, parsers, renderers and authenticators reached the oldest one, and a worker holding
-a thousand streams ran a full collection, its loop stopped for 200-650 ms, every few seconds (docs/performance.md)."""
+DRF's Request holds its view (`parser_context["view"]`) and itself (`parser_context["request"]`), the view holds the
+request and the response, and a DRF Response holds the view and itself (`renderer_context`): cycles that only the
+collector frees. A chat outlives the collector's young generations (a stream for as long as its reply, a reply
+waited for as long as the upstream takes), so each chat's request, view, parsers, renderers and authenticators
+reached the oldest generation, and a worker with a thousand chats in flight ran a full collection, its loop stopped
+for 200-650 ms, every few seconds (docs/performance.md)."""
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from django.http import HttpRequest, HttpResponseBase
+from django.template.response import SimpleTemplateResponse
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
 
-class StreamingAPIView(APIView):
+class ChatAPIView(APIView):
     def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         response = super().dispatch(request, *args, **kwargs)
-        # A stream's body was parsed before its answer began, and no renderer reads it after: only the parsers
-        # used the context. Other responses keep it, since the browsable API's renderer may parse the body later.
-        if response.streaming and isinstance(self.request, Request):
-            self.request.parser_context = {}
+        if isinstance(response, SimpleTemplateResponse) and not response.is_rendered:
+            # Rendering (the browsable API's page among them) may still parse the body, and reads the context. The
+            # callback holds the request, not the view, which would make a cycle of its own through the response.
+            response.add_post_render_callback(partial(let_go, self.request))
+        else:
+            let_go(self.request, response)  # a stream's body was parsed before its answer began
         return response
+
+
+def let_go(request: HttpRequest | Request, response: HttpResponseBase) -> None:
+    """Ends the cycles through the view once nothing parses or renders any more."""
+    if isinstance(request, Request):
+        request.parser_context = {}
+    if isinstance(response, SimpleTemplateResponse):
+        response.renderer_context = {}  # type: ignore[attr-defined]  # DRF's Response

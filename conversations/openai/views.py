@@ -41,7 +41,7 @@ from core.errors import exception_handler
 from core.negotiation import IgnoreAccept
 from core.parsers import JSONParser
 from core.shortcuts import lent_serializer
-from core.views import StreamingAPIView
+from core.views import ChatAPIView
 
 TAG = "openai-compatible"
 SESSION_HEADER = "X-Session-Id"
@@ -60,7 +60,7 @@ def openai_exception_handler(exc: Exception, context: dict[str, Any]) -> Respons
     return response
 
 
-class OpenAIView(StreamingAPIView):
+class OpenAIView(ChatAPIView):
     parser_classes = [JSONParser]
     renderer_classes = [JSONRenderer]
     content_negotiation_class = IgnoreAccept

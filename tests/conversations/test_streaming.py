@@ -6,6 +6,7 @@ from http import HTTPStatus
 
 import pytest
 from rest_framework.request import Request
+from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from tests.support import events_of, sent_messages, wait_for
@@ -121,27 +122,30 @@ def test_streamed_turns_feed_the_next_turn(alice_client, fake_groq):
     ]
 
 
+@pytest.mark.parametrize("stream", [True, False])
 @pytest.mark.parametrize(
     ("path", "body"),
     [
-        ("/chat/", {"session_id": "s1", "message": "hi", "stream": True}),
-        ("/v1/chat/completions", {"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "stream": True}),
+        ("/chat/", {"session_id": "s1", "message": "hi"}),
+        ("/v1/chat/completions", {"model": MODEL, "messages": [{"role": "user", "content": "hi"}]}),
     ],
 )
-def test_a_finished_stream_leaves_its_request_and_view_to_reference_counting(alice_client, path, body):
-    # Left to the garbage collector, each stream's request and view reach its oldest generation while the stream
-    # lasts, and the worker's full collections stop its loop (core/views.py).
+def test_a_chat_answered_leaves_its_request_and_view_to_reference_counting(alice_client, path, body, stream):
+    # Left to the garbage collector, each chat's request and view reach its oldest generation while the chat
+    # lasts, and a worker's full collections stop its loop (core/views.py).
     gc.collect()
     gc.disable()
     gc.set_debug(gc.DEBUG_SAVEALL)
     try:
-        response = alice_client.post(path, body, format="json")
-        assert response.streaming
-        b"".join(response.streaming_content)
+        response = alice_client.post(path, {**body, "stream": stream}, format="json")
+        assert response.status_code == HTTPStatus.OK
+        assert response.streaming == stream
+        b"".join(response.streaming_content) if stream else response.content
         response.close()
+        del response.json  # the test client's own cycle (a partial of its parser holding the response)
         del response
         gc.collect()
-        left = [type(o).__name__ for o in gc.garbage if isinstance(o, (Request, APIView))]
+        left = [type(o).__name__ for o in gc.garbage if isinstance(o, (Request, Response, APIView))]
     finally:
         gc.set_debug(0)
         gc.garbage.clear()
