@@ -1,13 +1,12 @@
 import os
 
-from django.core.wsgi import get_wsgi_application
-
 from chatbot_project.checks import configuration_errors_raise
 from core.tracing import traced_wsgi, tracing_requested, tracing_start
+from core.wsgi_handler import wsgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chatbot_project.settings")
 
-django_application = get_wsgi_application()  # the settings read, `.env` with them
+django_application = wsgi_application()  # the settings read, `.env` with them
 # Here, in each gunicorn worker after it forked (the app is not preloaded), so the exporter's thread is the worker's.
 if tracing_requested():
     tracing_start()
