@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 # The paths whose POST starts a turn (conversations/urls.py, openai/urls.py, console/urls.py).
 NEW_CHAT_PATH = re.compile(
@@ -85,11 +85,11 @@ class StreamCap:
     """How many streams one process takes at most now (STREAM_CAP_LAG_MS above), within MAX_CHATS_IN_FLIGHT."""
 
     ceiling: int
-    limit: float = 0.0
+    limit: float = field(init=False)
     adjusted: float = float("-inf")
 
     def __post_init__(self) -> None:
-        self.limit = self.limit or self.ceiling
+        self.limit = self.ceiling
 
     def refusal(self, streams: int, lag_seconds: float, now: float) -> Refusal | None:
         """Why a new stream is refused now (None: taken), given the process's streams in flight and its loop's lag."""

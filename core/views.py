@@ -5,8 +5,8 @@ DRF's Request holds its view (`parser_context["view"]`) and itself (`parser_cont
 request and the response, and a DRF Response holds the view and itself (`renderer_context`): cycles that only the
 collector frees. A chat outlives the collector's young generations (a stream for as long as its reply, a reply
 waited for as long as the upstream takes), so each chat's request, view, parsers, renderers and authenticators
-reached the oldest generation, and a worker with a thousand chats in flight ran a full collection, its loop stopped
-for 200-650 ms, every few seconds (docs/performance.md)."""
+reached the oldest generation, whose full collections walked them all, each stopping a worker's loop for 200-650 ms
+with a thousand chats in flight (docs/performance.md)."""
 
 from __future__ import annotations
 
@@ -25,13 +25,13 @@ class ChatAPIView(APIView):
         if isinstance(response, SimpleTemplateResponse) and not response.is_rendered:
             # Rendering (the browsable API's page among them) may still parse the body, and reads the context. The
             # callback holds the request, not the view, which would make a cycle of its own through the response.
-            response.add_post_render_callback(partial(let_go, self.request))
+            response.add_post_render_callback(partial(end_view_cycles, self.request))
         else:
-            let_go(self.request, response)  # a stream's body was parsed before its answer began
+            end_view_cycles(self.request, response)  # a stream's body was parsed before its answer began
         return response
 
 
-def let_go(request: HttpRequest | Request, response: HttpResponseBase) -> None:
+def end_view_cycles(request: HttpRequest | Request, response: HttpResponseBase) -> None:
     """Ends the cycles through the view once nothing parses or renders any more."""
     if isinstance(request, Request):
         request.parser_context = {}

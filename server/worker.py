@@ -233,9 +233,9 @@ class RequestSocket(gsocket.socket):
 
     def _chat_answered(self) -> None:
         if self.chat_admitted:
-            self.chat_admitted = False
             self.limits.chats -= 1
             self.limits.streams -= self.stream_admitted
+            self.chat_admitted = self.stream_admitted = False
 
     def _read_one(self) -> bool:
         """Reads until `pending` holds a whole request, which becomes `request` (its head read into `framing`)."""

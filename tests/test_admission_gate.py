@@ -97,7 +97,8 @@ def test_a_late_loop_cuts_the_stream_cap_under_the_streams_held_once_they_are_do
 
 
 def test_a_loop_that_keeps_up_raises_the_stream_cap_a_step_at_a_time_while_the_cap_binds_up_to_the_memory_cap():
-    cap = StreamCap(100, limit=50.0)
+    cap = StreamCap(100)
+    cap.limit = 50.0
     step = 100 * STREAM_CAP_RISE_SHARE
     assert cap.refusal(50, 0.0, now=0.0) is None
     assert cap.limit == 50 + step

@@ -140,7 +140,8 @@ def test_a_chat_answered_leaves_its_request_and_view_to_reference_counting(alice
         response = alice_client.post(path, {**body, "stream": stream}, format="json")
         assert response.status_code == HTTPStatus.OK
         assert response.streaming == stream
-        b"".join(response.streaming_content) if stream else response.content
+        if stream:
+            b"".join(response.streaming_content)
         response.close()
         del response.json  # the test client's own cycle (a partial of its parser holding the response)
         del response
