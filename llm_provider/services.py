@@ -127,12 +127,14 @@ def llm_health() -> LLMHealth:
     with _health_lock:
         cached = _health.get(key)
         chat = reachability_latest()
-        if cached is not None and chat is not None and chat.observed_at > cached.checked_at:
+        # A process that has not asked yet counts a failed chat too: every process reports what any chat found.
+        if chat is not None and (cached is None or chat.observed_at > cached.checked_at):
             if not chat.reached:
-                cached = LLMHealth(False, cached.model, None, cached.models, chat.detail, chat.code, chat.observed_at)
+                models = cached.models if cached is not None else ()
+                cached = LLMHealth(False, key[1], None, models, chat.detail, chat.code, chat.observed_at)
                 _health[key] = cached
                 return cached
-            if not cached.healthy:
+            if cached is not None and not cached.healthy:
                 cached = None  # recovered: ask again now
         if cached is not None and cached.age_seconds < settings.LLM_HEALTH_CACHE_SECONDS:
             return cached

@@ -8,6 +8,8 @@ from http import HTTPStatus
 
 import httpx
 
+from llm_provider import reachability
+from llm_provider import services as llm_services
 from tests.fake_groq import Fault
 from tests.server import running_servers
 from tests.support import ALICE_PASSWORD, login_headers
@@ -36,6 +38,17 @@ def test_a_failed_chat_makes_health_unhealthy_at_once_and_a_good_one_healthy_aga
 
     assert answered.status_code == HTTPStatus.OK
     assert _reported(api, alice_client) == (True, HTTPStatus.OK, True)
+
+
+def test_a_process_that_had_not_asked_yet_reports_a_failed_chat_too(api, alice_client, fake_groq, monkeypatch):
+    fake_groq.add_faults(Fault("status", status=503), Fault("status", status=503))
+    failed = alice_client.post("/chat/", {"message": "hello"}, format="json")
+    assert failed.json()["code"] == "upstream_unavailable"
+    # As another worker that never asked: no health of its own, the chat's outcome shared through Redis.
+    monkeypatch.setattr(llm_services, "_health", {})
+    monkeypatch.setattr(reachability, "_latest", None)
+
+    assert _reported(api, alice_client) == (False, HTTPStatus.SERVICE_UNAVAILABLE, False)
 
 
 def test_a_refused_request_leaves_health_as_it_was(api, alice_client, fake_groq):
