@@ -113,6 +113,20 @@ def test_a_worker_freezes_what_it_loaded_and_collects_its_youngest_objects_less_
     assert state["frozen"] > 50_000  # Django, DRF and the service's modules, not a handful of objects
 
 
+def test_a_worker_spawns_greenlets_without_recording_who_spawned_them():
+    script = textwrap.dedent(
+        """
+        from core.cooperative import gevent_patch_all
+        gevent_patch_all()
+        import gevent
+        greenlet = gevent.spawn(lambda: None)
+        assert greenlet.spawning_stack is None and greenlet.spawning_greenlet is None, greenlet.spawning_stack
+        """
+    )
+    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+
+
 def test_a_listener_takes_one_connection_at_a_time_while_its_loop_keeps_up_and_many_once_it_runs_late():
     script = textwrap.dedent(
         """
