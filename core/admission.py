@@ -37,8 +37,11 @@ LATE_RESUME_SHARE = 0.75
 # stream, refusal and health probe in it waits on that loop. So new streams have a cap of their own, which follows
 # the lag (StreamCap): cut to just under the streams held while the loop runs STREAM_CAP_LAG_MS late, raised a step
 # at a time while it keeps up (additive increase, multiplicative decrease, as TCP's congestion window).
-STREAM_CAP_LAG_MS = 50
+STREAM_CAP_LAG_MS = 35
 STREAM_CAP_CUT = 0.9
+# ... and raised only while the loop is nearly free: rising while it ran up to half the cut's lag late kept the cap
+# see-sawing just under the cut, and the loop late most of the time (docs/performance.md).
+STREAM_CAP_RISE_LAG_MS = 10
 # The cap rises by this share of MAX_CHATS_IN_FLIGHT at most every STREAM_CAP_ADJUST_SECONDS: slowly, since the
 # streams it lets in load the loop for as long as they last, long after the lag that let them in was read.
 STREAM_CAP_RISE_SHARE = 0.02
@@ -108,7 +111,7 @@ class StreamCap:
             # Cut once the streams held are down to the last cut: until then, the lag still reads the streams it let in.
             if streams <= self.limit:
                 self.limit = max(1.0, streams * STREAM_CAP_CUT)
-        elif lag_ms < STREAM_CAP_LAG_MS / 2 and streams >= self.limit * STREAM_CAP_CUT:
+        elif lag_ms < STREAM_CAP_RISE_LAG_MS and streams >= self.limit * STREAM_CAP_CUT:
             self.limit = min(float(self.ceiling), self.limit + max(1.0, self.ceiling * STREAM_CAP_RISE_SHARE))
 
 

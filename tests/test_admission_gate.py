@@ -9,6 +9,7 @@ from conversations.openai.wire import openai_error
 from core.admission import (
     STREAM_CAP_CUT,
     STREAM_CAP_LAG_MS,
+    STREAM_CAP_RISE_LAG_MS,
     STREAM_CAP_RISE_SHARE,
     STREAM_REQUESTED,
     AdmissionGate,
@@ -102,7 +103,7 @@ def test_a_loop_that_keeps_up_raises_the_stream_cap_a_step_at_a_time_while_the_c
     step = 100 * STREAM_CAP_RISE_SHARE
     assert cap.refusal(50, 0.0, now=0.0) is None
     assert cap.limit == 50 + step
-    assert cap.refusal(50, STREAM_CAP_LAG_MS / 2000, now=1.0) is None  # at half the lag: held, not raised
+    assert cap.refusal(50, STREAM_CAP_RISE_LAG_MS / 1000, now=1.0) is None  # late, if not enough to cut: held
     assert cap.limit == 50 + step
     assert cap.refusal(10, 0.0, now=2.0) is None  # far under the cap: not raised
     assert cap.limit == 50 + step
