@@ -40,7 +40,7 @@ LATE_RESUME_SHARE = 0.75
 STREAM_CAP_LAG_MS = 35
 STREAM_CAP_CUT = 0.9
 # ... and raised only while the loop is nearly free: rising while it ran up to half the cut's lag late kept the cap
-# see-sawing just under the cut, and the loop late most of the time (docs/performance.md).
+# see-sawing just under the cut, and refusals and health probes waiting on a late loop (docs/performance.md).
 STREAM_CAP_RISE_LAG_MS = 10
 # The cap rises by this share of MAX_CHATS_IN_FLIGHT at most every STREAM_CAP_ADJUST_SECONDS: slowly, since the
 # streams it lets in load the loop for as long as they last, long after the lag that let them in was read.
