@@ -8,8 +8,8 @@ reached the oldest one, whose full collections stop a worker's loop (docs/perfor
 
 from __future__ import annotations
 
-import django
 from django.core.handlers import wsgi
+from django.core.wsgi import get_wsgi_application
 
 # What AuthenticationMiddleware sets on a request, each holding the request.
 AUTH_ATTRIBUTES = ("user", "auser")
@@ -22,11 +22,8 @@ class WSGIRequest(wsgi.WSGIRequest):
             self.__dict__.pop(name, None)
 
 
-class WSGIHandler(wsgi.WSGIHandler):
-    request_class = WSGIRequest
-
-
-def wsgi_application() -> WSGIHandler:
-    """django.core.wsgi.get_wsgi_application, with the handler above."""
-    django.setup(set_prefix=False)
-    return WSGIHandler()
+def wsgi_application() -> wsgi.WSGIHandler:
+    """Django's WSGI application, its requests those above."""
+    handler = get_wsgi_application()
+    handler.request_class = WSGIRequest
+    return handler

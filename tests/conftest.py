@@ -14,10 +14,8 @@ from accounts.services import admin_create
 from conversations.stores import locmem_store
 from core import store_marker
 from core.redis_store import redis_client
-from llm_provider import reachability as llm_reachability
-from llm_provider import services as llm_services
 from tests.fake_groq import FakeGroq
-from tests.support import ALICE_PASSWORD, BOB_PASSWORD, ROOT, SLOW_MACHINE, login, redis_keys
+from tests.support import ALICE_PASSWORD, BOB_PASSWORD, ROOT, SLOW_MACHINE, llm_health_forget, login, redis_keys
 from tests.topology import SUITES_ON, Topologies
 
 hypothesis_settings.register_profile("suite", deadline=None, suppress_health_check=SLOW_MACHINE)
@@ -129,8 +127,7 @@ def fake_groq(fake_groq_server: FakeGroq) -> FakeGroq:
 def _no_cached_llm_health(monkeypatch) -> None:
     """Each test's upstream health is asked afresh, of the fake upstream as that test leaves it, and no chat of an
     earlier test counts."""
-    monkeypatch.setattr(llm_services, "_health", {})
-    monkeypatch.setattr(llm_reachability, "_latest", None)
+    llm_health_forget(monkeypatch)
     monkeypatch.setattr(store_marker, "_seen", None)
     monkeypatch.setattr(store_marker, "_lost", None)
 

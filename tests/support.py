@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
+import pytest
 import redis
 from django.conf import settings
 from hypothesis import HealthCheck
@@ -175,6 +176,17 @@ def ask(client, text: str = "hi", **extra):
     """A stateless /v1 completion asking for MAX_TOKENS."""
     body = {"model": MODEL, "messages": [{"role": "user", "content": text}], "max_tokens": MAX_TOKENS}
     return client.post("/v1/chat/completions", {**body, **extra}, format="json")
+
+
+# The upstream's health
+
+
+def llm_health_forget(monkeypatch: pytest.MonkeyPatch) -> None:
+    """This process as a worker that has neither asked the upstream's health nor seen a chat's outcome itself."""
+    from llm_provider import reachability, services  # their settings are read once Django is set up
+
+    monkeypatch.setattr(services, "_health", {})
+    monkeypatch.setattr(reachability, "_latest", None)
 
 
 # Metrics

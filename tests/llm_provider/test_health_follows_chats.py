@@ -8,11 +8,9 @@ from http import HTTPStatus
 
 import httpx
 
-from llm_provider import reachability
-from llm_provider import services as llm_services
 from tests.fake_groq import Fault
 from tests.server import running_servers
-from tests.support import ALICE_PASSWORD, login_headers
+from tests.support import ALICE_PASSWORD, llm_health_forget, login_headers
 
 
 def _reported(api, alice_client) -> tuple[bool, int, bool]:
@@ -45,8 +43,7 @@ def test_a_process_that_had_not_asked_yet_reports_a_failed_chat_too(api, alice_c
     failed = alice_client.post("/chat/", {"message": "hello"}, format="json")
     assert failed.json()["code"] == "upstream_unavailable"
     # As another worker that never asked: no health of its own, the chat's outcome shared through Redis.
-    monkeypatch.setattr(llm_services, "_health", {})
-    monkeypatch.setattr(reachability, "_latest", None)
+    llm_health_forget(monkeypatch)
 
     assert _reported(api, alice_client) == (False, HTTPStatus.SERVICE_UNAVAILABLE, False)
 
