@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -34,34 +35,32 @@ def server_env(**overrides: str) -> dict[str, str]:
 @contextmanager
 def _launched(
     log: IO[bytes] | None, env: dict[str, str], app: str = SERVICE_APP
-) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
-    """A server process that is starting, and its URL; stopped on leaving."""
+) -> Iterator[tuple[subprocess.Popen[bytes], str, IO[bytes]]]:
+    """A server process that is starting, its URL and the file its output goes to (`log`, or a temporary file: a pipe
+    that nobody reads stalls the server once its request log has filled the pipe's 64 KiB); stopped on leaving."""
     port = free_port()
-    process = subprocess.Popen(
-        server_command(port, app),
-        cwd=ROOT,
-        env=server_env(**env),
-        stdout=log or subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        yield process, f"http://127.0.0.1:{port}"
-    finally:
-        # gunicorn's quick shutdown: its graceful one (SIGTERM) waits for idle keep-alive connections that a test's
-        # clients left open, up to graceful_timeout.
-        process.send_signal(signal.SIGQUIT)
+    with ExitStack() as stack:
+        output = log or stack.enter_context(tempfile.NamedTemporaryFile(prefix="server-", suffix=".log"))
+        process = subprocess.Popen(
+            server_command(port, app), cwd=ROOT, env=server_env(**env), stdout=output, stderr=subprocess.STDOUT
+        )
         try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
+            yield process, f"http://127.0.0.1:{port}", output
+        finally:
+            # gunicorn's quick shutdown: its graceful one (SIGTERM) waits for idle keep-alive connections that a
+            # test's clients left open, up to graceful_timeout.
+            process.send_signal(signal.SIGQUIT)
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
 
 
-def _wait_until_live(process: subprocess.Popen[bytes], url: str, log: IO[bytes] | None) -> None:
+def _wait_until_live(process: subprocess.Popen[bytes], url: str, output: IO[bytes]) -> None:
     deadline = time.monotonic() + 120
     while True:
         if process.poll() is not None:
-            output = Path(log.name).read_bytes() if log else process.stdout.read()  # type: ignore[union-attr]
-            raise RuntimeError(f"server exited: {output.decode()}")
+            raise RuntimeError(f"server exited: {Path(output.name).read_bytes().decode()}")
         try:
             httpx.get(f"{url}/health/live", timeout=1)
             return
@@ -75,8 +74,8 @@ def _wait_until_live(process: subprocess.Popen[bytes], url: str, log: IO[bytes] 
 def running_server(log: IO[bytes] | None = None, app: str = SERVICE_APP, **env: str) -> Iterator[str]:
     """`log`: a file that receives what the server writes (its output is otherwise read only if it fails to start);
     `app`: the WSGI application gunicorn serves, the service's unless a test wraps it."""
-    with _launched(log, env, app) as (process, url):
-        _wait_until_live(process, url, log)
+    with _launched(log, env, app) as (process, url, output):
+        _wait_until_live(process, url, output)
         yield url
 
 
@@ -85,9 +84,9 @@ def running_servers(count: int, **env: str) -> Iterator[list[str]]:
     """`count` instances of the same settings, started at once rather than one after the other."""
     with ExitStack() as stack:
         launched = [stack.enter_context(_launched(None, env)) for _ in range(count)]
-        for process, url in launched:
-            _wait_until_live(process, url, None)
-        yield [url for _, url in launched]
+        for process, url, output in launched:
+            _wait_until_live(process, url, output)
+        yield [url for _, url, _ in launched]
 
 
 def concurrent_chats(

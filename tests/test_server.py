@@ -46,6 +46,14 @@ def start_and_wait(**env: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def test_a_test_server_answers_on_after_logging_more_than_a_pipe_holds(server_url):
+    # Each request is logged (about 170 bytes); 500 of them write more than the 64 KiB a pipe holds, which stalled a
+    # server whose output went to a pipe that no test read.
+    with httpx.Client(base_url=server_url, timeout=5) as client:
+        statuses = {client.get("/health/live").status_code for _ in range(500)}
+    assert statuses == {HTTPStatus.OK}
+
+
 def test_the_server_refuses_to_start_without_redis():
     result = start_and_wait(TEST_REDIS_URL="redis://:secret-pw@127.0.0.1:1/0")
 
