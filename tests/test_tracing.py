@@ -439,7 +439,8 @@ def test_a_server_exports_its_traces_over_otlp_http(receiver, alice, tmp_path):
     def spans_of(trace: str) -> list[Any]:
         return [span for _, span in receiver.spans if span.trace_id.hex() == trace]
 
-    assert {service for service, _ in receiver.spans} == {"gateway-under-test"}
+    # The server's log says why when nothing arrived (an export that failed, a worker that did not exit in time).
+    assert {service for service, _ in receiver.spans} == {"gateway-under-test"}, log.read_text()
     spans = spans_of(trace_id)
     [request] = [span for span in spans if span.name == "POST /chat"]
     [upstream] = [span for span in spans if span.name.startswith("chat ")]
