@@ -80,6 +80,8 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, so first to see a response: the cycles of its DRF view ended (core/views.py).
+    "core.views.ViewCyclesEndMiddleware",
 ]
 
 ROOT_URLCONF = "chatbot_project.urls"

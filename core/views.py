@@ -1,15 +1,21 @@
-"""The base of the chat paths' views: DRF's APIView, whose request, view and response are freed by reference
-counting once the answer is made, rather than by the garbage collector.
+"""The base of the chat paths' views, and a middleware for every other DRF view: their request, view and response
+freed by reference counting once the answer is made, rather than by the garbage collector.
 
 DRF's Request holds its view (`parser_context["view"]`) and itself (`parser_context["request"]`), the view holds the
 request and the response, and a DRF Response holds the view and itself (`renderer_context`): cycles that only the
 collector frees. A chat outlives the collector's young generations (a stream for as long as its reply, a reply
 waited for as long as the upstream takes), so each chat's request, view, parsers, renderers and authenticators
 reached the oldest generation, whose full collections walked them all, each stopping a worker's loop for 200-650 ms
-with a thousand chats in flight (docs/performance.md)."""
+with a thousand chats in flight (docs/performance.md).
+
+Every other DRF view (health probes, session lists, logins, the schema: `ViewCyclesEndMiddleware`) has the same
+cycles, and more: a view holds bound methods of its own (Django's `View.setup` gives a view with `get` and no `head` a
+`head` that is its bound `get`; a DRF viewset, its actions by method). Left to the collector, each such request left
+90-230 objects of garbage for its collections to find."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 
@@ -36,4 +42,30 @@ def end_view_cycles(request: HttpRequest | Request, response: HttpResponseBase) 
     if isinstance(request, Request):
         request.parser_context = {}
     if isinstance(response, SimpleTemplateResponse):
+        view = response.renderer_context.get("view") if response.renderer_context else None  # type: ignore[attr-defined]
+        if view is not None:
+            _view_own_methods_drop(view)
         response.renderer_context = {}  # type: ignore[attr-defined]  # DRF's Response
+
+
+def _view_own_methods_drop(view: object) -> None:
+    """The view's bound methods that it holds itself: Django's `head` (View.setup), a viewset's actions (`get` as
+    `list`, ...)."""
+    attributes = view.__dict__
+    for name in [name for name, value in attributes.items() if getattr(value, "__self__", None) is view]:
+        del attributes[name]
+
+
+class ViewCyclesEndMiddleware:
+    """The innermost middleware: ends the cycles of any DRF view once its response is rendered (a chat's view ends its
+    own as it answers, since a stream outlives the middleware)."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponseBase]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponseBase:
+        response = self.get_response(request)
+        context = getattr(response, "renderer_context", None)
+        if context:  # a DRF Response, rendered by now (Django renders it before the middleware sees it)
+            end_view_cycles(context.get("request"), response)
+        return response
