@@ -187,14 +187,13 @@ class Wsgi:
     iterated and closed."""
 
     def __init__(self) -> None:
-        from django.core.wsgi import get_wsgi_application
-
         from core.tracing import traced_wsgi, tracing_requested, tracing_start
+        from core.wsgi_handler import wsgi_application
 
         # As chatbot_project/wsgi.py does (which also checks the configuration, as a server start would).
         if tracing_requested():
             tracing_start()
-        self.app = traced_wsgi(get_wsgi_application())
+        self.app = traced_wsgi(wsgi_application())
         self.base = {
             "SCRIPT_NAME": "",
             "QUERY_STRING": "",
