@@ -21,6 +21,13 @@ def access_token(server_url: str) -> str:
     return response.json()["access_token"]
 
 
+def scripts_ready(page) -> None:
+    """The browsable API's raw-data form is sent by DRF's ajax-form.js, with the CSRF header; clicked before that
+    script has bound it (a page still loading on a busy machine), the browser sends the form itself, without a CSRF
+    token, and the answer is 403."""
+    page.wait_for_function("document.readyState === 'complete'")
+
+
 def test_swagger_ui_renders_offline(page, server_url, outside_requests):
     page.goto(f"{server_url}/docs")
 
@@ -82,6 +89,7 @@ def test_an_admin_logs_in_and_sends_the_prefilled_chat_message_in_the_browsable_
     content = page.locator("#id__content")
     assert json.loads(content.input_value()) == {"message": "Hello! How are you today?", "session_id": "chat123"}
     assert page.locator("#id__content_type").input_value() == "application/json"
+    scripts_ready(page)
     page.locator("form", has=content).locator("button", has_text="POST").click()
 
     page.locator(".request-info", has_text="POST").wait_for()
@@ -91,6 +99,7 @@ def test_an_admin_logs_in_and_sends_the_prefilled_chat_message_in_the_browsable_
     # The next message goes on in the session just used, not back in the example's.
     content = page.locator("#id__content")
     content.fill(json.dumps({"session_id": "from-the-browser", "message": "First"}))
+    scripts_ready(page)
     page.locator("form", has=content).locator("button", has_text="POST").click()
     page.locator(".response-info", has_text="Echo: First").wait_for()
     assert json.loads(page.locator("#id__content").input_value())["session_id"] == "from-the-browser"
