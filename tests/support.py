@@ -287,3 +287,28 @@ def record_usage(
         pipe.hincrby(day_key(admin_id, day), f"{counter}\t{key_id}\t{model}", value)
     pipe.hincrby(day_key(admin_id, day), f"cost_micros\t{key_id}\t{model}", micros)
     pipe.execute()
+
+
+def drf_objects_left_to_the_collector(answer: Callable[[], Any]) -> list[str]:
+    """The DRF requests, views and responses that only the garbage collector frees once the test client's response
+    from `answer()` (checked there, a stream read there) is done with (core/views.py)."""
+    import gc
+
+    from rest_framework.request import Request
+    from rest_framework.response import Response
+    from rest_framework.views import APIView
+
+    gc.collect()
+    gc.disable()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        response = answer()
+        response.close()
+        del response.json  # the test client's own cycle (a partial of its parser holding the response)
+        del response
+        gc.collect()
+        return [type(o).__name__ for o in gc.garbage if isinstance(o, (Request, Response, APIView))]
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+        gc.enable()

@@ -3,16 +3,12 @@ garbage collector (core/views.py): health probes, session lists and refusals ali
 
 from __future__ import annotations
 
-import gc
 from http import HTTPStatus
 
 import pytest
-from rest_framework.request import Request
-from rest_framework.response import Response
 from rest_framework.test import APIClient
-from rest_framework.views import APIView
 
-from tests.support import ALICE_PASSWORD, login
+from tests.support import ALICE_PASSWORD, drf_objects_left_to_the_collector, login
 
 
 @pytest.mark.parametrize(
@@ -32,19 +28,10 @@ def test_a_request_answered_leaves_its_request_view_and_response_to_reference_co
     elif who == "a bad token":
         client.credentials(HTTP_AUTHORIZATION="Bearer not-a-token")
     client.get(path)  # whatever a first request loads or caches is not this request's garbage
-    gc.collect()
-    gc.disable()
-    gc.set_debug(gc.DEBUG_SAVEALL)
-    try:
+
+    def answer():
         response = client.get(path)
         assert response.status_code == status
-        response.close()
-        del response.json  # the test client's own cycle (a partial of its parser holding the response)
-        del response
-        gc.collect()
-        left = [type(o).__name__ for o in gc.garbage if isinstance(o, (Request, Response, APIView))]
-    finally:
-        gc.set_debug(0)
-        gc.garbage.clear()
-        gc.enable()
-    assert left == []
+        return response
+
+    assert drf_objects_left_to_the_collector(answer) == []

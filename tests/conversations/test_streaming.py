@@ -1,15 +1,11 @@
 from __future__ import annotations
 
-import gc
 import time
 from http import HTTPStatus
 
 import pytest
-from rest_framework.request import Request
-from rest_framework.response import Response
-from rest_framework.views import APIView
 
-from tests.support import events_of, sent_messages, wait_for
+from tests.support import drf_objects_left_to_the_collector, events_of, sent_messages, wait_for
 
 MODEL = "openai/gpt-oss-20b"
 
@@ -133,22 +129,12 @@ def test_streamed_turns_feed_the_next_turn(alice_client, fake_groq):
 def test_a_chat_answered_leaves_its_request_and_view_to_reference_counting(alice_client, path, body, stream):
     # Left to the garbage collector, each chat's request and view reach its oldest generation while the chat
     # lasts, and a worker's full collections stop its loop (core/views.py).
-    gc.collect()
-    gc.disable()
-    gc.set_debug(gc.DEBUG_SAVEALL)
-    try:
+    def answer():
         response = alice_client.post(path, {**body, "stream": stream}, format="json")
         assert response.status_code == HTTPStatus.OK
         assert response.streaming == stream
         if stream:
             b"".join(response.streaming_content)
-        response.close()
-        del response.json  # the test client's own cycle (a partial of its parser holding the response)
-        del response
-        gc.collect()
-        left = [type(o).__name__ for o in gc.garbage if isinstance(o, (Request, Response, APIView))]
-    finally:
-        gc.set_debug(0)
-        gc.garbage.clear()
-        gc.enable()
-    assert left == []
+        return response
+
+    assert drf_objects_left_to_the_collector(answer) == []
