@@ -8,10 +8,10 @@ waited for as long as the upstream takes), so each chat's request, view, parsers
 reached the oldest generation, whose full collections walked them all, each stopping a worker's loop for 200-650 ms
 with a thousand chats in flight (docs/performance.md).
 
-Every other DRF view (health probes, session lists, logins, the schema: `ViewCyclesEndMiddleware`) has the same
-cycles, and more: a view holds bound methods of its own (Django's `View.setup` gives a view with `get` and no `head` a
-`head` that is its bound `get`; a DRF viewset, its actions by method). Left to the collector, each such request left
-90-230 objects of garbage for its collections to find."""
+Every other DRF view answering a DRF Response (health probes, session lists, logins: `ViewCyclesEndMiddleware`) has
+the same cycles, and more: a view holds bound methods of its own (Django's `View.setup` gives a view with `get` and no
+`head` a `head` that is its bound `get`; a DRF viewset, its actions by method). Left to the collector, each such
+request left 55-230 objects of garbage for its collections to find."""
 
 from __future__ import annotations
 
