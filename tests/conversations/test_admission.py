@@ -90,3 +90,39 @@ def test_the_lag_of_a_gevent_loop_held_by_work_shows_before_the_sampler_wakes():
     )
     result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.one_redis  # a process of its own, without Redis
+def test_the_lag_counts_the_wait_in_the_loops_queue_of_ready_greenlets():
+    # 100 greenlets always ready, each 1 ms of work between yields: every turn of the loop runs timers at once (the
+    # switch interval bounds a turn's callbacks to 5 ms), but a greenlet made ready, as a new connection's or a
+    # stream's next piece, waits about 100 ms behind the others.
+    script = textwrap.dedent(
+        """
+        from core.cooperative import gevent_patch_all
+        gevent_patch_all()
+        import time
+        import gevent
+        from core.loop_lag import loop_lag
+
+        def busy():
+            while True:
+                end = time.monotonic() + 0.001
+                while time.monotonic() < end:
+                    pass
+                gevent.sleep(0)
+
+        loop_lag.seconds()  # the sampler starts
+        ready = [gevent.spawn(busy) for _ in range(100)]
+        time.sleep(1.0)
+        woken = time.monotonic()
+        gevent.sleep(0)
+        queued = time.monotonic() - woken
+        assert queued >= 0.05, queued  # the backlog this measures
+        assert loop_lag.seconds() >= 0.05, (loop_lag.seconds(), queued)
+        assert loop_lag.latest_seconds() >= 0.05, (loop_lag.latest_seconds(), queued)
+        gevent.killall(ready)
+        """
+    )
+    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
