@@ -12,8 +12,8 @@ stream, while it holds as many streams as its loop keeps up with), is answered 5
 later (gunicorn's parser, the middleware) would take the core its chats and health probes need. All of it lives in
 the connection's socket, so gunicorn's own request handling runs unchanged. The worker's loop takes one new
 connection each time it comes round to its listener while it keeps up (so that the workers share a burst of new
-connections), and up to ACCEPTS_PER_WAKEUP once it runs late, so that a busy worker's refusals and health answers do
-not wait in the kernel's queue. The gunicorn methods overridden (`run`, gunicorn's but for its listeners and the
+connections), and once it runs late its share of the connections waiting in the kernel's queue, so that refusals and
+health answers do not wait there while every worker is busy, and a busy worker does not take a burst from an idle one. The gunicorn methods overridden (`run`, gunicorn's but for its listeners and the
 garbage collector's tuning, and `handle`), and the attributes and signal handlers the worker relies on are held by
 tests/test_worker.py.
 """
@@ -55,17 +55,20 @@ FD_RESERVE = 1024
 # How long a connection kept alive waits for its next request while the worker stops.
 STOPPING_IDLE_SECONDS = 1.0
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
-# Connections a listener accepts each time the event loop finds it ready while the loop runs late (gevent's own
-# default). gunicorn takes one at a time with several workers, to share connections out evenly; but a loop busy with
-# thousands of streams comes round to its listener a few times a second, and at one connection each time new clients
-# and health probes waited seconds in the kernel's queue, unanswered and unrefused (docs/performance.md). Taking 100
-# at every turn, though, a worker whose loop was idle took a whole burst of new keep-alive connections (32 or 128
-# clients connecting at once) and served them alone for their life while the other worker idled. So a worker takes
-# one at a time while its loop keeps up, and many once the loop runs ACCEPT_MANY_AFTER_LAG_SECONDS late: late now,
-# by its latest sample, not by the admission's moving average, which still reads late for a few hundred ms after
-# the loop is free (and a burst of clients connecting just then went to one worker).
+# Connections a listener accepts at most each time the event loop finds it ready (gevent's own default). gunicorn
+# takes one at a time with several workers, to share connections out evenly; but a loop busy with thousands of
+# streams comes round to its listener a few times a second, and at one connection each time new clients and health
+# probes waited seconds in the kernel's queue, unanswered and unrefused (docs/performance.md). Taking 100 at every
+# turn, though, a worker whose loop was idle took a whole burst of new keep-alive connections (32 or 128 clients
+# connecting at once) and served them alone for their life while the other worker idled; and taking 100 whenever its
+# loop ran late, a worker busy with a burst took most of it, and was the busier for as long as they stayed connected.
+# So a worker takes one at a time while its loop keeps up, and once it runs ACCEPT_MANY_AFTER_LAG_SECONDS late (late
+# now, by its latest sample), its share of what waits in the kernel's queue: while the other workers keep up, that
+# stays at one; when every worker is behind, the queue is emptied by all of them at once.
 ACCEPTS_PER_WAKEUP = 100
 ACCEPT_MANY_AFTER_LAG_SECONDS = 0.02
+# Where Linux's TCP_INFO of a listening socket holds the connections waiting in its accept queue (tcpi_unacked).
+TCP_INFO_QUEUED_OFFSET = 24
 # CPython collects its youngest generation after 700 new objects by default. A worker holding a thousand streams
 # allocates hundreds of thousands of objects a second and keeps a few hundred thousand alive, so at the default its
 # collector ran a full collection every few seconds, each pausing the loop (and every stream, refusal and health
@@ -76,13 +79,34 @@ GC_YOUNGEST_THRESHOLD = 3000
 
 
 class Listener(StreamServer):
-    """gevent's server for one listening socket, taking one new connection each time the loop comes round to it
-    while the loop keeps up, so that the workers (each woken by a new connection) share a burst of them; up to
-    ACCEPTS_PER_WAKEUP while the loop runs late, so that the kernel's queue does not fill."""
+    """gevent's server for one listening socket shared by `workers` processes: one new connection each time the loop
+    comes round to it while the loop keeps up, so that the workers (each woken by a new connection) share a burst of
+    them; while the loop runs late, this worker's share of the connections waiting, so that the kernel's queue does
+    not fill (ACCEPTS_PER_WAKEUP above)."""
+
+    def __init__(self, listener: Any, *, workers: int, **options: Any) -> None:
+        super().__init__(listener, **options)
+        self.workers = workers
 
     @property  # type: ignore[override]  # gevent's class attribute, read on each wakeup
     def max_accept(self) -> int:
-        return ACCEPTS_PER_WAKEUP if loop_lag.latest_seconds() > ACCEPT_MANY_AFTER_LAG_SECONDS else 1
+        if loop_lag.latest_seconds() <= ACCEPT_MANY_AFTER_LAG_SECONDS:
+            return 1
+        queued = accept_queue_length(self.socket)
+        if queued is None:
+            return ACCEPTS_PER_WAKEUP
+        return max(1, min(ACCEPTS_PER_WAKEUP, queued // self.workers))
+
+
+def accept_queue_length(listener: Any) -> int | None:
+    """How many connections wait in a TCP listener's accept queue, by Linux's TCP_INFO; None where it is not told
+    (another system, a Unix socket)."""
+    try:
+        info = listener.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, TCP_INFO_QUEUED_OFFSET + 4)
+    except (OSError, AttributeError):
+        return None
+    queued: int = struct.unpack_from("I", info, TCP_INFO_QUEUED_OFFSET)[0]
+    return queued
 
 
 def garbage_collector_tune() -> None:
@@ -408,7 +432,12 @@ class GuardedGeventWorker(GeventWorker):
         servers = []
         for listener in self.sockets:
             listener.setblocking(1)
-            server = Listener(listener, handle=partial(self.handle, listener), spawn=Pool(self.worker_connections))
+            server = Listener(
+                listener,
+                handle=partial(self.handle, listener),
+                spawn=Pool(self.worker_connections),
+                workers=self.cfg.workers,
+            )
             server.start()
             servers.append(server)
         while self.alive:

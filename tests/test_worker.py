@@ -127,23 +127,46 @@ def test_a_worker_spawns_greenlets_without_recording_who_spawned_them():
     assert result.returncode == 0, result.stderr
 
 
-def test_a_listener_takes_one_connection_at_a_time_while_its_loop_keeps_up_and_many_once_it_runs_late():
+def test_a_listener_takes_one_connection_at_a_time_while_its_loop_keeps_up_and_its_share_of_the_queue_once_late():
     script = textwrap.dedent(
         """
         from core.cooperative import gevent_patch_all
         gevent_patch_all()
-        import socket, time
-        from server.worker import ACCEPTS_PER_WAKEUP, Listener
-        listener = socket.create_server(("127.0.0.1", 0))
-        server = Listener(listener, handle=lambda client, address: None)
-        time.sleep(0.1)  # the loop's lag sampler runs
+        import os, socket, tempfile, time
+        from server.worker import ACCEPTS_PER_WAKEUP, Listener, accept_queue_length
+
+        def busy(seconds):  # work that never yields: the loop runs late
+            end = time.monotonic() + seconds
+            while time.monotonic() < end:
+                pass
+
+        listener = socket.create_server(("127.0.0.1", 0), backlog=512)
+        server = Listener(listener, handle=lambda client, address: None, workers=2)
+        waiting = [socket.create_connection(listener.getsockname()) for _ in range(10)]
+        time.sleep(0.1)  # the loop's lag sampler runs; the server is not started, so the connections wait
+        assert accept_queue_length(listener) == 10, accept_queue_length(listener)
         assert server.max_accept == 1, server.max_accept
-        end = time.monotonic() + 1.0
-        while time.monotonic() < end:  # work that never yields: the loop runs late
-            pass
+        busy(1.0)
+        assert server.max_accept == 5, server.max_accept  # half of what waits: the other worker takes the rest
+        waiting += [socket.create_connection(listener.getsockname()) for _ in range(2 * ACCEPTS_PER_WAKEUP)]
+        time.sleep(0.1)
+        busy(1.0)
         assert server.max_accept == ACCEPTS_PER_WAKEUP, server.max_accept
         time.sleep(0.1)  # free again: one at a time at once, not once an average has caught up
         assert server.max_accept == 1, server.max_accept
+
+        lonely = Listener(socket.create_server(("127.0.0.1", 0)), handle=lambda client, address: None, workers=2)
+        busy(1.0)
+        assert lonely.max_accept == 1, lonely.max_accept  # late, but nothing waits: one at a time
+
+        path = os.path.join(tempfile.mkdtemp(), "socket")
+        unix = socket.socket(socket.AF_UNIX)
+        unix.bind(path)
+        unix.listen()
+        told_nothing = Listener(unix, handle=lambda client, address: None, workers=2)
+        assert accept_queue_length(unix) is None
+        busy(1.0)
+        assert told_nothing.max_accept == ACCEPTS_PER_WAKEUP, told_nothing.max_accept
         """
     )
     result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60)
