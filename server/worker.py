@@ -13,9 +13,9 @@ later (gunicorn's parser, the middleware) would take the core its chats and heal
 the connection's socket, so gunicorn's own request handling runs unchanged. The worker's loop takes one new
 connection each time it comes round to its listener while it keeps up (so that the workers share a burst of new
 connections), and once it runs late its share of the connections waiting in the kernel's queue, so that refusals and
-health answers do not wait there while every worker is busy, and a busy worker does not take a burst from an idle one. The gunicorn methods overridden (`run`, gunicorn's but for its listeners and the
-garbage collector's tuning, and `handle`), and the attributes and signal handlers the worker relies on are held by
-tests/test_worker.py.
+health answers do not wait there while every worker is busy, and a busy worker does not take a burst from an idle
+one. The gunicorn methods overridden (`run`, gunicorn's but for its listeners and the garbage collector's tuning, and
+`handle`), and the attributes and signal handlers the worker relies on are held by tests/test_worker.py.
 """
 
 from __future__ import annotations
