@@ -32,7 +32,7 @@ import sys
 import time
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import Any, ClassVar
 
 import gevent
 from django.conf import settings
@@ -43,6 +43,7 @@ from gunicorn.workers.ggevent import GeventWorker
 
 from core.admission import NEW_CHAT_PATH, STREAM_REQUESTED, AdmissionGate, StreamCap, refusal_bytes
 from core.loop_lag import loop_lag
+from server.accept_shares import PUBLISH_SECONDS, AcceptShares
 
 READ_CHUNK = 64 * 1024
 # nginx's default header buffers hold 32 KiB; gunicorn's own field limits allow more than anyone sends.
@@ -69,6 +70,11 @@ ACCEPTS_PER_WAKEUP = 100
 ACCEPT_MANY_AFTER_LAG_SECONDS = 0.02
 # Where Linux's TCP_INFO of a listening socket holds the connections waiting in its accept queue (tcpi_unacked).
 TCP_INFO_QUEUED_OFFSET = 24
+# How long a worker holding more connections than another stops taking them (server/accept_shares.py), so that the
+# other, woken by the same connection, takes it: about the time the kernel takes to schedule a woken process.
+ACCEPT_PAUSE_SECONDS = 0.002
+# ... and for this long at most in a row, in case the other stopped accepting without its loop running late.
+ACCEPT_PAUSES_SECONDS = 0.02
 # CPython collects its youngest generation after 700 new objects by default. A worker holding a thousand streams
 # allocates hundreds of thousands of objects a second and keeps a few hundred thousand alive, so at the default its
 # collector ran a full collection every few seconds, each pausing the loop (and every stream, refusal and health
@@ -82,11 +88,18 @@ class Listener(StreamServer):
     """gevent's server for one listening socket shared by `workers` processes: one new connection each time the loop
     comes round to it while the loop keeps up, so that the workers (each woken by a new connection) share a burst of
     them; while the loop runs late, this worker's share of the connections waiting, so that the kernel's queue does
-    not fill (ACCEPTS_PER_WAKEUP above)."""
+    not fill (ACCEPTS_PER_WAKEUP above). A worker that holds more connections than another that keeps up
+    (`shares`) pauses for ACCEPT_PAUSE_SECONDS instead, unless connections pile up in the queue."""
 
-    def __init__(self, listener: Any, *, workers: int, **options: Any) -> None:
+    def __init__(
+        self, listener: Any, *, workers: int, shares: AcceptShares | None = None, slot: int = 0, **options: Any
+    ) -> None:
         super().__init__(listener, **options)
         self.workers = workers
+        self.shares = shares
+        self.slot = slot
+        self.resume_timer: Any = None
+        self.pausing_since: float | None = None
 
     @property  # type: ignore[override]  # gevent's class attribute, read on each wakeup
     def max_accept(self) -> int:
@@ -96,6 +109,26 @@ class Listener(StreamServer):
         if queued is None:
             return ACCEPTS_PER_WAKEUP
         return max(1, min(ACCEPTS_PER_WAKEUP, queued // self.workers))
+
+    def do_read(self) -> Any:
+        if self.shares is not None and self.pool is not None and self.shares.over_share(self.slot, len(self.pool)):
+            now = time.monotonic()
+            if self.pausing_since is None:
+                self.pausing_since = now
+            if now - self.pausing_since < ACCEPT_PAUSES_SECONDS:
+                self._pause()
+                return None
+        self.pausing_since = None
+        return super().do_read()
+
+    def _pause(self) -> None:
+        self.stop_accepting()
+        self.resume_timer = self.loop.timer(ACCEPT_PAUSE_SECONDS)
+        self.resume_timer.start(self._resume)
+
+    def _resume(self) -> None:
+        if self.started:  # not closed meanwhile: the worker is stopping
+            self.start_accepting()
 
 
 def accept_queue_length(listener: Any) -> int | None:
@@ -407,6 +440,14 @@ class GuardedGeventWorker(GeventWorker):
     """gunicorn's gevent worker, its connections' requests read whole under deadlines (RequestSocket). HTTP/1.1 over
     plain TCP only: TLS and HTTP/2 end before it."""
 
+    # Made in the master, as it makes the first worker, before it forks: every worker shares the one memory.
+    shares: ClassVar[AcceptShares | None] = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if GuardedGeventWorker.shares is None:
+            GuardedGeventWorker.shares = AcceptShares()
+
     @classmethod
     def check_config(cls, cfg: Any, log: Any) -> None:
         if cfg.is_ssl or cfg.protocol != "http" or "h2" in cfg.http_protocols:
@@ -427,7 +468,7 @@ class GuardedGeventWorker(GeventWorker):
 
     def run(self) -> None:
         """gunicorn's GeventWorker.run, each listener a Listener (and the collector tuned first, the application
-        being loaded)."""
+        being loaded; the worker's connections published for the other workers, server/accept_shares.py)."""
         garbage_collector_tune()
         servers = []
         for listener in self.sockets:
@@ -437,17 +478,32 @@ class GuardedGeventWorker(GeventWorker):
                 handle=partial(self.handle, listener),
                 spawn=Pool(self.worker_connections),
                 workers=self.cfg.workers,
+                shares=self.shares,
+                slot=self.age,
             )
             server.start()
             servers.append(server)
+        gevent.spawn(self.connections_publish, servers)
         while self.alive:
             self.notify()
             gevent.sleep(1.0)
         self.drain(servers)
 
+    def connections_publish(self, servers: list[StreamServer]) -> None:
+        """The worker's connections, in its slot of `shares`, while its loop keeps up and it takes connections."""
+        assert self.shares is not None
+        while True:
+            time.sleep(PUBLISH_SECONDS)
+            gevent.sleep(0)  # behind the ready greenlets: a late loop publishes late, and stops counting as keeping up
+            if not self.alive:
+                return
+            self.shares.publish(self.age, sum(len(server.pool) for server in servers))
+
     def drain(self, servers: list[StreamServer]) -> None:
         """As gunicorn's worker stops: no new connection; those open are answered for up to graceful_timeout,
         then ended."""
+        if self.shares is not None:
+            self.shares.withdraw(self.age)
         for server in servers:
             server.close()
         deadline = time.monotonic() + self.cfg.graceful_timeout

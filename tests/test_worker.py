@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import httpx
@@ -17,6 +18,7 @@ from gevent.server import StreamServer
 from gunicorn.workers.base_async import AsyncWorker
 from gunicorn.workers.ggevent import GeventWorker
 
+from server.accept_shares import FRESH_SECONDS, AcceptShares
 from server.worker import ACCEPTS_PER_WAKEUP, CONTINUE, GC_YOUNGEST_THRESHOLD, GuardedGeventWorker, RequestSocket
 from tests.server import running_server
 
@@ -171,3 +173,68 @@ def test_a_listener_takes_one_connection_at_a_time_while_its_loop_keeps_up_and_i
     )
     result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
+
+
+def _workers_holding(port: int, client_ports: set[int]) -> list[int]:
+    """How many of the clients' connections each process holds, read from /proc: the server side of each connection
+    (local port `port`, remote port one of the clients') by its socket's inode, then which process has that socket."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as lines:
+            for line in list(lines)[1:]:
+                fields = line.split()
+                local, remote, inode = fields[1], fields[2], fields[9]
+                if int(local.rsplit(":", 1)[1], 16) == port and int(remote.rsplit(":", 1)[1], 16) in client_ports:
+                    inodes.add(f"socket:[{inode}]")
+    held: dict[str, int] = {}
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            links = [os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")]
+        except OSError:
+            continue  # gone, or not ours to read
+        count = sum(link in inodes for link in links)
+        if count:
+            held[pid] = count
+    return sorted(held.values())
+
+
+def test_a_burst_of_keep_alive_clients_is_shared_between_the_workers():
+    # 32 clients connecting at once to two workers whose loops keep up: the worker that is running accepted again
+    # before the other was scheduled, and kept most of each burst (9/23, 4/28, 15/113 of 128) for as long as the
+    # clients stayed connected.
+    import asyncio
+
+    async def burst(port: int, clients: int) -> list[int]:
+        async def connect() -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(b"GET /health/live HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            await writer.drain()
+            await reader.readuntil(b"\r\n\r\n")
+            return reader, writer
+
+        connections = await asyncio.gather(*(connect() for _ in range(clients)))
+        try:
+            return _workers_holding(port, {writer.get_extra_info("sockname")[1] for _, writer in connections})
+        finally:
+            for _, writer in connections:
+                writer.close()
+            await asyncio.sleep(0.3)  # the workers see the clients gone
+
+    with running_server(HISTORY_BACKEND="redis", WEB_CONCURRENCY="2") as url:
+        port = int(url.rsplit(":", 1)[1])
+        time.sleep(1.0)  # both workers up, each counting its connections for the other
+        bursts = [asyncio.run(burst(port, 32)) for _ in range(4)]
+        assert all(sum(held) == 32 and len(held) == 2 and held[-1] <= 20 for held in bursts), bursts
+
+
+def test_a_worker_leaves_connections_only_to_another_that_keeps_up_and_takes_them():
+    shares = AcceptShares()
+    assert not shares.over_share(1, 5)  # alone
+    shares.publish(2, 0)
+    assert shares.over_share(1, 2) and not shares.over_share(1, 1)  # more than the other's 0 plus the margin
+    assert not shares.over_share(2, 0)
+    shares.withdraw(2)  # stopping
+    assert not shares.over_share(1, 2)
+    shares.publish(2, 0)
+    time.sleep(FRESH_SECONDS + 0.05)  # its loop has not come round to publishing since: late
+    assert not shares.over_share(1, 2)

@@ -1,0 +1,46 @@
+"""How many client connections each worker holds, in memory the workers share, so that a worker holding more than
+another that keeps up lets that one take the next connection.
+
+Every worker's loop is woken by a new connection on the listener they share, but the worker that is running already
+accepts again before another is scheduled: a burst of keep-alive clients connecting at once (a load balancer, a
+client's pool) landed all on one worker, six bursts of six (docs/performance.md, "Accepting connections while the
+loop is busy"), and stayed there for as long as they were connected. The master makes the memory before it forks
+the workers; each worker writes its count, and when it last wrote, into its slot every PUBLISH_SECONDS while its
+loop keeps up. A count older than FRESH_SECONDS is of a worker that is late, stopping or gone, and is not counted."""
+
+from __future__ import annotations
+
+import mmap
+import struct
+import time
+
+# Slots for the workers alive at once, each at its spawn's age modulo SLOTS: gunicorn replaces a worker with a new
+# one, of the next age, so two workers share a slot only when one outlives 64 spawns of the others.
+SLOTS = 64
+_SLOT = struct.Struct("qq")  # when written (time.monotonic_ns, the same clock in every process), connections
+PUBLISH_SECONDS = 0.02
+FRESH_SECONDS = 0.1
+# A worker lets another take a connection while it holds more than the other's count plus this.
+MARGIN = 1
+
+
+class AcceptShares:
+    def __init__(self) -> None:
+        self.memory = mmap.mmap(-1, SLOTS * _SLOT.size)  # anonymous and shared: the forked workers see one memory
+
+    def publish(self, slot: int, connections: int) -> None:
+        _SLOT.pack_into(self.memory, (slot % SLOTS) * _SLOT.size, time.monotonic_ns(), connections)
+
+    def withdraw(self, slot: int) -> None:
+        """This worker takes no more connections (it is stopping): the others stop counting on it."""
+        _SLOT.pack_into(self.memory, (slot % SLOTS) * _SLOT.size, 0, 0)
+
+    def over_share(self, slot: int, connections: int) -> bool:
+        """Whether a worker holding `connections` holds more than another worker that keeps up (plus MARGIN)."""
+        fresh_since = time.monotonic_ns() - int(FRESH_SECONDS * 1e9)
+        mine = slot % SLOTS
+        for other in range(SLOTS):
+            written, held = _SLOT.unpack_from(self.memory, other * _SLOT.size)
+            if other != mine and written >= fresh_since and connections > held + MARGIN:
+                return True
+        return False
