@@ -6,7 +6,8 @@ accepts again before another is scheduled: a burst of keep-alive clients connect
 client's pool) landed all on one worker, six bursts of six (docs/performance.md, "Accepting connections while the
 loop is busy"), and stayed there for as long as they were connected. The master makes the memory before it forks
 the workers; each worker writes its count, and when it last wrote, into its slot every PUBLISH_SECONDS while its
-loop keeps up. A count older than FRESH_SECONDS is of a worker that is late, stopping or gone, and is not counted."""
+loop keeps up. A count older than FRESH_SECONDS is of a worker that is late, stopping or gone, and is not counted;
+a worker that is late takes its share of the listener's queue instead (server/worker.py)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,9 @@ import time
 SLOTS = 64
 _SLOT = struct.Struct("qq")  # when written (time.monotonic_ns, the same clock in every process), connections
 PUBLISH_SECONDS = 0.02
-FRESH_SECONDS = 0.1
+# Written within this long: the worker's loop keeps up (runs its ready greenlets under 20 ms late, as
+# server/worker.py's ACCEPT_MANY_AFTER_LAG_SECONDS has it).
+FRESH_SECONDS = 0.05
 # A worker lets another take a connection while it holds more than the other's count plus this.
 MARGIN = 1
 

@@ -111,7 +111,7 @@ class Listener(StreamServer):
         return max(1, min(ACCEPTS_PER_WAKEUP, queued // self.workers))
 
     def do_read(self) -> Any:
-        if self.shares is not None and self.pool is not None and self.shares.over_share(self.slot, len(self.pool)):
+        if self._leave_to_another():
             now = time.monotonic()
             if self.pausing_since is None:
                 self.pausing_since = now
@@ -120,6 +120,16 @@ class Listener(StreamServer):
                 return None
         self.pausing_since = None
         return super().do_read()
+
+    def _leave_to_another(self) -> bool:
+        """Whether this worker, keeping up, holds more connections than another that keeps up too. A late worker
+        takes its share of the queue (max_accept) instead."""
+        return (
+            self.shares is not None
+            and self.pool is not None
+            and loop_lag.latest_seconds() <= ACCEPT_MANY_AFTER_LAG_SECONDS
+            and self.shares.over_share(self.slot, len(self.pool))
+        )
 
     def _pause(self) -> None:
         self.stop_accepting()
