@@ -6,6 +6,8 @@ from __future__ import annotations
 import hashlib
 import inspect
 import os
+import selectors
+import socket
 import subprocess
 import sys
 import textwrap
@@ -202,28 +204,35 @@ def test_a_burst_of_keep_alive_clients_is_shared_between_the_workers():
     # 32 clients connecting at once to two workers whose loops keep up: the worker that is running accepted again
     # before the other was scheduled, and kept most of each burst (9/23, 4/28, 15/113 of 128) for as long as the
     # clients stayed connected.
-    import asyncio
-
-    async def burst(port: int, clients: int) -> list[int]:
-        async def connect() -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-            reader, writer = await asyncio.open_connection("127.0.0.1", port)
-            writer.write(b"GET /health/live HTTP/1.1\r\nHost: localhost\r\n\r\n")
-            await writer.drain()
-            await reader.readuntil(b"\r\n\r\n")
-            return reader, writer
-
-        connections = await asyncio.gather(*(connect() for _ in range(clients)))
+    def burst(port: int, clients: int) -> list[int]:
+        connections = []
+        for _ in range(clients):  # all connecting at once, as an event loop's clients do
+            connection = socket.socket()
+            connection.setblocking(False)
+            connection.connect_ex(("127.0.0.1", port))
+            connections.append(connection)
         try:
-            return _workers_holding(port, {writer.get_extra_info("sockname")[1] for _, writer in connections})
+            with selectors.DefaultSelector() as selector:
+                for connection in connections:
+                    selector.register(connection, selectors.EVENT_WRITE)
+                for _ in range(clients):
+                    selector.select(timeout=10)
+            for connection in connections:
+                connection.setblocking(True)
+                connection.settimeout(10)
+                connection.sendall(b"GET /health/live HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            for connection in connections:
+                assert connection.recv(65536).startswith(b"HTTP/1.1 200")
+            return _workers_holding(port, {connection.getsockname()[1] for connection in connections})
         finally:
-            for _, writer in connections:
-                writer.close()
-            await asyncio.sleep(0.3)  # the workers see the clients gone
+            for connection in connections:
+                connection.close()
+            time.sleep(0.3)  # the workers see the clients gone
 
     with running_server(HISTORY_BACKEND="redis", WEB_CONCURRENCY="2") as url:
         port = int(url.rsplit(":", 1)[1])
         time.sleep(1.0)  # both workers up, each counting its connections for the other
-        bursts = [asyncio.run(burst(port, 32)) for _ in range(4)]
+        bursts = [burst(port, 32) for _ in range(4)]
         assert all(sum(held) == 32 and len(held) == 2 and held[-1] <= 20 for held in bursts), bursts
 
 
