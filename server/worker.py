@@ -88,8 +88,8 @@ class Listener(StreamServer):
     """gevent's server for one listening socket shared by `workers` processes: one new connection each time the loop
     comes round to it while the loop keeps up, so that the workers (each woken by a new connection) share a burst of
     them; while the loop runs late, this worker's share of the connections waiting, so that the kernel's queue does
-    not fill (ACCEPTS_PER_WAKEUP above). A worker that holds more connections than another that keeps up
-    (`shares`) pauses for ACCEPT_PAUSE_SECONDS instead, unless connections pile up in the queue."""
+    not fill (ACCEPTS_PER_WAKEUP above). While it keeps up, and holds more connections than another worker that keeps
+    up too (`shares`), it pauses for ACCEPT_PAUSE_SECONDS instead (ACCEPT_PAUSES_SECONDS in a row at most)."""
 
     def __init__(
         self, listener: Any, *, workers: int, shares: AcceptShares | None = None, slot: int = 0, **options: Any
