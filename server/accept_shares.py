@@ -6,8 +6,8 @@ accepts again before another is scheduled: a burst of keep-alive clients connect
 client's pool) landed mostly on one worker (9/23 and 4/28 of 32, 15/113 of 128: docs/performance.md, "Accepting
 connections while the loop is busy"), and stayed there for as long as they were connected. The master makes the
 memory before it forks the workers; each worker writes its count, and when it last wrote, into its slot every
-PUBLISH_SECONDS while its loop keeps up. A count older than FRESH_SECONDS is of a worker that is late, stopping or gone, and is not counted;
-a worker that is late takes its share of the listener's queue instead (server/worker.py)."""
+PUBLISH_SECONDS while its loop keeps up. A count older than FRESH_SECONDS is of a worker that is late, stopping or
+gone, and is not counted; a worker that is late takes its share of the listener's queue instead (server/worker.py)."""
 
 from __future__ import annotations
 
