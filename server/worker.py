@@ -103,7 +103,7 @@ class Listener(StreamServer):
 
     @property  # type: ignore[override]  # gevent's class attribute, read on each wakeup
     def max_accept(self) -> int:
-        if loop_lag.latest_seconds() <= ACCEPT_MANY_AFTER_LAG_SECONDS:
+        if _loop_keeps_up():
             return 1
         queued = accept_queue_length(self.socket)
         if queued is None:
@@ -127,7 +127,7 @@ class Listener(StreamServer):
         return (
             self.shares is not None
             and self.pool is not None
-            and loop_lag.latest_seconds() <= ACCEPT_MANY_AFTER_LAG_SECONDS
+            and _loop_keeps_up()
             and self.shares.over_share(self.slot, len(self.pool))
         )
 
@@ -139,6 +139,12 @@ class Listener(StreamServer):
     def _resume(self) -> None:
         if self.started:  # not closed meanwhile: the worker is stopping
             self.start_accepting()
+
+
+def _loop_keeps_up() -> bool:
+    """Late now by its latest sample, not by the admission's moving average, which still reads late for a few hundred
+    ms after the loop is free."""
+    return loop_lag.latest_seconds() <= ACCEPT_MANY_AFTER_LAG_SECONDS
 
 
 def accept_queue_length(listener: Any) -> int | None:
