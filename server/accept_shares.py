@@ -7,7 +7,13 @@ client's pool) landed mostly on one worker (9/23 and 4/28 of 32, 15/113 of 128: 
 connections while the loop is busy"), and stayed there for as long as they were connected. The master makes the
 memory before it forks the workers; each worker writes its count, and when it last wrote, into its slot every
 PUBLISH_SECONDS while its loop keeps up. A count older than FRESH_SECONDS is of a worker that is late, stopping or
-gone, and is not counted; a worker that is late takes its share of the listener's queue instead (server/worker.py)."""
+gone, and is not counted; a worker that is late takes its share of the listener's queue instead (server/worker.py).
+
+A worker also writes its count, without the time, each time it is about to accept: a count read by the others is
+then never more than one connection below the worker's own (it accepts one at a time while it keeps up), and two
+workers cannot both hold more than the other. With counts up to PUBLISH_SECONDS old, both did at times and paused
+together, each taking one connection per ACCEPT_PAUSES_SECONDS: 2,000 slow clients connecting within 2 s left fresh
+probes waiting 2-4.5 s in the listener's queue (bench/slow_clients.py; at most 98-186 ms with the counts written so)."""
 
 from __future__ import annotations
 
@@ -19,6 +25,7 @@ import time
 # one, of the next age, so two workers share a slot only when one outlives 64 spawns of the others.
 SLOTS = 64
 _SLOT = struct.Struct("qq")  # when written (time.monotonic_ns, the same clock in every process), connections
+_CONNECTIONS = struct.Struct("q")  # a slot's last field, written alone
 PUBLISH_SECONDS = 0.02
 # Written within this long: the worker's loop keeps up (runs its ready greenlets under 20 ms late, as
 # server/worker.py's ACCEPT_MANY_AFTER_LAG_SECONDS has it).
@@ -33,6 +40,10 @@ class AcceptShares:
 
     def publish(self, slot: int, connections: int) -> None:
         _SLOT.pack_into(self.memory, (slot % SLOTS) * _SLOT.size, time.monotonic_ns(), connections)
+
+    def count(self, slot: int, connections: int) -> None:
+        """This worker's connections now, leaving when it last said its loop keeps up as it was."""
+        _CONNECTIONS.pack_into(self.memory, (slot % SLOTS + 1) * _SLOT.size - _CONNECTIONS.size, connections)
 
     def withdraw(self, slot: int) -> None:
         """This worker takes no more connections (it is stopping): the others stop counting on it."""

@@ -124,12 +124,11 @@ class Listener(StreamServer):
     def _leave_to_another(self) -> bool:
         """Whether this worker, keeping up, holds more connections than another that keeps up too. A late worker
         takes its share of the queue (max_accept) instead."""
-        return (
-            self.shares is not None
-            and self.pool is not None
-            and _loop_keeps_up()
-            and self.shares.over_share(self.slot, len(self.pool))
-        )
+        if self.shares is None or self.pool is None or not _loop_keeps_up():
+            return False
+        connections = len(self.pool)
+        self.shares.count(self.slot, connections)
+        return self.shares.over_share(self.slot, connections)
 
     def _pause(self) -> None:
         self.stop_accepting()

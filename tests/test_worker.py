@@ -266,3 +266,17 @@ def test_a_worker_leaves_connections_only_to_another_that_keeps_up_and_takes_the
     shares.publish(2, 0)
     time.sleep(FRESH_SECONDS + 0.05)  # its loop has not come round to publishing since: late
     assert not shares.over_share(1, 2)
+
+
+def test_two_workers_never_both_leave_connections_to_the_other():
+    """Each writes its count as it is about to accept: a count the other reads is never below the worker's own by
+    more than the connection it accepts next, so two workers cannot both hold more than the other."""
+    shares = AcceptShares()
+    shares.publish(1, 1000)  # every PUBLISH_SECONDS: by these counts alone, worker 1 at 1,003 and worker 2 at
+    shares.publish(2, 998)  # 1,005 would both pause
+    assert shares.over_share(1, 1003) and shares.over_share(2, 1005)
+    shares.count(1, 1003)
+    shares.count(2, 1005)
+    assert not shares.over_share(1, 1003) and shares.over_share(2, 1005)
+    time.sleep(FRESH_SECONDS + 0.05)  # the count alone does not say the loop keeps up
+    assert not shares.over_share(2, 1005)
