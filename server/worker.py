@@ -30,6 +30,7 @@ import socket
 import struct
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, ClassVar
@@ -89,15 +90,24 @@ class Listener(StreamServer):
     comes round to it while the loop keeps up, so that the workers (each woken by a new connection) share a burst of
     them; while the loop runs late, this worker's share of the connections waiting, so that the kernel's queue does
     not fill (ACCEPTS_PER_WAKEUP above). While it keeps up, and holds more connections than another worker that keeps
-    up too (`shares`), it pauses for ACCEPT_PAUSE_SECONDS instead (ACCEPT_PAUSES_SECONDS in a row at most)."""
+    up too (`shares`), it pauses for ACCEPT_PAUSE_SECONDS instead (ACCEPT_PAUSES_SECONDS in a row at most). What the
+    worker holds is `held()`, its connections on all its listeners (by default this listener's)."""
 
     def __init__(
-        self, listener: Any, *, workers: int, shares: AcceptShares | None = None, slot: int = 0, **options: Any
+        self,
+        listener: Any,
+        *,
+        workers: int,
+        shares: AcceptShares | None = None,
+        slot: int = 0,
+        held: Callable[[], int] | None = None,
+        **options: Any,
     ) -> None:
         super().__init__(listener, **options)
         self.workers = workers
         self.shares = shares
         self.slot = slot
+        self.held = held or (lambda: len(self.pool))
         self.resume_timer: Any = None
         self.pausing_since: float | None = None
 
@@ -126,7 +136,7 @@ class Listener(StreamServer):
         takes its share of the queue (max_accept) instead."""
         if self.shares is None or self.pool is None or not _loop_keeps_up():
             return False
-        connections = len(self.pool)
+        connections = self.held()
         self.shares.count(self.slot, connections)
         return self.shares.over_share(self.slot, connections)
 
@@ -485,7 +495,11 @@ class GuardedGeventWorker(GeventWorker):
         """gunicorn's GeventWorker.run, each listener a Listener (and the collector tuned first, the application
         being loaded; the worker's connections published for the other workers, server/accept_shares.py)."""
         garbage_collector_tune()
-        servers = []
+        servers: list[Listener] = []
+
+        def held() -> int:
+            return sum(len(server.pool) for server in servers)
+
         for listener in self.sockets:
             listener.setblocking(1)
             server = Listener(
@@ -495,16 +509,17 @@ class GuardedGeventWorker(GeventWorker):
                 workers=self.cfg.workers,
                 shares=self.shares,
                 slot=self.age,
+                held=held,
             )
             server.start()
             servers.append(server)
-        gevent.spawn(self.connections_publish, servers)
+        gevent.spawn(self.connections_publish, held)
         while self.alive:
             self.notify()
             gevent.sleep(1.0)
         self.drain(servers)
 
-    def connections_publish(self, servers: list[StreamServer]) -> None:
+    def connections_publish(self, held: Callable[[], int]) -> None:
         """The worker's connections, in its slot of `shares`, while its loop keeps up and it takes connections."""
         assert self.shares is not None
         while True:
@@ -512,7 +527,7 @@ class GuardedGeventWorker(GeventWorker):
             gevent.sleep(0)  # behind the ready greenlets: a late loop publishes late, and stops counting as keeping up
             if not self.alive:
                 return
-            self.shares.publish(self.age, sum(len(server.pool) for server in servers))
+            self.shares.publish(self.age, held())
 
     def drain(self, servers: list[StreamServer]) -> None:
         """As gunicorn's worker stops: no new connection; those open are answered for up to graceful_timeout,

@@ -280,3 +280,36 @@ def test_two_workers_never_both_leave_connections_to_the_other():
     assert not shares.over_share(1, 1003) and shares.over_share(2, 1005)
     time.sleep(FRESH_SECONDS + 0.05)  # the count alone does not say the loop keeps up
     assert not shares.over_share(2, 1005)
+
+
+def test_a_worker_on_several_listeners_weighs_all_its_connections_against_the_other_workers():
+    script = textwrap.dedent(
+        """
+        from core.cooperative import gevent_patch_all
+        gevent_patch_all()
+        import socket, time
+        import gevent
+        from gevent.pool import Pool
+        from server.accept_shares import AcceptShares
+        from server.worker import Listener
+
+        shares, listeners = AcceptShares(), []
+
+        def held():
+            return sum(len(listener.pool) for listener in listeners)
+
+        for _ in range(2):  # two `bind` addresses
+            listeners.append(Listener(socket.create_server(("127.0.0.1", 0)), handle=lambda client, address: None,
+                                      spawn=Pool(10), workers=2, shares=shares, slot=1, held=held))
+        quiet, busy = listeners
+        for _ in range(5):
+            busy.pool.spawn(gevent.sleep, 10)
+        time.sleep(0.1)  # the loop's lag sampler runs: the loop keeps up
+        shares.publish(2, 3)  # the other worker, keeping up too
+        assert quiet._leave_to_another()  # this worker holds 5 (none of them on this listener) against its 3
+        shares.publish(2, 4)
+        assert not quiet._leave_to_another()
+        """
+    )
+    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
