@@ -9,11 +9,12 @@ memory before it forks the workers; each worker writes its count, and when it la
 PUBLISH_SECONDS while its loop keeps up. A count older than FRESH_SECONDS is of a worker that is late, stopping or
 gone, and is not counted; a worker that is late takes its share of the listener's queue instead (server/worker.py).
 
-A worker also writes its count, without the time, each time it is about to accept: a count read by the others is
-then never more than one connection below the worker's own (it accepts one at a time while it keeps up), and two
-workers cannot both hold more than the other. With counts up to PUBLISH_SECONDS old, both did at times and paused
-together, each taking one connection per ACCEPT_PAUSES_SECONDS: 2,000 slow clients connecting within 2 s left fresh
-probes waiting 2-4.5 s in the listener's queue (bench/slow_clients.py; at most 98-186 ms with the counts written so)."""
+A worker also writes its count, without the time, each time it asks whether it holds more than another (as it is
+about to accept): a count read by the others is then never more than one connection below the worker's own (it
+accepts one at a time while it keeps up), and two workers cannot both hold more than the other. With counts up to
+PUBLISH_SECONDS old, both did at times and paused together, each taking one connection per ACCEPT_PAUSES_SECONDS:
+2,000 slow clients connecting within 2 s left fresh probes waiting 2-4.5 s in the listener's queue
+(bench/slow_clients.py; at most 98-186 ms with the counts written so)."""
 
 from __future__ import annotations
 
@@ -41,18 +42,16 @@ class AcceptShares:
     def publish(self, slot: int, connections: int) -> None:
         _SLOT.pack_into(self.memory, (slot % SLOTS) * _SLOT.size, time.monotonic_ns(), connections)
 
-    def count(self, slot: int, connections: int) -> None:
-        """This worker's connections now, leaving when it last said its loop keeps up as it was."""
-        _CONNECTIONS.pack_into(self.memory, (slot % SLOTS + 1) * _SLOT.size - _CONNECTIONS.size, connections)
-
     def withdraw(self, slot: int) -> None:
         """This worker takes no more connections (it is stopping): the others stop counting on it."""
         _SLOT.pack_into(self.memory, (slot % SLOTS) * _SLOT.size, 0, 0)
 
     def over_share(self, slot: int, connections: int) -> bool:
-        """Whether a worker holding `connections` holds more than another worker that keeps up (plus MARGIN)."""
-        fresh_since = time.monotonic_ns() - int(FRESH_SECONDS * 1e9)
+        """Whether a worker holding `connections` holds more than another worker that keeps up (plus MARGIN). Its
+        count is written first (not when it was written, which says whether its loop keeps up)."""
         mine = slot % SLOTS
+        _CONNECTIONS.pack_into(self.memory, (mine + 1) * _SLOT.size - _CONNECTIONS.size, connections)
+        fresh_since = time.monotonic_ns() - int(FRESH_SECONDS * 1e9)
         for other in range(SLOTS):
             written, held = _SLOT.unpack_from(self.memory, other * _SLOT.size)
             if other != mine and written >= fresh_since and connections > held + MARGIN:

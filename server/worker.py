@@ -108,7 +108,7 @@ class Listener(StreamServer):
         self.shares = shares
         self.slot = slot
         self.held = held or (lambda: len(self.pool))
-        self.resume_timer: Any = None
+        self.resume_timer = self.loop.timer(ACCEPT_PAUSE_SECONDS)
         self.pausing_since: float | None = None
 
     @property  # type: ignore[override]  # gevent's class attribute, read on each wakeup
@@ -136,13 +136,10 @@ class Listener(StreamServer):
         takes its share of the queue (max_accept) instead."""
         if self.shares is None or self.pool is None or not _loop_keeps_up():
             return False
-        connections = self.held()
-        self.shares.count(self.slot, connections)
-        return self.shares.over_share(self.slot, connections)
+        return self.shares.over_share(self.slot, self.held())
 
     def _pause(self) -> None:
         self.stop_accepting()
-        self.resume_timer = self.loop.timer(ACCEPT_PAUSE_SECONDS)
         self.resume_timer.start(self._resume)
 
     def _resume(self) -> None:

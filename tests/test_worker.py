@@ -251,16 +251,14 @@ def test_a_worker_leaves_connections_only_to_another_that_keeps_up_and_takes_the
 
 
 def test_two_workers_never_both_leave_connections_to_the_other():
-    """Each writes its count as it is about to accept: a count the other reads is never below the worker's own by
-    more than the connection it accepts next, so two workers cannot both hold more than the other."""
+    """Each writes its count as it asks, before it accepts: a count the other reads is never below the worker's own
+    by more than the connection it accepts next, so two workers cannot both hold more than the other."""
     shares = AcceptShares()
-    shares.publish(1, 1000)  # every PUBLISH_SECONDS: by these counts alone, worker 1 at 1,003 and worker 2 at
-    shares.publish(2, 998)  # 1,005 would both pause
-    assert shares.over_share(1, 1003) and shares.over_share(2, 1005)
-    shares.count(1, 1003)
-    shares.count(2, 1005)
-    assert not shares.over_share(1, 1003) and shares.over_share(2, 1005)
-    time.sleep(FRESH_SECONDS + 0.05)  # the count alone does not say the loop keeps up
+    shares.publish(1, 1000)  # every PUBLISH_SECONDS; each has accepted since, asking each time
+    shares.publish(2, 998)
+    assert shares.over_share(2, 1004)  # against the 1,000 written by worker 1's last publish
+    assert not shares.over_share(1, 1003)  # against the 1,004 worker 2 wrote as it asked, not its published 998
+    time.sleep(FRESH_SECONDS + 0.05)  # a count written as it asks does not say the worker's loop keeps up
     assert not shares.over_share(2, 1005)
 
 
