@@ -50,7 +50,13 @@ def _in_flight(backend: dict[str, Any], level: str) -> str:
     row = _get(backend, "in_flight", level)
     if not row:
         return "-"
-    return f"{row['rate']:.0f}/s = {row['share_of_limit']:.0%}, p99 {row['p99_ms']:.0f} ms, {row['errors']} errors"
+    cell = f"{row['rate']:.0f}/s = {row['share_of_limit']:.0%}, p99 {row['p99_ms']:.0f} ms, {row['errors']} errors"
+    cores = row.get("cores_used")
+    if not cores or not row["rate"]:
+        return cell
+    per_chat = 1000 * cores["service"] / row["rate"]
+    busy = f"machine {cores['machine']:.1f} cores busy, service {cores['service']:.2f} = {per_chat:.1f} ms per chat"
+    return f"{cell}; {busy}"
 
 
 def _held(results: dict[str, Any], backend: dict[str, Any], level: str) -> str:
@@ -139,7 +145,10 @@ def columns(results: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
 def _in_flight_label(results: dict[str, Any], level: str, delay_ms: int) -> str:
     threads = sorted({_get(b, "in_flight", level, "threads") for _, b in columns(results)} - {None})
     raised = f", {'/'.join(map(str, threads))} threads" if threads else ""
-    return f"3. in flight, {delay_ms} ms upstream, {level}{raised}"
+    direct = _get(results, "direct_in_flight", level)
+    # What the load generator and the fake reach on their own: the ceiling of the share on this machine.
+    note = f" (direct {direct['share_of_limit']:.0%})" if direct else ""
+    return f"3. in flight, {delay_ms} ms upstream, {level}{raised}{note}"
 
 
 def render_table(results: dict[str, Any]) -> str:

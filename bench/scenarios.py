@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import redis
@@ -119,40 +120,74 @@ async def cpu_ceiling(
         await target.load(step, concurrency=concurrency, max_requests=5_000, max_seconds=1.5)
         before = _cpu_readings(service, fake, redis_pid)
         result = await target.load(step, concurrency=concurrency, max_requests=100_000, max_seconds=seconds)
-        after = _cpu_readings(service, fake, redis_pid)
-        cores = {k: round((after[k] - before[k]) / result.seconds, 2) for k in before}
-        # Whatever else ran on the machine meanwhile (it should be close to 0).
-        cores["other"] = round(cores.pop("machine") - sum(cores.values()), 2)
-        rows[name] = {**summary(result), "cores_used": cores}
+        rows[name] = {**summary(result), "cores_used": _cores_since(before, service, fake, redis_pid)}
     return rows
 
 
-def _cpu_readings(service: Service, fake: Fake, redis_pid: int | None) -> dict[str, float]:
+def _cpu_readings(service: Service | None, fake: Fake, redis_pid: int | None) -> dict[str, float]:
     readings = {
-        "service": service.cpu_seconds(),
         "fake_upstream": cpu_seconds(fake.process.pid),
         "load_generator": time.process_time(),
         "machine": machine_busy_seconds(),
+        "at": time.perf_counter(),
     }
+    if service:
+        readings["service"] = service.cpu_seconds()
     if redis_pid:
         readings["redis"] = cpu_seconds(redis_pid)
     return readings
+
+
+def _cores_since(
+    before: dict[str, float], service: Service | None, fake: Fake, redis_pid: int | None
+) -> dict[str, float]:
+    """The cores each process kept busy since `before`, and the machine's other work ("other", close to 0 on a
+    quiet machine) and its total ("machine")."""
+    after = _cpu_readings(service, fake, redis_pid)
+    seconds = after.pop("at") - before["at"]
+    cores = {k: round((after[k] - before[k]) / seconds, 2) for k in after}
+    cores["other"] = round(cores["machine"] - sum(v for k, v in cores.items() if k != "machine"), 2)
+    return cores
 
 
 # --- 3. in flight ---------------------------------------------------------------------------------
 IN_FLIGHT_LEVELS = (128, 256)
 
 
+def in_flight_steps(target: Target) -> Callable[[], Any]:
+    """A fresh chat step for each level: each worker in sessions of its own, TURNS_PER_SESSION turns each."""
+    return lambda: chat_step(target, turns_per_session=TURNS_PER_SESSION, tag=tag())
+
+
 async def in_flight(
-    target: Target, fake: Fake, *, delay: float, seconds: float, levels: tuple[int, ...] = IN_FLIGHT_LEVELS
+    target: Target,
+    new_step: Callable[[], Any],
+    fake: Fake,
+    service: Service | None,
+    redis_pid: int | None,
+    *,
+    delay: float,
+    seconds: float,
+    levels: tuple[int, ...] = IN_FLIGHT_LEVELS,
 ) -> dict[str, Any]:
+    """Each level's chats/s against Little's limit (`concurrency / delay`). `service` None: the load goes straight
+    to the fake, the share of the limit that the load generator and the fake reach on their own."""
+    warmup = 2.0
+
+    async def readings_after_warmup() -> dict[str, float]:
+        await asyncio.sleep(warmup)
+        return _cpu_readings(service, fake, redis_pid)
+
     fake.set_latency(delay)
     rows = {}
     try:
         for concurrency in levels:
-            step = chat_step(target, turns_per_session=TURNS_PER_SESSION, tag=tag())
+            step = new_step()
+            # The CPU each process used, from the end of the warm-up on the same connections: a row short of its
+            # limit with every core of the machine busy is bound by CPU, not by how the service waits.
+            before = asyncio.create_task(readings_after_warmup())
             result = await target.load(
-                step, concurrency=concurrency, max_requests=100_000, max_seconds=seconds, warmup_seconds=2.0
+                step, concurrency=concurrency, max_requests=100_000, max_seconds=seconds, warmup_seconds=warmup
             )
             limit = concurrency / delay
             rows[f"c{concurrency}"] = {
@@ -160,6 +195,7 @@ async def in_flight(
                 "limit": round(limit, 1),
                 "share_of_limit": round(result.rate / limit, 3),
                 "p99_over_delay": round(result.p99 / delay, 2),
+                "cores_used": _cores_since(await before, service, fake, redis_pid),
             }
     finally:
         fake.set_latency(0.0)
