@@ -300,16 +300,24 @@ def write_chart(results: dict[str, Any], path: Path) -> bool:
 
     ax = axes[1][0]
     levels = ["c128", "c256"]
-    for i, (name, data) in enumerate(series):
+    width = 0.8 / (len(series) + 1)
+    ax.bar(
+        range(len(levels)),
+        [100 * (_get(results, "direct_in_flight", lv, "share_of_limit") or 0) for lv in levels],
+        width,
+        label="direct",
+        color="#999999",
+    )
+    for i, (name, data) in enumerate(series, start=1):
         values = [100 * (_get(data, "in_flight", level, "share_of_limit") or 0) for level in levels]
-        ax.bar([x + i * width for x in range(len(levels))], values, width, label=name, **styles[i])
+        ax.bar([x + i * width for x in range(len(levels))], values, width, label=name, **styles[i - 1])
     ax.axhline(90, color="red", linestyle="--", linewidth=1, label="targets 90% / 70%")
     ax.axhline(70, color="red", linestyle=":", linewidth=1)
-    ax.set_ylim(0, 105)
-    ax.set_xticks([x + width * (len(series) - 1) / 2 for x in range(len(levels))], ["128 in flight", "256 in flight"])
+    ax.set_ylim(0, 130)  # room above the bars for the legend
+    ax.set_xticks([x + width * len(series) / 2 for x in range(len(levels))], ["128 in flight", "256 in flight"])
     ax.set_ylabel("% of concurrency ÷ 0.3 s")
     ax.set_title("Chats in flight, upstream delay 300 ms")
-    ax.legend(loc="upper right", fontsize=8)
+    ax.legend(loc="upper center", fontsize=8, ncol=3)
 
     ax = axes[1][1]
     labels, values = [], []
