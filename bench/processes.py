@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import shlex
 import signal
 import socket
 import subprocess
@@ -153,6 +154,18 @@ class Service:
 
     def workers_rss(self) -> int:
         return sum(rss_bytes(pid) for pid in self.workers())
+
+
+def image_env() -> dict[str, str]:
+    """The environment the Dockerfile's ENV instructions give the image's processes."""
+    text = (ROOT / "Dockerfile").read_text().replace("\\\n", " ")
+    env: dict[str, str] = {}
+    for line in text.splitlines():
+        if line.startswith("ENV "):
+            for item in shlex.split(line[4:]):
+                name, _, value = item.partition("=")
+                env[name] = value
+    return env
 
 
 def service_env(*, fake: Fake, redis_url: str, key_prefix: str, admin_password: str, **extra: str) -> dict[str, str]:

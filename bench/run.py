@@ -32,6 +32,7 @@ from bench.processes import (
     fake_upstream,
     floor,
     floor_env,
+    image_env,
     service,
     service_env,
     wait_for_quiet,
@@ -62,6 +63,11 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--soak-minutes", type=float, default=60.0, help="how long the soak runs")
     parser.add_argument("--env", action="append", default=[], help="extra service setting NAME=VALUE")
+    parser.add_argument(
+        "--image",
+        action="store_true",
+        help="the service with the Docker image's environment (the Dockerfile's ENV) under the benchmark's settings",
+    )
     parser.add_argument("--no-floor", action="store_true", help="skip the floor (bench/floor.py's bare view)")
     parser.add_argument("--profile", action="store_true", help="py-spy record the service during the CPU ceiling")
     parser.add_argument(
@@ -113,7 +119,7 @@ async def measure_backend(backend: str, fake, args, sections: set[str], duration
     client = redis.Redis.from_url(args.redis_url)
     prefix = f"bench-{secrets.token_hex(4)}"
     password = secrets.token_urlsafe(18)
-    extra = dict(item.split("=", 1) for item in args.env)
+    extra = {**(image_env() if args.image else {}), **dict(item.split("=", 1) for item in args.env)}
     env = service_env(
         fake=fake,
         redis_url=args.redis_url,
