@@ -170,13 +170,7 @@ async def measure_backend(backend: str, fake, args, sections: set[str], duration
                 # Default settings: what a deployment gets without tuning for the benchmark.
                 quiet("inflight")
                 out["in_flight"] = await scenarios.in_flight(
-                    target,
-                    scenarios.in_flight_steps(target),
-                    fake,
-                    svc,
-                    redis_pid,
-                    delay=UPSTREAM_DELAY,
-                    seconds=durations["inflight"],
+                    target, fake, svc, redis_pid, delay=UPSTREAM_DELAY, seconds=durations["inflight"]
                 )
                 print(f"  {backend}: in flight done", flush=True)
             if "burst" in sections:
@@ -285,13 +279,7 @@ async def measure_floor(backend: str, gunicorn: dict[str, Any], fake, args, sect
             if "inflight" in sections:
                 quiet("inflight")
                 out["in_flight"] = await scenarios.in_flight(
-                    target,
-                    scenarios.in_flight_steps(target),
-                    fake,
-                    svc,
-                    None,
-                    delay=UPSTREAM_DELAY,
-                    seconds=durations["inflight"],
+                    target, fake, svc, None, delay=UPSTREAM_DELAY, seconds=durations["inflight"]
                 )
     print(f"  floor with {backend}'s workers: done", flush=True)
     return out
@@ -362,7 +350,7 @@ async def main() -> None:
         if "inflight" in sections:
             target, step = scenarios.direct(fake)
             results["direct_in_flight"] = await scenarios.in_flight(
-                target, lambda: step, fake, None, None, delay=UPSTREAM_DELAY, seconds=durations["inflight"]
+                target, fake, None, None, delay=UPSTREAM_DELAY, seconds=durations["inflight"], new_step=lambda: step
             )
         if "stream" in sections:
             results["direct_streaming"] = await scenarios.streaming_direct(fake, count=int(durations["stream"]))

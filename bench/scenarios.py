@@ -154,14 +154,8 @@ def _cores_since(
 IN_FLIGHT_LEVELS = (128, 256)
 
 
-def in_flight_steps(target: Target) -> Callable[[], Any]:
-    """A fresh chat step for each level: each worker in sessions of its own, TURNS_PER_SESSION turns each."""
-    return lambda: chat_step(target, turns_per_session=TURNS_PER_SESSION, tag=tag())
-
-
 async def in_flight(
     target: Target,
-    new_step: Callable[[], Any],
     fake: Fake,
     service: Service | None,
     redis_pid: int | None,
@@ -169,9 +163,16 @@ async def in_flight(
     delay: float,
     seconds: float,
     levels: tuple[int, ...] = IN_FLIGHT_LEVELS,
+    new_step: Callable[[], Any] | None = None,
 ) -> dict[str, Any]:
-    """Each level's chats/s against Little's limit (`concurrency / delay`). `service` None: the load goes straight
-    to the fake, the share of the limit that the load generator and the fake reach on their own."""
+    """Each level's chats/s against Little's limit (`concurrency / delay`), each level a fresh `new_step()` (by
+    default chats, each worker in sessions of its own of TURNS_PER_SESSION turns). `service` None: the load goes
+    straight to the fake, the share of the limit that the load generator and the fake reach on their own."""
+
+    def in_sessions() -> Any:
+        return chat_step(target, turns_per_session=TURNS_PER_SESSION, tag=tag())
+
+    step_for_level = new_step or in_sessions
     warmup = 2.0
 
     async def readings_after_warmup() -> dict[str, float]:
@@ -182,7 +183,7 @@ async def in_flight(
     rows = {}
     try:
         for concurrency in levels:
-            step = new_step()
+            step = step_for_level()
             # The CPU each process used, from the end of the warm-up on the same connections: a row short of its
             # limit with every core of the machine busy is bound by CPU, not by how the service waits.
             before = asyncio.create_task(readings_after_warmup())
