@@ -344,11 +344,10 @@ async def main() -> None:
     print(f"Benchmark on {results['machine']['cores']} cores ({results['machine']['cpu']}), shared by all processes.")
     with fake_upstream() as fake:
         results["background_cores_before"] = wait_for_quiet(args.max_background)
+        target, step = scenarios.direct(fake)
         if "overhead" in sections:
-            target, step = scenarios.direct(fake)
             results["direct"] = await scenarios.overhead(target, step, seconds=durations["overhead"])
         if "inflight" in sections:
-            target, step = scenarios.direct(fake)
             results["direct_in_flight"] = await scenarios.in_flight(
                 target, fake, None, None, delay=UPSTREAM_DELAY, seconds=durations["inflight"], new_step=lambda: step
             )
