@@ -214,11 +214,21 @@ def render_table(results: dict[str, Any]) -> str:
     machine = results.get("machine", {})
     lines.append("")
     lines.append(
-        f"{machine.get('cores', '?')} cores ({machine.get('cpu', '?')}), shared by the service, the fake upstream, "
+        f"{machine.get('cores', '?')} cores ({cpu_name(machine)}), shared by the service, the fake upstream, "
         f"the load generator and Redis; Python {machine.get('python', '?')}, commit {machine.get('commit', '?')}, "
         f"{machine.get('date', '')}. Latency differences are of medians (p50) and of 99th percentiles."
     )
     return "\n".join(lines)
+
+
+def cpu_name(machine: dict[str, Any]) -> str:
+    """`AMD EPYC, family 23 model 1, 1996 MHz` (a run before these were recorded: the name alone)."""
+    parts = [machine.get("cpu", "?")]
+    if machine.get("cpu_family"):
+        parts.append(f"family {machine['cpu_family']} model {machine.get('cpu_model', '?')}")
+    if machine.get("cpu_mhz"):
+        parts.append(f"{machine['cpu_mhz']} MHz")
+    return ", ".join(parts)
 
 
 def _against(service: float | None, floor: float | None, unit: str) -> str:
