@@ -342,7 +342,8 @@ async def main() -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     results: dict[str, Any] = {"machine": machine(), "upstream_delay_s": UPSTREAM_DELAY, "backends": {}}
-    print(f"Benchmark on {os.cpu_count()} cores ({cpu_name(results['machine'])}), shared by all processes.")
+    host = results["machine"]
+    print(f"Benchmark on {host['cores']} cores ({cpu_name(host)}), shared by all processes.")
     with fake_upstream() as fake:
         results["background_cores_before"] = wait_for_quiet(args.max_background)
         target, step = scenarios.direct(fake)
