@@ -51,7 +51,7 @@ from tests.redis_topologies import (  # noqa: E402
     stop_nodes,
 )
 from tests.server import running_server  # noqa: E402
-from tests.support import free_port, login_headers, wait_until_serving  # noqa: E402
+from tests.support import login_headers, wait_until_serving  # noqa: E402
 from tests.topology import cluster_env, sentinel_env  # noqa: E402
 
 ADMIN_PASSWORD = "a-strong-default-password"  # tests/settings.py's default admin
@@ -72,7 +72,7 @@ def parse_args() -> argparse.Namespace:
 @contextmanager
 def single_redis() -> Iterator[Node]:
     directory = Path(tempfile.mkdtemp(prefix="redis-single-"))
-    node = start_node(directory, free_port())
+    node = start_node(directory)
     try:
         yield node
     finally:

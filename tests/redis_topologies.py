@@ -13,7 +13,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -71,22 +71,51 @@ class Node:
         return self.process.poll() is None
 
 
-def start_node(directory: Path, port: int, *options: str, password: str | None = None) -> Node:
+class _Exited(Exception):
+    """A redis-server process ended before it answered."""
+
+
+def start_server(
+    directory: Path, command: Callable[[int], list[str]], *, what: str, password: str | None = None, bus: bool = False
+) -> Node:
+    """The redis-server process `command(port)` on a free loopback port (and its cluster bus port, port + 10000,
+    with `bus`), once it answers PING. A port free when chosen may be taken before the process binds it (the tests'
+    own connections draw their local ports from the same range), and the process then exits: another is tried."""
+    for _ in range(5):
+        port = free_port(with_bus=bus)
+        process = subprocess.Popen(command(port), stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        node = Node(port, directory, process)
+
+        def answers(node: Node = node) -> bool:
+            if not node.alive():
+                raise _Exited(f"{what} on {node.port} exited (see {directory})")
+            return bool(node.client(password=password).ping())
+
+        try:
+            wait_until_serving(answers, 10, f"{what} on {port}")
+        except _Exited:
+            continue
+        return node
+    raise RuntimeError(f"{what} exited at start on five ports in a row (see {directory})")
+
+
+def start_node(directory: Path, *options: str, password: str | None = None, bus: bool = False) -> Node:
+    """A data node (a cluster node with `bus`), keeping nothing on disk."""
     directory.mkdir(parents=True, exist_ok=True)
     auth = ["--requirepass", password, "--masterauth", password] if password else []
-    command = [
-        REDIS_SERVER,
-        *("--port", str(port), "--bind", "127.0.0.1", "--dir", str(directory)),
-        *("--save", "", "--appendonly", "no", "--daemonize", "no", "--logfile", str(directory / "redis.log")),
-        # A replica's first sync starts at once instead of after 5 s (nothing is kept on disk anyway).
-        *("--repl-diskless-sync-delay", "0"),
-        *auth,
-        *options,
-    ]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-    node = Node(port, directory, process)
-    wait_until_serving(lambda: node.client(password=password).ping(), 10, f"redis-server on {port}")
-    return node
+
+    def command(port: int) -> list[str]:
+        return [
+            REDIS_SERVER,
+            *("--port", str(port), "--bind", "127.0.0.1", "--dir", str(directory)),
+            *("--save", "", "--appendonly", "no", "--daemonize", "no", "--logfile", str(directory / "redis.log")),
+            # A replica's first sync starts at once instead of after 5 s (nothing is kept on disk anyway).
+            *("--repl-diskless-sync-delay", "0"),
+            *auth,
+            *options,
+        ]
+
+    return start_server(directory, command, what="redis-server", password=password, bus=bus)
 
 
 def stop_nodes(nodes: list[Node]) -> None:
@@ -149,16 +178,15 @@ def redis_cluster(primaries: int = 3, password: str | None = None) -> Iterator[C
     nodes: list[Node] = []
     try:
         for index in range(2 * primaries):
-            port = free_port(with_bus=True)
             nodes.append(
                 start_node(
                     directory / f"node-{index}",
-                    port,
                     *("--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"),
                     *("--cluster-node-timeout", str(NODE_TIMEOUT_MS)),
                     # A replica may always take over, however long it was cut off: these nodes keep nothing anyway.
                     *("--cluster-replica-validity-factor", "0"),
                     password=password,
+                    bus=True,
                 )
             )
         auth = ["-a", password, "--no-auth-warning"] if password else []
@@ -221,11 +249,9 @@ def redis_sentinel(password: str | None = None, sentinel_password: str | None = 
     directory = Path(tempfile.mkdtemp(prefix="redis-sentinel-"))
     nodes: list[Node] = []
     try:
-        primary = start_node(directory / "primary", free_port(), password=password)
+        primary = start_node(directory / "primary", password=password)
         nodes.append(primary)
-        replica = start_node(
-            directory / "replica", free_port(), "--replicaof", "127.0.0.1", str(primary.port), password=password
-        )
+        replica = start_node(directory / "replica", "--replicaof", "127.0.0.1", str(primary.port), password=password)
         nodes.append(replica)
         sentinels = []
         for index in range(3):
@@ -243,24 +269,20 @@ def redis_sentinel(password: str | None = None, sentinel_password: str | None = 
                 config.append(f"requirepass {sentinel_password}")
                 config.append(f"sentinel sentinel-pass {sentinel_password}")
             (sentinel_dir / "sentinel.conf").write_text("\n".join(config) + "\n")
-            port = free_port()
-            process = subprocess.Popen(
-                [
+            node = start_server(
+                sentinel_dir,
+                lambda port, sentinel_dir=sentinel_dir: [
                     REDIS_SERVER,
                     str(sentinel_dir / "sentinel.conf"),
                     "--sentinel",
                     *("--port", str(port), "--bind", "127.0.0.1", "--dir", str(sentinel_dir)),
                     *("--logfile", str(sentinel_dir / "sentinel.log")),
                 ],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.STDOUT,
+                what="sentinel",
+                password=sentinel_password,
             )
-            node = Node(port, sentinel_dir, process)
             nodes.append(node)
             sentinels.append(node)
-            wait_until_serving(
-                lambda node=node: node.client(password=sentinel_password).ping(), 10, f"sentinel on {port}"
-            )
         setup = SentinelSetup(primary, replica, sentinels, directory, password, sentinel_password, nodes)
         wait_until_serving(setup.healthy, 30, "the Sentinels to see the primary, its replica and each other")
         yield setup
